@@ -1,0 +1,178 @@
+// Package rpc holds what every internal Connect service and client shares: the bearer-token
+// interceptor for INTERNAL_API_TOKEN, the mux that mounts a service beside gRPC health
+// checking (connectrpc.com/grpchealth) and server reflection (connectrpc.com/grpcreflect),
+// the rule that an unauthenticated listener binds only to loopback, and an HTTP client and
+// server that speak HTTP/1.1 and cleartext HTTP/2, so Connect, gRPC and gRPC-Web all work.
+package rpc
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+)
+
+// Service is one Connect service to mount: its fully qualified name (as in
+// chatv1connect.ChatServiceName), its path prefix and its handler.
+type Service struct {
+	Name    string
+	Path    string
+	Handler http.Handler
+}
+
+// NewMux mounts services together with health checking and reflection for them.
+// Health and reflection are not behind the token: they reveal nothing a client could not
+// learn from the .proto files, and load balancers probe health without credentials.
+func NewMux(services ...Service) *http.ServeMux {
+	mux := http.NewServeMux()
+	names := make([]string, 0, len(services))
+	for _, s := range services {
+		mux.Handle(s.Path, s.Handler)
+		names = append(names, s.Name)
+	}
+	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...)))
+	reflector := grpcreflect.NewStaticReflector(names...)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	return mux
+}
+
+// errUnauthenticated is the one answer for a missing or wrong token.
+var errUnauthenticated = errors.New("missing or invalid internal API token")
+
+// AuthInterceptor requires "Authorization: Bearer <token>" on every call when token is
+// not empty; with an empty token it lets everything through. Client side, it adds the
+// header to every outgoing call.
+func AuthInterceptor(token string) connect.Interceptor {
+	return &authInterceptor{token: token, header: "Bearer " + token}
+}
+
+type authInterceptor struct {
+	token  string
+	header string
+}
+
+func (a *authInterceptor) check(h http.Header) error {
+	if a.token == "" {
+		return nil
+	}
+	got := h.Get("Authorization")
+	if subtle.ConstantTimeCompare([]byte(got), []byte(a.header)) != 1 {
+		return connect.NewError(connect.CodeUnauthenticated, errUnauthenticated)
+	}
+	return nil
+}
+
+func (a *authInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		if req.Spec().IsClient {
+			if a.token != "" {
+				req.Header().Set("Authorization", a.header)
+			}
+			return next(ctx, req)
+		}
+		if err := a.check(req.Header()); err != nil {
+			return nil, err
+		}
+		return next(ctx, req)
+	}
+}
+
+func (a *authInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
+		conn := next(ctx, spec)
+		if a.token != "" {
+			conn.RequestHeader().Set("Authorization", a.header)
+		}
+		return conn
+	}
+}
+
+func (a *authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		if err := a.check(conn.RequestHeader()); err != nil {
+			return err
+		}
+		return next(ctx, conn)
+	}
+}
+
+// CheckListenAddr refuses a non-loopback address when no token protects the listener.
+func CheckListenAddr(name, addr, token string) error {
+	if token != "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%s: want host:port, got %q: %w", name, addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%s: %q is not a loopback address; set INTERNAL_API_TOKEN to listen on other addresses", name, addr)
+	}
+	return nil
+}
+
+// Protocols is HTTP/1.1 plus cleartext HTTP/2 (h2c), which gRPC needs without TLS.
+func Protocols() *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	return p
+}
+
+// StreamGrace is how long Shutdown lets unary calls finish before the contexts of all
+// requests, event streams included, are cancelled.
+const StreamGrace = 2 * time.Second
+
+// NewServer returns an http.Server for an internal listener with sane timeouts.
+// Streams are long-lived, so there is no write timeout, and http.Server.Shutdown would wait
+// for them forever: once Shutdown starts, request contexts are cancelled after StreamGrace.
+func NewServer(handler http.Handler) *http.Server {
+	base, cancel := context.WithCancel(context.Background())
+	srv := &http.Server{
+		Handler:           handler,
+		Protocols:         Protocols(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return base },
+	}
+	srv.RegisterOnShutdown(func() { time.AfterFunc(StreamGrace, cancel) })
+	return srv
+}
+
+// NewHTTPClient returns the client internal callers share: cleartext HTTP/2, so many
+// calls and streams multiplex over few connections.
+func NewHTTPClient() *http.Client {
+	p := new(http.Protocols)
+	p.SetUnencryptedHTTP2(true)
+	return &http.Client{Transport: &http.Transport{
+		Protocols:           p,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+	}}
+}
+
+// ClientOptions are the options every internal Connect client uses.
+func ClientOptions(token string, extra ...connect.ClientOption) []connect.ClientOption {
+	return append([]connect.ClientOption{connect.WithInterceptors(AuthInterceptor(token))}, extra...)
+}
+
+// BaseURL turns a host:port or URL into the http:// base URL Connect clients want.
+func BaseURL(addr string) string {
+	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
+		return strings.TrimSuffix(addr, "/")
+	}
+	return "http://" + addr
+}

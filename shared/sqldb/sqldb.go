@@ -1,0 +1,195 @@
+// Package sqldb opens the relational database a service keeps its tables in (embedded SQLite
+// or MySQL, chosen by DATABASE_URL), applies that service's versioned migrations, and turns
+// driver errors that callers must tell apart (a duplicate key) into sentinel errors.
+//
+// A *DB is safe for concurrent use, like the *sql.DB it wraps.
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/go-sql-driver/mysql"
+	sqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Dialect names the SQL dialect behind a DB; stores pick their statements by it.
+type Dialect string
+
+const (
+	// SQLite is the embedded default (modernc.org/sqlite, pure Go).
+	SQLite Dialect = "sqlite"
+	// MySQL is MySQL or MariaDB through github.com/go-sql-driver/mysql.
+	MySQL Dialect = "mysql"
+)
+
+// DefaultURL is the database used when DATABASE_URL is empty.
+const DefaultURL = "sqlite://./data/charla.db"
+
+// DB is an open database and the dialect it speaks.
+type DB struct {
+	*sql.DB
+	// Dialect tells which SQL the database speaks.
+	Dialect Dialect
+}
+
+// ErrDuplicate is returned (wrapped) when an insert or update hits a unique key.
+var ErrDuplicate = errors.New("duplicate key")
+
+// ParseURL splits a DATABASE_URL into the dialect and the driver's DSN. An empty URL means
+// DefaultURL. It names what was wrong when the URL is not usable.
+func ParseURL(url string) (Dialect, string, error) {
+	if url == "" {
+		url = DefaultURL
+	}
+	switch {
+	case strings.HasPrefix(url, "sqlite://"):
+		path := strings.TrimPrefix(url, "sqlite://")
+		if path == "" {
+			return "", "", errors.New("sqlite:// needs a file path, as in sqlite://./data/charla.db")
+		}
+		return SQLite, path, nil
+	case strings.HasPrefix(url, "mysql://"):
+		dsn := strings.TrimPrefix(url, "mysql://")
+		if _, err := mysql.ParseDSN(dsn); err != nil {
+			return "", "", fmt.Errorf("mysql:// needs a go-sql-driver DSN such as user:pass@tcp(host:3306)/db: %w", err)
+		}
+		return MySQL, dsn, nil
+	default:
+		return "", "", fmt.Errorf("want sqlite://PATH or mysql://DSN, got %q", redact(url))
+	}
+}
+
+// redact hides a password in a URL that is echoed in an error.
+func redact(url string) string {
+	if at := strings.LastIndex(url, "@"); at > 0 {
+		if colon := strings.Index(url, ":"); colon >= 0 && colon < at {
+			return url[:colon+1] + "***" + url[at:]
+		}
+	}
+	return url
+}
+
+// Open connects to the database named by url (see ParseURL) and checks that it answers.
+func Open(ctx context.Context, url string) (*DB, error) {
+	dialect, dsn, err := ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	var db *sql.DB
+	switch dialect {
+	case SQLite:
+		db, err = openSQLite(dsn)
+	case MySQL:
+		db, err = openMySQL(dsn)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s database: %w", dialect, err)
+	}
+	return &DB{DB: db, Dialect: dialect}, nil
+}
+
+func openSQLite(path string) (*sql.DB, error) {
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create directory for sqlite database: %w", err)
+		}
+	}
+	// WAL lets readers run beside the one writer; busy_timeout makes a second writer wait
+	// instead of failing; _txlock=immediate takes the write lock at BEGIN, so two
+	// transactions never deadlock upgrading from read to write.
+	dsn := "file:" + path + "?_txlock=immediate" +
+		"&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
+		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
+	return db, nil
+}
+
+func openMySQL(dsn string) (*sql.DB, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse mysql DSN: %w", err)
+	}
+	// Times are stored as Unix milliseconds in BIGINT columns, so no time parsing is needed;
+	// utf8mb4 keeps 4-byte emoji byte-exact.
+	cfg.ParseTime = false
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	cfg.Params["charset"] = "utf8mb4"
+	cfg.Collation = "utf8mb4_bin"
+	cfg.MultiStatements = true
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open mysql database: %w", err)
+	}
+	db := sql.OpenDB(connector)
+	db.SetMaxOpenConns(32)
+	db.SetMaxIdleConns(32)
+	return db, nil
+}
+
+// IsDuplicate reports whether err comes from a unique-key violation on either backend.
+func IsDuplicate(err error) bool {
+	if errors.Is(err, ErrDuplicate) {
+		return true
+	}
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1062
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		code := se.Code()
+		return code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// InTx runs fn in a transaction, committing when fn returns nil and rolling back otherwise.
+func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit transaction: %w", err)
+	}
+	return nil
+}
+
+// Placeholders returns "?, ?, ?" with n marks, for IN lists; both dialects use "?".
+func Placeholders(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return strings.Repeat("?, ", n-1) + "?"
+}
+
+// Int64Args turns ids into query arguments.
+func Int64Args(ids []int64) []any {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return args
+}

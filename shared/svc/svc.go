@@ -1,0 +1,136 @@
+// Package svc is what the four services have in common at the process level: the
+// dependencies a service is built from, the interface the process wiring needs from it,
+// and Main, which runs one service as its own process (deployed apart).
+package svc
+
+import (
+	"context"
+
+	"connectrpc.com/connect"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/charla/charla/shared/bus"
+	"github.com/charla/charla/shared/config"
+	"github.com/charla/charla/shared/logging"
+	"github.com/charla/charla/shared/peers"
+	"github.com/charla/charla/shared/rpc"
+	"github.com/charla/charla/shared/sqldb"
+)
+
+// Deps are what a service is built from. The service owns nothing in Deps: the caller
+// closes the database and the bus after closing the service.
+type Deps struct {
+	// DB holds the service's own tables; the service migrates them in its constructor.
+	DB *sqldb.DB
+	// Bus carries events to the StreamEvents handlers of every process.
+	Bus bus.Bus
+	// Peers are clients of the other services (and of this one; use them only for others).
+	Peers *peers.Clients
+	// Log is the service's logger, already carrying its component.
+	Log *slog.Logger
+	// HandlerOptions go to the service's generated New...Handler: the internal-token
+	// interceptor and tracing.
+	HandlerOptions []connect.HandlerOption
+}
+
+// Service is a running service.
+type Service interface {
+	// RPC is the Connect handler to mount.
+	RPC() rpc.Service
+	// Close stops background work (pruning, lease sweeps) and waits for it.
+	Close() error
+}
+
+// Constructor builds a service from its dependencies.
+type Constructor func(ctx context.Context, deps Deps) (Service, error)
+
+// Main runs one service as a process: configuration from .env, the environment and flags;
+// its database, the bus, clients of its peers; the RPC listener until SIGINT or SIGTERM.
+// It returns the process exit code.
+func Main(name, defaultAddr string, newService Constructor) int {
+	cfg := config.New(name)
+	addr := cfg.String("RPC_ADDR", defaultAddr, "address of this service's RPC listener", config.HostPort)
+	dbURL := cfg.String("DATABASE_URL", "", "sqlite://PATH (default "+sqldb.DefaultURL+") or mysql://DSN", func(v string) error {
+		_, _, err := sqldb.ParseURL(v)
+		return err
+	})
+	busURL := cfg.String("BUS_URL", "", "empty for in-process, nats://host:4222 for NATS", nil)
+	token := cfg.String("INTERNAL_API_TOKEN", "", "bearer token required on every internal RPC", nil)
+	chatURL := cfg.String("CHAT_URL", "127.0.0.1:8091", "chat service address", nil)
+	profileURL := cfg.String("PROFILE_URL", "127.0.0.1:8092", "profile service address", nil)
+	notifyURL := cfg.String("NOTIFY_URL", "127.0.0.1:8093", "notification service address", nil)
+	presenceURL := cfg.String("PRESENCE_URL", "127.0.0.1:8094", "presence service address", nil)
+	logFormat := cfg.String("LOG_FORMAT", "text", "json or text", config.OneOf("json", "text"))
+	logLevel := cfg.String("LOG_LEVEL", "info", "debug, info, warn or error", config.OneOf("debug", "info", "warn", "error"))
+	if err := cfg.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, config.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "%s: configuration: %v\n", name, err)
+		return 2
+	}
+	root, err := logging.New(os.Stderr, logging.Options{Format: *logFormat, Level: *logLevel})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: configuration: %v\n", name, err)
+		return 2
+	}
+	log := logging.Component(root, name).With("pid", os.Getpid())
+	if err := rpc.CheckListenAddr("RPC_ADDR", *addr, *token); err != nil {
+		log.Error("refusing to start", "err", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, log, *addr, *dbURL, *busURL, *token, peers.URLs{
+		Chat: *chatURL, Profile: *profileURL, Notify: *notifyURL, Presence: *presenceURL,
+	}, newService); err != nil {
+		log.Error("stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func run(ctx context.Context, log *slog.Logger, addr, dbURL, busURL, token string, urls peers.URLs, newService Constructor) error {
+	db, err := sqldb.Open(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	b, err := bus.Open(busURL)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	service, err := newService(ctx, Deps{
+		DB: db, Bus: b, Peers: peers.New(urls, token, nil), Log: log,
+		HandlerOptions: []connect.HandlerOption{connect.WithInterceptors(rpc.AuthInterceptor(token))},
+	})
+	if err != nil {
+		return err
+	}
+	defer service.Close()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on RPC_ADDR %s: %w", addr, err)
+	}
+	srv := rpc.NewServer(http.Handler(rpc.NewMux(service.RPC())))
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("serving", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve RPC: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdownCtx)
+}
