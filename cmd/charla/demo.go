@@ -87,7 +87,7 @@ var demoContacts = [][2]string{{"alice", "bob"}, {"alice", "carol"}}
 
 // seedDemo creates the demo users (with their profiles) and contacts if absent, through the
 // same RPCs any internal caller uses, then prints a fresh session token per user.
-func seedDemo(ctx context.Context, c *peers.Clients, w io.Writer) error {
+func seedDemo(ctx context.Context, c *peers.Clients, edgeAddr string, w io.Writer) error {
 	ids := make(map[string]int64)
 	for _, u := range demoUsers {
 		id, created, err := ensureUser(ctx, c, u.create)
@@ -110,7 +110,7 @@ func seedDemo(ctx context.Context, c *peers.Clients, w io.Writer) error {
 			return fmt.Errorf("contact %s-%s: %w", pair[0], pair[1], err)
 		}
 	}
-	fmt.Fprintln(w, "Demo session tokens (connect with ws://EDGE_ADDR/ws?token=TOKEN):")
+	fmt.Fprintf(w, "Demo session tokens (connect with ws://%s/ws?token=TOKEN):\n", edgeAddr)
 	for _, u := range demoUsers {
 		name := u.create.GetUserName()
 		res, err := c.Profile.CreateSession(ctx, connect.NewRequest(&profilev1.CreateSessionRequest{UserId: ids[name]}))

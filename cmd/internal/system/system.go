@@ -1,0 +1,206 @@
+// Package system wires the whole of Charla in one process: the four services mounted on one
+// internal RPC listener and the edge on its own listener, talking through the same Connect
+// clients over loopback as when deployed apart. cmd/charla runs it; the end-to-end tests
+// start one per test on a temporary database.
+package system
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/charla/charla/chatsvc"
+	"github.com/charla/charla/edge"
+	"github.com/charla/charla/notifysvc"
+	"github.com/charla/charla/presencesvc"
+	"github.com/charla/charla/profilesvc"
+	"github.com/charla/charla/shared/bus"
+	"github.com/charla/charla/shared/logging"
+	"github.com/charla/charla/shared/peers"
+	"github.com/charla/charla/shared/rpc"
+	"github.com/charla/charla/shared/sqldb"
+	"github.com/charla/charla/shared/svc"
+)
+
+// Options configure a System.
+type Options struct {
+	// Edge is the edge's configuration; Edge.Addr may use port 0.
+	Edge edge.Config
+	// RPCAddr is the internal listener; port 0 picks a free one.
+	RPCAddr string
+	// DatabaseURL is shared by the four services (each opens its own pool).
+	DatabaseURL string
+	// Bus carries events; nil means a new in-process bus, owned and closed by the System.
+	Bus bus.Bus
+	// Token is INTERNAL_API_TOKEN; empty means none.
+	Token string
+	// Log is the root logger; nil discards.
+	Log *slog.Logger
+	// ClientOptions and HandlerOptions are added to every internal client and service
+	// handler (tracing).
+	ClientOptions  []connect.ClientOption
+	HandlerOptions []connect.HandlerOption
+	// Extra routes mounted on the RPC listener beside the services (e.g. /metrics).
+	RPCRoutes map[string]http.Handler
+}
+
+// System is a running Charla.
+type System struct {
+	// RPCAddr and EdgeAddr are the actual listening addresses.
+	RPCAddr, EdgeAddr string
+	// Clients reach the services over the RPC listener.
+	Clients *peers.Clients
+	// Edge is the running edge.
+	Edge *edge.Edge
+
+	log      *slog.Logger
+	rpcSrv   *http.Server
+	edgeSrv  *http.Server
+	stopEdge context.CancelFunc
+	edgeDone chan struct{}
+	closers  []func() error
+	errc     chan error
+}
+
+// serviceConstructors are the four services, in the order they are built.
+var serviceConstructors = []struct {
+	name string
+	new  svc.Constructor
+}{
+	{"profilesvc", func(ctx context.Context, d svc.Deps) (svc.Service, error) { return profilesvc.New(ctx, d) }},
+	{"chatsvc", func(ctx context.Context, d svc.Deps) (svc.Service, error) { return chatsvc.New(ctx, d) }},
+	{"notifysvc", func(ctx context.Context, d svc.Deps) (svc.Service, error) { return notifysvc.New(ctx, d) }},
+	{"presencesvc", func(ctx context.Context, d svc.Deps) (svc.Service, error) { return presencesvc.New(ctx, d) }},
+}
+
+// StartServices starts the four services on the RPC listener, without the edge. Call
+// StartEdge next (after seeding data, if wanted) or Close.
+func StartServices(ctx context.Context, opts Options) (_ *System, err error) {
+	log := opts.Log
+	if log == nil {
+		log = logging.Discard()
+	}
+	s := &System{log: logging.Component(log, "charla"), errc: make(chan error, 2)}
+	defer func() {
+		if err != nil {
+			s.Close(context.Background())
+		}
+	}()
+	b := opts.Bus
+	if b == nil {
+		b = bus.NewInProcess()
+		s.closers = append(s.closers, b.Close)
+	}
+	// Listen first, so that the clients know the address (the port may be 0).
+	rpcLn, err := net.Listen("tcp", opts.RPCAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on RPC_ADDR %s: %w", opts.RPCAddr, err)
+	}
+	s.RPCAddr = rpcLn.Addr().String()
+	s.Clients = peers.New(peers.Same(s.RPCAddr), opts.Token, nil, opts.ClientOptions...)
+	handlerOpts := append([]connect.HandlerOption{connect.WithInterceptors(rpc.AuthInterceptor(opts.Token))}, opts.HandlerOptions...)
+	var services []rpc.Service
+	for _, c := range serviceConstructors {
+		db, err := sqldb.Open(ctx, opts.DatabaseURL)
+		if err != nil {
+			rpcLn.Close()
+			return nil, err
+		}
+		s.closers = append(s.closers, db.Close)
+		service, err := c.new(ctx, svc.Deps{
+			DB: db, Bus: b, Peers: s.Clients, Log: logging.Component(log, c.name), HandlerOptions: handlerOpts,
+		})
+		if err != nil {
+			rpcLn.Close()
+			return nil, fmt.Errorf("start %s: %w", c.name, err)
+		}
+		s.closers = append(s.closers, service.Close)
+		services = append(services, service.RPC())
+	}
+	mux := rpc.NewMux(services...)
+	for pattern, h := range opts.RPCRoutes {
+		mux.Handle(pattern, h)
+	}
+	s.rpcSrv = rpc.NewServer(mux)
+	go func() { s.errc <- fmt.Errorf("serve RPC: %w", s.rpcSrv.Serve(rpcLn)) }()
+	s.log.Info("internal RPC listening", "addr", s.RPCAddr)
+	return s, nil
+}
+
+// StartEdge starts the edge on opts.Edge.Addr.
+func (s *System) StartEdge(opts Options) error {
+	e, err := edge.New(opts.Edge, s.Clients, logging.Component(nonNil(opts.Log), "edge"))
+	if err != nil {
+		return fmt.Errorf("start edge: %w", err)
+	}
+	ln, err := net.Listen("tcp", opts.Edge.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on EDGE_ADDR %s: %w", opts.Edge.Addr, err)
+	}
+	s.Edge = e
+	s.EdgeAddr = ln.Addr().String()
+	s.edgeSrv = &http.Server{Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { s.errc <- fmt.Errorf("serve edge: %w", s.edgeSrv.Serve(ln)) }()
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopEdge = cancel
+	s.edgeDone = make(chan struct{})
+	go func() {
+		defer close(s.edgeDone)
+		if err := e.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Error("edge stopped", "err", err)
+		}
+	}()
+	s.log.Info("edge listening", "addr", s.EdgeAddr, "ws", "ws://"+s.EdgeAddr+"/ws?token=TOKEN")
+	return nil
+}
+
+// Start starts the services and the edge.
+func Start(ctx context.Context, opts Options) (*System, error) {
+	s, err := StartServices(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.StartEdge(opts); err != nil {
+		s.Close(context.Background())
+		return nil, err
+	}
+	return s, nil
+}
+
+// Err delivers the first error of a listener that stopped serving.
+func (s *System) Err() <-chan error { return s.errc }
+
+// Close drains the edge (closing its connections with 1001), then stops the services, within
+// ctx's deadline where one is given.
+func (s *System) Close(ctx context.Context) {
+	if s.edgeSrv != nil {
+		_ = s.edgeSrv.Shutdown(ctx)
+		if err := s.Edge.Shutdown(ctx); err != nil {
+			s.log.Warn("edge drain incomplete", "err", err)
+		}
+		s.stopEdge()
+		<-s.edgeDone
+	}
+	if s.rpcSrv != nil {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_ = s.rpcSrv.Shutdown(rctx)
+		cancel()
+		_ = s.rpcSrv.Close()
+	}
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		_ = s.closers[i]()
+	}
+}
+
+func nonNil(log *slog.Logger) *slog.Logger {
+	if log == nil {
+		return logging.Discard()
+	}
+	return log
+}

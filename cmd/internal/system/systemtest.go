@@ -1,0 +1,114 @@
+package system
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	chatv1 "github.com/charla/charla/proto/gen/chat/v1"
+	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
+	"github.com/charla/charla/shared/config"
+	"github.com/charla/charla/shared/logging"
+
+	"github.com/charla/charla/edge"
+)
+
+// TestOptions tune a test System.
+type TestOptions struct {
+	// DatabaseURL defaults to a new SQLite file in t.TempDir().
+	DatabaseURL string
+	// EdgeConfig may change the edge's default configuration.
+	EdgeConfig func(*edge.Config)
+	// Options may change anything else before start.
+	Options func(*Options)
+}
+
+// StartForTest starts a whole System on loopback ports for one test and stops it at cleanup.
+func StartForTest(tb testing.TB, topts TestOptions) *System {
+	tb.Helper()
+	l := config.New("test")
+	edgeConfig := edge.DeclareConfig(l)
+	if err := l.Parse(nil); err != nil {
+		tb.Fatalf("system: default edge config: %v", err)
+	}
+	ec := edgeConfig()
+	ec.Addr = "127.0.0.1:0"
+	if topts.EdgeConfig != nil {
+		topts.EdgeConfig(&ec)
+	}
+	url := topts.DatabaseURL
+	if url == "" {
+		url = "sqlite://" + filepath.Join(tb.TempDir(), "charla.db")
+	}
+	opts := Options{Edge: ec, RPCAddr: "127.0.0.1:0", DatabaseURL: url, Log: logging.Discard()}
+	if topts.Options != nil {
+		topts.Options(&opts)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := Start(ctx, opts)
+	if err != nil {
+		tb.Fatalf("system: start: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		s.Close(ctx)
+	})
+	return s
+}
+
+// URL returns the WebSocket URL of the edge with token.
+func (s *System) URL(token string) string {
+	return "ws://" + s.EdgeAddr + "/ws?token=" + token
+}
+
+// HTTPURL returns the edge's HTTP URL for path.
+func (s *System) HTTPURL(path string) string {
+	return "http://" + s.EdgeAddr + path
+}
+
+var userSeq atomic.Int64
+
+// TestUser is a user created for a test, with a session token.
+type TestUser struct {
+	ID       int64
+	UserName string
+	Token    string
+}
+
+// NewUser creates a user with a unique name (prefix plus a counter) and a session.
+func (s *System) NewUser(tb testing.TB, prefix string) TestUser {
+	tb.Helper()
+	ctx := context.Background()
+	name := fmt.Sprintf("%s%d", prefix, userSeq.Add(1))
+	res, err := s.Clients.Profile.CreateUser(ctx, connect.NewRequest(&profilev1.CreateUserRequest{
+		UserName: name, FirstName: "First" + name, LastName: "Last" + name, Email: name + "@example.com",
+	}))
+	if err != nil {
+		tb.Fatalf("system: create user %s: %v", name, err)
+	}
+	id := res.Msg.GetUser().GetId()
+	sess, err := s.Clients.Profile.CreateSession(ctx, connect.NewRequest(&profilev1.CreateSessionRequest{UserId: id}))
+	if err != nil {
+		tb.Fatalf("system: create session for %s: %v", name, err)
+	}
+	return TestUser{ID: id, UserName: name, Token: sess.Msg.GetToken()}
+}
+
+// Contact makes a and b accepted contacts and returns their chat id.
+func (s *System) Contact(tb testing.TB, a, b TestUser) int64 {
+	tb.Helper()
+	res, err := s.Clients.Chat.CreateContact(context.Background(), connect.NewRequest(&chatv1.CreateContactRequest{
+		UserId: a.ID, OtherUserId: b.ID,
+	}))
+	if err != nil {
+		tb.Fatalf("system: contact %s-%s: %v", a.UserName, b.UserName, err)
+	}
+	return res.Msg.GetChatId()
+}
