@@ -1,15 +1,29 @@
 // Package notifysvc is the notify service. Its Connect handler is mounted by the one-process
 // binary (cmd/charla) and by its own process (cmd/notifysvc) alike.
+//
+// The service owns the Notification table. New migrates it, builds the handler
+// (internal/server) over the store (internal/store), and starts the retention pruner
+// (internal/retention) on a goroutine that Close stops and waits for.
 package notifysvc
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"time"
 
 	"connectrpc.com/connect"
 
+	"github.com/charla/charla/notifysvc/internal/retention"
+	"github.com/charla/charla/notifysvc/internal/server"
+	"github.com/charla/charla/notifysvc/internal/store"
 	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
 	"github.com/charla/charla/proto/gen/notify/v1/notifyv1connect"
 	"github.com/charla/charla/shared/fanout"
+	"github.com/charla/charla/shared/peers"
 	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/svc"
 )
@@ -17,27 +31,161 @@ import (
 // EventService is the name this service's events carry on the bus.
 const EventService = "notify"
 
+// Environment variables read by New.
+const (
+	// EnvRetentionMaxAge is the maximum age of a notification, a Go duration (2160h).
+	EnvRetentionMaxAge = "NOTIFY_RETENTION_MAX_AGE"
+	// EnvRetentionMaxPerUser is how many notifications each user keeps, newest first.
+	EnvRetentionMaxPerUser = "NOTIFY_RETENTION_MAX_PER_USER"
+)
+
+// maxRequestBytes bounds a request body: the largest valid CreateNotification is about
+// 4 KiB of payload plus 8 KiB of message and title, so this leaves ample room.
+const maxRequestBytes = 256 << 10
+
+// Options tune the service. Zero values take the defaults.
+type Options struct {
+	// RetentionMaxAge is how long a notification is kept (default 90 days).
+	RetentionMaxAge time.Duration
+	// RetentionMaxPerUser is how many notifications each user keeps (default 1000).
+	RetentionMaxPerUser int
+	// PruneInterval is the time between retention runs (default 5 minutes).
+	PruneInterval time.Duration
+	// PruneBatch bounds the rows one retention DELETE removes (default 500).
+	PruneBatch int
+	// Routes tells which edges hold which users; the presence service when nil.
+	Routes fanout.RouteLookup
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// OptionsFromEnv reads NOTIFY_RETENTION_MAX_AGE and NOTIFY_RETENTION_MAX_PER_USER through
+// getenv (os.Getenv in production). An unset or empty variable takes the default; a bad
+// value is an error naming the variable.
+func OptionsFromEnv(getenv func(string) string) (Options, error) {
+	var o Options
+	if v := getenv(EnvRetentionMaxAge); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return Options{}, fmt.Errorf("%s: expected a positive Go duration such as 2160h (90 days), got %q", EnvRetentionMaxAge, v)
+		}
+		o.RetentionMaxAge = d
+	}
+	if v := getenv(EnvRetentionMaxPerUser); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return Options{}, fmt.Errorf("%s: expected a positive integer such as 1000, got %q", EnvRetentionMaxPerUser, v)
+		}
+		o.RetentionMaxPerUser = n
+	}
+	return o, nil
+}
+
 // Service implements notifyv1connect.NotificationServiceHandler.
 type Service struct {
 	notifyv1connect.UnimplementedNotificationServiceHandler
-	deps svc.Deps
+	deps    svc.Deps
+	handler *server.Server
+	pruner  *retention.Pruner
+
+	stop      context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
 var _ notifyv1connect.NotificationServiceHandler = (*Service)(nil)
 
-// New builds the service from its dependencies.
+// New builds the service from its dependencies, with the retention limits of the
+// environment (see OptionsFromEnv).
 func New(ctx context.Context, deps svc.Deps) (*Service, error) {
-	return &Service{deps: deps}, nil
+	opts, err := OptionsFromEnv(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	return NewWithOptions(ctx, deps, opts)
+}
+
+// NewWithOptions builds the service from its dependencies and opts: it migrates the
+// schema and starts the retention pruner. deps.Peers must hold the profile client (and the
+// presence client unless opts.Routes is set).
+func NewWithOptions(ctx context.Context, deps svc.Deps, opts Options) (*Service, error) {
+	if deps.DB == nil || deps.Bus == nil || deps.Log == nil {
+		return nil, errors.New("notifysvc: deps need DB, Bus and Log")
+	}
+	if deps.Peers == nil || deps.Peers.Profile == nil {
+		return nil, errors.New("notifysvc: deps need the profile client")
+	}
+	routes := opts.Routes
+	if routes == nil {
+		if deps.Peers.Presence == nil {
+			return nil, errors.New("notifysvc: deps need the presence client (or Options.Routes)")
+		}
+		routes = peers.PresenceRoutes(deps.Peers.Presence)
+	}
+	st, err := store.New(ctx, deps.DB)
+	if err != nil {
+		return nil, err
+	}
+	pruner := retention.New(st, retention.Config{
+		MaxAge:     opts.RetentionMaxAge,
+		MaxPerUser: opts.RetentionMaxPerUser,
+		Interval:   opts.PruneInterval,
+		Batch:      opts.PruneBatch,
+		Now:        opts.Now,
+	}, deps.Log)
+	s := &Service{
+		deps: deps,
+		handler: server.New(server.Config{
+			Store:     st,
+			Users:     server.NewProfileUsers(deps.Peers.Profile),
+			Publisher: fanout.NewPublisher(deps.Bus, routes, EventService),
+			Log:       deps.Log,
+			Now:       opts.Now,
+			OnCreate:  pruner.Touch,
+		}),
+		pruner: pruner,
+		done:   make(chan struct{}),
+	}
+	// The pruner outlives New's ctx (often a start-up context); Close stops it.
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stop = stop
+	go func() {
+		defer close(s.done)
+		pruner.Run(runCtx)
+	}()
+	return s, nil
 }
 
 // RPC returns the Connect handler to mount.
 func (s *Service) RPC() rpc.Service {
-	path, h := notifyv1connect.NewNotificationServiceHandler(s, s.deps.HandlerOptions...)
+	opts := append([]connect.HandlerOption{connect.WithReadMaxBytes(maxRequestBytes)}, s.deps.HandlerOptions...)
+	path, h := notifyv1connect.NewNotificationServiceHandler(s, opts...)
 	return rpc.Service{Name: notifyv1connect.NotificationServiceName, Path: path, Handler: h}
 }
 
-// Close stops background work.
-func (s *Service) Close() error { return nil }
+// Close stops the retention pruner and waits for it. It is safe to call more than once.
+func (s *Service) Close() error {
+	s.closeOnce.Do(func() {
+		s.stop()
+		<-s.done
+	})
+	return nil
+}
+
+// CreateNotification stores a notification and pushes NEW_NOTIFICATION to its owner.
+func (s *Service) CreateNotification(ctx context.Context, req *connect.Request[notifyv1.CreateNotificationRequest]) (*connect.Response[notifyv1.CreateNotificationResponse], error) {
+	return s.handler.CreateNotification(ctx, req)
+}
+
+// ListNotifications returns one page of a user's notifications, newest first.
+func (s *Service) ListNotifications(ctx context.Context, req *connect.Request[notifyv1.ListNotificationsRequest]) (*connect.Response[notifyv1.ListNotificationsResponse], error) {
+	return s.handler.ListNotifications(ctx, req)
+}
+
+// MarkRead marks one or all of a user's notifications read.
+func (s *Service) MarkRead(ctx context.Context, req *connect.Request[notifyv1.MarkReadRequest]) (*connect.Response[notifyv1.MarkReadResponse], error) {
+	return s.handler.MarkRead(ctx, req)
+}
 
 // StreamEvents forwards the events for the users held by one edge.
 func (s *Service) StreamEvents(ctx context.Context, req *connect.Request[notifyv1.StreamEventsRequest], stream *connect.ServerStream[notifyv1.StreamEventsResponse]) error {

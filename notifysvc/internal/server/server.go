@@ -1,0 +1,261 @@
+// Package server implements the Connect handler of the notification service: input checks,
+// the owner's existence (through the profile service), the store, and the live push of
+// NEW_NOTIFICATION through the event fan-out. Errors become Connect errors in one place,
+// connectError.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/charla/charla/notifysvc/internal/notify"
+	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
+	"github.com/charla/charla/proto/gen/notify/v1/notifyv1connect"
+)
+
+// Store is what the handler needs from the notification store.
+type Store interface {
+	Create(ctx context.Context, n notify.Notification) (notify.Notification, error)
+	List(ctx context.Context, q notify.ListQuery) ([]notify.Notification, error)
+	UnreadCount(ctx context.Context, userID int64) (int64, error)
+	MarkRead(ctx context.Context, userID, id int64) (int64, error)
+	MarkAllRead(ctx context.Context, userID int64) (int64, error)
+}
+
+// Users tells whether a user exists. An unknown user is (false, nil); an error means the
+// answer is not known (notify.ErrUnavailable when the profile service does not answer).
+type Users interface {
+	Exists(ctx context.Context, userID int64) (bool, error)
+}
+
+// Publisher pushes an event to the connections of users (fanout.Publisher).
+type Publisher interface {
+	Publish(ctx context.Context, event proto.Message, userIDs ...int64) (unrouted []int64, err error)
+}
+
+// Config holds the handler's dependencies.
+type Config struct {
+	Store     Store
+	Users     Users
+	Publisher Publisher
+	// Log is where failures are logged; discarded when nil.
+	Log *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// OnCreate, when set, is called with the owner of every stored notification (the
+	// retention pruner's Touch).
+	OnCreate func(userID int64)
+}
+
+// Server implements notifyv1connect.NotificationServiceHandler except StreamEvents, which
+// the service's root package serves from the bus.
+type Server struct {
+	notifyv1connect.UnimplementedNotificationServiceHandler
+	cfg Config
+}
+
+var _ notifyv1connect.NotificationServiceHandler = (*Server)(nil)
+
+// New returns a handler over cfg.
+func New(cfg Config) *Server {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Server{cfg: cfg}
+}
+
+// CreateNotification validates, checks that the owner exists, stores the notification and
+// pushes NEW_NOTIFICATION to the owner's connections. It is stored whether or not the owner
+// is online, and a failed push does not fail the call: the client sees it on its next list.
+func (s *Server) CreateNotification(ctx context.Context, req *connect.Request[notifyv1.CreateNotificationRequest]) (*connect.Response[notifyv1.CreateNotificationResponse], error) {
+	m := req.Msg
+	payload, perr := EncodePayload(m.GetPayload())
+	n := notify.Notification{
+		UserID:    m.GetUserId(),
+		Type:      m.GetType(),
+		Title:     m.GetTitle(),
+		Message:   m.GetMessage(),
+		Payload:   payload,
+		CreatedAt: s.cfg.Now().UnixMilli(),
+	}
+	// Fields are checked in order; the payload comes last, so a payload that could not be
+	// encoded (left empty) is reported only when everything else is valid.
+	if err := notify.ValidateNew(n); err != nil {
+		return nil, s.connectError(ctx, "create notification", n.UserID, err)
+	}
+	if perr != nil {
+		return nil, s.connectError(ctx, "create notification", n.UserID, perr)
+	}
+	if err := s.requireUser(ctx, n.UserID); err != nil {
+		return nil, s.connectError(ctx, "create notification", n.UserID, err)
+	}
+	n, err := s.cfg.Store.Create(ctx, n)
+	if err != nil {
+		return nil, s.connectError(ctx, "create notification", n.UserID, err)
+	}
+	if s.cfg.OnCreate != nil {
+		s.cfg.OnCreate(n.UserID)
+	}
+	pb, err := ToProto(n)
+	if err != nil {
+		return nil, s.connectError(ctx, "create notification", n.UserID, err)
+	}
+	event := &notifyv1.StreamEventsResponse{Event: &notifyv1.StreamEventsResponse_NewNotification{NewNotification: pb}}
+	if _, err := s.cfg.Publisher.Publish(ctx, event, n.UserID); err != nil {
+		s.cfg.Log.WarnContext(ctx, "push new notification", "user_id", n.UserID, "notification_id", n.ID, "err", err)
+	}
+	return connect.NewResponse(&notifyv1.CreateNotificationResponse{Notification: pb}), nil
+}
+
+// ListNotifications returns one page, newest first, with the owner's total unread count.
+func (s *Server) ListNotifications(ctx context.Context, req *connect.Request[notifyv1.ListNotificationsRequest]) (*connect.Response[notifyv1.ListNotificationsResponse], error) {
+	m := req.Msg
+	userID := m.GetUserId()
+	if err := notify.ValidateUserID("user_id", userID); err != nil {
+		return nil, s.connectError(ctx, "list notifications", userID, err)
+	}
+	limit, err := notify.PageLimit(m.GetLimit())
+	if err != nil {
+		return nil, s.connectError(ctx, "list notifications", userID, err)
+	}
+	if m.GetBeforeId() < 0 {
+		return nil, s.connectError(ctx, "list notifications", userID,
+			notify.Invalid("before_id", "must be a positive notification id or 0, got %d", m.GetBeforeId()))
+	}
+	if err := s.requireUser(ctx, userID); err != nil {
+		return nil, s.connectError(ctx, "list notifications", userID, err)
+	}
+	page, err := s.cfg.Store.List(ctx, notify.ListQuery{
+		UserID: userID, Limit: limit, BeforeID: m.GetBeforeId(), UnreadOnly: m.GetUnreadOnly(),
+	})
+	if err != nil {
+		return nil, s.connectError(ctx, "list notifications", userID, err)
+	}
+	unread, err := s.cfg.Store.UnreadCount(ctx, userID)
+	if err != nil {
+		return nil, s.connectError(ctx, "list notifications", userID, err)
+	}
+	res := &notifyv1.ListNotificationsResponse{
+		Notifications: make([]*notifyv1.Notification, 0, len(page)),
+		UnreadCount:   unread,
+	}
+	for _, n := range page {
+		pb, err := ToProto(n)
+		if err != nil {
+			return nil, s.connectError(ctx, "list notifications", userID, err)
+		}
+		res.Notifications = append(res.Notifications, pb)
+	}
+	return connect.NewResponse(res), nil
+}
+
+// MarkRead marks one notification (notification_id) or all of them (all) read.
+func (s *Server) MarkRead(ctx context.Context, req *connect.Request[notifyv1.MarkReadRequest]) (*connect.Response[notifyv1.MarkReadResponse], error) {
+	m := req.Msg
+	userID := m.GetUserId()
+	if err := notify.ValidateUserID("user_id", userID); err != nil {
+		return nil, s.connectError(ctx, "mark read", userID, err)
+	}
+	switch {
+	case m.GetNotificationId() < 0:
+		return nil, s.connectError(ctx, "mark read", userID,
+			notify.Invalid("notification_id", "must be a positive notification id, got %d", m.GetNotificationId()))
+	case m.GetNotificationId() > 0 && m.GetAll():
+		return nil, s.connectError(ctx, "mark read", userID,
+			notify.Invalid("notification_id", "give either notification_id or all, not both"))
+	case m.GetNotificationId() == 0 && !m.GetAll():
+		return nil, s.connectError(ctx, "mark read", userID,
+			notify.Invalid("notification_id", "give notification_id or all"))
+	}
+	if err := s.requireUser(ctx, userID); err != nil {
+		return nil, s.connectError(ctx, "mark read", userID, err)
+	}
+	var updated int64
+	var err error
+	if m.GetAll() {
+		updated, err = s.cfg.Store.MarkAllRead(ctx, userID)
+	} else {
+		updated, err = s.cfg.Store.MarkRead(ctx, userID, m.GetNotificationId())
+	}
+	if err != nil {
+		return nil, s.connectError(ctx, "mark read", userID, err)
+	}
+	return connect.NewResponse(&notifyv1.MarkReadResponse{Updated: updated}), nil
+}
+
+func (s *Server) requireUser(ctx context.Context, userID int64) error {
+	ok, err := s.cfg.Users.Exists(ctx, userID)
+	if err != nil {
+		return fmt.Errorf("look up user %d: %w", userID, err)
+	}
+	if !ok {
+		return fmt.Errorf("user %d: %w", userID, notify.ErrNotFound)
+	}
+	return nil
+}
+
+// connectError is the one place where errors become Connect errors. Only input errors and
+// fixed texts reach the caller; anything else is logged and answered as internal.
+func (s *Server) connectError(ctx context.Context, op string, userID int64, err error) error {
+	var ie *notify.InvalidError
+	switch {
+	case errors.As(err, &ie):
+		return connect.NewError(connect.CodeInvalidArgument, ie)
+	case errors.Is(err, notify.ErrNotFound):
+		return connect.NewError(connect.CodeNotFound, errors.New("not found"))
+	case errors.Is(err, notify.ErrUnavailable):
+		s.cfg.Log.WarnContext(ctx, op, "user_id", userID, "err", err)
+		return connect.NewError(connect.CodeUnavailable, errors.New("a backing service is unavailable"))
+	case errors.Is(err, context.DeadlineExceeded):
+		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("deadline exceeded"))
+	case errors.Is(err, context.Canceled):
+		return connect.NewError(connect.CodeCanceled, errors.New("canceled"))
+	}
+	s.cfg.Log.ErrorContext(ctx, op, "user_id", userID, "err", err)
+	return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+}
+
+// EncodePayload turns a payload into the compact JSON stored in the Payload column
+// (notify.EmptyPayload for none). encoding/json is used rather than protojson because its
+// output is stable, so the 4 KiB limit means the same thing for the same payload.
+func EncodePayload(p *structpb.Struct) (string, error) {
+	if p == nil || len(p.GetFields()) == 0 {
+		return notify.EmptyPayload, nil
+	}
+	b, err := json.Marshal(p.AsMap())
+	if err != nil {
+		// NaN or an infinity: JSON has no such numbers.
+		return "", notify.Invalid("payload", "must be a JSON object with finite numbers")
+	}
+	return string(b), nil
+}
+
+// ToProto converts a stored notification.
+func ToProto(n notify.Notification) (*notifyv1.Notification, error) {
+	payload := new(structpb.Struct)
+	if err := protojson.Unmarshal([]byte(n.Payload), payload); err != nil {
+		return nil, fmt.Errorf("decode payload of notification %d: %w", n.ID, err)
+	}
+	return &notifyv1.Notification{
+		Id:        n.ID,
+		UserId:    n.UserID,
+		Type:      n.Type,
+		Title:     n.Title,
+		Message:   n.Message,
+		CreatedAt: n.CreatedAt,
+		IsRead:    n.IsRead,
+		Payload:   payload,
+	}, nil
+}
