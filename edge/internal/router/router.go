@@ -1,0 +1,192 @@
+// Package router answers client frames (seed §5.1): one handler per client type of
+// PROTOCOL.md §4, each in the seed's pattern (§6.1): decode and validate the payload, call
+// the owning service with RequestTimeout as the deadline, and build the one reply.
+//
+// The router is pure with respect to the socket: Handle returns the reply bytes and the
+// caller writes them, so every frame gets exactly one reply whatever happens inside, and
+// the router can be tested and benchmarked without a WebSocket. It is safe for concurrent
+// use; it keeps no per-connection state.
+package router
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/charla/charla/edge/internal/frames"
+	"github.com/charla/charla/proto/gen/chat/v1/chatv1connect"
+	"github.com/charla/charla/proto/gen/notify/v1/notifyv1connect"
+	"github.com/charla/charla/proto/gen/profile/v1/profilev1connect"
+)
+
+// Client types (PROTOCOL.md §4).
+const (
+	TypeGetChatList          = "GET_CHAT_LIST"
+	TypeSendChatMessage      = "SEND_CHAT_MESSAGE"
+	TypeMessagesRead         = "MESSAGES_READ"
+	TypeTypingOn             = "TYPING_INDICATOR_ON"
+	TypeTypingOff            = "TYPING_INDICATOR_OFF"
+	TypeGetMyProfile         = "GET_MY_PROFILE"
+	TypeGetUserProfile       = "GET_USER_PROFILE"
+	TypeUpdateMyProfile      = "UPDATE_MY_PROFILE"
+	TypeGetNotifications     = "GET_NOTIFICATIONS"
+	TypeMarkNotificationRead = "MARK_NOTIFICATION_READ"
+	TypeGetChatMessages      = "GET_CHAT_MESSAGES"
+)
+
+// Caller is the connection a frame came from.
+type Caller struct {
+	// UserID is the session's user; it is the sender, reader or viewer of every call.
+	UserID int64
+	// ConnID identifies the connection across edges; services use it to skip the echo.
+	ConnID string
+}
+
+// Config configures a Router.
+type Config struct {
+	Chat    chatv1connect.ChatServiceClient
+	Profile profilev1connect.ProfileServiceClient
+	Notify  notifyv1connect.NotificationServiceClient
+	// RequestTimeout is the deadline of every RPC a frame causes (504 when exceeded).
+	RequestTimeout time.Duration
+	// NewPID generates the pid of a reply to a frame that had none.
+	NewPID func() string
+	// Log receives failures worth an operator's eye (500s); never frame contents.
+	Log *slog.Logger
+}
+
+// handler answers one frame type: it returns the reply type and payload, or an error.
+type handler func(ctx context.Context, r *Router, c Caller, payload []byte) (typ string, reply any, err error)
+
+// Router answers client frames.
+type Router struct {
+	cfg      Config
+	handlers map[string]handler
+}
+
+// New returns a Router.
+func New(cfg Config) *Router {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 20 * time.Second
+	}
+	return &Router{cfg: cfg, handlers: map[string]handler{
+		TypeGetChatList:          handleGetChatList,
+		TypeSendChatMessage:      handleSendChatMessage,
+		TypeMessagesRead:         handleMessagesRead,
+		TypeTypingOn:             handleTypingOn,
+		TypeTypingOff:            handleTypingOff,
+		TypeGetChatMessages:      handleGetChatMessages,
+		TypeGetMyProfile:         handleGetMyProfile,
+		TypeGetUserProfile:       handleGetUserProfile,
+		TypeUpdateMyProfile:      handleUpdateMyProfile,
+		TypeGetNotifications:     handleGetNotifications,
+		TypeMarkNotificationRead: handleMarkNotificationRead,
+	}}
+}
+
+// Handle answers one client frame and returns the reply to write: the typed response,
+// SERVER_ACK or ERROR_NOTIFICATION, always carrying the frame's pid (or a generated one).
+// ctx is the connection's context; the RPC deadline is derived from it.
+func (r *Router) Handle(ctx context.Context, c Caller, data []byte) []byte {
+	f, ferr := frames.ParseFrame(data)
+	pid := f.PID
+	if pid == "" {
+		pid = r.cfg.NewPID()
+	}
+	if ferr != nil {
+		return frames.MarshalError(pid, ferr.Code, ferr.Message)
+	}
+	h, ok := r.handlers[f.Type]
+	if !ok {
+		return frames.MarshalError(pid, 400, "unknown type "+quoteShort(f.Type))
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
+	typ, reply, err := h(ctx, r, c, f.Payload)
+	cancel()
+	if err != nil {
+		code, msg := r.errorReply(c, f.Type, err)
+		return frames.MarshalError(pid, code, msg)
+	}
+	return frames.Marshal(pid, typ, reply)
+}
+
+// HandleRateLimited answers a frame over the rate limit with 429 and its pid when it can be
+// read (the frame is not executed).
+func (r *Router) HandleRateLimited(data []byte) []byte {
+	f, _ := frames.ParseFrame(data) // a valid pid is kept even when the rest is bad
+	pid := f.PID
+	if pid == "" {
+		pid = r.cfg.NewPID()
+	}
+	return frames.MarshalError(pid, 429, "rate limit exceeded")
+}
+
+func quoteShort(s string) string {
+	const max = 64
+	if len(s) > max {
+		s = s[:max] + "..."
+	}
+	b := []byte{'"'}
+	for _, c := range []byte(s) {
+		if c < 0x20 || c == '"' || c == '\\' {
+			c = '?'
+		}
+		b = append(b, c)
+	}
+	return string(append(b, '"'))
+}
+
+// errorReply maps a handler error to an ERROR_NOTIFICATION code and message. Input errors
+// carry their own message; Connect errors of the client-facing codes forward the service's
+// message (services keep those user-safe and naming the field); everything else gets a
+// generic message and a log line, so internals never reach a client.
+func (r *Router) errorReply(c Caller, typ string, err error) (int, string) {
+	var fe *frames.Error
+	if errors.As(err, &fe) {
+		return fe.Code, fe.Message
+	}
+	code := connect.CodeOf(err)
+	msg := ""
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		msg = ce.Message()
+	}
+	switch code {
+	case connect.CodeInvalidArgument:
+		return 400, orDefault(msg, "invalid request")
+	case connect.CodeOutOfRange:
+		return 413, orDefault(msg, "text too long")
+	case connect.CodeNotFound:
+		return 404, orDefault(msg, "not found")
+	case connect.CodePermissionDenied:
+		return 403, orDefault(msg, "not an accepted contact")
+	case connect.CodeAlreadyExists:
+		return 409, orDefault(msg, "already exists")
+	case connect.CodeResourceExhausted:
+		return 429, "rate limited"
+	case connect.CodeUnavailable:
+		r.cfg.Log.Warn("service unavailable", "user_id", c.UserID, "type", typ, "err", err)
+		return 503, "service unavailable"
+	case connect.CodeDeadlineExceeded:
+		r.cfg.Log.Warn("request timed out", "user_id", c.UserID, "type", typ, "err", err)
+		return 504, "request timed out"
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return 504, "request timed out"
+	}
+	r.cfg.Log.Error("request failed", "user_id", c.UserID, "type", typ, "code", code.String(), "err", err)
+	return 500, "internal error"
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
