@@ -1,15 +1,23 @@
 // Package chatsvc is the chat service. Its Connect handler is mounted by the one-process
 // binary (cmd/charla) and by its own process (cmd/chatsvc) alike.
+//
+// The work is done in internal packages: chat (domain rules), store (SQL for SQLite and
+// MySQL, migrations, the group-commit writer), typing (in-memory typing state) and server
+// (the Connect handler).
 package chatsvc
 
 import (
 	"context"
+	"fmt"
 
 	"connectrpc.com/connect"
 
+	"github.com/charla/charla/chatsvc/internal/server"
+	"github.com/charla/charla/chatsvc/internal/store"
 	chatv1 "github.com/charla/charla/proto/gen/chat/v1"
 	"github.com/charla/charla/proto/gen/chat/v1/chatv1connect"
 	"github.com/charla/charla/shared/fanout"
+	"github.com/charla/charla/shared/peers"
 	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/svc"
 )
@@ -19,15 +27,27 @@ const EventService = "chat"
 
 // Service implements chatv1connect.ChatServiceHandler.
 type Service struct {
-	chatv1connect.UnimplementedChatServiceHandler
+	*server.Server
 	deps svc.Deps
 }
 
 var _ chatv1connect.ChatServiceHandler = (*Service)(nil)
 
-// New builds the service from its dependencies.
+// New migrates the chat tables and builds the service from its dependencies.
 func New(ctx context.Context, deps svc.Deps) (*Service, error) {
-	return &Service{deps: deps}, nil
+	st := store.New(deps.DB)
+	if err := st.Migrate(ctx); err != nil {
+		return nil, fmt.Errorf("chat service: %w", err)
+	}
+	srv := server.New(server.Config{
+		Store:     st,
+		Profiles:  deps.Peers.Profile,
+		Presence:  deps.Peers.Presence,
+		Notifier:  deps.Peers.Notify,
+		Publisher: fanout.NewPublisher(deps.Bus, peers.PresenceRoutes(deps.Peers.Presence), EventService),
+		Log:       deps.Log,
+	})
+	return &Service{Server: srv, deps: deps}, nil
 }
 
 // RPC returns the Connect handler to mount.
@@ -36,8 +56,8 @@ func (s *Service) RPC() rpc.Service {
 	return rpc.Service{Name: chatv1connect.ChatServiceName, Path: path, Handler: h}
 }
 
-// Close stops background work.
-func (s *Service) Close() error { return nil }
+// Close stores the queued messages and stops background work.
+func (s *Service) Close() error { return s.Server.Close() }
 
 // StreamEvents forwards the events for the users held by one edge.
 func (s *Service) StreamEvents(ctx context.Context, req *connect.Request[chatv1.StreamEventsRequest], stream *connect.ServerStream[chatv1.StreamEventsResponse]) error {

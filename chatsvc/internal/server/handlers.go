@@ -1,0 +1,634 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/charla/charla/chatsvc/internal/chat"
+	chatv1 "github.com/charla/charla/proto/gen/chat/v1"
+	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
+	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
+)
+
+// CreateContact makes an accepted pair (PROTOCOL.md §7) and raises contact_added to both
+// users when the pair is new or restored.
+func (s *Server) CreateContact(ctx context.Context, req *connect.Request[chatv1.CreateContactRequest]) (*connect.Response[chatv1.CreateContactResponse], error) {
+	a, b := req.Msg.GetUserId(), req.Msg.GetOtherUserId()
+	chatID, err := s.createContact(ctx, a, b)
+	if err != nil {
+		return nil, s.toConnect(ctx, "create contact", a, err)
+	}
+	return connect.NewResponse(&chatv1.CreateContactResponse{ChatId: chatID}), nil
+}
+
+func (s *Server) createContact(ctx context.Context, a, b int64) (int64, error) {
+	if err := checkPair(a, b); err != nil {
+		return 0, err
+	}
+	c, found, err := s.store.ContactByPair(ctx, a, b)
+	if err != nil {
+		return 0, err
+	}
+	if found && c.Accepted {
+		return c.ID, nil
+	}
+	names, err := s.users(ctx, a, b)
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range []int64{a, b} {
+		if _, ok := names[id]; !ok {
+			return 0, chat.Errorf(chat.CodeNotFound, "user %d not found", id)
+		}
+	}
+	chatID, added, err := s.store.AcceptContact(ctx, a, b, s.now().UnixMilli())
+	if err != nil {
+		return 0, err
+	}
+	if added {
+		s.notifyContactAdded(ctx, a, b, names[b])
+		s.notifyContactAdded(ctx, b, a, names[a])
+	}
+	return chatID, nil
+}
+
+func checkPair(a, b int64) error {
+	if err := chat.CheckUserID("userId", a); err != nil {
+		return err
+	}
+	if err := chat.CheckUserID("otherUserId", b); err != nil {
+		return err
+	}
+	if a == b {
+		return chat.Errorf(chat.CodeInvalid, "otherUserId: must differ from userId")
+	}
+	return nil
+}
+
+// notifyContactAdded tells user that other is now a contact. A failure is logged: the
+// contact exists either way.
+func (s *Server) notifyContactAdded(ctx context.Context, user, other int64, otherName string) {
+	payload, err := structpb.NewStruct(map[string]any{"userId": other, "userName": otherName})
+	if err != nil {
+		s.log.ErrorContext(ctx, "build contact_added payload", "user_id", user, "err", err)
+		return
+	}
+	_, err = s.notifier.CreateNotification(ctx, connect.NewRequest(&notifyv1.CreateNotificationRequest{
+		UserId:  user,
+		Type:    "contact_added",
+		Title:   "New contact",
+		Message: fmt.Sprintf("%s is now one of your contacts.", otherName),
+		Payload: payload,
+	}))
+	if err != nil {
+		s.log.WarnContext(ctx, "raise contact_added notification", "user_id", user, "err", err)
+	}
+}
+
+// RemoveContact ends a contact; idempotent.
+func (s *Server) RemoveContact(ctx context.Context, req *connect.Request[chatv1.RemoveContactRequest]) (*connect.Response[chatv1.RemoveContactResponse], error) {
+	a, b := req.Msg.GetUserId(), req.Msg.GetOtherUserId()
+	if err := s.removeContact(ctx, a, b); err != nil {
+		return nil, s.toConnect(ctx, "remove contact", a, err)
+	}
+	return connect.NewResponse(&chatv1.RemoveContactResponse{}), nil
+}
+
+func (s *Server) removeContact(ctx context.Context, a, b int64) error {
+	if err := checkPair(a, b); err != nil {
+		return err
+	}
+	changed, err := s.store.RemoveContact(ctx, a, b)
+	if err != nil {
+		return err
+	}
+	c, found, err := s.store.ContactByPair(ctx, a, b)
+	if err != nil {
+		return err
+	}
+	if !found {
+		// Never in contact: fine, unless a user does not exist (PROTOCOL.md §7).
+		names, err := s.users(ctx, a, b)
+		if err != nil {
+			return err
+		}
+		for _, id := range []int64{a, b} {
+			if _, ok := names[id]; !ok {
+				return chat.Errorf(chat.CodeNotFound, "user %d not found", id)
+			}
+		}
+		return nil
+	}
+	if changed {
+		// Typing between them ends with the contact.
+		for _, u := range []int64{a, b} {
+			if relay, other := s.typing.Off(c.ID, u); relay {
+				s.publishTyping(ctx, c.ID, u, other, false)
+			}
+		}
+	}
+	return nil
+}
+
+// ListContactIds returns the accepted contacts of many users with one query.
+func (s *Server) ListContactIds(ctx context.Context, req *connect.Request[chatv1.ListContactIdsRequest]) (*connect.Response[chatv1.ListContactIdsResponse], error) {
+	users := req.Msg.GetUserIds()
+	if len(users) > 10_000 {
+		return nil, s.toConnect(ctx, "list contact ids", 0, chat.Errorf(chat.CodeInvalid, "userIds: at most 10000"))
+	}
+	distinct := slices.Clone(users)
+	slices.Sort(distinct)
+	distinct = slices.Compact(distinct)
+	byUser, err := s.store.ContactIDs(ctx, distinct)
+	if err != nil {
+		return nil, s.toConnect(ctx, "list contact ids", 0, err)
+	}
+	res := &chatv1.ListContactIdsResponse{Contacts: make([]*chatv1.UserContacts, 0, len(users))}
+	for _, u := range users {
+		ids := byUser[u]
+		if ids == nil {
+			ids = []int64{}
+		}
+		res.Contacts = append(res.Contacts, &chatv1.UserContacts{UserId: u, ContactIds: ids})
+	}
+	return connect.NewResponse(res), nil
+}
+
+// GetChatList lists the caller's accepted contacts as chats with one query, one profile
+// call and one presence call, whatever the number of chats.
+func (s *Server) GetChatList(ctx context.Context, req *connect.Request[chatv1.GetChatListRequest]) (*connect.Response[chatv1.GetChatListResponse], error) {
+	user := req.Msg.GetUserId()
+	chats, err := s.chatList(ctx, user)
+	if err != nil {
+		return nil, s.toConnect(ctx, "get chat list", user, err)
+	}
+	return connect.NewResponse(&chatv1.GetChatListResponse{Chats: chats}), nil
+}
+
+func (s *Server) chatList(ctx context.Context, user int64) ([]*chatv1.ChatInfo, error) {
+	if err := chat.CheckUserID("userId", user); err != nil {
+		return nil, err
+	}
+	sums, err := s.store.ChatSummaries(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	others := make([]int64, len(sums))
+	for i, c := range sums {
+		others[i] = c.OtherUserID
+	}
+	// The caller rides along in the same call, to answer not_found for an unknown user.
+	found, err := s.getUsers(ctx, append([]int64{user}, others...))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*chatv1.ChatInfo, 0, len(sums))
+	profiles := make(map[int64]int, len(found))
+	for i, u := range found {
+		profiles[u.GetId()] = i
+	}
+	if _, ok := profiles[user]; !ok {
+		return nil, chat.ErrUserNotFound
+	}
+	online := map[int64]bool{}
+	if len(others) > 0 {
+		res, err := s.presence.GetPresence(ctx, connect.NewRequest(&presencev1.GetPresenceRequest{UserIds: others}))
+		if err != nil {
+			// The list is still useful without online flags; show everyone offline.
+			s.log.WarnContext(ctx, "get presence for chat list", "user_id", user, "err", err)
+		} else {
+			for _, p := range res.Msg.GetPresences() {
+				online[p.GetUserId()] = p.GetIsOnline()
+			}
+		}
+	}
+	for _, c := range sums {
+		info := &chatv1.ChatInfo{
+			ChatId:        c.ChatID,
+			OtherUserId:   c.OtherUserID,
+			IsOtherOnline: online[c.OtherUserID],
+			LastMessage:   c.LastMessage,
+			LastMessageTs: c.LastMessageTs,
+			UnreadCount:   c.UnreadCount,
+		}
+		if i, ok := profiles[c.OtherUserID]; ok {
+			p := found[i]
+			info.OtherUserName = p.GetUserName()
+			info.OtherFirstName = p.GetFirstName()
+			info.OtherLastName = p.GetLastName()
+			info.OtherPicture = p.GetPicture()
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+// SendMessage stores a message and pushes it (PROTOCOL.md §4 Sending).
+func (s *Server) SendMessage(ctx context.Context, req *connect.Request[chatv1.SendMessageRequest]) (*connect.Response[chatv1.SendMessageResponse], error) {
+	m := req.Msg
+	res, err := s.send(ctx, m)
+	if err != nil {
+		return nil, s.toConnect(ctx, "send message", m.GetUserId(), err)
+	}
+	return connect.NewResponse(res), nil
+}
+
+func ack(m chat.Message) *chatv1.SendMessageResponse {
+	return &chatv1.SendMessageResponse{
+		MessageId:       m.ID,
+		ChatId:          m.ChatID,
+		Timestamp:       m.CreatedAt,
+		Status:          chatv1.MessageStatus_MESSAGE_STATUS_SENT_TO_SERVER,
+		ClientMessageId: m.ClientMessageID,
+	}
+}
+
+func (s *Server) send(ctx context.Context, m *chatv1.SendMessageRequest) (*chatv1.SendMessageResponse, error) {
+	from, to, chatID, cid := m.GetUserId(), m.GetToUserId(), m.GetChatId(), m.GetClientMessageId()
+	// Input first.
+	if err := chat.CheckUserID("userId", from); err != nil {
+		return nil, err
+	}
+	if to < 0 {
+		return nil, chat.Errorf(chat.CodeInvalid, "toUserId: must be a positive id")
+	}
+	if chatID < 0 {
+		return nil, chat.Errorf(chat.CodeInvalid, "chatId: must be a positive id")
+	}
+	if to == 0 && chatID == 0 {
+		return nil, chat.Errorf(chat.CodeInvalid, "toUserId: required (or chatId)")
+	}
+	if to == from {
+		return nil, chat.Errorf(chat.CodeInvalid, "toUserId: cannot send a message to oneself")
+	}
+	text, err := chat.NormalizeText(m.GetText())
+	if err != nil {
+		return nil, err
+	}
+	if err := chat.CheckClientMessageID(cid); err != nil {
+		return nil, err
+	}
+
+	// Existence: the chat, or the recipient.
+	var (
+		c     chat.Contact
+		found bool
+	)
+	if chatID > 0 {
+		if c, err = s.ownChat(ctx, from, chatID); err != nil {
+			return nil, err
+		}
+		found = true
+		if to > 0 && c.Other(from) != to {
+			return nil, chat.Errorf(chat.CodeInvalid, "chatId: not the chat with toUserId")
+		}
+		to = c.Other(from)
+	} else if c, found, err = s.store.ContactByPair(ctx, from, to); err != nil {
+		return nil, err
+	}
+	names, err := s.users(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := names[to]; !ok {
+		return nil, chat.Errorf(chat.CodeNotFound, "toUserId: user %d not found", to)
+	}
+	fromName, ok := names[from]
+	if !ok {
+		return nil, chat.Errorf(chat.CodeNotFound, "userId: user %d not found", from)
+	}
+
+	// A repeat of a stored message is acknowledged even if the contact is gone since.
+	if cid != "" {
+		orig, dup, err := s.store.MessageByClientID(ctx, from, cid)
+		if err != nil {
+			return nil, err
+		}
+		if dup {
+			return repeat(orig, found, c.ID, text)
+		}
+	}
+	if !found || !c.Accepted {
+		return nil, chat.ErrNotContact
+	}
+
+	ins, err := s.writer.Insert(ctx, chat.Message{
+		ChatID: c.ID, FromUserID: from, ToUserID: to, Text: text, ClientMessageID: cid,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if ins.Duplicate {
+		// A concurrent retry stored it first and announced it.
+		return repeat(ins.Message, true, c.ID, text)
+	}
+	msg := ins.Message
+	s.announce(ctx, msg, fromName, m.GetOriginConnectionId())
+	return ack(msg), nil
+}
+
+// repeat answers a reused clientMessageId: the original when chat and text match.
+func repeat(orig chat.Message, haveChat bool, chatID int64, text string) (*chatv1.SendMessageResponse, error) {
+	if !haveChat || orig.ChatID != chatID || orig.Text != text {
+		return nil, chat.Errorf(chat.CodeConflict, "clientMessageId: already used for another message")
+	}
+	return ack(orig), nil
+}
+
+// announce publishes a stored message, raises new_message when the recipient has no
+// connection, and ends the sender's typing indicator in that chat.
+func (s *Server) announce(ctx context.Context, msg chat.Message, fromName, origin string) {
+	ev := &chatv1.StreamEventsResponse{
+		ExcludeConnectionId: origin,
+		Event: &chatv1.StreamEventsResponse_NewChatMessage{NewChatMessage: &chatv1.NewChatMessageEvent{
+			Message:      toProto(msg),
+			FromUsername: fromName,
+		}},
+	}
+	unrouted := s.publish(ctx, ev, msg.ToUserID, msg.FromUserID)
+	if slices.Contains(unrouted, msg.ToUserID) {
+		s.notifyNewMessage(ctx, msg, fromName)
+	}
+	if relay, other := s.typing.Off(msg.ChatID, msg.FromUserID); relay {
+		s.publishTyping(ctx, msg.ChatID, msg.FromUserID, other, false)
+	}
+}
+
+// notifyNewMessage raises new_message for an offline recipient, once per chat until the
+// recipient reads it (the ChatNotified mark).
+func (s *Server) notifyNewMessage(ctx context.Context, msg chat.Message, fromName string) {
+	first, err := s.store.MarkNotified(ctx, msg.ChatID, msg.ToUserID)
+	if err != nil {
+		s.log.WarnContext(ctx, "mark new_message notified", "user_id", msg.ToUserID, "err", err)
+		return
+	}
+	if !first {
+		return
+	}
+	payload, err := structpb.NewStruct(map[string]any{
+		"chatId":     strconv.FormatInt(msg.ChatID, 10),
+		"fromUserId": msg.FromUserID,
+	})
+	if err == nil {
+		_, err = s.notifier.CreateNotification(ctx, connect.NewRequest(&notifyv1.CreateNotificationRequest{
+			UserId:  msg.ToUserID,
+			Type:    "new_message",
+			Title:   "New message",
+			Message: fmt.Sprintf("%s sent you a message.", fromName),
+			Payload: payload,
+		}))
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "raise new_message notification", "user_id", msg.ToUserID, "err", err)
+		// Let the next message try again.
+		if err := s.store.ClearNotified(context.WithoutCancel(ctx), msg.ChatID, msg.ToUserID); err != nil {
+			s.log.WarnContext(ctx, "clear new_message mark", "user_id", msg.ToUserID, "err", err)
+		}
+	}
+}
+
+func toProto(m chat.Message) *chatv1.ChatMessage {
+	return &chatv1.ChatMessage{
+		Id:              m.ID,
+		ChatId:          m.ChatID,
+		FromUserId:      m.FromUserID,
+		ToUserId:        m.ToUserID,
+		Text:            m.Text,
+		Timestamp:       m.CreatedAt,
+		Status:          chatv1.MessageStatus(m.Status),
+		ClientMessageId: m.ClientMessageID,
+	}
+}
+
+// MarkRead marks messages to the caller in a chat as read (MESSAGES_READ).
+func (s *Server) MarkRead(ctx context.Context, req *connect.Request[chatv1.MarkReadRequest]) (*connect.Response[chatv1.MarkReadResponse], error) {
+	m := req.Msg
+	n, err := s.markRead(ctx, m)
+	if err != nil {
+		return nil, s.toConnect(ctx, "mark read", m.GetUserId(), err)
+	}
+	return connect.NewResponse(&chatv1.MarkReadResponse{ChatId: m.GetChatId(), Updated: n}), nil
+}
+
+func (s *Server) markRead(ctx context.Context, m *chatv1.MarkReadRequest) (int64, error) {
+	user, chatID, upTo := m.GetUserId(), m.GetChatId(), m.GetUpToMessageId()
+	if err := chat.CheckUserID("userId", user); err != nil {
+		return 0, err
+	}
+	if err := checkChatID(chatID); err != nil {
+		return 0, err
+	}
+	if upTo < 0 {
+		return 0, chat.Errorf(chat.CodeInvalid, "upToMessageId: must be a positive id")
+	}
+	c, err := s.ownChat(ctx, user, chatID)
+	if err != nil {
+		return 0, err
+	}
+	ids, err := s.store.MarkRead(ctx, user, chatID, upTo)
+	if err != nil {
+		return 0, err
+	}
+	if len(ids) > 0 {
+		s.publish(ctx, statusEvent(chatID, ids, chat.StatusRead, m.GetOriginConnectionId()), c.Other(user), user)
+	}
+	return int64(len(ids)), nil
+}
+
+func statusEvent(chatID int64, ids []int64, st chat.Status, exclude string) *chatv1.StreamEventsResponse {
+	return &chatv1.StreamEventsResponse{
+		ExcludeConnectionId: exclude,
+		Event: &chatv1.StreamEventsResponse_MessageStatusUpdate{MessageStatusUpdate: &chatv1.MessageStatusUpdateEvent{
+			ChatId:     chatID,
+			MessageIds: ids,
+			Status:     chatv1.MessageStatus(st),
+		}},
+	}
+}
+
+// MarkDelivered records messages written to a recipient's connection.
+func (s *Server) MarkDelivered(ctx context.Context, req *connect.Request[chatv1.MarkDeliveredRequest]) (*connect.Response[chatv1.MarkDeliveredResponse], error) {
+	user := req.Msg.GetUserId()
+	n, err := s.markDelivered(ctx, user, req.Msg.GetMessageIds())
+	if err != nil {
+		return nil, s.toConnect(ctx, "mark delivered", user, err)
+	}
+	return connect.NewResponse(&chatv1.MarkDeliveredResponse{Updated: n}), nil
+}
+
+func (s *Server) markDelivered(ctx context.Context, user int64, ids []int64) (int64, error) {
+	if err := chat.CheckUserID("userId", user); err != nil {
+		return 0, err
+	}
+	if len(ids) > chat.MaxDeliveredIDs {
+		return 0, chat.Errorf(chat.CodeInvalid, "messageIds: at most %d", chat.MaxDeliveredIDs)
+	}
+	for _, id := range ids {
+		if id <= 0 {
+			return 0, chat.Errorf(chat.CodeInvalid, "messageIds: must be positive ids")
+		}
+	}
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	changed, err := s.deliver(ctx, user, ids)
+	return int64(len(changed)), err
+}
+
+// deliver moves the given messages to delivered, tells their senders and returns the ids
+// that changed.
+func (s *Server) deliver(ctx context.Context, user int64, ids []int64) ([]int64, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	changed, err := s.store.MarkDelivered(ctx, user, ids)
+	if err != nil {
+		return nil, err
+	}
+	type key struct{ chat, from int64 }
+	groups := map[key][]int64{}
+	var order []key
+	for _, d := range changed {
+		k := key{d.ChatID, d.FromUserID}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], d.ID)
+	}
+	for _, k := range order {
+		s.publish(ctx, statusEvent(k.chat, groups[k], chat.StatusDelivered, ""), k.from)
+	}
+	out := make([]int64, len(changed))
+	for i, d := range changed {
+		out[i] = d.ID
+	}
+	return out, nil
+}
+
+// SetTyping relays TYPING_INDICATOR_ON/OFF to the other participant (PROTOCOL.md §5).
+func (s *Server) SetTyping(ctx context.Context, req *connect.Request[chatv1.SetTypingRequest]) (*connect.Response[chatv1.SetTypingResponse], error) {
+	m := req.Msg
+	if err := s.setTyping(ctx, m.GetUserId(), m.GetChatId(), m.GetIsTyping()); err != nil {
+		return nil, s.toConnect(ctx, "set typing", m.GetUserId(), err)
+	}
+	return connect.NewResponse(&chatv1.SetTypingResponse{}), nil
+}
+
+func (s *Server) setTyping(ctx context.Context, user, chatID int64, on bool) error {
+	if err := chat.CheckUserID("userId", user); err != nil {
+		return err
+	}
+	if err := checkChatID(chatID); err != nil {
+		return err
+	}
+	c, err := s.ownChat(ctx, user, chatID)
+	if err != nil {
+		return err
+	}
+	if !c.Accepted {
+		return chat.ErrNotContact
+	}
+	if on {
+		if s.typing.On(chatID, user, c.Other(user)) {
+			s.publishTyping(ctx, chatID, user, c.Other(user), true)
+		}
+		return nil
+	}
+	if relay, other := s.typing.Off(chatID, user); relay {
+		s.publishTyping(ctx, chatID, user, other, false)
+	}
+	return nil
+}
+
+// publishTyping sends TYPING_INDICATOR to the other participant only: the typer's own
+// connections get nothing.
+func (s *Server) publishTyping(ctx context.Context, chatID, user, other int64, on bool) {
+	var expires int64
+	if on {
+		expires = chat.TypingExpiresAfterMs
+	}
+	s.publish(ctx, &chatv1.StreamEventsResponse{
+		Event: &chatv1.StreamEventsResponse_TypingIndicator{TypingIndicator: &chatv1.TypingIndicatorEvent{
+			ChatId: chatID, UserId: user, IsTyping: on, ExpiresInMs: expires,
+		}},
+	}, other)
+}
+
+// StopTyping relays OFF for every typing indicator of a user whose last connection closed.
+func (s *Server) StopTyping(ctx context.Context, req *connect.Request[chatv1.StopTypingRequest]) (*connect.Response[chatv1.StopTypingResponse], error) {
+	user := req.Msg.GetUserId()
+	if err := chat.CheckUserID("userId", user); err != nil {
+		return nil, s.toConnect(ctx, "stop typing", user, err)
+	}
+	for _, e := range s.typing.StopUser(user) {
+		s.publishTyping(ctx, e.ChatID, user, e.Other, false)
+	}
+	return connect.NewResponse(&chatv1.StopTypingResponse{}), nil
+}
+
+// GetMessages returns one page of history (GET_CHAT_MESSAGES) and marks the fetched
+// messages to the caller delivered.
+func (s *Server) GetMessages(ctx context.Context, req *connect.Request[chatv1.GetMessagesRequest]) (*connect.Response[chatv1.GetMessagesResponse], error) {
+	m := req.Msg
+	res, err := s.getMessages(ctx, m)
+	if err != nil {
+		return nil, s.toConnect(ctx, "get messages", m.GetUserId(), err)
+	}
+	return connect.NewResponse(res), nil
+}
+
+func (s *Server) getMessages(ctx context.Context, m *chatv1.GetMessagesRequest) (*chatv1.GetMessagesResponse, error) {
+	user, chatID, before, after := m.GetUserId(), m.GetChatId(), m.GetBeforeId(), m.GetAfterId()
+	if err := chat.CheckUserID("userId", user); err != nil {
+		return nil, err
+	}
+	if err := checkChatID(chatID); err != nil {
+		return nil, err
+	}
+	if before < 0 {
+		return nil, chat.Errorf(chat.CodeInvalid, "beforeId: must be a positive id")
+	}
+	if after < 0 {
+		return nil, chat.Errorf(chat.CodeInvalid, "afterId: must be a positive id")
+	}
+	if before > 0 && after > 0 {
+		return nil, chat.Errorf(chat.CodeInvalid, "beforeId: give beforeId or afterId, not both")
+	}
+	limit, err := chat.PageLimit(m.GetLimit())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.ownChat(ctx, user, chatID); err != nil {
+		return nil, err
+	}
+	msgs, hasMore, err := s.store.Messages(ctx, chatID, before, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	var undelivered []int64
+	for _, msg := range msgs {
+		if msg.ToUserID == user && msg.Status == chat.StatusSent {
+			undelivered = append(undelivered, msg.ID)
+		}
+	}
+	changed, err := s.deliver(ctx, user, undelivered)
+	if err != nil {
+		// The page is still right; the receipt waits for the next fetch or socket write.
+		s.log.WarnContext(ctx, "mark fetched messages delivered", "user_id", user, "err", err)
+	}
+	for i := range msgs {
+		if slices.Contains(changed, msgs[i].ID) {
+			msgs[i].Status = chat.StatusDelivered
+		}
+	}
+	res := &chatv1.GetMessagesResponse{ChatId: chatID, HasMore: hasMore, Messages: make([]*chatv1.ChatMessage, len(msgs))}
+	for i, msg := range msgs {
+		res.Messages[i] = toProto(msg)
+	}
+	return res, nil
+}

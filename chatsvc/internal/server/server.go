@@ -1,0 +1,266 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/charla/charla/chatsvc/internal/chat"
+	"github.com/charla/charla/chatsvc/internal/store"
+	"github.com/charla/charla/chatsvc/internal/typing"
+	chatv1 "github.com/charla/charla/proto/gen/chat/v1"
+	"github.com/charla/charla/proto/gen/chat/v1/chatv1connect"
+	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
+	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
+	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
+)
+
+// Profiles is the part of the profile service the chat service uses.
+type Profiles interface {
+	GetUsers(context.Context, *connect.Request[profilev1.GetUsersRequest]) (*connect.Response[profilev1.GetUsersResponse], error)
+}
+
+// Presence is the part of the presence service the chat service uses.
+type Presence interface {
+	GetPresence(context.Context, *connect.Request[presencev1.GetPresenceRequest]) (*connect.Response[presencev1.GetPresenceResponse], error)
+}
+
+// Notifier is the part of the notification service the chat service uses.
+type Notifier interface {
+	CreateNotification(context.Context, *connect.Request[notifyv1.CreateNotificationRequest]) (*connect.Response[notifyv1.CreateNotificationResponse], error)
+}
+
+// Publisher raises events (a *fanout.Publisher in production). It returns the users with no
+// connection anywhere.
+type Publisher interface {
+	Publish(ctx context.Context, event proto.Message, userIDs ...int64) (unrouted []int64, err error)
+}
+
+// Config holds what a Server is built from.
+type Config struct {
+	Store     *store.Store
+	Profiles  Profiles
+	Presence  Presence
+	Notifier  Notifier
+	Publisher Publisher
+	Log       *slog.Logger
+	// Now is the clock (typing windows, message times); nil means time.Now.
+	Now func() time.Time
+	// MaxBatch bounds a group commit; 0 means store.DefaultMaxBatch.
+	MaxBatch int
+}
+
+// Server implements chatv1connect.ChatServiceHandler except StreamEvents, which the root
+// package serves from the bus.
+type Server struct {
+	chatv1connect.UnimplementedChatServiceHandler
+
+	store    *store.Store
+	writer   *store.Writer
+	profiles Profiles
+	presence Presence
+	notifier Notifier
+	pub      Publisher
+	log      *slog.Logger
+	now      func() time.Time
+	typing   *typing.Tracker
+	names    userNames
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+}
+
+var _ chatv1connect.ChatServiceHandler = (*Server)(nil)
+
+// New returns a server and starts its message writer and typing janitor; Close stops them.
+func New(cfg Config) *Server {
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		store:    cfg.Store,
+		writer:   cfg.Store.NewWriter(cfg.MaxBatch, now),
+		profiles: cfg.Profiles,
+		presence: cfg.Presence,
+		notifier: cfg.Notifier,
+		pub:      cfg.Publisher,
+		log:      log,
+		now:      now,
+		typing:   typing.New(now),
+		names:    userNames{m: make(map[int64]string)},
+		stop:     make(chan struct{}),
+	}
+	s.wg.Add(1)
+	go s.sweepTyping()
+	return s
+}
+
+// Close stops the writer (after storing what is queued) and the typing janitor.
+func (s *Server) Close() error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.wg.Wait()
+	return s.writer.Close()
+}
+
+// sweepTyping drops stale typing states now and then, so the map does not grow with every
+// chat anyone ever typed in.
+func (s *Server) sweepTyping() {
+	defer s.wg.Done()
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.typing.Sweep()
+		}
+	}
+}
+
+// peerError is a failed call to another service.
+type peerError struct {
+	service string
+	err     error
+}
+
+func (e *peerError) Error() string { return e.service + " service: " + e.err.Error() }
+func (e *peerError) Unwrap() error { return e.err }
+
+// toConnect maps any error to the Connect error a client sees; it is the only place that
+// does. Domain errors keep their client-safe message; everything else is logged and
+// answered without internals.
+func (s *Server) toConnect(ctx context.Context, op string, user int64, err error) error {
+	var de *chat.Error
+	if errors.As(err, &de) {
+		code := map[chat.Code]connect.Code{
+			chat.CodeInvalid:     connect.CodeInvalidArgument,
+			chat.CodeTooLong:     connect.CodeOutOfRange,
+			chat.CodeNotFound:    connect.CodeNotFound,
+			chat.CodeForbidden:   connect.CodePermissionDenied,
+			chat.CodeConflict:    connect.CodeAlreadyExists,
+			chat.CodeUnavailable: connect.CodeUnavailable,
+		}[de.Code]
+		if code == 0 {
+			code = connect.CodeInternal
+		}
+		return connect.NewError(code, errors.New(de.Message))
+	}
+	if errors.Is(err, context.DeadlineExceeded) || connect.CodeOf(err) == connect.CodeDeadlineExceeded {
+		s.log.WarnContext(ctx, op+": deadline exceeded", "user_id", user, "err", err)
+		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("deadline exceeded"))
+	}
+	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
+		return connect.NewError(connect.CodeCanceled, errors.New("canceled"))
+	}
+	var pe *peerError
+	if errors.As(err, &pe) {
+		s.log.ErrorContext(ctx, op+": peer failed", "user_id", user, "service", pe.service, "err", pe.err)
+		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("%s service unavailable", pe.service))
+	}
+	if errors.Is(err, store.ErrWriterClosed) {
+		return connect.NewError(connect.CodeUnavailable, errors.New("chat service shutting down"))
+	}
+	s.log.ErrorContext(ctx, op+" failed", "user_id", user, "err", err)
+	return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+}
+
+// userNames caches userNames, which never change once a user exists.
+type userNames struct {
+	mu sync.RWMutex
+	m  map[int64]string
+}
+
+// maxCachedNames bounds the cache; past it the cache starts over.
+const maxCachedNames = 200_000
+
+func (n *userNames) put(id int64, name string) {
+	n.mu.Lock()
+	if len(n.m) >= maxCachedNames {
+		n.m = make(map[int64]string)
+	}
+	n.m[id] = name
+	n.mu.Unlock()
+}
+
+// users returns the userNames of ids that exist, asking the profile service only for the
+// ones not cached, in one call.
+func (s *Server) users(ctx context.Context, ids ...int64) (map[int64]string, error) {
+	out := make(map[int64]string, len(ids))
+	var missing []int64
+	s.names.mu.RLock()
+	for _, id := range ids {
+		if name, ok := s.names.m[id]; ok {
+			out[id] = name
+		} else if !slices.Contains(missing, id) {
+			missing = append(missing, id)
+		}
+	}
+	s.names.mu.RUnlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	found, err := s.getUsers(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range found {
+		out[u.GetId()] = u.GetUserName()
+	}
+	return out, nil
+}
+
+// getUsers fetches users from the profile service (one call) and caches their userNames.
+func (s *Server) getUsers(ctx context.Context, ids []int64) ([]*profilev1.User, error) {
+	res, err := s.profiles.GetUsers(ctx, connect.NewRequest(&profilev1.GetUsersRequest{UserIds: ids}))
+	if err != nil {
+		return nil, &peerError{service: "profile", err: err}
+	}
+	for _, u := range res.Msg.GetUsers() {
+		s.names.put(u.GetId(), u.GetUserName())
+	}
+	return res.Msg.GetUsers(), nil
+}
+
+// publish raises an event and logs a failure: the state it announces is already stored,
+// so clients catch up from it (GET_CHAT_LIST, GET_CHAT_MESSAGES) even when it is lost.
+func (s *Server) publish(ctx context.Context, ev *chatv1.StreamEventsResponse, users ...int64) []int64 {
+	unrouted, err := s.pub.Publish(ctx, ev, users...)
+	if err != nil {
+		s.log.WarnContext(ctx, "publish chat event", "users", users, "err", err)
+	}
+	return unrouted
+}
+
+// ownChat returns the contact behind chatID when user is one of its pair; otherwise
+// ErrChatNotFound (someone else's chat looks missing).
+func (s *Server) ownChat(ctx context.Context, user, chatID int64) (chat.Contact, error) {
+	c, found, err := s.store.ContactByID(ctx, chatID)
+	if err != nil {
+		return chat.Contact{}, err
+	}
+	if !found || !c.Has(user) {
+		return chat.Contact{}, chat.ErrChatNotFound
+	}
+	return c, nil
+}
+
+func checkChatID(id int64) error {
+	if id <= 0 {
+		return chat.Errorf(chat.CodeInvalid, "chatId: must be a positive id")
+	}
+	return nil
+}

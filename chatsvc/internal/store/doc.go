@@ -1,0 +1,17 @@
+// Package store keeps the chat service's tables (Contact, ChatMessage, ChatNotified) on
+// SQLite or MySQL, with goose migrations per dialect embedded under migrations/.
+//
+// Both dialects share the SQL: the statements use only what SQLite and MySQL both accept
+// ("?" placeholders, LIMIT, UNION ALL, correlated subqueries); where they differ (row locks,
+// isolation level) the store branches on the dialect.
+//
+// Writes that must report exactly what they changed (MarkRead, MarkDelivered) select the
+// rows with the status predicate, locking them on MySQL (SQLite write transactions are
+// exclusive), and update the same rows in the same transaction, so a status never moves
+// backward and two concurrent calls never both count a row.
+//
+// Writer batches concurrent message inserts into one transaction (group commit).
+//
+// A Store is safe for concurrent use. It counts its statements (Queries) so tests can prove
+// that an operation runs a constant number of them.
+package store

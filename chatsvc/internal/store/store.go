@@ -1,0 +1,562 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/charla/charla/chatsvc/internal/chat"
+	"github.com/charla/charla/shared/sqldb"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Store reads and writes the chat service's tables. It is safe for concurrent use.
+type Store struct {
+	db      *sqldb.DB
+	queries atomic.Int64
+}
+
+// New returns a store over db. Call Migrate before using it.
+func New(db *sqldb.DB) *Store { return &Store{db: db} }
+
+// Migrate applies the chat service's migrations.
+func (s *Store) Migrate(ctx context.Context) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("chat migrations: %w", err)
+	}
+	return sqldb.Migrate(ctx, s.db, "chat", sub)
+}
+
+// Dialect returns the dialect of the underlying database.
+func (s *Store) Dialect() sqldb.Dialect { return s.db.Dialect }
+
+// Queries returns how many SQL statements the store has run so far; tests use it to prove
+// that an operation runs a constant number of queries.
+func (s *Store) Queries() int64 { return s.queries.Load() }
+
+// querier is what *sql.DB and *sql.Tx share.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (s *Store) exec(ctx context.Context, q querier, query string, args ...any) (sql.Result, error) {
+	s.queries.Add(1)
+	return q.ExecContext(ctx, query, args...)
+}
+
+func (s *Store) query(ctx context.Context, q querier, query string, args ...any) (*sql.Rows, error) {
+	s.queries.Add(1)
+	return q.QueryContext(ctx, query, args...)
+}
+
+func (s *Store) queryRow(ctx context.Context, q querier, query string, args ...any) *sql.Row {
+	s.queries.Add(1)
+	return q.QueryRowContext(ctx, query, args...)
+}
+
+// inTx runs fn in a transaction and retries it a few times when MySQL picks it as a
+// deadlock victim or a lock wait times out: both roll back the whole transaction, so a
+// retry starts clean. On MySQL it uses READ COMMITTED, which takes no gap locks, so the
+// single message writer never waits on a MESSAGES_READ range lock.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	var opts *sql.TxOptions
+	if s.db.Dialect == sqldb.MySQL {
+		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+	}
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		err = s.tryTx(ctx, opts, fn)
+		if err == nil || !retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+func (s *Store) tryTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit transaction: %w", err)
+	}
+	return nil
+}
+
+// retryable reports a MySQL deadlock (1213) or lock wait timeout (1205).
+func retryable(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
+}
+
+// ---- contacts ----
+
+const contactColumns = "Id, UserId1, UserId2, Status"
+
+func scanContact(row interface{ Scan(...any) error }) (chat.Contact, error) {
+	var c chat.Contact
+	err := row.Scan(&c.ID, &c.UserID1, &c.UserID2, &c.Status)
+	c.Accepted = c.Status == chat.ContactAccepted
+	return c, err
+}
+
+// ContactByPair returns the contact row of two users in either order, accepted or removed.
+func (s *Store) ContactByPair(ctx context.Context, a, b int64) (chat.Contact, bool, error) {
+	return s.contactByPair(ctx, s.db, a, b)
+}
+
+func (s *Store) contactByPair(ctx context.Context, q querier, a, b int64) (chat.Contact, bool, error) {
+	u1, u2 := chat.Pair(a, b)
+	c, err := scanContact(s.queryRow(ctx, q,
+		"SELECT "+contactColumns+" FROM Contact WHERE UserId1 = ? AND UserId2 = ?", u1, u2))
+	if errors.Is(err, sql.ErrNoRows) {
+		return chat.Contact{}, false, nil
+	}
+	if err != nil {
+		return chat.Contact{}, false, fmt.Errorf("select contact %d-%d: %w", u1, u2, err)
+	}
+	return c, true, nil
+}
+
+// ContactByID returns the contact whose chat is id, accepted or removed.
+func (s *Store) ContactByID(ctx context.Context, id int64) (chat.Contact, bool, error) {
+	c, err := scanContact(s.queryRow(ctx, s.db,
+		"SELECT "+contactColumns+" FROM Contact WHERE Id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return chat.Contact{}, false, nil
+	}
+	if err != nil {
+		return chat.Contact{}, false, fmt.Errorf("select contact %d: %w", id, err)
+	}
+	return c, true, nil
+}
+
+// AcceptContact makes a and b accepted contacts. It returns the chat id and whether the
+// contact is new or restored from removed (false when it was already accepted).
+func (s *Store) AcceptContact(ctx context.Context, a, b, now int64) (chatID int64, added bool, err error) {
+	u1, u2 := chat.Pair(a, b)
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		c, found, err := s.contactByPair(ctx, tx, u1, u2)
+		if err != nil {
+			return err
+		}
+		if found {
+			chatID = c.ID
+			if c.Accepted {
+				added = false
+				return nil
+			}
+			res, err := s.exec(ctx, tx, "UPDATE Contact SET Status = ? WHERE Id = ? AND Status <> ?",
+				chat.ContactAccepted, c.ID, chat.ContactAccepted)
+			if err != nil {
+				return fmt.Errorf("restore contact %d: %w", c.ID, err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("restore contact %d: %w", c.ID, err)
+			}
+			added = n > 0
+			return nil
+		}
+		res, err := s.exec(ctx, tx, "INSERT INTO Contact (UserId1, UserId2, Status, CreatedAt) VALUES (?, ?, ?, ?)",
+			u1, u2, chat.ContactAccepted, now)
+		if err != nil {
+			return fmt.Errorf("insert contact %d-%d: %w", u1, u2, err)
+		}
+		chatID, err = res.LastInsertId()
+		if err != nil {
+			return fmt.Errorf("insert contact %d-%d: %w", u1, u2, err)
+		}
+		added = true
+		return nil
+	})
+	if sqldb.IsDuplicate(err) {
+		// A concurrent call created the pair first; it raised the notifications.
+		c, found, err := s.ContactByPair(ctx, u1, u2)
+		if err != nil {
+			return 0, false, err
+		}
+		if !found {
+			return 0, false, fmt.Errorf("contact %d-%d vanished after a duplicate insert", u1, u2)
+		}
+		return c.ID, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	return chatID, added, nil
+}
+
+// RemoveContact marks the pair removed. It reports whether a row changed.
+func (s *Store) RemoveContact(ctx context.Context, a, b int64) (bool, error) {
+	u1, u2 := chat.Pair(a, b)
+	res, err := s.exec(ctx, s.db, "UPDATE Contact SET Status = ? WHERE UserId1 = ? AND UserId2 = ? AND Status = ?",
+		chat.ContactRemoved, u1, u2, chat.ContactAccepted)
+	if err != nil {
+		return false, fmt.Errorf("remove contact %d-%d: %w", u1, u2, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("remove contact %d-%d: %w", u1, u2, err)
+	}
+	return n > 0, nil
+}
+
+// ContactIDs returns the accepted contacts of each user, ascending, in one query.
+func (s *Store) ContactIDs(ctx context.Context, users []int64) (map[int64][]int64, error) {
+	out := make(map[int64][]int64, len(users))
+	if len(users) == 0 {
+		return out, nil
+	}
+	in := sqldb.Placeholders(len(users))
+	args := append(sqldb.Int64Args(users), chat.ContactAccepted)
+	args = append(args, sqldb.Int64Args(users)...)
+	args = append(args, chat.ContactAccepted)
+	// Two halves so each uses its own index (the pair key, and Contact_UserId2).
+	rows, err := s.query(ctx, s.db,
+		"SELECT UserId1, UserId2 FROM Contact WHERE UserId1 IN ("+in+") AND Status = ? "+
+			"UNION ALL SELECT UserId2, UserId1 FROM Contact WHERE UserId2 IN ("+in+") AND Status = ?",
+		args...)
+	if err != nil {
+		return nil, fmt.Errorf("select contact ids of %d users: %w", len(users), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var user, other int64
+		if err := rows.Scan(&user, &other); err != nil {
+			return nil, fmt.Errorf("scan contact ids: %w", err)
+		}
+		out[user] = append(out[user], other)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("select contact ids of %d users: %w", len(users), err)
+	}
+	for _, ids := range out {
+		slices.Sort(ids)
+	}
+	return out, nil
+}
+
+// ChatSummaries returns every accepted contact of user with its newest message and the
+// user's unread count, newest message first (ties by chat id, descending), in one query:
+// the newest message and the count are index lookups per chat inside the database
+// (ChatMessage_Chat and ChatMessage_Unread), never a round trip per chat.
+func (s *Store) ChatSummaries(ctx context.Context, user int64) ([]chat.ChatSummary, error) {
+	rows, err := s.query(ctx, s.db, `
+SELECT c.Id, c.Other, COALESCE(m.Content, ''), COALESCE(m.CreatedAt, 0),
+       (SELECT COUNT(*) FROM ChatMessage u WHERE u.ChatId = c.Id AND u.ToUserId = ? AND u.StatusId < 3) AS Unread
+FROM (SELECT Id, UserId2 AS Other FROM Contact WHERE UserId1 = ? AND Status = ?
+      UNION ALL
+      SELECT Id, UserId1 AS Other FROM Contact WHERE UserId2 = ? AND Status = ?) c
+LEFT JOIN ChatMessage m ON m.Id = (SELECT MAX(x.Id) FROM ChatMessage x WHERE x.ChatId = c.Id)
+ORDER BY 4 DESC, 1 DESC`,
+		user, user, chat.ContactAccepted, user, chat.ContactAccepted)
+	if err != nil {
+		return nil, fmt.Errorf("select chats of %d: %w", user, err)
+	}
+	defer rows.Close()
+	var out []chat.ChatSummary
+	for rows.Next() {
+		var c chat.ChatSummary
+		if err := rows.Scan(&c.ChatID, &c.OtherUserID, &c.LastMessage, &c.LastMessageTs, &c.UnreadCount); err != nil {
+			return nil, fmt.Errorf("scan chat: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("select chats of %d: %w", user, err)
+	}
+	return out, nil
+}
+
+// ---- messages ----
+
+const messageColumns = "Id, ChatId, FromUserId, ToUserId, Content, CreatedAt, StatusId, COALESCE(ClientMessageId, '')"
+
+func scanMessage(row interface{ Scan(...any) error }) (chat.Message, error) {
+	var m chat.Message
+	err := row.Scan(&m.ID, &m.ChatID, &m.FromUserID, &m.ToUserID, &m.Text, &m.CreatedAt, &m.Status, &m.ClientMessageID)
+	return m, err
+}
+
+// MessageByClientID returns the message a sender stored with an idempotency key.
+func (s *Store) MessageByClientID(ctx context.Context, from int64, clientID string) (chat.Message, bool, error) {
+	return s.messageByClientID(ctx, s.db, from, clientID)
+}
+
+func (s *Store) messageByClientID(ctx context.Context, q querier, from int64, clientID string) (chat.Message, bool, error) {
+	m, err := scanMessage(s.queryRow(ctx, q,
+		"SELECT "+messageColumns+" FROM ChatMessage WHERE FromUserId = ? AND ClientMessageId = ?", from, clientID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return chat.Message{}, false, nil
+	}
+	if err != nil {
+		return chat.Message{}, false, fmt.Errorf("select message by client id: %w", err)
+	}
+	return m, true, nil
+}
+
+// Inserted is the outcome of inserting one message.
+type Inserted struct {
+	// Message is the stored row: the new one, or the original on a duplicate key.
+	Message chat.Message
+	// Duplicate is true when the sender's ClientMessageId was already taken.
+	Duplicate bool
+}
+
+// InsertMessages stores msgs in one transaction, in order, so their ids follow that order.
+// A message whose (FromUserId, ClientMessageId) is taken is not stored; its result carries
+// the stored original instead. Either every result is valid or err is set.
+func (s *Store) InsertMessages(ctx context.Context, msgs []chat.Message) ([]Inserted, error) {
+	var out []Inserted
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		out = make([]Inserted, 0, len(msgs))
+		s.queries.Add(1)
+		stmt, err := tx.PrepareContext(ctx,
+			"INSERT INTO ChatMessage (ChatId, FromUserId, ToUserId, Content, CreatedAt, StatusId, ClientMessageId) VALUES (?, ?, ?, ?, ?, ?, ?)")
+		if err != nil {
+			return fmt.Errorf("prepare message insert: %w", err)
+		}
+		defer stmt.Close()
+		for _, m := range msgs {
+			var clientID any
+			if m.ClientMessageID != "" {
+				clientID = m.ClientMessageID
+			}
+			m.Status = chat.StatusSent
+			s.queries.Add(1)
+			res, err := stmt.ExecContext(ctx, m.ChatID, m.FromUserID, m.ToUserID, m.Text, m.CreatedAt, int(m.Status), clientID)
+			if sqldb.IsDuplicate(err) && m.ClientMessageID != "" {
+				orig, found, err := s.messageByClientID(ctx, tx, m.FromUserID, m.ClientMessageID)
+				if err != nil {
+					return err
+				}
+				if !found {
+					return fmt.Errorf("message with a duplicate client id not found")
+				}
+				out = append(out, Inserted{Message: orig, Duplicate: true})
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("insert message: %w", err)
+			}
+			if m.ID, err = res.LastInsertId(); err != nil {
+				return fmt.Errorf("insert message: %w", err)
+			}
+			out = append(out, Inserted{Message: m})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Messages returns one page of a chat's history, oldest first, and whether more messages
+// exist beyond it in its direction. beforeID and afterID are exclusive bounds; at most one
+// is set.
+func (s *Store) Messages(ctx context.Context, chatID, beforeID, afterID int64, limit int) ([]chat.Message, bool, error) {
+	var (
+		q    string
+		args []any
+	)
+	switch {
+	case afterID > 0:
+		q = "SELECT " + messageColumns + " FROM ChatMessage WHERE ChatId = ? AND Id > ? ORDER BY Id ASC LIMIT ?"
+		args = []any{chatID, afterID, limit + 1}
+	case beforeID > 0:
+		q = "SELECT " + messageColumns + " FROM ChatMessage WHERE ChatId = ? AND Id < ? ORDER BY Id DESC LIMIT ?"
+		args = []any{chatID, beforeID, limit + 1}
+	default:
+		q = "SELECT " + messageColumns + " FROM ChatMessage WHERE ChatId = ? ORDER BY Id DESC LIMIT ?"
+		args = []any{chatID, limit + 1}
+	}
+	rows, err := s.query(ctx, s.db, q, args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("select messages of chat %d: %w", chatID, err)
+	}
+	defer rows.Close()
+	msgs := make([]chat.Message, 0, limit+1)
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, false, fmt.Errorf("scan message: %w", err)
+		}
+		msgs = append(msgs, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("select messages of chat %d: %w", chatID, err)
+	}
+	hasMore := len(msgs) > limit
+	if hasMore {
+		msgs = msgs[:limit]
+	}
+	if afterID <= 0 {
+		slices.Reverse(msgs)
+	}
+	return msgs, hasMore, nil
+}
+
+// forUpdate locks the selected rows on MySQL; SQLite's write transactions are exclusive.
+func (s *Store) forUpdate() string {
+	if s.db.Dialect == sqldb.MySQL {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+// MarkRead marks the messages to reader in chatID with id <= upTo (0: all) as read and
+// returns the ids it changed, ascending. The rows are selected (and locked) and updated
+// with the same predicate in one transaction, so the ids are exactly the rows changed and
+// a repeat returns none. It also clears the chat's new_message notification mark for reader.
+func (s *Store) MarkRead(ctx context.Context, reader, chatID, upTo int64) ([]int64, error) {
+	var ids []int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		ids = ids[:0]
+		cond := "ChatId = ? AND ToUserId = ? AND StatusId < ?"
+		args := []any{chatID, reader, int(chat.StatusRead)}
+		if upTo > 0 {
+			cond += " AND Id <= ?"
+			args = append(args, upTo)
+		}
+		rows, err := s.query(ctx, tx, "SELECT Id FROM ChatMessage WHERE "+cond+" ORDER BY Id"+s.forUpdate(), args...)
+		if err != nil {
+			return fmt.Errorf("select unread messages: %w", err)
+		}
+		ids, err = scanIDs(rows, ids)
+		if err != nil {
+			return err
+		}
+		if err := s.setStatus(ctx, tx, ids, chat.StatusRead); err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, tx, "DELETE FROM ChatNotified WHERE ChatId = ? AND UserId = ?", chatID, reader); err != nil {
+			return fmt.Errorf("clear notified mark: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// setStatus moves the (locked) messages ids to status, chunked to keep IN lists short.
+func (s *Store) setStatus(ctx context.Context, tx *sql.Tx, ids []int64, status chat.Status) error {
+	const chunk = 500
+	for len(ids) > 0 {
+		n := min(chunk, len(ids))
+		args := append([]any{int(status)}, sqldb.Int64Args(ids[:n])...)
+		args = append(args, int(status))
+		if _, err := s.exec(ctx, tx, "UPDATE ChatMessage SET StatusId = ? WHERE Id IN ("+sqldb.Placeholders(n)+") AND StatusId < ?", args...); err != nil {
+			return fmt.Errorf("update message status: %w", err)
+		}
+		ids = ids[n:]
+	}
+	return nil
+}
+
+func scanIDs(rows *sql.Rows, ids []int64) ([]int64, error) {
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("scan id: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("select ids: %w", err)
+	}
+	return ids, nil
+}
+
+// Delivered is a message that moved to delivered.
+type Delivered struct {
+	ID, ChatID, FromUserID int64
+}
+
+// MarkDelivered moves the messages among ids that were sent to recipient and are still
+// sent_to_server to delivered, and returns exactly those, ascending by id.
+func (s *Store) MarkDelivered(ctx context.Context, recipient int64, ids []int64) ([]Delivered, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var out []Delivered
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
+		args := append(sqldb.Int64Args(ids), recipient, int(chat.StatusSent))
+		rows, err := s.query(ctx, tx, "SELECT Id, ChatId, FromUserId FROM ChatMessage WHERE Id IN ("+
+			sqldb.Placeholders(len(ids))+") AND ToUserId = ? AND StatusId = ? ORDER BY Id"+s.forUpdate(), args...)
+		if err != nil {
+			return fmt.Errorf("select undelivered messages: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var d Delivered
+			if err := rows.Scan(&d.ID, &d.ChatID, &d.FromUserID); err != nil {
+				return fmt.Errorf("scan undelivered message: %w", err)
+			}
+			out = append(out, d)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("select undelivered messages: %w", err)
+		}
+		rows.Close()
+		changed := make([]int64, len(out))
+		for i, d := range out {
+			changed[i] = d.ID
+		}
+		return s.setStatus(ctx, tx, changed, chat.StatusDelivered)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// MarkNotified records that user got a new_message notification for chatID. It reports
+// false when the mark was already there (one was raised and the chat is not read since).
+func (s *Store) MarkNotified(ctx context.Context, chatID, user int64) (bool, error) {
+	_, err := s.exec(ctx, s.db, "INSERT INTO ChatNotified (ChatId, UserId) VALUES (?, ?)", chatID, user)
+	if sqldb.IsDuplicate(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("insert notified mark: %w", err)
+	}
+	return true, nil
+}
+
+// ClearNotified removes user's new_message mark for chatID (used when a notification
+// could not be raised, so a later message tries again).
+func (s *Store) ClearNotified(ctx context.Context, chatID, user int64) error {
+	if _, err := s.exec(ctx, s.db, "DELETE FROM ChatNotified WHERE ChatId = ? AND UserId = ?", chatID, user); err != nil {
+		return fmt.Errorf("clear notified mark: %w", err)
+	}
+	return nil
+}

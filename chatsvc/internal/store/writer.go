@@ -1,0 +1,185 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/charla/charla/chatsvc/internal/chat"
+)
+
+// ErrWriterClosed is returned by Writer.Insert after Close.
+var ErrWriterClosed = errors.New("message writer closed")
+
+// DefaultMaxBatch bounds how many messages one group commit stores.
+const DefaultMaxBatch = 256
+
+// batchTimeout bounds one batch transaction, whatever its callers' contexts say: the
+// batch belongs to all of them.
+const batchTimeout = 30 * time.Second
+
+// Writer stores messages through one goroutine that batches the inserts waiting at the
+// same time into one transaction (group commit). One commit per message caps throughput
+// at the database's commit rate (an fsync each on MySQL); a batch pays that once for all
+// its messages. Each caller is answered only after the commit of its batch, so an
+// acknowledged message is durable. The single writer also gives messages ids in the order
+// they were queued and a CreatedAt that never decreases as ids grow.
+//
+// With several chatsvc processes each has its own writer; ids stay unique and increasing
+// per process, and the unique key still makes idempotent retries safe across processes.
+type Writer struct {
+	store    *Store
+	maxBatch int
+	now      func() time.Time
+
+	mu     sync.RWMutex // guards closed against sends on a closed channel
+	closed bool
+	reqs   chan *writeReq
+	done   chan struct{}
+
+	last int64 // newest CreatedAt given; touched only by the writer goroutine
+}
+
+type writeReq struct {
+	ctx context.Context
+	msg chat.Message
+	res chan writeRes
+}
+
+type writeRes struct {
+	ins Inserted
+	err error
+}
+
+// NewWriter starts a writer over s. now may be nil (time.Now). Close stops it.
+func (s *Store) NewWriter(maxBatch int, now func() time.Time) *Writer {
+	if maxBatch <= 0 {
+		maxBatch = DefaultMaxBatch
+	}
+	if now == nil {
+		now = time.Now
+	}
+	w := &Writer{
+		store:    s,
+		maxBatch: maxBatch,
+		now:      now,
+		reqs:     make(chan *writeReq, maxBatch*4),
+		done:     make(chan struct{}),
+	}
+	go w.run()
+	return w
+}
+
+// Insert stores m (its ID, CreatedAt and Status are set by the writer) and returns the
+// stored row, or the original row when m's ClientMessageId was taken. It returns after the
+// commit. When ctx ends first it returns ctx's error, and m may or may not be stored: a
+// retry with the same ClientMessageId tells.
+func (w *Writer) Insert(ctx context.Context, m chat.Message) (Inserted, error) {
+	req := &writeReq{ctx: ctx, msg: m, res: make(chan writeRes, 1)}
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return Inserted{}, ErrWriterClosed
+	}
+	select {
+	case w.reqs <- req:
+		w.mu.RUnlock()
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		return Inserted{}, ctx.Err()
+	}
+	select {
+	case r := <-req.res:
+		return r.ins, r.err
+	case <-ctx.Done():
+		return Inserted{}, ctx.Err()
+	}
+}
+
+// Close stores what is queued, stops the writer and waits for it.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.reqs)
+	}
+	w.mu.Unlock()
+	<-w.done
+	return nil
+}
+
+func (w *Writer) run() {
+	defer close(w.done)
+	batch := make([]*writeReq, 0, w.maxBatch)
+	for first := range w.reqs {
+		batch = append(batch[:0], first)
+		open := true
+	drain:
+		for len(batch) < w.maxBatch {
+			select {
+			case r, ok := <-w.reqs:
+				if !ok {
+					open = false
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		w.flush(batch)
+		if !open {
+			return
+		}
+	}
+}
+
+// flush stores one batch. If the batch transaction fails, each message is retried in a
+// transaction of its own, so one bad message does not fail the others.
+func (w *Writer) flush(batch []*writeReq) {
+	live := batch[:0:0]
+	for _, r := range batch {
+		if r.ctx.Err() != nil {
+			// The caller gave up before anything was written: store nothing for it.
+			r.res <- writeRes{err: r.ctx.Err()}
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	now := w.now().UnixMilli()
+	if now < w.last {
+		now = w.last
+	}
+	w.last = now
+	msgs := make([]chat.Message, len(live))
+	for i, r := range live {
+		msgs[i] = r.msg
+		msgs[i].CreatedAt = now
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
+	res, err := w.store.InsertMessages(ctx, msgs)
+	if err == nil {
+		for i, r := range live {
+			r.res <- writeRes{ins: res[i]}
+		}
+		return
+	}
+	if len(live) == 1 {
+		live[0].res <- writeRes{err: err}
+		return
+	}
+	for i, r := range live {
+		one, err := w.store.InsertMessages(ctx, msgs[i:i+1])
+		if err != nil {
+			r.res <- writeRes{err: fmt.Errorf("store message alone after batch failure: %w", err)}
+			continue
+		}
+		r.res <- writeRes{ins: one[0]}
+	}
+}
