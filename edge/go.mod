@@ -2,14 +2,19 @@ module github.com/charla/charla/edge
 
 go 1.26.0
 
-require github.com/charla/charla/shared v0.0.0
+require (
+	connectrpc.com/connect v1.21.1
+	github.com/charla/charla/proto v0.0.0
+	github.com/charla/charla/shared v0.0.0
+	github.com/gorilla/websocket v1.5.3
+	golang.org/x/time v0.16.0
+	google.golang.org/protobuf v1.36.12
+)
 
 require (
-	connectrpc.com/connect v1.21.1 // indirect
 	connectrpc.com/grpchealth v1.5.0 // indirect
 	connectrpc.com/grpcreflect v1.3.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
-	github.com/charla/charla/proto v0.0.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/joho/godotenv v1.5.1 // indirect
@@ -24,7 +29,6 @@ require (
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
 )
 
 replace (

@@ -1,0 +1,471 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+)
+
+// closeGrace bounds how long a connection waits for the client to answer the
+// server's close frame. Closing the socket while the client's frames are still
+// unread makes the kernel send a reset, which can destroy the close frame
+// before the client reads it; waiting for the echo (or EOF) avoids that.
+const closeGrace = 2 * time.Second
+
+// maxCloseReason is the room left for the reason in a close frame (125 bytes
+// of control payload minus the 2-byte code).
+const maxCloseReason = 123
+
+type outMsg struct {
+	data      []byte
+	onWritten func()
+}
+
+// Connection is one live WebSocket connection of an authenticated user. Its
+// methods are safe for concurrent use.
+type Connection[UserData any] struct {
+	// ID is the authenticated user's id.
+	ID int64
+	// UserData is what AuthenticateAndGetUserData returned for it.
+	UserData UserData
+
+	connID     string
+	m          *ConnectionManager[UserData]
+	ws         *websocket.Conn
+	ctx        context.Context
+	cancel     context.CancelFunc
+	wake       chan struct{} // capacity 1: the queue has work or the connection is closing
+	writerDone chan struct{}
+
+	mu            sync.Mutex
+	queue         []outMsg // grows on demand: an idle connection holds none
+	pending       int      // queued plus being written, bounded by SendChannelBuffer
+	closing       bool
+	closeCode     int // 0: no close frame to send (the peer is gone or already answered)
+	closeReason   string
+	closeSent     bool // gorilla already wrote the close frame (1009)
+	closeDeadline time.Time
+	closeCause    error
+
+	// Read pump only.
+	limiter  *rate.Limiter
+	rateErrs []time.Duration // ring of the last MaxRateErrors rate errors, since manager start
+	rateNext int
+}
+
+func newConnection[U any](m *ConnectionManager[U], ws *websocket.Conn, userID int64, data U) *Connection[U] {
+	c := &Connection[U]{
+		ID:         userID,
+		UserData:   data,
+		connID:     m.prefix + "-" + strconv.FormatUint(m.nextConn.Add(1), 36),
+		m:          m,
+		ws:         ws,
+		wake:       make(chan struct{}, 1),
+		writerDone: make(chan struct{}),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if m.cfg.RateLimit > 0 {
+		c.limiter = rate.NewLimiter(rate.Limit(m.cfg.RateLimit), m.cfg.RateBurst)
+	}
+	return c
+}
+
+// ConnID identifies the connection uniquely within the process (a random
+// per-manager prefix and a counter, characters [A-Za-z0-9_-]).
+func (c *Connection[U]) ConnID() string { return c.connID }
+
+// Manager returns the manager that holds the connection.
+func (c *Connection[U]) Manager() *ConnectionManager[U] { return c.m }
+
+// Context is cancelled as soon as the connection starts closing; work done on
+// the connection's behalf (RPCs) should derive from it.
+func (c *Connection[U]) Context() context.Context { return c.ctx }
+
+// RemoteAddr returns the peer's network address.
+func (c *Connection[U]) RemoteAddr() net.Addr { return c.ws.RemoteAddr() }
+
+// Send enqueues a text message without blocking. When the queue already holds
+// SendChannelBuffer messages the client is not reading: the connection is
+// closed with 1008 "slow consumer" and ErrSlowConsumer returned. Once the
+// connection is closing it returns ErrClosed. msg must not be modified after
+// the call.
+func (c *Connection[U]) Send(msg []byte) error {
+	return c.enqueue(outMsg{data: msg})
+}
+
+// SendWithCallback is Send with onWritten, which runs after the message was
+// written to the socket successfully (delivery receipts). It runs on the write
+// pump goroutine: it must return quickly and must not call Send on the same
+// connection in a way that waits for the write (it would wait for itself). It
+// is not called when the message is never written.
+func (c *Connection[U]) SendWithCallback(msg []byte, onWritten func()) error {
+	return c.enqueue(outMsg{data: msg, onWritten: onWritten})
+}
+
+// SendJSON marshals v and sends it.
+func (c *Connection[U]) SendJSON(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return c.Send(b)
+}
+
+type errorPayload struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+type errorNotification struct {
+	PID     string       `json:"pid"`
+	Type    string       `json:"type"`
+	Payload errorPayload `json:"payload"`
+}
+
+// SendErrorNotification sends the error reply of PROTOCOL.md §3:
+// {"pid", "type": "ERROR_NOTIFICATION", "payload": {"code", "message"}}.
+func (c *Connection[U]) SendErrorNotification(pid string, code int, message string) error {
+	return c.SendJSON(errorNotification{PID: pid, Type: "ERROR_NOTIFICATION", Payload: errorPayload{code, message}})
+}
+
+// Close starts closing the connection with code and reason: the write pump
+// flushes what is already queued, writes the close frame (all within
+// WriteWait), waits briefly for the client's answer and the connection is torn
+// down. It returns at once and is idempotent: only the first close counts.
+func (c *Connection[U]) Close(code int, reason string) {
+	var cause error
+	if code != websocket.CloseNormalClosure {
+		cause = &CloseError{Code: code, Reason: reason}
+	}
+	c.closeWith(code, reason, cause, false)
+}
+
+func (c *Connection[U]) enqueue(m outMsg) error {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if c.pending >= c.m.cfg.SendChannelBuffer {
+		c.mu.Unlock()
+		// The queue is useless to a client that does not read: drop it, so
+		// the close frame is the next thing the write pump tries.
+		c.closeWith(websocket.ClosePolicyViolation, "slow consumer",
+			&CloseError{Code: websocket.ClosePolicyViolation, Reason: "slow consumer", Err: ErrSlowConsumer}, true)
+		return ErrSlowConsumer
+	}
+	c.queue = append(c.queue, m)
+	c.pending++
+	c.mu.Unlock()
+	c.signal()
+	return nil
+}
+
+func (c *Connection[U]) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// closeWith marks the connection closing (first call only), cancels its
+// context and wakes the write pump, which sends the close frame when code is
+// not zero. drop discards the queued messages.
+func (c *Connection[U]) closeWith(code int, reason string, cause error, drop bool) {
+	if len(reason) > maxCloseReason {
+		reason = reason[:maxCloseReason]
+	}
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.closing = true
+	c.closeCode = code
+	c.closeReason = reason
+	c.closeCause = cause
+	c.closeDeadline = time.Now().Add(c.m.cfg.WriteWait)
+	if drop {
+		c.pending -= len(c.queue)
+		clear(c.queue)
+		c.queue = nil
+	}
+	c.mu.Unlock()
+	c.cancel()
+	c.signal()
+}
+
+func (c *Connection[U]) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
+// refreshReadDeadline extends the read deadline by PongWait unless the
+// connection is closing: then the write pump has set the shorter close grace,
+// which must win. The mutex orders the two.
+func (c *Connection[U]) refreshReadDeadline() {
+	c.mu.Lock()
+	if !c.closing {
+		_ = c.ws.SetReadDeadline(time.Now().Add(c.m.cfg.PongWait))
+	}
+	c.mu.Unlock()
+}
+
+// writePump is the only goroutine that writes data frames and pings.
+func (c *Connection[U]) writePump() {
+	defer close(c.writerDone)
+	cfg := &c.m.cfg
+	ticker := time.NewTicker(cfg.PingPeriod)
+	defer ticker.Stop()
+	var spare []outMsg
+	for {
+		select {
+		case <-c.wake:
+		case <-ticker.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteWait)); err != nil {
+				c.writeFailed(err)
+				return
+			}
+			continue
+		}
+		for {
+			c.mu.Lock()
+			batch := c.queue
+			c.queue = spare[:0]
+			closing, code, deadline := c.closing, c.closeCode, c.closeDeadline
+			c.mu.Unlock()
+			if closing && code == 0 {
+				// The read side has ended: nobody is listening any more.
+				return
+			}
+			for i := range batch {
+				d := time.Now().Add(cfg.WriteWait)
+				if closing && deadline.Before(d) {
+					d = deadline
+				}
+				_ = c.ws.SetWriteDeadline(d)
+				if err := c.ws.WriteMessage(websocket.TextMessage, batch[i].data); err != nil {
+					c.writeFailed(err)
+					return
+				}
+				if batch[i].onWritten != nil {
+					batch[i].onWritten()
+				}
+				batch[i] = outMsg{}
+			}
+			c.mu.Lock()
+			c.pending -= len(batch)
+			more := len(c.queue) > 0
+			closing = c.closing
+			c.mu.Unlock()
+			// Keep one small spare slice so a steady stream does not allocate,
+			// but do not let a past burst pin a large array to an idle socket.
+			if cap(batch) <= 16 {
+				spare = batch[:0]
+			} else {
+				spare = nil
+			}
+			if more {
+				continue
+			}
+			if closing {
+				c.writeClose()
+				return
+			}
+			break
+		}
+	}
+}
+
+// writeClose writes the close frame and gives the client closeGrace to answer;
+// the read pump sees the answer (or the deadline) and tears down.
+func (c *Connection[U]) writeClose() {
+	c.mu.Lock()
+	code, reason, sent, deadline := c.closeCode, c.closeReason, c.closeSent, c.closeDeadline
+	c.mu.Unlock()
+	if !sent {
+		if time.Until(deadline) < 100*time.Millisecond {
+			// The flush used up WriteWait; still give the frame a chance.
+			deadline = time.Now().Add(100 * time.Millisecond)
+		}
+		if err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline); err != nil {
+			if !errors.Is(err, websocket.ErrCloseSent) {
+				_ = c.ws.NetConn().Close()
+				return
+			}
+		}
+	}
+	c.mu.Lock()
+	_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
+	c.mu.Unlock()
+}
+
+// writeFailed ends a connection whose socket cannot be written: closing the
+// socket unblocks the read pump, which tears down.
+func (c *Connection[U]) writeFailed(err error) {
+	c.closeWith(0, "", err, true)
+	if !errors.Is(err, websocket.ErrCloseSent) {
+		_ = c.ws.NetConn().Close()
+	}
+}
+
+// readPump is the only goroutine that reads. It owns the connection's life:
+// OnConnect, the message loop, then teardown and OnDisconnect.
+func (c *Connection[U]) readPump() {
+	m := c.m
+	defer m.wg.Done()
+
+	c.ws.SetReadLimit(m.cfg.MaxMessageSize)
+	_ = c.ws.SetReadDeadline(time.Now().Add(m.cfg.PongWait))
+	c.ws.SetPongHandler(func(string) error {
+		c.refreshReadDeadline()
+		return nil
+	})
+
+	if m.cb.OnConnect != nil {
+		if err := m.cb.OnConnect(c); err != nil {
+			m.log.Error("websocket OnConnect failed", "user_id", c.ID, "conn_id", c.connID, "err", err)
+			c.Close(websocket.CloseInternalServerErr, "internal error")
+		}
+	}
+
+	readErr := c.readLoop()
+
+	// Whatever ended the loop, the connection is over: mark it (no close frame
+	// if nothing was decided yet: the peer is gone or has closed), close the
+	// socket to unblock a write in progress, and wait for the write pump.
+	c.closeWith(0, "", nil, true)
+	_ = c.ws.NetConn().Close()
+	<-c.writerDone
+
+	m.unregister(c)
+
+	c.mu.Lock()
+	cause := c.closeCause
+	c.mu.Unlock()
+	if cause == nil {
+		cause = readErr
+		if websocket.IsCloseError(readErr, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
+			cause = nil
+		}
+	}
+	m.log.Debug("websocket closed", "user_id", c.ID, "conn_id", c.connID, "err", cause)
+	if m.cb.OnDisconnect != nil {
+		m.cb.OnDisconnect(c, cause)
+	}
+}
+
+// readLoop reads messages until the socket fails or the close handshake ends,
+// and returns that error.
+func (c *Connection[U]) readLoop() error {
+	m := c.m
+	for {
+		mt, r, err := c.ws.NextReader()
+		if err == nil && c.isClosing() {
+			// Closing: discard until the client answers the close frame.
+			continue
+		}
+		var msg []byte
+		if err == nil && mt == websocket.TextMessage {
+			msg, err = io.ReadAll(r)
+		}
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				c.tooBig()
+			}
+			return err
+		}
+		if mt != websocket.TextMessage {
+			c.Close(websocket.CloseUnsupportedData, "binary messages are not supported")
+			continue
+		}
+		if !utf8.Valid(msg) {
+			c.Close(websocket.CloseInvalidFramePayloadData, "invalid UTF-8")
+			continue
+		}
+		if c.limiter != nil && !c.limiter.Allow() {
+			if c.rateErrorLimitReached(time.Since(m.started)) {
+				c.Close(websocket.ClosePolicyViolation, "rate limit exceeded")
+				continue
+			}
+			if m.cb.OnRateLimited != nil {
+				m.cb.OnRateLimited(c, msg)
+			} else {
+				_ = c.SendErrorNotification(pidOf(msg, m), 429, "rate limit exceeded")
+			}
+			continue
+		}
+		if m.cb.ProcessClientMessage != nil {
+			m.cb.ProcessClientMessage(c, msg)
+		}
+		c.refreshReadDeadline()
+	}
+}
+
+// tooBig handles a message over MaxMessageSize. gorilla has already written
+// the 1009 close frame and its reader is dead, so the remaining bytes are
+// drained from the socket until the client closes (or closeGrace), to avoid a
+// reset that could destroy the close frame in flight.
+func (c *Connection[U]) tooBig() {
+	c.mu.Lock()
+	if !c.closing {
+		c.closing = true
+		c.closeCode = websocket.CloseMessageTooBig
+		c.closeReason = "message too big"
+		c.closeSent = true
+		c.closeCause = &CloseError{Code: websocket.CloseMessageTooBig, Reason: "message too big"}
+		c.closeDeadline = time.Now().Add(c.m.cfg.WriteWait)
+		c.pending -= len(c.queue)
+		clear(c.queue)
+		c.queue = nil
+	}
+	nc := c.ws.NetConn()
+	_ = nc.SetReadDeadline(time.Now().Add(closeGrace))
+	c.mu.Unlock()
+	c.cancel()
+	c.signal()
+	_, _ = io.Copy(io.Discard, nc)
+}
+
+// rateErrorLimitReached records a rate-limit error and reports whether it is
+// one more than MaxRateErrors within RateErrorWindow; now is the time since
+// the manager started (monotonic). The ring holds the times
+// of the last MaxRateErrors errors; it is allocated on the first error only.
+func (c *Connection[U]) rateErrorLimitReached(now time.Duration) bool {
+	cfg := &c.m.cfg
+	if len(c.rateErrs) < cfg.MaxRateErrors {
+		c.rateErrs = append(c.rateErrs, now)
+		return false
+	}
+	oldest := c.rateErrs[c.rateNext]
+	if now-oldest < cfg.RateErrorWindow {
+		return true
+	}
+	c.rateErrs[c.rateNext] = now
+	c.rateNext = (c.rateNext + 1) % len(c.rateErrs)
+	return false
+}
+
+// pidOf returns the client's pid when it is a valid one (a string of 1–64
+// bytes), or a fresh server pid.
+func pidOf[U any](msg []byte, m *ConnectionManager[U]) string {
+	var f struct {
+		PID any `json:"pid"`
+	}
+	if json.Unmarshal(msg, &f) == nil {
+		if s, ok := f.PID.(string); ok && len(s) >= 1 && len(s) <= 64 {
+			return s
+		}
+	}
+	return m.newPID()
+}

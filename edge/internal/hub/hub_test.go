@@ -1,0 +1,810 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// testUser is the UserData of the tests.
+type testUser struct{ Name string }
+
+// recorder collects what the callbacks saw.
+type recorder struct {
+	mu           sync.Mutex
+	messages     []string
+	rateLimited  []string
+	disconnected []error
+	discCh       chan error
+}
+
+func newRecorder() *recorder { return &recorder{discCh: make(chan error, 1024)} }
+
+func (r *recorder) disconnects() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.disconnected)
+}
+
+// authByQuery authenticates ?user=ID; ?deny=403 answers an *HTTPError.
+func authByQuery(r *http.Request) (int64, testUser, error) {
+	if d := r.URL.Query().Get("deny"); d != "" {
+		status, _ := strconv.Atoi(d)
+		return 0, testUser{}, &HTTPError{Status: status, Message: "denied"}
+	}
+	id, err := strconv.ParseInt(r.URL.Query().Get("user"), 10, 64)
+	if err != nil {
+		return 0, testUser{}, errors.New("no user")
+	}
+	return id, testUser{Name: "u" + strconv.FormatInt(id, 10)}, nil
+}
+
+// echoCallbacks replies "echo:<msg>" to every message and records everything.
+func echoCallbacks(rec *recorder) Callbacks[testUser] {
+	return Callbacks[testUser]{
+		AuthenticateAndGetUserData: authByQuery,
+		ProcessClientMessage: func(c *Connection[testUser], msg []byte) {
+			rec.mu.Lock()
+			rec.messages = append(rec.messages, string(msg))
+			rec.mu.Unlock()
+			_ = c.Send(append([]byte("echo:"), msg...))
+		},
+		OnRateLimited: func(c *Connection[testUser], msg []byte) {
+			rec.mu.Lock()
+			rec.rateLimited = append(rec.rateLimited, string(msg))
+			rec.mu.Unlock()
+			_ = c.SendErrorNotification("rl", 429, "rate limited")
+		},
+		OnDisconnect: func(c *Connection[testUser], err error) {
+			rec.mu.Lock()
+			rec.disconnected = append(rec.disconnected, err)
+			rec.mu.Unlock()
+			rec.discCh <- err
+		},
+	}
+}
+
+type testServer struct {
+	m   *ConnectionManager[testUser]
+	srv *httptest.Server
+	url string // ws://host/ws
+}
+
+func newTestServer(tb testing.TB, cfg Config, cb Callbacks[testUser]) *testServer {
+	tb.Helper()
+	m := NewConnectionManager(cfg, cb, nil)
+	mux := http.NewServeMux()
+	mux.Handle("/ws", m)
+	srv := httptest.NewServer(mux)
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := m.Shutdown(ctx); err != nil {
+			tb.Errorf("Shutdown: %v", err)
+		}
+		srv.Close()
+	})
+	return &testServer{m: m, srv: srv, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"}
+}
+
+func (ts *testServer) dial(tb testing.TB, user int64) *websocket.Conn {
+	tb.Helper()
+	c, resp, err := websocket.DefaultDialer.Dial(ts.url+"?user="+strconv.FormatInt(user, 10), nil)
+	if err != nil {
+		tb.Fatalf("dial user %d: %v (resp %v)", user, err, resp)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+// waitFor polls cond until it holds or a generous deadline passes.
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func readText(tb testing.TB, c *websocket.Conn) string {
+	tb.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
+	mt, b, err := c.ReadMessage()
+	if err != nil {
+		tb.Fatalf("read: %v", err)
+	}
+	if mt != websocket.TextMessage {
+		tb.Fatalf("message type: got %d, want text", mt)
+	}
+	return string(b)
+}
+
+// expectClose reads until the connection fails and checks the close code.
+func expectClose(tb testing.TB, c *websocket.Conn, code int) {
+	tb.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
+	for {
+		_, _, err := c.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) {
+			tb.Fatalf("read error: got %v, want close %d", err, code)
+		}
+		if ce.Code != code {
+			tb.Fatalf("close code: got %d (%q), want %d", ce.Code, ce.Text, code)
+		}
+		return
+	}
+}
+
+func TestEchoRegistryAndFanOut(t *testing.T) {
+	t.Parallel()
+	rec := newRecorder()
+	ts := newTestServer(t, DefaultConfig(), echoCallbacks(rec))
+
+	a1 := ts.dial(t, 1)
+	a2 := ts.dial(t, 1)
+	b := ts.dial(t, 2)
+	waitFor(t, "3 connections", func() bool { return ts.m.GetActiveConnectionsCount() == 3 })
+
+	if got := len(ts.m.Connections(1)); got != 2 {
+		t.Fatalf("Connections(1): got %d, want 2", got)
+	}
+	if !ts.m.IsUserOnline(2) || ts.m.IsUserOnline(3) {
+		t.Fatalf("IsUserOnline(2), (3): got %v, %v, want true, false", ts.m.IsUserOnline(2), ts.m.IsUserOnline(3))
+	}
+	c, ok := ts.m.GetConnection(2)
+	if !ok || c.ID != 2 || c.UserData.Name != "u2" {
+		t.Fatalf("GetConnection(2): got %+v, %v", c, ok)
+	}
+
+	// Replies go to the sender only, in order.
+	for i := range 20 {
+		if err := a1.WriteMessage(websocket.TextMessage, []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 20 {
+		if got, want := readText(t, a1), "echo:"+strconv.Itoa(i); got != want {
+			t.Fatalf("reply %d: got %q, want %q", i, got, want)
+		}
+	}
+
+	// Fan-out to every connection of a user, minus the excluded one.
+	conns := ts.m.Connections(1)
+	if got := ts.m.SendMessageToUser(1, []byte("all"), ""); got != 2 {
+		t.Fatalf("SendMessageToUser all: got %d, want 2", got)
+	}
+	if got := ts.m.SendMessageToUser(1, []byte("others"), conns[0].ConnID()); got != 1 {
+		t.Fatalf("SendMessageToUser excluding one: got %d, want 1", got)
+	}
+	if got := ts.m.SendMessageToUser(99, []byte("nobody"), ""); got != 0 {
+		t.Fatalf("SendMessageToUser offline: got %d, want 0", got)
+	}
+	got := []string{readText(t, a1), readText(t, a2)}
+	if got[0] != "all" || got[1] != "all" {
+		t.Fatalf("fan-out: got %q, want all, all", got)
+	}
+	// Exactly one of a1/a2 gets "others": send a marker to both to find out which.
+	ts.m.SendMessageToUser(1, []byte("end"), "")
+	var others int
+	for _, c := range []*websocket.Conn{a1, a2} {
+		for msg := readText(t, c); msg != "end"; msg = readText(t, c) {
+			if msg == "others" {
+				others++
+			}
+		}
+	}
+	if others != 1 {
+		t.Fatalf("excluded fan-out: got %d receivers, want 1", others)
+	}
+
+	n := 0
+	ts.m.ForEach(func(*Connection[testUser]) { n++ })
+	if n != 3 {
+		t.Fatalf("ForEach: got %d, want 3", n)
+	}
+
+	_ = b.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+	if err := <-rec.discCh; err != nil {
+		t.Fatalf("OnDisconnect after a normal close: got %v, want nil", err)
+	}
+	waitFor(t, "user 2 offline", func() bool { return !ts.m.IsUserOnline(2) })
+	if got := ts.m.GetActiveConnectionsCount(); got != 2 {
+		t.Fatalf("count after one close: got %d, want 2", got)
+	}
+}
+
+func TestHandshakeRefusals(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		allowed []string
+		origin  string // "SELF" = the server's own origin
+		query   string
+		status  int
+		message string
+	}{
+		{"no origin is allowed", nil, "", "user=1", 101, ""},
+		{"same origin", nil, "SELF", "user=1", 101, ""},
+		{"foreign origin", nil, "http://evil.example", "user=1", 403, "origin not allowed"},
+		{"listed origin", []string{"https://app.example"}, "https://app.example", "user=1", 101, ""},
+		{"listed origin, case", []string{"https://App.Example"}, "https://app.example", "user=1", 101, ""},
+		{"unlisted origin", []string{"https://app.example"}, "https://other.example", "user=1", 403, "origin not allowed"},
+		{"same origin not implied by a list", []string{"https://app.example"}, "SELF", "user=1", 403, "origin not allowed"},
+		{"wildcard", []string{"*"}, "http://any.example", "user=1", 101, ""},
+		{"origin checked before auth", nil, "http://evil.example", "", 403, "origin not allowed"},
+		{"auth failure", nil, "", "", 401, "unauthorized"},
+		{"auth HTTPError", nil, "", "deny=403", 403, "denied"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := DefaultConfig()
+			cfg.AllowedOrigins = tt.allowed
+			var authCalls sync.Map
+			cb := echoCallbacks(newRecorder())
+			cb.AuthenticateAndGetUserData = func(r *http.Request) (int64, testUser, error) {
+				authCalls.Store(1, true)
+				return authByQuery(r)
+			}
+			ts := newTestServer(t, cfg, cb)
+			h := http.Header{}
+			switch tt.origin {
+			case "":
+			case "SELF":
+				h.Set("Origin", ts.srv.URL)
+			default:
+				h.Set("Origin", tt.origin)
+			}
+			c, resp, err := websocket.DefaultDialer.Dial(ts.url+"?"+tt.query, h)
+			if tt.status == 101 {
+				if err != nil {
+					t.Fatalf("dial: got %v, want success", err)
+				}
+				c.Close()
+				return
+			}
+			if err == nil {
+				c.Close()
+				t.Fatalf("dial: got success, want %d", tt.status)
+			}
+			if resp == nil {
+				t.Fatalf("dial: got %v without response, want %d", err, tt.status)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status: got %d, want %d", resp.StatusCode, tt.status)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Fatalf("Content-Type: got %q, want application/json", ct)
+			}
+			var body struct {
+				Code    int    `json:"code"`
+				Message string `json:"message"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				t.Fatalf("body: %v", err)
+			}
+			if body.Code != tt.status || body.Message != tt.message {
+				t.Fatalf("body: got %+v, want {%d %q}", body, tt.status, tt.message)
+			}
+			if _, called := authCalls.Load(1); tt.status == 403 && tt.message == "origin not allowed" && called {
+				t.Fatalf("auth called after an origin refusal")
+			}
+		})
+	}
+}
+
+func TestProtocolViolationsClose(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("a", 16385)
+	tests := []struct {
+		name string
+		send func(c *websocket.Conn) error
+		code int // 0: stays open and echoes
+	}{
+		{"max size is accepted", func(c *websocket.Conn) error {
+			return c.WriteMessage(websocket.TextMessage, []byte(big[:16384]))
+		}, 0},
+		{"one byte over", func(c *websocket.Conn) error {
+			return c.WriteMessage(websocket.TextMessage, []byte(big))
+		}, websocket.CloseMessageTooBig},
+		{"over after reassembly of fragments", func(c *websocket.Conn) error {
+			w, err := c.NextWriter(websocket.TextMessage)
+			if err != nil {
+				return err
+			}
+			for range 17 { // 17 fragments of 1000 bytes (the dialer's write buffer is 1 KiB)
+				if _, err := w.Write([]byte(big[:1000])); err != nil {
+					return err
+				}
+			}
+			return w.Close()
+		}, websocket.CloseMessageTooBig},
+		{"binary", func(c *websocket.Conn) error {
+			return c.WriteMessage(websocket.BinaryMessage, []byte("{}"))
+		}, websocket.CloseUnsupportedData},
+		{"invalid UTF-8", func(c *websocket.Conn) error {
+			return c.WriteMessage(websocket.TextMessage, []byte("{\"x\":\"\xff\xfe\"}"))
+		}, websocket.CloseInvalidFramePayloadData},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rec := newRecorder()
+			ts := newTestServer(t, DefaultConfig(), echoCallbacks(rec))
+			d := websocket.Dialer{WriteBufferSize: 1024}
+			c, _, err := d.Dial(ts.url+"?user=7", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := tt.send(c); err != nil {
+				t.Fatalf("send: %v", err)
+			}
+			if tt.code == 0 {
+				if got := readText(t, c); len(got) != len("echo:")+16384 {
+					t.Fatalf("echo length: got %d", len(got))
+				}
+				return
+			}
+			expectClose(t, c, tt.code)
+			err = <-rec.discCh
+			var ce *CloseError
+			if !errors.As(err, &ce) || ce.Code != tt.code {
+				t.Fatalf("OnDisconnect: got %v, want CloseError %d", err, tt.code)
+			}
+			if n := len(rec.messages); n != 0 {
+				t.Fatalf("processed messages: got %d, want 0", n)
+			}
+		})
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	t.Parallel()
+	rec := newRecorder()
+	cfg := DefaultConfig()
+	cfg.RateLimit = 0.0001 // no refill during the test
+	cfg.RateBurst = 3
+	cfg.MaxRateErrors = 4
+	ts := newTestServer(t, cfg, echoCallbacks(rec))
+	c := ts.dial(t, 1)
+
+	// Control frames do not count.
+	for range 10 {
+		if err := c.WriteControl(websocket.PingMessage, nil, time.Now().Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Malformed messages count like any other.
+	for _, m := range []string{"ok1", "not json {", "ok3"} {
+		_ = c.WriteMessage(websocket.TextMessage, []byte(m))
+		if got, want := readText(t, c), "echo:"+m; got != want {
+			t.Fatalf("within burst: got %q, want %q", got, want)
+		}
+	}
+	for i := range 4 {
+		_ = c.WriteMessage(websocket.TextMessage, []byte("over"+strconv.Itoa(i)))
+		if got, want := readText(t, c), `{"pid":"rl","type":"ERROR_NOTIFICATION","payload":{"code":429,"message":"rate limited"}}`; got != want {
+			t.Fatalf("rate error %d: got %q, want %q", i, got, want)
+		}
+	}
+	_ = c.WriteMessage(websocket.TextMessage, []byte("one too many"))
+	expectClose(t, c, websocket.ClosePolicyViolation)
+	<-rec.discCh
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if got := len(rec.rateLimited); got != 4 {
+		t.Fatalf("OnRateLimited calls: got %d, want 4", got)
+	}
+	if got := len(rec.messages); got != 3 {
+		t.Fatalf("processed: got %d, want 3", got)
+	}
+}
+
+func TestRateLimitDefaultReply(t *testing.T) {
+	t.Parallel()
+	rec := newRecorder()
+	cfg := DefaultConfig()
+	cfg.RateLimit = 0.0001
+	cfg.RateBurst = 1
+	cb := echoCallbacks(rec)
+	cb.OnRateLimited = nil
+	cb.GeneratePID = func() string { return "gen" }
+	ts := newTestServer(t, cfg, cb)
+	c := ts.dial(t, 1)
+	_ = c.WriteMessage(websocket.TextMessage, []byte(`{}`))
+	readText(t, c)
+	for _, tt := range []struct{ msg, pid string }{
+		{`{"type":"X","pid":"c-1"}`, "c-1"},
+		{`{"pid":17}`, "gen"},
+		{`garbage`, "gen"},
+		{`{"pid":"` + strings.Repeat("p", 65) + `"}`, "gen"},
+	} {
+		_ = c.WriteMessage(websocket.TextMessage, []byte(tt.msg))
+		want := `{"pid":"` + tt.pid + `","type":"ERROR_NOTIFICATION","payload":{"code":429,"message":"rate limit exceeded"}}`
+		if got := readText(t, c); got != want {
+			t.Fatalf("reply to %s: got %s, want %s", tt.msg, got, want)
+		}
+	}
+}
+
+func TestRateErrorWindowSlides(t *testing.T) {
+	t.Parallel()
+	m := NewConnectionManager(Config{MaxRateErrors: 3, RateErrorWindow: time.Minute}, Callbacks[testUser]{}, nil)
+	c := &Connection[testUser]{m: m}
+	steps := []struct {
+		at   time.Duration
+		want bool
+	}{
+		{0, false}, {10 * time.Second, false}, {20 * time.Second, false},
+		{30 * time.Second, true},  // 4th within 60 s of the 1st
+		{61 * time.Second, false}, // the 1st has left the window
+		{65 * time.Second, true},  // 10 s, 20 s, 61 s are still in
+		{81 * time.Second, false}, // 10 s and 20 s left
+	}
+	for _, s := range steps {
+		if got := c.rateErrorLimitReached(s.at); got != s.want {
+			t.Fatalf("error at %v: got %v, want %v", s.at, got, s.want)
+		}
+	}
+}
+
+func TestSlowConsumerDoesNotDelayOthers(t *testing.T) {
+	t.Parallel()
+	rec := newRecorder()
+	cfg := DefaultConfig()
+	cfg.SendChannelBuffer = 8
+	ts := newTestServer(t, cfg, echoCallbacks(rec))
+	slow := ts.dial(t, 1) // never reads
+	fast := ts.dial(t, 2)
+	waitFor(t, "2 connections", func() bool { return ts.m.GetActiveConnectionsCount() == 2 })
+
+	chunk := []byte(strings.Repeat("x", 64<<10))
+	sent := 0
+	for ts.m.SendMessageToUser(1, chunk, "") == 1 {
+		sent++
+		if sent > 100000 {
+			t.Fatal("the slow consumer was never detected")
+		}
+	}
+	// The slow connection is closing, but its write pump is still stuck in a
+	// write to the full socket (WriteWait is 15 s): it stays registered until
+	// then. Delivery to the other user goes on meanwhile.
+	for i := range 200 {
+		if got := ts.m.SendMessageToUser(2, []byte("m"+strconv.Itoa(i)), ""); got != 1 {
+			t.Fatalf("send %d to the fast user: got %d, want 1", i, got)
+		}
+		if got, want := readText(t, fast), "m"+strconv.Itoa(i); got != want {
+			t.Fatalf("fast user: got %q, want %q", got, want)
+		}
+	}
+	if got := rec.disconnects(); got != 0 {
+		t.Fatalf("disconnects while the fast user was served: got %d, want 0 (the slow socket should still be stuck)", got)
+	}
+	if err := ts.m.Connections(1)[0].Send([]byte("late")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Send to the closing connection: got %v, want ErrClosed", err)
+	}
+	slow.Close() // the stuck write fails now
+	err := <-rec.discCh
+	if !errors.Is(err, ErrSlowConsumer) {
+		t.Fatalf("OnDisconnect: got %v, want ErrSlowConsumer", err)
+	}
+	var ce *CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation {
+		t.Fatalf("OnDisconnect: got %v, want CloseError 1008", err)
+	}
+}
+
+func TestSlowConsumerGetsCloseFrame(t *testing.T) {
+	t.Parallel()
+	// When the queue fills faster than a healthy writer drains it, the
+	// client still gets a readable 1008.
+	rec := newRecorder()
+	cfg := DefaultConfig()
+	cfg.SendChannelBuffer = 4
+	cb := echoCallbacks(rec)
+	cb.ProcessClientMessage = func(c *Connection[testUser], msg []byte) {
+		for {
+			if err := c.Send(msg); err != nil {
+				return
+			}
+		}
+	}
+	ts := newTestServer(t, cfg, cb)
+	c := ts.dial(t, 1)
+	_ = c.WriteMessage(websocket.TextMessage, []byte("flood"))
+	expectClose(t, c, websocket.ClosePolicyViolation)
+	if err := <-rec.discCh; !errors.Is(err, ErrSlowConsumer) {
+		t.Fatalf("OnDisconnect: got %v, want ErrSlowConsumer", err)
+	}
+}
+
+func TestSendWithCallbackAndClose(t *testing.T) {
+	t.Parallel()
+	rec := newRecorder()
+	ts := newTestServer(t, DefaultConfig(), echoCallbacks(rec))
+	c := ts.dial(t, 1)
+	waitFor(t, "registration", func() bool { return ts.m.IsUserOnline(1) })
+	conn, _ := ts.m.GetConnection(1)
+
+	written := make(chan struct{})
+	if err := conn.SendWithCallback([]byte("receipt"), func() { close(written) }); err != nil {
+		t.Fatal(err)
+	}
+	<-written
+	if got := readText(t, c); got != "receipt" {
+		t.Fatalf("got %q, want receipt", got)
+	}
+	if err := conn.SendJSON(map[string]int{"a": 1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readText(t, c); got != `{"a":1}` {
+		t.Fatalf("SendJSON: got %q", got)
+	}
+	// Queued messages are flushed before the close frame.
+	_ = conn.Send([]byte("last words"))
+	conn.Close(4001, "session revoked")
+	conn.Close(1000, "ignored: only the first close counts")
+	if got := readText(t, c); got != "last words" {
+		t.Fatalf("before close: got %q, want last words", got)
+	}
+	expectClose(t, c, 4001)
+	if err := conn.Send([]byte("x")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Send after Close: got %v, want ErrClosed", err)
+	}
+	<-conn.Context().Done()
+	err := <-rec.discCh
+	var ce *CloseError
+	if !errors.As(err, &ce) || ce.Code != 4001 || ce.Reason != "session revoked" {
+		t.Fatalf("OnDisconnect: got %v, want CloseError 4001", err)
+	}
+}
+
+func TestOnConnectErrorCloses1011(t *testing.T) {
+	t.Parallel()
+	rec := newRecorder()
+	cb := echoCallbacks(rec)
+	cb.OnConnect = func(c *Connection[testUser]) error {
+		if !c.Manager().IsUserOnline(c.ID) {
+			return errors.New("not registered before OnConnect")
+		}
+		if c.ID == 13 {
+			return errors.New("unlucky")
+		}
+		return nil
+	}
+	ts := newTestServer(t, DefaultConfig(), cb)
+	ok := ts.dial(t, 1)
+	_ = ok.WriteMessage(websocket.TextMessage, []byte("hi"))
+	if got := readText(t, ok); got != "echo:hi" {
+		t.Fatalf("got %q", got)
+	}
+	bad := ts.dial(t, 13)
+	expectClose(t, bad, websocket.CloseInternalServerErr)
+}
+
+func TestPingPong(t *testing.T) {
+	t.Parallel()
+	rec := newRecorder()
+	cfg := DefaultConfig()
+	cfg.PingPeriod = 100 * time.Millisecond
+	cfg.PongWait = time.Second
+	ts := newTestServer(t, cfg, echoCallbacks(rec))
+
+	t.Run("answering client stays", func(t *testing.T) {
+		c := ts.dial(t, 1)
+		pings := make(chan struct{}, 100)
+		c.SetPingHandler(func(data string) error {
+			pings <- struct{}{}
+			return c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		})
+		go func() {
+			for {
+				if _, _, err := c.ReadMessage(); err != nil {
+					return
+				}
+			}
+		}()
+		// 15 pings span 1.5 PongWait: only the pongs kept it alive.
+		for range 15 {
+			<-pings
+		}
+		if !ts.m.IsUserOnline(1) {
+			t.Fatal("a client that answers pings was dropped")
+		}
+	})
+	t.Run("silent client is dropped", func(t *testing.T) {
+		c := ts.dial(t, 2)
+		c.SetPingHandler(func(string) error { return nil }) // no pong
+		_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				break
+			}
+		}
+		waitFor(t, "user 2 dropped", func() bool { return !ts.m.IsUserOnline(2) })
+	})
+}
+
+func TestShutdown(t *testing.T) {
+	t.Parallel()
+	rec := newRecorder()
+	m := NewConnectionManager(DefaultConfig(), echoCallbacks(rec), nil)
+	srv := httptest.NewServer(m)
+	defer srv.Close()
+	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+	var clients []*websocket.Conn
+	for i := range 5 {
+		c, _, err := websocket.DefaultDialer.Dial(url+"?user="+strconv.Itoa(i%2), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		clients = append(clients, c)
+	}
+	waitFor(t, "5 connections", func() bool { return m.GetActiveConnectionsCount() == 5 })
+
+	var wg sync.WaitGroup
+	for _, c := range clients {
+		wg.Go(func() { expectClose(t, c, websocket.CloseGoingAway) })
+	}
+	if err := m.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	wg.Wait()
+	if got := rec.disconnects(); got != 5 {
+		t.Fatalf("OnDisconnect calls when Shutdown returned: got %d, want 5", got)
+	}
+	if got := m.GetActiveConnectionsCount(); got != 0 {
+		t.Fatalf("count: got %d, want 0", got)
+	}
+	_, resp, err := websocket.DefaultDialer.Dial(url+"?user=1", nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("handshake after Shutdown: got %v, %v, want 503", resp, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if got, want := string(body), `{"code":503,"message":"server shutting down"}`; got != want {
+		t.Fatalf("body: got %s, want %s", got, want)
+	}
+}
+
+func TestShutdownContextExpires(t *testing.T) {
+	t.Parallel()
+	rec := newRecorder()
+	m := NewConnectionManager(DefaultConfig(), echoCallbacks(rec), nil)
+	srv := httptest.NewServer(m)
+	defer srv.Close()
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"?user=1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitFor(t, "registration", func() bool { return m.IsUserOnline(1) })
+	// The client never reads, so it never answers the close frame: the drain
+	// waits for closeGrace, longer than ctx allows.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := m.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown: got %v, want DeadlineExceeded", err)
+	}
+	// The sockets were dropped: everything still ends.
+	if err := m.Shutdown(context.Background()); err != nil {
+		t.Fatalf("second Shutdown: %v", err)
+	}
+	if got := rec.disconnects(); got != 1 {
+		t.Fatalf("OnDisconnect calls: got %d, want 1", got)
+	}
+}
+
+func TestConnIDs(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, DefaultConfig(), echoCallbacks(newRecorder()))
+	for range 5 {
+		ts.dial(t, 1)
+	}
+	waitFor(t, "5 connections", func() bool { return ts.m.GetActiveConnectionsCount() == 5 })
+	seen := map[string]bool{}
+	valid := regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	for _, c := range ts.m.Connections(1) {
+		if !valid.MatchString(c.ConnID()) || seen[c.ConnID()] {
+			t.Fatalf("ConnID %q: invalid or duplicate", c.ConnID())
+		}
+		seen[c.ConnID()] = true
+	}
+}
+
+// TestNoLeaks runs many connect/disconnect cycles, closed by either side,
+// with deliveries racing the disconnects, and checks that goroutines and
+// registry entries return to their baseline. It does not run in parallel:
+// other tests' goroutines would blur the count.
+func TestNoLeaks(t *testing.T) {
+	rec := newRecorder()
+	ts := newTestServer(t, DefaultConfig(), echoCallbacks(rec))
+	baseline := runtime.NumGoroutine()
+
+	stop := make(chan struct{})
+	var sender sync.WaitGroup
+	sender.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for u := range int64(4) {
+				ts.m.SendMessageToUser(u, []byte("noise"), "")
+			}
+			runtime.Gosched()
+		}
+	})
+
+	const workers, cycles = 4, 50
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range cycles {
+				c, _, err := websocket.DefaultDialer.Dial(ts.url+"?user="+strconv.Itoa(w), nil)
+				if err != nil {
+					t.Errorf("dial: %v", err)
+					return
+				}
+				_ = c.WriteMessage(websocket.TextMessage, []byte("hi"))
+				switch i % 3 {
+				case 0: // clean client close
+					_ = c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+					for {
+						if _, _, err := c.ReadMessage(); err != nil {
+							break
+						}
+					}
+				case 1: // abrupt client close
+				case 2: // server close
+					for _, sc := range ts.m.Connections(int64(w)) {
+						sc.Close(websocket.CloseNormalClosure, "bye")
+					}
+					for {
+						if _, _, err := c.ReadMessage(); err != nil {
+							break
+						}
+					}
+				}
+				c.Close()
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	sender.Wait()
+
+	waitFor(t, "all connections unregistered", func() bool { return ts.m.GetActiveConnectionsCount() == 0 })
+	waitFor(t, fmt.Sprintf("goroutines back to %d", baseline), func() bool { return runtime.NumGoroutine() <= baseline })
+	if got, want := rec.disconnects(), workers*cycles; got != want {
+		t.Fatalf("OnDisconnect calls: got %d, want %d", got, want)
+	}
+	for u := range int64(workers) {
+		if ts.m.IsUserOnline(u) || len(ts.m.Connections(u)) != 0 {
+			t.Fatalf("user %d still registered", u)
+		}
+	}
+}
