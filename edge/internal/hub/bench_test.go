@@ -1,0 +1,167 @@
+package hub
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/gorilla/websocket"
+)
+
+// BenchmarkMessageRoundTrip measures the hub's per-message path over loopback:
+// a client message is read by the read pump, ProcessClientMessage enqueues a
+// reply, the write pump writes it and the client reads it. window is how many
+// messages the client keeps in flight. Allocations include the client's
+// (gorilla's reader and writer on the client side), not only the hub's. The
+// rate limit is disabled: it is not what is measured.
+func BenchmarkMessageRoundTrip(b *testing.B) {
+	for _, window := range []int{1, 64} {
+		b.Run("window="+strconv.Itoa(window), func(b *testing.B) {
+			cfg := DefaultConfig()
+			cfg.RateLimit = 0
+			reply := []byte(`{"pid":"c-1","type":"SERVER_ACK","payload":{}}`)
+			ts := newTestServer(b, cfg, Callbacks[testUser]{
+				AuthenticateAndGetUserData: authByQuery,
+				ProcessClientMessage: func(c *Connection[testUser], msg []byte) {
+					_ = c.Send(reply)
+				},
+			})
+			c := ts.dial(b, 1)
+			msg := []byte(`{"type":"PING","pid":"c-1","payload":{}}`)
+			tokens := make(chan struct{}, window)
+			writeErr := make(chan error, 1)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(msg) + len(reply)))
+			b.ResetTimer()
+			go func() {
+				for range b.N {
+					tokens <- struct{}{}
+					if err := c.WriteMessage(websocket.TextMessage, msg); err != nil {
+						writeErr <- err
+						return
+					}
+				}
+				writeErr <- nil
+			}()
+			for range b.N {
+				_, r, err := c.NextReader()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.Copy(io.Discard, r); err != nil {
+					b.Fatal(err)
+				}
+				<-tokens
+			}
+			b.StopTimer()
+			if err := <-writeErr; err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
+// BenchmarkIdleConnectionMemory holds N idle connections (HUB_MEM_CONNS,
+// default 2000) from a client in a separate process (memclient) and reports
+// the hub process's growth per connection: Go heap in use, goroutine stacks,
+// RSS as measured, and RSS after returning free pages to the OS (the steady
+// state once the handshake garbage has been collected and scavenged). Run it
+// with -benchtime=1x: every iteration opens and drops N connections.
+func BenchmarkIdleConnectionMemory(b *testing.B) {
+	n := 2000
+	if s := os.Getenv("HUB_MEM_CONNS"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v <= 0 {
+			b.Fatalf("HUB_MEM_CONNS=%q: want a positive integer", s)
+		}
+		n = v
+	}
+	bin := filepath.Join(b.TempDir(), "memclient")
+	if out, err := exec.Command("go", "build", "-o", bin, "./memclient").CombinedOutput(); err != nil {
+		b.Fatalf("go build memclient: %v\n%s", err, out)
+	}
+
+	m := NewConnectionManager(DefaultConfig(), Callbacks[testUser]{AuthenticateAndGetUserData: authByQuery}, nil)
+	srv := httptest.NewServer(m)
+	b.Cleanup(srv.Close)
+	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+
+	var heap, stack, rss, rssFreed float64
+	for range b.N {
+		runtime.GC()
+		debug.FreeOSMemory()
+		before := readMem(b)
+
+		cmd := exec.Command(bin, "-url", url, "-n", strconv.Itoa(n))
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "ready") {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			b.Fatalf("memclient: %q, %v", line, err)
+		}
+		waitFor(b, "all connections registered", func() bool { return m.GetActiveConnectionsCount() == n })
+
+		runtime.GC()
+		held := readMem(b)
+		debug.FreeOSMemory()
+		freed := readMem(b)
+
+		heap = float64(held.heap-before.heap) / float64(n)
+		stack = float64(held.stack-before.stack) / float64(n)
+		rss = float64(held.rss-before.rss) / float64(n)
+		rssFreed = float64(freed.rss-before.rss) / float64(n)
+
+		_ = stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			b.Fatalf("memclient: %v", err)
+		}
+		waitFor(b, "all connections gone", func() bool { return m.GetActiveConnectionsCount() == 0 })
+	}
+	b.ReportMetric(float64(n), "conns")
+	b.ReportMetric(heap, "heap-B/conn")
+	b.ReportMetric(stack, "stack-B/conn")
+	b.ReportMetric(rss, "rss-B/conn")
+	b.ReportMetric(rssFreed, "rss-freed-B/conn")
+}
+
+type memSample struct{ heap, stack, rss int64 }
+
+func readMem(tb testing.TB) memSample {
+	tb.Helper()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var rss int64
+	for line := range bytes.Lines(status) {
+		if f := strings.Fields(string(line)); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			rss = kb << 10
+		}
+	}
+	return memSample{heap: int64(ms.HeapInuse), stack: int64(ms.StackInuse), rss: rss}
+}
+
