@@ -1,0 +1,238 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
+)
+
+// fakeResolver knows a few tokens; "down" makes it unavailable.
+type fakeResolver struct {
+	calls   atomic.Int64
+	expires int64
+	gate    chan struct{} // when set, calls wait on it
+}
+
+func (f *fakeResolver) ResolveSession(_ context.Context, r *connect.Request[profilev1.ResolveSessionRequest]) (*connect.Response[profilev1.ResolveSessionResponse], error) {
+	f.calls.Add(1)
+	if f.gate != nil {
+		<-f.gate
+	}
+	switch tok := r.Msg.GetToken(); {
+	case tok == "down":
+		return nil, connect.NewError(connect.CodeUnavailable, errors.New("db down"))
+	case tok == "expired":
+		return connect.NewResponse(&profilev1.ResolveSessionResponse{SessionId: 9, ExpiresAt: 1, User: &profilev1.User{Id: 3}}), nil
+	case strings.HasPrefix(tok, "good"):
+		var n int64
+		fmt.Sscanf(strings.TrimPrefix(tok, "good"), "%d", &n)
+		exp := f.expires
+		if exp == 0 {
+			exp = time.Now().Add(time.Hour).UnixMilli()
+		}
+		return connect.NewResponse(&profilev1.ResolveSessionResponse{SessionId: 100 + n, ExpiresAt: exp,
+			User: &profilev1.User{Id: 1 + n, UserName: "alice", FirstName: "Alice", LastName: "A"}}), nil
+	}
+	return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("unknown token"))
+}
+
+func request(query, header string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "/ws"+query, nil)
+	if header != "" {
+		r.Header.Set("Authorization", header)
+	}
+	return r
+}
+
+func TestAuthenticate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		query      string
+		header     string
+		wantStatus int // 0: accepted
+		wantUser   int64
+	}{
+		{"query", "?token=good0", "", 0, 1},
+		{"query with Bearer", "?token=Bearer%20good0", "", 0, 1},
+		{"header", "", "Bearer good1", 0, 2},
+		{"header lower-case scheme", "", "bearer good1", 0, 2},
+		{"both equal", "?token=good1", "Bearer good1", 0, 2},
+		{"both different", "?token=good1", "Bearer good2", 401, 0},
+		{"missing", "", "", 401, 0},
+		{"empty query", "?token=", "", 401, 0},
+		{"basic auth", "", "Basic Zm9vOmJhcg==", 401, 0},
+		{"unknown", "?token=nope", "", 401, 0},
+		{"expired", "?token=expired", "", 401, 0},
+		{"profile down", "?token=down", "", 503, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			a := New(&fakeResolver{}, Options{})
+			id, data, err := a.Authenticate(request(tt.query, tt.header))
+			if tt.wantStatus == 0 {
+				if err != nil {
+					t.Fatalf("got %v, want accepted", err)
+				}
+				if id != tt.wantUser || data.Username != "alice" || data.SessionID != 100+tt.wantUser-1 || data.ExpiresAt == 0 {
+					t.Errorf("got user %d %+v, want user %d", id, data, tt.wantUser)
+				}
+				return
+			}
+			var ref *Refusal
+			if !errors.As(err, &ref) {
+				t.Fatalf("got %v, want a refusal", err)
+			}
+			if ref.Status != tt.wantStatus {
+				t.Errorf("status: got %d, want %d", ref.Status, tt.wantStatus)
+			}
+		})
+	}
+}
+
+func TestCache(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	f := &fakeResolver{expires: now.Add(time.Minute).UnixMilli()}
+	a := New(f, Options{CacheTTL: 5 * time.Second, Now: clock})
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		if _, _, err := a.Resolve(ctx, "good0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := f.calls.Load(); got != 1 {
+		t.Errorf("lookups within the TTL: got %d, want 1", got)
+	}
+	advance(5 * time.Second)
+	if _, _, err := a.Resolve(ctx, "good0"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.calls.Load(); got != 2 {
+		t.Errorf("lookups after the TTL: got %d, want 2", got)
+	}
+	// Failures are not cached: a refused token is asked again.
+	for i := 0; i < 2; i++ {
+		if _, _, err := a.Resolve(ctx, "nope"); !errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("got %v, want ErrInvalidToken", err)
+		}
+	}
+	if got := f.calls.Load(); got != 4 {
+		t.Errorf("lookups of a refused token: got %d, want 4", got)
+	}
+	// Forget drops a session's entries.
+	a.Forget(100)
+	if _, _, err := a.Resolve(ctx, "good0"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.calls.Load(); got != 5 {
+		t.Errorf("lookups after Forget: got %d, want 5", got)
+	}
+	// A cached session past its expiry is not served from the cache.
+	advance(2 * time.Minute)
+	if _, _, err := a.Resolve(ctx, "good0"); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("expired session: got %v, want ErrInvalidToken", err)
+	}
+}
+
+func TestCacheIsBounded(t *testing.T) {
+	t.Parallel()
+	f := &fakeResolver{}
+	a := New(f, Options{CacheEntries: 50})
+	for i := 0; i < 500; i++ {
+		if _, _, err := a.Resolve(context.Background(), fmt.Sprintf("good%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := a.Len(); got > 50 {
+		t.Errorf("cache entries: got %d, want at most 50", got)
+	}
+}
+
+func TestConcurrentHandshakesShareOneLookup(t *testing.T) {
+	t.Parallel()
+	f := &fakeResolver{gate: make(chan struct{})}
+	a := New(f, Options{})
+	const n = 50
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, err := a.Authenticate(request("?token=good0", ""))
+			errs <- err
+		}()
+	}
+	// Let the first lookup through only once every handshake is waiting on it or queued.
+	for f.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	close(f.gate)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := f.calls.Load(); got != 1 {
+		t.Errorf("lookups for %d concurrent handshakes: got %d, want 1", n, got)
+	}
+}
+
+func TestFailuresLogWithoutToken(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &buf, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a := New(&fakeResolver{}, Options{Log: log})
+	const secret = "s3cr3t-t0ken-value"
+	for _, r := range []*http.Request{
+		request("?token="+secret, ""),
+		request("", "Bearer "+secret),
+		request("?token="+secret, "Bearer other"),
+		request("?token=down", ""),
+	} {
+		if _, _, err := a.Authenticate(r); err == nil {
+			t.Fatal("accepted a bad token")
+		}
+	}
+	mu.Lock()
+	out := buf.String()
+	mu.Unlock()
+	if strings.Count(out, "authentication failed") != 4 {
+		t.Errorf("log: got %q, want 4 failed attempts", out)
+	}
+	if strings.Contains(out, secret) || strings.Contains(out, "other") {
+		t.Errorf("log leaks the token: %q", out)
+	}
+}
+
+type lockedWriter struct {
+	w  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
