@@ -1,15 +1,28 @@
-// Package profilesvc is the profile service. Its Connect handler is mounted by the one-process
-// binary (cmd/charla) and by its own process (cmd/profilesvc) alike.
+// Package profilesvc is the profile service: users, hashed session tokens, profiles with
+// their curriculum, and the ISO 3166-1 country list. Its Connect handler is mounted by the
+// one-process binary (cmd/charla) and by its own process (cmd/profilesvc) alike.
+//
+// Peers: GetProfile asks the chat service (ListContactIds) whether the viewer is a contact
+// and the presence service (GetPresence) for isOnline/lastSeen. If the chat service fails
+// or is not implemented, GetProfile of another user answers unavailable (email and phone
+// cannot be decided); if the presence service fails, profiles are served as offline with
+// lastSeen 0 and the failure is logged. RevokeSession publishes SessionEndedEvent through
+// the fan-out; a failed publish is logged and the revocation stands (edges poll CheckSessions).
 package profilesvc
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"connectrpc.com/connect"
 
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 	"github.com/charla/charla/proto/gen/profile/v1/profilev1connect"
+	"github.com/charla/charla/profilesvc/internal/server"
+	"github.com/charla/charla/profilesvc/internal/store"
 	"github.com/charla/charla/shared/fanout"
+	"github.com/charla/charla/shared/peers"
 	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/svc"
 )
@@ -17,17 +30,31 @@ import (
 // EventService is the name this service's events carry on the bus.
 const EventService = "profile"
 
-// Service implements profilev1connect.ProfileServiceHandler.
+// Service implements profilev1connect.ProfileServiceHandler: the RPCs of internal/server
+// plus StreamEvents.
 type Service struct {
-	profilev1connect.UnimplementedProfileServiceHandler
+	*server.Server
 	deps svc.Deps
 }
 
 var _ profilev1connect.ProfileServiceHandler = (*Service)(nil)
 
-// New builds the service from its dependencies.
+// New migrates the service's tables and builds the service from its dependencies.
 func New(ctx context.Context, deps svc.Deps) (*Service, error) {
-	return &Service{deps: deps}, nil
+	if deps.DB == nil || deps.Bus == nil || deps.Peers == nil || deps.Log == nil {
+		return nil, errors.New("profilesvc: DB, Bus, Peers and Log are required")
+	}
+	if err := store.Migrate(ctx, deps.DB); err != nil {
+		return nil, fmt.Errorf("profilesvc: %w", err)
+	}
+	srv := server.New(server.Config{
+		Store:    store.New(deps.DB),
+		Contacts: deps.Peers.Chat,
+		Presence: deps.Peers.Presence,
+		Events:   fanout.NewPublisher(deps.Bus, peers.PresenceRoutes(deps.Peers.Presence), EventService),
+		Log:      deps.Log,
+	})
+	return &Service{Server: srv, deps: deps}, nil
 }
 
 // RPC returns the Connect handler to mount.
@@ -36,7 +63,7 @@ func (s *Service) RPC() rpc.Service {
 	return rpc.Service{Name: profilev1connect.ProfileServiceName, Path: path, Handler: h}
 }
 
-// Close stops background work.
+// Close stops background work; the service has none.
 func (s *Service) Close() error { return nil }
 
 // StreamEvents forwards the events for the users held by one edge.
