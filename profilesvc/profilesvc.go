@@ -17,10 +17,10 @@ import (
 
 	"connectrpc.com/connect"
 
-	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
-	"github.com/charla/charla/proto/gen/profile/v1/profilev1connect"
 	"github.com/charla/charla/profilesvc/internal/server"
 	"github.com/charla/charla/profilesvc/internal/store"
+	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
+	"github.com/charla/charla/proto/gen/profile/v1/profilev1connect"
 	"github.com/charla/charla/shared/fanout"
 	"github.com/charla/charla/shared/peers"
 	"github.com/charla/charla/shared/rpc"

@@ -14,13 +14,13 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/charla/charla/profilesvc/internal/server"
+	"github.com/charla/charla/profilesvc/internal/store"
+	"github.com/charla/charla/profilesvc/internal/testdb"
 	chatv1 "github.com/charla/charla/proto/gen/chat/v1"
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 	"github.com/charla/charla/proto/gen/profile/v1/profilev1connect"
-	"github.com/charla/charla/profilesvc/internal/server"
-	"github.com/charla/charla/profilesvc/internal/store"
-	"github.com/charla/charla/profilesvc/internal/testdb"
 	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/sqldb"
 )

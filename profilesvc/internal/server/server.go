@@ -21,11 +21,11 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/charla/charla/profilesvc/internal/profile"
 	chatv1 "github.com/charla/charla/proto/gen/chat/v1"
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 	"github.com/charla/charla/proto/gen/profile/v1/profilev1connect"
-	"github.com/charla/charla/profilesvc/internal/profile"
 )
 
 // ContactLister is the part of the chat service the profile service uses

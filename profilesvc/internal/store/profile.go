@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"strings"
 
-	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 	"github.com/charla/charla/profilesvc/internal/profile"
+	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 	"github.com/charla/charla/shared/sqldb"
 )
 

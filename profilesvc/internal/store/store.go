@@ -16,8 +16,8 @@ import (
 	"slices"
 	"strings"
 
-	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 	"github.com/charla/charla/profilesvc/internal/profile"
+	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 	"github.com/charla/charla/shared/sqldb"
 )
 

@@ -74,7 +74,6 @@ func Open(tb testing.TB, backend sqldb.Dialect) (*sqldb.DB, *Counter) {
 	return db, c
 }
 
-
 type dsnConnector struct {
 	drv driver.Driver
 	dsn string
