@@ -236,8 +236,8 @@ func EncodePayload(p *structpb.Struct) (string, error) {
 	}
 	b, err := json.Marshal(p.AsMap())
 	if err != nil {
-		// NaN or an infinity: JSON has no such numbers.
-		return "", notify.Invalid("payload", "must be a JSON object with finite numbers")
+		// Not expected: AsMap already turns NaN and infinities into strings, as protojson does.
+		return "", notify.Invalid("payload", "must be a JSON object")
 	}
 	return string(b), nil
 }
