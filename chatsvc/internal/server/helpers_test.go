@@ -232,3 +232,5 @@ func wantCode(tb testing.TB, what string, err error, want connect.Code) {
 		tb.Fatalf("%s: got %v (%v), want %v", what, got, err, want)
 	}
 }
+
+func formatID(id int64) string { return fmt.Sprint(id) }
