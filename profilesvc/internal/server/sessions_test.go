@@ -1,0 +1,224 @@
+package server_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/charla/charla/profilesvc/internal/server"
+	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
+)
+
+func (e *env) session(t testing.TB, userID, ttl int64) *profilev1.CreateSessionResponse {
+	t.Helper()
+	res, err := e.client.CreateSession(context.Background(), connect.NewRequest(&profilev1.CreateSessionRequest{UserId: userID, TtlSeconds: ttl}))
+	if err != nil {
+		t.Fatalf("CreateSession(%d, %d): %v", userID, ttl, err)
+	}
+	return res.Msg
+}
+
+func (e *env) resolve(token string) (*profilev1.ResolveSessionResponse, error) {
+	res, err := e.client.ResolveSession(context.Background(), connect.NewRequest(&profilev1.ResolveSessionRequest{Token: token}))
+	if err != nil {
+		return nil, err
+	}
+	return res.Msg, nil
+}
+
+func (e *env) revoke(t testing.TB, token string) {
+	t.Helper()
+	if _, err := e.client.RevokeSession(context.Background(), connect.NewRequest(&profilev1.RevokeSessionRequest{Token: token})); err != nil {
+		t.Fatalf("RevokeSession: %v", err)
+	}
+}
+
+func TestCreateSession(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, e *env) {
+		u := e.createUser(t)
+		before := time.Now().UnixMilli()
+		s := e.session(t, u.GetId(), 0)
+		after := time.Now().UnixMilli()
+		raw, err := base64.RawURLEncoding.DecodeString(s.GetToken())
+		if err != nil || len(raw) != 32 {
+			t.Fatalf("token %d chars: got %d bytes (err %v), want 32 bytes of unpadded base64url", len(s.GetToken()), len(raw), err)
+		}
+		month := (30 * 24 * time.Hour).Milliseconds()
+		if got := s.GetExpiresAt(); got < before+month || got > after+month {
+			t.Fatalf("expiresAt %d, want now + 30 days (%d..%d)", got, before+month, after+month)
+		}
+		// The database holds the token's SHA-256, never the token.
+		var tk string
+		if err := e.db.QueryRow("SELECT Tk FROM `Session`").Scan(&tk); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := tk, server.HashToken(s.GetToken()); got != want || strings.Contains(tk, s.GetToken()) {
+			t.Fatalf("stored Tk %q, want the hash %q", got, want)
+		}
+		if other := e.session(t, u.GetId(), 0); other.GetToken() == s.GetToken() {
+			t.Fatal("two sessions got the same token")
+		}
+		min := e.session(t, u.GetId(), 60)
+		if got := min.GetExpiresAt() - time.Now().UnixMilli(); got > 60_000 || got < 50_000 {
+			t.Fatalf("ttl 60 s: expires in %d ms, want about 60000", got)
+		}
+		e.session(t, u.GetId(), 1)
+		e.session(t, u.GetId(), 365*24*3600)
+
+		for _, tc := range []struct {
+			user, ttl int64
+			code      connect.Code
+			field     string
+		}{
+			{u.GetId(), -1, connect.CodeInvalidArgument, "ttlSeconds:"},
+			{u.GetId(), 365*24*3600 + 1, connect.CodeInvalidArgument, "ttlSeconds:"},
+			{0, 0, connect.CodeInvalidArgument, "userId:"},
+			{-5, 0, connect.CodeInvalidArgument, "userId:"},
+			{u.GetId() + 1000, 0, connect.CodeNotFound, "userId:"},
+			{u.GetId() + 1000, -1, connect.CodeInvalidArgument, "ttlSeconds:"}, // input before existence
+		} {
+			_, err := e.client.CreateSession(context.Background(), connect.NewRequest(&profilev1.CreateSessionRequest{UserId: tc.user, TtlSeconds: tc.ttl}))
+			wantCode(t, err, tc.code, tc.field)
+		}
+	})
+}
+
+func TestResolveSession(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, e *env) {
+		u := e.createUser(t)
+		s := e.session(t, u.GetId(), 3600)
+		e.queries.Reset()
+		got, err := e.resolve(s.GetToken())
+		if err != nil {
+			t.Fatalf("ResolveSession: %v", err)
+		}
+		if n := e.queries.Load(); n != 1 {
+			t.Errorf("ResolveSession ran %d queries, want 1", n)
+		}
+		if got.GetSessionId() <= 0 || got.GetExpiresAt() != s.GetExpiresAt() || got.GetUser().GetId() != u.GetId() || got.GetUser().GetUserName() != u.GetUserName() {
+			t.Fatalf("got %v, want session of user %v expiring at %d", got, u, s.GetExpiresAt())
+		}
+
+		unknown := strings.Repeat("A", 43)
+		for _, tok := range []string{"", unknown, s.GetToken() + "x", strings.Repeat("y", 10000)} {
+			_, err := e.resolve(tok)
+			wantCode(t, err, connect.CodeUnauthenticated, "")
+			if tok != "" && strings.Contains(err.Error(), tok) {
+				t.Fatalf("error %q contains the token", err)
+			}
+		}
+
+		short := e.session(t, u.GetId(), 1)
+		if _, err := e.resolve(short.GetToken()); err != nil {
+			t.Fatalf("fresh session: %v", err)
+		}
+		e.advance(2 * time.Second)
+		_, err = e.resolve(short.GetToken())
+		wantCode(t, err, connect.CodeUnauthenticated, "")
+		if _, err := e.resolve(s.GetToken()); err != nil {
+			t.Fatalf("unexpired session after the clock moved: %v", err)
+		}
+	})
+}
+
+func TestRevokeSession(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, e *env) {
+		u := e.createUser(t)
+		s := e.session(t, u.GetId(), 0)
+		keep := e.session(t, u.GetId(), 0)
+		r, err := e.resolve(s.GetToken())
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.revoke(t, s.GetToken())
+		_, err = e.resolve(s.GetToken())
+		wantCode(t, err, connect.CodeUnauthenticated, "")
+		if _, err := e.resolve(keep.GetToken()); err != nil {
+			t.Fatalf("other session of the user after a revoke: %v", err)
+		}
+		sent := e.events.all()
+		if len(sent) != 1 {
+			t.Fatalf("got %d events, want 1", len(sent))
+		}
+		ended := sent[0].event.GetSessionEnded()
+		if ended.GetSessionId() != r.GetSessionId() || ended.GetState() != profilev1.SessionState_SESSION_STATE_REVOKED || !equal(sent[0].users, []int64{u.GetId()}) {
+			t.Fatalf("got event %v to %v, want session %d REVOKED to [%d]", ended, sent[0].users, r.GetSessionId(), u.GetId())
+		}
+
+		// Idempotent: again, an unknown token and an expired session succeed without events.
+		e.revoke(t, s.GetToken())
+		e.revoke(t, strings.Repeat("Z", 43))
+		short := e.session(t, u.GetId(), 1)
+		e.advance(2 * time.Second)
+		e.revoke(t, short.GetToken())
+		if got := len(e.events.all()); got != 1 {
+			t.Fatalf("got %d events after idempotent revokes, want still 1", got)
+		}
+
+		_, err = e.client.RevokeSession(context.Background(), connect.NewRequest(&profilev1.RevokeSessionRequest{}))
+		wantCode(t, err, connect.CodeInvalidArgument, "token:")
+
+		// A failed publish does not undo the revocation.
+		e.events.mu.Lock()
+		e.events.err = errors.New("bus down")
+		e.events.mu.Unlock()
+		e.revoke(t, keep.GetToken())
+		_, err = e.resolve(keep.GetToken())
+		wantCode(t, err, connect.CodeUnauthenticated, "")
+	})
+}
+
+func TestCheckSessions(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, e *env) {
+		u := e.createUser(t)
+		ids := map[string]int64{}
+		for _, name := range []string{"active", "expired", "revoked"} {
+			ttl := int64(3600)
+			if name == "expired" {
+				ttl = 1
+			}
+			s := e.session(t, u.GetId(), ttl)
+			r, err := e.resolve(s.GetToken())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids[name] = r.GetSessionId()
+			if name == "revoked" {
+				e.revoke(t, s.GetToken())
+			}
+		}
+		e.advance(2 * time.Second)
+		ask := []int64{ids["revoked"], 987654, ids["active"], ids["expired"], ids["active"]}
+		e.queries.Reset()
+		res, err := e.client.CheckSessions(context.Background(), connect.NewRequest(&profilev1.CheckSessionsRequest{SessionIds: ask}))
+		if err != nil {
+			t.Fatalf("CheckSessions: %v", err)
+		}
+		if n := e.queries.Load(); n != 1 {
+			t.Errorf("CheckSessions ran %d queries, want 1", n)
+		}
+		want := []profilev1.SessionState{
+			profilev1.SessionState_SESSION_STATE_REVOKED, profilev1.SessionState_SESSION_STATE_REVOKED,
+			profilev1.SessionState_SESSION_STATE_ACTIVE, profilev1.SessionState_SESSION_STATE_EXPIRED,
+			profilev1.SessionState_SESSION_STATE_ACTIVE,
+		}
+		got := res.Msg.GetSessions()
+		if len(got) != len(want) {
+			t.Fatalf("got %d entries, want %d", len(got), len(want))
+		}
+		for i := range want {
+			if got[i].GetSessionId() != ask[i] || got[i].GetState() != want[i] {
+				t.Errorf("entry %d: got %v, want session %d %v", i, got[i], ask[i], want[i])
+			}
+		}
+	})
+}
