@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -76,6 +77,7 @@ func BenchmarkMessageRoundTrip(b *testing.B) {
 // RSS as measured, and RSS after returning free pages to the OS (the steady
 // state once the handshake garbage has been collected and scavenged). Run it
 // with -benchtime=1x: every iteration opens and drops N connections.
+// HUB_MEM_PROFILE=path also writes a heap profile while they are held.
 func BenchmarkIdleConnectionMemory(b *testing.B) {
 	n := 2000
 	if s := os.Getenv("HUB_MEM_CONNS"); s != "" {
@@ -84,6 +86,11 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 			b.Fatalf("HUB_MEM_CONNS=%q: want a positive integer", s)
 		}
 		n = v
+	}
+	if os.Getenv("HUB_MEM_PROFILE") != "" {
+		old := runtime.MemProfileRate
+		runtime.MemProfileRate = 1
+		b.Cleanup(func() { runtime.MemProfileRate = old })
 	}
 	bin := filepath.Join(b.TempDir(), "memclient")
 	if out, err := exec.Command("go", "build", "-o", bin, "./memclient").CombinedOutput(); err != nil {
@@ -124,6 +131,9 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 
 		runtime.GC()
 		held := readMem(b)
+		if path := os.Getenv("HUB_MEM_PROFILE"); path != "" {
+			writeHeapProfile(b, path)
+		}
 		debug.FreeOSMemory()
 		freed := readMem(b)
 
@@ -143,6 +153,20 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 	b.ReportMetric(stack, "stack-B/conn")
 	b.ReportMetric(rss, "rss-B/conn")
 	b.ReportMetric(rssFreed, "rss-freed-B/conn")
+}
+
+// writeHeapProfile saves the in-use heap while the connections are held, to
+// see what an idle connection is made of (go tool pprof -sample_index=inuse_space).
+func writeHeapProfile(tb testing.TB, path string) {
+	tb.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 type memSample struct{ heap, stack, rss int64 }

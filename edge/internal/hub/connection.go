@@ -38,17 +38,19 @@ type Connection[UserData any] struct {
 	// UserData is what AuthenticateAndGetUserData returned for it.
 	UserData UserData
 
-	connID     string
-	m          *ConnectionManager[UserData]
-	ws         *websocket.Conn
-	ctx        context.Context
-	cancel     context.CancelFunc
-	wake       chan struct{} // capacity 1: the queue has work or the connection is closing
-	writerDone chan struct{}
+	connID    string
+	m         *ConnectionManager[UserData]
+	ws        *websocket.Conn
+	ctx       context.Context
+	cancel    context.CancelFunc
+	pingTimer *time.Timer    // AfterFunc: no goroutine and no channel while it waits
+	writers   sync.WaitGroup // the write pump, while it runs
 
 	mu            sync.Mutex
 	queue         []outMsg // grows on demand: an idle connection holds none
 	pending       int      // queued plus being written, bounded by SendChannelBuffer
+	writing       bool     // a write pump is running
+	pingDue       bool
 	closing       bool
 	closeCode     int // 0: no close frame to send (the peer is gone or already answered)
 	closeReason   string
@@ -64,18 +66,17 @@ type Connection[UserData any] struct {
 
 func newConnection[U any](m *ConnectionManager[U], ws *websocket.Conn, userID int64, data U) *Connection[U] {
 	c := &Connection[U]{
-		ID:         userID,
-		UserData:   data,
-		connID:     m.prefix + "-" + strconv.FormatUint(m.nextConn.Add(1), 36),
-		m:          m,
-		ws:         ws,
-		wake:       make(chan struct{}, 1),
-		writerDone: make(chan struct{}),
+		ID:       userID,
+		UserData: data,
+		connID:   m.prefix + "-" + strconv.FormatUint(m.nextConn.Add(1), 36),
+		m:        m,
+		ws:       ws,
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if m.cfg.RateLimit > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(m.cfg.RateLimit), m.cfg.RateBurst)
 	}
+	c.pingTimer = time.AfterFunc(m.cfg.PingPeriod, c.pingNow)
 	return c
 }
 
@@ -104,9 +105,9 @@ func (c *Connection[U]) Send(msg []byte) error {
 
 // SendWithCallback is Send with onWritten, which runs after the message was
 // written to the socket successfully (delivery receipts). It runs on the write
-// pump goroutine: it must return quickly and must not call Send on the same
-// connection in a way that waits for the write (it would wait for itself). It
-// is not called when the message is never written.
+// pump goroutine, between two writes: it must return quickly and must not
+// wait for anything the write pump does. It is not called when the message is
+// never written (the connection closed first).
 func (c *Connection[U]) SendWithCallback(msg []byte, onWritten func()) error {
 	return c.enqueue(outMsg{data: msg, onWritten: onWritten})
 }
@@ -165,21 +166,39 @@ func (c *Connection[U]) enqueue(m outMsg) error {
 	}
 	c.queue = append(c.queue, m)
 	c.pending++
+	c.startWriterLocked()
 	c.mu.Unlock()
-	c.signal()
 	return nil
 }
 
-func (c *Connection[U]) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+// startWriterLocked starts the write pump unless it runs. The write pump only
+// lives while there is something to write, so an idle connection costs one
+// goroutine (the read pump), not two. c.mu must be held: that makes
+// writers.Add happen before the read pump's writers.Wait, which only runs
+// once closing is set, after which nothing starts a writer.
+func (c *Connection[U]) startWriterLocked() {
+	if c.writing {
+		return
 	}
+	c.writing = true
+	c.writers.Add(1)
+	go c.writePump()
+}
+
+// pingNow runs on the ping timer's goroutine and hands the ping to the write
+// pump, the only writer of frames other than WriteControl's callers.
+func (c *Connection[U]) pingNow() {
+	c.mu.Lock()
+	if !c.closing {
+		c.pingDue = true
+		c.startWriterLocked()
+	}
+	c.mu.Unlock()
 }
 
 // closeWith marks the connection closing (first call only), cancels its
-// context and wakes the write pump, which sends the close frame when code is
-// not zero. drop discards the queued messages.
+// context and makes sure a write pump runs to send the close frame when code
+// is not zero. drop discards the queued messages.
 func (c *Connection[U]) closeWith(code int, reason string, cause error, drop bool) {
 	if len(reason) > maxCloseReason {
 		reason = reason[:maxCloseReason]
@@ -199,9 +218,11 @@ func (c *Connection[U]) closeWith(code int, reason string, cause error, drop boo
 		clear(c.queue)
 		c.queue = nil
 	}
+	if code != 0 {
+		c.startWriterLocked()
+	}
 	c.mu.Unlock()
 	c.cancel()
-	c.signal()
 }
 
 func (c *Connection[U]) isClosing() bool {
@@ -221,68 +242,70 @@ func (c *Connection[U]) refreshReadDeadline() {
 	c.mu.Unlock()
 }
 
-// writePump is the only goroutine that writes data frames and pings.
+// writePump is the only goroutine that writes data frames and pings. It runs
+// while there is work (queued messages, a due ping, the close frame) and
+// returns when there is none.
 func (c *Connection[U]) writePump() {
-	defer close(c.writerDone)
+	defer c.writers.Done()
 	cfg := &c.m.cfg
-	ticker := time.NewTicker(cfg.PingPeriod)
-	defer ticker.Stop()
 	var spare []outMsg
 	for {
-		select {
-		case <-c.wake:
-		case <-ticker.C:
+		c.mu.Lock()
+		batch := c.queue
+		c.queue = spare[:0]
+		ping := c.pingDue
+		c.pingDue = false
+		closing, code, deadline := c.closing, c.closeCode, c.closeDeadline
+		if closing && code == 0 {
+			// The read side has ended: nobody is listening any more.
+			c.mu.Unlock()
+			return
+		}
+		if len(batch) == 0 && !ping && !closing {
+			// Idle: release the queue so that a past burst does not stay
+			// pinned to the connection.
+			c.queue = nil
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+
+		if ping {
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteWait)); err != nil {
 				c.writeFailed(err)
 				return
 			}
-			continue
+			c.pingTimer.Reset(cfg.PingPeriod)
 		}
-		for {
-			c.mu.Lock()
-			batch := c.queue
-			c.queue = spare[:0]
-			closing, code, deadline := c.closing, c.closeCode, c.closeDeadline
-			c.mu.Unlock()
-			if closing && code == 0 {
-				// The read side has ended: nobody is listening any more.
+		if len(batch) == 0 && closing {
+			c.writeClose()
+			return
+		}
+		for i := range batch {
+			d := time.Now().Add(cfg.WriteWait)
+			if closing && deadline.Before(d) {
+				d = deadline
+			}
+			_ = c.ws.SetWriteDeadline(d)
+			if err := c.ws.WriteMessage(websocket.TextMessage, batch[i].data); err != nil {
+				c.writeFailed(err)
 				return
 			}
-			for i := range batch {
-				d := time.Now().Add(cfg.WriteWait)
-				if closing && deadline.Before(d) {
-					d = deadline
-				}
-				_ = c.ws.SetWriteDeadline(d)
-				if err := c.ws.WriteMessage(websocket.TextMessage, batch[i].data); err != nil {
-					c.writeFailed(err)
-					return
-				}
-				if batch[i].onWritten != nil {
-					batch[i].onWritten()
-				}
-				batch[i] = outMsg{}
+			if batch[i].onWritten != nil {
+				batch[i].onWritten()
 			}
-			c.mu.Lock()
-			c.pending -= len(batch)
-			more := len(c.queue) > 0
-			closing = c.closing
-			c.mu.Unlock()
-			// Keep one small spare slice so a steady stream does not allocate,
-			// but do not let a past burst pin a large array to an idle socket.
-			if cap(batch) <= 16 {
-				spare = batch[:0]
-			} else {
-				spare = nil
-			}
-			if more {
-				continue
-			}
-			if closing {
-				c.writeClose()
-				return
-			}
-			break
+			batch[i] = outMsg{}
+		}
+		c.mu.Lock()
+		c.pending -= len(batch)
+		c.mu.Unlock()
+		// Reuse a small batch array for the next round; a large one (a past
+		// burst) goes back to the garbage collector.
+		if cap(batch) <= 16 {
+			spare = batch[:0]
+		} else {
+			spare = nil
 		}
 	}
 }
@@ -346,7 +369,8 @@ func (c *Connection[U]) readPump() {
 	// socket to unblock a write in progress, and wait for the write pump.
 	c.closeWith(0, "", nil, true)
 	_ = c.ws.NetConn().Close()
-	<-c.writerDone
+	c.writers.Wait()
+	c.pingTimer.Stop()
 
 	m.unregister(c)
 
@@ -433,7 +457,6 @@ func (c *Connection[U]) tooBig() {
 	_ = nc.SetReadDeadline(time.Now().Add(closeGrace))
 	c.mu.Unlock()
 	c.cancel()
-	c.signal()
 	_, _ = io.Copy(io.Discard, nc)
 }
 

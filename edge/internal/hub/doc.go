@@ -6,22 +6,29 @@
 //
 // # Concurrency
 //
-// Each Connection owns exactly two goroutines, following the rules of
-// gorilla/websocket's doc.go (one concurrent reader, one concurrent writer):
+// Each Connection has at most one reader and one writer at a time, following
+// the rules of gorilla/websocket's doc.go:
 //
-//   - the read pump is the only goroutine that reads from the socket. It calls
-//     OnConnect, then ProcessClientMessage for every accepted message, one at a time
-//     and in order, and finally tears the connection down, unregisters it and calls
-//     OnDisconnect exactly once.
-//   - the write pump is the only goroutine that writes data frames. It drains the
-//     connection's send queue, pings every PingPeriod and writes the close frame.
-//     Close frames that gorilla writes itself (1009, echoes of the client's close)
-//     use WriteControl, which is safe to call concurrently with the write pump.
+//   - the read pump is the only goroutine that reads from the socket. It lives as
+//     long as the connection: it calls OnConnect, then ProcessClientMessage for
+//     every accepted message, one at a time and in order, and finally tears the
+//     connection down, unregisters it and calls OnDisconnect exactly once.
+//   - the write pump is the only goroutine that writes data frames, pings and
+//     the server's close frame. It runs only while there is something to write
+//     and exits when the queue is empty; Send, the ping timer and Close start it
+//     again (under the connection's mutex, so there is never more than one).
+//     Close frames that gorilla writes itself (1009, the echo of a client's
+//     close) use WriteControl, which is safe concurrently with the write pump.
+//
+// An on-demand write pump instead of a permanent one halves the goroutine
+// stacks of an idle connection; the price is starting a goroutine per burst
+// of outgoing messages (the runtime reuses goroutines, so it is cheap). The
+// ping is a time.AfterFunc timer, which holds no goroutine while it waits.
 //
 // Send never blocks: it appends to a queue guarded by the connection's mutex and
-// wakes the write pump. A queue that reaches SendChannelBuffer messages means the
-// client does not read; that connection alone is closed with 1008, so a slow or
-// dead socket never delays delivery to anybody else.
+// starts the write pump if needed. A queue that reaches SendChannelBuffer
+// messages means the client does not read; that connection alone is closed
+// with 1008, so a slow or dead socket never delays delivery to anybody else.
 //
 // The registry is sharded by user id; each shard is guarded by its own RWMutex.
 // Register and unregister happen on the connection's own goroutines, so the
@@ -31,6 +38,6 @@
 //
 // An idle connection holds a 1 KiB read buffer, no write buffer (write buffers come
 // from a sync.Pool only while a message is being written), an empty send queue (it
-// grows on demand instead of preallocating SendChannelBuffer slots), one ticker, and
-// the two goroutine stacks.
+// grows on demand instead of preallocating SendChannelBuffer slots), one timer and
+// one goroutine stack.
 package hub

@@ -23,8 +23,8 @@ type Callbacks[UserData any] struct {
 	// errors.As) is answered as is; any other error is answered
 	// 401 {"code":401,"message":"unauthorized"}.
 	AuthenticateAndGetUserData func(r *http.Request) (userID int64, data UserData, err error)
-	// OnConnect runs on the read pump after the connection is registered and its
-	// write pump started, before the first message is read. An error closes the
+	// OnConnect runs on the read pump after the connection is registered and can
+	// send, before the first message is read. An error closes the
 	// connection with 1011.
 	OnConnect func(c *Connection[UserData]) error
 	// OnDisconnect runs exactly once per registered connection, after it is
@@ -173,9 +173,9 @@ func (m *ConnectionManager[U]) ServeHTTP(w http.ResponseWriter, r *http.Request)
 	}
 	c := newConnection(m, ws, userID, data)
 	m.register(c)
-	go c.writePump()
 	// The read pump runs on its own goroutine so that this handler returns and
-	// net/http releases what it held for the request.
+	// net/http releases what it held for the request. The write pump starts
+	// when there is something to write.
 	go c.readPump()
 }
 
