@@ -1,12 +1,23 @@
 // Package presencesvc is the presence service. Its Connect handler is mounted by the one-process
 // binary (cmd/charla) and by its own process (cmd/presencesvc) alike.
+//
+// It knows which users are online on which edges (PresenceConnection), stores UserStatus
+// with LastSeen, keeps the leases of the edges (Edge), announces PRESENCE_EVENT to online
+// contacts on real transitions only, and answers GetRoutes for every service's event fan-out.
+// A background sweeper takes the users of dead edges offline.
 package presencesvc
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
 
 	"connectrpc.com/connect"
 
+	"github.com/charla/charla/presencesvc/internal/server"
+	"github.com/charla/charla/presencesvc/internal/store"
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 	"github.com/charla/charla/proto/gen/presence/v1/presencev1connect"
 	"github.com/charla/charla/shared/fanout"
@@ -15,20 +26,112 @@ import (
 )
 
 // EventService is the name this service's events carry on the bus.
-const EventService = "presence"
+const EventService = server.EventService
+
+// Defaults of Options.
+const (
+	// DefaultLease is how long an edge's lease lasts without a heartbeat. With the sweep
+	// interval it bounds how late the users of a dead edge go offline (15 s + 3 s < 30 s).
+	DefaultLease = 15 * time.Second
+	// DefaultSweepInterval is how often dead edges are looked for.
+	DefaultSweepInterval = 3 * time.Second
+)
+
+// ChatPeer is what presence needs from the chat service (chatv1connect.ChatServiceClient
+// implements it): contact ids of many users at once, and StopTyping.
+type ChatPeer = server.ChatPeer
+
+// Options tune the service; zero fields take the defaults.
+type Options struct {
+	// Lease is the length of an edge's lease (DefaultLease).
+	Lease time.Duration
+	// SweepInterval is how often the sweeper runs (DefaultSweepInterval).
+	SweepInterval time.Duration
+	// Now is the clock (time.Now); tests move it to expire leases without waiting.
+	Now func() time.Time
+	// Chat replaces deps.Peers.Chat, for tests.
+	Chat ChatPeer
+
+	// onRouteQuery, when set (by tests), is called before each route query of the
+	// announcer, to count them.
+	onRouteQuery func(userIDs []int64)
+}
+
+func (o Options) withDefaults() Options {
+	if o.Lease <= 0 {
+		o.Lease = DefaultLease
+	}
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = DefaultSweepInterval
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
 
 // Service implements presencev1connect.PresenceServiceHandler.
 type Service struct {
-	presencev1connect.UnimplementedPresenceServiceHandler
-	deps svc.Deps
+	*server.Server
+	deps  svc.Deps
+	opts  Options
+	store *store.Store
+
+	stopSweep context.CancelFunc
+	sweepDone sync.WaitGroup
+	closeOnce sync.Once
 }
 
 var _ presencev1connect.PresenceServiceHandler = (*Service)(nil)
 
-// New builds the service from its dependencies.
+// New builds the service from its dependencies with the default options.
 func New(ctx context.Context, deps svc.Deps) (*Service, error) {
-	return &Service{deps: deps}, nil
+	return NewWithOptions(ctx, deps, Options{})
 }
+
+// NewWithOptions builds the service, migrates its tables and starts the sweeper.
+func NewWithOptions(ctx context.Context, deps svc.Deps, opts Options) (*Service, error) {
+	opts = opts.withDefaults()
+	if deps.DB == nil || deps.Bus == nil || deps.Log == nil {
+		return nil, errors.New("presencesvc: DB, Bus and Log are required")
+	}
+	chat := opts.Chat
+	if chat == nil {
+		if deps.Peers == nil || deps.Peers.Chat == nil {
+			return nil, errors.New("presencesvc: a chat peer is required")
+		}
+		chat = deps.Peers.Chat
+	}
+	if err := store.Migrate(ctx, deps.DB); err != nil {
+		return nil, fmt.Errorf("presencesvc: %w", err)
+	}
+	st := store.New(deps.DB)
+	// Presence is the route lookup of everyone else; its own lookups go to its store.
+	routes := fanout.RouteLookupFunc(func(ctx context.Context, userIDs []int64) (map[int64][]string, error) {
+		if opts.onRouteQuery != nil {
+			opts.onRouteQuery(userIDs)
+		}
+		return st.Routes(ctx, userIDs, opts.Now().UnixMilli())
+	})
+	announcer := server.NewAnnouncer(chat, routes, deps.Bus, deps.Log)
+	s := &Service{
+		Server: server.New(st, announcer, deps.Log, opts.Now, opts.Lease),
+		deps:   deps,
+		opts:   opts,
+		store:  st,
+	}
+	sweepCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopSweep = cancel
+	s.sweepDone.Add(1)
+	go func() {
+		defer s.sweepDone.Done()
+		s.RunSweeper(sweepCtx, opts.SweepInterval)
+	}()
+	return s, nil
+}
+
+// lease is the length of an edge's lease.
+func (s *Service) lease() time.Duration { return s.opts.Lease }
 
 // RPC returns the Connect handler to mount.
 func (s *Service) RPC() rpc.Service {
@@ -36,8 +139,16 @@ func (s *Service) RPC() rpc.Service {
 	return rpc.Service{Name: presencev1connect.PresenceServiceName, Path: path, Handler: h}
 }
 
-// Close stops background work.
-func (s *Service) Close() error { return nil }
+// Close stops the sweeper and waits for it.
+func (s *Service) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.stopSweep()
+		s.sweepDone.Wait()
+		err = s.store.Close()
+	})
+	return err
+}
 
 // StreamEvents forwards the events for the users held by one edge.
 func (s *Service) StreamEvents(ctx context.Context, req *connect.Request[presencev1.StreamEventsRequest], stream *connect.ServerStream[presencev1.StreamEventsResponse]) error {

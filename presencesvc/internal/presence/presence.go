@@ -1,0 +1,139 @@
+// Package presence holds the presence domain: who is online, the transitions between online
+// and offline that contacts are told about, the validation of what edges send, and the
+// errors the store and the server share.
+package presence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/charla/charla/shared/fanout"
+)
+
+// Presence is the stored state of one user.
+type Presence struct {
+	// UserID is the user.
+	UserID int64
+	// IsOnline tells whether the user holds a connection on a live edge.
+	IsOnline bool
+	// LastSeen is when the user last went offline, in Unix milliseconds; 0 if never.
+	LastSeen int64
+}
+
+// Transition is the outcome of a change to a user's connections.
+type Transition struct {
+	// UserID is the user.
+	UserID int64
+	// Changed is true when IsOnline flipped; only then are contacts told.
+	Changed bool
+	// IsOnline is the state after the change.
+	IsOnline bool
+	// LastSeen is the stored LastSeen after the change (set when going offline).
+	LastSeen int64
+}
+
+// BecameOnline reports a real offline → online transition.
+func (t Transition) BecameOnline() bool { return t.Changed && t.IsOnline }
+
+// BecameOffline reports a real online → offline transition.
+func (t Transition) BecameOffline() bool { return t.Changed && !t.IsOnline }
+
+// Store keeps UserStatus, PresenceConnection and Edge. Every method that changes a user's
+// connections does so in one transaction that holds that user's UserStatus row, so the
+// transitions it reports are exact even when several processes share the database.
+type Store interface {
+	// Connect records a connection on a live edge (ErrEdgeNotFound otherwise). Idempotent
+	// per connection id; ErrConnectionConflict if that id belongs to another user or edge.
+	Connect(ctx context.Context, edgeID string, userID int64, connectionID string, now int64) (Transition, error)
+	// Disconnect removes a connection. Idempotent.
+	Disconnect(ctx context.Context, edgeID string, userID int64, connectionID string, now int64) (Transition, error)
+	// EdgeUsers lists up to limit users holding connections on an edge.
+	EdgeUsers(ctx context.Context, edgeID string, limit int) ([]int64, error)
+	// DropEdgeConnections removes the user's connections on an edge and recomputes the state.
+	DropEdgeConnections(ctx context.Context, userID int64, edgeID string, now int64) (Transition, error)
+	// StartLease creates or renews an edge's lease, ending at leaseUntil.
+	StartLease(ctx context.Context, edgeID string, leaseUntil int64) error
+	// Heartbeat extends a live lease to leaseUntil, or returns ErrEdgeNotFound.
+	Heartbeat(ctx context.Context, edgeID string, now, leaseUntil int64) error
+	// DeadConnectionUsers lists up to limit users holding connections on edges whose lease
+	// ended.
+	DeadConnectionUsers(ctx context.Context, now int64, limit int) ([]int64, error)
+	// ReapUser removes the user's connections on dead edges and recomputes the state.
+	ReapUser(ctx context.Context, userID int64, now int64) (Transition, error)
+	// DeleteDeadEdges removes Edge rows whose lease ended before cutoff and that hold no
+	// connection any more.
+	DeleteDeadEdges(ctx context.Context, cutoff int64) (int64, error)
+	// Routes returns, for each asked user with connections on live edges, those edges.
+	Routes(ctx context.Context, userIDs []int64, now int64) (map[int64][]string, error)
+	// Presences returns the stored state of the asked users that have one.
+	Presences(ctx context.Context, userIDs []int64) (map[int64]Presence, error)
+}
+
+// ErrEdgeNotFound means the edge holds no live lease: it must register again.
+var ErrEdgeNotFound = errors.New("edge holds no lease; register again")
+
+// ErrConnectionConflict means a connection id is already used by another user or edge.
+var ErrConnectionConflict = errors.New("connection_id is already used by another connection")
+
+// InvalidArgumentError names the request field that failed validation.
+type InvalidArgumentError struct {
+	Field  string
+	Reason string
+}
+
+func (e *InvalidArgumentError) Error() string { return e.Field + ": " + e.Reason }
+
+// MaxConnectionIDLen bounds connection ids, which edges generate.
+const MaxConnectionIDLen = 128
+
+// MaxUserIDs bounds the ids of one GetPresence or GetRoutes request.
+const MaxUserIDs = 10000
+
+// ValidateEdgeID checks an edge id: it becomes part of a bus subject.
+func ValidateEdgeID(id string) error {
+	if !fanout.ValidEdgeID(id) {
+		return &InvalidArgumentError{Field: "edge_id", Reason: "want 1-64 of [A-Za-z0-9_-]"}
+	}
+	return nil
+}
+
+// ValidateUserID checks one user id.
+func ValidateUserID(id int64) error {
+	if id <= 0 {
+		return &InvalidArgumentError{Field: "user_id", Reason: "want a positive id"}
+	}
+	return nil
+}
+
+// ValidateConnectionID checks a connection id.
+func ValidateConnectionID(id string) error {
+	if id == "" || len(id) > MaxConnectionIDLen {
+		return &InvalidArgumentError{Field: "connection_id", Reason: fmt.Sprintf("want 1-%d bytes", MaxConnectionIDLen)}
+	}
+	return nil
+}
+
+// ValidateUserIDs checks the ids of a batch lookup.
+func ValidateUserIDs(ids []int64) error {
+	if len(ids) > MaxUserIDs {
+		return &InvalidArgumentError{Field: "user_ids", Reason: fmt.Sprintf("at most %d ids", MaxUserIDs)}
+	}
+	for _, id := range ids {
+		if id <= 0 {
+			return &InvalidArgumentError{Field: "user_ids", Reason: "want positive ids"}
+		}
+	}
+	return nil
+}
+
+// ValidateConnection checks the fields of Connect and Disconnect, in request order.
+func ValidateConnection(edgeID string, userID int64, connectionID string) error {
+	if err := ValidateEdgeID(edgeID); err != nil {
+		return err
+	}
+	if err := ValidateUserID(userID); err != nil {
+		return err
+	}
+	return ValidateConnectionID(connectionID)
+}

@@ -1,0 +1,219 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/charla/charla/presencesvc/internal/presence"
+	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
+	"github.com/charla/charla/proto/gen/presence/v1/presencev1connect"
+)
+
+// batchSize bounds the users handled (locked, changed, announced) together when an edge
+// re-registers or dies.
+const batchSize = 100
+
+// Server implements presencev1connect.PresenceServiceHandler except StreamEvents.
+type Server struct {
+	presencev1connect.UnimplementedPresenceServiceHandler
+
+	store    presence.Store
+	announce *Announcer
+	log      *slog.Logger
+	now      func() time.Time
+	lease    time.Duration
+	locks    userLocks
+}
+
+var _ presencev1connect.PresenceServiceHandler = (*Server)(nil)
+
+// New returns a server over store that announces through announce. now is the clock and
+// lease the length of an edge's lease.
+func New(store presence.Store, announce *Announcer, log *slog.Logger, now func() time.Time, lease time.Duration) *Server {
+	return &Server{store: store, announce: announce, log: log, now: now, lease: lease}
+}
+
+func (s *Server) nowMs() int64 { return s.now().UnixMilli() }
+
+// GetPresence answers one entry per asked id, in the order asked; ids never seen are
+// offline with last_seen 0.
+func (s *Server) GetPresence(ctx context.Context, req *connect.Request[presencev1.GetPresenceRequest]) (*connect.Response[presencev1.GetPresenceResponse], error) {
+	ids := req.Msg.GetUserIds()
+	if err := presence.ValidateUserIDs(ids); err != nil {
+		return nil, s.toConnect(ctx, "GetPresence", err)
+	}
+	res := &presencev1.GetPresenceResponse{Presences: make([]*presencev1.Presence, 0, len(ids))}
+	if len(ids) == 0 {
+		return connect.NewResponse(res), nil
+	}
+	got, err := s.store.Presences(ctx, ids)
+	if err != nil {
+		return nil, s.toConnect(ctx, "GetPresence", err)
+	}
+	for _, id := range ids {
+		p := got[id]
+		res.Presences = append(res.Presences, &presencev1.Presence{UserId: id, IsOnline: p.IsOnline, LastSeen: p.LastSeen})
+	}
+	return connect.NewResponse(res), nil
+}
+
+// GetRoutes answers one entry per asked id, in the order asked, with the live edges that
+// hold its connections.
+func (s *Server) GetRoutes(ctx context.Context, req *connect.Request[presencev1.GetRoutesRequest]) (*connect.Response[presencev1.GetRoutesResponse], error) {
+	ids := req.Msg.GetUserIds()
+	if err := presence.ValidateUserIDs(ids); err != nil {
+		return nil, s.toConnect(ctx, "GetRoutes", err)
+	}
+	res := &presencev1.GetRoutesResponse{Routes: make([]*presencev1.Route, 0, len(ids))}
+	if len(ids) == 0 {
+		return connect.NewResponse(res), nil
+	}
+	routes, err := s.store.Routes(ctx, ids, s.nowMs())
+	if err != nil {
+		return nil, s.toConnect(ctx, "GetRoutes", err)
+	}
+	for _, id := range ids {
+		res.Routes = append(res.Routes, &presencev1.Route{UserId: id, EdgeIds: routes[id]})
+	}
+	return connect.NewResponse(res), nil
+}
+
+// RegisterEdge drops what an earlier edge with this id held (announcing the users it leaves
+// offline) and starts the edge's lease.
+func (s *Server) RegisterEdge(ctx context.Context, req *connect.Request[presencev1.RegisterEdgeRequest]) (*connect.Response[presencev1.RegisterEdgeResponse], error) {
+	edgeID := req.Msg.GetEdgeId()
+	if err := presence.ValidateEdgeID(edgeID); err != nil {
+		return nil, s.toConnect(ctx, "RegisterEdge", err)
+	}
+	for {
+		users, err := s.store.EdgeUsers(ctx, edgeID, batchSize)
+		if err != nil {
+			return nil, s.toConnect(ctx, "RegisterEdge", err)
+		}
+		if len(users) == 0 {
+			break
+		}
+		if err := s.settleBatch(ctx, users, func(ctx context.Context, u int64, now int64) (presence.Transition, error) {
+			return s.store.DropEdgeConnections(ctx, u, edgeID, now)
+		}); err != nil {
+			return nil, s.toConnect(ctx, "RegisterEdge", err)
+		}
+	}
+	if err := s.store.StartLease(ctx, edgeID, s.nowMs()+s.lease.Milliseconds()); err != nil {
+		return nil, s.toConnect(ctx, "RegisterEdge", err)
+	}
+	s.log.Info("edge registered", "edge_id", edgeID)
+	return connect.NewResponse(&presencev1.RegisterEdgeResponse{LeaseMs: s.lease.Milliseconds()}), nil
+}
+
+// Heartbeat renews a live lease; not_found when it has expired.
+func (s *Server) Heartbeat(ctx context.Context, req *connect.Request[presencev1.HeartbeatRequest]) (*connect.Response[presencev1.HeartbeatResponse], error) {
+	edgeID := req.Msg.GetEdgeId()
+	if err := presence.ValidateEdgeID(edgeID); err != nil {
+		return nil, s.toConnect(ctx, "Heartbeat", err)
+	}
+	now := s.nowMs()
+	if err := s.store.Heartbeat(ctx, edgeID, now, now+s.lease.Milliseconds()); err != nil {
+		return nil, s.toConnect(ctx, "Heartbeat", err)
+	}
+	return connect.NewResponse(&presencev1.HeartbeatResponse{}), nil
+}
+
+// Connect records a connection; the user's first one anywhere is announced as user_online.
+func (s *Server) Connect(ctx context.Context, req *connect.Request[presencev1.ConnectRequest]) (*connect.Response[presencev1.ConnectResponse], error) {
+	m := req.Msg
+	if err := presence.ValidateConnection(m.GetEdgeId(), m.GetUserId(), m.GetConnectionId()); err != nil {
+		return nil, s.toConnect(ctx, "Connect", err)
+	}
+	unlock := s.locks.lock(m.GetUserId())
+	defer unlock()
+	t, err := s.store.Connect(ctx, m.GetEdgeId(), m.GetUserId(), m.GetConnectionId(), s.nowMs())
+	if err != nil {
+		return nil, s.toConnect(ctx, "Connect", err)
+	}
+	s.announce.Announce(ctx, t)
+	return connect.NewResponse(&presencev1.ConnectResponse{BecameOnline: t.BecameOnline()}), nil
+}
+
+// Disconnect removes a connection; the user's last one is announced as user_offline.
+func (s *Server) Disconnect(ctx context.Context, req *connect.Request[presencev1.DisconnectRequest]) (*connect.Response[presencev1.DisconnectResponse], error) {
+	m := req.Msg
+	if err := presence.ValidateConnection(m.GetEdgeId(), m.GetUserId(), m.GetConnectionId()); err != nil {
+		return nil, s.toConnect(ctx, "Disconnect", err)
+	}
+	unlock := s.locks.lock(m.GetUserId())
+	defer unlock()
+	t, err := s.store.Disconnect(ctx, m.GetEdgeId(), m.GetUserId(), m.GetConnectionId(), s.nowMs())
+	if err != nil {
+		return nil, s.toConnect(ctx, "Disconnect", err)
+	}
+	s.announce.Announce(ctx, t)
+	return connect.NewResponse(&presencev1.DisconnectResponse{BecameOffline: t.BecameOffline()}), nil
+}
+
+// settleBatch applies change to each user under the users' stripe locks and announces the
+// transitions together (one contact lookup, one route query). A failure stops the batch
+// after announcing what already changed.
+func (s *Server) settleBatch(ctx context.Context, users []int64, change func(ctx context.Context, userID, now int64) (presence.Transition, error)) error {
+	unlock := s.locks.lockAll(users)
+	defer unlock()
+	ts := make([]presence.Transition, 0, len(users))
+	var err error
+	for _, u := range users {
+		var t presence.Transition
+		t, err = change(ctx, u, s.nowMs())
+		if err != nil {
+			break
+		}
+		ts = append(ts, t)
+	}
+	s.announce.Announce(ctx, ts...)
+	return err
+}
+
+// Sweep takes offline the users whose connections are on edges with an expired lease, and
+// removes edges that have been dead for a lease length and hold nothing. Several processes
+// may sweep at once: each user's change is its own transaction on the user's row, so a
+// transition is reported (and announced) by one of them only.
+func (s *Server) Sweep(ctx context.Context) error {
+	for {
+		users, err := s.store.DeadConnectionUsers(ctx, s.nowMs(), batchSize)
+		if err != nil {
+			return err
+		}
+		if len(users) == 0 {
+			break
+		}
+		if err := s.settleBatch(ctx, users, s.store.ReapUser); err != nil {
+			return err
+		}
+		if len(users) < batchSize {
+			break
+		}
+	}
+	// Keep a dead edge's row for a lease length, so that a late Heartbeat still finds it
+	// expired (not_found) rather than missing — the same answer either way, but cheaper.
+	if _, err := s.store.DeleteDeadEdges(ctx, s.nowMs()-s.lease.Milliseconds()); err != nil {
+		return err
+	}
+	return nil
+}
+
+// RunSweeper sweeps every interval until ctx ends.
+func (s *Server) RunSweeper(ctx context.Context, interval time.Duration) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("sweep dead edges", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,576 @@
+// Package store keeps the presence tables (UserStatus, PresenceConnection, Edge) in SQLite
+// or MySQL.
+//
+// Concurrency: every change to a user's connections runs in one transaction that first
+// locks the user's UserStatus row (MySQL: the row is made to exist, then SELECT ... FOR
+// UPDATE; SQLite: BEGIN IMMEDIATE takes the database's writer lock), then changes
+// PresenceConnection and derives the state from what remains. So two transactions on one
+// user never interleave, whichever process runs them, and a transition (offline → online or
+// back) is reported by exactly one of them. Lock order is always UserStatus row, then Edge
+// row (shared); the statements that lock an Edge row exclusively (leases, edge cleanup) lock
+// no user, so no cycle can form. MySQL transactions run at READ COMMITTED, so each statement
+// reads the latest committed rows once the user's lock is held; deadlocks and lock-wait
+// timeouts are retried.
+//
+// On SQLite the store also serializes its own write transactions with a mutex: SQLite has one
+// writer anyway, and waiting on a Go mutex is far cheaper than SQLite's sleeping busy handler.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	sqlite "modernc.org/sqlite"
+
+	"github.com/charla/charla/presencesvc/internal/presence"
+	"github.com/charla/charla/shared/sqldb"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// ServiceName names this service's goose version table (goose_presence).
+const ServiceName = "presence"
+
+// Migrate applies the presence migrations.
+func Migrate(ctx context.Context, db *sqldb.DB) error {
+	sub, err := fsSub()
+	if err != nil {
+		return err
+	}
+	return sqldb.Migrate(ctx, db, ServiceName, sub)
+}
+
+func fsSub() (fs.FS, error) {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("presence migrations: %w", err)
+	}
+	return sub, nil
+}
+
+// maxInList bounds the ids of one IN list, well under SQLite's 32766 and MySQL's 65535
+// placeholders; longer lists are split.
+const maxInList = 5000
+
+// maxAttempts bounds the retries of a transaction that hit a deadlock or lock timeout.
+const maxAttempts = 8
+
+// Store is the SQL implementation of presence.Store.
+type Store struct {
+	db      *sqldb.DB
+	q       *queries
+	writeMu sync.Mutex // SQLite only: one write transaction at a time in this process
+
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt
+}
+
+var _ presence.Store = (*Store)(nil)
+
+// New returns a store over db, whose schema Migrate has applied.
+func New(db *sqldb.DB) *Store {
+	q := sqliteQueries
+	if db.Dialect == sqldb.MySQL {
+		q = mysqlQueries
+	}
+	return &Store{db: db, q: q, stmts: make(map[string]*sql.Stmt)}
+}
+
+// Close releases the prepared statements; the database stays open.
+func (s *Store) Close() error {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	var errs []error
+	for k, st := range s.stmts {
+		errs = append(errs, st.Close())
+		delete(s.stmts, k)
+	}
+	return errors.Join(errs...)
+}
+
+// queries are the statements whose text differs between dialects.
+type queries struct {
+	// lockUser reads and locks the user's row (no lock clause on SQLite: the transaction
+	// already holds the writer lock).
+	lockUser string
+	// ensureUser creates the user's row if missing, so that it can be locked (MySQL only).
+	ensureUser string
+	// setStatus is the UserStatus upsert of seed §9.2: LastSeen only changes going offline.
+	setStatus string
+	// edgeLease reads an edge's lease, share-locking the row on MySQL so that edge cleanup
+	// cannot remove the edge under a connection being added.
+	edgeLease string
+	// startLease creates or renews a lease.
+	startLease string
+	// deadEdgesForUpdate picks expired edges to remove, locking them on MySQL.
+	deadEdgesForUpdate string
+}
+
+var sqliteQueries = &queries{
+	lockUser: `SELECT IsOnline, LastSeen FROM UserStatus WHERE UserId = ?`,
+	setStatus: `INSERT INTO UserStatus (UserId, IsOnline, LastSeen) VALUES (?, ?, ?)
+		ON CONFLICT (UserId) DO UPDATE SET
+			IsOnline = excluded.IsOnline,
+			LastSeen = CASE WHEN excluded.IsOnline = 0 THEN excluded.LastSeen ELSE UserStatus.LastSeen END`,
+	edgeLease: `SELECT LeaseExpiresAt FROM Edge WHERE EdgeId = ?`,
+	startLease: `INSERT INTO Edge (EdgeId, LeaseExpiresAt) VALUES (?, ?)
+		ON CONFLICT (EdgeId) DO UPDATE SET LeaseExpiresAt = excluded.LeaseExpiresAt`,
+	deadEdgesForUpdate: `SELECT EdgeId FROM Edge WHERE LeaseExpiresAt < ? ORDER BY LeaseExpiresAt LIMIT 100`,
+}
+
+var mysqlQueries = &queries{
+	lockUser:   `SELECT IsOnline, LastSeen FROM UserStatus WHERE UserId = ? FOR UPDATE`,
+	ensureUser: `INSERT INTO UserStatus (UserId, IsOnline, LastSeen) VALUES (?, 0, 0) ON DUPLICATE KEY UPDATE UserId = UserId`,
+	setStatus: `INSERT INTO UserStatus (UserId, IsOnline, LastSeen) VALUES (?, ?, ?)
+		ON DUPLICATE KEY UPDATE
+			IsOnline = VALUES(IsOnline),
+			LastSeen = CASE WHEN VALUES(IsOnline) = 0 THEN VALUES(LastSeen) ELSE LastSeen END`,
+	edgeLease: `SELECT LeaseExpiresAt FROM Edge WHERE EdgeId = ? LOCK IN SHARE MODE`,
+	startLease: `INSERT INTO Edge (EdgeId, LeaseExpiresAt) VALUES (?, ?)
+		ON DUPLICATE KEY UPDATE LeaseExpiresAt = VALUES(LeaseExpiresAt)`,
+	deadEdgesForUpdate: `SELECT EdgeId FROM Edge WHERE LeaseExpiresAt < ? ORDER BY LeaseExpiresAt LIMIT 100 FOR UPDATE`,
+}
+
+// Statements common to both dialects.
+const (
+	qFindConnection = `SELECT UserId, EdgeId FROM PresenceConnection WHERE ConnectionId = ?`
+	qAddConnection  = `INSERT INTO PresenceConnection (ConnectionId, EdgeId, UserId, ConnectedAt) VALUES (?, ?, ?, ?)`
+	qDelConnection  = `DELETE FROM PresenceConnection WHERE ConnectionId = ? AND UserId = ? AND EdgeId = ?`
+	// qLiveOnline is the definition of online: a connection on an edge whose lease runs.
+	qLiveOnline = `SELECT EXISTS (SELECT 1 FROM PresenceConnection c JOIN Edge e ON e.EdgeId = c.EdgeId
+		WHERE c.UserId = ? AND e.LeaseExpiresAt > ?)`
+	qEdgeUsers       = `SELECT DISTINCT UserId FROM PresenceConnection WHERE EdgeId = ? LIMIT ?`
+	qDropEdgeUser    = `DELETE FROM PresenceConnection WHERE UserId = ? AND EdgeId = ?`
+	qHeartbeat       = `UPDATE Edge SET LeaseExpiresAt = ? WHERE EdgeId = ? AND LeaseExpiresAt > ?`
+	qLeaseOf         = `SELECT LeaseExpiresAt FROM Edge WHERE EdgeId = ?`
+	qDeadConnections = `SELECT DISTINCT c.UserId FROM Edge e JOIN PresenceConnection c ON c.EdgeId = e.EdgeId
+		WHERE e.LeaseExpiresAt <= ? LIMIT ?`
+	// qReapUser also removes connections whose edge row is gone, which nothing should leave
+	// behind, so that such a row could never keep a user online.
+	qReapUser = `DELETE FROM PresenceConnection WHERE UserId = ? AND NOT EXISTS (
+		SELECT 1 FROM Edge e WHERE e.EdgeId = PresenceConnection.EdgeId AND e.LeaseExpiresAt > ?)`
+	qDeleteEmptyEdge = `DELETE FROM Edge WHERE EdgeId = ? AND LeaseExpiresAt < ? AND NOT EXISTS (
+		SELECT 1 FROM PresenceConnection c WHERE c.EdgeId = ?)`
+)
+
+// prepared returns the statement for query, prepared once on the pool; database/sql
+// re-prepares it per connection and keeps it, which saves a parse (SQLite) or two round
+// trips (MySQL) on every call.
+func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if st, ok := s.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare statement: %w", err)
+	}
+	s.stmts[query] = st
+	return st, nil
+}
+
+// tx is a transaction with access to the prepared statements.
+type tx struct {
+	*sql.Tx
+	s   *Store
+	ctx context.Context
+}
+
+func (t *tx) stmt(query string) (*sql.Stmt, error) {
+	st, err := t.s.prepared(t.ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return t.StmtContext(t.ctx, st), nil
+}
+
+func (t *tx) exec(query string, args ...any) (sql.Result, error) {
+	st, err := t.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(t.ctx, args...)
+}
+
+func (t *tx) queryRow(query string, args ...any) *sql.Row {
+	st, err := t.stmt(query)
+	if err != nil {
+		// A *sql.Row cannot be built with an error; fall back to an unprepared query,
+		// which reports the same problem through Scan.
+		return t.QueryRowContext(t.ctx, query, args...)
+	}
+	return st.QueryRowContext(t.ctx, args...)
+}
+
+// inTx runs fn in a write transaction, retrying it on deadlocks and busy databases.
+func (s *Store) inTx(ctx context.Context, fn func(t *tx) error) error {
+	var opts *sql.TxOptions
+	if s.db.Dialect == sqldb.MySQL {
+		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+	} else {
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+	}
+	for attempt := 1; ; attempt++ {
+		err := s.runTx(ctx, opts, fn)
+		if err == nil || attempt == maxAttempts || !retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * time.Millisecond):
+		}
+	}
+}
+
+func (s *Store) runTx(ctx context.Context, opts *sql.TxOptions, fn func(t *tx) error) error {
+	sqlTx, err := s.db.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer sqlTx.Rollback() //nolint:errcheck // a no-op after Commit
+	if err := fn(&tx{Tx: sqlTx, s: s, ctx: ctx}); err != nil {
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("commit transaction: %w", err)
+	}
+	return nil
+}
+
+// retryable reports a transaction that lost a lock race and may simply be run again.
+func retryable(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1213 || me.Number == 1205 // deadlock, lock wait timeout
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		code := se.Code() & 0xff
+		return code == 5 || code == 6 // SQLITE_BUSY, SQLITE_LOCKED
+	}
+	return false
+}
+
+// lockUser locks the user's UserStatus row for the rest of the transaction and returns the
+// stored state (offline, LastSeen 0 for a user never seen).
+func (t *tx) lockUser(userID int64) (presence.Presence, error) {
+	p := presence.Presence{UserID: userID}
+	err := t.queryRow(t.s.q.lockUser, userID).Scan(&p.IsOnline, &p.LastSeen)
+	if errors.Is(err, sql.ErrNoRows) && t.s.q.ensureUser != "" {
+		// MySQL: a missing row cannot be locked, so create it (offline, never seen) and
+		// lock it; concurrent creators wait on each other at the insert.
+		if _, err := t.exec(t.s.q.ensureUser, userID); err != nil {
+			return p, fmt.Errorf("create status of user %d: %w", userID, err)
+		}
+		err = t.queryRow(t.s.q.lockUser, userID).Scan(&p.IsOnline, &p.LastSeen)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, nil // SQLite: the writer lock already excludes everyone else
+	}
+	if err != nil {
+		return p, fmt.Errorf("lock status of user %d: %w", userID, err)
+	}
+	return p, nil
+}
+
+// settle derives the user's state from the connections that remain and, on a real
+// transition, stores it with the §9.2 upsert. before is what lockUser returned.
+func (t *tx) settle(before presence.Presence, now int64) (presence.Transition, error) {
+	var online bool
+	if err := t.queryRow(qLiveOnline, before.UserID, now).Scan(&online); err != nil {
+		return presence.Transition{}, fmt.Errorf("derive state of user %d: %w", before.UserID, err)
+	}
+	tr := presence.Transition{UserID: before.UserID, IsOnline: online, LastSeen: before.LastSeen}
+	if online == before.IsOnline {
+		return tr, nil
+	}
+	lastSeen := int64(0) // ignored by the upsert when going online
+	if !online {
+		lastSeen = now
+		tr.LastSeen = now
+	}
+	if _, err := t.exec(t.s.q.setStatus, before.UserID, online, lastSeen); err != nil {
+		return presence.Transition{}, fmt.Errorf("store state of user %d: %w", before.UserID, err)
+	}
+	tr.Changed = true
+	return tr, nil
+}
+
+// Connect implements presence.Store.
+func (s *Store) Connect(ctx context.Context, edgeID string, userID int64, connectionID string, now int64) (presence.Transition, error) {
+	var tr presence.Transition
+	err := s.inTx(ctx, func(t *tx) error {
+		before, err := t.lockUser(userID)
+		if err != nil {
+			return err
+		}
+		var lease int64
+		err = t.queryRow(s.q.edgeLease, edgeID).Scan(&lease)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && lease <= now) {
+			return presence.ErrEdgeNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("read lease of edge %s: %w", edgeID, err)
+		}
+		var holder int64
+		var holderEdge string
+		err = t.queryRow(qFindConnection, connectionID).Scan(&holder, &holderEdge)
+		switch {
+		case err == nil:
+			if holder != userID || holderEdge != edgeID {
+				return presence.ErrConnectionConflict
+			}
+			// A repeat: the connection is already recorded.
+		case errors.Is(err, sql.ErrNoRows):
+			if _, err := t.exec(qAddConnection, connectionID, edgeID, userID, now); err != nil {
+				if sqldb.IsDuplicate(err) {
+					return presence.ErrConnectionConflict
+				}
+				return fmt.Errorf("add connection: %w", err)
+			}
+		default:
+			return fmt.Errorf("find connection: %w", err)
+		}
+		tr, err = t.settle(before, now)
+		return err
+	})
+	return tr, err
+}
+
+// Disconnect implements presence.Store.
+func (s *Store) Disconnect(ctx context.Context, edgeID string, userID int64, connectionID string, now int64) (presence.Transition, error) {
+	var tr presence.Transition
+	err := s.inTx(ctx, func(t *tx) error {
+		before, err := t.lockUser(userID)
+		if err != nil {
+			return err
+		}
+		if _, err := t.exec(qDelConnection, connectionID, userID, edgeID); err != nil {
+			return fmt.Errorf("remove connection: %w", err)
+		}
+		tr, err = t.settle(before, now)
+		return err
+	})
+	return tr, err
+}
+
+// EdgeUsers implements presence.Store.
+func (s *Store) EdgeUsers(ctx context.Context, edgeID string, limit int) ([]int64, error) {
+	return s.userList(ctx, qEdgeUsers, edgeID, limit)
+}
+
+// DropEdgeConnections implements presence.Store.
+func (s *Store) DropEdgeConnections(ctx context.Context, userID int64, edgeID string, now int64) (presence.Transition, error) {
+	var tr presence.Transition
+	err := s.inTx(ctx, func(t *tx) error {
+		before, err := t.lockUser(userID)
+		if err != nil {
+			return err
+		}
+		if _, err := t.exec(qDropEdgeUser, userID, edgeID); err != nil {
+			return fmt.Errorf("drop connections on edge %s: %w", edgeID, err)
+		}
+		tr, err = t.settle(before, now)
+		return err
+	})
+	return tr, err
+}
+
+// StartLease implements presence.Store.
+func (s *Store) StartLease(ctx context.Context, edgeID string, leaseUntil int64) error {
+	return s.inTx(ctx, func(t *tx) error {
+		if _, err := t.exec(s.q.startLease, edgeID, leaseUntil); err != nil {
+			return fmt.Errorf("start lease of edge %s: %w", edgeID, err)
+		}
+		return nil
+	})
+}
+
+// Heartbeat implements presence.Store.
+func (s *Store) Heartbeat(ctx context.Context, edgeID string, now, leaseUntil int64) error {
+	return s.inTx(ctx, func(t *tx) error {
+		res, err := t.exec(qHeartbeat, leaseUntil, edgeID, now)
+		if err != nil {
+			return fmt.Errorf("renew lease of edge %s: %w", edgeID, err)
+		}
+		if n, err := res.RowsAffected(); err == nil && n > 0 {
+			return nil
+		}
+		// MySQL counts only changed rows: a renewal to the same millisecond changes none.
+		var lease int64
+		err = t.queryRow(qLeaseOf, edgeID).Scan(&lease)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && lease <= now) {
+			return presence.ErrEdgeNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("read lease of edge %s: %w", edgeID, err)
+		}
+		return nil
+	})
+}
+
+// DeadConnectionUsers implements presence.Store.
+func (s *Store) DeadConnectionUsers(ctx context.Context, now int64, limit int) ([]int64, error) {
+	return s.userList(ctx, qDeadConnections, now, limit)
+}
+
+// ReapUser implements presence.Store.
+func (s *Store) ReapUser(ctx context.Context, userID int64, now int64) (presence.Transition, error) {
+	var tr presence.Transition
+	err := s.inTx(ctx, func(t *tx) error {
+		before, err := t.lockUser(userID)
+		if err != nil {
+			return err
+		}
+		if _, err := t.exec(qReapUser, userID, now); err != nil {
+			return fmt.Errorf("remove dead connections: %w", err)
+		}
+		tr, err = t.settle(before, now)
+		return err
+	})
+	return tr, err
+}
+
+// DeleteDeadEdges implements presence.Store.
+func (s *Store) DeleteDeadEdges(ctx context.Context, cutoff int64) (int64, error) {
+	var deleted int64
+	err := s.inTx(ctx, func(t *tx) error {
+		deleted = 0
+		// On MySQL the rows are locked first: a Connect holding an edge's row in share mode
+		// finishes before the edge can go, and the emptiness check below (a new statement
+		// at READ COMMITTED) then sees its connection.
+		rows, err := t.QueryContext(ctx, s.q.deadEdgesForUpdate, cutoff)
+		if err != nil {
+			return fmt.Errorf("find dead edges: %w", err)
+		}
+		var edges []string
+		for rows.Next() {
+			var e string
+			if err := rows.Scan(&e); err != nil {
+				rows.Close()
+				return fmt.Errorf("find dead edges: %w", err)
+			}
+			edges = append(edges, e)
+		}
+		if err := rows.Close(); err != nil {
+			return fmt.Errorf("find dead edges: %w", err)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("find dead edges: %w", err)
+		}
+		for _, e := range edges {
+			res, err := t.exec(qDeleteEmptyEdge, e, cutoff, e)
+			if err != nil {
+				return fmt.Errorf("delete dead edge %s: %w", e, err)
+			}
+			if n, err := res.RowsAffected(); err == nil {
+				deleted += n
+			}
+		}
+		return nil
+	})
+	return deleted, err
+}
+
+// Routes implements presence.Store with one query per maxInList users.
+func (s *Store) Routes(ctx context.Context, userIDs []int64, now int64) (map[int64][]string, error) {
+	routes := make(map[int64][]string)
+	for chunk := range slices.Chunk(uniq(userIDs), maxInList) {
+		query := `SELECT DISTINCT c.UserId, c.EdgeId FROM PresenceConnection c
+			JOIN Edge e ON e.EdgeId = c.EdgeId
+			WHERE c.UserId IN (` + sqldb.Placeholders(len(chunk)) + `) AND e.LeaseExpiresAt > ?
+			ORDER BY c.UserId, c.EdgeId`
+		rows, err := s.db.QueryContext(ctx, query, append(sqldb.Int64Args(chunk), now)...)
+		if err != nil {
+			return nil, fmt.Errorf("look up routes: %w", err)
+		}
+		for rows.Next() {
+			var u int64
+			var e string
+			if err := rows.Scan(&u, &e); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("look up routes: %w", err)
+			}
+			routes[u] = append(routes[u], e)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("look up routes: %w", err)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("look up routes: %w", err)
+		}
+	}
+	return routes, nil
+}
+
+// Presences implements presence.Store with one query per maxInList users.
+func (s *Store) Presences(ctx context.Context, userIDs []int64) (map[int64]presence.Presence, error) {
+	out := make(map[int64]presence.Presence)
+	for chunk := range slices.Chunk(uniq(userIDs), maxInList) {
+		query := `SELECT UserId, IsOnline, LastSeen FROM UserStatus WHERE UserId IN (` +
+			sqldb.Placeholders(len(chunk)) + `)`
+		rows, err := s.db.QueryContext(ctx, query, sqldb.Int64Args(chunk)...)
+		if err != nil {
+			return nil, fmt.Errorf("read presence: %w", err)
+		}
+		for rows.Next() {
+			var p presence.Presence
+			if err := rows.Scan(&p.UserID, &p.IsOnline, &p.LastSeen); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read presence: %w", err)
+			}
+			out[p.UserID] = p
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("read presence: %w", err)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read presence: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// userList runs a query returning one column of user ids.
+func (s *Store) userList(ctx context.Context, query string, args ...any) ([]int64, error) {
+	st, err := s.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	defer rows.Close()
+	var users []int64
+	for rows.Next() {
+		var u int64
+		if err := rows.Scan(&u); err != nil {
+			return nil, fmt.Errorf("list users: %w", err)
+		}
+		users = append(users, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return users, nil
+}
+
+// uniq returns the distinct ids, sorted.
+func uniq(ids []int64) []int64 {
+	out := slices.Clone(ids)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
