@@ -188,4 +188,3 @@ func readMem(tb testing.TB) memSample {
 	}
 	return memSample{heap: int64(ms.HeapInuse), stack: int64(ms.StackInuse), rss: rss}
 }
-

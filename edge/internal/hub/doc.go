@@ -31,8 +31,8 @@
 // with 1008, so a slow or dead socket never delays delivery to anybody else.
 //
 // The registry is sharded by user id; each shard is guarded by its own RWMutex.
-// Register and unregister happen on the connection's own goroutines, so the
-// registry never holds a connection whose pumps have ended.
+// A connection is registered before its read pump starts and unregistered after
+// both pumps have ended, before OnDisconnect.
 //
 // # Memory
 //
