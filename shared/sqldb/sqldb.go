@@ -14,9 +14,12 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/XSAM/otelsql"
 	"github.com/go-sql-driver/mysql"
 	sqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/charla/charla/shared/telemetry/dbtel"
 )
 
 // Dialect names the SQL dialect behind a DB; stores pick their statements by it.
@@ -77,6 +80,9 @@ func redact(url string) string {
 }
 
 // Open connects to the database named by url (see ParseURL) and checks that it answers.
+// The connection is instrumented (package telemetry/dbtel): every statement run inside a
+// traced call gets a span named by its SQL, without argument values, and every statement
+// is timed in the db.client.operation.duration histogram.
 func Open(ctx context.Context, url string) (*DB, error) {
 	dialect, dsn, err := ParseURL(url)
 	if err != nil {
@@ -111,7 +117,7 @@ func openSQLite(path string) (*sql.DB, error) {
 	dsn := "file:" + path + "?_txlock=immediate" +
 		"&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
 		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)"
-	db, err := sql.Open("sqlite", dsn)
+	db, err := otelsql.Open("sqlite", dsn, dbtel.Options(dbtel.SQLite)...)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
 	}
@@ -128,17 +134,14 @@ func openMySQL(dsn string) (*sql.DB, error) {
 	// Times are stored as Unix milliseconds in BIGINT columns, so no time parsing is needed;
 	// utf8mb4 keeps 4-byte emoji byte-exact.
 	cfg.ParseTime = false
-	if cfg.Params == nil {
-		cfg.Params = map[string]string{}
-	}
-	cfg.Params["charset"] = "utf8mb4"
+	// The collation implies the utf8mb4 character set for the connection.
 	cfg.Collation = "utf8mb4_bin"
 	cfg.MultiStatements = true
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open mysql database: %w", err)
 	}
-	db := sql.OpenDB(connector)
+	db := otelsql.OpenDB(connector, dbtel.Options(dbtel.MySQL)...)
 	db.SetMaxOpenConns(32)
 	db.SetMaxIdleConns(32)
 	return db, nil

@@ -5,17 +5,16 @@ package svc
 
 import (
 	"context"
-
-	"connectrpc.com/connect"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"connectrpc.com/connect"
 
 	"github.com/charla/charla/shared/bus"
 	"github.com/charla/charla/shared/config"
@@ -23,6 +22,7 @@ import (
 	"github.com/charla/charla/shared/peers"
 	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/sqldb"
+	"github.com/charla/charla/shared/telemetry"
 )
 
 // Deps are what a service is built from. The service owns nothing in Deps: the caller
@@ -53,6 +53,7 @@ type Service interface {
 type Constructor func(ctx context.Context, deps Deps) (Service, error)
 
 // Main runs one service as a process: configuration from .env, the environment and flags;
+// telemetry (traces over OTLP when OTEL_* asks for them, GET /metrics on the RPC listener);
 // its database, the bus, clients of its peers; the RPC listener until SIGINT or SIGTERM.
 // It returns the process exit code.
 func Main(name, defaultAddr string, newService Constructor) int {
@@ -82,14 +83,16 @@ func Main(name, defaultAddr string, newService Constructor) int {
 		fmt.Fprintf(os.Stderr, "%s: configuration: %v\n", name, err)
 		return 2
 	}
-	log := logging.Component(root, name).With("pid", os.Getpid())
+	// "pid" is the client's request id in every log line (seed §11.2); the OS process id
+	// goes under its own key.
+	log := logging.Component(root, name).With("process_id", os.Getpid())
 	if err := rpc.CheckListenAddr("RPC_ADDR", *addr, *token); err != nil {
 		log.Error("refusing to start", "err", err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, log, *addr, *dbURL, *busURL, *token, peers.URLs{
+	if err := run(ctx, log, name, *addr, *dbURL, *busURL, *token, peers.URLs{
 		Chat: *chatURL, Profile: *profileURL, Notify: *notifyURL, Presence: *presenceURL,
 	}, newService); err != nil {
 		log.Error("stopped", "err", err)
@@ -98,7 +101,19 @@ func Main(name, defaultAddr string, newService Constructor) int {
 	return 0
 }
 
-func run(ctx context.Context, log *slog.Logger, addr, dbURL, busURL, token string, urls peers.URLs, newService Constructor) error {
+func run(ctx context.Context, log *slog.Logger, name, addr, dbURL, busURL, token string, urls peers.URLs, newService Constructor) error {
+	tel, err := telemetry.Setup(ctx, name)
+	if err != nil {
+		return fmt.Errorf("telemetry: %w", err)
+	}
+	defer func() {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(shutdownCtx); err != nil {
+			log.Warn("telemetry shutdown", "err", err)
+		}
+	}()
+	log.Info("telemetry", "tracing", tel.TracingEnabled(), "service_name", tel.ServiceName())
 	db, err := sqldb.Open(ctx, dbURL)
 	if err != nil {
 		return err
@@ -110,8 +125,8 @@ func run(ctx context.Context, log *slog.Logger, addr, dbURL, busURL, token strin
 	}
 	defer b.Close()
 	service, err := newService(ctx, Deps{
-		DB: db, Bus: b, Peers: peers.New(urls, token, nil), Log: log,
-		HandlerOptions: []connect.HandlerOption{connect.WithInterceptors(rpc.AuthInterceptor(token))},
+		DB: db, Bus: b, Peers: peers.New(urls, token, nil, tel.ConnectClientOptions()...), Log: log,
+		HandlerOptions: HandlerOptions(tel, token),
 	})
 	if err != nil {
 		return err
@@ -121,7 +136,11 @@ func run(ctx context.Context, log *slog.Logger, addr, dbURL, busURL, token strin
 	if err != nil {
 		return fmt.Errorf("listen on RPC_ADDR %s: %w", addr, err)
 	}
-	srv := rpc.NewServer(http.Handler(rpc.NewMux(service.RPC())))
+	mux := rpc.NewMux(service.RPC())
+	// Not behind the token: Prometheus scrapes without credentials, and the metrics carry
+	// counts and latencies, no user data.
+	mux.Handle("GET /metrics", tel.MetricsHandler())
+	srv := rpc.NewServer(mux)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("serving", "addr", ln.Addr().String())
@@ -133,4 +152,15 @@ func run(ctx context.Context, log *slog.Logger, addr, dbURL, busURL, token strin
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdownCtx)
+}
+
+// HandlerOptions are the handler options of a service: tracing and RPC metrics outermost,
+// so calls refused for a bad token are traced and counted too, then the token check.
+// tel may be nil (no instrumentation).
+func HandlerOptions(tel *telemetry.Telemetry, token string) []connect.HandlerOption {
+	var opts []connect.HandlerOption
+	if tel != nil {
+		opts = append(opts, tel.ConnectHandlerOptions()...)
+	}
+	return append(opts, connect.WithInterceptors(rpc.AuthInterceptor(token)))
 }

@@ -1,0 +1,277 @@
+package telemetry
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Attribute keys of the frame and delivery spans and of the edge's metrics.
+const (
+	// AttrUserID is the authenticated user of the connection.
+	AttrUserID = attribute.Key("user.id")
+	// AttrPID is the client's request id (the frame's pid), the seed's transaction id.
+	AttrPID = attribute.Key("charla.pid")
+	// AttrType is the frame's or event's message type, as in PROTOCOL.md.
+	AttrType = attribute.Key("charla.message.type")
+	// AttrCode is the result code of a frame: 200, or the code of its ERROR_NOTIFICATION.
+	AttrCode = attribute.Key("charla.result.code")
+	// AttrService is the service an event came from ("chat", "profile", ...).
+	AttrService = attribute.Key("charla.service")
+	// AttrConnectionID is the connection an event was written to.
+	AttrConnectionID = attribute.Key("charla.connection.id")
+)
+
+// maxTypes bounds the distinct message types kept as label values and span names, so a
+// client sending made-up types cannot grow the metrics without end. PROTOCOL.md has far
+// fewer types than this; the rest are reported as OtherType.
+const maxTypes = 64
+
+// OtherType stands for message types past the first maxTypes seen.
+const OtherType = "other"
+
+// EdgeMetrics are the instruments and spans of the WebSocket edge. A nil *EdgeMetrics is
+// valid and records nothing, so the edge's unit tests need no Telemetry.
+type EdgeMetrics struct {
+	tracing bool
+	tracer  trace.Tracer
+
+	connections metric.Int64UpDownCounter
+	frames      metric.Int64Counter
+	results     metric.Int64Counter
+	errors      metric.Int64Counter
+	drops       metric.Int64Counter
+	lag         metric.Float64Histogram
+
+	mu        sync.RWMutex
+	types     map[string]*typeEntry
+	resultMap map[resultKey]*resultEntry
+	services  map[string][]metric.RecordOption
+}
+
+// typeEntry holds what is precomputed for one message type, so the hot path allocates
+// nothing for attributes.
+type typeEntry struct {
+	name     string // the type, or OtherType
+	attr     attribute.KeyValue
+	frameOpt []metric.AddOption
+}
+
+type resultKey struct {
+	typ  string
+	code int
+}
+
+type resultEntry struct {
+	resultOpt []metric.AddOption
+	errorOpt  []metric.AddOption // nil for success codes
+}
+
+var (
+	noAddOpts      []metric.AddOption
+	endNothing     = func(int) {}
+	endNothingNone = func() {}
+)
+
+// EdgeMetrics returns the edge's instruments on this Telemetry; every call returns the same.
+func (t *Telemetry) EdgeMetrics() *EdgeMetrics {
+	t.edgeOnce.Do(func() { t.edge = NewEdgeMetrics(t.mp, t.tp, t.tracing) })
+	return t.edge
+}
+
+// NewEdgeMetrics builds the edge's instruments on mp and its spans on tp; tracing false
+// skips spans entirely (cheaper than a no-op tracer). Most callers want
+// (*Telemetry).EdgeMetrics.
+func NewEdgeMetrics(mp metric.MeterProvider, tp trace.TracerProvider, tracing bool) *EdgeMetrics {
+	m := mp.Meter("github.com/charla/charla/edge")
+	e := &EdgeMetrics{
+		tracing:   tracing,
+		tracer:    tp.Tracer("github.com/charla/charla/edge"),
+		types:     make(map[string]*typeEntry),
+		resultMap: make(map[resultKey]*resultEntry),
+		services:  make(map[string][]metric.RecordOption),
+	}
+	// Instrument creation only fails on invalid names, which these are not; a failed one
+	// is a no-op instrument, so the edge never stops for its metrics.
+	e.connections, _ = m.Int64UpDownCounter("charla.edge.connections.active",
+		metric.WithDescription("WebSocket connections currently open."), metric.WithUnit("{connection}"))
+	e.frames, _ = m.Int64Counter("charla.edge.frames",
+		metric.WithDescription("Client frames received, by message type."), metric.WithUnit("{frame}"))
+	e.results, _ = m.Int64Counter("charla.edge.frame.results",
+		metric.WithDescription("Client frames answered, by message type and result code."), metric.WithUnit("{frame}"))
+	e.errors, _ = m.Int64Counter("charla.edge.errors",
+		metric.WithDescription("Client frames answered with an ERROR_NOTIFICATION, by code and message type."), metric.WithUnit("{error}"))
+	e.drops, _ = m.Int64Counter("charla.edge.send.dropped",
+		metric.WithDescription("Outgoing frames dropped because a connection's send buffer was full."), metric.WithUnit("{frame}"))
+	e.lag, _ = m.Float64Histogram("charla.event.delivery.lag",
+		metric.WithDescription("Time from an event's creation to its write to a connection."), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+	return e
+}
+
+// typ returns the precomputed entry of a message type.
+func (e *EdgeMetrics) typ(name string) *typeEntry {
+	e.mu.RLock()
+	te := e.types[name]
+	e.mu.RUnlock()
+	if te != nil {
+		return te
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if te = e.types[name]; te != nil {
+		return te
+	}
+	key := name
+	if len(e.types) >= maxTypes {
+		key = OtherType
+		if te = e.types[key]; te != nil {
+			return te
+		}
+	}
+	attr := AttrType.String(key)
+	te = &typeEntry{
+		name:     key,
+		attr:     attr,
+		frameOpt: []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attr))},
+	}
+	e.types[key] = te
+	return te
+}
+
+func (e *EdgeMetrics) result(te *typeEntry, code int) *resultEntry {
+	k := resultKey{te.name, code}
+	e.mu.RLock()
+	re := e.resultMap[k]
+	e.mu.RUnlock()
+	if re != nil {
+		return re
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if re = e.resultMap[k]; re != nil {
+		return re
+	}
+	set := attribute.NewSet(te.attr, AttrCode.Int(code))
+	re = &resultEntry{resultOpt: []metric.AddOption{metric.WithAttributeSet(set)}}
+	if code >= 400 {
+		re.errorOpt = re.resultOpt
+	}
+	e.resultMap[k] = re
+	return re
+}
+
+// ConnectionOpened counts a WebSocket connection that completed its handshake.
+func (e *EdgeMetrics) ConnectionOpened(ctx context.Context) {
+	if e == nil {
+		return
+	}
+	e.connections.Add(ctx, 1, noAddOpts...)
+}
+
+// ConnectionClosed counts a connection that ended; call it once per ConnectionOpened.
+func (e *EdgeMetrics) ConnectionClosed(ctx context.Context) {
+	if e == nil {
+		return
+	}
+	e.connections.Add(ctx, -1, noAddOpts...)
+}
+
+// FrameReceived counts a client frame of msgType. Pass the type only once it is known to
+// be one of PROTOCOL.md's (else "unknown"): it becomes a label value.
+func (e *EdgeMetrics) FrameReceived(ctx context.Context, msgType string) {
+	if e == nil {
+		return
+	}
+	e.frames.Add(ctx, 1, e.typ(msgType).frameOpt...)
+}
+
+// FrameResult counts the reply to a frame of msgType: code 200 for the typed reply, or the
+// code of its ERROR_NOTIFICATION, which is also counted as an error.
+func (e *EdgeMetrics) FrameResult(ctx context.Context, msgType string, code int) {
+	if e == nil {
+		return
+	}
+	re := e.result(e.typ(msgType), code)
+	e.results.Add(ctx, 1, re.resultOpt...)
+	if re.errorOpt != nil {
+		e.errors.Add(ctx, 1, re.errorOpt...)
+	}
+}
+
+// SendDropped counts an outgoing frame dropped because the connection's send buffer was
+// full (the connection is then closed, as PROTOCOL.md says).
+func (e *EdgeMetrics) SendDropped(ctx context.Context) {
+	if e == nil {
+		return
+	}
+	e.drops.Add(ctx, 1, noAddOpts...)
+}
+
+// EventDelivered records the lag of one event written to a connection: now minus the
+// event's creation time. service is the short name of the service that raised it.
+func (e *EdgeMetrics) EventDelivered(ctx context.Context, service string, lag time.Duration) {
+	if e == nil {
+		return
+	}
+	e.mu.RLock()
+	opts, ok := e.services[service]
+	e.mu.RUnlock()
+	if !ok {
+		e.mu.Lock()
+		if opts, ok = e.services[service]; !ok {
+			if len(e.services) >= maxTypes {
+				service = OtherType
+			}
+			opts = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(AttrService.String(service)))}
+			e.services[service] = opts
+		}
+		e.mu.Unlock()
+	}
+	e.lag.Record(ctx, lag.Seconds(), opts...)
+}
+
+// StartFrameSpan starts the span of one client frame, named by its message type, with the
+// user id, the pid and the type; the returned end records the result code and ends it.
+// Call the Connect clients with the returned context so the services' spans join the trace.
+// With tracing off it returns ctx itself and an end that does nothing, allocating nothing.
+func (e *EdgeMetrics) StartFrameSpan(ctx context.Context, msgType string, userID int64, pid string) (context.Context, func(code int)) {
+	if e == nil || !e.tracing {
+		return ctx, endNothing
+	}
+	te := e.typ(msgType)
+	ctx, span := e.tracer.Start(ctx, te.name,
+		trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(te.attr, AttrUserID.Int64(userID), AttrPID.String(pid)))
+	return ctx, func(code int) {
+		span.SetAttributes(AttrCode.Int(code))
+		if code >= 500 {
+			span.SetStatus(codes.Error, strconv.Itoa(code))
+		}
+		span.End()
+	}
+}
+
+// StartDeliverySpan starts the span of writing one event to one connection, as a child of
+// the operation that raised the event: traceContext is the event's trace_context field,
+// so the delivery of a NEW_CHAT_MESSAGE sits in the trace of the SEND_CHAT_MESSAGE that
+// caused it. With tracing off, or an event without trace context, it records nothing.
+func (e *EdgeMetrics) StartDeliverySpan(ctx context.Context, traceContext map[string]string, eventType string, userID int64, connectionID string) (context.Context, func()) {
+	if e == nil || !e.tracing || len(traceContext) == 0 {
+		return ctx, endNothingNone
+	}
+	ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(traceContext))
+	te := e.typ(eventType)
+	ctx, span := e.tracer.Start(ctx, "deliver "+te.name,
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(te.attr, AttrUserID.Int64(userID), AttrConnectionID.String(connectionID)))
+	return ctx, func() { span.End() }
+}

@@ -1,0 +1,381 @@
+package telemetry_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/charla/charla/shared/rpc"
+	"github.com/charla/charla/shared/sqldb"
+	"github.com/charla/charla/shared/sqldb/dbtest"
+	"github.com/charla/charla/shared/svc"
+	"github.com/charla/charla/shared/telemetry"
+)
+
+const (
+	token     = "test-internal-token"
+	procedure = "/charla.test.v1.NoteService/Save"
+	// secret is a value passed as a query argument: it must appear in no span.
+	secret = "s3cr3t-argument-value"
+)
+
+// noteServer is a one-method Connect service over a real database: it saves the request's
+// text and counts the rows holding it, so one call runs two statements.
+func noteServer(t *testing.T, tel *telemetry.Telemetry, db *sqldb.DB) *httptest.Server {
+	t.Helper()
+	ddl := "CREATE TABLE Note (id INTEGER PRIMARY KEY AUTOINCREMENT, body VARCHAR(200) NOT NULL)"
+	if db.Dialect == sqldb.MySQL {
+		ddl = "CREATE TABLE Note (id BIGINT PRIMARY KEY AUTO_INCREMENT, body VARCHAR(200) NOT NULL)"
+	}
+	if _, err := db.ExecContext(context.Background(), ddl); err != nil {
+		t.Fatalf("create table: %v", err)
+	}
+	handler := connect.NewUnaryHandler(procedure,
+		func(ctx context.Context, req *connect.Request[wrapperspb.StringValue]) (*connect.Response[wrapperspb.Int64Value], error) {
+			if req.Msg.GetValue() == "" {
+				return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("value: empty"))
+			}
+			if _, err := db.ExecContext(ctx, "INSERT INTO Note (body) VALUES (?)", req.Msg.GetValue()); err != nil {
+				return nil, connect.NewError(connect.CodeInternal, err)
+			}
+			var n int64
+			if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM Note WHERE body = ?", req.Msg.GetValue()).Scan(&n); err != nil {
+				return nil, connect.NewError(connect.CodeInternal, err)
+			}
+			return connect.NewResponse(wrapperspb.Int64(n)), nil
+		},
+		svc.HandlerOptions(tel, token)...)
+	mux := rpc.NewMux(rpc.Service{Name: "charla.test.v1.NoteService", Path: "/charla.test.v1.NoteService/", Handler: handler})
+	mux.Handle("GET /metrics", tel.MetricsHandler())
+	srv := httptest.NewUnstartedServer(mux)
+	srv.EnableHTTP2 = true
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func noteClient(srv *httptest.Server, tel *telemetry.Telemetry, tok string) *connect.Client[wrapperspb.StringValue, wrapperspb.Int64Value] {
+	return connect.NewClient[wrapperspb.StringValue, wrapperspb.Int64Value](
+		srv.Client(), srv.URL+procedure, rpc.ClientOptions(tok, tel.ConnectClientOptions()...)...)
+}
+
+// TestOneTrace shows a frame span, the Connect client span, the service's server span and
+// its database spans all in one trace, each the child of the one before, with no argument
+// value in any attribute.
+func TestOneTrace(t *testing.T) {
+	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
+		exp := tracetest.NewInMemoryExporter()
+		tel := telemetry.SetupForTest(t, exp)
+		db, err := sqldb.Open(context.Background(), url) // after Setup, as a service does
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		srv := noteServer(t, tel, db)
+		client := noteClient(srv, tel, token)
+
+		edge := tel.EdgeMetrics()
+		ctx, end := edge.StartFrameSpan(context.Background(), "SEND_CHAT_MESSAGE", 42, "c-17")
+		res, err := client.CallUnary(ctx, connect.NewRequest(wrapperspb.String(secret)))
+		if err != nil {
+			t.Fatalf("call: %v", err)
+		}
+		end(200)
+		if got, want := res.Msg.GetValue(), int64(1); got != want {
+			t.Fatalf("count: got %d, want %d", got, want)
+		}
+
+		spans := exp.GetSpans()
+		byName := map[string]tracetest.SpanStub{}
+		count := map[string]int{}
+		for _, s := range spans {
+			byName[s.Name] = s
+			count[s.Name]++
+			for _, a := range s.Attributes {
+				if strings.Contains(a.Value.Emit(), secret) {
+					t.Errorf("span %q attribute %s carries the argument value: %q", s.Name, a.Key, a.Value.Emit())
+				}
+			}
+			for _, ev := range s.Events {
+				for _, a := range ev.Attributes {
+					if strings.Contains(a.Value.Emit(), secret) {
+						t.Errorf("span %q event %q carries the argument value", s.Name, ev.Name)
+					}
+				}
+			}
+		}
+		frame, ok := byName["SEND_CHAT_MESSAGE"]
+		if !ok {
+			t.Fatalf("no frame span among %v", names(spans))
+		}
+		rpcName := strings.TrimPrefix(procedure, "/")
+		var client_, server tracetest.SpanStub
+		for _, s := range spans {
+			if s.Name == rpcName && s.SpanKind == trace.SpanKindClient {
+				client_ = s
+			}
+			if s.Name == rpcName && s.SpanKind == trace.SpanKindServer {
+				server = s
+			}
+		}
+		insert, okInsert := byName["INSERT INTO Note (body) VALUES (?)"]
+		query, okQuery := byName["SELECT COUNT(*) FROM Note WHERE body = ?"]
+		if !client_.SpanContext.IsValid() || !server.SpanContext.IsValid() || !okInsert || !okQuery {
+			t.Fatalf("missing spans: got %v", names(spans))
+		}
+		// One span per statement: on MySQL the driver's refusal (driver.ErrSkip) of a
+		// statement with arguments, before it is prepared, is not a span of its own.
+		for _, n := range []string{insert.Name, query.Name} {
+			if got, want := count[n], 1; got != want {
+				t.Errorf("spans named %q: got %d, want %d (%v)", n, got, want, names(spans))
+			}
+		}
+		chain := []struct {
+			name          string
+			span, wantPar tracetest.SpanStub
+		}{
+			{"client", client_, frame},
+			{"server", server, client_},
+			{"insert", insert, server},
+			{"select", query, server},
+		}
+		for _, c := range chain {
+			if got, want := c.span.SpanContext.TraceID(), frame.SpanContext.TraceID(); got != want {
+				t.Errorf("%s span trace: got %s, want %s", c.name, got, want)
+			}
+			if got, want := c.span.Parent.SpanID(), c.wantPar.SpanContext.SpanID(); got != want {
+				t.Errorf("%s span parent: got %s, want %s (%s)", c.name, got, want, c.wantPar.Name)
+			}
+		}
+		if frame.Parent.IsValid() {
+			t.Errorf("frame span has a parent %s; want a root", frame.Parent.SpanID())
+		}
+		attrs := map[string]string{}
+		for _, a := range frame.Attributes {
+			attrs[string(a.Key)] = a.Value.Emit()
+		}
+		for k, want := range map[string]string{"user.id": "42", "charla.pid": "c-17", "charla.message.type": "SEND_CHAT_MESSAGE", "charla.result.code": "200"} {
+			if got := attrs[k]; got != want {
+				t.Errorf("frame attribute %s: got %q, want %q", k, got, want)
+			}
+		}
+		var text string
+		for _, a := range insert.Attributes {
+			if a.Key == "db.query.text" {
+				text = a.Value.AsString()
+			}
+		}
+		if want := "INSERT INTO Note (body) VALUES (?)"; text != want {
+			t.Errorf("db.query.text: got %q, want %q", text, want)
+		}
+	})
+}
+
+// injectGlobal puts ctx's trace context into carrier the way fanout fills an event's
+// trace_context.
+func injectGlobal(ctx context.Context, carrier map[string]string) {
+	otel.GetTextMapPropagator().Inject(ctx, propagation.MapCarrier(carrier))
+}
+
+func names(spans tracetest.SpanStubs) []string {
+	var n []string
+	for _, s := range spans {
+		n = append(n, s.Name+"/"+s.SpanKind.String())
+	}
+	return n
+}
+
+// TestDeliveryJoinsTrace shows the delivery span of an event carrying a trace context
+// (as fanout fills it) in the trace of the operation that raised the event.
+func TestDeliveryJoinsTrace(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tel := telemetry.SetupForTest(t, exp)
+	edge := tel.EdgeMetrics()
+	ctx, end := edge.StartFrameSpan(context.Background(), "SEND_CHAT_MESSAGE", 1, "p-1")
+	carrier := map[string]string{}
+	injectGlobal(ctx, carrier)
+	end(200)
+
+	_, done := edge.StartDeliverySpan(context.Background(), carrier, "NEW_CHAT_MESSAGE", 2, "conn-9")
+	done()
+	spans := exp.GetSpans()
+	if len(spans) != 2 {
+		t.Fatalf("spans: got %v, want the frame and the delivery", names(spans))
+	}
+	send, deliver := spans[0], spans[1]
+	if got, want := deliver.Name, "deliver NEW_CHAT_MESSAGE"; got != want {
+		t.Errorf("delivery span name: got %q, want %q", got, want)
+	}
+	if got, want := deliver.SpanContext.TraceID(), send.SpanContext.TraceID(); got != want {
+		t.Errorf("delivery trace: got %s, want %s", got, want)
+	}
+	if got, want := deliver.Parent.SpanID(), send.SpanContext.SpanID(); got != want {
+		t.Errorf("delivery parent: got %s, want %s", got, want)
+	}
+
+	// Without trace context there is nothing to join: no span.
+	_, done = edge.StartDeliverySpan(context.Background(), nil, "NEW_CHAT_MESSAGE", 2, "conn-9")
+	done()
+	if got := len(exp.GetSpans()); got != 2 {
+		t.Errorf("spans after a delivery without trace context: got %d, want 2", got)
+	}
+}
+
+// TestMetricsMove scrapes /metrics before and after traffic: RPC and database latency
+// histograms, errors by code, and each edge instrument move.
+func TestMetricsMove(t *testing.T) {
+	tel := telemetry.SetupForTest(t, tracetest.NewNoopExporter())
+	db := dbtest.Open(t, sqldb.SQLite)
+	srv := noteServer(t, tel, db)
+	client := noteClient(srv, tel, token)
+	before := scrape(t, srv.URL+"/metrics")
+
+	ctx := context.Background()
+	for range 3 {
+		if _, err := client.CallUnary(ctx, connect.NewRequest(wrapperspb.String("hola"))); err != nil {
+			t.Fatalf("call: %v", err)
+		}
+	}
+	if _, err := client.CallUnary(ctx, connect.NewRequest(wrapperspb.String(""))); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Fatalf("empty call: got %v, want invalid_argument", err)
+	}
+	if _, err := noteClient(srv, tel, "wrong").CallUnary(ctx, connect.NewRequest(wrapperspb.String("x"))); connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Fatalf("bad token: got %v, want unauthenticated", err)
+	}
+	edge := tel.EdgeMetrics()
+	edge.ConnectionOpened(ctx)
+	edge.ConnectionOpened(ctx)
+	edge.ConnectionClosed(ctx)
+	for _, code := range []int{200, 200, 404} {
+		edge.FrameReceived(ctx, "GET_CHAT_HISTORY")
+		edge.FrameResult(ctx, "GET_CHAT_HISTORY", code)
+	}
+	edge.SendDropped(ctx)
+	edge.EventDelivered(ctx, "chat", 3*time.Millisecond)
+
+	after := scrape(t, srv.URL+"/metrics")
+	const method = `rpc_method="charla.test.v1.NoteService/Save"`
+	tests := []struct {
+		name   string
+		labels []string
+		delta  float64
+	}{
+		{"rpc_server_call_duration_seconds_count", []string{method}, 5},
+		{"rpc_client_call_duration_seconds_count", []string{method}, 5},
+		// Errors by code, refused calls included (tracing sits outside the token check).
+		{"rpc_server_call_duration_seconds_count", []string{method, `rpc_response_status_code="UNAUTHENTICATED"`}, 1},
+		{"rpc_server_call_duration_seconds_count", []string{method, `rpc_response_status_code="INVALID_ARGUMENT"`}, 1},
+		{"db_client_operation_duration_seconds_count", []string{`db_system_name="sqlite"`}, 6},
+		{"charla_edge_connections_active", nil, 1},
+		{"charla_edge_frames_total", []string{`charla_message_type="GET_CHAT_HISTORY"`}, 3},
+		{"charla_edge_frame_results_total", []string{`charla_message_type="GET_CHAT_HISTORY"`, `charla_result_code="200"`}, 2},
+		{"charla_edge_errors_total", []string{`charla_message_type="GET_CHAT_HISTORY"`, `charla_result_code="404"`}, 1},
+		{"charla_edge_send_dropped_total", nil, 1},
+		{"charla_event_delivery_lag_seconds_count", []string{`charla_service="chat"`}, 1},
+		{"go_goroutines", nil, 0}, // the Go runtime collector is registered
+	}
+	for _, tt := range tests {
+		if !after.has(tt.name, tt.labels) {
+			t.Errorf("%s%v: absent from /metrics\n%s", tt.name, tt.labels, after.grep(tt.name))
+			continue
+		}
+		if got := after.sum(tt.name, tt.labels) - before.sum(tt.name, tt.labels); got < tt.delta {
+			t.Errorf("%s%v: moved by %v, want at least %v\n%s", tt.name, tt.labels, got, tt.delta, after.grep(tt.name))
+		}
+	}
+	// No edge error was counted for the successes.
+	if got := after.sum("charla_edge_errors_total", []string{`charla_result_code="200"`}); got != 0 {
+		t.Errorf("charla_edge_errors_total for code 200: got %v, want 0", got)
+	}
+}
+
+// exposition is a scraped /metrics body.
+type exposition []string
+
+func scrape(t *testing.T, url string) exposition {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("scrape: %v", err)
+	}
+	defer res.Body.Close()
+	if got, want := res.StatusCode, http.StatusOK; got != want {
+		body, _ := io.ReadAll(res.Body)
+		t.Fatalf("scrape status: got %d, want %d: %s", got, want, body)
+	}
+	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Errorf("scrape content type: got %q, want text/plain", ct)
+	}
+	var lines exposition
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if l := sc.Text(); l != "" && !strings.HasPrefix(l, "#") {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+// match reports whether line is a sample of the series name with all of labels.
+func match(line, name string, labels []string) bool {
+	rest, ok := strings.CutPrefix(line, name)
+	if !ok || rest == "" || (rest[0] != '{' && rest[0] != ' ') {
+		return false
+	}
+	for _, l := range labels {
+		if !strings.Contains(rest, l) {
+			return false
+		}
+	}
+	return true
+}
+
+// sum adds the values of the samples of name with all of labels.
+func (e exposition) sum(name string, labels []string) float64 {
+	var total float64
+	for _, l := range e {
+		if match(l, name, labels) {
+			if v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64); err == nil {
+				total += v
+			}
+		}
+	}
+	return total
+}
+
+func (e exposition) has(name string, labels []string) bool {
+	for _, l := range e {
+		if match(l, name, labels) {
+			return true
+		}
+	}
+	return false
+}
+
+func (e exposition) grep(prefix string) string {
+	var b strings.Builder
+	for _, l := range e {
+		if strings.HasPrefix(l, prefix) {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}
+
+var _ sdktrace.SpanExporter = tracetest.NewInMemoryExporter()
