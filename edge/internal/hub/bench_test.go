@@ -71,6 +71,27 @@ func BenchmarkMessageRoundTrip(b *testing.B) {
 	}
 }
 
+// BenchmarkHandshake measures complete WebSocket handshakes through the hub
+// (origin check, a trivial auth callback, upgrade, registration, pumps) and the
+// client's close, with client and server in this process over loopback.
+func BenchmarkHandshake(b *testing.B) {
+	ts := newTestServer(b, DefaultConfig(), Callbacks[testUser]{AuthenticateAndGetUserData: authByQuery})
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			c, _, err := websocket.DefaultDialer.Dial(ts.url+"?user=1", nil)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			c.Close()
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "handshakes/s")
+}
+
 // BenchmarkIdleConnectionMemory holds N idle connections (HUB_MEM_CONNS,
 // default 2000) from a client in a separate process (memclient) and reports
 // the hub process's growth per connection: Go heap in use, goroutine stacks,

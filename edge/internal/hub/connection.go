@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -356,13 +358,20 @@ func (c *Connection[U]) readPump() {
 	})
 
 	if m.cb.OnConnect != nil {
-		if err := m.cb.OnConnect(c); err != nil {
+		err := c.guard("OnConnect", func() error { return m.cb.OnConnect(c) })
+		if err != nil {
 			m.log.Error("websocket OnConnect failed", "user_id", c.ID, "conn_id", c.connID, "err", err)
 			c.Close(websocket.CloseInternalServerErr, "internal error")
 		}
 	}
 
-	readErr := c.readLoop()
+	// A panicking callback closes its own connection with 1011, like net/http
+	// recovers a panicking handler, instead of taking every connection of the
+	// process down with it. The loop then resumes to finish the close handshake.
+	var readErr error
+	for c.guard("message callback", func() error { readErr = c.readLoop(); return nil }) != nil {
+		c.Close(websocket.CloseInternalServerErr, "internal error")
+	}
 
 	// Whatever ended the loop, the connection is over: mark it (no close frame
 	// if nothing was decided yet: the peer is gone or has closed), close the
@@ -385,8 +394,23 @@ func (c *Connection[U]) readPump() {
 	}
 	m.log.Debug("websocket closed", "user_id", c.ID, "conn_id", c.connID, "err", cause)
 	if m.cb.OnDisconnect != nil {
-		m.cb.OnDisconnect(c, cause)
+		_ = c.guard("OnDisconnect", func() error { m.cb.OnDisconnect(c, cause); return nil })
 	}
+}
+
+// errPanic reports a recovered panic from guard.
+var errPanic = errors.New("hub: callback panicked")
+
+// guard runs fn and turns a panic into errPanic, logged with its stack.
+func (c *Connection[U]) guard(what string, fn func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.m.log.Error("websocket callback panicked", "callback", what, "user_id", c.ID, "conn_id", c.connID,
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = errPanic
+		}
+	}()
+	return fn()
 }
 
 // readLoop reads messages until the socket fails or the close handshake ends,

@@ -764,7 +764,8 @@ func TestNoLeaks(t *testing.T) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := range cycles {
-				c, _, err := websocket.DefaultDialer.Dial(ts.url+"?user="+strconv.Itoa(w), nil)
+				user := w % 2 // two workers per user: the registry sees concurrent adds and removes of one key
+				c, _, err := websocket.DefaultDialer.Dial(ts.url+"?user="+strconv.Itoa(user), nil)
 				if err != nil {
 					t.Errorf("dial: %v", err)
 					return
@@ -780,8 +781,8 @@ func TestNoLeaks(t *testing.T) {
 					}
 				case 1: // abrupt client close
 				case 2: // server close
-					for _, sc := range ts.m.Connections(int64(w)) {
-						sc.Close(websocket.CloseNormalClosure, "bye")
+					for _, sc := range ts.m.Connections(int64(user)) {
+						sc.Close(websocket.CloseNormalClosure, "bye") // may close the other worker's too
 					}
 					for {
 						if _, _, err := c.ReadMessage(); err != nil {
@@ -806,5 +807,102 @@ func TestNoLeaks(t *testing.T) {
 		if ts.m.IsUserOnline(u) || len(ts.m.Connections(u)) != 0 {
 			t.Fatalf("user %d still registered", u)
 		}
+	}
+}
+
+func TestCallbackPanicClosesOnlyItsConnection(t *testing.T) {
+	t.Parallel()
+	rec := newRecorder()
+	cb := echoCallbacks(rec)
+	echo := cb.ProcessClientMessage
+	cb.ProcessClientMessage = func(c *Connection[testUser], msg []byte) {
+		if string(msg) == "boom" {
+			panic("handler bug")
+		}
+		echo(c, msg)
+	}
+	ts := newTestServer(t, DefaultConfig(), cb)
+	bad, good := ts.dial(t, 1), ts.dial(t, 2)
+	_ = bad.WriteMessage(websocket.TextMessage, []byte("boom"))
+	expectClose(t, bad, websocket.CloseInternalServerErr)
+	_ = good.WriteMessage(websocket.TextMessage, []byte("still here"))
+	if got := readText(t, good); got != "echo:still here" {
+		t.Fatalf("other connection: got %q", got)
+	}
+}
+
+// TestShutdownRacingHandshakes dials while Shutdown runs: every dial either
+// gets 503 or a connection that is then closed with 1001, and every accepted
+// connection is disconnected before Shutdown returns.
+func TestShutdownRacingHandshakes(t *testing.T) {
+	t.Parallel()
+	rec := newRecorder()
+	m := NewConnectionManager(DefaultConfig(), echoCallbacks(rec), nil)
+	srv := httptest.NewServer(m)
+	defer srv.Close()
+	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "?user=1"
+
+	var accepted, refused atomicCounter
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range 8 {
+		wg.Go(func() {
+			<-start
+			for range 10 {
+				c, resp, err := websocket.DefaultDialer.Dial(url, nil)
+				if err != nil {
+					if resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+						t.Errorf("dial: got %v, %v, want success or 503", resp, err)
+					}
+					refused.add()
+					continue
+				}
+				accepted.add()
+				expectCloseAsync(t, c, websocket.CloseGoingAway)
+				c.Close()
+			}
+		})
+	}
+	close(start)
+	time.Sleep(time.Millisecond) // let some handshakes through first; correctness does not depend on it
+	if err := m.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	disconnectsAtReturn := rec.disconnects()
+	wg.Wait()
+	if got := m.GetActiveConnectionsCount(); got != 0 {
+		t.Fatalf("count after Shutdown: got %d, want 0", got)
+	}
+	if got, want := disconnectsAtReturn, accepted.get(); got != want {
+		t.Fatalf("OnDisconnect calls when Shutdown returned: got %d, want %d (accepted)", got, want)
+	}
+	t.Logf("accepted %d, refused %d", accepted.get(), refused.get())
+}
+
+type atomicCounter struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (a *atomicCounter) add() { a.mu.Lock(); a.n++; a.mu.Unlock() }
+func (a *atomicCounter) get() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.n
+}
+
+// expectCloseAsync is expectClose for goroutines other than the test's: it
+// reports with Errorf instead of Fatalf.
+func expectCloseAsync(t *testing.T, c *websocket.Conn, code int) {
+	_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
+	for {
+		_, _, err := c.ReadMessage()
+		if err == nil {
+			continue
+		}
+		if !websocket.IsCloseError(err, code) {
+			t.Errorf("read: got %v, want close %d", err, code)
+		}
+		return
 	}
 }
