@@ -6,8 +6,8 @@ import (
 
 	"connectrpc.com/connect"
 
-	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 	"github.com/charla/charla/profilesvc/internal/testdb"
+	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 )
 
 // BenchmarkGetProfile measures GET_USER_PROFILE as the edge makes it: a Connect call over
