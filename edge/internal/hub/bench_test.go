@@ -76,6 +76,7 @@ func BenchmarkMessageRoundTrip(b *testing.B) {
 // client's close, with client and server in this process over loopback.
 func BenchmarkHandshake(b *testing.B) {
 	ts := newTestServer(b, DefaultConfig(), Callbacks[testUser]{AuthenticateAndGetUserData: authByQuery})
+	b.SetParallelism(8) // handshakes are latency-bound: keep both cores busy
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
