@@ -166,4 +166,3 @@ func TestService(t *testing.T) {
 		})
 	}
 }
-
