@@ -9,6 +9,7 @@ package chatsvc
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"connectrpc.com/connect"
 
@@ -52,7 +53,8 @@ func New(ctx context.Context, deps svc.Deps) (*Service, error) {
 
 // RPC returns the Connect handler to mount.
 func (s *Service) RPC() rpc.Service {
-	path, h := chatv1connect.NewChatServiceHandler(s, s.deps.HandlerOptions...)
+	opts := append(slices.Clone(s.deps.HandlerOptions), server.HandlerOptions()...)
+	path, h := chatv1connect.NewChatServiceHandler(s, opts...)
 	return rpc.Service{Name: chatv1connect.ChatServiceName, Path: path, Handler: h}
 }
 

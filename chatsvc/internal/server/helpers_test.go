@@ -185,12 +185,12 @@ func newEnv(tb testing.TB, url string, users int64, opts ...envOption) *env {
 	}
 	e.srv = New(cfg)
 	tb.Cleanup(func() { e.srv.Close() })
-	path, h := chatv1connect.NewChatServiceHandler(e.srv)
+	path, h := chatv1connect.NewChatServiceHandler(e.srv, HandlerOptions()...)
 	hs := httptest.NewUnstartedServer(rpc.NewMux(rpc.Service{Name: chatv1connect.ChatServiceName, Path: path, Handler: h}))
-	hs.EnableHTTP2 = true
-	hs.StartTLS()
+	hs.Config.Protocols = rpc.Protocols() // cleartext HTTP/2, as internal calls are made
+	hs.Start()
 	tb.Cleanup(hs.Close)
-	e.client = chatv1connect.NewChatServiceClient(hs.Client(), hs.URL)
+	e.client = chatv1connect.NewChatServiceClient(rpc.NewHTTPClient(), hs.URL)
 	return e
 }
 

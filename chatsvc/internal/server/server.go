@@ -108,11 +108,22 @@ func New(cfg Config) *Server {
 	return s
 }
 
+// WriterStats returns the group-commit writer's batches and messages so far.
+func (s *Server) WriterStats() (batches, messages int64) { return s.writer.Stats() }
+
+// HandlerOptions are the Connect options the chat handler wants besides the shared ones:
+// replies are a few dozen bytes, so compressing them costs CPU (a flate writer reset per
+// reply) and saves nothing; larger ones (history pages, chat lists) are still compressed.
+func HandlerOptions() []connect.HandlerOption {
+	return []connect.HandlerOption{connect.WithCompressMinBytes(1024)}
+}
+
 // Close stops the writer (after storing what is queued) and the typing janitor.
 func (s *Server) Close() error {
 	s.stopOnce.Do(func() { close(s.stop) })
 	s.wg.Wait()
-	return s.writer.Close()
+	err := s.writer.Close()
+	return errors.Join(err, s.store.Close())
 }
 
 // sweepTyping drops stale typing states now and then, so the map does not grow with every

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/charla/charla/chatsvc/internal/chat"
@@ -40,6 +41,13 @@ type Writer struct {
 	done   chan struct{}
 
 	last int64 // newest CreatedAt given; touched only by the writer goroutine
+
+	batches, messages atomic.Int64
+}
+
+// Stats returns how many batches the writer committed and how many messages they held.
+func (w *Writer) Stats() (batches, messages int64) {
+	return w.batches.Load(), w.messages.Load()
 }
 
 type writeReq struct {
@@ -164,6 +172,8 @@ func (w *Writer) flush(batch []*writeReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
 	res, err := w.store.InsertMessages(ctx, msgs)
+	w.batches.Add(1)
+	w.messages.Add(int64(len(msgs)))
 	if err == nil {
 		for i, r := range live {
 			r.res <- writeRes{ins: res[i]}
