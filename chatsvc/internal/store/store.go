@@ -306,7 +306,7 @@ SELECT c.Id, c.Other, COALESCE(m.Content, ''), COALESCE(m.CreatedAt, 0),
 FROM (SELECT Id, UserId2 AS Other FROM Contact WHERE UserId1 = ? AND Status = ?
       UNION ALL
       SELECT Id, UserId1 AS Other FROM Contact WHERE UserId2 = ? AND Status = ?) c
-LEFT JOIN ChatMessage m ON m.Id = (SELECT MAX(x.Id) FROM ChatMessage x WHERE x.ChatId = c.Id)
+LEFT JOIN ChatMessage m ON m.Id = (SELECT x.Id FROM ChatMessage x WHERE x.ChatId = c.Id ORDER BY x.Id DESC LIMIT 1)
 ORDER BY 4 DESC, 1 DESC`,
 		user, user, chat.ContactAccepted, user, chat.ContactAccepted)
 	if err != nil {
