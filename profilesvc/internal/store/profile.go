@@ -216,7 +216,7 @@ func (s *Store) UpdateProfile(ctx context.Context, u profile.Update) error {
 		sections = append(sections, sec)
 	}
 
-	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
 		// Lock the user first (MySQL) so concurrent updates of one profile serialize; report
 		// a missing user only after the input checks, which come first by contract.
 		var one int

@@ -126,7 +126,7 @@ func (s *Store) CreateSession(ctx context.Context, userID int64, tokenHash strin
 // RevokeSession implements profile.Store.
 func (s *Store) RevokeSession(ctx context.Context, tokenHash string, now int64) (*profile.EndedSession, error) {
 	var ended *profile.EndedSession
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var (
 			id, userID, expiresAt int64
 			revokedAt             sql.NullInt64
