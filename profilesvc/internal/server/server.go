@@ -323,22 +323,41 @@ func (s *Server) GetProfile(ctx context.Context, req *connect.Request[profilev1.
 // profileFor loads a profile and applies what viewer may see: email, phone and presence
 // only for the user and their accepted contacts. The chat service is asked once (the
 // viewer's contacts) and the presence service once, and only when their answer matters.
+// The first peer call runs beside the database reads, so it adds no latency of its own;
+// a missing user still answers not_found whatever the peers say.
 func (s *Server) profileFor(ctx context.Context, viewer, user int64) (*profilev1.ProfileData, error) {
+	self := viewer == user
+	type peerResult struct {
+		contact  bool
+		presence *presencev1.Presence
+		err      error
+	}
+	peer := make(chan peerResult, 1) // buffered: the sender never waits for an early return
+	go func() {
+		if self {
+			peer <- peerResult{presence: s.getPresence(ctx, user)}
+			return
+		}
+		ok, err := s.isContact(ctx, viewer, user)
+		peer <- peerResult{contact: ok, err: err}
+	}()
 	p, err := s.store.Profile(ctx, user)
 	if err != nil {
 		return nil, err
 	}
-	visible := viewer == user
-	if !visible {
-		if visible, err = s.isContact(ctx, viewer, user); err != nil {
-			return nil, err
-		}
+	r := <-peer
+	if r.err != nil {
+		return nil, r.err
 	}
-	if !visible {
+	if !self && !r.contact {
 		p.Email, p.Phone = "", ""
 		return p, nil
 	}
-	s.addPresence(ctx, p)
+	pr := r.presence
+	if !self {
+		pr = s.getPresence(ctx, user)
+	}
+	p.IsOnline, p.LastSeen = pr.GetIsOnline(), pr.GetLastSeen()
 	return p, nil
 }
 
@@ -365,23 +384,26 @@ func (s *Server) isContact(ctx context.Context, viewer, user int64) (bool, error
 	return false, nil
 }
 
-// addPresence sets isOnline and lastSeen from one GetPresence call. Presence is secondary
-// to the profile: when the presence service fails, the profile is served as offline with
-// lastSeen 0 and the failure is logged.
-func (s *Server) addPresence(ctx context.Context, p *profilev1.ProfileData) {
+// getPresence asks the presence service for one user's presence, in one GetPresence call.
+// Presence is secondary to the profile: when the presence service fails, it returns nil
+// (offline, lastSeen 0) and logs the failure.
+func (s *Server) getPresence(ctx context.Context, user int64) *presencev1.Presence {
 	if s.presence == nil {
-		return
+		return nil
 	}
-	res, err := s.presence.GetPresence(ctx, connect.NewRequest(&presencev1.GetPresenceRequest{UserIds: []int64{p.GetId()}}))
+	res, err := s.presence.GetPresence(ctx, connect.NewRequest(&presencev1.GetPresenceRequest{UserIds: []int64{user}}))
 	if err != nil {
-		s.log.WarnContext(ctx, "get presence", "user_id", p.GetId(), "err", err)
-		return
+		if ctx.Err() == nil {
+			s.log.WarnContext(ctx, "get presence", "user_id", user, "err", err)
+		}
+		return nil
 	}
 	for _, pr := range res.Msg.GetPresences() {
-		if pr.GetUserId() == p.GetId() {
-			p.IsOnline, p.LastSeen = pr.GetIsOnline(), pr.GetLastSeen()
+		if pr.GetUserId() == user {
+			return pr
 		}
 	}
+	return nil
 }
 
 // UpdateProfile validates the whole update, applies it in one transaction and returns the
