@@ -1,8 +1,10 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net/http/httptest"
 	"strconv"
 	"strings"
@@ -145,6 +147,25 @@ type env struct {
 	presence *fakePresence
 	events   *fakeEvents
 	clock    atomic.Int64 // milliseconds added to the real clock
+	logs     *syncBuffer  // everything the server logged, at every level
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func newEnv(tb testing.TB, backend sqldb.Dialect) *env {
@@ -156,12 +177,14 @@ func newEnv(tb testing.TB, backend sqldb.Dialect) *env {
 		contacts: &fakeContacts{ids: map[int64][]int64{}},
 		presence: &fakePresence{state: map[int64]*presencev1.Presence{}},
 		events:   &fakeEvents{},
+		logs:     &syncBuffer{},
 	}
 	srv := server.New(server.Config{
 		Store:    store.New(db),
 		Contacts: e.contacts,
 		Presence: e.presence,
 		Events:   e.events,
+		Log:      slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:      func() time.Time { return time.Now().Add(time.Duration(e.clock.Load()) * time.Millisecond) },
 	})
 	path, h := profilev1connect.NewProfileServiceHandler(srv)

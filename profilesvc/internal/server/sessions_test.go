@@ -173,6 +173,17 @@ func TestRevokeSession(t *testing.T) {
 		e.revoke(t, keep.GetToken())
 		_, err = e.resolve(keep.GetToken())
 		wantCode(t, err, connect.CodeUnauthenticated, "")
+
+		// The logs say what happened, but never with a token.
+		logs := e.logs.String()
+		if !strings.Contains(logs, "session revoked") {
+			t.Fatalf("logs lack the revocation:\n%s", logs)
+		}
+		for _, tok := range []string{s.GetToken(), keep.GetToken(), short.GetToken()} {
+			if strings.Contains(logs, tok) || strings.Contains(logs, server.HashToken(tok)) {
+				t.Fatalf("logs contain a token or its hash:\n%s", logs)
+			}
+		}
 	})
 }
 
