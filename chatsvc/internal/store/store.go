@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +30,11 @@ type Store struct {
 	byPair *sql.Stmt
 	// insertMsg is prepared once and bound to each batch's transaction.
 	insertMsg *sql.Stmt
+	// multiRow says a batch may be stored with one multi-row INSERT whose rows get
+	// consecutive ids starting at LastInsertId: true on MySQL when
+	// innodb_autoinc_lock_mode is 0 or 1 (the "interleaved" mode 2 does not promise
+	// consecutive ids to one statement). It saves a round trip per message.
+	multiRow bool
 }
 
 const insertMessageSQL = "INSERT INTO ChatMessage (ChatId, FromUserId, ToUserId, Content, CreatedAt, StatusId, ClientMessageId) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -51,7 +57,52 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if s.insertMsg, err = s.db.PrepareContext(ctx, insertMessageSQL); err != nil {
 		return fmt.Errorf("prepare message insert: %w", err)
 	}
+	if s.db.Dialect == sqldb.MySQL {
+		var mode int
+		if err := s.db.QueryRowContext(ctx, "SELECT @@innodb_autoinc_lock_mode").Scan(&mode); err != nil {
+			return fmt.Errorf("read innodb_autoinc_lock_mode: %w", err)
+		}
+		s.multiRow = mode <= 1
+	}
 	return nil
+}
+
+// MultiRowInserts reports whether batches are stored with one multi-row INSERT.
+func (s *Store) MultiRowInserts() bool { return s.multiRow }
+
+// insertMultiRow stores msgs with one statement and sets their ids. It reports false
+// (and stores nothing) when a ClientMessageId is taken, so the caller goes row by row.
+func (s *Store) insertMultiRow(ctx context.Context, tx *sql.Tx, msgs []chat.Message) (bool, error) {
+	var b strings.Builder
+	b.WriteString("INSERT INTO ChatMessage (ChatId, FromUserId, ToUserId, Content, CreatedAt, StatusId, ClientMessageId) VALUES ")
+	args := make([]any, 0, 7*len(msgs))
+	for i, m := range msgs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+		var clientID any
+		if m.ClientMessageID != "" {
+			clientID = m.ClientMessageID
+		}
+		args = append(args, m.ChatID, m.FromUserID, m.ToUserID, m.Text, m.CreatedAt, int(chat.StatusSent), clientID)
+	}
+	res, err := s.exec(ctx, tx, b.String(), args...)
+	if sqldb.IsDuplicate(err) {
+		return false, nil // the failed statement stored nothing; the transaction goes on
+	}
+	if err != nil {
+		return false, fmt.Errorf("insert %d messages: %w", len(msgs), err)
+	}
+	first, err := res.LastInsertId()
+	if err != nil {
+		return false, fmt.Errorf("insert %d messages: %w", len(msgs), err)
+	}
+	for i := range msgs {
+		msgs[i].ID = first + int64(i)
+		msgs[i].Status = chat.StatusSent
+	}
+	return true, nil
 }
 
 // Close releases the prepared statements (not the database, which the caller owns).
@@ -369,6 +420,19 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []chat.Message) ([]Inse
 	var out []Inserted
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		out = make([]Inserted, 0, len(msgs))
+		if s.multiRow && len(msgs) > 1 {
+			rows := slices.Clone(msgs)
+			done, err := s.insertMultiRow(ctx, tx, rows)
+			if err != nil {
+				return err
+			}
+			if done {
+				for _, m := range rows {
+					out = append(out, Inserted{Message: m})
+				}
+				return nil
+			}
+		}
 		stmt := tx.StmtContext(ctx, s.insertMsg)
 		defer stmt.Close()
 		for _, m := range msgs {
