@@ -1,0 +1,227 @@
+// Package telemetrytest gives tests telemetry whose spans are kept in memory and whose
+// metrics can be scraped and summed, without importing the OpenTelemetry SDK themselves.
+//
+//	tel, rec := telemetrytest.New(t)
+//	... run traffic with tel's options (open databases after New) ...
+//	root := rec.Find("SEND_CHAT_MESSAGE")[0]
+//	for _, s := range rec.Trace(root.TraceID) { ... }
+//	m := telemetrytest.Scrape(t, tel.MetricsHandler())
+//	m.Sum("charla_edge_frames_total", `charla_message_type="PING"`)
+//
+// New installs the telemetry as the OpenTelemetry globals for the test's duration; tests
+// calling it take turns (see telemetry.SetupForTest).
+package telemetrytest
+
+import (
+	"bufio"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/charla/charla/shared/telemetry"
+)
+
+// Recorder holds the spans ended so far. It is safe for concurrent use.
+type Recorder struct {
+	exp *tracetest.InMemoryExporter
+}
+
+// New returns telemetry with tracing on, every span sampled and kept in the Recorder.
+func New(tb testing.TB) (*telemetry.Telemetry, *Recorder) {
+	tb.Helper()
+	rec := &Recorder{exp: tracetest.NewInMemoryExporter()}
+	tel := telemetry.SetupForTest(tb, rec.exp)
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			tb.Logf("recorded spans:\n%s", rec)
+		}
+	})
+	return tel, rec
+}
+
+// Span is an ended span, reduced to what tests check.
+type Span struct {
+	Name string
+	// Kind is "internal", "server", "client", "producer" or "consumer".
+	Kind string
+	// TraceID, SpanID and ParentID are hex; ParentID is "" for a root.
+	TraceID, SpanID, ParentID string
+	// Attrs are the attributes, values as text.
+	Attrs map[string]string
+	// EventAttrs are the attributes of the span's events, values as text.
+	EventAttrs []map[string]string
+	// Links are the span ids the span links to.
+	Links []string
+	// Error is true when the span's status is Error.
+	Error bool
+}
+
+// Spans returns the spans ended so far, in the order they ended.
+func (r *Recorder) Spans() []Span {
+	stubs := r.exp.GetSpans()
+	spans := make([]Span, 0, len(stubs))
+	for _, s := range stubs {
+		sp := Span{
+			Name:    s.Name,
+			Kind:    s.SpanKind.String(),
+			TraceID: s.SpanContext.TraceID().String(),
+			SpanID:  s.SpanContext.SpanID().String(),
+			Attrs:   make(map[string]string, len(s.Attributes)),
+			Error:   s.Status.Code.String() == "Error",
+		}
+		if s.Parent.IsValid() {
+			sp.ParentID = s.Parent.SpanID().String()
+		}
+		for _, a := range s.Attributes {
+			sp.Attrs[string(a.Key)] = a.Value.Emit()
+		}
+		for _, l := range s.Links {
+			sp.Links = append(sp.Links, l.SpanContext.SpanID().String())
+		}
+		for _, ev := range s.Events {
+			m := make(map[string]string, len(ev.Attributes))
+			for _, a := range ev.Attributes {
+				m[string(a.Key)] = a.Value.Emit()
+			}
+			sp.EventAttrs = append(sp.EventAttrs, m)
+		}
+		spans = append(spans, sp)
+	}
+	return spans
+}
+
+// Find returns the spans named name.
+func (r *Recorder) Find(name string) []Span {
+	var found []Span
+	for _, s := range r.Spans() {
+		if s.Name == name {
+			found = append(found, s)
+		}
+	}
+	return found
+}
+
+// Trace returns the spans of one trace.
+func (r *Recorder) Trace(traceID string) []Span {
+	var found []Span
+	for _, s := range r.Spans() {
+		if s.TraceID == traceID {
+			found = append(found, s)
+		}
+	}
+	return found
+}
+
+// Reset forgets the spans recorded so far.
+func (r *Recorder) Reset() { r.exp.Reset() }
+
+// String lists the spans, one a line, for failure messages.
+func (r *Recorder) String() string {
+	var b strings.Builder
+	for _, s := range r.Spans() {
+		b.WriteString(s.TraceID[:8] + " " + s.SpanID + " <- " + s.ParentID + " " + s.Kind + " " + s.Name + "\n")
+	}
+	return b.String()
+}
+
+// Descends reports whether s is ancestor itself or below it, following parents among spans.
+func Descends(spans []Span, s, ancestor Span) bool {
+	byID := make(map[string]Span, len(spans))
+	for _, sp := range spans {
+		byID[sp.SpanID] = sp
+	}
+	for range len(spans) + 1 {
+		if s.SpanID == ancestor.SpanID {
+			return true
+		}
+		parent, ok := byID[s.ParentID]
+		if !ok {
+			return false
+		}
+		s = parent
+	}
+	return false
+}
+
+// Metrics is one scrape of a /metrics handler: its sample lines.
+type Metrics []string
+
+// Scrape gets h's /metrics and checks it is Prometheus text.
+func Scrape(tb testing.TB, h http.Handler) Metrics {
+	tb.Helper()
+	rw := httptest.NewRecorder()
+	h.ServeHTTP(rw, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rw.Code != http.StatusOK {
+		tb.Fatalf("scrape: status %d: %s", rw.Code, rw.Body)
+	}
+	if ct := rw.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		tb.Fatalf("scrape: content type %q, want text/plain", ct)
+	}
+	return Parse(rw.Body.String())
+}
+
+// Parse keeps the sample lines of a Prometheus text exposition.
+func Parse(text string) Metrics {
+	var m Metrics
+	sc := bufio.NewScanner(strings.NewReader(text))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if l := sc.Text(); l != "" && !strings.HasPrefix(l, "#") {
+			m = append(m, l)
+		}
+	}
+	return m
+}
+
+// match reports whether line is a sample of the series name carrying all of labels
+// (each written as in the exposition: name="value").
+func match(line, name string, labels []string) bool {
+	rest, ok := strings.CutPrefix(line, name)
+	if !ok || rest == "" || (rest[0] != '{' && rest[0] != ' ') {
+		return false
+	}
+	for _, l := range labels {
+		if !strings.Contains(rest, l) {
+			return false
+		}
+	}
+	return true
+}
+
+// Sum adds the values of the samples of name that carry all of labels.
+func (m Metrics) Sum(name string, labels ...string) float64 {
+	var total float64
+	for _, l := range m {
+		if match(l, name, labels) {
+			if v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64); err == nil {
+				total += v
+			}
+		}
+	}
+	return total
+}
+
+// Has reports whether a sample of name with all of labels is present.
+func (m Metrics) Has(name string, labels ...string) bool {
+	for _, l := range m {
+		if match(l, name, labels) {
+			return true
+		}
+	}
+	return false
+}
+
+// Grep returns the samples of name, one a line, for failure messages.
+func (m Metrics) Grep(name string) string {
+	var b strings.Builder
+	for _, l := range m {
+		if match(l, name, nil) {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}
