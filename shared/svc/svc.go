@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -136,11 +137,7 @@ func run(ctx context.Context, log *slog.Logger, name, addr, dbURL, busURL, token
 	if err != nil {
 		return fmt.Errorf("listen on RPC_ADDR %s: %w", addr, err)
 	}
-	mux := rpc.NewMux(service.RPC())
-	// Not behind the token: Prometheus scrapes without credentials, and the metrics carry
-	// counts and latencies, no user data.
-	mux.Handle("GET /metrics", tel.MetricsHandler())
-	srv := rpc.NewServer(mux)
+	srv := rpc.NewServer(Mux(tel, service.RPC()))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("serving", "addr", ln.Addr().String())
@@ -152,6 +149,18 @@ func run(ctx context.Context, log *slog.Logger, name, addr, dbURL, busURL, token
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdownCtx)
+}
+
+// Mux is what a service process serves on its RPC listener: the services, health checking,
+// reflection, and GET /metrics when tel is not nil. /metrics is not behind the token:
+// Prometheus scrapes without credentials, and the metrics carry counts and latencies, no
+// user data.
+func Mux(tel *telemetry.Telemetry, services ...rpc.Service) *http.ServeMux {
+	mux := rpc.NewMux(services...)
+	if tel != nil {
+		mux.Handle("GET /metrics", tel.MetricsHandler())
+	}
+	return mux
 }
 
 // HandlerOptions are the handler options of a service: tracing and RPC metrics outermost,
