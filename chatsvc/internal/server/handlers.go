@@ -73,6 +73,8 @@ func checkPair(a, b int64) error {
 // notifyContactAdded tells user that other is now a contact. A failure is logged: the
 // contact exists either way.
 func (s *Server) notifyContactAdded(ctx context.Context, user, other int64, otherName string) {
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
 	payload, err := structpb.NewStruct(map[string]any{"userId": other, "userName": otherName})
 	if err != nil {
 		s.log.ErrorContext(ctx, "build contact_added payload", "user_id", user, "err", err)
@@ -330,7 +332,8 @@ func (s *Server) send(ctx context.Context, m *chatv1.SendMessageRequest) (*chatv
 		return repeat(ins.Message, true, c.ID, text)
 	}
 	msg := ins.Message
-	s.announce(ctx, msg, fromName, m.GetOriginConnectionId())
+	// Stored: announce it even if the caller has gone since.
+	s.announce(context.WithoutCancel(ctx), msg, fromName, m.GetOriginConnectionId())
 	return ack(msg), nil
 }
 
@@ -372,6 +375,8 @@ func (s *Server) notifyNewMessage(ctx context.Context, msg chat.Message, fromNam
 	if !first {
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
 	payload, err := structpb.NewStruct(map[string]any{
 		"chatId":     strconv.FormatInt(msg.ChatID, 10),
 		"fromUserId": msg.FromUserID,

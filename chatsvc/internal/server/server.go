@@ -142,6 +142,9 @@ func (s *Server) sweepTyping() {
 	}
 }
 
+// publishTimeout bounds the route lookup and bus publication of one event.
+const publishTimeout = 5 * time.Second
+
 // peerError is a failed call to another service.
 type peerError struct {
 	service string
@@ -248,7 +251,10 @@ func (s *Server) getUsers(ctx context.Context, ids []int64) ([]*profilev1.User, 
 
 // publish raises an event and logs a failure: the state it announces is already stored,
 // so clients catch up from it (GET_CHAT_LIST, GET_CHAT_MESSAGES) even when it is lost.
+// The event goes out even if the caller has gone: the change it announces is committed.
 func (s *Server) publish(ctx context.Context, ev *chatv1.StreamEventsResponse, users ...int64) []int64 {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
 	unrouted, err := s.pub.Publish(ctx, ev, users...)
 	if err != nil {
 		s.log.WarnContext(ctx, "publish chat event", "users", users, "err", err)

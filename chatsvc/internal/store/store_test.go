@@ -155,6 +155,25 @@ func TestInsertMessagesBatch(t *testing.T) {
 	})
 }
 
+// TestWriterCanceled: a caller that gave up before its batch started stores nothing.
+func TestWriterCanceled(t *testing.T) {
+	t.Parallel()
+	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
+		s := newStore(t, url)
+		w := s.NewWriter(0, nil)
+		defer w.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := w.Insert(ctx, chat.Message{ChatID: 1, FromUserID: 1, ToUserID: 2, Text: "x"}); err == nil {
+			t.Fatalf("Insert with a canceled context: got nil error, want one")
+		}
+		msgs, _, err := s.Messages(context.Background(), 1, 0, 0, 10)
+		if err != nil || len(msgs) != 0 {
+			t.Fatalf("stored: got %d (%v), want 0", len(msgs), err)
+		}
+	})
+}
+
 // TestMarkReadConcurrent: concurrent MarkRead calls count each message exactly once.
 func TestMarkReadConcurrent(t *testing.T) {
 	t.Parallel()

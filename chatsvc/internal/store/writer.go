@@ -87,8 +87,10 @@ func (s *Store) NewWriter(maxBatch int, now func() time.Time) *Writer {
 
 // Insert stores m (its ID, CreatedAt and Status are set by the writer) and returns the
 // stored row, or the original row when m's ClientMessageId was taken. It returns after the
-// commit. When ctx ends first it returns ctx's error, and m may or may not be stored: a
-// retry with the same ClientMessageId tells.
+// commit. ctx counts until the batch holding m starts: a caller that gives up before gets
+// ctx's error and m is not stored; once its batch is being written, Insert waits for the
+// outcome whatever ctx says, so a stored message is always reported (and announced) —
+// never stored silently behind an error.
 func (w *Writer) Insert(ctx context.Context, m chat.Message) (Inserted, error) {
 	req := &writeReq{ctx: ctx, msg: m, res: make(chan writeRes, 1)}
 	w.mu.RLock()
@@ -103,12 +105,8 @@ func (w *Writer) Insert(ctx context.Context, m chat.Message) (Inserted, error) {
 		w.mu.RUnlock()
 		return Inserted{}, ctx.Err()
 	}
-	select {
-	case r := <-req.res:
-		return r.ins, r.err
-	case <-ctx.Done():
-		return Inserted{}, ctx.Err()
-	}
+	r := <-req.res // bounded by batchTimeout
+	return r.ins, r.err
 }
 
 // Close stores what is queued, stops the writer and waits for it.
