@@ -1,0 +1,134 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
+	"github.com/charla/charla/proto/gen/presence/v1/presencev1connect"
+)
+
+// flakyStream sends one event per call and then breaks the stream, for the first `breaks`
+// calls; after that it sends one event and stays open.
+type flakyStream struct {
+	presencev1connect.UnimplementedPresenceServiceHandler
+	breaks int64
+	calls  atomic.Int64
+}
+
+func (f *flakyStream) StreamEvents(ctx context.Context, req *connect.Request[presencev1.StreamEventsRequest], s *connect.ServerStream[presencev1.StreamEventsResponse]) error {
+	n := f.calls.Add(1)
+	ev := &presencev1.StreamEventsResponse{UserIds: []int64{n}, Event: &presencev1.StreamEventsResponse_Presence{Presence: &presencev1.PresenceEvent{UserId: n, IsOnline: true}}}
+	if err := s.Send(ev); err != nil {
+		return err
+	}
+	if n <= f.breaks {
+		return connect.NewError(connect.CodeUnavailable, errors.New("broken on purpose"))
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func TestReconnectsAfterBreaks(t *testing.T) {
+	t.Parallel()
+	srv := &flakyStream{breaks: 3}
+	mux := http.NewServeMux()
+	mux.Handle(presencev1connect.NewPresenceServiceHandler(srv))
+	hs := httptest.NewServer(mux)
+	t.Cleanup(hs.Close)
+	client := presencev1connect.NewPresenceServiceClient(hs.Client(), hs.URL)
+
+	var mu sync.Mutex
+	var got []int64
+	fourth := make(chan struct{})
+	set := NewSet(Backoff{Base: time.Millisecond, Max: 5 * time.Millisecond, Reset: time.Hour}, nil)
+	set.Add("presence", func(ctx context.Context, opened func()) error {
+		return Consume(ctx, func(ctx context.Context) (*connect.ServerStreamForClient[presencev1.StreamEventsResponse], error) {
+			return client.StreamEvents(ctx, connect.NewRequest(&presencev1.StreamEventsRequest{EdgeId: "e1"}))
+		}, opened, func(ev *presencev1.StreamEventsResponse) {
+			mu.Lock()
+			got = append(got, ev.GetPresence().GetUserId())
+			if len(got) == 4 {
+				close(fourth)
+			}
+			mu.Unlock()
+		})
+	})
+	if down := set.Down(); len(down) != 1 {
+		t.Errorf("before Run: got down %v, want [presence]", down)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { set.Run(ctx); close(done) }()
+	<-fourth
+	mu.Lock()
+	if want := []int64{1, 2, 3, 4}; len(got) != 4 || got[0] != 1 || got[3] != 4 {
+		t.Errorf("events: got %v, want %v (one per reopened stream)", got, want)
+	}
+	mu.Unlock()
+	st := set.Status()[0]
+	if st.Opens != 4 || !st.Up {
+		t.Errorf("status: got %+v, want up after 4 opens", st)
+	}
+	if down := set.Down(); len(down) != 0 {
+		t.Errorf("down: got %v, want none", down)
+	}
+	cancel()
+	<-done
+}
+
+func TestDownWhileUnreachable(t *testing.T) {
+	t.Parallel()
+	hs := httptest.NewServer(http.NotFoundHandler())
+	url := hs.URL
+	hs.Close() // nothing listens there any more
+	client := presencev1connect.NewPresenceServiceClient(http.DefaultClient, url)
+	attempts := make(chan struct{}, 100)
+	set := NewSet(Backoff{Base: time.Millisecond, Max: 2 * time.Millisecond, Reset: time.Hour}, nil)
+	set.Add("presence", func(ctx context.Context, opened func()) error {
+		err := Consume(ctx, func(ctx context.Context) (*connect.ServerStreamForClient[presencev1.StreamEventsResponse], error) {
+			return client.StreamEvents(ctx, connect.NewRequest(&presencev1.StreamEventsRequest{EdgeId: "e1"}))
+		}, opened, func(*presencev1.StreamEventsResponse) {})
+		select {
+		case attempts <- struct{}{}:
+		default:
+		}
+		return err
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { set.Run(ctx); close(done) }()
+	for i := 0; i < 3; i++ {
+		<-attempts
+	}
+	// After the third failed attempt has returned, the stream is marked down until the
+	// next attempt opens it, which it never will.
+	if st := set.Status()[0]; st.Err == nil && st.Up {
+		t.Errorf("status: got %+v, want down with an error", st)
+	}
+	cancel()
+	<-done
+	if down := set.Down(); len(down) != 1 || down[0] != "presence" {
+		t.Errorf("down: got %v, want [presence]", down)
+	}
+}
+
+func TestBackoffDelay(t *testing.T) {
+	t.Parallel()
+	b := Backoff{Base: 100 * time.Millisecond, Max: time.Second}
+	for n, want := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 4: 800 * time.Millisecond, 5: time.Second, 50: time.Second} {
+		for i := 0; i < 20; i++ {
+			if d := b.delay(n); d < want/2 || d > want {
+				t.Errorf("delay(%d): got %v, want within [%v, %v]", n, d, want/2, want)
+			}
+		}
+	}
+}
