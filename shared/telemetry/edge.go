@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -51,10 +52,49 @@ type EdgeMetrics struct {
 	drops       metric.Int64Counter
 	lag         metric.Float64Histogram
 
-	mu        sync.RWMutex
-	types     map[string]*typeEntry
-	resultMap map[resultKey]*resultEntry
-	services  map[string][]metric.RecordOption
+	// Label sets are built once per type, (type, code) and service; the frame path then
+	// only reads them, without a lock.
+	types     cowMap[string, *typeEntry]
+	resultMap cowMap[resultKey, *resultEntry]
+	services  cowMap[string, []metric.RecordOption]
+}
+
+// cowMap is a copy-on-write map for a few keys read very often from many goroutines:
+// reads are one atomic load, writes copy the map under a lock.
+type cowMap[K comparable, V any] struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[K]V]
+}
+
+// get returns the value of k, building it on first use. build is given the number of
+// keys so far and may substitute another key (an overflow bucket); the value stored under
+// that key is returned if it is already there.
+func (c *cowMap[K, V]) get(k K, build func(n int) (K, V)) V {
+	if p := c.m.Load(); p != nil {
+		if v, ok := (*p)[k]; ok {
+			return v
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var old map[K]V
+	if p := c.m.Load(); p != nil {
+		old = *p
+	}
+	if v, ok := old[k]; ok {
+		return v
+	}
+	key, v := build(len(old))
+	if existing, ok := old[key]; ok {
+		return existing
+	}
+	next := make(map[K]V, len(old)+1)
+	for ok, ov := range old {
+		next[ok] = ov
+	}
+	next[key] = v
+	c.m.Store(&next)
+	return v
 }
 
 // typeEntry holds what is precomputed for one message type, so the hot path allocates
@@ -93,11 +133,8 @@ func (t *Telemetry) EdgeMetrics() *EdgeMetrics {
 func NewEdgeMetrics(mp metric.MeterProvider, tp trace.TracerProvider, tracing bool) *EdgeMetrics {
 	m := mp.Meter("github.com/charla/charla/edge")
 	e := &EdgeMetrics{
-		tracing:   tracing,
-		tracer:    tp.Tracer("github.com/charla/charla/edge"),
-		types:     make(map[string]*typeEntry),
-		resultMap: make(map[resultKey]*resultEntry),
-		services:  make(map[string][]metric.RecordOption),
+		tracing: tracing,
+		tracer:  tp.Tracer("github.com/charla/charla/edge"),
 	}
 	// Instrument creation only fails on invalid names, which these are not; a failed one
 	// is a no-op instrument, so the edge never stops for its metrics.
@@ -119,54 +156,30 @@ func NewEdgeMetrics(mp metric.MeterProvider, tp trace.TracerProvider, tracing bo
 
 // typ returns the precomputed entry of a message type.
 func (e *EdgeMetrics) typ(name string) *typeEntry {
-	e.mu.RLock()
-	te := e.types[name]
-	e.mu.RUnlock()
-	if te != nil {
-		return te
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if te = e.types[name]; te != nil {
-		return te
-	}
-	key := name
-	if len(e.types) >= maxTypes {
-		key = OtherType
-		if te = e.types[key]; te != nil {
-			return te
+	return e.types.get(name, func(n int) (string, *typeEntry) {
+		key := name
+		if n >= maxTypes {
+			key = OtherType
 		}
-	}
-	attr := AttrType.String(key)
-	te = &typeEntry{
-		name:     key,
-		attr:     attr,
-		frameOpt: []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attr))},
-	}
-	e.types[key] = te
-	return te
+		attr := AttrType.String(key)
+		return key, &typeEntry{
+			name:     key,
+			attr:     attr,
+			frameOpt: []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attr))},
+		}
+	})
 }
 
 func (e *EdgeMetrics) result(te *typeEntry, code int) *resultEntry {
 	k := resultKey{te.name, code}
-	e.mu.RLock()
-	re := e.resultMap[k]
-	e.mu.RUnlock()
-	if re != nil {
-		return re
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if re = e.resultMap[k]; re != nil {
-		return re
-	}
-	set := attribute.NewSet(te.attr, AttrCode.Int(code))
-	re = &resultEntry{resultOpt: []metric.AddOption{metric.WithAttributeSet(set)}}
-	if code >= 400 {
-		re.errorOpt = re.resultOpt
-	}
-	e.resultMap[k] = re
-	return re
+	return e.resultMap.get(k, func(int) (resultKey, *resultEntry) {
+		set := attribute.NewSet(te.attr, AttrCode.Int(code))
+		re := &resultEntry{resultOpt: []metric.AddOption{metric.WithAttributeSet(set)}}
+		if code >= 400 {
+			re.errorOpt = re.resultOpt
+		}
+		return k, re
+	})
 }
 
 // ConnectionOpened counts a WebSocket connection that completed its handshake.
@@ -222,20 +235,13 @@ func (e *EdgeMetrics) EventDelivered(ctx context.Context, service string, lag ti
 	if e == nil {
 		return
 	}
-	e.mu.RLock()
-	opts, ok := e.services[service]
-	e.mu.RUnlock()
-	if !ok {
-		e.mu.Lock()
-		if opts, ok = e.services[service]; !ok {
-			if len(e.services) >= maxTypes {
-				service = OtherType
-			}
-			opts = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(AttrService.String(service)))}
-			e.services[service] = opts
+	opts := e.services.get(service, func(n int) (string, []metric.RecordOption) {
+		key := service
+		if n >= maxTypes {
+			key = OtherType
 		}
-		e.mu.Unlock()
-	}
+		return key, []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(AttrService.String(key)))}
+	})
 	e.lag.Record(ctx, lag.Seconds(), opts...)
 }
 

@@ -2,6 +2,7 @@ package telemetry_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/charla/charla/shared/telemetry"
+	"github.com/charla/charla/shared/telemetry/telemetrytest"
 )
 
 var otelVars = []string{
@@ -111,4 +113,32 @@ func TestNilEdgeMetrics(t *testing.T) {
 	end(200)
 	_, done := e.StartDeliverySpan(c, map[string]string{"traceparent": "x"}, "NEW_CHAT_MESSAGE", 1, "c")
 	done()
+}
+
+// Past maxTypes distinct types, new ones are counted as "other": a client sending made-up
+// types cannot grow the series without end.
+func TestTypesBounded(t *testing.T) {
+	tel, _ := telemetrytest.New(t)
+	e := tel.EdgeMetrics()
+	ctx := context.Background()
+	for i := range 200 {
+		e.FrameReceived(ctx, fmt.Sprintf("T%d", i))
+		e.FrameResult(ctx, fmt.Sprintf("T%d", i), 400)
+	}
+	m := telemetrytest.Scrape(t, tel.MetricsHandler())
+	var series int
+	for _, l := range m {
+		if strings.HasPrefix(l, "charla_edge_frames_total{") {
+			series++
+		}
+	}
+	if series > 65 {
+		t.Errorf("frame series: got %d, want at most 65", series)
+	}
+	if got := m.Sum("charla_edge_frames_total"); got != 200 {
+		t.Errorf("frames counted: got %v, want 200", got)
+	}
+	if got := m.Sum("charla_edge_frames_total", `charla_message_type="other"`); got != 200-64 {
+		t.Errorf("frames counted as other: got %v, want %d", got, 200-64)
+	}
 }
