@@ -23,5 +23,34 @@
 // them. The global propagator is installed even with tracing off, so a process without an
 // exporter still passes the trace context of its callers on to its callees and its events.
 //
-// Concurrency: a Telemetry and an EdgeMetrics are safe for concurrent use.
+// The edge records its part through EdgeMetrics (tel.EdgeMetrics()):
+//
+//	ctx, end := em.StartFrameSpan(conn.Context(), frameType, userID, pid)
+//	em.FrameReceived(ctx, frameType)
+//	... call the services with ctx ...
+//	em.FrameResult(ctx, frameType, code) // 200, or the ERROR_NOTIFICATION code
+//	end(code)
+//
+// and for each event written to a connection:
+//
+//	ctx, done := em.StartDeliverySpan(ctx, ev.GetTraceContext(), "NEW_CHAT_MESSAGE", userID, connID)
+//	... write it; call MarkDelivered with ctx ...
+//	em.EventDelivered(ctx, "chat", time.Since(created))
+//	done()
+//
+// plus ConnectionOpened/ConnectionClosed and SendDropped. A service doing work once for
+// many requests (a group commit) runs it under StartBatchSpan so each request's trace
+// reaches the statements.
+//
+// Metric names in /metrics: charla_edge_connections_active, charla_edge_frames_total{type},
+// charla_edge_frame_results_total{type,code}, charla_edge_errors_total{type,code},
+// charla_edge_send_dropped_total, charla_event_delivery_lag_seconds{service} (histogram),
+// rpc_server_call_duration_seconds and rpc_client_call_duration_seconds (otelconnect,
+// by rpc_method and rpc_response_status_code), db_client_operation_duration_seconds
+// (otelsql, by db_operation_name: sql.conn.query/exec and sql.stmt.query/exec are the
+// statements; sql.rows is the time spent reading results), and the Go runtime and process
+// collectors.
+//
+// Call Setup once per process. Concurrency: a Telemetry and an EdgeMetrics are safe for
+// concurrent use.
 package telemetry
