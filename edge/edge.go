@@ -2,31 +2,41 @@
 // profile service, translates JSON frames into Connect calls on the services, and delivers
 // the events they push back. The one-process binary (cmd/charla) and the edge's own
 // process (cmd/edge) both build it with New.
+//
+// Wiring, in one place: internal/hub holds the sockets (pumps, limits, shutdown);
+// internal/auth answers the handshake; internal/router answers every frame; the event
+// streams of internal/upstream feed events.go, which writes them to the target users'
+// connections; internal/presence tells the presence service which connections this edge
+// holds, so that services route each event only to the edges that need it; sessions.go
+// closes connections whose session ended.
 package edge
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/charla/charla/shared/config"
+	"github.com/charla/charla/edge/internal/auth"
+	"github.com/charla/charla/edge/internal/delivery"
+	"github.com/charla/charla/edge/internal/hub"
+	"github.com/charla/charla/edge/internal/presence"
+	"github.com/charla/charla/edge/internal/router"
+	"github.com/charla/charla/edge/internal/upstream"
+	"github.com/charla/charla/shared/fanout"
 	"github.com/charla/charla/shared/peers"
 )
 
-// Config holds the edge's settings.
-type Config struct {
-	// Addr is EDGE_ADDR, the public listener.
-	Addr string
-}
-
-// DeclareConfig declares the edge's settings on l; the returned function gives their
-// values after l.Parse.
-func DeclareConfig(l *config.Loader) func() Config {
-	addr := l.String("EDGE_ADDR", "127.0.0.1:8080", "public WebSocket and HTTP listener", config.HostPort)
-	return func() Config { return Config{Addr: *addr} }
-}
+// Conn is one WebSocket connection of the edge.
+type Conn = hub.Connection[auth.UserData]
 
 // Edge is a running edge.
 type Edge struct {
@@ -34,28 +44,191 @@ type Edge struct {
 	clients *peers.Clients
 	log     *slog.Logger
 	mux     *http.ServeMux
+
+	edgeID   string
+	hub      *hub.ConnectionManager[auth.UserData]
+	auth     *auth.Authenticator
+	router   *router.Router
+	reporter *presence.Reporter
+	receipts *delivery.Batcher
+	streams  *upstream.Set
+
+	pidPrefix string
+	pidSeq    atomic.Uint64
+
+	runOnce  sync.Once
+	shutOnce sync.Once
 }
 
 // New builds an edge that reaches the services through clients.
 func New(cfg Config, clients *peers.Clients, log *slog.Logger) (*Edge, error) {
-	e := &Edge{cfg: cfg, clients: clients, log: log, mux: http.NewServeMux()}
+	if clients == nil {
+		return nil, errors.New("edge: no service clients")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Hub.PingPeriod == 0 && cfg.Hub.RequestTimeout == 0 && cfg.Hub.RateLimit == 0 {
+		// A Config built by hand rather than by DeclareConfig: take every default.
+		origins := cfg.Hub.AllowedOrigins
+		cfg.Hub = hub.DefaultConfig()
+		cfg.Hub.AllowedOrigins = origins
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 10 * time.Second
+	}
+	if cfg.SessionCheckInterval <= 0 {
+		cfg.SessionCheckInterval = 30 * time.Second
+	}
+	if err := cfg.check(); err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	if cfg.EdgeID == "" {
+		cfg.EdgeID = presence.NewEdgeID()
+	}
+	if !fanout.ValidEdgeID(cfg.EdgeID) {
+		return nil, fmt.Errorf("edge: invalid edge id %q", cfg.EdgeID)
+	}
+	e := &Edge{cfg: cfg, clients: clients, log: log.With("edge_id", cfg.EdgeID), mux: http.NewServeMux(), edgeID: cfg.EdgeID}
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	e.pidPrefix = "s" + hex.EncodeToString(b) + "-"
+
+	e.auth = auth.New(clients.Profile, auth.Options{CacheTTL: cfg.AuthCacheTTL, Log: logWith(e.log, "auth")})
+	e.router = router.New(router.Config{
+		Chat: clients.Chat, Profile: clients.Profile, Notify: clients.Notify,
+		RequestTimeout: cfg.Hub.RequestTimeout, NewPID: e.newPID, Log: logWith(e.log, "router"),
+	})
+	e.hub = hub.NewConnectionManager(cfg.Hub, hub.Callbacks[auth.UserData]{
+		AuthenticateAndGetUserData: e.authenticate,
+		OnConnect:                  e.onConnect,
+		OnDisconnect:               e.onDisconnect,
+		ProcessClientMessage:       e.processClientMessage,
+		OnRateLimited:              e.onRateLimited,
+		GeneratePID:                e.newPID,
+	}, logWith(e.log, "hub"))
+	e.reporter = presence.New(clients.Presence, presence.Options{
+		EdgeID: cfg.EdgeID, Grace: cfg.PresenceGrace, CallTimeout: cfg.Hub.RequestTimeout,
+		Local: e.localConns, Log: logWith(e.log, "presence"),
+	})
+	e.receipts = delivery.New(clients.Chat, delivery.Options{CallTimeout: cfg.Hub.RequestTimeout, Log: logWith(e.log, "delivery")})
+	e.streams = upstream.NewSet(upstream.DefaultBackoff, logWith(e.log, "upstream"))
+	e.addStreams()
+
+	e.mux.Handle("GET /ws", e.hub)
 	e.mux.HandleFunc("GET /health", e.health)
+	e.mux.HandleFunc("GET /ready", e.ready)
 	return e, nil
 }
 
-// Handler serves /ws, /health, /ready and /metrics.
+func logWith(l *slog.Logger, part string) *slog.Logger { return l.With("part", part) }
+
+// Handler serves /ws, /health, /ready and whatever Handle added.
 func (e *Edge) Handler() http.Handler { return e.mux }
 
-// Run keeps the edge's background work (event streams, lease heartbeats) going until ctx ends.
+// Handle mounts another route on the edge's listener (for example /metrics).
+func (e *Edge) Handle(pattern string, h http.Handler) { e.mux.Handle(pattern, h) }
+
+// EdgeID returns the id this edge registered with the presence service.
+func (e *Edge) EdgeID() string { return e.edgeID }
+
+// ActiveConnections returns the number of open connections.
+func (e *Edge) ActiveConnections() int { return e.hub.GetActiveConnectionsCount() }
+
+// Run keeps the edge's background work (event streams, lease heartbeats, delivery
+// receipts, session checks) going until ctx ends.
 func (e *Edge) Run(ctx context.Context) error {
-	<-ctx.Done()
+	started := false
+	e.runOnce.Do(func() { started = true })
+	if !started {
+		return errors.New("edge: Run called twice")
+	}
+	var wg sync.WaitGroup
+	for _, f := range []func(context.Context){e.reporter.Run, e.receipts.Run, e.streams.Run, e.watchSessions} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(ctx)
+		}()
+	}
+	wg.Wait()
 	return nil
 }
 
-// Shutdown closes every connection with 1001 and waits for them, up to ctx's deadline.
-func (e *Edge) Shutdown(ctx context.Context) error { return nil }
+// Shutdown stops accepting connections, closes every connection with 1001 and waits for
+// them, up to ctx's deadline (or DrainTimeout when ctx has none), then reports the closed
+// connections to the presence service at once rather than after the grace period.
+func (e *Edge) Shutdown(ctx context.Context) error {
+	var err error
+	e.shutOnce.Do(func() {
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, e.cfg.DrainTimeout)
+			defer cancel()
+		}
+		// Disconnects become immediate before the connections go.
+		e.reporter.Stop()
+		err = errors.Join(e.hub.Shutdown(ctx), e.reporter.Wait(ctx))
+	})
+	return err
+}
+
+// newPID returns a fresh server-generated pid: a per-process random prefix and a counter.
+func (e *Edge) newPID() string {
+	return e.pidPrefix + strconv.FormatUint(e.pidSeq.Add(1), 36)
+}
+
+func (e *Edge) authenticate(r *http.Request) (int64, auth.UserData, error) {
+	id, data, err := e.auth.Authenticate(r)
+	if err != nil {
+		var ref *auth.Refusal
+		if errors.As(err, &ref) {
+			return 0, data, &hub.HTTPError{Status: ref.Status, Message: ref.Message}
+		}
+		return 0, data, &hub.HTTPError{Status: http.StatusUnauthorized, Message: "unauthorized"}
+	}
+	return id, data, nil
+}
+
+func (e *Edge) onConnect(c *Conn) error {
+	e.reporter.Connected(c.Context(), presence.Conn{UserID: c.ID, ConnID: c.ConnID()})
+	return nil
+}
+
+func (e *Edge) onDisconnect(c *Conn, err error) {
+	e.reporter.Disconnected(presence.Conn{UserID: c.ID, ConnID: c.ConnID()})
+	if err != nil {
+		e.log.Debug("connection closed", "user_id", c.ID, "err", err)
+	}
+}
+
+func (e *Edge) processClientMessage(c *Conn, msg []byte) {
+	reply := e.router.Handle(c.Context(), router.Caller{UserID: c.ID, ConnID: c.ConnID()}, msg)
+	_ = c.Send(reply) // an error means the connection is closing; nothing more to do
+}
+
+func (e *Edge) onRateLimited(c *Conn, msg []byte) {
+	_ = c.Send(e.router.HandleRateLimited(msg))
+}
+
+func (e *Edge) localConns() []presence.Conn {
+	var out []presence.Conn
+	e.hub.ForEach(func(c *Conn) {
+		out = append(out, presence.Conn{UserID: c.ID, ConnID: c.ConnID()})
+	})
+	return out
+}
 
 func (e *Edge) health(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"status": "ok", "active_connections": e.hub.GetActiveConnectionsCount(), "timestamp": time.Now().Unix(),
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, _ := json.Marshal(v)
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{"status": "ok", "active_connections": 0, "timestamp": time.Now().Unix()})
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
 }

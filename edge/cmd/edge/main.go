@@ -59,7 +59,7 @@ func main() {
 	}()
 	log.Info("edge listening", "addr", ec.Addr)
 	<-ctx.Done()
-	drain, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	drain, cancel := context.WithTimeout(context.Background(), ec.DrainTimeout)
 	defer cancel()
 	_ = srv.Shutdown(drain)
 	_ = e.Shutdown(drain)

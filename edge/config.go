@@ -1,0 +1,113 @@
+package edge
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/charla/charla/edge/internal/hub"
+	"github.com/charla/charla/shared/config"
+)
+
+// Config holds the edge's settings. The environment variables, with their defaults (for
+// the README):
+//
+//	EDGE_ADDR            127.0.0.1:8080  public listener: /ws, /health, /ready (and /metrics)
+//	ALLOWED_ORIGINS      ""              comma-separated exact origins (scheme://host[:port]);
+//	                                     "*" allows all; empty: same origin as the Host header
+//	PING_PERIOD          54s             how often the edge pings each connection
+//	PONG_WAIT            60s             silence after which a connection is dropped (> PING_PERIOD)
+//	WRITE_WAIT           15s             deadline of every socket write
+//	MAX_MESSAGE_SIZE     16384           largest client message in bytes (larger: close 1009)
+//	SEND_CHANNEL_BUFFER  256             messages queued per connection before it is closed 1008
+//	REQUEST_TIMEOUT      20s             deadline of the RPC behind each frame (504 when exceeded)
+//	RATE_LIMIT           20              client messages per second per connection
+//	RATE_BURST           40              burst above RATE_LIMIT
+//	DRAIN_TIMEOUT        10s             how long shutdown waits for connections to close
+//	EDGE_PRESENCE_GRACE  2s              wait after a connection closes before telling presence
+//	                                     (a page reload does not flap online/offline; ≤ 3s)
+type Config struct {
+	// Addr is EDGE_ADDR, the public listener.
+	Addr string
+	// Hub holds the connection limits and timeouts of PROTOCOL.md §2–§3.
+	Hub hub.Config
+	// DrainTimeout bounds Shutdown when its context has no deadline.
+	DrainTimeout time.Duration
+	// PresenceGrace delays telling presence that a connection closed.
+	PresenceGrace time.Duration
+	// SessionCheckInterval is how often the sessions of open connections are checked
+	// with the profile service (≤ 30 s keeps PROTOCOL.md §2's 60 s). 0 means 30 s.
+	SessionCheckInterval time.Duration
+	// AuthCacheTTL is how long a resolved token is reused (≤ 10 s). 0 means the default
+	// (5 s); negative disables the cache.
+	AuthCacheTTL time.Duration
+	// EdgeID identifies this edge process to the presence service; empty means random.
+	EdgeID string
+}
+
+// DeclareConfig declares the edge's settings on l; the returned function gives their
+// values after l.Parse.
+func DeclareConfig(l *config.Loader) func() Config {
+	d := hub.DefaultConfig()
+	addr := l.String("EDGE_ADDR", "127.0.0.1:8080", "public WebSocket and HTTP listener", config.HostPort)
+	origins := l.String("ALLOWED_ORIGINS", "", `comma-separated allowed origins ("*" for all; empty: same origin only)`, validateOrigins)
+	ping := l.Duration("PING_PERIOD", d.PingPeriod, "how often each connection is pinged")
+	pong := l.Duration("PONG_WAIT", d.PongWait, "silence after which a connection is dropped; longer than PING_PERIOD")
+	write := l.Duration("WRITE_WAIT", d.WriteWait, "deadline of every socket write")
+	maxMsg := l.Int("MAX_MESSAGE_SIZE", int(d.MaxMessageSize), 512, 1<<24, "largest client message in bytes")
+	sendBuf := l.Int("SEND_CHANNEL_BUFFER", d.SendChannelBuffer, 1, 1<<16, "messages queued per connection before it is dropped as a slow consumer")
+	reqTimeout := l.Duration("REQUEST_TIMEOUT", d.RequestTimeout, "deadline of the RPC behind each client frame")
+	rateLimit := l.Float("RATE_LIMIT", d.RateLimit, "client messages per second per connection")
+	rateBurst := l.Int("RATE_BURST", d.RateBurst, 1, 1<<20, "burst of client messages above RATE_LIMIT")
+	drain := l.Duration("DRAIN_TIMEOUT", 10*time.Second, "how long shutdown waits for connections to close")
+	grace := l.Duration("EDGE_PRESENCE_GRACE", 2*time.Second, "wait after a connection closes before reporting it to presence (at most 3s)")
+	return func() Config {
+		h := d
+		h.AllowedOrigins = splitOrigins(*origins)
+		h.PingPeriod, h.PongWait, h.WriteWait = *ping, *pong, *write
+		h.MaxMessageSize = int64(*maxMsg)
+		h.SendChannelBuffer = *sendBuf
+		h.RequestTimeout = *reqTimeout
+		h.RateLimit, h.RateBurst = *rateLimit, *rateBurst
+		return Config{Addr: *addr, Hub: h, DrainTimeout: *drain, PresenceGrace: *grace}
+	}
+}
+
+func splitOrigins(v string) []string {
+	var out []string
+	for _, o := range strings.Split(v, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func validateOrigins(v string) error {
+	for _, o := range splitOrigins(v) {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return fmt.Errorf("expected origins such as https://chat.example.com or *, got %q", o)
+		}
+	}
+	return nil
+}
+
+// check validates what single settings cannot: their relations.
+func (c Config) check() error {
+	h := c.Hub
+	switch {
+	case h.PingPeriod > 0 && h.PongWait > 0 && h.PingPeriod >= h.PongWait:
+		return errors.New("PING_PERIOD must be shorter than PONG_WAIT")
+	case c.PresenceGrace > 3*time.Second:
+		return errors.New("EDGE_PRESENCE_GRACE must be at most 3s (PROTOCOL.md §5)")
+	case c.SessionCheckInterval > 30*time.Second:
+		return errors.New("session check interval must be at most 30s")
+	}
+	return nil
+}

@@ -1,0 +1,175 @@
+// Package delivery reports delivery receipts: once NEW_CHAT_MESSAGE has been written to a
+// connection of its recipient, the message counts as delivered (PROTOCOL.md §5). Writes
+// happen on the connections' write pumps, which must never wait on an RPC, so Add only
+// records the id; one goroutine coalesces the ids per recipient and sends them in
+// MarkDelivered calls, a few at a time.
+//
+// Memory is bounded: beyond MaxPending ids waiting, new ones are dropped (and logged).
+// A dropped receipt is not lost for good: the recipient's GET_CHAT_MESSAGES marks the
+// message delivered as well. Batcher is safe for concurrent use.
+package delivery
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+
+	chatv1 "github.com/charla/charla/proto/gen/chat/v1"
+)
+
+// Marker is the chat service's MarkDelivered.
+type Marker interface {
+	MarkDelivered(context.Context, *connect.Request[chatv1.MarkDeliveredRequest]) (*connect.Response[chatv1.MarkDeliveredResponse], error)
+}
+
+// Options configure a Batcher.
+type Options struct {
+	// Interval is how long ids gather before a flush; small, since the sender waits to
+	// see "delivered". 0 means 20 ms.
+	Interval time.Duration
+	// MaxPending bounds the ids waiting; 0 means 100,000.
+	MaxPending int
+	// MaxBatch bounds the ids of one call; 0 means 500.
+	MaxBatch int
+	// Workers is how many calls run at once; 0 means 4.
+	Workers int
+	// CallTimeout bounds each call; 0 means 10 s.
+	CallTimeout time.Duration
+	Log         *slog.Logger
+}
+
+// Batcher coalesces delivery receipts.
+type Batcher struct {
+	m   Marker
+	opt Options
+
+	mu      sync.Mutex
+	pending map[int64][]int64 // recipient → message ids
+	n       int
+	dropped int64
+	wake    chan struct{}
+}
+
+// New returns a Batcher; call Run to send.
+func New(m Marker, o Options) *Batcher {
+	if o.Interval <= 0 {
+		o.Interval = 20 * time.Millisecond
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = 100000
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 500
+	}
+	if o.Workers <= 0 {
+		o.Workers = 4
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = 10 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Batcher{m: m, opt: o, pending: make(map[int64][]int64), wake: make(chan struct{}, 1)}
+}
+
+// Add records that message id was written to a connection of recipient. It never blocks.
+func (b *Batcher) Add(recipient, id int64) {
+	b.mu.Lock()
+	if b.n >= b.opt.MaxPending {
+		b.dropped++
+		b.mu.Unlock()
+		return
+	}
+	b.pending[recipient] = append(b.pending[recipient], id)
+	b.n++
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+type batch struct {
+	user int64
+	ids  []int64
+}
+
+// take removes everything pending, as batches of at most MaxBatch distinct ids.
+func (b *Batcher) take() ([]batch, int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []batch
+	for user, ids := range b.pending {
+		slices.Sort(ids)
+		ids = slices.Compact(ids) // a message written to two tabs is one receipt
+		for len(ids) > 0 {
+			n := min(len(ids), b.opt.MaxBatch)
+			out = append(out, batch{user: user, ids: ids[:n:n]})
+			ids = ids[n:]
+		}
+	}
+	clear(b.pending)
+	b.n = 0
+	dropped := b.dropped
+	b.dropped = 0
+	return out, dropped
+}
+
+// Run sends receipts until ctx ends, then sends what is left (bounded by CallTimeout).
+func (b *Batcher) Run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			b.flush(context.Background())
+			return
+		case <-b.wake:
+		}
+		// Gather for a moment so that a burst becomes one call per recipient.
+		t := time.NewTimer(b.opt.Interval)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+		b.flush(ctx)
+	}
+}
+
+func (b *Batcher) flush(ctx context.Context) {
+	batches, dropped := b.take()
+	if dropped > 0 {
+		b.opt.Log.Warn("delivery receipts dropped: too many pending", "dropped", dropped)
+	}
+	if len(batches) == 0 {
+		return
+	}
+	work := make(chan batch)
+	var wg sync.WaitGroup
+	for i := 0; i < min(b.opt.Workers, len(batches)); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for bt := range work {
+				b.send(bt)
+			}
+		}()
+	}
+	for _, bt := range batches {
+		work <- bt
+	}
+	close(work)
+	wg.Wait()
+}
+
+func (b *Batcher) send(bt batch) {
+	ctx, cancel := context.WithTimeout(context.Background(), b.opt.CallTimeout)
+	defer cancel()
+	if _, err := b.m.MarkDelivered(ctx, connect.NewRequest(&chatv1.MarkDeliveredRequest{UserId: bt.user, MessageIds: bt.ids})); err != nil {
+		b.opt.Log.Warn("mark delivered", "user_id", bt.user, "messages", len(bt.ids), "err", err)
+	}
+}
