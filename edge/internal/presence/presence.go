@@ -98,7 +98,7 @@ func (r *Reporter) Run(ctx context.Context) {
 	for ctx.Err() == nil {
 		lease, err := r.register(ctx)
 		if err != nil {
-			r.opt.Log.Warn("register edge", "edge_id", r.opt.EdgeID, "err", err, "retry_in", backoff)
+			r.opt.Log.Warn("register edge", "err", err, "retry_in", backoff)
 			if !sleep(ctx, backoff) {
 				return
 			}
@@ -126,7 +126,7 @@ func (r *Reporter) register(ctx context.Context) (time.Duration, error) {
 	if lease <= 0 {
 		lease = 30 * time.Second
 	}
-	r.opt.Log.Info("edge registered", "edge_id", r.opt.EdgeID, "lease", lease)
+	r.opt.Log.Info("edge registered", "lease", lease)
 	return lease, nil
 }
 
@@ -146,11 +146,11 @@ func (r *Reporter) heartbeat(ctx context.Context, lease time.Duration) {
 		_, err := r.c.Heartbeat(cctx, connect.NewRequest(&presencev1.HeartbeatRequest{EdgeId: r.opt.EdgeID}))
 		cancel()
 		if connect.CodeOf(err) == connect.CodeNotFound {
-			r.opt.Log.Warn("edge lease lost; registering again", "edge_id", r.opt.EdgeID)
+			r.opt.Log.Warn("edge lease lost; registering again")
 			return
 		}
 		if err != nil && ctx.Err() == nil {
-			r.opt.Log.Warn("heartbeat", "edge_id", r.opt.EdgeID, "err", err)
+			r.opt.Log.Warn("heartbeat", "err", err)
 		}
 	}
 }

@@ -23,15 +23,21 @@ import (
 var ErrStreamEnded = errors.New("event stream ended by the server")
 
 // Consume opens one server stream and hands every message to handle, in order, until the
-// stream breaks or ctx ends. onOpen runs once the call is made. It always returns an error
-// (ErrStreamEnded for a clean end, ctx.Err() once ctx is done).
+// stream breaks or ctx ends. It always returns an error (ErrStreamEnded for a clean end,
+// ctx.Err() once ctx is done).
+//
+// onOpen runs as the call is made, not when it is established: a Connect server stream
+// only returns from open once the server sends its first message (the response headers go
+// with it), and an event stream may stay silent for long. So a stream counts as open from
+// its attempt until it fails; an unreachable service fails the attempt at once (and the
+// readiness probe reports it as well).
 func Consume[Res any](ctx context.Context, open func(context.Context) (*connect.ServerStreamForClient[Res], error), onOpen func(), handle func(*Res)) error {
+	onOpen()
 	stream, err := open(ctx)
 	if err != nil {
 		return err
 	}
 	defer stream.Close()
-	onOpen()
 	for stream.Receive() {
 		handle(stream.Msg())
 	}

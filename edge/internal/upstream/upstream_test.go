@@ -91,34 +91,34 @@ func TestDownWhileUnreachable(t *testing.T) {
 	url := hs.URL
 	hs.Close() // nothing listens there any more
 	client := presencev1connect.NewPresenceServiceClient(http.DefaultClient, url)
-	attempts := make(chan struct{}, 100)
-	set := NewSet(Backoff{Base: time.Millisecond, Max: 2 * time.Millisecond, Reset: time.Hour}, nil)
+	// Each attempt records the status it finds: from the second on, the stream must be
+	// down with the previous attempt's error.
+	seen := make(chan Status, 100)
+	var set *Set
+	set = NewSet(Backoff{Base: time.Millisecond, Max: 2 * time.Millisecond, Reset: time.Hour}, nil)
 	set.Add("presence", func(ctx context.Context, opened func()) error {
-		err := Consume(ctx, func(ctx context.Context) (*connect.ServerStreamForClient[presencev1.StreamEventsResponse], error) {
-			return client.StreamEvents(ctx, connect.NewRequest(&presencev1.StreamEventsRequest{EdgeId: "e1"}))
-		}, opened, func(*presencev1.StreamEventsResponse) {})
 		select {
-		case attempts <- struct{}{}:
+		case seen <- set.Status()[0]:
 		default:
 		}
-		return err
+		return Consume(ctx, func(ctx context.Context) (*connect.ServerStreamForClient[presencev1.StreamEventsResponse], error) {
+			return client.StreamEvents(ctx, connect.NewRequest(&presencev1.StreamEventsRequest{EdgeId: "e1"}))
+		}, opened, func(*presencev1.StreamEventsResponse) {})
 	})
+	if down := set.Down(); len(down) != 1 || down[0] != "presence" {
+		t.Errorf("before Run: got down %v, want [presence]", down)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { set.Run(ctx); close(done) }()
+	<-seen // the first attempt
 	for i := 0; i < 3; i++ {
-		<-attempts
-	}
-	// After the third failed attempt has returned, the stream is marked down until the
-	// next attempt opens it, which it never will.
-	if st := set.Status()[0]; st.Err == nil && st.Up {
-		t.Errorf("status: got %+v, want down with an error", st)
+		if st := <-seen; st.Up || st.Err == nil {
+			t.Errorf("status before retry %d: got %+v, want down with an error", i+1, st)
+		}
 	}
 	cancel()
 	<-done
-	if down := set.Down(); len(down) != 1 || down[0] != "presence" {
-		t.Errorf("down: got %v, want [presence]", down)
-	}
 }
 
 func TestBackoffDelay(t *testing.T) {
