@@ -71,16 +71,20 @@ func startService(tb testing.TB, db *sqldb.DB, opts Options) notifyv1connect.Not
 	if err != nil {
 		tb.Fatalf("NewWithOptions: %v", err)
 	}
+	// Cleartext HTTP/2, as the internal listeners and clients speak it (rpc.NewServer,
+	// rpc.NewHTTPClient).
 	srv := httptest.NewUnstartedServer(rpc.NewMux(s.RPC()))
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
+	srv.Config.Protocols = rpc.Protocols()
+	srv.Start()
+	httpClient := rpc.NewHTTPClient()
 	tb.Cleanup(func() {
+		httpClient.CloseIdleConnections()
 		srv.Close()
 		if err := s.Close(); err != nil {
 			tb.Errorf("Close: %v", err)
 		}
 	})
-	return notifyv1connect.NewNotificationServiceClient(srv.Client(), srv.URL)
+	return notifyv1connect.NewNotificationServiceClient(httpClient, srv.URL)
 }
 
 func TestOptionsFromEnv(t *testing.T) {

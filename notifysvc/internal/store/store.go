@@ -1,10 +1,14 @@
 // Package store keeps notifications in the Notification table, on SQLite or MySQL.
 //
 // Every statement is served by an index (see the migrations): pages and the per-user
-// retention by (UserId, Id), unread pages and the unread count by (UserId, IsRead, Id), and
-// retention by age by (CreatedAt). Reads run without a transaction: on SQLite a transaction
-// takes the write lock at BEGIN (sqldb opens it with _txlock=immediate), and a page and
-// its unread count need not be one snapshot. A *Store is safe for concurrent use.
+// retention by (UserId, Id), unread pages by (UserId, IsRead, Id), retention by age by
+// (CreatedAt). The unread count is a counter row per user (NotificationUnread) that every
+// write changes in the same transaction as the notifications, so it costs one primary-key
+// read however many notifications a user has.
+//
+// Reads run without a transaction: on SQLite a transaction takes the write lock at BEGIN
+// (sqldb opens it with _txlock=immediate), and a page and its unread count need not be one
+// snapshot. A *Store is safe for concurrent use.
 package store
 
 import (
@@ -14,7 +18,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/charla/charla/notifysvc/internal/notify"
 	"github.com/charla/charla/shared/sqldb"
@@ -48,17 +55,28 @@ func (s *Store) Create(ctx context.Context, n notify.Notification) (notify.Notif
 	if n.Payload == "" {
 		n.Payload = notify.EmptyPayload
 	}
-	res, err := s.db.ExecContext(ctx,
-		"INSERT INTO Notification (UserId, Type, Title, Message, Payload, CreatedAt, IsRead) VALUES (?, ?, ?, ?, ?, ?, 0)",
-		n.UserID, n.Type, n.Title, n.Message, n.Payload, n.CreatedAt)
-	if err != nil {
-		return notify.Notification{}, fmt.Errorf("insert notification: %w", err)
+	upsert := "INSERT INTO NotificationUnread (UserId, Unread) VALUES (?, 1) ON CONFLICT (UserId) DO UPDATE SET Unread = Unread + 1"
+	if s.db.Dialect == sqldb.MySQL {
+		upsert = "INSERT INTO NotificationUnread (UserId, Unread) VALUES (?, 1) ON DUPLICATE KEY UPDATE Unread = Unread + 1"
 	}
-	id, err := res.LastInsertId()
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			"INSERT INTO Notification (UserId, Type, Title, Message, Payload, CreatedAt, IsRead) VALUES (?, ?, ?, ?, ?, ?, 0)",
+			n.UserID, n.Type, n.Title, n.Message, n.Payload, n.CreatedAt)
+		if err != nil {
+			return fmt.Errorf("insert notification: %w", err)
+		}
+		if n.ID, err = res.LastInsertId(); err != nil {
+			return fmt.Errorf("id of new notification: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, upsert, n.UserID); err != nil {
+			return fmt.Errorf("count unread notification: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return notify.Notification{}, fmt.Errorf("id of new notification: %w", err)
+		return notify.Notification{}, err
 	}
-	n.ID = id
 	n.IsRead = false
 	return n, nil
 }
@@ -66,7 +84,17 @@ func (s *Store) Create(ctx context.Context, n notify.Notification) (notify.Notif
 // List returns one page of q.UserID's notifications, newest (highest id) first.
 func (s *Store) List(ctx context.Context, q notify.ListQuery) ([]notify.Notification, error) {
 	var b strings.Builder
-	b.WriteString("SELECT " + columns + " FROM Notification WHERE UserId = ?")
+	b.WriteString("SELECT " + columns + " FROM Notification")
+	if s.db.Dialect == sqldb.MySQL {
+		// MariaDB picks a ref scan of (UserId) and filters Id < ? row by row (measured
+		// ~11 ms at 10,000 rows instead of ~0.8 ms); name the index that serves the range.
+		if q.UnreadOnly {
+			b.WriteString(" FORCE INDEX (idx_notification_user_unread)")
+		} else {
+			b.WriteString(" FORCE INDEX (idx_notification_user_id)")
+		}
+	}
+	b.WriteString(" WHERE UserId = ?")
 	args := []any{q.UserID}
 	if q.UnreadOnly {
 		b.WriteString(" AND IsRead = 0")
@@ -96,12 +124,16 @@ func (s *Store) List(ctx context.Context, q notify.ListQuery) ([]notify.Notifica
 	return page, nil
 }
 
-// UnreadCount returns how many of userID's notifications are unread.
+// UnreadCount returns how many of userID's notifications are unread, from the counter
+// row every write keeps in step.
 func (s *Store) UnreadCount(ctx context.Context, userID int64) (int64, error) {
 	var n int64
-	if err := s.db.QueryRowContext(ctx,
-		"SELECT COUNT(*) FROM Notification WHERE UserId = ? AND IsRead = 0", userID).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count unread notifications: %w", err)
+	err := s.db.QueryRowContext(ctx, "SELECT Unread FROM NotificationUnread WHERE UserId = ?", userID).Scan(&n)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("read unread count: %w", err)
 	}
 	return n, nil
 }
@@ -113,55 +145,51 @@ func (s *Store) UnreadCount(ctx context.Context, userID int64) (int64, error) {
 // The IsRead = 0 condition makes the affected-row count mean "changed" on both databases:
 // MySQL reports matched-but-unchanged rows as unaffected, SQLite as affected.
 func (s *Store) MarkRead(ctx context.Context, userID, id int64) (int64, error) {
-	res, err := s.db.ExecContext(ctx,
-		"UPDATE Notification SET IsRead = 1 WHERE Id = ? AND UserId = ? AND IsRead = 0", id, userID)
-	if err != nil {
-		return 0, fmt.Errorf("mark notification read: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("mark notification read: %w", err)
-	}
-	if n > 0 {
-		return n, nil
-	}
-	var one int
-	err = s.db.QueryRowContext(ctx, "SELECT 1 FROM Notification WHERE Id = ? AND UserId = ?", id, userID).Scan(&one)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return 0, fmt.Errorf("notification %d of user %d: %w", id, userID, notify.ErrNotFound)
-	case err != nil:
-		return 0, fmt.Errorf("look up notification: %w", err)
-	}
-	return 0, nil
+	var changed int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		changed, err = execCount(ctx, tx, "mark notification read",
+			"UPDATE Notification SET IsRead = 1 WHERE Id = ? AND UserId = ? AND IsRead = 0", id, userID)
+		if err != nil {
+			return err
+		}
+		if changed > 0 {
+			return decrementUnread(ctx, tx, userID, changed)
+		}
+		var one int
+		err = tx.QueryRowContext(ctx, "SELECT 1 FROM Notification WHERE Id = ? AND UserId = ?", id, userID).Scan(&one)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("notification %d of user %d: %w", id, userID, notify.ErrNotFound)
+		case err != nil:
+			return fmt.Errorf("look up notification: %w", err)
+		}
+		return nil
+	})
+	return changed, err
 }
 
 // MarkAllRead marks every unread notification of userID read and returns how many changed.
 func (s *Store) MarkAllRead(ctx context.Context, userID int64) (int64, error) {
-	res, err := s.db.ExecContext(ctx,
-		"UPDATE Notification SET IsRead = 1 WHERE UserId = ? AND IsRead = 0", userID)
-	if err != nil {
-		return 0, fmt.Errorf("mark all notifications read: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("mark all notifications read: %w", err)
-	}
-	return n, nil
+	var changed int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		changed, err = execCount(ctx, tx, "mark all notifications read",
+			"UPDATE Notification SET IsRead = 1 WHERE UserId = ? AND IsRead = 0", userID)
+		if err != nil || changed == 0 {
+			return err
+		}
+		return decrementUnread(ctx, tx, userID, changed)
+	})
+	return changed, err
 }
 
 // DeleteOlderThan deletes at most batch notifications created before cutoff (Unix ms),
 // oldest first, and returns how many it deleted. Callers loop while it returns batch, so
-// no statement holds the write lock for long.
+// no transaction holds the write lock for long.
 func (s *Store) DeleteOlderThan(ctx context.Context, cutoff int64, batch int) (int64, error) {
-	var q string
-	if s.db.Dialect == sqldb.MySQL {
-		q = "DELETE FROM Notification WHERE CreatedAt < ? ORDER BY CreatedAt LIMIT ?"
-	} else {
-		// SQLite is built without DELETE ... LIMIT; select the batch's ids instead.
-		q = "DELETE FROM Notification WHERE Id IN (SELECT Id FROM Notification WHERE CreatedAt < ? ORDER BY CreatedAt LIMIT ?)"
-	}
-	return s.exec(ctx, "delete old notifications", q, cutoff, batch)
+	return s.deleteBatch(ctx, "delete old notifications",
+		"SELECT Id, UserId, IsRead FROM Notification WHERE CreatedAt < ? ORDER BY CreatedAt, Id LIMIT ?", cutoff, batch)
 }
 
 // UsersOver returns the users holding more than keep notifications. It reads the whole
@@ -201,17 +229,100 @@ func (s *Store) DeleteExcess(ctx context.Context, userID int64, keep, batch int)
 	case err != nil:
 		return 0, fmt.Errorf("find retention cutoff of user %d: %w", userID, err)
 	}
-	var q string
-	if s.db.Dialect == sqldb.MySQL {
-		q = "DELETE FROM Notification WHERE UserId = ? AND Id <= ? ORDER BY Id LIMIT ?"
-	} else {
-		q = "DELETE FROM Notification WHERE Id IN (SELECT Id FROM Notification WHERE UserId = ? AND Id <= ? ORDER BY Id LIMIT ?)"
-	}
-	return s.exec(ctx, "delete excess notifications", q, userID, cutoff, batch)
+	return s.deleteBatch(ctx, "delete excess notifications",
+		"SELECT Id, UserId, IsRead FROM Notification WHERE UserId = ? AND Id <= ? ORDER BY Id LIMIT ?", userID, cutoff, batch)
 }
 
-func (s *Store) exec(ctx context.Context, what, q string, args ...any) (int64, error) {
-	res, err := s.db.ExecContext(ctx, q, args...)
+// deleteBatch deletes the rows (Id, UserId, IsRead) that query selects, and takes the
+// unread ones off their owners' counts, in one transaction. On MySQL the rows are locked as
+// they are read (FOR UPDATE), so a concurrent MarkRead cannot make the counts drift; SQLite
+// transactions hold the write lock from BEGIN.
+func (s *Store) deleteBatch(ctx context.Context, what, query string, args ...any) (int64, error) {
+	if s.db.Dialect == sqldb.MySQL {
+		query += " FOR UPDATE"
+	}
+	var deleted int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		ids, unread, err := selectBatch(ctx, tx, what, query, args...)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		if deleted, err = execCount(ctx, tx, what,
+			"DELETE FROM Notification WHERE Id IN ("+sqldb.Placeholders(len(ids))+")", sqldb.Int64Args(ids)...); err != nil {
+			return err
+		}
+		// In user order, so concurrent pruners lock counter rows in the same order.
+		users := make([]int64, 0, len(unread))
+		for u := range unread {
+			users = append(users, u)
+		}
+		slices.Sort(users)
+		for _, u := range users {
+			if err := decrementUnread(ctx, tx, u, unread[u]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return deleted, err
+}
+
+// selectBatch returns the ids query selects and, per owner, how many of them are unread.
+func selectBatch(ctx context.Context, tx *sql.Tx, what, query string, args ...any) ([]int64, map[int64]int64, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer rows.Close()
+	var ids []int64
+	unread := map[int64]int64{}
+	for rows.Next() {
+		var id, user int64
+		var isRead bool
+		if err := rows.Scan(&id, &user, &isRead); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", what, err)
+		}
+		ids = append(ids, id)
+		if !isRead {
+			unread[user]++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return ids, unread, nil
+}
+
+func decrementUnread(ctx context.Context, tx *sql.Tx, userID, n int64) error {
+	if _, err := tx.ExecContext(ctx,
+		"UPDATE NotificationUnread SET Unread = Unread - ? WHERE UserId = ?", n, userID); err != nil {
+		return fmt.Errorf("update unread count: %w", err)
+	}
+	return nil
+}
+
+// maxTxAttempts bounds how often a transaction is run when MySQL picks it as a deadlock
+// victim; the lock order of the statements makes that rare, not impossible.
+const maxTxAttempts = 3
+
+// inTx runs fn in a transaction, again when MySQL reports a deadlock (error 1213).
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	var err error
+	for range maxTxAttempts {
+		if err = s.db.InTx(ctx, fn); !isDeadlock(err) {
+			return err
+		}
+	}
+	return err
+}
+
+func isDeadlock(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1213
+}
+
+func execCount(ctx context.Context, tx *sql.Tx, what, q string, args ...any) (int64, error) {
+	res, err := tx.ExecContext(ctx, q, args...)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", what, err)
 	}

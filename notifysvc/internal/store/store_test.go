@@ -41,6 +41,24 @@ func create(t *testing.T, s *Store, user, ts int64) int64 {
 	return n.ID
 }
 
+// checkUnread fails unless the unread counter of each user equals a count of their rows.
+func checkUnread(t *testing.T, s *Store, users ...int64) {
+	t.Helper()
+	for _, u := range users {
+		var want int64
+		if err := s.db.QueryRow("SELECT COUNT(*) FROM Notification WHERE UserId = ? AND IsRead = 0", u).Scan(&want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.UnreadCount(context.Background(), u)
+		if err != nil {
+			t.Fatalf("UnreadCount: %v", err)
+		}
+		if got != want {
+			t.Fatalf("unread count of user %d: got %d, want %d (counted)", u, got, want)
+		}
+	}
+}
+
 func ids(ns []notify.Notification) []int64 {
 	out := make([]int64, len(ns))
 	for i, n := range ns {
@@ -204,6 +222,7 @@ func TestStore(t *testing.T) {
 			if got := unread(other); got != 1 {
 				t.Fatalf("other's unread after mark all: got %d, want 1", got)
 			}
+			checkUnread(t, s, user, other, 999)
 			if got := list(t, s, notify.ListQuery{UserID: user, Limit: 50, UnreadOnly: true}); len(got) != 0 {
 				t.Fatalf("unread only after all: got %v, want none", got)
 			}
@@ -217,6 +236,15 @@ func TestStore(t *testing.T) {
 				create(t, s, 1, int64(100+i)) // old
 				keep = append(keep, create(t, s, 2, int64(1000+i)))
 			}
+			for _, id := range []int64{1, 3, 7} { // some of user 1's old ones (odd ids) read
+				if _, err := s.MarkRead(ctx, 1, id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := s.MarkRead(ctx, 2, keep[0]); err != nil {
+				t.Fatal(err)
+			}
+			checkUnread(t, s, 1, 2)
 			n, err := s.DeleteOlderThan(ctx, 1000, 5)
 			if err != nil || n != 5 {
 				t.Fatalf("first batch: got %d, %v; want 5, nil", n, err)
@@ -231,6 +259,7 @@ func TestStore(t *testing.T) {
 			if total != 12 {
 				t.Fatalf("deleted: got %d, want 12", total)
 			}
+			checkUnread(t, s, 1, 2)
 			if got := list(t, s, notify.ListQuery{UserID: 1, Limit: 50}); len(got) != 0 {
 				t.Fatalf("old left: %v", got)
 			}
@@ -248,6 +277,12 @@ func TestStore(t *testing.T) {
 				create(t, s, 2, int64(i))
 			}
 			create(t, s, 3, 1)
+			if _, err := s.MarkRead(ctx, 1, a[0]); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.MarkRead(ctx, 1, a[9]); err != nil {
+				t.Fatal(err)
+			}
 			over, err := s.UsersOver(ctx, 4)
 			if err != nil {
 				t.Fatal(err)
@@ -273,6 +308,7 @@ func TestStore(t *testing.T) {
 			if got := list(t, s, notify.ListQuery{UserID: 1, Limit: 50}); !slices.Equal(got, want) {
 				t.Fatalf("kept: got %v, want the newest 4 %v", got, want)
 			}
+			checkUnread(t, s, 1, 2, 3)
 			if got := list(t, s, notify.ListQuery{UserID: 2, Limit: 50}); len(got) != 10 {
 				t.Fatalf("other user's: got %d, want 10 untouched", len(got))
 			}
