@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/charla/charla/notifysvc/internal/notify"
@@ -313,5 +314,60 @@ func TestStore(t *testing.T) {
 				t.Fatalf("other user's: got %d, want 10 untouched", len(got))
 			}
 		})
+	})
+}
+
+// TestUnreadCounterUnderConcurrency runs creates, marks and prunes of the same users at
+// once and checks that every unread counter still equals a count of the rows.
+func TestUnreadCounterUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
+		s, _ := openStore(t, url)
+		ctx := context.Background()
+		users := []int64{1, 2, 3}
+		var wg sync.WaitGroup
+		errs := make(chan error, 64)
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 40 {
+					u := users[(w+i)%len(users)]
+					n, err := s.Create(ctx, notify.Notification{UserID: u, Type: "t", Title: "t", CreatedAt: int64(i)})
+					if err != nil {
+						errs <- err
+						return
+					}
+					switch i % 5 {
+					case 1:
+						// Another worker's prune may have deleted it already.
+						if _, err := s.MarkRead(ctx, u, n.ID); err != nil && !errors.Is(err, notify.ErrNotFound) {
+							errs <- err
+							return
+						}
+					case 3:
+						if _, err := s.MarkAllRead(ctx, u); err != nil {
+							errs <- err
+							return
+						}
+					case 4:
+						if _, err := s.DeleteExcess(ctx, u, 10, 3); err != nil {
+							errs <- err
+							return
+						}
+						if _, err := s.DeleteOlderThan(ctx, 5, 4); err != nil {
+							errs <- err
+							return
+						}
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("concurrent writes: %v", err)
+		}
+		checkUnread(t, s, users...)
 	})
 }
