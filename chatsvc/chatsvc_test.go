@@ -28,7 +28,9 @@ import (
 )
 
 // The fakes embed the generated client interfaces and override what chatsvc calls.
-type profiles struct{ profilev1connect.ProfileServiceClient }
+type profiles struct {
+	profilev1connect.ProfileServiceClient
+}
 
 func (profiles) GetUsers(_ context.Context, req *connect.Request[profilev1.GetUsersRequest]) (*connect.Response[profilev1.GetUsersResponse], error) {
 	res := &profilev1.GetUsersResponse{}
@@ -38,7 +40,9 @@ func (profiles) GetUsers(_ context.Context, req *connect.Request[profilev1.GetUs
 	return connect.NewResponse(res), nil
 }
 
-type presence struct{ presencev1connect.PresenceServiceClient }
+type presence struct {
+	presencev1connect.PresenceServiceClient
+}
 
 // GetRoutes puts everyone on edge "e1".
 func (presence) GetRoutes(_ context.Context, req *connect.Request[presencev1.GetRoutesRequest]) (*connect.Response[presencev1.GetRoutesResponse], error) {
@@ -49,7 +53,9 @@ func (presence) GetRoutes(_ context.Context, req *connect.Request[presencev1.Get
 	return connect.NewResponse(res), nil
 }
 
-type notifier struct{ notifyv1connect.NotificationServiceClient }
+type notifier struct {
+	notifyv1connect.NotificationServiceClient
+}
 
 func (notifier) CreateNotification(context.Context, *connect.Request[notifyv1.CreateNotificationRequest]) (*connect.Response[notifyv1.CreateNotificationResponse], error) {
 	return connect.NewResponse(&notifyv1.CreateNotificationResponse{}), nil
