@@ -537,7 +537,9 @@ func (s *Store) MarkRead(ctx context.Context, reader, chatID, upTo int64) ([]int
 			cond += " AND Id <= ?"
 			args = append(args, upTo)
 		}
-		rows, err := s.query(ctx, tx, "SELECT Id FROM ChatMessage WHERE "+cond+" ORDER BY Id"+s.forUpdate(), args...)
+		// No ORDER BY: the rows come from ChatMessage_Unread, so sorting them in SQL would be
+		// a filesort; Go sorts the (usually few) ids.
+		rows, err := s.query(ctx, tx, "SELECT Id FROM ChatMessage WHERE "+cond+s.forUpdate(), args...)
 		if err != nil {
 			return fmt.Errorf("select unread messages: %w", err)
 		}
@@ -545,6 +547,7 @@ func (s *Store) MarkRead(ctx context.Context, reader, chatID, upTo int64) ([]int
 		if err != nil {
 			return err
 		}
+		slices.Sort(ids)
 		if err := s.setStatus(ctx, tx, ids, chat.StatusRead); err != nil {
 			return err
 		}
