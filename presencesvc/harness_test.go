@@ -49,6 +49,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 type fakeChat struct {
 	mu         sync.Mutex
 	contacts   map[int64][]int64
+	fallback   []int64 // contacts of users not in contacts
 	listCalls  atomic.Int64
 	stopTyping []int64
 	failList   atomic.Bool
@@ -71,7 +72,11 @@ func (f *fakeChat) ListContactIds(_ context.Context, req *connect.Request[chatv1
 	defer f.mu.Unlock()
 	res := &chatv1.ListContactIdsResponse{}
 	for _, u := range req.Msg.GetUserIds() {
-		res.Contacts = append(res.Contacts, &chatv1.UserContacts{UserId: u, ContactIds: slices.Clone(f.contacts[u])})
+		c, ok := f.contacts[u]
+		if !ok {
+			c = f.fallback
+		}
+		res.Contacts = append(res.Contacts, &chatv1.UserContacts{UserId: u, ContactIds: slices.Clone(c)})
 	}
 	return connect.NewResponse(res), nil
 }
@@ -139,16 +144,17 @@ func newHarness(tb testing.TB, url string, extra ...harnessOption) *harness {
 		tb.Fatalf("NewWithOptions: %v", err)
 	}
 	h.svc = s
+	// Cleartext HTTP/2, as the internal listeners speak it (rpc.NewServer).
 	srv := httptest.NewUnstartedServer(rpc.NewMux(s.RPC()))
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
+	srv.Config.Protocols = rpc.Protocols()
+	srv.Start()
 	tb.Cleanup(func() {
 		srv.Close()
 		if err := s.Close(); err != nil {
 			tb.Errorf("Close: %v", err)
 		}
 	})
-	h.client = presencev1connect.NewPresenceServiceClient(srv.Client(), srv.URL)
+	h.client = presencev1connect.NewPresenceServiceClient(rpc.NewHTTPClient(), srv.URL)
 	return h
 }
 

@@ -105,7 +105,10 @@ func NewWithOptions(ctx context.Context, deps svc.Deps, opts Options) (*Service,
 	if err := store.Migrate(ctx, deps.DB); err != nil {
 		return nil, fmt.Errorf("presencesvc: %w", err)
 	}
-	st := store.New(deps.DB)
+	st, err := store.New(ctx, deps.DB)
+	if err != nil {
+		return nil, fmt.Errorf("presencesvc: %w", err)
+	}
 	// Presence is the route lookup of everyone else; its own lookups go to its store.
 	routes := fanout.RouteLookupFunc(func(ctx context.Context, userIDs []int64) (map[int64][]string, error) {
 		if opts.onRouteQuery != nil {
@@ -130,12 +133,18 @@ func NewWithOptions(ctx context.Context, deps svc.Deps, opts Options) (*Service,
 	return s, nil
 }
 
+// compressMinBytes is the smallest response worth compressing.
+const compressMinBytes = 1024
+
 // lease is the length of an edge's lease.
 func (s *Service) lease() time.Duration { return s.opts.Lease }
 
 // RPC returns the Connect handler to mount.
 func (s *Service) RPC() rpc.Service {
-	path, h := presencev1connect.NewPresenceServiceHandler(s, s.deps.HandlerOptions...)
+	// Presence answers are tiny and on the hot path of every event: gzip would cost more
+	// than it saves. Options from deps come later, so they can override this.
+	opts := append([]connect.HandlerOption{connect.WithCompressMinBytes(compressMinBytes)}, s.deps.HandlerOptions...)
+	path, h := presencev1connect.NewPresenceServiceHandler(s, opts...)
 	return rpc.Service{Name: presencev1connect.PresenceServiceName, Path: path, Handler: h}
 }
 

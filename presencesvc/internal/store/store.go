@@ -58,8 +58,8 @@ func fsSub() (fs.FS, error) {
 }
 
 // maxInList bounds the ids of one IN list, well under SQLite's 32766 and MySQL's 65535
-// placeholders; longer lists are split.
-const maxInList = 5000
+// placeholders; longer lists are split. A power of two, see inList.
+const maxInList = 4096
 
 // maxAttempts bounds the retries of a transaction that hit a deadlock or lock timeout.
 const maxAttempts = 8
@@ -76,13 +76,31 @@ type Store struct {
 
 var _ presence.Store = (*Store)(nil)
 
-// New returns a store over db, whose schema Migrate has applied.
-func New(db *sqldb.DB) *Store {
+// New returns a store over db, whose schema Migrate has applied. It prepares the statements
+// that transactions use up front: preparing one later would need a second pooled connection
+// while the transaction holds one, and a pool full of such transactions would deadlock.
+func New(ctx context.Context, db *sqldb.DB) (*Store, error) {
 	q := sqliteQueries
 	if db.Dialect == sqldb.MySQL {
 		q = mysqlQueries
 	}
-	return &Store{db: db, q: q, stmts: make(map[string]*sql.Stmt)}
+	s := &Store{db: db, q: q, stmts: make(map[string]*sql.Stmt)}
+	for _, query := range []string{
+		q.lockUser, q.ensureUser, q.setStatus, q.edgeLease, q.startLease, q.addConnection,
+		qFindConnection, qDelConnection, qLiveOnline, qEdgeUsers, qDropEdgeUser, qHeartbeat,
+		qLeaseOf, qDeadConnections, qReapUser, qDeleteEmptyEdge,
+	} {
+		if query == "" {
+			continue
+		}
+		st, err := db.PrepareContext(ctx, query)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("prepare presence statements: %w", err)
+		}
+		s.stmts[query] = st
+	}
+	return s, nil
 }
 
 // Close releases the prepared statements; the database stays open.
@@ -111,6 +129,8 @@ type queries struct {
 	edgeLease string
 	// startLease creates or renews a lease.
 	startLease string
+	// addConnection inserts a connection, or nothing when its id exists.
+	addConnection string
 	// deadEdgesForUpdate picks expired edges to remove, locking them on MySQL.
 	deadEdgesForUpdate string
 }
@@ -124,6 +144,8 @@ var sqliteQueries = &queries{
 	edgeLease: `SELECT LeaseExpiresAt FROM Edge WHERE EdgeId = ?`,
 	startLease: `INSERT INTO Edge (EdgeId, LeaseExpiresAt) VALUES (?, ?)
 		ON CONFLICT (EdgeId) DO UPDATE SET LeaseExpiresAt = excluded.LeaseExpiresAt`,
+	addConnection: `INSERT INTO PresenceConnection (ConnectionId, EdgeId, UserId, ConnectedAt) VALUES (?, ?, ?, ?)
+		ON CONFLICT (ConnectionId) DO NOTHING`,
 	deadEdgesForUpdate: `SELECT EdgeId FROM Edge WHERE LeaseExpiresAt < ? ORDER BY LeaseExpiresAt LIMIT 100`,
 }
 
@@ -137,13 +159,15 @@ var mysqlQueries = &queries{
 	edgeLease: `SELECT LeaseExpiresAt FROM Edge WHERE EdgeId = ? LOCK IN SHARE MODE`,
 	startLease: `INSERT INTO Edge (EdgeId, LeaseExpiresAt) VALUES (?, ?)
 		ON DUPLICATE KEY UPDATE LeaseExpiresAt = VALUES(LeaseExpiresAt)`,
+	// Without CLIENT_FOUND_ROWS a no-op update counts 0 rows, like SQLite's DO NOTHING.
+	addConnection: `INSERT INTO PresenceConnection (ConnectionId, EdgeId, UserId, ConnectedAt) VALUES (?, ?, ?, ?)
+		ON DUPLICATE KEY UPDATE ConnectionId = ConnectionId`,
 	deadEdgesForUpdate: `SELECT EdgeId FROM Edge WHERE LeaseExpiresAt < ? ORDER BY LeaseExpiresAt LIMIT 100 FOR UPDATE`,
 }
 
 // Statements common to both dialects.
 const (
 	qFindConnection = `SELECT UserId, EdgeId FROM PresenceConnection WHERE ConnectionId = ?`
-	qAddConnection  = `INSERT INTO PresenceConnection (ConnectionId, EdgeId, UserId, ConnectedAt) VALUES (?, ?, ?, ?)`
 	qDelConnection  = `DELETE FROM PresenceConnection WHERE ConnectionId = ? AND UserId = ? AND EdgeId = ?`
 	// qLiveOnline is the definition of online: a connection on an edge whose lease runs.
 	qLiveOnline = `SELECT EXISTS (SELECT 1 FROM PresenceConnection c JOIN Edge e ON e.EdgeId = c.EdgeId
@@ -164,16 +188,24 @@ const (
 
 // prepared returns the statement for query, prepared once on the pool; database/sql
 // re-prepares it per connection and keeps it, which saves a parse (SQLite) or two round
-// trips (MySQL) on every call.
+// trips (MySQL) on every call. It must not be called inside a transaction for a statement
+// New did not prepare (see New); the mutex is not held while preparing, for the same reason.
 func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 	s.stmtMu.Lock()
-	defer s.stmtMu.Unlock()
-	if st, ok := s.stmts[query]; ok {
+	st, ok := s.stmts[query]
+	s.stmtMu.Unlock()
+	if ok {
 		return st, nil
 	}
 	st, err := s.db.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, fmt.Errorf("prepare statement: %w", err)
+	}
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if prev, ok := s.stmts[query]; ok {
+		st.Close()
+		return prev, nil
 	}
 	s.stmts[query] = st
 	return st, nil
@@ -187,9 +219,12 @@ type tx struct {
 }
 
 func (t *tx) stmt(query string) (*sql.Stmt, error) {
-	st, err := t.s.prepared(t.ctx, query)
-	if err != nil {
-		return nil, err
+	t.s.stmtMu.Lock()
+	st, ok := t.s.stmts[query]
+	t.s.stmtMu.Unlock()
+	if !ok {
+		// Not prepared by New: prepare on the transaction's own connection.
+		return t.PrepareContext(t.ctx, query)
 	}
 	return t.StmtContext(t.ctx, st), nil
 }
@@ -324,24 +359,21 @@ func (s *Store) Connect(ctx context.Context, edgeID string, userID int64, connec
 		if err != nil {
 			return fmt.Errorf("read lease of edge %s: %w", edgeID, err)
 		}
-		var holder int64
-		var holderEdge string
-		err = t.queryRow(qFindConnection, connectionID).Scan(&holder, &holderEdge)
-		switch {
-		case err == nil:
+		// Insert first: a new connection (the usual case) costs one statement; a repeat
+		// inserts nothing and is checked against the connection already recorded.
+		res, err := t.exec(s.q.addConnection, connectionID, edgeID, userID, now)
+		if err != nil {
+			return fmt.Errorf("add connection: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			var holder int64
+			var holderEdge string
+			if err := t.queryRow(qFindConnection, connectionID).Scan(&holder, &holderEdge); err != nil {
+				return fmt.Errorf("find connection: %w", err)
+			}
 			if holder != userID || holderEdge != edgeID {
 				return presence.ErrConnectionConflict
 			}
-			// A repeat: the connection is already recorded.
-		case errors.Is(err, sql.ErrNoRows):
-			if _, err := t.exec(qAddConnection, connectionID, edgeID, userID, now); err != nil {
-				if sqldb.IsDuplicate(err) {
-					return presence.ErrConnectionConflict
-				}
-				return fmt.Errorf("add connection: %w", err)
-			}
-		default:
-			return fmt.Errorf("find connection: %w", err)
 		}
 		tr, err = t.settle(before, now)
 		return err
@@ -488,11 +520,15 @@ func (s *Store) DeleteDeadEdges(ctx context.Context, cutoff int64) (int64, error
 func (s *Store) Routes(ctx context.Context, userIDs []int64, now int64) (map[int64][]string, error) {
 	routes := make(map[int64][]string)
 	for chunk := range slices.Chunk(uniq(userIDs), maxInList) {
-		query := `SELECT DISTINCT c.UserId, c.EdgeId FROM PresenceConnection c
+		marks, args := inList(chunk)
+		st, err := s.prepared(ctx, `SELECT DISTINCT c.UserId, c.EdgeId FROM PresenceConnection c
 			JOIN Edge e ON e.EdgeId = c.EdgeId
-			WHERE c.UserId IN (` + sqldb.Placeholders(len(chunk)) + `) AND e.LeaseExpiresAt > ?
-			ORDER BY c.UserId, c.EdgeId`
-		rows, err := s.db.QueryContext(ctx, query, append(sqldb.Int64Args(chunk), now)...)
+			WHERE c.UserId IN (`+marks+`) AND e.LeaseExpiresAt > ?
+			ORDER BY c.UserId, c.EdgeId`)
+		if err != nil {
+			return nil, err
+		}
+		rows, err := st.QueryContext(ctx, append(args, now)...)
 		if err != nil {
 			return nil, fmt.Errorf("look up routes: %w", err)
 		}
@@ -519,9 +555,12 @@ func (s *Store) Routes(ctx context.Context, userIDs []int64, now int64) (map[int
 func (s *Store) Presences(ctx context.Context, userIDs []int64) (map[int64]presence.Presence, error) {
 	out := make(map[int64]presence.Presence)
 	for chunk := range slices.Chunk(uniq(userIDs), maxInList) {
-		query := `SELECT UserId, IsOnline, LastSeen FROM UserStatus WHERE UserId IN (` +
-			sqldb.Placeholders(len(chunk)) + `)`
-		rows, err := s.db.QueryContext(ctx, query, sqldb.Int64Args(chunk)...)
+		marks, args := inList(chunk)
+		st, err := s.prepared(ctx, `SELECT UserId, IsOnline, LastSeen FROM UserStatus WHERE UserId IN (`+marks+`)`)
+		if err != nil {
+			return nil, err
+		}
+		rows, err := st.QueryContext(ctx, args...)
 		if err != nil {
 			return nil, fmt.Errorf("read presence: %w", err)
 		}
@@ -566,6 +605,22 @@ func (s *Store) userList(ctx context.Context, query string, args ...any) ([]int6
 		return nil, fmt.Errorf("list users: %w", err)
 	}
 	return users, nil
+}
+
+// inList returns the placeholders and arguments of an IN list of ids (at most maxInList).
+// The list is padded to a power of two by repeating its last id, so that a dozen prepared
+// statements serve every length: parsing the statement anew was the largest cost of a
+// route lookup on SQLite.
+func inList(ids []int64) (string, []any) {
+	n := 1
+	for n < len(ids) {
+		n *= 2
+	}
+	args := make([]any, n)
+	for i := range args {
+		args[i] = ids[min(i, len(ids)-1)]
+	}
+	return sqldb.Placeholders(n), args
 }
 
 // uniq returns the distinct ids, sorted.
