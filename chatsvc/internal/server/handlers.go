@@ -277,12 +277,14 @@ func (s *Server) send(ctx context.Context, m *chatv1.SendMessageRequest) (*chatv
 	}
 
 	// Existence: the chat, or the recipient.
+	// The chat's users come from a cache (they never change); whether the contact is
+	// still accepted is checked by the writer, in the transaction that stores the message.
 	var (
 		c     chat.Contact
 		found bool
 	)
 	if chatID > 0 {
-		if c, err = s.ownChat(ctx, from, chatID); err != nil {
+		if c, err = s.memberChat(ctx, from, chatID); err != nil {
 			return nil, err
 		}
 		found = true
@@ -290,7 +292,7 @@ func (s *Server) send(ctx context.Context, m *chatv1.SendMessageRequest) (*chatv
 			return nil, chat.Errorf(chat.CodeInvalid, "chatId: not the chat with toUserId")
 		}
 		to = c.Other(from)
-	} else if c, found, err = s.store.ContactByPair(ctx, from, to); err != nil {
+	} else if c, found, err = s.chatBetween(ctx, from, to); err != nil {
 		return nil, err
 	}
 	names, err := s.users(ctx, from, to)
@@ -305,17 +307,15 @@ func (s *Server) send(ctx context.Context, m *chatv1.SendMessageRequest) (*chatv
 		return nil, chat.Errorf(chat.CodeNotFound, "userId: user %d not found", from)
 	}
 
-	if !found || !c.Accepted {
-		// A repeat of a stored message is acknowledged even if the contact is gone since.
-		// (Between accepted contacts the writer finds repeats by the unique key, which
-		// saves a query per send.)
+	if !found {
+		// Never contacts. A reused clientMessageId is still a conflict rather than a 403.
 		if cid != "" {
 			orig, dup, err := s.store.MessageByClientID(ctx, from, cid)
 			if err != nil {
 				return nil, err
 			}
 			if dup {
-				return repeat(orig, found, c.ID, text)
+				return repeat(orig, false, 0, text)
 			}
 		}
 		return nil, chat.ErrNotContact
@@ -328,8 +328,12 @@ func (s *Server) send(ctx context.Context, m *chatv1.SendMessageRequest) (*chatv
 		return nil, err
 	}
 	if ins.Duplicate {
-		// A concurrent retry stored it first and announced it.
+		// A repeat (acknowledged even if the contact is gone since), or a concurrent
+		// retry that stored it first and announced it.
 		return repeat(ins.Message, true, c.ID, text)
+	}
+	if ins.Refused {
+		return nil, chat.ErrNotContact
 	}
 	msg := ins.Message
 	// Stored: announce it even if the caller has gone since.
@@ -433,7 +437,7 @@ func (s *Server) markRead(ctx context.Context, m *chatv1.MarkReadRequest) (int64
 	if upTo < 0 {
 		return 0, chat.Errorf(chat.CodeInvalid, "upToMessageId: must be a positive id")
 	}
-	c, err := s.ownChat(ctx, user, chatID)
+	c, err := s.memberChat(ctx, user, chatID)
 	if err != nil {
 		return 0, err
 	}
@@ -610,7 +614,7 @@ func (s *Server) getMessages(ctx context.Context, m *chatv1.GetMessagesRequest) 
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.ownChat(ctx, user, chatID); err != nil {
+	if _, err := s.memberChat(ctx, user, chatID); err != nil {
 		return nil, err
 	}
 	msgs, hasMore, err := s.store.Messages(ctx, chatID, before, after, limit)

@@ -72,6 +72,7 @@ type Server struct {
 	now      func() time.Time
 	typing   *typing.Tracker
 	names    userNames
+	pairs    chatPairs
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -101,6 +102,7 @@ func New(cfg Config) *Server {
 		now:      now,
 		typing:   typing.New(now),
 		names:    userNames{m: make(map[int64]string)},
+		pairs:    chatPairs{byID: make(map[int64][2]int64), byPair: make(map[[2]int64]int64)},
 		stop:     make(chan struct{}),
 	}
 	s.wg.Add(1)
@@ -262,6 +264,75 @@ func (s *Server) publish(ctx context.Context, ev *chatv1.StreamEventsResponse, u
 	return unrouted
 }
 
+// chatPairs caches which two users a chat belongs to. A Contact row is never deleted and
+// its users never change (only its Status does), so the cache is never stale, whatever
+// other processes do; the status is always read from the database.
+type chatPairs struct {
+	mu     sync.RWMutex
+	byID   map[int64][2]int64
+	byPair map[[2]int64]int64
+}
+
+// maxCachedPairs bounds the cache; past it the cache starts over.
+const maxCachedPairs = 500_000
+
+func (p *chatPairs) put(c chat.Contact) {
+	p.mu.Lock()
+	if len(p.byID) >= maxCachedPairs {
+		p.byID = make(map[int64][2]int64)
+		p.byPair = make(map[[2]int64]int64)
+	}
+	p.byID[c.ID] = [2]int64{c.UserID1, c.UserID2}
+	p.byPair[[2]int64{c.UserID1, c.UserID2}] = c.ID
+	p.mu.Unlock()
+}
+
+// members returns the chat whose id is chatID with its users (status unknown).
+func (s *Server) members(ctx context.Context, chatID int64) (chat.Contact, bool, error) {
+	s.pairs.mu.RLock()
+	users, ok := s.pairs.byID[chatID]
+	s.pairs.mu.RUnlock()
+	if ok {
+		return chat.Contact{ID: chatID, UserID1: users[0], UserID2: users[1]}, true, nil
+	}
+	c, found, err := s.store.ContactByID(ctx, chatID)
+	if err != nil || !found {
+		return chat.Contact{}, false, err
+	}
+	s.pairs.put(c)
+	return c, true, nil
+}
+
+// chatBetween returns the chat of two users (status unknown), if they ever were contacts.
+func (s *Server) chatBetween(ctx context.Context, a, b int64) (chat.Contact, bool, error) {
+	u1, u2 := chat.Pair(a, b)
+	s.pairs.mu.RLock()
+	id, ok := s.pairs.byPair[[2]int64{u1, u2}]
+	s.pairs.mu.RUnlock()
+	if ok {
+		return chat.Contact{ID: id, UserID1: u1, UserID2: u2}, true, nil
+	}
+	c, found, err := s.store.ContactByPair(ctx, a, b)
+	if err != nil || !found {
+		return chat.Contact{}, false, err
+	}
+	s.pairs.put(c)
+	return c, true, nil
+}
+
+// memberChat returns the chat when user is one of its pair (status unknown); otherwise
+// ErrChatNotFound. History and read receipts need no more: they stay open after removal.
+func (s *Server) memberChat(ctx context.Context, user, chatID int64) (chat.Contact, error) {
+	c, found, err := s.members(ctx, chatID)
+	if err != nil {
+		return chat.Contact{}, err
+	}
+	if !found || !c.Has(user) {
+		return chat.Contact{}, chat.ErrChatNotFound
+	}
+	return c, nil
+}
+
 // ownChat returns the contact behind chatID when user is one of its pair; otherwise
 // ErrChatNotFound (someone else's chat looks missing).
 func (s *Server) ownChat(ctx context.Context, user, chatID int64) (chat.Contact, error) {
@@ -272,6 +343,7 @@ func (s *Server) ownChat(ctx context.Context, user, chatID int64) (chat.Contact,
 	if !found || !c.Has(user) {
 		return chat.Contact{}, chat.ErrChatNotFound
 	}
+	s.pairs.put(c)
 	return c, nil
 }
 

@@ -411,31 +411,64 @@ type Inserted struct {
 	Message chat.Message
 	// Duplicate is true when the sender's ClientMessageId was already taken.
 	Duplicate bool
+	// Refused is true when the chat's contact is not accepted (and the message is not a
+	// repeat of a stored one): nothing was stored.
+	Refused bool
 }
 
 // InsertMessages stores msgs in one transaction, in order, so their ids follow that order.
+// It checks in the same transaction, with one query for the whole batch, that every chat's
+// contact is accepted; a message in another chat is refused, unless its ClientMessageId
+// names a stored message (a repeat, acknowledged even after the contact was removed).
 // A message whose (FromUserId, ClientMessageId) is taken is not stored; its result carries
 // the stored original instead. Either every result is valid or err is set.
 func (s *Store) InsertMessages(ctx context.Context, msgs []chat.Message) ([]Inserted, error) {
 	var out []Inserted
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		out = make([]Inserted, 0, len(msgs))
-		if s.multiRow && len(msgs) > 1 {
-			rows := slices.Clone(msgs)
+		out = make([]Inserted, len(msgs))
+		accepted, err := s.acceptedChats(ctx, tx, msgs)
+		if err != nil {
+			return err
+		}
+		var (
+			rows []chat.Message // to insert
+			at   []int          // their index in msgs
+		)
+		for i, m := range msgs {
+			if accepted[m.ChatID] {
+				rows = append(rows, m)
+				at = append(at, i)
+				continue
+			}
+			out[i] = Inserted{Refused: true}
+			if m.ClientMessageID != "" {
+				orig, found, err := s.messageByClientID(ctx, tx, m.FromUserID, m.ClientMessageID)
+				if err != nil {
+					return err
+				}
+				if found {
+					out[i] = Inserted{Message: orig, Duplicate: true}
+				}
+			}
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		if s.multiRow && len(rows) > 1 {
 			done, err := s.insertMultiRow(ctx, tx, rows)
 			if err != nil {
 				return err
 			}
 			if done {
-				for _, m := range rows {
-					out = append(out, Inserted{Message: m})
+				for j, m := range rows {
+					out[at[j]] = Inserted{Message: m}
 				}
 				return nil
 			}
 		}
 		stmt := tx.StmtContext(ctx, s.insertMsg)
 		defer stmt.Close()
-		for _, m := range msgs {
+		for j, m := range rows {
 			var clientID any
 			if m.ClientMessageID != "" {
 				clientID = m.ClientMessageID
@@ -451,7 +484,7 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []chat.Message) ([]Inse
 				if !found {
 					return fmt.Errorf("message with a duplicate client id not found")
 				}
-				out = append(out, Inserted{Message: orig, Duplicate: true})
+				out[at[j]] = Inserted{Message: orig, Duplicate: true}
 				continue
 			}
 			if err != nil {
@@ -460,12 +493,36 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []chat.Message) ([]Inse
 			if m.ID, err = res.LastInsertId(); err != nil {
 				return fmt.Errorf("insert message: %w", err)
 			}
-			out = append(out, Inserted{Message: m})
+			out[at[j]] = Inserted{Message: m}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// acceptedChats returns which chats of msgs have an accepted contact, in one query.
+func (s *Store) acceptedChats(ctx context.Context, tx *sql.Tx, msgs []chat.Message) (map[int64]bool, error) {
+	ids := make([]int64, 0, len(msgs))
+	for _, m := range msgs {
+		ids = append(ids, m.ChatID)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	rows, err := s.query(ctx, tx, "SELECT Id FROM Contact WHERE Id IN ("+sqldb.Placeholders(len(ids))+") AND Status = ?",
+		append(sqldb.Int64Args(ids), chat.ContactAccepted)...)
+	if err != nil {
+		return nil, fmt.Errorf("select accepted chats: %w", err)
+	}
+	found, err := scanIDs(rows, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]bool, len(found))
+	for _, id := range found {
+		out[id] = true
 	}
 	return out, nil
 }
