@@ -1,21 +1,14 @@
-// Package server implements the Connect handler of the notification service: input checks,
-// the owner's existence (through the profile service), the store, and the live push of
-// NEW_NOTIFICATION through the event fan-out. Errors become Connect errors in one place,
-// connectError.
 package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/charla/charla/notifysvc/internal/notify"
 	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
@@ -105,6 +98,7 @@ func (s *Server) CreateNotification(ctx context.Context, req *connect.Request[no
 	if err != nil {
 		return nil, s.connectError(ctx, "create notification", n.UserID, err)
 	}
+	s.cfg.Log.DebugContext(ctx, "notification created", "user_id", n.UserID, "notification_id", n.ID, "type", n.Type)
 	if s.cfg.OnCreate != nil {
 		s.cfg.OnCreate(n.UserID)
 	}
@@ -227,26 +221,11 @@ func (s *Server) connectError(ctx context.Context, op string, userID int64, err 
 	return connect.NewError(connect.CodeInternal, errors.New("internal error"))
 }
 
-// EncodePayload turns a payload into the compact JSON stored in the Payload column
-// (notify.EmptyPayload for none). encoding/json is used rather than protojson because its
-// output is stable, so the 4 KiB limit means the same thing for the same payload.
-func EncodePayload(p *structpb.Struct) (string, error) {
-	if p == nil || len(p.GetFields()) == 0 {
-		return notify.EmptyPayload, nil
-	}
-	b, err := json.Marshal(p.AsMap())
-	if err != nil {
-		// Not expected: AsMap already turns NaN and infinities into strings, as protojson does.
-		return "", notify.Invalid("payload", "must be a JSON object")
-	}
-	return string(b), nil
-}
-
 // ToProto converts a stored notification.
 func ToProto(n notify.Notification) (*notifyv1.Notification, error) {
-	payload := new(structpb.Struct)
-	if err := protojson.Unmarshal([]byte(n.Payload), payload); err != nil {
-		return nil, fmt.Errorf("decode payload of notification %d: %w", n.ID, err)
+	payload, err := DecodePayload(n.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("notification %d: %w", n.ID, err)
 	}
 	return &notifyv1.Notification{
 		Id:        n.ID,

@@ -135,7 +135,8 @@ func (s *Store) UnreadCount(ctx context.Context, userID int64) (int64, error) {
 	case err != nil:
 		return 0, fmt.Errorf("read unread count: %w", err)
 	}
-	return n, nil
+	// Never negative, even if a row was ever changed behind the store's back.
+	return max(n, 0), nil
 }
 
 // MarkRead marks notification id of userID read and returns 1 if it changed, 0 if it was
