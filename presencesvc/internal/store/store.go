@@ -66,9 +66,14 @@ const maxAttempts = 8
 
 // Store is the SQL implementation of presence.Store.
 type Store struct {
-	db      *sqldb.DB
-	q       *queries
-	writeMu sync.Mutex // SQLite only: one write transaction at a time in this process
+	db *sqldb.DB
+	q  *queries
+	// SQLite only: write transactions go to one writer goroutine, which commits
+	// them in groups (see writer.go).
+	writes    chan *writeReq
+	stopWrite chan struct{}
+	writerWG  sync.WaitGroup
+	closeOnce sync.Once
 
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt
@@ -84,7 +89,7 @@ func New(ctx context.Context, db *sqldb.DB) (*Store, error) {
 	if db.Dialect == sqldb.MySQL {
 		q = mysqlQueries
 	}
-	s := &Store{db: db, q: q, stmts: make(map[string]*sql.Stmt)}
+	s := &Store{db: db, q: q, stmts: make(map[string]*sql.Stmt), stopWrite: make(chan struct{})}
 	for _, query := range []string{
 		q.lockUser, q.ensureUser, q.setStatus, q.edgeLease, q.startLease, q.addConnection,
 		qFindConnection, qDelConnection, qLiveOnline, qEdgeUsers, qDropEdgeUser, qHeartbeat,
@@ -100,11 +105,19 @@ func New(ctx context.Context, db *sqldb.DB) (*Store, error) {
 		}
 		s.stmts[query] = st
 	}
+	if db.Dialect == sqldb.SQLite {
+		s.writes = make(chan *writeReq)
+		s.writerWG.Add(1)
+		go s.runWriter()
+	}
 	return s, nil
 }
 
-// Close releases the prepared statements; the database stays open.
+// Close stops the SQLite writer and releases the prepared statements; the database stays
+// open. Calls after Close fail with ErrClosed.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.stopWrite) })
+	s.writerWG.Wait()
 	s.stmtMu.Lock()
 	defer s.stmtMu.Unlock()
 	var errs []error
@@ -253,9 +266,13 @@ func (s *Store) inTx(ctx context.Context, fn func(t *tx) error) error {
 	if s.db.Dialect == sqldb.MySQL {
 		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
 	} else {
-		s.writeMu.Lock()
-		defer s.writeMu.Unlock()
+		return s.write(ctx, fn)
 	}
+	return s.retryTx(ctx, opts, fn)
+}
+
+// retryTx runs fn in a transaction of its own, retrying lost lock races.
+func (s *Store) retryTx(ctx context.Context, opts *sql.TxOptions, fn func(t *tx) error) error {
 	for attempt := 1; ; attempt++ {
 		err := s.runTx(ctx, opts, fn)
 		if err == nil || attempt == maxAttempts || !retryable(err) {
