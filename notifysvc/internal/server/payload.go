@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -13,18 +14,21 @@ import (
 )
 
 // EncodePayload turns a payload into the compact JSON stored in the Payload column
-// (notify.EmptyPayload for none). encoding/json is used rather than protojson because its
-// output is stable, so the 4 KiB limit means the same thing for the same payload.
+// (notify.EmptyPayload for none): compact, keys sorted, no HTML escaping. encoding/json is
+// used rather than protojson because its output is stable, so the 4 KiB limit means the same thing for the same payload.
 func EncodePayload(p *structpb.Struct) (string, error) {
 	if p == nil || len(p.GetFields()) == 0 {
 		return notify.EmptyPayload, nil
 	}
-	b, err := json.Marshal(p.AsMap())
-	if err != nil {
+	// Without HTML escaping, so "<" counts as one byte of the limit, not six.
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(p.AsMap()); err != nil {
 		// Not expected: AsMap already turns NaN and infinities into strings, as protojson does.
 		return "", notify.Invalid("payload", "must be a JSON object")
 	}
-	return string(b), nil
+	return strings.TrimSuffix(b.String(), "\n"), nil
 }
 
 // DecodePayload turns a stored payload back into a Struct. Decoding is on the path of every

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -51,7 +52,7 @@ func TestDecodePayloadMatchesProtojson(t *testing.T) {
 func TestEncodeDecodeRoundTrip(t *testing.T) {
 	t.Parallel()
 	in, err := structpb.NewStruct(map[string]any{
-		"userId": 2.0, "userName": "bob", "quote": `a "b" \c`, "list": []any{1.0, "x", nil, true, map[string]any{}},
+		"userId": 2.0, "userName": "bob", "quote": `a "b" \c`, "html": "<b> & </b>", "list": []any{1.0, "x", nil, true, map[string]any{}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -59,6 +60,9 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	enc, err := EncodePayload(in)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if strings.Contains(enc, `\u003c`) || strings.HasSuffix(enc, "\n") {
+		t.Fatalf("EncodePayload: got %s, want no HTML escapes and no trailing newline", enc)
 	}
 	got, err := DecodePayload(enc)
 	if err != nil {
