@@ -31,9 +31,10 @@ type Store struct {
 	// insertMsg is prepared once and bound to each batch's transaction.
 	insertMsg *sql.Stmt
 	// multiRow says a batch may be stored with one multi-row INSERT whose rows get
-	// consecutive ids starting at LastInsertId: true on MySQL when
-	// innodb_autoinc_lock_mode is 0 or 1 (the "interleaved" mode 2 does not promise
-	// consecutive ids to one statement). It saves a round trip per message.
+	// consecutive ids. Always on SQLite (one writer holds the database lock; LastInsertId
+	// is the last row's id). On MySQL when innodb_autoinc_lock_mode is 0 or 1 (LastInsertId
+	// is the first row's id); the "interleaved" mode 2 does not promise consecutive ids to
+	// one statement. It saves a statement (a round trip on MySQL) per message.
 	multiRow bool
 }
 
@@ -57,12 +58,14 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if s.insertMsg, err = s.db.PrepareContext(ctx, insertMessageSQL); err != nil {
 		return fmt.Errorf("prepare message insert: %w", err)
 	}
+	s.multiRow = s.db.Dialect == sqldb.SQLite
 	if s.db.Dialect == sqldb.MySQL {
-		var mode int
-		if err := s.db.QueryRowContext(ctx, "SELECT @@innodb_autoinc_lock_mode").Scan(&mode); err != nil {
-			return fmt.Errorf("read innodb_autoinc_lock_mode: %w", err)
+		var mode, step int
+		if err := s.db.QueryRowContext(ctx, "SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment").Scan(&mode, &step); err != nil {
+			return fmt.Errorf("read auto-increment settings: %w", err)
 		}
-		s.multiRow = mode <= 1
+		// A step other than 1 (Galera, multi-primary setups) spaces the ids out.
+		s.multiRow = mode <= 1 && step == 1
 	}
 	return nil
 }
@@ -97,6 +100,9 @@ func (s *Store) insertMultiRow(ctx context.Context, tx *sql.Tx, msgs []chat.Mess
 	first, err := res.LastInsertId()
 	if err != nil {
 		return false, fmt.Errorf("insert %d messages: %w", len(msgs), err)
+	}
+	if s.db.Dialect == sqldb.SQLite {
+		first -= int64(len(msgs) - 1) // SQLite reports the last row's id
 	}
 	for i := range msgs {
 		msgs[i].ID = first + int64(i)
