@@ -139,7 +139,7 @@ func TestUpsertKeepsLastSeen(t *testing.T) {
 			if err != nil {
 				t.Fatalf("step %d: Presences: %v", i, err)
 			}
-			if tr.IsOnline != st.wantOnline || p[7].IsOnline != st.wantOnline || p[7].LastSeen != st.wantLastSeen {
+			if tr.Changed != st.wantChanged || tr.IsOnline != st.wantOnline || p[7].IsOnline != st.wantOnline || p[7].LastSeen != st.wantLastSeen {
 				t.Fatalf("step %d: transition %+v, stored %+v; want online %v last seen %d", i, tr, p[7], st.wantOnline, st.wantLastSeen)
 			}
 		}
