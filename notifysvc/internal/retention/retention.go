@@ -22,6 +22,9 @@ const (
 	DefaultMaxPerUser = 1000
 	DefaultInterval   = 5 * time.Minute
 	DefaultBatch      = 500
+	// DefaultPause is the rest between two batches, so that writers waiting for the
+	// database (SQLite has one writer) get their turn during a long prune.
+	DefaultPause = 10 * time.Millisecond
 	// maxDirty bounds the set of touched users; past it the next run rescans everything.
 	maxDirty = 100_000
 )
@@ -46,6 +49,8 @@ type Config struct {
 	Interval time.Duration
 	// Batch bounds the rows one DELETE statement removes.
 	Batch int
+	// Pause is the rest between two full batches.
+	Pause time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -82,6 +87,9 @@ func New(store Store, cfg Config, log *slog.Logger) *Pruner {
 	}
 	if cfg.Batch <= 0 {
 		cfg.Batch = DefaultBatch
+	}
+	if cfg.Pause <= 0 {
+		cfg.Pause = DefaultPause
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -142,6 +150,9 @@ func (p *Pruner) PruneOnce(ctx context.Context) (Result, error) {
 		if n < int64(p.cfg.Batch) {
 			break
 		}
+		if err := p.rest(ctx); err != nil {
+			return res, err
+		}
 	}
 
 	p.mu.Lock()
@@ -173,9 +184,25 @@ func (p *Pruner) PruneOnce(ctx context.Context) (Result, error) {
 			if n < int64(p.cfg.Batch) {
 				break
 			}
+			if err := p.rest(ctx); err != nil {
+				p.restore(fullScan, users[i:])
+				return res, err
+			}
 		}
 	}
 	return res, nil
+}
+
+// rest waits Pause, or until ctx ends.
+func (p *Pruner) rest(ctx context.Context) error {
+	t := time.NewTimer(p.cfg.Pause)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // restore puts back work a failed run did not finish.

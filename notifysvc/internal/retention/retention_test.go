@@ -2,6 +2,7 @@ package retention
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -102,4 +103,58 @@ func TestRunStopsWithContext(t *testing.T) {
 	}()
 	cancel()
 	<-done // hangs (and the test times out) if Run ignores ctx
+}
+
+// fakeStore is a Store whose methods are fields, for the pruner's bookkeeping.
+type fakeStore struct {
+	usersOver    func(keep int) ([]int64, error)
+	deleteExcess func(user int64) (int64, error)
+}
+
+func (f *fakeStore) DeleteOlderThan(context.Context, int64, int) (int64, error) { return 0, nil }
+func (f *fakeStore) UsersOver(_ context.Context, keep int) ([]int64, error) {
+	return f.usersOver(keep)
+}
+func (f *fakeStore) DeleteExcess(_ context.Context, user int64, _, _ int) (int64, error) {
+	return f.deleteExcess(user)
+}
+
+// TestPruneRetriesFailedUsers checks that users a failed run did not finish are checked on
+// the next run, and that the full scan happens once.
+func TestPruneRetriesFailedUsers(t *testing.T) {
+	t.Parallel()
+	scans := 0
+	fail := true
+	var checked []int64
+	f := &fakeStore{
+		usersOver: func(int) ([]int64, error) { scans++; return nil, nil },
+		deleteExcess: func(user int64) (int64, error) {
+			checked = append(checked, user)
+			if user == 7 && fail {
+				return 0, errors.New("database gone")
+			}
+			return 0, nil
+		},
+	}
+	p := New(f, Config{}, nil)
+	ctx := context.Background()
+	if _, err := p.PruneOnce(ctx); err != nil || scans != 1 {
+		t.Fatalf("first run: got %v and %d scans, want nil and 1", err, scans)
+	}
+	p.Touch(7)
+	if _, err := p.PruneOnce(ctx); err == nil {
+		t.Fatalf("run with a failing user: got nil error")
+	}
+	fail = false
+	checked = nil
+	if _, err := p.PruneOnce(ctx); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if len(checked) != 1 || checked[0] != 7 || scans != 1 {
+		t.Fatalf("retry checked %v with %d scans; want [7] and still 1 scan", checked, scans)
+	}
+	checked = nil
+	if _, err := p.PruneOnce(ctx); err != nil || len(checked) != 0 {
+		t.Fatalf("idle run: checked %v, %v; want nothing", checked, err)
+	}
 }
