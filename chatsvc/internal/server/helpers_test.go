@@ -28,10 +28,14 @@ import (
 type fakeProfiles struct {
 	n     int64
 	calls atomic.Int64
+	down  atomic.Bool
 }
 
 func (f *fakeProfiles) GetUsers(_ context.Context, req *connect.Request[profilev1.GetUsersRequest]) (*connect.Response[profilev1.GetUsersResponse], error) {
 	f.calls.Add(1)
+	if f.down.Load() {
+		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("dial tcp: connection refused"))
+	}
 	res := &profilev1.GetUsersResponse{}
 	for _, id := range req.Msg.GetUserIds() {
 		if id >= 1 && id <= f.n {
@@ -47,6 +51,7 @@ func (f *fakeProfiles) GetUsers(_ context.Context, req *connect.Request[profilev
 
 // online is the set of users with a connection; it serves presence and routes alike.
 type online struct {
+	down        atomic.Bool // GetPresence fails
 	mu          sync.Mutex
 	users       map[int64]bool
 	presCalls   atomic.Int64
@@ -67,6 +72,9 @@ func (o *online) is(user int64) bool {
 
 func (o *online) GetPresence(_ context.Context, req *connect.Request[presencev1.GetPresenceRequest]) (*connect.Response[presencev1.GetPresenceResponse], error) {
 	o.presCalls.Add(1)
+	if o.down.Load() {
+		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("presence down"))
+	}
 	res := &presencev1.GetPresenceResponse{}
 	for _, id := range req.Msg.GetUserIds() {
 		res.Presences = append(res.Presences, &presencev1.Presence{UserId: id, IsOnline: o.is(id)})
