@@ -105,6 +105,7 @@ type Error struct {
 	Message string
 }
 
+// Error returns the client-safe message.
 func (e *Error) Error() string { return e.Message }
 
 // Errorf returns a domain error with a client-safe message.

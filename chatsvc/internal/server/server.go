@@ -153,7 +153,9 @@ type peerError struct {
 	err     error
 }
 
+// Error names the service and the cause (for logs only).
 func (e *peerError) Error() string { return e.service + " service: " + e.err.Error() }
+// Unwrap returns the cause.
 func (e *peerError) Unwrap() error { return e.err }
 
 // toConnect maps any error to the Connect error a client sees; it is the only place that
