@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/charla/charla/notifysvc/internal/testdb"
 	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
@@ -91,8 +92,30 @@ func BenchmarkList(b *testing.B) {
 							b.Fatalf("unread count: got %d, want %d", got, benchCount/2)
 						}
 					}
-					b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/call")
 				})
+			}
+		})
+	}
+}
+
+// BenchmarkCreate measures CreateNotification through the RPC for an online owner: the
+// insert and counter update in one transaction, and the push through the bus.
+func BenchmarkCreate(b *testing.B) {
+	for _, backend := range []sqldb.Dialect{sqldb.SQLite, sqldb.MySQL} {
+		b.Run(string(backend), func(b *testing.B) {
+			client := startService(b, testdb.OpenBackend(b, backend), Options{RetentionMaxPerUser: 1_000_000})
+			ctx := context.Background()
+			payload, err := structpb.NewStruct(map[string]any{"chatId": "12", "fromUserId": 2})
+			if err != nil {
+				b.Fatal(err)
+			}
+			req := connect.NewRequest(&notifyv1.CreateNotificationRequest{
+				UserId: benchUser, Type: "new_message", Title: "Nuevo mensaje", Message: "De bob", Payload: payload,
+			})
+			for b.Loop() {
+				if _, err := client.CreateNotification(ctx, req); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}
