@@ -70,10 +70,13 @@ var ErrUnavailable = errors.New("unavailable")
 
 // InvalidError is a failed input check; Field names the request field.
 type InvalidError struct {
-	Field  string
+	// Field is the request field, as named in the proto (user_id, type, title, ...).
+	Field string
+	// Reason says what was expected.
 	Reason string
 }
 
+// Error reads "field: reason", the text a caller sees in invalid_argument.
 func (e *InvalidError) Error() string { return e.Field + ": " + e.Reason }
 
 // Invalid returns an *InvalidError for field.
