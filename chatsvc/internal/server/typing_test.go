@@ -91,6 +91,16 @@ func TestTyping(t *testing.T) {
 		}
 		expect("StopTyping again")
 
+		// Removing the contact ends a relayed ON.
+		typing(1, c12, true)
+		expect("ON before removal", true)
+		if _, err := e.client.RemoveContact(ctx, connect.NewRequest(&chatv1.RemoveContactRequest{UserId: 2, OtherUserId: 1})); err != nil {
+			t.Fatal(err)
+		}
+		expect("removal", false)
+		_, err := e.client.SetTyping(ctx, connect.NewRequest(&chatv1.SetTypingRequest{UserId: 1, ChatId: c12, IsTyping: true}))
+		wantCode(t, "typing after removal", err, connect.CodePermissionDenied)
+
 		for _, tc := range []struct {
 			name string
 			req  *chatv1.SetTypingRequest
