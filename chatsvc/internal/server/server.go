@@ -155,6 +155,7 @@ type peerError struct {
 
 // Error names the service and the cause (for logs only).
 func (e *peerError) Error() string { return e.service + " service: " + e.err.Error() }
+
 // Unwrap returns the cause.
 func (e *peerError) Unwrap() error { return e.err }
 
