@@ -204,25 +204,31 @@ func (c *wsClient) event(typ string, ok func(frame) bool) frame {
 	return c.await("event "+typ, func(f frame) bool { return f.Type == typ && (ok == nil || ok(f)) })
 }
 
-// barrier makes a round trip, then reports whether an event of typ (matching ok) has
+// sawBefore makes a round trip, then reports whether an event of typ (matching ok) has
 // arrived before the reply: the way to check that something did not happen without a
-// timed wait.
+// timed wait. Frames other than the reply stay queued.
 func (c *wsClient) sawBefore(typ string, ok func(frame) bool) bool {
 	c.t.Helper()
 	pid := c.send("GET_MY_PROFILE", nil)
 	saw := false
+	match := func(f frame) bool { return f.Type == typ && (ok == nil || ok(f)) }
+	for _, f := range c.kept {
+		saw = saw || match(f)
+	}
 	for {
-		f := c.next()
+		var f frame
+		select {
+		case f = <-c.in:
+		case <-c.closed:
+			c.t.Fatalf("%s: closed during a round trip: %v", c.name, c.err)
+		case <-time.After(waitLimit):
+			c.t.Fatalf("%s: no reply %s within %v", c.name, pid, waitLimit)
+		}
 		if f.PID == pid && !isEvent(f.Type) {
 			return saw
 		}
-		if f.Type == typ && (ok == nil || ok(f)) {
-			saw = true
-		}
+		saw = saw || match(f)
 		c.kept = append(c.kept, f)
-		if len(c.kept) > 1000 {
-			c.t.Fatal("too many frames")
-		}
 	}
 }
 
