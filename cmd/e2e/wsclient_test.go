@@ -285,3 +285,14 @@ func handshake(t *testing.T, url string, h http.Header) (*websocket.Conn, refusa
 	_ = json.NewDecoder(res.Body).Decode(&body)
 	return nil, refusal{Status: res.StatusCode, ContentType: strings.Split(res.Header.Get("Content-Type"), ";")[0], Code: body.Code, Message: body.Message}
 }
+
+// startBenchSystem is startEdgeSystem for benchmarks.
+func startBenchSystem(b *testing.B, tune func(*edge.Config)) *system.System {
+	b.Helper()
+	return system.StartForTest(b, system.TestOptions{EdgeConfig: func(c *edge.Config) {
+		c.PresenceGrace = 50 * time.Millisecond
+		if tune != nil {
+			tune(c)
+		}
+	}})
+}

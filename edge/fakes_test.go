@@ -1,0 +1,190 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	chatv1 "github.com/charla/charla/proto/gen/chat/v1"
+	"github.com/charla/charla/proto/gen/chat/v1/chatv1connect"
+	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
+	"github.com/charla/charla/proto/gen/notify/v1/notifyv1connect"
+	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
+	"github.com/charla/charla/proto/gen/presence/v1/presencev1connect"
+	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
+	"github.com/charla/charla/proto/gen/profile/v1/profilev1connect"
+	"github.com/charla/charla/shared/peers"
+	"github.com/charla/charla/shared/rpc"
+)
+
+// fakes are the four services, in memory, served over loopback Connect: tokens "tok-N"
+// belong to user N with session N; events pushed on the channels go out on the streams.
+type fakes struct {
+	chatv1connect.UnimplementedChatServiceHandler
+	profile  fakeProfile
+	notify   fakeNotify
+	presence fakePresence
+
+	chatEvents chan *chatv1.StreamEventsResponse
+
+	mu        sync.Mutex
+	delivered map[int64][]int64 // recipient → message ids
+	deliverCh chan struct{}
+}
+
+type fakeProfile struct {
+	profilev1connect.UnimplementedProfileServiceHandler
+	events  chan *profilev1.StreamEventsResponse
+	mu      sync.Mutex
+	revoked map[int64]bool
+	resolves int
+}
+
+type fakeNotify struct {
+	notifyv1connect.UnimplementedNotificationServiceHandler
+}
+
+type fakePresence struct {
+	presencev1connect.UnimplementedPresenceServiceHandler
+	mu        sync.Mutex
+	conns     map[string]int64 // connection id → user
+	connected chan string
+}
+
+func newFakes(tb testing.TB) (*fakes, *peers.Clients) {
+	tb.Helper()
+	f := &fakes{
+		chatEvents: make(chan *chatv1.StreamEventsResponse, 16),
+		delivered:  map[int64][]int64{},
+		deliverCh:  make(chan struct{}, 100),
+	}
+	f.profile.events = make(chan *profilev1.StreamEventsResponse, 16)
+	f.profile.revoked = map[int64]bool{}
+	f.presence.conns = map[string]int64{}
+	f.presence.connected = make(chan string, 100000)
+	mux := rpc.NewMux(
+		rpc.Service{Name: chatv1connect.ChatServiceName, Path: "/" + chatv1connect.ChatServiceName + "/", Handler: handlerOf(chatv1connect.NewChatServiceHandler(f))},
+		rpc.Service{Name: profilev1connect.ProfileServiceName, Path: "/" + profilev1connect.ProfileServiceName + "/", Handler: handlerOf(profilev1connect.NewProfileServiceHandler(&f.profile))},
+		rpc.Service{Name: notifyv1connect.NotificationServiceName, Path: "/" + notifyv1connect.NotificationServiceName + "/", Handler: handlerOf(notifyv1connect.NewNotificationServiceHandler(&f.notify))},
+		rpc.Service{Name: presencev1connect.PresenceServiceName, Path: "/" + presencev1connect.PresenceServiceName + "/", Handler: handlerOf(presencev1connect.NewPresenceServiceHandler(&f.presence))},
+	)
+	srv := httptest.NewUnstartedServer(mux)
+	srv.Config.Protocols = rpc.Protocols()
+	srv.Start()
+	tb.Cleanup(srv.Close)
+	return f, peers.New(peers.Same(strings.TrimPrefix(srv.URL, "http://")), "", nil)
+}
+
+func handlerOf(_ string, h http.Handler) http.Handler { return h }
+
+func (f *fakes) StreamEvents(ctx context.Context, _ *connect.Request[chatv1.StreamEventsRequest], s *connect.ServerStream[chatv1.StreamEventsResponse]) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-f.chatEvents:
+			if err := s.Send(ev); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (f *fakes) GetChatList(context.Context, *connect.Request[chatv1.GetChatListRequest]) (*connect.Response[chatv1.GetChatListResponse], error) {
+	return connect.NewResponse(&chatv1.GetChatListResponse{}), nil
+}
+
+func (f *fakes) MarkDelivered(_ context.Context, r *connect.Request[chatv1.MarkDeliveredRequest]) (*connect.Response[chatv1.MarkDeliveredResponse], error) {
+	f.mu.Lock()
+	f.delivered[r.Msg.GetUserId()] = append(f.delivered[r.Msg.GetUserId()], r.Msg.GetMessageIds()...)
+	f.mu.Unlock()
+	f.deliverCh <- struct{}{}
+	return connect.NewResponse(&chatv1.MarkDeliveredResponse{Updated: int64(len(r.Msg.GetMessageIds()))}), nil
+}
+
+func (p *fakeProfile) ResolveSession(_ context.Context, r *connect.Request[profilev1.ResolveSessionRequest]) (*connect.Response[profilev1.ResolveSessionResponse], error) {
+	p.mu.Lock()
+	p.resolves++
+	p.mu.Unlock()
+	n, err := strconv.ParseInt(strings.TrimPrefix(r.Msg.GetToken(), "tok-"), 10, 64)
+	if err != nil || n <= 0 {
+		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("unknown token"))
+	}
+	return connect.NewResponse(&profilev1.ResolveSessionResponse{SessionId: n, ExpiresAt: time.Now().Add(time.Hour).UnixMilli(),
+		User: &profilev1.User{Id: n, UserName: "u" + strconv.FormatInt(n, 10)}}), nil
+}
+
+func (p *fakeProfile) CheckSessions(_ context.Context, r *connect.Request[profilev1.CheckSessionsRequest]) (*connect.Response[profilev1.CheckSessionsResponse], error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	res := &profilev1.CheckSessionsResponse{}
+	for _, id := range r.Msg.GetSessionIds() {
+		st := profilev1.SessionState_SESSION_STATE_ACTIVE
+		if p.revoked[id] {
+			st = profilev1.SessionState_SESSION_STATE_REVOKED
+		}
+		res.Sessions = append(res.Sessions, &profilev1.SessionStatus{SessionId: id, State: st})
+	}
+	return connect.NewResponse(res), nil
+}
+
+func (p *fakeProfile) StreamEvents(ctx context.Context, _ *connect.Request[profilev1.StreamEventsRequest], s *connect.ServerStream[profilev1.StreamEventsResponse]) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-p.events:
+			if err := s.Send(ev); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (n *fakeNotify) StreamEvents(ctx context.Context, _ *connect.Request[notifyv1.StreamEventsRequest], _ *connect.ServerStream[notifyv1.StreamEventsResponse]) error {
+	<-ctx.Done()
+	return nil
+}
+
+func (p *fakePresence) RegisterEdge(context.Context, *connect.Request[presencev1.RegisterEdgeRequest]) (*connect.Response[presencev1.RegisterEdgeResponse], error) {
+	return connect.NewResponse(&presencev1.RegisterEdgeResponse{LeaseMs: 30000}), nil
+}
+
+func (p *fakePresence) Heartbeat(context.Context, *connect.Request[presencev1.HeartbeatRequest]) (*connect.Response[presencev1.HeartbeatResponse], error) {
+	return connect.NewResponse(&presencev1.HeartbeatResponse{}), nil
+}
+
+func (p *fakePresence) Connect(_ context.Context, r *connect.Request[presencev1.ConnectRequest]) (*connect.Response[presencev1.ConnectResponse], error) {
+	p.mu.Lock()
+	p.conns[r.Msg.GetConnectionId()] = r.Msg.GetUserId()
+	p.mu.Unlock()
+	select {
+	case p.connected <- r.Msg.GetConnectionId():
+	default:
+	}
+	return connect.NewResponse(&presencev1.ConnectResponse{}), nil
+}
+
+func (p *fakePresence) Disconnect(_ context.Context, r *connect.Request[presencev1.DisconnectRequest]) (*connect.Response[presencev1.DisconnectResponse], error) {
+	p.mu.Lock()
+	delete(p.conns, r.Msg.GetConnectionId())
+	p.mu.Unlock()
+	return connect.NewResponse(&presencev1.DisconnectResponse{}), nil
+}
+
+func (p *fakePresence) GetPresence(context.Context, *connect.Request[presencev1.GetPresenceRequest]) (*connect.Response[presencev1.GetPresenceResponse], error) {
+	return connect.NewResponse(&presencev1.GetPresenceResponse{}), nil
+}
+
+func (p *fakePresence) StreamEvents(ctx context.Context, _ *connect.Request[presencev1.StreamEventsRequest], _ *connect.ServerStream[presencev1.StreamEventsResponse]) error {
+	<-ctx.Done()
+	return nil
+}
