@@ -70,11 +70,13 @@ func newFakes(tb testing.TB) (*fakes, *peers.Clients) {
 	f.profile.revoked = map[int64]bool{}
 	f.presence.conns = map[string]int64{}
 	f.presence.connected = make(chan string, 100000)
+	// Like the real services, do not gzip tiny replies.
+	small := connect.WithCompressMinBytes(1024)
 	mux := rpc.NewMux(
-		rpc.Service{Name: chatv1connect.ChatServiceName, Path: "/" + chatv1connect.ChatServiceName + "/", Handler: handlerOf(chatv1connect.NewChatServiceHandler(f))},
-		rpc.Service{Name: profilev1connect.ProfileServiceName, Path: "/" + profilev1connect.ProfileServiceName + "/", Handler: handlerOf(profilev1connect.NewProfileServiceHandler(&f.profile))},
-		rpc.Service{Name: notifyv1connect.NotificationServiceName, Path: "/" + notifyv1connect.NotificationServiceName + "/", Handler: handlerOf(notifyv1connect.NewNotificationServiceHandler(&f.notify))},
-		rpc.Service{Name: presencev1connect.PresenceServiceName, Path: "/" + presencev1connect.PresenceServiceName + "/", Handler: handlerOf(presencev1connect.NewPresenceServiceHandler(&f.presence))},
+		rpc.Service{Name: chatv1connect.ChatServiceName, Path: "/" + chatv1connect.ChatServiceName + "/", Handler: handlerOf(chatv1connect.NewChatServiceHandler(f, small))},
+		rpc.Service{Name: profilev1connect.ProfileServiceName, Path: "/" + profilev1connect.ProfileServiceName + "/", Handler: handlerOf(profilev1connect.NewProfileServiceHandler(&f.profile, small))},
+		rpc.Service{Name: notifyv1connect.NotificationServiceName, Path: "/" + notifyv1connect.NotificationServiceName + "/", Handler: handlerOf(notifyv1connect.NewNotificationServiceHandler(&f.notify, small))},
+		rpc.Service{Name: presencev1connect.PresenceServiceName, Path: "/" + presencev1connect.PresenceServiceName + "/", Handler: handlerOf(presencev1connect.NewPresenceServiceHandler(&f.presence, small))},
 	)
 	srv := httptest.NewUnstartedServer(mux)
 	srv.Config.Protocols = rpc.Protocols()
