@@ -9,6 +9,7 @@ import (
 
 	"github.com/charla/charla/edge/internal/hub"
 	"github.com/charla/charla/shared/config"
+	"github.com/charla/charla/shared/telemetry"
 )
 
 // Config holds the edge's settings. The environment variables, with their defaults (for
@@ -45,6 +46,8 @@ type Config struct {
 	AuthCacheTTL time.Duration
 	// EdgeID identifies this edge process to the presence service; empty means random.
 	EdgeID string
+	// Metrics records the edge's metrics and spans (shared/telemetry); nil records nothing.
+	Metrics *telemetry.EdgeMetrics
 }
 
 // DeclareConfig declares the edge's settings on l; the returned function gives their

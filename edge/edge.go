@@ -98,6 +98,7 @@ func New(cfg Config, clients *peers.Clients, log *slog.Logger) (*Edge, error) {
 	e.router = router.New(router.Config{
 		Chat: clients.Chat, Profile: clients.Profile, Notify: clients.Notify,
 		RequestTimeout: cfg.Hub.RequestTimeout, NewPID: e.newPID, Log: logWith(e.log, "router"),
+		Metrics: cfg.Metrics,
 	})
 	e.hub = hub.NewConnectionManager(cfg.Hub, hub.Callbacks[auth.UserData]{
 		AuthenticateAndGetUserData: e.authenticate,
@@ -191,11 +192,13 @@ func (e *Edge) authenticate(r *http.Request) (int64, auth.UserData, error) {
 }
 
 func (e *Edge) onConnect(c *Conn) error {
+	e.cfg.Metrics.ConnectionOpened(c.Context())
 	e.reporter.Connected(c.Context(), presence.Conn{UserID: c.ID, ConnID: c.ConnID()})
 	return nil
 }
 
 func (e *Edge) onDisconnect(c *Conn, err error) {
+	e.cfg.Metrics.ConnectionClosed(context.Background())
 	e.reporter.Disconnected(presence.Conn{UserID: c.ID, ConnID: c.ConnID()})
 	if err != nil {
 		e.log.Debug("connection closed", "user_id", c.ID, "err", err)
@@ -204,11 +207,19 @@ func (e *Edge) onDisconnect(c *Conn, err error) {
 
 func (e *Edge) processClientMessage(c *Conn, msg []byte) {
 	reply := e.router.Handle(c.Context(), router.Caller{UserID: c.ID, ConnID: c.ConnID()}, msg)
-	_ = c.Send(reply) // an error means the connection is closing; nothing more to do
+	e.sent(c.Send(reply))
 }
 
 func (e *Edge) onRateLimited(c *Conn, msg []byte) {
-	_ = c.Send(e.router.HandleRateLimited(msg))
+	e.sent(c.Send(e.router.HandleRateLimited(msg)))
+}
+
+// sent accounts for the result of a Send: an error means the connection is closing (when
+// its buffer was full, it is being closed with 1008 and the frame is counted as dropped).
+func (e *Edge) sent(err error) {
+	if errors.Is(err, hub.ErrSlowConsumer) {
+		e.cfg.Metrics.SendDropped(context.Background())
+	}
 }
 
 func (e *Edge) localConns() []presence.Conn {

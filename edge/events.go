@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -55,23 +56,23 @@ func (e *Edge) onChatEvent(ev *chatv1.StreamEventsResponse) {
 	case ev.GetNewChatMessage() != nil:
 		nm := ev.GetNewChatMessage()
 		msg := nm.GetMessage()
-		e.deliverMessage(users, exclude, msg.GetToUserId(), msg.GetId(), frames.NewChatMessageFrom(nm))
+		e.deliverMessage(ev.GetTraceContext(), users, exclude, msg, frames.NewChatMessageFrom(nm))
 	case ev.GetMessageStatusUpdate() != nil:
-		e.deliver(users, exclude, frames.TypeMessageStatusUpdate, frames.MessageStatusUpdateFrom(ev.GetMessageStatusUpdate()))
+		e.deliver(ev.GetTraceContext(), users, exclude, frames.TypeMessageStatusUpdate, frames.MessageStatusUpdateFrom(ev.GetMessageStatusUpdate()))
 	case ev.GetTypingIndicator() != nil:
-		e.deliver(users, exclude, frames.TypeTypingIndicator, frames.TypingIndicatorFrom(ev.GetTypingIndicator()))
+		e.deliver(ev.GetTraceContext(), users, exclude, frames.TypeTypingIndicator, frames.TypingIndicatorFrom(ev.GetTypingIndicator()))
 	}
 }
 
 func (e *Edge) onNotifyEvent(ev *notifyv1.StreamEventsResponse) {
 	if n := ev.GetNewNotification(); n != nil {
-		e.deliver(ev.GetUserIds(), ev.GetExcludeConnectionId(), frames.TypeNewNotification, frames.NotificationFrom(n))
+		e.deliver(ev.GetTraceContext(), ev.GetUserIds(), ev.GetExcludeConnectionId(), frames.TypeNewNotification, frames.NotificationFrom(n))
 	}
 }
 
 func (e *Edge) onPresenceEvent(ev *presencev1.StreamEventsResponse) {
 	if p := ev.GetPresence(); p != nil {
-		e.deliver(ev.GetUserIds(), ev.GetExcludeConnectionId(), frames.TypePresenceEvent, frames.PresenceEventFrom(p))
+		e.deliver(ev.GetTraceContext(), ev.GetUserIds(), ev.GetExcludeConnectionId(), frames.TypePresenceEvent, frames.PresenceEventFrom(p))
 	}
 }
 
@@ -82,8 +83,9 @@ func (e *Edge) onProfileEvent(ev *profilev1.StreamEventsResponse) {
 }
 
 // deliver writes one event to every local connection of users but exclude. The payload
-// is encoded once; each connection gets its own pid.
-func (e *Edge) deliver(users []int64, exclude, typ string, payload any) {
+// is encoded once; each connection gets its own pid. tc is the event's trace context: each
+// write is a delivery span in the trace of the operation that raised the event.
+func (e *Edge) deliver(tc map[string]string, users []int64, exclude, typ string, payload any) {
 	body, err := frames.EncodePayload(payload)
 	if err != nil {
 		e.log.Error("encode event", "type", typ, "err", err)
@@ -94,30 +96,37 @@ func (e *Edge) deliver(users []int64, exclude, typ string, payload any) {
 			if exclude != "" && c.ConnID() == exclude {
 				continue
 			}
-			_ = c.Send(frames.EventFrame(e.newPID(), typ, body)) // a failing connection is closing
+			_, end := e.cfg.Metrics.StartDeliverySpan(c.Context(), tc, typ, uid, c.ConnID())
+			e.sent(c.Send(frames.EventFrame(e.newPID(), typ, body)))
+			end()
 		}
 	}
 }
 
 // deliverMessage is deliver for NEW_CHAT_MESSAGE: a write to a connection of the
 // recipient is a delivery receipt, reported once the bytes are on that socket.
-func (e *Edge) deliverMessage(users []int64, exclude string, recipient, messageID int64, payload frames.NewChatMessage) {
+func (e *Edge) deliverMessage(tc map[string]string, users []int64, exclude string, msg *chatv1.ChatMessage, payload frames.NewChatMessage) {
 	body, err := frames.EncodePayload(payload)
 	if err != nil {
 		e.log.Error("encode event", "type", frames.TypeNewChatMessage, "err", err)
 		return
 	}
+	recipient, messageID := msg.GetToUserId(), msg.GetId()
+	created := time.UnixMilli(msg.GetTimestamp())
 	for _, uid := range users {
 		for _, c := range e.hub.Connections(uid) {
 			if exclude != "" && c.ConnID() == exclude {
 				continue
 			}
+			ctx, end := e.cfg.Metrics.StartDeliverySpan(c.Context(), tc, frames.TypeNewChatMessage, uid, c.ConnID())
 			frame := frames.EventFrame(e.newPID(), frames.TypeNewChatMessage, body)
 			if uid == recipient {
-				_ = c.SendWithCallback(frame, func() { e.receipts.Add(recipient, messageID) })
+				e.sent(c.SendWithCallback(frame, func() { e.receipts.Add(recipient, messageID) }))
 			} else {
-				_ = c.Send(frame)
+				e.sent(c.Send(frame))
 			}
+			e.cfg.Metrics.EventDelivered(ctx, streamChat, time.Since(created))
+			end()
 		}
 	}
 }

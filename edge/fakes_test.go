@@ -42,9 +42,9 @@ type fakes struct {
 
 type fakeProfile struct {
 	profilev1connect.UnimplementedProfileServiceHandler
-	events  chan *profilev1.StreamEventsResponse
-	mu      sync.Mutex
-	revoked map[int64]bool
+	events   chan *profilev1.StreamEventsResponse
+	mu       sync.Mutex
+	revoked  map[int64]bool
 	resolves int
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/charla/charla/proto/gen/chat/v1/chatv1connect"
 	"github.com/charla/charla/proto/gen/notify/v1/notifyv1connect"
 	"github.com/charla/charla/proto/gen/profile/v1/profilev1connect"
+	"github.com/charla/charla/shared/telemetry"
 )
 
 // Client types (PROTOCOL.md §4).
@@ -56,6 +57,8 @@ type Config struct {
 	NewPID func() string
 	// Log receives failures worth an operator's eye (500s); never frame contents.
 	Log *slog.Logger
+	// Metrics counts frames and results and traces each frame; nil records nothing.
+	Metrics *telemetry.EdgeMetrics
 }
 
 // handler answers one frame type: it returns the reply type and payload, or an error.
@@ -99,31 +102,55 @@ func (r *Router) Handle(ctx context.Context, c Caller, data []byte) []byte {
 	if pid == "" {
 		pid = r.cfg.NewPID()
 	}
-	if ferr != nil {
-		return frames.MarshalError(pid, ferr.Code, ferr.Message)
-	}
 	h, ok := r.handlers[f.Type]
+	label := f.Type
+	if ferr != nil || !ok {
+		label = unknownType // a label value: never the client's arbitrary string
+	}
+	m := r.cfg.Metrics
+	m.FrameReceived(ctx, label)
+	ctx, end := m.StartFrameSpan(ctx, label, c.UserID, pid)
+	code, reply := r.handle(ctx, c, f, ferr, h, ok, pid)
+	end(code)
+	m.FrameResult(ctx, label, code)
+	return reply
+}
+
+// unknownType labels frames whose type is missing or not one of PROTOCOL.md's.
+const unknownType = "unknown"
+
+func (r *Router) handle(ctx context.Context, c Caller, f frames.Frame, ferr *frames.Error, h handler, ok bool, pid string) (int, []byte) {
+	if ferr != nil {
+		return ferr.Code, frames.MarshalError(pid, ferr.Code, ferr.Message)
+	}
 	if !ok {
-		return frames.MarshalError(pid, 400, "unknown type "+quoteShort(f.Type))
+		return 400, frames.MarshalError(pid, 400, "unknown type "+quoteShort(f.Type))
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
 	typ, reply, err := h(ctx, r, c, f.Payload)
 	cancel()
 	if err != nil {
 		code, msg := r.errorReply(c, f.Type, err)
-		return frames.MarshalError(pid, code, msg)
+		return code, frames.MarshalError(pid, code, msg)
 	}
-	return frames.Marshal(pid, typ, reply)
+	return 200, frames.Marshal(pid, typ, reply)
 }
 
 // HandleRateLimited answers a frame over the rate limit with 429 and its pid when it can be
 // read (the frame is not executed).
 func (r *Router) HandleRateLimited(data []byte) []byte {
-	f, _ := frames.ParseFrame(data) // a valid pid is kept even when the rest is bad
+	f, ferr := frames.ParseFrame(data) // a valid pid is kept even when the rest is bad
 	pid := f.PID
 	if pid == "" {
 		pid = r.cfg.NewPID()
 	}
+	label := unknownType
+	if _, ok := r.handlers[f.Type]; ok && ferr == nil {
+		label = f.Type
+	}
+	ctx := context.Background()
+	r.cfg.Metrics.FrameReceived(ctx, label)
+	r.cfg.Metrics.FrameResult(ctx, label, 429)
 	return frames.MarshalError(pid, 429, "rate limit exceeded")
 }
 
