@@ -3,7 +3,6 @@ package e2e
 
 import (
 	"context"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -23,9 +22,7 @@ func startTraced(t *testing.T) (*system.System, *telemetry.Telemetry, *telemetry
 	t.Helper()
 	tel, rec := telemetrytest.New(t) // before the databases are opened
 	sys := system.StartForTest(t, system.TestOptions{Options: func(o *system.Options) {
-		o.ClientOptions = append(o.ClientOptions, tel.ConnectClientOptions()...)
-		o.HandlerOptions = append(o.HandlerOptions, tel.ConnectHandlerOptions()...)
-		o.RPCRoutes = map[string]http.Handler{"GET /metrics": tel.MetricsHandler()}
+		o.Telemetry = tel
 	}})
 	return sys, tel, rec
 }

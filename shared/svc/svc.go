@@ -171,5 +171,6 @@ func HandlerOptions(tel *telemetry.Telemetry, token string) []connect.HandlerOpt
 	if tel != nil {
 		opts = append(opts, tel.ConnectHandlerOptions()...)
 	}
-	return append(opts, connect.WithInterceptors(rpc.AuthInterceptor(token)))
+	// Most answers are a few hundred bytes; gzip costs more than it saves below 1 KiB.
+	return append(opts, connect.WithInterceptors(rpc.AuthInterceptor(token)), connect.WithCompressMinBytes(1024))
 }

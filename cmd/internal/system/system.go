@@ -26,6 +26,7 @@ import (
 	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/sqldb"
 	"github.com/charla/charla/shared/svc"
+	"github.com/charla/charla/shared/telemetry"
 )
 
 // Options configure a System.
@@ -42,11 +43,13 @@ type Options struct {
 	Token string
 	// Log is the root logger; nil discards.
 	Log *slog.Logger
-	// ClientOptions and HandlerOptions are added to every internal client and service
-	// handler (tracing).
+	// Telemetry, when set, traces and measures every internal call and database statement
+	// and serves GET /metrics on the RPC listener.
+	Telemetry *telemetry.Telemetry
+	// ClientOptions and HandlerOptions are added to every internal client and service handler.
 	ClientOptions  []connect.ClientOption
 	HandlerOptions []connect.HandlerOption
-	// Extra routes mounted on the RPC listener beside the services (e.g. /metrics).
+	// Extra routes mounted on the RPC listener beside the services.
 	RPCRoutes map[string]http.Handler
 }
 
@@ -103,8 +106,12 @@ func StartServices(ctx context.Context, opts Options) (_ *System, err error) {
 		return nil, fmt.Errorf("listen on RPC_ADDR %s: %w", opts.RPCAddr, err)
 	}
 	s.RPCAddr = rpcLn.Addr().String()
-	s.Clients = peers.New(peers.Same(s.RPCAddr), opts.Token, nil, opts.ClientOptions...)
-	handlerOpts := append([]connect.HandlerOption{connect.WithInterceptors(rpc.AuthInterceptor(opts.Token))}, opts.HandlerOptions...)
+	clientOpts := opts.ClientOptions
+	if opts.Telemetry != nil {
+		clientOpts = append(opts.Telemetry.ConnectClientOptions(), clientOpts...)
+	}
+	s.Clients = peers.New(peers.Same(s.RPCAddr), opts.Token, nil, clientOpts...)
+	handlerOpts := append(svc.HandlerOptions(opts.Telemetry, opts.Token), opts.HandlerOptions...)
 	var services []rpc.Service
 	for _, c := range serviceConstructors {
 		db, err := sqldb.Open(ctx, opts.DatabaseURL)
@@ -123,7 +130,7 @@ func StartServices(ctx context.Context, opts Options) (_ *System, err error) {
 		s.closers = append(s.closers, service.Close)
 		services = append(services, service.RPC())
 	}
-	mux := rpc.NewMux(services...)
+	mux := svc.Mux(opts.Telemetry, services...)
 	for pattern, h := range opts.RPCRoutes {
 		mux.Handle(pattern, h)
 	}
