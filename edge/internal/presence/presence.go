@@ -185,12 +185,19 @@ func (r *Reporter) Connected(ctx context.Context, c Conn) {
 	}
 	r.mu.Unlock()
 	select {
-	case <-r.registered:
-	case <-ctx.Done():
-		return
-	case <-time.After(r.opt.CallTimeout):
-		r.opt.Log.Warn("connection accepted before the edge holds a lease", "user_id", c.UserID)
-		return // recorded by reconnectAll once the lease is held
+	case <-r.registered: // the common case: no timer
+	default:
+		t := time.NewTimer(r.opt.CallTimeout)
+		select {
+		case <-r.registered:
+			t.Stop()
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+			r.opt.Log.Warn("connection accepted before the edge holds a lease", "user_id", c.UserID)
+			return // recorded by reconnectAll once the lease is held
+		}
 	}
 	if err := r.connect(ctx, c); err != nil {
 		r.opt.Log.Warn("record connection", "user_id", c.UserID, "err", err)
