@@ -43,7 +43,7 @@ func (l *last) Store(v any) { l.mu.Lock(); l.v = v; l.mu.Unlock() }
 
 func (l *last) Load() any { l.mu.Lock(); defer l.mu.Unlock(); return l.v }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{}
 	rec := func(m any) { f.lastReq.Store(m) }
