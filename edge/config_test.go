@@ -1,10 +1,10 @@
 package edge
 
 import (
-	"github.com/charla/charla/edge/internal/hub"
 	"testing"
 	"time"
 
+	"github.com/charla/charla/edge/internal/hub"
 	"github.com/charla/charla/shared/config"
 )
 
