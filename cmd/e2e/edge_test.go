@@ -219,3 +219,18 @@ func TestHealthAndReady(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+func TestAllowedOrigins(t *testing.T) {
+	t.Parallel()
+	sys := startEdgeSystem(t, func(c *edge.Config) { c.Hub.AllowedOrigins = []string{"https://chat.example"} })
+	u := sys.NewUser(t, "ao")
+	for origin, want := range map[string]int{"https://chat.example": 101, "https://evil.example": 403, "http://" + sys.EdgeAddr: 403, "": 101} {
+		h := http.Header{}
+		if origin != "" {
+			h.Set("Origin", origin)
+		}
+		if _, got := handshake(t, sys.URL(u.Token), h); got.Status != want {
+			t.Errorf("origin %q: got %d, want %d", origin, got.Status, want)
+		}
+	}
+}
