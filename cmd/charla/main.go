@@ -22,6 +22,7 @@ import (
 	"github.com/charla/charla/shared/logging"
 	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/sqldb"
+	"github.com/charla/charla/shared/telemetry"
 )
 
 func main() { os.Exit(run()) }
@@ -37,7 +38,6 @@ func run() int {
 	busURL := cfg.String("BUS_URL", "", "empty for in-process, nats://host:4222 for NATS", nil)
 	token := cfg.String("INTERNAL_API_TOKEN", "", "bearer token required on every internal RPC", nil)
 	demo := cfg.Bool("DEMO", true, "create the demo users if absent and print a token for each")
-	drain := cfg.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, "how long shutdown waits for connections to drain")
 	logFormat := cfg.String("LOG_FORMAT", "text", "json or text", config.OneOf("json", "text"))
 	logLevel := cfg.String("LOG_LEVEL", "info", "debug, info, warn or error", config.OneOf("debug", "info", "warn", "error"))
 	if err := cfg.Parse(os.Args[1:]); err != nil {
@@ -52,7 +52,8 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "charla: configuration: %v\n", err)
 		return 2
 	}
-	root = root.With("pid", os.Getpid())
+	// "pid" in logs is the client's request id (seed §11.2); the OS process is process_id.
+	root = root.With("process_id", os.Getpid())
 	log := logging.Component(root, "charla")
 	if err := rpc.CheckListenAddr("RPC_ADDR", *rpcAddr, *token); err != nil {
 		log.Error("refusing to start", "err", err)
@@ -66,10 +67,21 @@ func run() int {
 	defer b.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	opts := system.Options{
-		Edge: edgeConfig(), RPCAddr: *rpcAddr, DatabaseURL: *dbURL, Bus: b, Token: *token, Log: root,
+	tel, err := telemetry.Setup(ctx, "charla")
+	if err != nil {
+		log.Error("refusing to start", "err", err)
+		return 2
 	}
-	if err := serve(ctx, log, opts, *demo, *drain); err != nil {
+	defer func() {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(shutdownCtx)
+	}()
+	ec := edgeConfig()
+	opts := system.Options{
+		Edge: ec, RPCAddr: *rpcAddr, DatabaseURL: *dbURL, Bus: b, Token: *token, Log: root, Telemetry: tel,
+	}
+	if err := serve(ctx, log, opts, *demo, ec.DrainTimeout); err != nil {
 		log.Error("stopped", "err", err)
 		return 1
 	}

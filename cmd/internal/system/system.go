@@ -142,9 +142,16 @@ func StartServices(ctx context.Context, opts Options) (_ *System, err error) {
 
 // StartEdge starts the edge on opts.Edge.Addr.
 func (s *System) StartEdge(opts Options) error {
-	e, err := edge.New(opts.Edge, s.Clients, logging.Component(nonNil(opts.Log), "edge"))
+	ec := opts.Edge
+	if opts.Telemetry != nil && ec.Metrics == nil {
+		ec.Metrics = opts.Telemetry.EdgeMetrics()
+	}
+	e, err := edge.New(ec, s.Clients, logging.Component(nonNil(opts.Log), "edge"))
 	if err != nil {
 		return fmt.Errorf("start edge: %w", err)
+	}
+	if opts.Telemetry != nil {
+		e.Handle("GET /metrics", opts.Telemetry.MetricsHandler())
 	}
 	ln, err := net.Listen("tcp", opts.Edge.Addr)
 	if err != nil {
