@@ -101,4 +101,3 @@ func TestCheckListenAddr(t *testing.T) {
 		}
 	}
 }
-
