@@ -97,7 +97,7 @@ func (e *Edge) deliver(tc map[string]string, users []int64, exclude, typ string,
 				continue
 			}
 			_, end := e.cfg.Metrics.StartDeliverySpan(c.Context(), tc, typ, uid, c.ConnID())
-			e.sent(c.Send(frames.EventFrame(e.newPID(), typ, body)))
+			e.sent(c.SendEvent(frames.EventFrame(e.newPID(), typ, body), nil))
 			end()
 		}
 	}
@@ -120,11 +120,11 @@ func (e *Edge) deliverMessage(tc map[string]string, users []int64, exclude strin
 			}
 			ctx, end := e.cfg.Metrics.StartDeliverySpan(c.Context(), tc, frames.TypeNewChatMessage, uid, c.ConnID())
 			frame := frames.EventFrame(e.newPID(), frames.TypeNewChatMessage, body)
+			var onWritten func()
 			if uid == recipient {
-				e.sent(c.SendWithCallback(frame, func() { e.receipts.Add(recipient, messageID) }))
-			} else {
-				e.sent(c.Send(frame))
+				onWritten = func() { e.receipts.Add(recipient, messageID) }
 			}
+			e.sent(c.SendEvent(frame, onWritten))
 			e.cfg.Metrics.EventDelivered(ctx, streamChat, time.Since(created))
 			end()
 		}

@@ -59,6 +59,11 @@ type Connection[UserData any] struct {
 	closeSent     bool // gorilla already wrote the close frame (1009)
 	closeDeadline time.Time
 	closeCause    error
+	// inFrame: the read pump is inside ProcessClientMessage. Events sent meanwhile
+	// wait in held (counted in pending) until the frame's reply is queued, so a
+	// command's reply always precedes the events it causes (PROTOCOL.md §3).
+	inFrame bool
+	held    []outMsg // nil unless an event arrived during a frame
 
 	// Read pump only.
 	limiter  *rate.Limiter
@@ -114,6 +119,19 @@ func (c *Connection[U]) SendWithCallback(msg []byte, onWritten func()) error {
 	return c.enqueue(outMsg{data: msg, onWritten: onWritten})
 }
 
+// SendEvent enqueues a server-initiated event without blocking. Unlike Send
+// (meant for replies, which are never held), an event sent while the connection
+// is processing a client message (ProcessClientMessage is running) is held and
+// queued right after that call returns, that is after the message's reply: a
+// command's reply is written before any event it causes on the same connection,
+// even when the service pushes the event before the command's RPC returns.
+// Held events count against SendChannelBuffer like queued ones (an overflow is
+// the slow-consumer close, 1008). onWritten, when not nil, runs as for
+// SendWithCallback. msg must not be modified after the call.
+func (c *Connection[U]) SendEvent(msg []byte, onWritten func()) error {
+	return c.enqueueEvent(outMsg{data: msg, onWritten: onWritten})
+}
+
 // SendJSON marshals v and sends it.
 func (c *Connection[U]) SendJSON(v any) error {
 	b, err := json.Marshal(v)
@@ -152,7 +170,13 @@ func (c *Connection[U]) Close(code int, reason string) {
 	c.closeWith(code, reason, cause, false)
 }
 
-func (c *Connection[U]) enqueue(m outMsg) error {
+func (c *Connection[U]) enqueue(m outMsg) error { return c.push(m, false) }
+
+func (c *Connection[U]) enqueueEvent(m outMsg) error { return c.push(m, true) }
+
+// push queues m, or holds it when it is an event and a client message is being
+// processed.
+func (c *Connection[U]) push(m outMsg, event bool) error {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -166,11 +190,46 @@ func (c *Connection[U]) enqueue(m outMsg) error {
 			&CloseError{Code: websocket.ClosePolicyViolation, Reason: "slow consumer", Err: ErrSlowConsumer}, true)
 		return ErrSlowConsumer
 	}
-	c.queue = append(c.queue, m)
 	c.pending++
+	if event && c.inFrame {
+		c.held = append(c.held, m)
+		c.mu.Unlock()
+		return nil
+	}
+	c.queue = append(c.queue, m)
 	c.startWriterLocked()
 	c.mu.Unlock()
 	return nil
+}
+
+// process runs ProcessClientMessage with events held (see SendEvent), then
+// queues the held events after whatever the callback queued (its reply). The
+// deferred release also runs when the callback panics.
+func (c *Connection[U]) process(fn func(*Connection[U], []byte), msg []byte) {
+	c.mu.Lock()
+	c.inFrame = true
+	c.mu.Unlock()
+	defer c.releaseHeld()
+	fn(c, msg)
+}
+
+// releaseHeld ends a frame: held events join the queue, in the order they came.
+// A connection that started closing meanwhile drops them, as Send would have
+// refused them: they must not follow the close frame.
+func (c *Connection[U]) releaseHeld() {
+	c.mu.Lock()
+	c.inFrame = false
+	if len(c.held) > 0 {
+		if c.closing {
+			c.pending -= len(c.held)
+		} else {
+			c.queue = append(c.queue, c.held...)
+			c.startWriterLocked()
+		}
+		clear(c.held)
+		c.held = nil
+	}
+	c.mu.Unlock()
 }
 
 // startWriterLocked starts the write pump unless it runs. The write pump only
@@ -216,15 +275,22 @@ func (c *Connection[U]) closeWith(code int, reason string, cause error, drop boo
 	c.closeCause = cause
 	c.closeDeadline = time.Now().Add(c.m.cfg.WriteWait)
 	if drop {
-		c.pending -= len(c.queue)
-		clear(c.queue)
-		c.queue = nil
+		c.dropLocked()
 	}
 	if code != 0 {
 		c.startWriterLocked()
 	}
 	c.mu.Unlock()
 	c.cancel()
+}
+
+// dropLocked discards the queued and held messages; c.mu must be held.
+func (c *Connection[U]) dropLocked() {
+	c.pending -= len(c.queue) + len(c.held)
+	clear(c.queue)
+	c.queue = nil
+	clear(c.held)
+	c.held = nil
 }
 
 func (c *Connection[U]) isClosing() bool {
@@ -454,7 +520,7 @@ func (c *Connection[U]) readLoop() error {
 			continue
 		}
 		if m.cb.ProcessClientMessage != nil {
-			m.cb.ProcessClientMessage(c, msg)
+			c.process(m.cb.ProcessClientMessage, msg)
 		}
 		c.refreshReadDeadline()
 	}
@@ -473,9 +539,7 @@ func (c *Connection[U]) tooBig() {
 		c.closeSent = true
 		c.closeCause = &CloseError{Code: websocket.CloseMessageTooBig, Reason: "message too big"}
 		c.closeDeadline = time.Now().Add(c.m.cfg.WriteWait)
-		c.pending -= len(c.queue)
-		clear(c.queue)
-		c.queue = nil
+		c.dropLocked()
 	}
 	nc := c.ws.NetConn()
 	_ = nc.SetReadDeadline(time.Now().Add(closeGrace))

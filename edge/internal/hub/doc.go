@@ -30,6 +30,16 @@
 // messages means the client does not read; that connection alone is closed
 // with 1008, so a slow or dead socket never delays delivery to anybody else.
 //
+// Replies and events: Send is for replies and is never held. SendEvent is for
+// server-initiated events: while the read pump is inside ProcessClientMessage,
+// events for that connection wait in a per-connection list, in order, and join
+// the queue right after the callback returns, behind the reply it queued. So a
+// command's reply precedes every event it causes on the same connection
+// (PROTOCOL.md §3) even when the service pushes the event before its RPC
+// returns. Held events count against SendChannelBuffer. The list is nil unless
+// an event arrived during a frame: an idle connection pays nothing for it, and
+// no goroutine is involved.
+//
 // The registry is sharded by user id; each shard is guarded by its own RWMutex.
 // A connection is registered before its read pump starts and unregistered after
 // both pumps have ended, before OnDisconnect.

@@ -228,9 +228,9 @@ func (m *ConnectionManager[U]) IsUserOnline(userID int64) bool {
 	return n > 0
 }
 
-// SendMessageToUser enqueues msg on every connection of the user except the one
-// whose ConnID is excludeConnID (pass "" to exclude none) and returns how many
-// accepted it. It never blocks: a connection whose queue is full is closed with
+// SendMessageToUser enqueues msg as an event (Connection.SendEvent) on every
+// connection of the user except the one whose ConnID is excludeConnID (pass ""
+// to exclude none) and returns how many accepted it. It never blocks: a connection whose queue is full is closed with
 // 1008 and not counted. msg must not be modified afterwards; it is shared.
 func (m *ConnectionManager[U]) SendMessageToUser(userID int64, msg []byte, excludeConnID string) int {
 	s := m.shard(userID)
@@ -240,7 +240,7 @@ func (m *ConnectionManager[U]) SendMessageToUser(userID int64, msg []byte, exclu
 		if excludeConnID != "" && c.connID == excludeConnID {
 			continue
 		}
-		if c.Send(msg) == nil {
+		if c.SendEvent(msg, nil) == nil {
 			n++
 		}
 	}
