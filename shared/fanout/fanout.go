@@ -10,18 +10,27 @@
 //
 // Event messages are the StreamEventsResponse types of the service packages; fanout fills
 // their user_ids and trace_context fields by name, so every such message must have them.
+//
+// # The subscribed marker
+//
+// The first message of every stream Serve answers is an empty event: no event (oneof) set,
+// no user_ids. Serve sends it once its bus subscription is active, so from then on no event
+// for the edge is lost. An edge counts the stream as up (and may tell the presence service
+// that it holds connections) only after this marker: a Connect server stream returns to
+// its caller only with its first message, so without it an edge could not tell an
+// established stream from one still being set up, while events published meanwhile would
+// go nowhere. Edges ignore every event with no oneof set, the marker included.
 package fanout
 
 import (
 	"context"
-
-	"connectrpc.com/connect"
 	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
 	"slices"
 
+	"connectrpc.com/connect"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/protobuf/proto"
@@ -153,8 +162,10 @@ var ErrStreamOverflow = errors.New("event stream fell too far behind")
 
 // Serve forwards the events of service for edgeID to send until ctx ends or send fails.
 // Its errors are Connect errors, ready to return from a StreamEvents handler.
-// newEvent returns an empty event message to unmarshal into. A stream that falls
-// StreamBuffer events behind ends with ErrStreamOverflow rather than holding up the bus.
+// newEvent returns an empty event message to unmarshal into. The first message sent is
+// newEvent() itself, empty, once the bus subscription is active: the subscribed marker of
+// the package doc. A stream that falls StreamBuffer events behind ends with
+// ErrStreamOverflow rather than holding up the bus.
 func Serve[E proto.Message](ctx context.Context, b bus.Bus, log *slog.Logger, service, edgeID string, newEvent func() E, send func(E) error) error {
 	if !ValidEdgeID(edgeID) {
 		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("edge_id: want 1-64 of [A-Za-z0-9_-], got %q", edgeID))
@@ -179,6 +190,11 @@ func Serve[E proto.Message](ctx context.Context, b bus.Bus, log *slog.Logger, se
 		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("subscribe to %s events of edge %s: %w", service, edgeID, err))
 	}
 	defer sub.Unsubscribe() //nolint:errcheck // nothing to do about it on the way out
+	// The subscription is active: tell the edge (see "The subscribed marker"). Events that
+	// arrive meanwhile wait in queue, so they follow the marker.
+	if err := send(newEvent()); err != nil {
+		return fmt.Errorf("send %s subscribed marker to edge %s: %w", service, edgeID, err)
+	}
 	log.Info("event stream opened", "edge_id", edgeID)
 	defer log.Info("event stream closed", "edge_id", edgeID)
 	for {

@@ -28,13 +28,13 @@ func (r routes) Routes(_ context.Context, users []int64) (map[int64][]string, er
 	return out, nil
 }
 
-// stream runs Serve for edge and returns the events it sends.
+// stream runs Serve for edge, waits for its subscribed marker and returns the events it
+// sends after the marker.
 func stream(t *testing.T, b bus.Bus, edge string) <-chan *chatv1.StreamEventsResponse {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out := make(chan *chatv1.StreamEventsResponse, 16)
 	done := make(chan error, 1)
-	subscribed := make(chan struct{})
 	go func() {
 		done <- fanout.Serve(ctx, b, logging.Discard(), "chat", edge,
 			func() *chatv1.StreamEventsResponse {
@@ -42,36 +42,22 @@ func stream(t *testing.T, b bus.Bus, edge string) <-chan *chatv1.StreamEventsRes
 			},
 			func(ev *chatv1.StreamEventsResponse) error { out <- ev; return nil })
 	}()
-	// Serve subscribes before it reads; a probe message tells us it is listening.
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			default:
-			}
-			_ = b.Publish(ctx, fanout.Subject("chat", edge), nil)
-			select {
-			case ev := <-out:
-				if len(ev.GetUserIds()) == 0 && ev.GetEvent() == nil {
-					close(subscribed)
-					return
-				}
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}()
-	select {
-	case <-subscribed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("stream did not subscribe")
-	}
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Serve returned %v, want nil after cancel", err)
 		}
 	})
+	select {
+	case ev := <-out:
+		if ev.GetEvent() != nil || len(ev.GetUserIds()) != 0 || ev.GetExcludeConnectionId() != "" || len(ev.GetTraceContext()) != 0 {
+			t.Fatalf("first message: got %v, want the empty subscribed marker", ev)
+		}
+	case err := <-done:
+		t.Fatalf("Serve returned %v before its marker", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no subscribed marker")
+	}
 	return out
 }
 
@@ -131,7 +117,7 @@ func TestServeRejectsBadEdgeID(t *testing.T) {
 func TestServeCutsOffAStreamThatFallsBehind(t *testing.T) {
 	t.Parallel()
 	b := bus.NewInProcess()
-	started := make(chan struct{}, 1)
+	started := make(chan struct{}, 1) // the first send: the marker
 	block := make(chan struct{})
 	errc := make(chan error, 1)
 	go func() {
@@ -146,11 +132,8 @@ func TestServeCutsOffAStreamThatFallsBehind(t *testing.T) {
 				return nil
 			})
 	}()
-	// Publish until the stream is busy sending the first event, then overfill its queue.
-	for len(started) == 0 {
-		_ = b.Publish(context.Background(), fanout.Subject("chat", "slow"), nil)
-		time.Sleep(time.Millisecond)
-	}
+	// The stream is subscribed and busy sending its marker: overfill its queue.
+	<-started
 	for range fanout.StreamBuffer + 10 {
 		// Publish never blocks, however slow the stream.
 		_ = b.Publish(context.Background(), fanout.Subject("chat", "slow"), nil)
@@ -163,5 +146,29 @@ func TestServeCutsOffAStreamThatFallsBehind(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("a stream that fell behind was not cut off")
+	}
+}
+
+// TestNoEventLostAfterTheMarker: an event published as soon as the marker arrives
+// reaches the stream; the marker is the edge's proof that the subscription is active.
+func TestNoEventLostAfterTheMarker(t *testing.T) {
+	t.Parallel()
+	b := bus.NewInProcess()
+	for i := range 20 {
+		edge := "edge-" + string(rune('a'+i))
+		events := stream(t, b, edge)
+		pub := fanout.NewPublisher(b, routes{7: {edge}}, "chat")
+		ev := &chatv1.StreamEventsResponse{Event: &chatv1.StreamEventsResponse_TypingIndicator{TypingIndicator: &chatv1.TypingIndicatorEvent{ChatId: int64(i)}}}
+		if _, err := pub.Publish(context.Background(), ev, 7); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-events:
+			if got.GetTypingIndicator().GetChatId() != int64(i) || !slices.Equal(got.GetUserIds(), []int64{7}) {
+				t.Fatalf("%s: got %v, want chat %d for user 7", edge, got, i)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the event published after the marker was lost", edge)
+		}
 	}
 }
