@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/charla/charla/chatsvc/internal/chat"
+	"github.com/charla/charla/shared/telemetry"
 )
 
 // ErrWriterClosed is returned by Writer.Insert after Close.
@@ -202,7 +203,16 @@ func (w *Writer) flush(batch []*writeReq) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
+	// The batch runs for many requests at once: its span (and its statements') belongs to
+	// the first traced caller's trace and links to the others, so every send's trace shows
+	// the INSERT that stored it. Untraced batches get no span.
+	members := make([]context.Context, len(live))
+	for i, r := range live {
+		members[i] = r.ctx
+	}
+	ctx, endSpan := telemetry.StartBatchSpan(ctx, "chat.insert_messages", members...)
 	res, err := w.store.InsertMessages(ctx, msgs)
+	defer func() { endSpan(err) }()
 	w.batches.Add(1)
 	w.messages.Add(int64(len(msgs)))
 	if err == nil {
