@@ -9,6 +9,28 @@
 // connections; internal/presence tells the presence service which connections this edge
 // holds, so that services route each event only to the edges that need it; sessions.go
 // closes connections whose session ended.
+//
+// # Start-up: no connection before the edge can receive its events
+//
+// Services route an event to this edge only for connections the presence service has
+// recorded, and the edge receives it only if the service is subscribed for this edge (its
+// stream has sent the subscribed marker of shared/fanout). So the edge accepts no
+// WebSocket handshake until it holds its lease and every event stream has been up once:
+// a handshake arriving earlier waits (up to startWait, 5 s) and is then refused before
+// the upgrade with 503 {"code":503,"message":"server starting"}, a plain "try again" for
+// the client, rather than getting a connection that silently misses events. Once started,
+// a connection is recorded with the presence service (OnConnect) before its first frame is
+// read, so every event caused by its frames is routed to it. A stream that breaks later
+// does not refuse handshakes (it reopens within its backoff, /ready reports it meanwhile);
+// the events published while it is down are lost for every connection alike, and the
+// clients recover them from history (messages are stored).
+//
+// # Replies before events
+//
+// Replies are sent with Send; events with SendEvent, which the hub holds while the
+// connection's frame is being processed, so a command's SERVER_ACK precedes the events it
+// causes on the same connection (PROTOCOL.md §3) even though the services publish them
+// before their RPC returns (see internal/hub).
 package edge
 
 import (
@@ -56,6 +78,8 @@ type Edge struct {
 	pidPrefix string
 	pidSeq    atomic.Uint64
 
+	startWait time.Duration // how long a handshake waits for the edge to start
+
 	runOnce  sync.Once
 	shutOnce sync.Once
 }
@@ -89,7 +113,7 @@ func New(cfg Config, clients *peers.Clients, log *slog.Logger) (*Edge, error) {
 	if !fanout.ValidEdgeID(cfg.EdgeID) {
 		return nil, fmt.Errorf("edge: invalid edge id %q", cfg.EdgeID)
 	}
-	e := &Edge{cfg: cfg, clients: clients, log: log.With("edge_id", cfg.EdgeID), mux: http.NewServeMux(), edgeID: cfg.EdgeID}
+	e := &Edge{cfg: cfg, clients: clients, log: log.With("edge_id", cfg.EdgeID), mux: http.NewServeMux(), edgeID: cfg.EdgeID, startWait: startWait}
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
 	e.pidPrefix = "s" + hex.EncodeToString(b) + "-"
@@ -179,7 +203,44 @@ func (e *Edge) newPID() string {
 	return e.pidPrefix + strconv.FormatUint(e.pidSeq.Add(1), 36)
 }
 
+// startWait bounds how long a handshake waits for the edge to start (see the package doc).
+const startWait = 5 * time.Second
+
+// errStarting refuses a handshake that came before the edge could receive its events.
+var errStarting = &hub.HTTPError{Status: http.StatusServiceUnavailable, Message: "server starting"}
+
+// started reports whether the edge holds its lease and every event stream has been up,
+// waiting up to startWait for it: only then does it accept handshakes.
+func (e *Edge) started(ctx context.Context) bool {
+	reg, up := e.reporter.Registered(), e.streams.Started()
+	select {
+	case <-reg:
+		select {
+		case <-up:
+			return true // the common case: no timer
+		default:
+		}
+	default:
+	}
+	t := time.NewTimer(e.startWait)
+	defer t.Stop()
+	for _, ch := range [...]<-chan struct{}{reg, up} {
+		select {
+		case <-ch:
+		case <-t.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
 func (e *Edge) authenticate(r *http.Request) (int64, auth.UserData, error) {
+	if !e.started(r.Context()) {
+		var none auth.UserData
+		return 0, none, errStarting
+	}
 	id, data, err := e.auth.Authenticate(r)
 	if err != nil {
 		var ref *auth.Refusal

@@ -28,6 +28,13 @@ type testEdge struct {
 
 func startEdge(tb testing.TB, tune func(*Config)) *testEdge {
 	tb.Helper()
+	return startEdgeWith(tb, tune, nil)
+}
+
+// startEdgeWith is startEdge with prep, which may change the fakes and the edge before
+// it runs.
+func startEdgeWith(tb testing.TB, tune func(*Config), prep func(*fakes, *Edge)) *testEdge {
+	tb.Helper()
 	f, clients := newFakes(tb)
 	cfg := Config{PresenceGrace: time.Millisecond}
 	if tune != nil {
@@ -36,6 +43,9 @@ func startEdge(tb testing.TB, tune func(*Config)) *testEdge {
 	e, err := New(cfg, clients, nil)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if prep != nil {
+		prep(f, e)
 	}
 	srv := httptest.NewServer(e.Handler())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -198,6 +208,51 @@ func TestEventDelivery(t *testing.T) {
 		if f.Type != "MESSAGE_STATUS_UPDATE" || p.ChatID != "5" || !slices.Equal(p.MessageIDs, []string{"77"}) || p.Status != "delivered" {
 			t.Errorf("got %s %s, want MESSAGE_STATUS_UPDATE delivered [77]", f.Type, f.Payload)
 		}
+	}
+}
+
+// TestNoHandshakeBeforeTheStreamsAreUp: until every event stream has sent its subscribed
+// marker, /ready says the stream is down and a handshake waits, then gets 503 before the
+// upgrade; once the marker is in, handshakes are accepted and events reach them.
+func TestNoHandshakeBeforeTheStreamsAreUp(t *testing.T) {
+	t.Parallel()
+	hold := make(chan struct{})
+	te := startEdgeWith(t, nil, func(f *fakes, e *Edge) {
+		f.holdMarker = hold
+		e.startWait = 50 * time.Millisecond
+	})
+	// (The fakes do not implement /ready's probes: look at the streams only.)
+	if down := te.e.streams.Down(); !slices.Contains(down, streamChat) {
+		t.Errorf("streams down before the marker: got %v, want chat among them", down)
+	}
+	ws, res, err := websocket.DefaultDialer.Dial(te.url+"?token=tok-1", nil)
+	if err == nil {
+		ws.Close()
+		t.Fatal("handshake accepted before the chat stream was up")
+	}
+	var body struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}
+	if res != nil {
+		_ = json.NewDecoder(res.Body).Decode(&body)
+		res.Body.Close()
+	}
+	if res == nil || res.StatusCode != http.StatusServiceUnavailable || body.Code != 503 || body.Message != "server starting" {
+		t.Fatalf("handshake before the marker: got %v %+v, want 503 server starting", res, body)
+	}
+
+	close(hold)
+	<-te.e.streams.Started()
+	if down := te.e.streams.Down(); len(down) != 0 {
+		t.Errorf("streams down after the marker: got %v, want none", down)
+	}
+	c := te.dial(t, 1)
+	te.f.chatEvents <- &chatv1.StreamEventsResponse{UserIds: []int64{1},
+		Event: &chatv1.StreamEventsResponse_MessageStatusUpdate{MessageStatusUpdate: &chatv1.MessageStatusUpdateEvent{
+			ChatId: 5, MessageIds: []int64{77}, Status: chatv1.MessageStatus_MESSAGE_STATUS_DELIVERED}}}
+	if f := c.next(); f.Type != "MESSAGE_STATUS_UPDATE" {
+		t.Errorf("got %s, want MESSAGE_STATUS_UPDATE", f.Type)
 	}
 }
 

@@ -34,6 +34,7 @@ type fakes struct {
 	presence fakePresence
 
 	chatEvents chan *chatv1.StreamEventsResponse
+	holdMarker chan struct{} // when set, the chat stream sends its marker once it is closed
 
 	mu        sync.Mutex
 	delivered map[int64][]int64 // recipient → message ids
@@ -88,6 +89,16 @@ func newFakes(tb testing.TB) (*fakes, *peers.Clients) {
 func handlerOf(_ string, h http.Handler) http.Handler { return h }
 
 func (f *fakes) StreamEvents(ctx context.Context, _ *connect.Request[chatv1.StreamEventsRequest], s *connect.ServerStream[chatv1.StreamEventsResponse]) error {
+	if f.holdMarker != nil {
+		select {
+		case <-f.holdMarker:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	if err := s.Send(&chatv1.StreamEventsResponse{}); err != nil { // the subscribed marker, as fanout.Serve sends it
+		return err
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -139,6 +150,9 @@ func (p *fakeProfile) CheckSessions(_ context.Context, r *connect.Request[profil
 }
 
 func (p *fakeProfile) StreamEvents(ctx context.Context, _ *connect.Request[profilev1.StreamEventsRequest], s *connect.ServerStream[profilev1.StreamEventsResponse]) error {
+	if err := s.Send(&profilev1.StreamEventsResponse{}); err != nil { // the subscribed marker, as fanout.Serve sends it
+		return err
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -151,7 +165,10 @@ func (p *fakeProfile) StreamEvents(ctx context.Context, _ *connect.Request[profi
 	}
 }
 
-func (n *fakeNotify) StreamEvents(ctx context.Context, _ *connect.Request[notifyv1.StreamEventsRequest], _ *connect.ServerStream[notifyv1.StreamEventsResponse]) error {
+func (n *fakeNotify) StreamEvents(ctx context.Context, _ *connect.Request[notifyv1.StreamEventsRequest], s *connect.ServerStream[notifyv1.StreamEventsResponse]) error {
+	if err := s.Send(&notifyv1.StreamEventsResponse{}); err != nil {
+		return err
+	}
 	<-ctx.Done()
 	return nil
 }
@@ -186,7 +203,10 @@ func (p *fakePresence) GetPresence(context.Context, *connect.Request[presencev1.
 	return connect.NewResponse(&presencev1.GetPresenceResponse{}), nil
 }
 
-func (p *fakePresence) StreamEvents(ctx context.Context, _ *connect.Request[presencev1.StreamEventsRequest], _ *connect.ServerStream[presencev1.StreamEventsResponse]) error {
+func (p *fakePresence) StreamEvents(ctx context.Context, _ *connect.Request[presencev1.StreamEventsRequest], s *connect.ServerStream[presencev1.StreamEventsResponse]) error {
+	if err := s.Send(&presencev1.StreamEventsResponse{}); err != nil {
+		return err
+	}
 	<-ctx.Done()
 	return nil
 }

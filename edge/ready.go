@@ -18,7 +18,8 @@ import (
 // probeTimeout bounds each service probe of /ready.
 const probeTimeout = 2 * time.Second
 
-// ready answers 200 when every service answers and every event stream is open, else 503
+// ready answers 200 when every service answers and every event stream is open (its service
+// has sent the subscribed marker: it is subscribed for this edge), else 503
 // with the missing services and why:
 // {"status":"unavailable","missing":["chat"],"reasons":{"chat":"event stream down"}}.
 func (e *Edge) ready(w http.ResponseWriter, r *http.Request) {

@@ -2,8 +2,15 @@
 // call per service, each reopened with exponential backoff and jitter when it breaks, with
 // a status per stream that the readiness endpoint reports.
 //
-// A Set runs its streams on one goroutine each; Down and Status may be called from any
-// goroutine.
+// A stream counts as up once the service has sent its first message, the empty
+// "subscribed" marker that shared/fanout.Serve sends once its bus subscription is active
+// (see the fanout package doc), and until it breaks. Counting from the attempt instead
+// would report ready while the service is not yet subscribed for this edge, and the events
+// published in that window would be lost. Messages with no event (no oneof set), the
+// marker included, are not handed on.
+//
+// A Set runs its streams on one goroutine each; Down, Status and Started may be called
+// from any goroutine.
 package upstream
 
 import (
@@ -16,30 +23,37 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 )
 
 // ErrStreamEnded is the error of a stream the server ended without an error: the edge
 // reopens it as it would a broken one, since it must never stop listening.
 var ErrStreamEnded = errors.New("event stream ended by the server")
 
-// Consume opens one server stream and hands every message to handle, in order, until the
+// Consume opens one server stream and hands every event to handle, in order, until the
 // stream breaks or ctx ends. It always returns an error (ErrStreamEnded for a clean end,
 // ctx.Err() once ctx is done).
 //
-// onOpen runs as the call is made, not when it is established: a Connect server stream
-// only returns from open once the server sends its first message (the response headers go
-// with it), and an event stream may stay silent for long. So a stream counts as open from
-// its attempt until it fails; an unreachable service fails the attempt at once (and the
-// readiness probe reports it as well).
+// onOpen runs when the first message arrives: the service's subscribed marker, after
+// which no event for this edge is lost. (A Connect server stream only returns from open
+// with the server's first message, so the call being made proves nothing.) Messages with
+// no oneof set are skipped: the marker, and events of a kind this edge does not know.
 func Consume[Res any](ctx context.Context, open func(context.Context) (*connect.ServerStreamForClient[Res], error), onOpen func(), handle func(*Res)) error {
-	onOpen()
 	stream, err := open(ctx)
 	if err != nil {
 		return err
 	}
 	defer stream.Close()
+	first := true
 	for stream.Receive() {
-		handle(stream.Msg())
+		msg := stream.Msg()
+		if first {
+			first = false
+			onOpen()
+		}
+		if hasEvent(msg) {
+			handle(msg)
+		}
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -48,6 +62,29 @@ func Consume[Res any](ctx context.Context, open func(context.Context) (*connect.
 		return err
 	}
 	return ErrStreamEnded
+}
+
+// hasEvent reports whether msg, a StreamEventsResponse, has its event oneof set. A message
+// type without a oneof (not an event stream of this system) always counts as an event.
+func hasEvent(msg any) bool {
+	pm, ok := msg.(proto.Message)
+	if !ok {
+		return true
+	}
+	r := pm.ProtoReflect()
+	oneofs := r.Descriptor().Oneofs()
+	hasOneof := false
+	for i := range oneofs.Len() {
+		od := oneofs.Get(i)
+		if od.IsSynthetic() { // a proto3 optional field, not a oneof of the schema
+			continue
+		}
+		hasOneof = true
+		if r.WhichOneof(od) != nil {
+			return true
+		}
+	}
+	return !hasOneof
 }
 
 // Backoff bounds the delay between attempts to reopen a stream.
@@ -74,8 +111,8 @@ func (b Backoff) delay(n int) time.Duration {
 	return half + rand.N(half+1)
 }
 
-// RunFunc runs one stream until it breaks: it calls opened once the call is made and
-// returns the error that ended it.
+// RunFunc runs one stream until it breaks: it calls opened once the stream is established
+// (Consume: on the service's subscribed marker) and returns the error that ended it.
 type RunFunc func(ctx context.Context, opened func()) error
 
 type stream struct {
@@ -93,6 +130,11 @@ type Set struct {
 	backoff Backoff
 	log     *slog.Logger
 	streams []*stream
+
+	started     chan struct{} // closed once every stream has been up
+	startedOnce sync.Once
+	mu          sync.Mutex
+	neverUp     int // streams not up yet since Run started
 }
 
 // NewSet returns an empty Set.
@@ -100,8 +142,12 @@ func NewSet(b Backoff, log *slog.Logger) *Set {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Set{backoff: b, log: log}
+	return &Set{backoff: b, log: log, started: make(chan struct{})}
 }
+
+// Started is closed once every stream has been up at least once (it stays closed when a
+// stream breaks later: Down tells the current state).
+func (s *Set) Started() <-chan struct{} { return s.started }
 
 // Add registers a stream; call before Run.
 func (s *Set) Add(name string, run RunFunc) {
@@ -110,6 +156,12 @@ func (s *Set) Add(name string, run RunFunc) {
 
 // Run keeps every stream open until ctx ends.
 func (s *Set) Run(ctx context.Context) {
+	s.mu.Lock()
+	s.neverUp = len(s.streams)
+	s.mu.Unlock()
+	if len(s.streams) == 0 {
+		s.startedOnce.Do(func() { close(s.started) })
+	}
 	var wg sync.WaitGroup
 	for _, st := range s.streams {
 		wg.Add(1)
@@ -129,7 +181,11 @@ func (s *Set) keep(ctx context.Context, st *stream) {
 			st.mu.Lock()
 			st.up, st.lastErr = true, nil
 			st.opens++
+			first := st.opens == 1
 			st.mu.Unlock()
+			if first {
+				s.firstUp()
+			}
 		})
 		if ctx.Err() != nil {
 			return
@@ -150,6 +206,17 @@ func (s *Set) keep(ctx context.Context, st *stream) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// firstUp records that one more stream has been up, and closes started after the last.
+func (s *Set) firstUp() {
+	s.mu.Lock()
+	s.neverUp--
+	all := s.neverUp == 0
+	s.mu.Unlock()
+	if all {
+		s.startedOnce.Do(func() { close(s.started) })
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,8 +17,8 @@ import (
 	"github.com/charla/charla/proto/gen/presence/v1/presencev1connect"
 )
 
-// flakyStream sends one event per call and then breaks the stream, for the first `breaks`
-// calls; after that it sends one event and stays open.
+// flakyStream sends the subscribed marker and one event per call and then breaks the
+// stream, for the first `breaks` calls; after that it sends them and stays open.
 type flakyStream struct {
 	presencev1connect.UnimplementedPresenceServiceHandler
 	breaks int64
@@ -26,6 +27,9 @@ type flakyStream struct {
 
 func (f *flakyStream) StreamEvents(ctx context.Context, req *connect.Request[presencev1.StreamEventsRequest], s *connect.ServerStream[presencev1.StreamEventsResponse]) error {
 	n := f.calls.Add(1)
+	if err := s.Send(&presencev1.StreamEventsResponse{}); err != nil {
+		return err
+	}
 	ev := &presencev1.StreamEventsResponse{UserIds: []int64{n}, Event: &presencev1.StreamEventsResponse_Presence{Presence: &presencev1.PresenceEvent{UserId: n, IsOnline: true}}}
 	if err := s.Send(ev); err != nil {
 		return err
@@ -70,8 +74,8 @@ func TestReconnectsAfterBreaks(t *testing.T) {
 	go func() { set.Run(ctx); close(done) }()
 	<-fourth
 	mu.Lock()
-	if want := []int64{1, 2, 3, 4}; len(got) != 4 || got[0] != 1 || got[3] != 4 {
-		t.Errorf("events: got %v, want %v (one per reopened stream)", got, want)
+	if want := []int64{1, 2, 3, 4}; !slices.Equal(got, want) {
+		t.Errorf("events: got %v, want %v (one per reopened stream, markers skipped)", got, want)
 	}
 	mu.Unlock()
 	st := set.Status()[0]
@@ -129,6 +133,94 @@ func TestBackoffDelay(t *testing.T) {
 			if d := b.delay(n); d < want/2 || d > want {
 				t.Errorf("delay(%d): got %v, want within [%v, %v]", n, d, want/2, want)
 			}
+		}
+	}
+}
+
+// gatedStream holds each call before its subscribed marker until release is closed, then
+// sends the marker, an event without a oneof (skipped) and one real event.
+type gatedStream struct {
+	presencev1connect.UnimplementedPresenceServiceHandler
+	called  chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedStream) StreamEvents(ctx context.Context, req *connect.Request[presencev1.StreamEventsRequest], s *connect.ServerStream[presencev1.StreamEventsResponse]) error {
+	g.called <- struct{}{}
+	select {
+	case <-g.release:
+	case <-ctx.Done():
+		return nil
+	}
+	for _, ev := range []*presencev1.StreamEventsResponse{
+		{},
+		{UserIds: []int64{5}}, // no oneof: an event this edge does not know
+		{UserIds: []int64{6}, Event: &presencev1.StreamEventsResponse_Presence{Presence: &presencev1.PresenceEvent{UserId: 6}}},
+	} {
+		if err := s.Send(ev); err != nil {
+			return err
+		}
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// TestUpOnlyAfterTheMarker: a stream whose call is made but whose service has not yet
+// subscribed (no marker) is down, and Started stays open; the marker makes it up.
+func TestUpOnlyAfterTheMarker(t *testing.T) {
+	t.Parallel()
+	srv := &gatedStream{called: make(chan struct{}, 1), release: make(chan struct{})}
+	mux := http.NewServeMux()
+	mux.Handle(presencev1connect.NewPresenceServiceHandler(srv))
+	hs := httptest.NewServer(mux)
+	t.Cleanup(hs.Close)
+	client := presencev1connect.NewPresenceServiceClient(hs.Client(), hs.URL)
+
+	got := make(chan int64, 10)
+	set := NewSet(DefaultBackoff, nil)
+	set.Add("presence", func(ctx context.Context, opened func()) error {
+		return Consume(ctx, func(ctx context.Context) (*connect.ServerStreamForClient[presencev1.StreamEventsResponse], error) {
+			return client.StreamEvents(ctx, connect.NewRequest(&presencev1.StreamEventsRequest{EdgeId: "e1"}))
+		}, opened, func(ev *presencev1.StreamEventsResponse) { got <- ev.GetUserIds()[0] })
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { set.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	<-srv.called // the call is made and held before the marker
+	if down := set.Down(); !slices.Equal(down, []string{"presence"}) {
+		t.Errorf("before the marker: got down %v, want [presence]", down)
+	}
+	select {
+	case <-set.Started():
+		t.Error("before the marker: Started is closed")
+	default:
+	}
+	close(srv.release)
+	<-set.Started()
+	if down := set.Down(); len(down) != 0 {
+		t.Errorf("after the marker: got down %v, want none", down)
+	}
+	if u := <-got; u != 6 {
+		t.Errorf("first event handed on: got user %d, want 6 (the marker and the oneof-less event skipped)", u)
+	}
+}
+
+func TestHasEvent(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		msg  any
+		want bool
+	}{
+		"marker":        {&presencev1.StreamEventsResponse{}, false},
+		"users only":    {&presencev1.StreamEventsResponse{UserIds: []int64{1}}, false},
+		"event":         {&presencev1.StreamEventsResponse{Event: &presencev1.StreamEventsResponse_Presence{Presence: &presencev1.PresenceEvent{}}}, true},
+		"no oneof type": {&presencev1.RegisterEdgeRequest{}, true},
+		"not proto":     {&struct{}{}, true},
+	} {
+		if got := hasEvent(tc.msg); got != tc.want {
+			t.Errorf("%s: got %v, want %v", name, got, tc.want)
 		}
 	}
 }
