@@ -98,6 +98,7 @@ func TestService(t *testing.T) {
 		// with it), so it runs aside. The stream is subscribed once its handler runs; a send
 		// before that is not seen (the bus is at most once by design), so send until one is.
 		received := make(chan *chatv1.StreamEventsResponse, 1)
+		subscribed := make(chan struct{})
 		go func() {
 			defer close(received)
 			stream, err := client.StreamEvents(ctx, connect.NewRequest(&chatv1.StreamEventsRequest{EdgeId: "e1"}))
@@ -105,28 +106,34 @@ func TestService(t *testing.T) {
 				return
 			}
 			defer stream.Close()
-			if stream.Receive() {
+			for stream.Receive() {
+				if stream.Msg().GetEvent() == nil {
+					// fanout's marker: the stream is subscribed to this edge's events.
+					close(subscribed)
+					continue
+				}
 				received <- stream.Msg()
+				return
 			}
 		}()
-		for i := 0; ; i++ {
-			if _, err := client.SendMessage(ctx, connect.NewRequest(&chatv1.SendMessageRequest{UserId: 1, ChatId: cc.Msg.GetChatId(), Text: "hola"})); err != nil {
-				t.Fatal(err)
+		select {
+		case <-subscribed:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the event stream never reported its subscription")
+		}
+		if _, err := client.SendMessage(ctx, connect.NewRequest(&chatv1.SendMessageRequest{UserId: 1, ChatId: cc.Msg.GetChatId(), Text: "hola"})); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case ev, ok := <-received:
+			if !ok {
+				t.Fatalf("stream ended without an event")
 			}
-			select {
-			case ev, ok := <-received:
-				if !ok {
-					t.Fatalf("stream ended without an event")
-				}
-				if got := ev.GetNewChatMessage().GetFromUsername(); got != "u1" {
-					t.Fatalf("event: got %v, want NEW_CHAT_MESSAGE from u1", ev)
-				}
-				return
-			case <-time.After(10 * time.Millisecond):
-				if i > 1000 {
-					t.Fatalf("no event after %d sends", i)
-				}
+			if got := ev.GetNewChatMessage().GetFromUsername(); got != "u1" {
+				t.Fatalf("event: got %v, want NEW_CHAT_MESSAGE from u1", ev)
 			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no NEW_CHAT_MESSAGE after the send")
 		}
 	})
 }

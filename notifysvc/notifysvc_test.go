@@ -170,8 +170,8 @@ func TestLivePush(t *testing.T) {
 				}
 			}
 		}()
-		// The call returns once the response headers arrive, which fanout.Serve sends with
-		// the first event: so it runs while the notifications are being created.
+		// The stream opens while the notifications are being created; the first message is
+		// fanout's empty "subscribed" marker, then come the events published after it.
 		stream, err := client.StreamEvents(ctx, connect.NewRequest(&notifyv1.StreamEventsRequest{EdgeId: testEdge}))
 		if err != nil {
 			close(done)
@@ -179,14 +179,17 @@ func TestLivePush(t *testing.T) {
 			t.Fatalf("StreamEvents: %v", err)
 		}
 		defer stream.Close()
-		if !stream.Receive() {
-			close(done)
-			wg.Wait()
-			t.Fatalf("stream ended: %v", stream.Err())
+		var ev *notifyv1.StreamEventsResponse
+		for ev == nil && stream.Receive() {
+			if stream.Msg().GetEvent() != nil {
+				ev = stream.Msg()
+			}
 		}
 		close(done)
 		wg.Wait()
-		ev := stream.Msg()
+		if ev == nil {
+			t.Fatalf("stream ended: %v", stream.Err())
+		}
 		n := ev.GetNewNotification()
 		mu.Lock()
 		ok := created[n.GetId()]

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/XSAM/otelsql"
 	"github.com/go-sql-driver/mysql"
@@ -166,7 +167,11 @@ func IsDuplicate(err error) bool {
 
 // InTx runs fn in a transaction, committing when fn returns nil and rolling back otherwise.
 func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := db.BeginTx(ctx, nil)
+	return db.inTx(ctx, nil, fn)
+}
+
+func (db *DB) inTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
@@ -178,6 +183,60 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return fmt.Errorf("commit transaction: %w", err)
 	}
 	return nil
+}
+
+// txAttempts bounds how often InTxRetry runs a transaction MySQL rolled back.
+const txAttempts = 5
+
+// InTxRetry runs fn in a transaction like InTx, with the two choices every service's writes
+// share. On MySQL the transaction runs at READ COMMITTED: rewrites of different users'
+// rows would otherwise take gap locks on shared secondary indexes and deadlock each other
+// at REPEATABLE READ (lock what must not change with SELECT ... FOR UPDATE). And a
+// transaction MySQL rolled back as a deadlock victim or after a lock wait timeout is run
+// again from the start, up to txAttempts times with a short growing pause. fn must
+// therefore have no effects outside the transaction. SQLite serializes writers, so there
+// it is InTx.
+func (db *DB) InTxRetry(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if db.Dialect != MySQL {
+		return db.InTx(ctx, fn)
+	}
+	opts := &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+	var err error
+	for attempt := 1; attempt <= txAttempts; attempt++ {
+		if err = db.inTx(ctx, opts, fn); err == nil || !IsRetryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+// IsRetryable reports a MySQL deadlock (1213) or lock wait timeout (1205): the server
+// rolled the whole transaction back, and it may simply run again.
+func IsRetryable(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
+}
+
+// Int64s reads a result of one integer column, such as a list of ids, and closes rows.
+func Int64s(rows *sql.Rows) ([]int64, error) {
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var v int64
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("scan id: %w", err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read ids: %w", err)
+	}
+	return out, nil
 }
 
 // Placeholders returns "?, ?, ?" with n marks, for IN lists; both dialects use "?".

@@ -10,9 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
-	"time"
-
-	"github.com/go-sql-driver/mysql"
 
 	"github.com/charla/charla/chatsvc/internal/chat"
 	"github.com/charla/charla/shared/sqldb"
@@ -156,44 +153,7 @@ func (s *Store) queryRow(ctx context.Context, q querier, query string, args ...a
 // retry starts clean. On MySQL it uses READ COMMITTED, which takes no gap locks, so the
 // single message writer never waits on a MESSAGES_READ range lock.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	var opts *sql.TxOptions
-	if s.db.Dialect == sqldb.MySQL {
-		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
-	}
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		err = s.tryTx(ctx, opts, fn)
-		if err == nil || !retryable(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
-		}
-	}
-	return err
-}
-
-func (s *Store) tryTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, opts)
-	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	if err := fn(tx); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit transaction: %w", err)
-	}
-	return nil
-}
-
-// retryable reports a MySQL deadlock (1213) or lock wait timeout (1205).
-func retryable(err error) bool {
-	var me *mysql.MySQLError
-	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
+	return s.db.InTxRetry(ctx, fn)
 }
 
 // ---- contacts ----
