@@ -44,6 +44,9 @@ type Config struct {
 	// AuthCacheTTL is how long a resolved token is reused (≤ 10 s). 0 means the default
 	// (5 s); negative disables the cache.
 	AuthCacheTTL time.Duration
+	// ReceiptInterval is how long delivery receipts gather before a MarkDelivered call.
+	// 0 means the default (20 ms). Not an environment setting: tests shorten it.
+	ReceiptInterval time.Duration
 	// EdgeID identifies this edge process to the presence service; empty means random.
 	EdgeID string
 	// Metrics records the edge's metrics and spans (shared/telemetry); nil records nothing.

@@ -136,7 +136,7 @@ func New(cfg Config, clients *peers.Clients, log *slog.Logger) (*Edge, error) {
 		EdgeID: cfg.EdgeID, Grace: cfg.PresenceGrace, CallTimeout: cfg.Hub.RequestTimeout,
 		Local: e.localConns, Log: logWith(e.log, "presence"),
 	})
-	e.receipts = delivery.New(clients.Chat, delivery.Options{CallTimeout: cfg.Hub.RequestTimeout, Log: logWith(e.log, "delivery")})
+	e.receipts = delivery.New(clients.Chat, delivery.Options{Interval: cfg.ReceiptInterval, CallTimeout: cfg.Hub.RequestTimeout, Log: logWith(e.log, "delivery")})
 	e.streams = upstream.NewSet(upstream.DefaultBackoff, logWith(e.log, "upstream"))
 	e.addStreams()
 
