@@ -181,16 +181,8 @@ func (s *Store) UsersOver(ctx context.Context, keep int) ([]int64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find users over the retention count: %w", err)
 	}
-	defer rows.Close()
-	var users []int64
-	for rows.Next() {
-		var u int64
-		if err := rows.Scan(&u); err != nil {
-			return nil, fmt.Errorf("scan user id: %w", err)
-		}
-		users = append(users, u)
-	}
-	if err := rows.Err(); err != nil {
+	users, err := sqldb.Int64s(rows)
+	if err != nil {
 		return nil, fmt.Errorf("find users over the retention count: %w", err)
 	}
 	return users, nil

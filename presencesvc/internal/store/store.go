@@ -609,16 +609,8 @@ func (s *Store) userList(ctx context.Context, query string, args ...any) ([]int6
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
-	defer rows.Close()
-	var users []int64
-	for rows.Next() {
-		var u int64
-		if err := rows.Scan(&u); err != nil {
-			return nil, fmt.Errorf("list users: %w", err)
-		}
-		users = append(users, u)
-	}
-	if err := rows.Err(); err != nil {
+	users, err := sqldb.Int64s(rows)
+	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
 	return users, nil
