@@ -101,7 +101,8 @@ func (c *Connection[U]) Context() context.Context { return c.ctx }
 // RemoteAddr returns the peer's network address.
 func (c *Connection[U]) RemoteAddr() net.Addr { return c.ws.RemoteAddr() }
 
-// Send enqueues a text message without blocking. When the queue already holds
+// Send enqueues a text message without blocking; it is for replies, which are
+// never held (server-initiated events go through SendEvent). When the queue already holds
 // SendChannelBuffer messages the client is not reading: the connection is
 // closed with 1008 "slow consumer" and ErrSlowConsumer returned. Once the
 // connection is closing it returns ErrClosed. msg must not be modified after
