@@ -48,6 +48,8 @@ var migrations = fstest.MapFS{
 	"sqlite/00002_more.sql": {Data: []byte("-- +goose Up\nALTER TABLE Thing ADD COLUMN Note TEXT NOT NULL DEFAULT '';\n")},
 	"mysql/00001_init.sql":  {Data: []byte("-- +goose Up\nCREATE TABLE Thing (Id BIGINT AUTO_INCREMENT PRIMARY KEY, Name VARCHAR(64) NOT NULL UNIQUE) ENGINE=InnoDB;\n")},
 	"mysql/00002_more.sql":  {Data: []byte("-- +goose Up\nALTER TABLE Thing ADD COLUMN Note VARCHAR(64) NOT NULL DEFAULT '';\n")},
+	// Seed data both dialects accept is written once.
+	"common/00003_seed.sql": {Data: []byte("-- +goose Up\nINSERT INTO Thing (Name) VALUES ('seeded');\n")},
 }
 
 func TestMigrateAndDuplicates(t *testing.T) {
@@ -71,6 +73,10 @@ func TestMigrateAndDuplicates(t *testing.T) {
 		}
 		if err := sqldb.Migrate(ctx, db, "others", other); err != nil {
 			t.Fatal(err)
+		}
+		var seeded int
+		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM Thing WHERE Name = 'seeded'").Scan(&seeded); err != nil || seeded != 1 {
+			t.Errorf("rows from the common migration = %d, %v; want 1", seeded, err)
 		}
 		err = db.InTx(ctx, func(tx *sql.Tx) error {
 			_, err := tx.ExecContext(ctx, "INSERT INTO Thing (Name, Note) VALUES (?, ?)", "a", "😀")

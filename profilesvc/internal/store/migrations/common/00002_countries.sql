@@ -1,6 +1,7 @@
 -- +goose Up
 -- The ISO 3166-1 list (249 countries): Id is the numeric code, Name the English short name
--- as published in the ISO 3166-1 tables (Debian iso-codes, iso_3166-1.json).
+-- as published in the ISO 3166-1 tables (Debian iso-codes, iso_3166-1.json). Both dialects
+-- accept this statement, so it is written once (see sqldb.Migrate).
 INSERT INTO `Country` (Id, Name) VALUES
   (4, 'Afghanistan'),
   (8, 'Albania'),
