@@ -99,9 +99,13 @@ type recorder struct {
 	mu     sync.Mutex
 	events []*presencev1.StreamEventsResponse
 	notify chan struct{}
+	flush  func()
 }
 
+// all returns the events so far, once every transition committed before the call has
+// been announced (announcements leave asynchronously, just after the commit).
 func (r *recorder) all() []*presencev1.StreamEventsResponse {
+	r.flush()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.events)
@@ -161,7 +165,7 @@ func newHarness(tb testing.TB, url string, extra ...harnessOption) *harness {
 // watch records the presence events published for edgeID.
 func (h *harness) watch(tb testing.TB, edgeID string) *recorder {
 	tb.Helper()
-	r := &recorder{notify: make(chan struct{}, 1)}
+	r := &recorder{notify: make(chan struct{}, 1), flush: h.svc.Flush}
 	sub, err := h.bus.Subscribe(fanout.Subject(EventService, edgeID), func(data []byte) {
 		ev := new(presencev1.StreamEventsResponse)
 		if err := proto.Unmarshal(data, ev); err != nil {

@@ -55,6 +55,9 @@ type Options struct {
 	// onRouteQuery, when set (by tests), is called before each route query of the
 	// announcer, to count them.
 	onRouteQuery func(userIDs []int64)
+	// onAnnounced, when set (by tests and benchmarks), is told how many transitions each
+	// announcement batch announced.
+	onAnnounced func(n int)
 }
 
 func (o Options) withDefaults() Options {
@@ -116,7 +119,7 @@ func NewWithOptions(ctx context.Context, deps svc.Deps, opts Options) (*Service,
 		}
 		return st.Routes(ctx, userIDs, opts.Now().UnixMilli())
 	})
-	announcer := server.NewAnnouncer(chat, routes, deps.Bus, deps.Log)
+	announcer := server.NewAnnouncer(chat, routes, deps.Bus, deps.Log, opts.onAnnounced)
 	s := &Service{
 		Server: server.New(st, announcer, deps.Log, opts.Now, opts.Lease),
 		deps:   deps,
@@ -148,12 +151,14 @@ func (s *Service) RPC() rpc.Service {
 	return rpc.Service{Name: presencev1connect.PresenceServiceName, Path: path, Handler: h}
 }
 
-// Close stops the sweeper and waits for it.
+// Close stops the sweeper, announces the transitions still queued and closes the store.
+// Stop serving RPCs first: a transition after Close fails at the store.
 func (s *Service) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		s.stopSweep()
 		s.sweepDone.Wait()
+		s.Server.Close()
 		err = s.store.Close()
 	})
 	return err

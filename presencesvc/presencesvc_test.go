@@ -80,6 +80,7 @@ func TestTransitions(t *testing.T) {
 		if got := summarize(rec.all()); !reflect.DeepEqual(got, want) {
 			t.Fatalf("events at w:\n got %+v\nwant %+v", got, want)
 		}
+		h.svc.Flush()
 		if got, want := h.chat.stopTypingCalls(), []int64{alice}; !slices.Equal(got, want) {
 			t.Fatalf("StopTyping calls = %v, want %v", got, want)
 		}
@@ -441,10 +442,12 @@ func TestFanOutToManyContacts(t *testing.T) {
 		h.chat.setContacts(alice, contacts...)
 		h.register(t, "e1")
 
+		h.svc.Flush()
 		lists, queries := h.chat.listCalls.Load(), h.routeQueries.Load()
 		if got := h.connect(t, "e1", alice, "a-1"); !got {
 			t.Fatalf("Connect became_online = %v, want true", got)
 		}
+		h.svc.Flush()
 		if got := h.chat.listCalls.Load() - lists; got != 1 {
 			t.Errorf("ListContactIds calls = %d, want 1", got)
 		}
@@ -485,4 +488,25 @@ func connectContacts(tb testing.TB, h *harness, edges []string, n int) []int64 {
 	}
 	wg.Wait()
 	return users
+}
+
+// TestCloseDrainsAnnouncements closes the service right after a transition: the event,
+// still queued when Close starts, is published before Close returns.
+func TestCloseDrainsAnnouncements(t *testing.T) {
+	t.Parallel()
+	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
+		h := newHarness(t, url)
+		rec := setup(t, h)
+		h.svc.Flush()
+		if got := h.connect(t, "e1", alice, "a-1"); !got {
+			t.Fatalf("Connect became_online = %v, want true", got)
+		}
+		if err := h.svc.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		want := []presenceEvent{{Users: []int64{watcher}, UserID: alice, Online: true}}
+		if got := summarize(rec.all()); !reflect.DeepEqual(got, want) {
+			t.Fatalf("events at w after Close:\n got %+v\nwant %+v", got, want)
+		}
+	})
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 
 	"connectrpc.com/connect"
@@ -34,49 +35,70 @@ type Announcer struct {
 	routes fanout.RouteLookup
 	bus    bus.Bus
 	log    *slog.Logger
+	// announced, when set (tests, benchmarks), is called after each batch with the number
+	// of transitions it announced.
+	announced func(n int)
 }
 
 // NewAnnouncer returns an announcer that finds contacts through chat and their edges
-// through routes (the presence store itself, not an RPC), and publishes on b.
-func NewAnnouncer(chat ChatPeer, routes fanout.RouteLookup, b bus.Bus, log *slog.Logger) *Announcer {
-	return &Announcer{chat: chat, routes: routes, bus: b, log: log}
+// through routes (the presence store itself, not an RPC), and publishes on b. announced,
+// if not nil, is told how many transitions each batch announced (for tests).
+func NewAnnouncer(chat ChatPeer, routes fanout.RouteLookup, b bus.Bus, log *slog.Logger, announced func(n int)) *Announcer {
+	return &Announcer{chat: chat, routes: routes, bus: b, log: log, announced: announced}
 }
 
 // Announce publishes PRESENCE_EVENT for every real transition among ts to the online
-// contacts of its user: one ListContactIds call and one route query for the whole batch,
-// then one bus message per edge and transition. Users who went offline also get their typing
-// indicators stopped. Failures are logged: the transitions are already committed.
+// contacts of its user, synchronously: see announceQueued. Failures are logged: the
+// transitions are already committed.
 func (a *Announcer) Announce(ctx context.Context, ts ...presence.Transition) {
-	var changed []presence.Transition
+	items := make([]queued, 0, len(ts))
 	for _, t := range ts {
-		if t.Changed {
-			changed = append(changed, t)
+		items = append(items, queued{ctx: ctx, t: t})
+	}
+	a.announceQueued(items)
+}
+
+// announceQueued announces the changed transitions among items, in their order: one
+// ListContactIds call and one route query for the whole batch, then one bus message per
+// edge and transition, each carrying the trace context of the request that caused it.
+// Users who went offline also get their typing indicators stopped. It returns how many
+// transitions it announced.
+func (a *Announcer) announceQueued(items []queued) int {
+	changed := make([]queued, 0, len(items))
+	for _, it := range items {
+		if it.flush == nil && it.t.Changed {
+			changed = append(changed, it)
 		}
 	}
 	if len(changed) == 0 {
-		return
+		return 0
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), announceTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(changed[0].ctx), announceTimeout)
 	defer cancel()
 
-	users := make([]int64, len(changed))
-	for i, t := range changed {
-		users[i] = t.UserID
+	users := make([]int64, 0, len(changed))
+	for _, it := range changed {
+		users = append(users, it.t.UserID)
 	}
+	users = uniq(users)
 	contacts, err := a.contacts(ctx, users)
 	if err != nil {
 		a.log.Error("presence not announced: list contacts", "users", len(users), "user_id", users[0], "err", err)
 	} else {
 		a.publish(ctx, changed, contacts)
 	}
-	for _, t := range changed {
-		if t.IsOnline {
+	for _, it := range changed {
+		if it.t.IsOnline {
 			continue
 		}
-		if _, err := a.chat.StopTyping(ctx, connect.NewRequest(&chatv1.StopTypingRequest{UserId: t.UserID})); err != nil {
-			a.log.Warn("stop typing of offline user", "user_id", t.UserID, "err", err)
+		if _, err := a.chat.StopTyping(ctx, connect.NewRequest(&chatv1.StopTypingRequest{UserId: it.t.UserID})); err != nil {
+			a.log.Warn("stop typing of offline user", "user_id", it.t.UserID, "err", err)
 		}
 	}
+	if a.announced != nil {
+		a.announced(len(changed))
+	}
+	return len(changed)
 }
 
 func (a *Announcer) contacts(ctx context.Context, users []int64) (map[int64][]int64, error) {
@@ -91,16 +113,16 @@ func (a *Announcer) contacts(ctx context.Context, users []int64) (map[int64][]in
 	return out, nil
 }
 
-func (a *Announcer) publish(ctx context.Context, changed []presence.Transition, contacts map[int64][]int64) {
+func (a *Announcer) publish(ctx context.Context, changed []queued, contacts map[int64][]int64) {
 	var all []int64
-	for _, t := range changed {
-		all = append(all, contacts[t.UserID]...)
+	for _, it := range changed {
+		all = append(all, contacts[it.t.UserID]...)
 	}
 	if len(all) == 0 {
 		return
 	}
 	// One route query for every contact of the batch; each Publish below then reads it.
-	routes, err := a.routes.Routes(ctx, all)
+	routes, err := a.routes.Routes(ctx, uniq(all))
 	if err != nil {
 		a.log.Error("presence not announced: look up routes", "contacts", len(all), "err", err)
 		return
@@ -108,14 +130,27 @@ func (a *Announcer) publish(ctx context.Context, changed []presence.Transition, 
 	pub := fanout.NewPublisher(a.bus, fanout.RouteLookupFunc(func(context.Context, []int64) (map[int64][]string, error) {
 		return routes, nil
 	}), EventService)
-	for _, t := range changed {
+	deadline, _ := ctx.Deadline()
+	for _, it := range changed {
+		t := it.t
 		ev := &presencev1.PresenceEvent{UserId: t.UserID, IsOnline: t.IsOnline}
 		if !t.IsOnline {
 			ev.LastSeen = t.LastSeen
 		}
 		msg := &presencev1.StreamEventsResponse{Event: &presencev1.StreamEventsResponse_Presence{Presence: ev}}
-		if _, err := pub.Publish(ctx, msg, contacts[t.UserID]...); err != nil {
+		// The request's context carries its trace into the event; the batch's deadline
+		// still bounds the publish.
+		pctx, cancel := context.WithDeadline(it.ctx, deadline)
+		if _, err := pub.Publish(pctx, msg, contacts[t.UserID]...); err != nil {
 			a.log.Error("publish presence event", "user_id", t.UserID, "online", t.IsOnline, "err", err)
 		}
+		cancel()
 	}
+}
+
+// uniq returns the distinct ids, sorted.
+func uniq(ids []int64) []int64 {
+	out := slices.Clone(ids)
+	slices.Sort(out)
+	return slices.Compact(out)
 }

@@ -3,9 +3,12 @@
 // and the sweeper that takes the users of dead edges offline.
 //
 // Concurrency: the store makes every transition exact (one transaction per change, holding
-// the user's row). The server adds the order of announcements: a change to a user and its
-// announcement run under that user's stripe lock (userLocks), so within one process the
-// events about one user leave in the order their transactions committed. Announcements run
-// after commit on a context detached from the caller's, so a client that goes away does not
-// cancel what its contacts are told; their failures are logged, never returned.
+// the user's row). The server adds the order of announcements: a change to a user and the
+// queueing of its announcement run under that user's stripe lock (userLocks), and a user's
+// announcements go through one FIFO worker (queue.go), so within one process the events
+// about one user leave in the order their transactions committed. Connect and Disconnect
+// return once the change is committed; the workers announce it right after, batching
+// whatever has piled up (one contact lookup and one route query per batch), on contexts
+// detached from the callers', so a client that goes away does not cancel what its contacts
+// are told. Their failures are logged, never returned. Close drains the queue.
 package server

@@ -26,6 +26,7 @@ type Server struct {
 	now      func() time.Time
 	lease    time.Duration
 	locks    userLocks
+	queue    *announceQueue
 }
 
 var _ presencev1connect.PresenceServiceHandler = (*Server)(nil)
@@ -33,8 +34,15 @@ var _ presencev1connect.PresenceServiceHandler = (*Server)(nil)
 // New returns a server over store that announces through announce. now is the clock and
 // lease the length of an edge's lease.
 func New(store presence.Store, announce *Announcer, log *slog.Logger, now func() time.Time, lease time.Duration) *Server {
-	return &Server{store: store, announce: announce, log: log, now: now, lease: lease}
+	return &Server{store: store, announce: announce, log: log, now: now, lease: lease, queue: newAnnounceQueue(announce)}
 }
+
+// Close announces what is still queued and stops the announcement workers. Transitions
+// after Close are announced synchronously.
+func (s *Server) Close() { s.queue.close() }
+
+// Flush waits until every transition committed before the call has been announced.
+func (s *Server) Flush() { s.queue.flush() }
 
 func (s *Server) nowMs() int64 { return s.now().UnixMilli() }
 
@@ -134,7 +142,8 @@ func (s *Server) Connect(ctx context.Context, req *connect.Request[presencev1.Co
 	if err != nil {
 		return nil, s.toConnect(ctx, "Connect", err)
 	}
-	s.announce.Announce(ctx, t)
+	// Announced after the commit, off this call's path, in the user's order (queue.go).
+	s.queue.enqueue(ctx, t)
 	return connect.NewResponse(&presencev1.ConnectResponse{BecameOnline: t.BecameOnline()}), nil
 }
 
@@ -150,7 +159,7 @@ func (s *Server) Disconnect(ctx context.Context, req *connect.Request[presencev1
 	if err != nil {
 		return nil, s.toConnect(ctx, "Disconnect", err)
 	}
-	s.announce.Announce(ctx, t)
+	s.queue.enqueue(ctx, t)
 	return connect.NewResponse(&presencev1.DisconnectResponse{BecameOffline: t.BecameOffline()}), nil
 }
 
@@ -170,7 +179,7 @@ func (s *Server) settleBatch(ctx context.Context, users []int64, change func(ctx
 		}
 		ts = append(ts, t)
 	}
-	s.announce.Announce(ctx, ts...)
+	s.queue.enqueue(ctx, ts...)
 	return err
 }
 
