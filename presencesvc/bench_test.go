@@ -28,7 +28,13 @@ var backends = []sqldb.Dialect{sqldb.SQLite, sqldb.MySQL}
 func BenchmarkTransitions(b *testing.B) {
 	for _, backend := range backends {
 		b.Run(string(backend), func(b *testing.B) {
-			h := newHarness(b, dbtest.NewURL(b, backend))
+			var batches, announced atomic.Int64
+			h := newHarness(b, dbtest.NewURL(b, backend), func(o *Options) {
+				o.onAnnounced = func(n int) {
+					batches.Add(1)
+					announced.Add(int64(n))
+				}
+			})
 			h.register(b, "e1")
 			h.register(b, "c")
 			contacts := make([]int64, 20)
@@ -74,7 +80,9 @@ func BenchmarkTransitions(b *testing.B) {
 			b.SetParallelism(32)
 			b.ResetTimer()
 			events.Store(0)
-			start := time.Now()
+			batches.Store(0)
+			announced.Store(0)
+			start, startCPU := time.Now(), processCPU()
 			b.RunParallel(func(pb *testing.PB) {
 				user := next.Add(1)
 				for i := 0; pb.Next(); i++ {
@@ -91,11 +99,17 @@ func BenchmarkTransitions(b *testing.B) {
 				b.Fatalf("transitions = %d, want %d", got, want)
 			}
 			waitEvents(transitions.Load())
-			elapsed := time.Since(start)
+			elapsed, cpu := time.Since(start), processCPU()-startCPU
 			if got, want := events.Load(), transitions.Load(); got != want {
 				b.Fatalf("events published = %d, want %d", got, want)
 			}
 			b.ReportMetric(float64(transitions.Load())/elapsed.Seconds(), "transitions/s")
+			if cpu > 0 {
+				b.ReportMetric(float64(cpu.Microseconds())/float64(transitions.Load()), "cpu-µs/transition")
+			}
+			if n := batches.Load(); n > 0 {
+				b.ReportMetric(float64(announced.Load())/float64(n), "transitions/batch")
+			}
 		})
 	}
 }

@@ -11,7 +11,7 @@ import (
 const (
 	// queueWorkers is how many goroutines announce. Each owns the users that hash to it,
 	// so a user's announcements leave in the order they were queued.
-	queueWorkers = 4
+	queueWorkers = 2
 	// queueDepth bounds the transitions waiting for one worker; a full queue makes Connect
 	// and Disconnect wait (back-pressure) rather than grow memory without limit.
 	queueDepth = 1024

@@ -90,11 +90,16 @@ func New(ctx context.Context, db *sqldb.DB) (*Store, error) {
 		q = mysqlQueries
 	}
 	s := &Store{db: db, q: q, stmts: make(map[string]*sql.Stmt), stopWrite: make(chan struct{})}
-	for _, query := range []string{
+	toPrepare := []string{
 		q.lockUser, q.ensureUser, q.setStatus, q.edgeLease, q.startLease, q.addConnection,
 		qFindConnection, qDelConnection, qLiveOnline, qEdgeUsers, qDropEdgeUser, qHeartbeat,
 		qLeaseOf, qDeadConnections, qReapUser, qDeleteEmptyEdge,
-	} {
+	}
+	if db.Dialect == sqldb.SQLite {
+		// Only the SQLite writer groups transactions in savepoints (writer.go).
+		toPrepare = append(toPrepare, qSavepoint, qRollbackToSavepoint, qReleaseSavepoint)
+	}
+	for _, query := range toPrepare {
 		if query == "" {
 			continue
 		}
