@@ -234,17 +234,33 @@ type tx struct {
 	*sql.Tx
 	s   *Store
 	ctx context.Context
+	// bound holds the statements already bound to this transaction: a group transaction
+	// (writer.go) runs the same few statements for every request, and binding one anew
+	// each time was a visible share of the writer's allocations.
+	bound map[string]*sql.Stmt
 }
 
 func (t *tx) stmt(query string) (*sql.Stmt, error) {
+	if st, ok := t.bound[query]; ok {
+		return st, nil
+	}
 	t.s.stmtMu.Lock()
 	st, ok := t.s.stmts[query]
 	t.s.stmtMu.Unlock()
-	if !ok {
+	var err error
+	if ok {
+		st = t.StmtContext(t.ctx, st)
+	} else {
 		// Not prepared by New: prepare on the transaction's own connection.
-		return t.PrepareContext(t.ctx, query)
+		if st, err = t.PrepareContext(t.ctx, query); err != nil {
+			return nil, err
+		}
 	}
-	return t.StmtContext(t.ctx, st), nil
+	if t.bound == nil {
+		t.bound = make(map[string]*sql.Stmt)
+	}
+	t.bound[query] = st // closed by the transaction's commit or rollback
+	return st, nil
 }
 
 func (t *tx) exec(query string, args ...any) (sql.Result, error) {
