@@ -9,8 +9,8 @@ import (
 
 	"connectrpc.com/connect"
 
-	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 	"github.com/charla/charla/cmd/internal/system"
+	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 )
 
 type notification struct {

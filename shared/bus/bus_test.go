@@ -2,41 +2,20 @@ package bus_test
 
 import (
 	"context"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"github.com/charla/charla/shared/bus"
+	"github.com/charla/charla/shared/bus/bustest"
 )
-
-// natsURL returns a NATS server for the test: NATS_TEST_URL when set (CI sets the machine's
-// server), otherwise an embedded server on a free loopback port.
-func natsURL(t *testing.T) string {
-	t.Helper()
-	if url := os.Getenv("NATS_TEST_URL"); url != "" {
-		return url
-	}
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatalf("embedded NATS: %v", err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("embedded NATS not ready")
-	}
-	t.Cleanup(srv.Shutdown)
-	return srv.ClientURL()
-}
 
 func TestBuses(t *testing.T) {
 	t.Parallel()
 	buses := map[string]func(t *testing.T) bus.Bus{
 		"inprocess": func(t *testing.T) bus.Bus { return bus.NewInProcess() },
 		"nats": func(t *testing.T) bus.Bus {
-			b, err := bus.Open(natsURL(t))
+			b, err := bus.Open(bustest.NATSURL(t))
 			if err != nil {
 				t.Fatal(err)
 			}

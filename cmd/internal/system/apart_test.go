@@ -8,31 +8,13 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/charla/charla/cmd/internal/system"
 	"github.com/charla/charla/shared/bus"
+	"github.com/charla/charla/shared/bus/bustest"
 	"github.com/charla/charla/shared/sqldb"
 	"github.com/charla/charla/shared/sqldb/dbtest"
 )
-
-// natsURL is NATS_TEST_URL or an embedded server on a free loopback port.
-func natsURL(t *testing.T) string {
-	t.Helper()
-	if url := os.Getenv("NATS_TEST_URL"); url != "" {
-		return url
-	}
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatalf("embedded NATS: %v", err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("embedded NATS not ready")
-	}
-	t.Cleanup(srv.Shutdown)
-	return srv.ClientURL()
-}
 
 // frame is a WebSocket frame of PROTOCOL.md §3.
 type frame struct {
@@ -77,7 +59,7 @@ func TestTwoDeploymentsOverNATS(t *testing.T) {
 		backend = sqldb.MySQL
 	}
 	dbURL := dbtest.NewURL(t, backend)
-	url := natsURL(t)
+	url := bustest.NATSURL(t)
 	var deployments [2]*system.System
 	for i := range deployments {
 		b, err := bus.Open(url)
