@@ -190,8 +190,8 @@ func Start(ctx context.Context, opts Options) (*System, error) {
 // Err delivers the first error of a listener that stopped serving.
 func (s *System) Err() <-chan error { return s.errc }
 
-// Close drains the edge (closing its connections with 1001), then stops the services, within
-// ctx's deadline where one is given.
+// Close drains the edge (closing its connections with 1001), then closes the services and
+// their databases, then the RPC listener, within ctx's deadline where one is given.
 func (s *System) Close(ctx context.Context) {
 	if s.edgeSrv != nil {
 		_ = s.edgeSrv.Shutdown(ctx)
@@ -201,14 +201,16 @@ func (s *System) Close(ctx context.Context) {
 		s.stopEdge()
 		<-s.edgeDone
 	}
+	// Services finish their background work (presence's queued announcements call chat)
+	// while the RPC listener still serves; only then does it stop.
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		_ = s.closers[i]()
+	}
 	if s.rpcSrv != nil {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_ = s.rpcSrv.Shutdown(rctx)
 		cancel()
 		_ = s.rpcSrv.Close()
-	}
-	for i := len(s.closers) - 1; i >= 0; i-- {
-		_ = s.closers[i]()
 	}
 }
 
