@@ -436,7 +436,9 @@ func validateSkill(p string, in *profilev1.SkillItem) (*profilev1.SkillItem, err
 	if err := title(p, "name", it.Name, true); err != nil {
 		return nil, err
 	}
-	if it.Level < 1 || it.Level > 5 {
+	// PROTOCOL.md §4 requires only a skill's name: level 0 is "not given" (like countryId 0),
+	// otherwise it is 1–5.
+	if it.Level < 0 || it.Level > 5 {
 		return nil, Errorf(Invalid, "%slevel: want 1 to 5, got %d", p, it.Level)
 	}
 	return it, nil

@@ -287,7 +287,7 @@ func TestUpdateProfileValidation(t *testing.T) {
 		{"project end before start", func(r *profilev1.UpdateProfileRequest) { r.Projects.Items[1].EndDate = "2020-12-31" }, "curriculum.projects[1].endDate:"},
 		{"certification name missing", func(r *profilev1.UpdateProfileRequest) { r.Certifications.Items[0].Name = "" }, "curriculum.certifications[0].name:"},
 		{"credentialUrl", func(r *profilev1.UpdateProfileRequest) { r.Certifications.Items[1].CredentialUrl = "example.com/c" }, "curriculum.certifications[1].credentialUrl:"},
-		{"skill level 0", func(r *profilev1.UpdateProfileRequest) { r.Skills.Items[0].Level = 0 }, "curriculum.skills[0].level:"},
+		{"skill level -1", func(r *profilev1.UpdateProfileRequest) { r.Skills.Items[0].Level = -1 }, "curriculum.skills[0].level:"},
 		{"skill level 6", func(r *profilev1.UpdateProfileRequest) { r.Skills.Items[1].Level = 6 }, "curriculum.skills[1].level:"},
 		{"language proficiency", func(r *profilev1.UpdateProfileRequest) { r.Languages.Items[0].Proficiency = "expert" }, "curriculum.languages[0].proficiency:"},
 		{"language proficiency missing", func(r *profilev1.UpdateProfileRequest) { r.Languages.Items[0].Proficiency = "" }, "curriculum.languages[0].proficiency:"},
@@ -320,6 +320,7 @@ func TestUpdateProfileValidation(t *testing.T) {
 		req.Education.Items[0].Institution = long(200)
 		req.Experience.Items[0].Description = long(2000)
 		req.Experience.Items[1].StartDate, req.Experience.Items[1].EndDate = "2020-02-29", "2020-02-29"
+		req.Skills.Items[0].Level = 0 // a skill's level is optional: 0 is none
 		if _, err := e.client.UpdateProfile(context.Background(), connect.NewRequest(req)); err != nil {
 			t.Fatalf("update at the limits: %v", err)
 		}
