@@ -16,6 +16,8 @@ import (
 
 	chatv1 "github.com/charla/charla/proto/gen/chat/v1"
 	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
+	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
+	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 
 	"github.com/charla/charla/cmd/internal/system"
 	"github.com/charla/charla/edge"
@@ -1052,5 +1054,95 @@ func TestUnknownKeysIgnored(t *testing.T) {
 		if f := c.reply(pid); f.Type != "MY_PROFILE_DATA" {
 			t.Errorf("GET_MY_PROFILE with payload %s: got %s %s, want MY_PROFILE_DATA", raw, f.Type, f.Payload)
 		}
+	}
+}
+
+// TestRPCContract: §7's rules for the internal calls the e2e flows do not exercise, through
+// the same Connect clients the edge uses.
+func TestRPCContract(t *testing.T) {
+	t.Parallel()
+	sys := startEdgeSystem(t, nil)
+	ctx := context.Background()
+	a, b := sys.NewUser(t, "rpa"), sys.NewUser(t, "rpb")
+	code := func(err error) connect.Code {
+		if err == nil {
+			return 0
+		}
+		return connect.CodeOf(err)
+	}
+	check := func(name string, err error, want connect.Code) {
+		t.Helper()
+		if got := code(err); got != want {
+			t.Errorf("%s: got %v (%v), want %v", name, got, err, want)
+		}
+	}
+
+	// CreateUser: upper case folded, duplicates (email ignoring case) already_exists.
+	res, err := sys.Clients.Profile.CreateUser(ctx, connect.NewRequest(&profilev1.CreateUserRequest{UserName: "Mixed.Case_1", FirstName: "M", LastName: "C", Email: "Mixed@Example.com"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Msg.GetUser().GetUserName(); got != "mixed.case_1" {
+		t.Errorf("userName: got %q, want folded to lower case", got)
+	}
+	_, err = sys.Clients.Profile.CreateUser(ctx, connect.NewRequest(&profilev1.CreateUserRequest{UserName: "MIXED.case_1", FirstName: "M", LastName: "C", Email: "other@example.com"}))
+	check("duplicate userName", err, connect.CodeAlreadyExists)
+	_, err = sys.Clients.Profile.CreateUser(ctx, connect.NewRequest(&profilev1.CreateUserRequest{UserName: "another", FirstName: "M", LastName: "C", Email: "mixed@example.COM"}))
+	check("duplicate email ignoring case", err, connect.CodeAlreadyExists)
+	for name, req := range map[string]*profilev1.CreateUserRequest{
+		"short userName":   {UserName: "ab", FirstName: "M", LastName: "C", Email: "s@example.com"},
+		"userName symbols": {UserName: "a b!", FirstName: "M", LastName: "C", Email: "t@example.com"},
+		"email two @":      {UserName: "okname", FirstName: "M", LastName: "C", Email: "a@b@example.com"},
+		"no firstName":     {UserName: "okname2", LastName: "C", Email: "u@example.com"},
+	} {
+		_, err := sys.Clients.Profile.CreateUser(ctx, connect.NewRequest(req))
+		check(name, err, connect.CodeInvalidArgument)
+	}
+
+	// CreateSession: ttl 1 s to 365 days; unknown user not_found. RevokeSession is idempotent.
+	_, err = sys.Clients.Profile.CreateSession(ctx, connect.NewRequest(&profilev1.CreateSessionRequest{UserId: a.ID, TtlSeconds: 366 * 24 * 3600}))
+	check("ttl over a year", err, connect.CodeInvalidArgument)
+	_, err = sys.Clients.Profile.CreateSession(ctx, connect.NewRequest(&profilev1.CreateSessionRequest{UserId: a.ID, TtlSeconds: -1}))
+	check("negative ttl", err, connect.CodeInvalidArgument)
+	_, err = sys.Clients.Profile.CreateSession(ctx, connect.NewRequest(&profilev1.CreateSessionRequest{UserId: 99999999}))
+	check("session for an unknown user", err, connect.CodeNotFound)
+	_, err = sys.Clients.Profile.RevokeSession(ctx, connect.NewRequest(&profilev1.RevokeSessionRequest{Token: "never-issued"}))
+	check("revoke an unknown token", err, 0)
+
+	// CreateContact: either order gives the same chat; oneself invalid; unknown not_found.
+	first := sys.Contact(t, a, b)
+	if again := sys.Contact(t, b, a); again != first {
+		t.Errorf("CreateContact in the other order: chat %d, want %d", again, first)
+	}
+	_, err = sys.Clients.Chat.CreateContact(ctx, connect.NewRequest(&chatv1.CreateContactRequest{UserId: a.ID, OtherUserId: a.ID}))
+	check("contact with oneself", err, connect.CodeInvalidArgument)
+	_, err = sys.Clients.Chat.CreateContact(ctx, connect.NewRequest(&chatv1.CreateContactRequest{UserId: a.ID, OtherUserId: 99999999}))
+	check("contact with an unknown user", err, connect.CodeNotFound)
+	c := sys.NewUser(t, "rpc")
+	_, err = sys.Clients.Chat.RemoveContact(ctx, connect.NewRequest(&chatv1.RemoveContactRequest{UserId: a.ID, OtherUserId: c.ID}))
+	check("remove a pair not in contact", err, 0)
+
+	// CreateNotification for an unknown user: not_found.
+	_, err = sys.Clients.Notify.CreateNotification(ctx, connect.NewRequest(&notifyv1.CreateNotificationRequest{UserId: 99999999, Type: "system", Title: "t", Message: "m"}))
+	check("notification for an unknown user", err, connect.CodeNotFound)
+
+	// GetPresence: one entry per asked id, in the order asked; never-seen ids offline, 0.
+	dial(t, sys, b.Token, "b").call("GET_CHAT_LIST", nil)
+	asked := []int64{99999999, b.ID, a.ID}
+	pres, err := sys.Clients.Presence.GetPresence(ctx, connect.NewRequest(&presencev1.GetPresenceRequest{UserIds: asked}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := pres.Msg.GetPresences()
+	if len(ps) != len(asked) {
+		t.Fatalf("GetPresence: %d entries, want %d", len(ps), len(asked))
+	}
+	for i, p := range ps {
+		if p.GetUserId() != asked[i] {
+			t.Errorf("GetPresence[%d]: user %d, want %d (the order asked)", i, p.GetUserId(), asked[i])
+		}
+	}
+	if ps[0].GetIsOnline() || ps[0].GetLastSeen() != 0 || !ps[1].GetIsOnline() || ps[2].GetIsOnline() {
+		t.Errorf("GetPresence: got %v, want unknown offline/0, b online, a offline", ps)
 	}
 }
