@@ -9,7 +9,7 @@ RACE    ?= $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 TESTFLAGS ?=
 BENCH   ?= .
 
-.PHONY: run test proto proto-check lint bench tools build
+.PHONY: run test test-e2e-mysql proto proto-check lint bench tools build
 
 run:
 	go run ./cmd/charla
@@ -19,6 +19,10 @@ build:
 
 test:
 	@for m in $(MODULES); do echo "== $$m"; (cd $$m && go test $(RACE) $(TESTFLAGS) ./...) || exit 1; done
+
+# The end-to-end suite again, with the whole system on MySQL (needs MYSQL_TEST_DSN).
+test-e2e-mysql:
+	cd cmd && E2E_BACKEND=mysql go test $(RACE) $(TESTFLAGS) ./e2e/ ./internal/system/
 
 tools:
 	@mkdir -p $(BIN)

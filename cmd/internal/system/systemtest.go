@@ -3,6 +3,7 @@ package system
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -14,13 +15,16 @@ import (
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 	"github.com/charla/charla/shared/config"
 	"github.com/charla/charla/shared/logging"
+	"github.com/charla/charla/shared/sqldb"
+	"github.com/charla/charla/shared/sqldb/dbtest"
 
 	"github.com/charla/charla/edge"
 )
 
 // TestOptions tune a test System.
 type TestOptions struct {
-	// DatabaseURL defaults to a new SQLite file in t.TempDir().
+	// DatabaseURL defaults to a new SQLite file in t.TempDir(), or to a new MySQL database
+	// on MYSQL_TEST_DSN's server when E2E_BACKEND=mysql.
 	DatabaseURL string
 	// EdgeConfig may change the edge's default configuration.
 	EdgeConfig func(*edge.Config)
@@ -42,7 +46,11 @@ func StartForTest(tb testing.TB, topts TestOptions) *System {
 		topts.EdgeConfig(&ec)
 	}
 	url := topts.DatabaseURL
-	if url == "" {
+	switch {
+	case url != "":
+	case os.Getenv("E2E_BACKEND") == "mysql":
+		url = dbtest.NewURL(tb, sqldb.MySQL)
+	default:
 		url = "sqlite://" + filepath.Join(tb.TempDir(), "charla.db")
 	}
 	opts := Options{Edge: ec, RPCAddr: "127.0.0.1:0", DatabaseURL: url, Log: logging.Discard()}
