@@ -145,15 +145,6 @@ func setTraceContext(msg proto.Message, carrier propagation.MapCarrier) {
 	}
 }
 
-// TraceContext returns the context carried by an event, for linking its delivery to the
-// operation that raised it.
-func TraceContext(ctx context.Context, traceContext map[string]string) context.Context {
-	if len(traceContext) == 0 {
-		return ctx
-	}
-	return otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(traceContext))
-}
-
 // StreamBuffer is how many events may wait for a slow stream before it is cut off.
 const StreamBuffer = 4096
 
