@@ -22,7 +22,6 @@ import (
 	"github.com/charla/charla/shared/bus"
 	"github.com/charla/charla/shared/peers"
 	"github.com/charla/charla/shared/rpc"
-	"github.com/charla/charla/shared/sqldb"
 	"github.com/charla/charla/shared/sqldb/dbtest"
 	"github.com/charla/charla/shared/svc"
 )
@@ -68,11 +67,7 @@ func TestService(t *testing.T) {
 	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		db, err := sqldb.Open(ctx, url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
+		db := dbtest.OpenURL(t, url)
 		b := bus.NewInProcess()
 		s, err := chatsvc.New(ctx, svc.Deps{
 			DB:    db,

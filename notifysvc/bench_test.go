@@ -9,9 +9,9 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/charla/charla/notifysvc/internal/testdb"
 	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
 	"github.com/charla/charla/shared/sqldb"
+	"github.com/charla/charla/shared/sqldb/dbtest"
 )
 
 const (
@@ -58,7 +58,7 @@ func seed(b *testing.B, db *sqldb.DB, user int64, n int) {
 func BenchmarkList(b *testing.B) {
 	for _, backend := range []sqldb.Dialect{sqldb.SQLite, sqldb.MySQL} {
 		b.Run(string(backend), func(b *testing.B) {
-			db := testdb.OpenBackend(b, backend)
+			db := dbtest.Open(b, backend)
 			// Retention must not prune the seeded rows while the benchmark runs.
 			client := startService(b, db, Options{RetentionMaxPerUser: 1_000_000})
 			seed(b, db, benchUser, benchCount)
@@ -103,7 +103,7 @@ func BenchmarkList(b *testing.B) {
 func BenchmarkCreate(b *testing.B) {
 	for _, backend := range []sqldb.Dialect{sqldb.SQLite, sqldb.MySQL} {
 		b.Run(string(backend), func(b *testing.B) {
-			client := startService(b, testdb.OpenBackend(b, backend), Options{RetentionMaxPerUser: 1_000_000})
+			client := startService(b, dbtest.Open(b, backend), Options{RetentionMaxPerUser: 1_000_000})
 			ctx := context.Background()
 			payload, err := structpb.NewStruct(map[string]any{"chatId": "12", "fromUserId": 2})
 			if err != nil {

@@ -12,7 +12,6 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/charla/charla/notifysvc/internal/testdb"
 	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
 	"github.com/charla/charla/proto/gen/notify/v1/notifyv1connect"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
@@ -136,7 +135,7 @@ func TestNewRejectsBadEnv(t *testing.T) {
 func TestLivePush(t *testing.T) {
 	t.Parallel()
 	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
-		client := startService(t, testdb.Open(t, url), Options{})
+		client := startService(t, dbtest.OpenURL(t, url), Options{})
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		var mu sync.Mutex
@@ -205,7 +204,7 @@ func TestLivePush(t *testing.T) {
 
 func TestStreamEventsRejectsBadEdge(t *testing.T) {
 	t.Parallel()
-	client := startService(t, testdb.OpenBackend(t, sqldb.SQLite), Options{})
+	client := startService(t, dbtest.Open(t, sqldb.SQLite), Options{})
 	stream, err := client.StreamEvents(context.Background(), connect.NewRequest(&notifyv1.StreamEventsRequest{EdgeId: "bad edge!"}))
 	if err != nil {
 		t.Fatalf("StreamEvents: %v", err)
@@ -221,7 +220,7 @@ func TestStreamEventsRejectsBadEdge(t *testing.T) {
 
 func TestNewNeedsDeps(t *testing.T) {
 	t.Parallel()
-	db := testdb.OpenBackend(t, sqldb.SQLite)
+	db := dbtest.Open(t, sqldb.SQLite)
 	b := bus.NewInProcess()
 	log := slog.New(slog.DiscardHandler)
 	for _, deps := range []svc.Deps{
@@ -239,7 +238,7 @@ func TestNewNeedsDeps(t *testing.T) {
 func TestCloseIsIdempotent(t *testing.T) {
 	t.Parallel()
 	s, err := NewWithOptions(context.Background(), svc.Deps{
-		DB: testdb.OpenBackend(t, sqldb.SQLite), Bus: bus.NewInProcess(), Log: slog.New(slog.DiscardHandler),
+		DB: dbtest.Open(t, sqldb.SQLite), Bus: bus.NewInProcess(), Log: slog.New(slog.DiscardHandler),
 		Peers: &peers.Clients{Profile: fakeProfile{}},
 	}, Options{Routes: onEdge, PruneInterval: time.Millisecond})
 	if err != nil {

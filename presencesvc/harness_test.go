@@ -21,7 +21,7 @@ import (
 	"github.com/charla/charla/shared/bus"
 	"github.com/charla/charla/shared/fanout"
 	"github.com/charla/charla/shared/rpc"
-	"github.com/charla/charla/shared/sqldb"
+	"github.com/charla/charla/shared/sqldb/dbtest"
 	"github.com/charla/charla/shared/svc"
 )
 
@@ -127,11 +127,7 @@ type harnessOption func(*Options)
 func newHarness(tb testing.TB, url string, extra ...harnessOption) *harness {
 	tb.Helper()
 	ctx := context.Background()
-	db, err := sqldb.Open(ctx, url)
-	if err != nil {
-		tb.Fatalf("open database: %v", err)
-	}
-	tb.Cleanup(func() { db.Close() })
+	db := dbtest.OpenURL(tb, url)
 	h := &harness{clock: newFakeClock(), chat: newFakeChat(), bus: bus.NewInProcess()}
 	opts := Options{
 		Now:           h.clock.Now,

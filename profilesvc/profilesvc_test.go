@@ -76,11 +76,7 @@ func TestService(t *testing.T) {
 		t.Run(string(backend), func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			db, err := sqldb.Open(ctx, dbtest.NewURL(t, backend))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
+			db := dbtest.Open(t, backend)
 			b := bus.NewInProcess()
 			t.Cleanup(func() { b.Close() })
 			mux := http.NewServeMux()

@@ -8,6 +8,7 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"os"
@@ -85,20 +86,37 @@ func redact(url string) string {
 // traced call gets a span named by its SQL, without argument values, and every statement
 // is timed in the db.client.operation.duration histogram.
 func Open(ctx context.Context, url string) (*DB, error) {
+	return OpenWith(ctx, url, nil)
+}
+
+// OpenWith is Open with the driver's connector passed through wrap first (when not nil),
+// so that a test can observe every statement (a query counter) on a database configured
+// exactly as in production.
+func OpenWith(ctx context.Context, url string, wrap func(driver.Connector) driver.Connector) (*DB, error) {
 	dialect, dsn, err := ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
-	var db *sql.DB
+	var connector driver.Connector
+	var system dbtel.System
+	var pool int
 	switch dialect {
 	case SQLite:
-		db, err = openSQLite(dsn)
+		connector, err = sqliteConnector(dsn)
+		system, pool = dbtel.SQLite, 8
 	case MySQL:
-		db, err = openMySQL(dsn)
+		connector, err = mysqlConnector(dsn)
+		system, pool = dbtel.MySQL, 32
 	}
 	if err != nil {
 		return nil, err
 	}
+	if wrap != nil {
+		connector = wrap(connector)
+	}
+	db := otelsql.OpenDB(connector, dbtel.Options(system)...)
+	db.SetMaxOpenConns(pool)
+	db.SetMaxIdleConns(pool)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s database: %w", dialect, err)
@@ -106,7 +124,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	return &DB{DB: db, Dialect: dialect}, nil
 }
 
-func openSQLite(path string) (*sql.DB, error) {
+func sqliteConnector(path string) (driver.Connector, error) {
 	if dir := filepath.Dir(path); dir != "." {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("create directory for sqlite database: %w", err)
@@ -118,16 +136,19 @@ func openSQLite(path string) (*sql.DB, error) {
 	dsn := "file:" + path + "?_txlock=immediate" +
 		"&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
 		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)"
-	db, err := otelsql.Open("sqlite", dsn, dbtel.Options(dbtel.SQLite)...)
-	if err != nil {
-		return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
-	}
-	db.SetMaxOpenConns(8)
-	db.SetMaxIdleConns(8)
-	return db, nil
+	return dsnConnector{drv: &sqlite.Driver{}, dsn: dsn}, nil
 }
 
-func openMySQL(dsn string) (*sql.DB, error) {
+// dsnConnector is a driver.Connector for a driver that only knows Open(dsn).
+type dsnConnector struct {
+	drv driver.Driver
+	dsn string
+}
+
+func (c dsnConnector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
+func (c dsnConnector) Driver() driver.Driver                        { return c.drv }
+
+func mysqlConnector(dsn string) (driver.Connector, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse mysql DSN: %w", err)
@@ -142,10 +163,7 @@ func openMySQL(dsn string) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open mysql database: %w", err)
 	}
-	db := otelsql.OpenDB(connector, dbtel.Options(dbtel.MySQL)...)
-	db.SetMaxOpenConns(32)
-	db.SetMaxIdleConns(32)
-	return db, nil
+	return connector, nil
 }
 
 // IsDuplicate reports whether err comes from a unique-key violation on either backend.

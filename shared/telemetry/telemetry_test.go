@@ -1,13 +1,11 @@
 package telemetry_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +23,7 @@ import (
 	"github.com/charla/charla/shared/sqldb/dbtest"
 	"github.com/charla/charla/shared/svc"
 	"github.com/charla/charla/shared/telemetry"
+	"github.com/charla/charla/shared/telemetry/telemetrytest"
 )
 
 const (
@@ -290,92 +289,40 @@ func TestMetricsMove(t *testing.T) {
 		{"go_goroutines", nil, 0}, // the Go runtime collector is registered
 	}
 	for _, tt := range tests {
-		if !after.has(tt.name, tt.labels) {
-			t.Errorf("%s%v: absent from /metrics\n%s", tt.name, tt.labels, after.grep(tt.name))
+		if !after.Has(tt.name, tt.labels...) {
+			t.Errorf("%s%v: absent from /metrics\n%s", tt.name, tt.labels, after.Grep(tt.name))
 			continue
 		}
-		if got := after.sum(tt.name, tt.labels) - before.sum(tt.name, tt.labels); got < tt.delta {
-			t.Errorf("%s%v: moved by %v, want at least %v\n%s", tt.name, tt.labels, got, tt.delta, after.grep(tt.name))
+		if got := after.Sum(tt.name, tt.labels...) - before.Sum(tt.name, tt.labels...); got < tt.delta {
+			t.Errorf("%s%v: moved by %v, want at least %v\n%s", tt.name, tt.labels, got, tt.delta, after.Grep(tt.name))
 		}
 	}
 	// No edge error was counted for the successes.
-	if got := after.sum("charla_edge_errors_total", []string{`charla_result_code="200"`}); got != 0 {
+	if got := after.Sum("charla_edge_errors_total", `charla_result_code="200"`); got != 0 {
 		t.Errorf("charla_edge_errors_total for code 200: got %v, want 0", got)
 	}
 }
 
-// exposition is a scraped /metrics body.
-type exposition []string
-
-func scrape(t *testing.T, url string) exposition {
+// scrape fetches /metrics over HTTP (the way Prometheus does, content type included) and
+// parses it with telemetrytest.
+func scrape(t *testing.T, url string) telemetrytest.Metrics {
 	t.Helper()
 	res, err := http.Get(url)
 	if err != nil {
 		t.Fatalf("scrape: %v", err)
 	}
 	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("scrape: %v", err)
+	}
 	if got, want := res.StatusCode, http.StatusOK; got != want {
-		body, _ := io.ReadAll(res.Body)
 		t.Fatalf("scrape status: got %d, want %d: %s", got, want, body)
 	}
 	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
 		t.Errorf("scrape content type: got %q, want text/plain", ct)
 	}
-	var lines exposition
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if l := sc.Text(); l != "" && !strings.HasPrefix(l, "#") {
-			lines = append(lines, l)
-		}
-	}
-	return lines
-}
-
-// match reports whether line is a sample of the series name with all of labels.
-func match(line, name string, labels []string) bool {
-	rest, ok := strings.CutPrefix(line, name)
-	if !ok || rest == "" || (rest[0] != '{' && rest[0] != ' ') {
-		return false
-	}
-	for _, l := range labels {
-		if !strings.Contains(rest, l) {
-			return false
-		}
-	}
-	return true
-}
-
-// sum adds the values of the samples of name with all of labels.
-func (e exposition) sum(name string, labels []string) float64 {
-	var total float64
-	for _, l := range e {
-		if match(l, name, labels) {
-			if v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64); err == nil {
-				total += v
-			}
-		}
-	}
-	return total
-}
-
-func (e exposition) has(name string, labels []string) bool {
-	for _, l := range e {
-		if match(l, name, labels) {
-			return true
-		}
-	}
-	return false
-}
-
-func (e exposition) grep(prefix string) string {
-	var b strings.Builder
-	for _, l := range e {
-		if strings.HasPrefix(l, prefix) {
-			b.WriteString(l + "\n")
-		}
-	}
-	return b.String()
+	return telemetrytest.Parse(string(body))
 }
 
 var _ sdktrace.SpanExporter = tracetest.NewInMemoryExporter()

@@ -22,6 +22,7 @@ import (
 	"github.com/charla/charla/shared/fanout"
 	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/sqldb"
+	"github.com/charla/charla/shared/sqldb/dbtest"
 )
 
 // fakeProfiles knows users 1..n, named "user<id>".
@@ -147,11 +148,7 @@ type envOption func(*Config)
 func newEnv(tb testing.TB, url string, users int64, opts ...envOption) *env {
 	tb.Helper()
 	ctx := context.Background()
-	db, err := sqldb.Open(ctx, url)
-	if err != nil {
-		tb.Fatalf("open database: %v", err)
-	}
-	tb.Cleanup(func() { db.Close() })
+	db := dbtest.OpenURL(tb, url)
 	st := store.New(db)
 	if err := st.Migrate(ctx); err != nil {
 		tb.Fatalf("migrate: %v", err)

@@ -16,11 +16,7 @@ import (
 func newStore(tb testing.TB, url string) *Store {
 	tb.Helper()
 	ctx := context.Background()
-	db, err := sqldb.Open(ctx, url)
-	if err != nil {
-		tb.Fatalf("open: %v", err)
-	}
-	tb.Cleanup(func() { db.Close() })
+	db := dbtest.OpenURL(tb, url)
 	s := New(db)
 	if err := s.Migrate(ctx); err != nil {
 		tb.Fatalf("migrate: %v", err)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/charla/charla/notifysvc/internal/notify"
 	"github.com/charla/charla/notifysvc/internal/store"
-	"github.com/charla/charla/notifysvc/internal/testdb"
 	"github.com/charla/charla/shared/sqldb/dbtest"
 )
 
@@ -16,7 +15,7 @@ func TestPruneOnce(t *testing.T) {
 	t.Parallel()
 	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
 		ctx := context.Background()
-		st, err := store.New(ctx, testdb.Open(t, url))
+		st, err := store.New(ctx, dbtest.OpenURL(t, url))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +89,7 @@ func TestPruneOnce(t *testing.T) {
 
 func TestRunStopsWithContext(t *testing.T) {
 	t.Parallel()
-	st, err := store.New(context.Background(), testdb.Open(t, dbtest.NewURL(t, "sqlite")))
+	st, err := store.New(context.Background(), dbtest.OpenURL(t, dbtest.NewURL(t, "sqlite")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,6 @@ import (
 
 	"github.com/charla/charla/notifysvc/internal/notify"
 	"github.com/charla/charla/notifysvc/internal/store"
-	"github.com/charla/charla/notifysvc/internal/testdb"
 	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
 	"github.com/charla/charla/proto/gen/notify/v1/notifyv1connect"
 	"github.com/charla/charla/shared/bus"
@@ -71,7 +70,7 @@ func newEnv(t *testing.T, url string, o envOptions) *env {
 	if o.users == nil {
 		o.users = users
 	}
-	st, err := store.New(context.Background(), testdb.Open(t, url))
+	st, err := store.New(context.Background(), dbtest.OpenURL(t, url))
 	if err != nil {
 		t.Fatal(err)
 	}

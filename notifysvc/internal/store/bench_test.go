@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/charla/charla/notifysvc/internal/notify"
-	"github.com/charla/charla/notifysvc/internal/testdb"
 	"github.com/charla/charla/shared/sqldb"
+	"github.com/charla/charla/shared/sqldb/dbtest"
 )
 
 // BenchmarkStore measures the store alone for a user with 10,000 notifications (half
@@ -17,7 +17,7 @@ func BenchmarkStore(b *testing.B) {
 	for _, backend := range []sqldb.Dialect{sqldb.SQLite, sqldb.MySQL} {
 		b.Run(string(backend), func(b *testing.B) {
 			ctx := context.Background()
-			db := testdb.OpenBackend(b, backend)
+			db := dbtest.Open(b, backend)
 			s, err := New(ctx, db)
 			if err != nil {
 				b.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"testing/fstest"
 
-	"github.com/charla/charla/notifysvc/internal/testdb"
 	"github.com/charla/charla/shared/sqldb"
 	"github.com/charla/charla/shared/sqldb/dbtest"
 )
@@ -17,7 +16,7 @@ func TestUnreadCounterMigration(t *testing.T) {
 	t.Parallel()
 	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
 		ctx := context.Background()
-		db := testdb.Open(t, url)
+		db := dbtest.OpenURL(t, url)
 		first := fstest.MapFS{}
 		for _, dialect := range []sqldb.Dialect{sqldb.SQLite, sqldb.MySQL} {
 			name := string(dialect) + "/00001_notification.sql"

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/charla/charla/notifysvc/internal/notify"
-	"github.com/charla/charla/notifysvc/internal/testdb"
 	"github.com/charla/charla/shared/sqldb"
 	"github.com/charla/charla/shared/sqldb/dbtest"
 )
@@ -35,7 +34,7 @@ func TestQueryPlans(t *testing.T) {
 		return m
 	}
 	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
-		db := testdb.Open(t, url)
+		db := dbtest.OpenURL(t, url)
 		if _, err := New(context.Background(), db); err != nil {
 			t.Fatal(err)
 		}

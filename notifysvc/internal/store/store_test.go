@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/charla/charla/notifysvc/internal/notify"
-	"github.com/charla/charla/notifysvc/internal/testdb"
 	"github.com/charla/charla/shared/sqldb"
 	"github.com/charla/charla/shared/sqldb/dbtest"
 )
@@ -18,7 +17,7 @@ import (
 func openStore(t *testing.T, url string) (*Store, *sqldb.DB) {
 	t.Helper()
 	ctx := context.Background()
-	db := testdb.Open(t, url)
+	db := dbtest.OpenURL(t, url)
 	s, err := New(ctx, db)
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -8,18 +8,13 @@ import (
 	"testing"
 
 	"github.com/charla/charla/presencesvc/internal/presence"
-	"github.com/charla/charla/shared/sqldb"
 	"github.com/charla/charla/shared/sqldb/dbtest"
 )
 
 func newStore(t *testing.T, url string) *Store {
 	t.Helper()
 	ctx := context.Background()
-	db, err := dbtestOpen(ctx, url)
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := dbtest.OpenURL(t, url)
 	if err := Migrate(ctx, db); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
@@ -145,5 +140,3 @@ func TestUpsertKeepsLastSeen(t *testing.T) {
 		}
 	})
 }
-
-func dbtestOpen(ctx context.Context, url string) (*sqldb.DB, error) { return sqldb.Open(ctx, url) }

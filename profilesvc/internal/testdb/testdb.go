@@ -8,14 +8,10 @@ package testdb
 
 import (
 	"context"
-	"database/sql"
 	"database/sql/driver"
 	"fmt"
 	"sync/atomic"
 	"testing"
-
-	"github.com/go-sql-driver/mysql"
-	"modernc.org/sqlite"
 
 	"github.com/charla/charla/profilesvc/internal/store"
 	"github.com/charla/charla/shared/sqldb"
@@ -35,37 +31,17 @@ func (c *Counter) Reset() { c.n.Store(0) }
 var Backends = []sqldb.Dialect{sqldb.SQLite, sqldb.MySQL}
 
 // Open returns a fresh, migrated database on backend behind a counting driver, closed when
-// the test ends. MySQL is skipped (or failed) as dbtest decides when it is not configured.
+// the test ends. It is opened by sqldb.OpenWith, so it is configured exactly as in
+// production. MySQL is skipped (or failed) as dbtest decides when it is not configured.
 func Open(tb testing.TB, backend sqldb.Dialect) (*sqldb.DB, *Counter) {
 	tb.Helper()
-	dialect, dsn, err := sqldb.ParseURL(dbtest.NewURL(tb, backend))
+	c := new(Counter)
+	db, err := sqldb.OpenWith(context.Background(), dbtest.NewURL(tb, backend), func(inner driver.Connector) driver.Connector {
+		return &countingConnector{inner: inner, c: c}
+	})
 	if err != nil {
 		tb.Fatalf("testdb: %v", err)
 	}
-	c := new(Counter)
-	var inner driver.Connector
-	switch dialect {
-	case sqldb.SQLite:
-		// The same settings sqldb.Open uses (WAL, busy timeout, immediate transactions).
-		inner = dsnConnector{drv: &sqlite.Driver{}, dsn: "file:" + dsn + "?_txlock=immediate" +
-			"&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
-			"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)"}
-	case sqldb.MySQL:
-		cfg, err := mysql.ParseDSN(dsn)
-		if err != nil {
-			tb.Fatalf("testdb: %v", err)
-		}
-		// As sqldb.Open does: the collation implies the utf8mb4 character set.
-		cfg.ParseTime = false
-		cfg.Collation = "utf8mb4_bin"
-		cfg.MultiStatements = true
-		if inner, err = mysql.NewConnector(cfg); err != nil {
-			tb.Fatalf("testdb: %v", err)
-		}
-	}
-	raw := sql.OpenDB(&countingConnector{inner: inner, c: c})
-	raw.SetMaxOpenConns(8)
-	db := &sqldb.DB{DB: raw, Dialect: dialect}
 	tb.Cleanup(func() { db.Close() })
 	if err := store.Migrate(context.Background(), db); err != nil {
 		tb.Fatalf("testdb: migrate: %v", err)
@@ -73,14 +49,6 @@ func Open(tb testing.TB, backend sqldb.Dialect) (*sqldb.DB, *Counter) {
 	c.Reset()
 	return db, c
 }
-
-type dsnConnector struct {
-	drv driver.Driver
-	dsn string
-}
-
-func (d dsnConnector) Connect(context.Context) (driver.Conn, error) { return d.drv.Open(d.dsn) }
-func (d dsnConnector) Driver() driver.Driver                        { return d.drv }
 
 type countingConnector struct {
 	inner driver.Connector

@@ -50,7 +50,13 @@ func NewURL(tb testing.TB, backend sqldb.Dialect) string {
 // Open returns a fresh database on backend, closed when the test ends.
 func Open(tb testing.TB, backend sqldb.Dialect) *sqldb.DB {
 	tb.Helper()
-	db, err := sqldb.Open(context.Background(), NewURL(tb, backend))
+	return OpenURL(tb, NewURL(tb, backend))
+}
+
+// OpenURL opens url (one NewURL or ForEachBackend gave) and closes it when the test ends.
+func OpenURL(tb testing.TB, url string) *sqldb.DB {
+	tb.Helper()
+	db, err := sqldb.Open(context.Background(), url)
 	if err != nil {
 		tb.Fatalf("dbtest: open: %v", err)
 	}
