@@ -26,9 +26,9 @@ type memUser struct {
 }
 
 type memSub struct {
-	queue  chan *Record
-	cut    chan struct{} // closed when queue overflowed
-	isCut  bool
+	queue chan *Record
+	cut   chan struct{} // closed when queue overflowed
+	isCut bool
 }
 
 // Sizes of the in-memory log's buffers.
