@@ -8,17 +8,18 @@ package chatsvc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/charla/charla/chatsvc/internal/server"
 	"github.com/charla/charla/chatsvc/internal/store"
 	chatv1 "github.com/charla/charla/proto/gen/chat/v1"
 	"github.com/charla/charla/proto/gen/chat/v1/chatv1connect"
 	"github.com/charla/charla/shared/fanout"
-	"github.com/charla/charla/shared/peers"
 	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/svc"
 )
@@ -29,7 +30,8 @@ const EventService = "chat"
 // Service implements chatv1connect.ChatServiceHandler.
 type Service struct {
 	*server.Server
-	deps svc.Deps
+	deps   svc.Deps
+	online *fanout.OnlineCache
 }
 
 var _ chatv1connect.ChatServiceHandler = (*Service)(nil)
@@ -40,15 +42,24 @@ func New(ctx context.Context, deps svc.Deps) (*Service, error) {
 	if err := st.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("chat service: %w", err)
 	}
+	online, err := fanout.NewOnlineCache(deps.Bus, deps.Peers.Presence)
+	if err != nil {
+		return nil, fmt.Errorf("chat service: %w", err)
+	}
 	srv := server.New(server.Config{
 		Store:     st,
 		Profiles:  deps.Peers.Profile,
 		Presence:  deps.Peers.Presence,
 		Notifier:  deps.Peers.Notify,
-		Publisher: fanout.NewPublisher(deps.Bus, peers.PresenceRoutes(deps.Peers.Presence), EventService),
+		Publisher: fanout.NewPublisher(deps.Bus, deps.Events, EventService, fanout.WithOnline(online),
+			fanout.WithSequenced(func(ev proto.Message) bool {
+				// TYPING_INDICATOR is ephemeral: no seq, never replayed (docs/protocol.md §8.2).
+				e, ok := ev.(*chatv1.StreamEventsResponse)
+				return !ok || e.GetTypingIndicator() == nil
+			})),
 		Log:       deps.Log,
 	})
-	return &Service{Server: srv, deps: deps}, nil
+	return &Service{Server: srv, deps: deps, online: online}, nil
 }
 
 // RPC returns the Connect handler to mount.
@@ -59,7 +70,7 @@ func (s *Service) RPC() rpc.Service {
 }
 
 // Close stores the queued messages and stops background work.
-func (s *Service) Close() error { return s.Server.Close() }
+func (s *Service) Close() error { return errors.Join(s.online.Close(), s.Server.Close()) }
 
 // StreamEvents forwards the events for the users held by one edge.
 func (s *Service) StreamEvents(ctx context.Context, req *connect.Request[chatv1.StreamEventsRequest], stream *connect.ServerStream[chatv1.StreamEventsResponse]) error {

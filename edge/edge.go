@@ -49,6 +49,7 @@ import (
 
 	"github.com/charla/charla/edge/internal/auth"
 	"github.com/charla/charla/edge/internal/delivery"
+	"github.com/charla/charla/edge/internal/frames"
 	"github.com/charla/charla/edge/internal/hub"
 	"github.com/charla/charla/edge/internal/presence"
 	"github.com/charla/charla/edge/internal/router"
@@ -74,6 +75,9 @@ type Edge struct {
 	reporter *presence.Reporter
 	receipts *delivery.Batcher
 	streams  *upstream.Set
+
+	cursors sync.Map // connection id → *connCursor
+	userLog logState
 
 	pidPrefix string
 	pidSeq    atomic.Uint64
@@ -237,11 +241,20 @@ func (e *Edge) started(ctx context.Context) bool {
 }
 
 func (e *Edge) authenticate(r *http.Request) (int64, auth.UserData, error) {
+	var resume uint64
+	resuming := r.URL.Query().Has("resume")
+	if resuming {
+		var err error
+		if resume, err = frames.ParseResume(r.URL.Query().Get("resume")); err != nil {
+			return 0, auth.UserData{}, &hub.HTTPError{Status: http.StatusBadRequest, Message: err.Error()}
+		}
+	}
 	if !e.started(r.Context()) {
 		var none auth.UserData
 		return 0, none, errStarting
 	}
 	id, data, err := e.auth.Authenticate(r)
+	data.Resuming, data.Resume = resuming, resume
 	if err != nil {
 		var ref *auth.Refusal
 		if errors.As(err, &ref) {
@@ -255,11 +268,18 @@ func (e *Edge) authenticate(r *http.Request) (int64, auth.UserData, error) {
 func (e *Edge) onConnect(c *Conn) error {
 	e.cfg.Metrics.ConnectionOpened(c.Context())
 	e.reporter.Connected(c.Context(), presence.Conn{UserID: c.ID, ConnID: c.ConnID()})
+	if err := e.startEvents(c); err != nil {
+		if c.Context().Err() == nil {
+			c.Close(closeInternal, "events unavailable: reconnect")
+		}
+		return fmt.Errorf("start events of connection %s: %w", c.ConnID(), err)
+	}
 	return nil
 }
 
 func (e *Edge) onDisconnect(c *Conn, err error) {
 	e.cfg.Metrics.ConnectionClosed(context.Background())
+	e.cursors.Delete(c.ConnID())
 	e.reporter.Disconnected(presence.Conn{UserID: c.ID, ConnID: c.ConnID()})
 	if err != nil {
 		e.log.Debug("connection closed", "user_id", c.ID, "err", err)

@@ -23,7 +23,6 @@ import (
 	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
 	"github.com/charla/charla/proto/gen/notify/v1/notifyv1connect"
 	"github.com/charla/charla/shared/fanout"
-	"github.com/charla/charla/shared/peers"
 	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/svc"
 )
@@ -56,8 +55,6 @@ type Options struct {
 	PruneInterval time.Duration
 	// PruneBatch bounds the rows one retention DELETE removes (default 500).
 	PruneBatch int
-	// Routes tells which edges hold which users; the presence service when nil.
-	Routes fanout.RouteLookup
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -109,8 +106,7 @@ func New(ctx context.Context, deps svc.Deps) (*Service, error) {
 }
 
 // NewWithOptions builds the service from its dependencies and opts: it migrates the
-// schema and starts the retention pruner. deps.Peers must hold the profile client (and the
-// presence client unless opts.Routes is set).
+// schema and starts the retention pruner. deps.Peers must hold the profile client.
 func NewWithOptions(ctx context.Context, deps svc.Deps, opts Options) (*Service, error) {
 	if deps.DB == nil || deps.Bus == nil || deps.Log == nil {
 		return nil, errors.New("notifysvc: deps need DB, Bus and Log")
@@ -118,12 +114,8 @@ func NewWithOptions(ctx context.Context, deps svc.Deps, opts Options) (*Service,
 	if deps.Peers == nil || deps.Peers.Profile == nil {
 		return nil, errors.New("notifysvc: deps need the profile client")
 	}
-	routes := opts.Routes
-	if routes == nil {
-		if deps.Peers.Presence == nil {
-			return nil, errors.New("notifysvc: deps need the presence client (or Options.Routes)")
-		}
-		routes = peers.PresenceRoutes(deps.Peers.Presence)
+	if deps.Events == nil {
+		return nil, errors.New("notifysvc: deps need the user event log")
 	}
 	st, err := store.New(ctx, deps.DB)
 	if err != nil {
@@ -141,7 +133,7 @@ func NewWithOptions(ctx context.Context, deps svc.Deps, opts Options) (*Service,
 		handler: server.New(server.Config{
 			Store:     st,
 			Users:     server.NewProfileUsers(deps.Peers.Profile),
-			Publisher: fanout.NewPublisher(deps.Bus, routes, EventService),
+			Publisher: fanout.NewPublisher(deps.Bus, deps.Events, EventService),
 			Log:       deps.Log,
 			Now:       opts.Now,
 			OnCreate:  pruner.Touch,

@@ -3,7 +3,7 @@
 //
 // It knows which users are online on which edges (PresenceConnection), stores UserStatus
 // with LastSeen, keeps the leases of the edges (Edge), announces PRESENCE_EVENT to online
-// contacts on real transitions only, and answers GetRoutes for every service's event fan-out.
+// contacts on real transitions only, serves the user event log to the edges (StreamUserEvents, ReadUserEvents).
 // A background sweeper takes the users of dead edges offline.
 package presencesvc
 
@@ -52,9 +52,6 @@ type Options struct {
 	// Chat replaces deps.Peers.Chat, for tests.
 	Chat ChatPeer
 
-	// onRouteQuery, when set (by tests), is called before each route query of the
-	// announcer, to count them.
-	onRouteQuery func(userIDs []int64)
 	// onAnnounced, when set (by tests and benchmarks), is told how many transitions each
 	// announcement batch announced.
 	onAnnounced func(n int)
@@ -112,14 +109,10 @@ func NewWithOptions(ctx context.Context, deps svc.Deps, opts Options) (*Service,
 	if err != nil {
 		return nil, fmt.Errorf("presencesvc: %w", err)
 	}
-	// Presence is the route lookup of everyone else; its own lookups go to its store.
-	routes := fanout.RouteLookupFunc(func(ctx context.Context, userIDs []int64) (map[int64][]string, error) {
-		if opts.onRouteQuery != nil {
-			opts.onRouteQuery(userIDs)
-		}
-		return st.Routes(ctx, userIDs, opts.Now().UnixMilli())
-	})
-	announcer := server.NewAnnouncer(chat, routes, deps.Bus, deps.Log, opts.onAnnounced)
+	if deps.Events == nil {
+		return nil, errors.New("presencesvc: the user event log is required")
+	}
+	announcer := server.NewAnnouncer(chat, deps.Events, deps.Bus, deps.Log, opts.onAnnounced)
 	s := &Service{
 		Server: server.New(st, announcer, deps.Log, opts.Now, opts.Lease),
 		deps:   deps,
@@ -164,8 +157,39 @@ func (s *Service) Close() error {
 	return err
 }
 
-// StreamEvents forwards the events for the users held by one edge.
+// StreamEvents forwards the control events for one edge (connections to close).
 func (s *Service) StreamEvents(ctx context.Context, req *connect.Request[presencev1.StreamEventsRequest], stream *connect.ServerStream[presencev1.StreamEventsResponse]) error {
 	return fanout.Serve(ctx, s.deps.Bus, s.deps.Log, EventService, req.Msg.GetEdgeId(),
 		func() *presencev1.StreamEventsResponse { return new(presencev1.StreamEventsResponse) }, stream.Send)
+}
+
+// StreamUserEvents follows the user event log for one edge (shared/fanout.ServeLog).
+func (s *Service) StreamUserEvents(ctx context.Context, req *connect.Request[presencev1.StreamUserEventsRequest], stream *connect.ServerStream[presencev1.StreamUserEventsResponse]) error {
+	var after *uint64
+	if req.Msg.AfterPosition != nil {
+		a := req.Msg.GetAfterPosition()
+		after = &a
+	}
+	return fanout.ServeLog(ctx, s.deps.Events, s.deps.Log, req.Msg.GetEdgeId(), after, stream.Send)
+}
+
+// ReadUserEvents returns a user's held events after a seq (resume, catch-up).
+func (s *Service) ReadUserEvents(ctx context.Context, req *connect.Request[presencev1.ReadUserEventsRequest]) (*connect.Response[presencev1.ReadUserEventsResponse], error) {
+	user := req.Msg.GetUserId()
+	if user <= 0 {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("user_id: must be a positive id"))
+	}
+	h, err := s.deps.Events.Read(ctx, user, req.Msg.GetAfterSeq())
+	if err != nil {
+		s.deps.Log.ErrorContext(ctx, "read user events", "user_id", user, "err", err)
+		return nil, connect.NewError(connect.CodeUnavailable, errors.New("event history unavailable"))
+	}
+	res := &presencev1.ReadUserEventsResponse{LastSeq: h.LastSeq, Complete: h.Complete}
+	if h.Complete && !req.Msg.GetLastOnly() {
+		res.Events = make([]*presencev1.UserEvent, len(h.Records))
+		for i, r := range h.Records {
+			res.Events[i] = fanout.UserEventOf(r)
+		}
+	}
+	return connect.NewResponse(res), nil
 }

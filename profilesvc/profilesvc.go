@@ -16,13 +16,13 @@ import (
 	"fmt"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/charla/charla/profilesvc/internal/server"
 	"github.com/charla/charla/profilesvc/internal/store"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 	"github.com/charla/charla/proto/gen/profile/v1/profilev1connect"
 	"github.com/charla/charla/shared/fanout"
-	"github.com/charla/charla/shared/peers"
 	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/svc"
 )
@@ -51,7 +51,9 @@ func New(ctx context.Context, deps svc.Deps) (*Service, error) {
 		Store:    store.New(deps.DB),
 		Contacts: deps.Peers.Chat,
 		Presence: deps.Peers.Presence,
-		Events:   fanout.NewPublisher(deps.Bus, peers.PresenceRoutes(deps.Peers.Presence), EventService),
+		// SessionEnded is for edges, not a client event: broadcast, never sequenced.
+		Events: fanout.NewPublisher(deps.Bus, deps.Events, EventService,
+			fanout.WithSequenced(func(proto.Message) bool { return false })),
 		Log:      deps.Log,
 	})
 	return &Service{Server: srv, deps: deps}, nil

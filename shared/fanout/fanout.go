@@ -1,25 +1,34 @@
 // Package fanout moves server-to-client events from the service that raises them to the
-// edges that hold the target users' connections.
+// edges that hold the target users' connections, without asking anyone where those users
+// are.
 //
-// A service raises an event with Publisher.Publish: the publisher asks a RouteLookup
-// (the presence service) which edges hold the target users, sets user_ids on one copy of the
-// event per edge, and publishes it on the bus subject of that edge and service. Each edge
-// keeps one StreamEvents call open per service; its handler calls Serve, which subscribes
-// to the edge's subject and forwards every event on the stream. So an edge receives the
-// events of the users it holds and nobody else's, whichever process raised them.
+// Two kinds of events:
+//
+//   - Sequenced events (every event of docs/protocol.md §5 but TYPING_INDICATOR) are
+//     appended to the user event log (shared/eventlog), one record per target user, which
+//     gives each its per-user seq and keeps it for resume. Every edge follows the whole log
+//     through the presence service's StreamUserEvents (ServeLog) and writes each record to
+//     the connections it holds of that user. The log is totally ordered, so an edge sees a
+//     user's records in seq order, and after a broken stream it continues from the last
+//     position it saw: no event is lost between the two.
+//   - Unsequenced events (TYPING_INDICATOR, SessionEnded, a connection to close) are
+//     ephemeral: they go on the bus, to every edge (subject charla.events.<service>) or to
+//     one (charla.events.<service>.<edgeID>), and reach the edge through that service's
+//     StreamEvents (Serve). Lost when no stream listens, which is what they are for.
 //
 // Event messages are the StreamEventsResponse types of the service packages; fanout fills
-// their user_ids and trace_context fields by name, so every such message must have them.
+// their user_ids and trace_context fields by name and reads exclude_connection_id, so
+// every such message must have them.
 //
 // # The subscribed marker
 //
 // The first message of every stream Serve answers is an empty event: no event (oneof) set,
 // no user_ids. Serve sends it once its bus subscription is active, so from then on no event
-// for the edge is lost. An edge counts the stream as up (and may tell the presence service
-// that it holds connections) only after this marker: a Connect server stream returns to
-// its caller only with its first message, so without it an edge could not tell an
-// established stream from one still being set up, while events published meanwhile would
-// go nowhere. Edges ignore every event with no oneof set, the marker included.
+// for the edge is lost. An edge counts the stream as up only after this marker: a Connect
+// server stream returns to its caller only with its first message, so without it an edge
+// could not tell an established stream from one still being set up. Edges ignore every
+// event with no oneof set, the marker included. ServeLog's first message plays the same
+// role and also tells the position the stream starts after.
 package fanout
 
 import (
@@ -29,6 +38,8 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
+	"sync"
+	"time"
 
 	"connectrpc.com/connect"
 	"go.opentelemetry.io/otel"
@@ -36,85 +47,140 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 	"github.com/charla/charla/shared/bus"
+	"github.com/charla/charla/shared/eventlog"
 )
-
-// RouteLookup tells which edges hold connections of the given users; users with no
-// connection map to no edges (or are absent from the map).
-type RouteLookup interface {
-	Routes(ctx context.Context, userIDs []int64) (map[int64][]string, error)
-}
-
-// RouteLookupFunc adapts a function to RouteLookup.
-type RouteLookupFunc func(ctx context.Context, userIDs []int64) (map[int64][]string, error)
-
-// Routes calls f.
-func (f RouteLookupFunc) Routes(ctx context.Context, userIDs []int64) (map[int64][]string, error) {
-	return f(ctx, userIDs)
-}
 
 var edgeIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // ValidEdgeID reports whether id is usable as an edge id (it becomes part of a bus subject).
 func ValidEdgeID(id string) bool { return edgeIDPattern.MatchString(id) }
 
-// Subject is the bus subject of one service's events for one edge.
+// Subject is the bus subject of one service's unsequenced events for one edge.
 func Subject(service, edgeID string) string {
 	return "charla.events." + service + "." + edgeID
 }
 
+// BroadcastSubject is the bus subject of one service's unsequenced events for every edge.
+func BroadcastSubject(service string) string { return "charla.events." + service }
+
+// OnlineLookup tells which of some users have no connection anywhere.
+type OnlineLookup interface {
+	Offline(ctx context.Context, userIDs []int64) ([]int64, error)
+}
+
 // Publisher publishes one service's events.
 type Publisher struct {
-	bus     bus.Bus
-	routes  RouteLookup
-	service string
+	bus       bus.Bus
+	log       eventlog.Log
+	service   string
+	online    OnlineLookup
+	sequenced func(proto.Message) bool
 }
+
+// Option configures a Publisher.
+type Option func(*Publisher)
+
+// WithOnline makes Publish report the target users that are offline (chat raises a
+// notification for them instead).
+func WithOnline(o OnlineLookup) Option { return func(p *Publisher) { p.online = o } }
+
+// WithSequenced tells which events are sequenced (appended to the user event log); the
+// others are broadcast on the bus. By default every event is sequenced.
+func WithSequenced(f func(proto.Message) bool) Option { return func(p *Publisher) { p.sequenced = f } }
 
 // NewPublisher returns a publisher for service (a short name such as "chat").
-func NewPublisher(b bus.Bus, routes RouteLookup, service string) *Publisher {
-	return &Publisher{bus: b, routes: routes, service: service}
+func NewPublisher(b bus.Bus, log eventlog.Log, service string, opts ...Option) *Publisher {
+	p := &Publisher{bus: b, log: log, service: service}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
 }
 
-// Publish sends event to every edge holding a connection of one of userIDs. It returns the
-// users that have no connection anywhere, so callers can fall back (an offline notification).
-// event is not modified.
-func (p *Publisher) Publish(ctx context.Context, event proto.Message, userIDs ...int64) (unrouted []int64, err error) {
+// appendRetry is the first pause between attempts to append an event the log refused
+// (its bus is reconnecting); it doubles up to maxAppendRetry until ctx ends.
+const (
+	appendRetry    = 20 * time.Millisecond
+	maxAppendRetry = time.Second
+)
+
+// Publish raises event for userIDs. A sequenced event is appended to each user's history
+// (retried while the log is unreachable, until ctx ends); an unsequenced one is broadcast
+// to every edge. With WithOnline, it returns the users that have no connection anywhere,
+// so callers can fall back (an offline notification). event is not modified.
+func (p *Publisher) Publish(ctx context.Context, event proto.Message, userIDs ...int64) (offline []int64, err error) {
 	if len(userIDs) == 0 {
 		return nil, nil
 	}
 	users := slices.Clone(userIDs)
 	slices.Sort(users)
 	users = slices.Compact(users)
-	routes, err := p.routes.Routes(ctx, users)
-	if err != nil {
-		return nil, fmt.Errorf("look up routes of %d users: %w", len(users), err)
-	}
-	byEdge := make(map[string][]int64)
-	for _, u := range users {
-		edges := routes[u]
-		if len(edges) == 0 {
-			unrouted = append(unrouted, u)
-		}
-		for _, e := range edges {
-			byEdge[e] = append(byEdge[e], u)
+	if p.online != nil {
+		offline, err = p.online.Offline(ctx, users)
+		if err != nil {
+			// Not knowing who is online changes only the offline fallback; the event is
+			// still published.
+			err = fmt.Errorf("look up presence of %d users: %w", len(users), err)
 		}
 	}
+	msg := proto.Clone(event)
 	carrier := propagation.MapCarrier{}
 	otel.GetTextMapPropagator().Inject(ctx, carrier)
-	var errs []error
-	for edge, edgeUsers := range byEdge {
-		msg := proto.Clone(event)
-		setUsers(msg, edgeUsers)
-		setTraceContext(msg, carrier)
-		data, err := proto.Marshal(msg)
-		if err != nil {
-			return unrouted, fmt.Errorf("marshal %s event: %w", p.service, err)
+	setTraceContext(msg, carrier)
+	if p.sequenced != nil && !p.sequenced(event) {
+		setUsers(msg, users)
+		data, merr := proto.Marshal(msg)
+		if merr != nil {
+			return offline, fmt.Errorf("marshal %s event: %w", p.service, merr)
 		}
-		if err := p.bus.Publish(ctx, Subject(p.service, edge), data); err != nil {
-			errs = append(errs, err)
-		}
+		return offline, errors.Join(err, p.bus.Publish(ctx, BroadcastSubject(p.service), data))
 	}
-	return unrouted, errors.Join(errs...)
+	data, merr := proto.Marshal(msg)
+	if merr != nil {
+		return offline, fmt.Errorf("marshal %s event: %w", p.service, merr)
+	}
+	ev := eventlog.Event{Service: p.service, Exclude: excludeOf(msg), Data: data}
+	return offline, errors.Join(err, p.appendRetrying(ctx, ev, users))
+}
+
+func (p *Publisher) appendRetrying(ctx context.Context, ev eventlog.Event, users []int64) error {
+	wait := appendRetry
+	for {
+		_, err := p.log.Append(ctx, ev, users)
+		if err == nil {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("append %s event for %d users: %w", p.service, len(users), err)
+		case <-t.C:
+		}
+		wait = min(2*wait, maxAppendRetry)
+	}
+}
+
+// PublishToEdge sends an unsequenced event to one edge (for example: close a connection).
+func (p *Publisher) PublishToEdge(ctx context.Context, edgeID string, event proto.Message, userIDs ...int64) error {
+	msg := proto.Clone(event)
+	setUsers(msg, userIDs)
+	data, err := proto.Marshal(msg)
+	if err != nil {
+		return fmt.Errorf("marshal %s event: %w", p.service, err)
+	}
+	return p.bus.Publish(ctx, Subject(p.service, edgeID), data)
+}
+
+func excludeOf(msg proto.Message) string {
+	m := msg.ProtoReflect()
+	fd := m.Descriptor().Fields().ByName("exclude_connection_id")
+	if fd == nil {
+		return ""
+	}
+	return m.Get(fd).String()
 }
 
 func setUsers(msg proto.Message, users []int64) {
@@ -151,7 +217,7 @@ const StreamBuffer = 4096
 // ErrStreamOverflow ends a stream that fell StreamBuffer events behind; the edge reconnects.
 var ErrStreamOverflow = errors.New("event stream fell too far behind")
 
-// Serve forwards the events of service for edgeID to send until ctx ends or send fails.
+// Serve forwards the unsequenced events of service for edgeID (and those for every edge) to send until ctx ends or send fails.
 // Its errors are Connect errors, ready to return from a StreamEvents handler.
 // newEvent returns an empty event message to unmarshal into. The first message sent is
 // newEvent() itself, empty, once the bus subscription is active: the subscribed marker of
@@ -165,8 +231,11 @@ func Serve[E proto.Message](ctx context.Context, b bus.Bus, log *slog.Logger, se
 	defer cancel()
 	queue := make(chan []byte, StreamBuffer)
 	overflow := make(chan struct{})
-	overflowed := false // only touched by the handler, whose calls never overlap
-	sub, err := b.Subscribe(Subject(service, edgeID), func(data []byte) {
+	overflowed := false // only touched by the handler, under mu
+	var mu sync.Mutex   // the two subscriptions' handlers may overlap
+	handler := func(data []byte) {
+		mu.Lock()
+		defer mu.Unlock()
 		select {
 		case queue <- data:
 		case <-ctx.Done():
@@ -176,11 +245,14 @@ func Serve[E proto.Message](ctx context.Context, b bus.Bus, log *slog.Logger, se
 				close(overflow)
 			}
 		}
-	})
-	if err != nil {
-		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("subscribe to %s events of edge %s: %w", service, edgeID, err))
 	}
-	defer sub.Unsubscribe() //nolint:errcheck // nothing to do about it on the way out
+	for _, subject := range []string{Subject(service, edgeID), BroadcastSubject(service)} {
+		sub, err := b.Subscribe(subject, handler)
+		if err != nil {
+			return connect.NewError(connect.CodeUnavailable, fmt.Errorf("subscribe to %s events of edge %s: %w", service, edgeID, err))
+		}
+		defer sub.Unsubscribe() //nolint:errcheck // nothing to do about it on the way out
+	}
 	// The subscription is active: tell the edge (see "The subscribed marker"). Events that
 	// arrive meanwhile wait in queue, so they follow the marker.
 	if err := send(newEvent()); err != nil {
@@ -204,5 +276,55 @@ func Serve[E proto.Message](ctx context.Context, b bus.Bus, log *slog.Logger, se
 				return fmt.Errorf("send %s event to edge %s: %w", service, edgeID, err)
 			}
 		}
+	}
+}
+
+// ServeLog follows the user event log for one edge: from after (nil: from now), every
+// record, in batches, until ctx ends or send fails. The first message sent carries only
+// StartedAfter (the marker). Its errors are Connect errors, ready to return from a
+// StreamUserEvents handler: out_of_range when after is no longer held, resource_exhausted
+// when the edge fell too far behind (it continues from its last position).
+func ServeLog(ctx context.Context, l eventlog.Log, log *slog.Logger, edgeID string, after *uint64, send func(*presencev1.StreamUserEventsResponse) error) error {
+	if !ValidEdgeID(edgeID) {
+		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("edge_id: want 1-64 of [A-Za-z0-9_-], got %q", edgeID))
+	}
+	var startErr error
+	err := l.Tail(ctx, after, func(start uint64) {
+		startErr = send(&presencev1.StreamUserEventsResponse{StartedAfter: start})
+		if startErr == nil {
+			log.Info("user event stream opened", "edge_id", edgeID, "after", start)
+		}
+	}, func(recs []eventlog.Record) error {
+		if startErr != nil {
+			return startErr
+		}
+		out := &presencev1.StreamUserEventsResponse{Events: make([]*presencev1.UserEvent, len(recs))}
+		for i := range recs {
+			out.Events[i] = UserEventOf(recs[i])
+		}
+		return send(out)
+	})
+	if err == nil {
+		err = startErr
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, eventlog.ErrTooOld):
+		return connect.NewError(connect.CodeOutOfRange, err)
+	case errors.Is(err, eventlog.ErrFellBehind):
+		return connect.NewError(connect.CodeResourceExhausted, err)
+	case ctx.Err() != nil:
+		return nil
+	default:
+		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("follow the user event log for edge %s: %w", edgeID, err))
+	}
+}
+
+// UserEventOf converts a log record to its wire form.
+func UserEventOf(r eventlog.Record) *presencev1.UserEvent {
+	return &presencev1.UserEvent{
+		Position: r.Position, UserId: r.UserID, Seq: r.Seq, Service: r.Service,
+		ExcludeConnectionId: r.Exclude, TimeMs: r.TimeMs, Event: r.Data,
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/charla/charla/shared/bus"
 	"github.com/charla/charla/shared/config"
+	"github.com/charla/charla/shared/eventlog"
 	"github.com/charla/charla/shared/logging"
 	"github.com/charla/charla/shared/peers"
 	"github.com/charla/charla/shared/rpc"
@@ -31,8 +32,10 @@ import (
 type Deps struct {
 	// DB holds the service's own tables; the service migrates them in its constructor.
 	DB *sqldb.DB
-	// Bus carries events to the StreamEvents handlers of every process.
+	// Bus carries unsequenced events to the StreamEvents handlers of every process.
 	Bus bus.Bus
+	// Events is the user event log (sequenced events, resume history), on Bus's engine.
+	Events eventlog.Log
 	// Peers are clients of the other services (and of this one; use them only for others).
 	Peers *peers.Clients
 	// Log is the service's logger, already carrying its component.
@@ -65,6 +68,7 @@ func Main(name, defaultAddr string, newService Constructor) int {
 		return err
 	})
 	busURL := cfg.String("BUS_URL", "", "empty for in-process, nats://host:4222 for NATS", nil)
+	history := HistoryOptions(cfg)
 	token := cfg.String("INTERNAL_API_TOKEN", "", "bearer token required on every internal RPC", nil)
 	chatURL := cfg.String("CHAT_URL", "127.0.0.1:8091", "chat service address", nil)
 	profileURL := cfg.String("PROFILE_URL", "127.0.0.1:8092", "profile service address", nil)
@@ -93,7 +97,7 @@ func Main(name, defaultAddr string, newService Constructor) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, log, name, *addr, *dbURL, *busURL, *token, peers.URLs{
+	if err := run(ctx, log, name, *addr, *dbURL, *busURL, history(), *token, peers.URLs{
 		Chat: *chatURL, Profile: *profileURL, Notify: *notifyURL, Presence: *presenceURL,
 	}, newService); err != nil {
 		log.Error("stopped", "err", err)
@@ -102,7 +106,7 @@ func Main(name, defaultAddr string, newService Constructor) int {
 	return 0
 }
 
-func run(ctx context.Context, log *slog.Logger, name, addr, dbURL, busURL, token string, urls peers.URLs, newService Constructor) error {
+func run(ctx context.Context, log *slog.Logger, name, addr, dbURL, busURL string, history eventlog.Options, token string, urls peers.URLs, newService Constructor) error {
 	tel, err := telemetry.Setup(ctx, name)
 	if err != nil {
 		return fmt.Errorf("telemetry: %w", err)
@@ -125,8 +129,13 @@ func run(ctx context.Context, log *slog.Logger, name, addr, dbURL, busURL, token
 		return err
 	}
 	defer b.Close()
+	events, err := eventlog.Open(b, history)
+	if err != nil {
+		return err
+	}
+	defer events.Close()
 	service, err := newService(ctx, Deps{
-		DB: db, Bus: b, Peers: peers.New(urls, token, nil, tel.ConnectClientOptions()...), Log: log,
+		DB: db, Bus: b, Events: events, Peers: peers.New(urls, token, nil, tel.ConnectClientOptions()...), Log: log,
 		HandlerOptions: HandlerOptions(tel, token),
 	})
 	if err != nil {
@@ -173,4 +182,12 @@ func HandlerOptions(tel *telemetry.Telemetry, token string) []connect.HandlerOpt
 	}
 	// Most answers are a few hundred bytes; gzip costs more than it saves below 1 KiB.
 	return append(opts, connect.WithInterceptors(rpc.AuthInterceptor(token)), connect.WithCompressMinBytes(1024))
+}
+
+// HistoryOptions declares RESUME_MAX_EVENTS and RESUME_MAX_AGE on cfg (docs/protocol.md
+// §8.3); call the result after cfg.Parse.
+func HistoryOptions(cfg *config.Loader) func() eventlog.Options {
+	maxEvents := cfg.Int("RESUME_MAX_EVENTS", eventlog.DefaultMaxEvents, 1000, 1_000_000, "sequenced events held per user for resume, at least")
+	maxAge := cfg.Duration("RESUME_MAX_AGE", eventlog.DefaultMaxAge, "how long sequenced events are held for resume, at least (in memory; JetStream holds RESUME_MAX_EVENTS per user)")
+	return func() eventlog.Options { return eventlog.Options{MaxEvents: *maxEvents, MaxAge: *maxAge} }
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/charla/charla/presencesvc"
 	"github.com/charla/charla/profilesvc"
 	"github.com/charla/charla/shared/bus"
+	"github.com/charla/charla/shared/eventlog"
 	"github.com/charla/charla/shared/logging"
 	"github.com/charla/charla/shared/peers"
 	"github.com/charla/charla/shared/rpc"
@@ -39,6 +40,8 @@ type Options struct {
 	DatabaseURL string
 	// Bus carries events; nil means a new in-process bus, owned and closed by the System.
 	Bus bus.Bus
+	// History bounds the user event log (RESUME_MAX_EVENTS, RESUME_MAX_AGE).
+	History eventlog.Options
 	// Token is INTERNAL_API_TOKEN; empty means none.
 	Token string
 	// Log is the root logger; nil discards.
@@ -100,6 +103,11 @@ func StartServices(ctx context.Context, opts Options) (_ *System, err error) {
 		b = bus.NewInProcess()
 		s.closers = append(s.closers, b.Close)
 	}
+	events, err := eventlog.Open(b, opts.History)
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, events.Close)
 	// Listen first, so that the clients know the address (the port may be 0).
 	rpcLn, err := net.Listen("tcp", opts.RPCAddr)
 	if err != nil {
@@ -121,7 +129,7 @@ func StartServices(ctx context.Context, opts Options) (_ *System, err error) {
 		}
 		s.closers = append(s.closers, db.Close)
 		service, err := c.new(ctx, svc.Deps{
-			DB: db, Bus: b, Peers: s.Clients, Log: logging.Component(log, c.name), HandlerOptions: handlerOpts,
+			DB: db, Bus: b, Events: events, Peers: s.Clients, Log: logging.Component(log, c.name), HandlerOptions: handlerOpts,
 		})
 		if err != nil {
 			rpcLn.Close()

@@ -34,6 +34,10 @@ type UserData struct {
 	Username  string
 	FirstName string
 	LastName  string
+	// Resuming and Resume: the handshake asked to resume after seq Resume
+	// (docs/protocol.md §8.3). Set by the edge, not by the session.
+	Resuming bool
+	Resume   uint64
 }
 
 // Resolver turns a token into its session: the profile service's ResolveSession.

@@ -581,3 +581,27 @@ func pidOf[U any](msg []byte, m *ConnectionManager[U]) string {
 	}
 	return m.newPID()
 }
+
+// WaitQueued waits until at most n messages wait to be written on the connection, so a
+// long run of events (a resume's replay) can be sent in parts without overrunning
+// SendChannelBuffer. It returns ErrClosed once the connection is closing.
+func (c *Connection[U]) WaitQueued(ctx context.Context, n int) error {
+	for {
+		c.mu.Lock()
+		pending, closing := c.pending, c.closing
+		c.mu.Unlock()
+		if closing {
+			return ErrClosed
+		}
+		if pending <= n {
+			return nil
+		}
+		t := time.NewTimer(2 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	chatv1 "github.com/charla/charla/proto/gen/chat/v1"
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 	"github.com/charla/charla/shared/bus"
+	"github.com/charla/charla/shared/eventlog"
 	"github.com/charla/charla/shared/fanout"
 )
 
@@ -31,20 +32,21 @@ type ChatPeer interface {
 
 // Announcer tells the online contacts of users about their transitions.
 type Announcer struct {
-	chat   ChatPeer
-	routes fanout.RouteLookup
-	bus    bus.Bus
-	log    *slog.Logger
+	chat ChatPeer
+	pub  *fanout.Publisher
+	bus  bus.Bus
+	log  *slog.Logger
 	// announced, when set (tests, benchmarks), is called after each batch with the number
 	// of transitions it announced.
 	announced func(n int)
 }
 
-// NewAnnouncer returns an announcer that finds contacts through chat and their edges
-// through routes (the presence store itself, not an RPC), and publishes on b. announced,
-// if not nil, is told how many transitions each batch announced (for tests).
-func NewAnnouncer(chat ChatPeer, routes fanout.RouteLookup, b bus.Bus, log *slog.Logger, announced func(n int)) *Announcer {
-	return &Announcer{chat: chat, routes: routes, bus: b, log: log, announced: announced}
+// NewAnnouncer returns an announcer that finds contacts through chat, appends their
+// presence events to the user event log and tells the bus whose state changed (for the
+// OnlineCaches of other services). announced, if not nil, is told how many transitions
+// each batch announced (for tests).
+func NewAnnouncer(chat ChatPeer, events eventlog.Log, b bus.Bus, log *slog.Logger, announced func(n int)) *Announcer {
+	return &Announcer{chat: chat, pub: fanout.NewPublisher(b, events, EventService), bus: b, log: log, announced: announced}
 }
 
 // Announce publishes PRESENCE_EVENT for every real transition among ts to the online
@@ -59,8 +61,7 @@ func (a *Announcer) Announce(ctx context.Context, ts ...presence.Transition) {
 }
 
 // announceQueued announces the changed transitions among items, in their order: one
-// ListContactIds call and one route query for the whole batch, then one bus message per
-// edge and transition, each carrying the trace context of the request that caused it.
+// ListContactIds call and then one log append per transition for all its contacts, each carrying the trace context of the request that caused it.
 // Users who went offline also get their typing indicators stopped. It returns how many
 // transitions it announced.
 func (a *Announcer) announceQueued(items []queued) int {
@@ -81,6 +82,9 @@ func (a *Announcer) announceQueued(items []queued) int {
 		users = append(users, it.t.UserID)
 	}
 	users = uniq(users)
+	if err := a.bus.Publish(ctx, fanout.PresenceChangedSubject, fanout.EncodeUsers(users)); err != nil {
+		a.log.Warn("tell the bus whose presence changed", "users", len(users), "err", err)
+	}
 	contacts, err := a.contacts(ctx, users)
 	if err != nil {
 		a.log.Error("presence not announced: list contacts", "users", len(users), "user_id", users[0], "err", err)
@@ -121,15 +125,6 @@ func (a *Announcer) publish(ctx context.Context, changed []queued, contacts map[
 	if len(all) == 0 {
 		return
 	}
-	// One route query for every contact of the batch; each Publish below then reads it.
-	routes, err := a.routes.Routes(ctx, uniq(all))
-	if err != nil {
-		a.log.Error("presence not announced: look up routes", "contacts", len(all), "err", err)
-		return
-	}
-	pub := fanout.NewPublisher(a.bus, fanout.RouteLookupFunc(func(context.Context, []int64) (map[int64][]string, error) {
-		return routes, nil
-	}), EventService)
 	deadline, _ := ctx.Deadline()
 	for _, it := range changed {
 		t := it.t
@@ -141,7 +136,7 @@ func (a *Announcer) publish(ctx context.Context, changed []queued, contacts map[
 		// The request's context carries its trace into the event; the batch's deadline
 		// still bounds the publish.
 		pctx, cancel := context.WithDeadline(it.ctx, deadline)
-		if _, err := pub.Publish(pctx, msg, contacts[t.UserID]...); err != nil {
+		if _, err := a.pub.Publish(pctx, msg, contacts[t.UserID]...); err != nil {
 			a.log.Error("publish presence event", "user_id", t.UserID, "online", t.IsOnline, "err", err)
 		}
 		cancel()

@@ -849,6 +849,7 @@ type StreamEventsResponse struct {
 	// Types that are valid to be assigned to Event:
 	//
 	//	*StreamEventsResponse_Presence
+	//	*StreamEventsResponse_CloseConnection
 	Event         isStreamEventsResponse_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -921,16 +922,443 @@ func (x *StreamEventsResponse) GetPresence() *PresenceEvent {
 	return nil
 }
 
+func (x *StreamEventsResponse) GetCloseConnection() *CloseConnectionEvent {
+	if x != nil {
+		if x, ok := x.Event.(*StreamEventsResponse_CloseConnection); ok {
+			return x.CloseConnection
+		}
+	}
+	return nil
+}
+
 type isStreamEventsResponse_Event interface {
 	isStreamEventsResponse_Event()
 }
 
 type StreamEventsResponse_Presence struct {
-	// PRESENCE_EVENT.
+	// PRESENCE_EVENT (as the payload of a user event log record).
 	Presence *PresenceEvent `protobuf:"bytes,10,opt,name=presence,proto3,oneof"`
 }
 
+type StreamEventsResponse_CloseConnection struct {
+	// Close a connection (the user's oldest, past MAX_CONNECTIONS_PER_USER).
+	CloseConnection *CloseConnectionEvent `protobuf:"bytes,11,opt,name=close_connection,json=closeConnection,proto3,oneof"`
+}
+
 func (*StreamEventsResponse_Presence) isStreamEventsResponse_Event() {}
+
+func (*StreamEventsResponse_CloseConnection) isStreamEventsResponse_Event() {}
+
+// CloseConnectionEvent asks the edge holding a connection to close it.
+type CloseConnectionEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The connection.
+	ConnectionId string `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// Its user.
+	UserId int64 `protobuf:"varint,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// WebSocket close code (4002).
+	Code int32 `protobuf:"varint,3,opt,name=code,proto3" json:"code,omitempty"`
+	// Close reason ("too many connections").
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloseConnectionEvent) Reset() {
+	*x = CloseConnectionEvent{}
+	mi := &file_presence_v1_presence_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloseConnectionEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloseConnectionEvent) ProtoMessage() {}
+
+func (x *CloseConnectionEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_v1_presence_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloseConnectionEvent.ProtoReflect.Descriptor instead.
+func (*CloseConnectionEvent) Descriptor() ([]byte, []int) {
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CloseConnectionEvent) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *CloseConnectionEvent) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *CloseConnectionEvent) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *CloseConnectionEvent) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// UserEvent is one record of the user event log.
+type UserEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Place in the whole log.
+	Position uint64 `protobuf:"varint,1,opt,name=position,proto3" json:"position,omitempty"`
+	// The user the event is for.
+	UserId int64 `protobuf:"varint,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The user's sequence number of the event (1, 2, ... without gaps).
+	Seq uint64 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	// Service that raised it: "chat", "notify", "presence", "profile".
+	Service string `protobuf:"bytes,4,opt,name=service,proto3" json:"service,omitempty"`
+	// Connection that caused the event and does not get it live, or empty.
+	ExcludeConnectionId string `protobuf:"bytes,5,opt,name=exclude_connection_id,json=excludeConnectionId,proto3" json:"exclude_connection_id,omitempty"`
+	// When it was appended, Unix milliseconds.
+	TimeMs int64 `protobuf:"varint,6,opt,name=time_ms,json=timeMs,proto3" json:"time_ms,omitempty"`
+	// The event: that service's StreamEventsResponse, encoded.
+	Event         []byte `protobuf:"bytes,7,opt,name=event,proto3" json:"event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserEvent) Reset() {
+	*x = UserEvent{}
+	mi := &file_presence_v1_presence_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserEvent) ProtoMessage() {}
+
+func (x *UserEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_v1_presence_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserEvent.ProtoReflect.Descriptor instead.
+func (*UserEvent) Descriptor() ([]byte, []int) {
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *UserEvent) GetPosition() uint64 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *UserEvent) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *UserEvent) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *UserEvent) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *UserEvent) GetExcludeConnectionId() string {
+	if x != nil {
+		return x.ExcludeConnectionId
+	}
+	return ""
+}
+
+func (x *UserEvent) GetTimeMs() int64 {
+	if x != nil {
+		return x.TimeMs
+	}
+	return 0
+}
+
+func (x *UserEvent) GetEvent() []byte {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+// StreamUserEventsRequest opens an edge's stream of the user event log.
+type StreamUserEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the edge.
+	EdgeId string `protobuf:"bytes,1,opt,name=edge_id,json=edgeId,proto3" json:"edge_id,omitempty"`
+	// Continue after this position (the last one the edge saw); absent: from now.
+	AfterPosition *uint64 `protobuf:"varint,2,opt,name=after_position,json=afterPosition,proto3,oneof" json:"after_position,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamUserEventsRequest) Reset() {
+	*x = StreamUserEventsRequest{}
+	mi := &file_presence_v1_presence_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamUserEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamUserEventsRequest) ProtoMessage() {}
+
+func (x *StreamUserEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_v1_presence_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamUserEventsRequest.ProtoReflect.Descriptor instead.
+func (*StreamUserEventsRequest) Descriptor() ([]byte, []int) {
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *StreamUserEventsRequest) GetEdgeId() string {
+	if x != nil {
+		return x.EdgeId
+	}
+	return ""
+}
+
+func (x *StreamUserEventsRequest) GetAfterPosition() uint64 {
+	if x != nil && x.AfterPosition != nil {
+		return *x.AfterPosition
+	}
+	return 0
+}
+
+// StreamUserEventsResponse is a batch of log records.
+type StreamUserEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// On the first message only: the position the stream starts after.
+	StartedAfter uint64 `protobuf:"varint,1,opt,name=started_after,json=startedAfter,proto3" json:"started_after,omitempty"`
+	// Records in log order.
+	Events        []*UserEvent `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamUserEventsResponse) Reset() {
+	*x = StreamUserEventsResponse{}
+	mi := &file_presence_v1_presence_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamUserEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamUserEventsResponse) ProtoMessage() {}
+
+func (x *StreamUserEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_v1_presence_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamUserEventsResponse.ProtoReflect.Descriptor instead.
+func (*StreamUserEventsResponse) Descriptor() ([]byte, []int) {
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *StreamUserEventsResponse) GetStartedAfter() uint64 {
+	if x != nil {
+		return x.StartedAfter
+	}
+	return 0
+}
+
+func (x *StreamUserEventsResponse) GetEvents() []*UserEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+// ReadUserEventsRequest asks for a user's events after a seq.
+type ReadUserEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user.
+	UserId int64 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Events with a higher seq; 0 for all held.
+	AfterSeq uint64 `protobuf:"varint,2,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
+	// When true, return only last_seq (no events).
+	LastOnly      bool `protobuf:"varint,3,opt,name=last_only,json=lastOnly,proto3" json:"last_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadUserEventsRequest) Reset() {
+	*x = ReadUserEventsRequest{}
+	mi := &file_presence_v1_presence_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadUserEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadUserEventsRequest) ProtoMessage() {}
+
+func (x *ReadUserEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_v1_presence_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadUserEventsRequest.ProtoReflect.Descriptor instead.
+func (*ReadUserEventsRequest) Descriptor() ([]byte, []int) {
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ReadUserEventsRequest) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *ReadUserEventsRequest) GetAfterSeq() uint64 {
+	if x != nil {
+		return x.AfterSeq
+	}
+	return 0
+}
+
+func (x *ReadUserEventsRequest) GetLastOnly() bool {
+	if x != nil {
+		return x.LastOnly
+	}
+	return false
+}
+
+// ReadUserEventsResponse is a user's events after the asked seq.
+type ReadUserEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user's newest seq (0 when never had an event).
+	LastSeq uint64 `protobuf:"varint,1,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	// False when some event after the asked seq is no longer held (or it is above last_seq).
+	Complete bool `protobuf:"varint,2,opt,name=complete,proto3" json:"complete,omitempty"`
+	// The held events after the asked seq, in seq order (empty when not complete).
+	Events        []*UserEvent `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadUserEventsResponse) Reset() {
+	*x = ReadUserEventsResponse{}
+	mi := &file_presence_v1_presence_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadUserEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadUserEventsResponse) ProtoMessage() {}
+
+func (x *ReadUserEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_v1_presence_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadUserEventsResponse.ProtoReflect.Descriptor instead.
+func (*ReadUserEventsResponse) Descriptor() ([]byte, []int) {
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ReadUserEventsResponse) GetLastSeq() uint64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
+}
+
+func (x *ReadUserEventsResponse) GetComplete() bool {
+	if x != nil {
+		return x.Complete
+	}
+	return false
+}
+
+func (x *ReadUserEventsResponse) GetEvents() []*UserEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
 
 var File_presence_v1_presence_proto protoreflect.FileDescriptor
 
@@ -976,17 +1404,46 @@ const file_presence_v1_presence_proto_rawDesc = "" +
 	"\rPresenceEvent\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x1b\n" +
 	"\tis_online\x18\x02 \x01(\bR\bisOnline\x12\x1b\n" +
-	"\tlast_seen\x18\x03 \x01(\x03R\blastSeen\"\xc3\x02\n" +
+	"\tlast_seen\x18\x03 \x01(\x03R\blastSeen\"\x93\x03\n" +
 	"\x14StreamEventsResponse\x12\x19\n" +
 	"\buser_ids\x18\x01 \x03(\x03R\auserIds\x122\n" +
 	"\x15exclude_connection_id\x18\x02 \x01(\tR\x13excludeConnectionId\x12X\n" +
 	"\rtrace_context\x18\x03 \x03(\v23.presence.v1.StreamEventsResponse.TraceContextEntryR\ftraceContext\x128\n" +
 	"\bpresence\x18\n" +
-	" \x01(\v2\x1a.presence.v1.PresenceEventH\x00R\bpresence\x1a?\n" +
+	" \x01(\v2\x1a.presence.v1.PresenceEventH\x00R\bpresence\x12N\n" +
+	"\x10close_connection\x18\v \x01(\v2!.presence.v1.CloseConnectionEventH\x00R\x0fcloseConnection\x1a?\n" +
 	"\x11TraceContextEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\a\n" +
-	"\x05event2\xbc\x04\n" +
+	"\x05event\"\x80\x01\n" +
+	"\x14CloseConnectionEvent\x12#\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\x03R\x06userId\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\x05R\x04code\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xcf\x01\n" +
+	"\tUserEvent\x12\x1a\n" +
+	"\bposition\x18\x01 \x01(\x04R\bposition\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\x03R\x06userId\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12\x18\n" +
+	"\aservice\x18\x04 \x01(\tR\aservice\x122\n" +
+	"\x15exclude_connection_id\x18\x05 \x01(\tR\x13excludeConnectionId\x12\x17\n" +
+	"\atime_ms\x18\x06 \x01(\x03R\x06timeMs\x12\x14\n" +
+	"\x05event\x18\a \x01(\fR\x05event\"q\n" +
+	"\x17StreamUserEventsRequest\x12\x17\n" +
+	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12*\n" +
+	"\x0eafter_position\x18\x02 \x01(\x04H\x00R\rafterPosition\x88\x01\x01B\x11\n" +
+	"\x0f_after_position\"o\n" +
+	"\x18StreamUserEventsResponse\x12#\n" +
+	"\rstarted_after\x18\x01 \x01(\x04R\fstartedAfter\x12.\n" +
+	"\x06events\x18\x02 \x03(\v2\x16.presence.v1.UserEventR\x06events\"j\n" +
+	"\x15ReadUserEventsRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x1b\n" +
+	"\tafter_seq\x18\x02 \x01(\x04R\bafterSeq\x12\x1b\n" +
+	"\tlast_only\x18\x03 \x01(\bR\blastOnly\"\x7f\n" +
+	"\x16ReadUserEventsResponse\x12\x19\n" +
+	"\blast_seq\x18\x01 \x01(\x04R\alastSeq\x12\x1a\n" +
+	"\bcomplete\x18\x02 \x01(\bR\bcomplete\x12.\n" +
+	"\x06events\x18\x03 \x03(\v2\x16.presence.v1.UserEventR\x06events2\xfa\x05\n" +
 	"\x0fPresenceService\x12P\n" +
 	"\vGetPresence\x12\x1f.presence.v1.GetPresenceRequest\x1a .presence.v1.GetPresenceResponse\x12J\n" +
 	"\tGetRoutes\x12\x1d.presence.v1.GetRoutesRequest\x1a\x1e.presence.v1.GetRoutesResponse\x12S\n" +
@@ -995,7 +1452,9 @@ const file_presence_v1_presence_proto_rawDesc = "" +
 	"\aConnect\x12\x1b.presence.v1.ConnectRequest\x1a\x1c.presence.v1.ConnectResponse\x12M\n" +
 	"\n" +
 	"Disconnect\x12\x1e.presence.v1.DisconnectRequest\x1a\x1f.presence.v1.DisconnectResponse\x12U\n" +
-	"\fStreamEvents\x12 .presence.v1.StreamEventsRequest\x1a!.presence.v1.StreamEventsResponse0\x01B\xa8\x01\n" +
+	"\fStreamEvents\x12 .presence.v1.StreamEventsRequest\x1a!.presence.v1.StreamEventsResponse0\x01\x12a\n" +
+	"\x10StreamUserEvents\x12$.presence.v1.StreamUserEventsRequest\x1a%.presence.v1.StreamUserEventsResponse0\x01\x12Y\n" +
+	"\x0eReadUserEvents\x12\".presence.v1.ReadUserEventsRequest\x1a#.presence.v1.ReadUserEventsResponseB\xa8\x01\n" +
 	"\x0fcom.presence.v1B\rPresenceProtoP\x01Z9github.com/charla/charla/proto/gen/presence/v1;presencev1\xa2\x02\x03PXX\xaa\x02\vPresence.V1\xca\x02\vPresence\\V1\xe2\x02\x17Presence\\V1\\GPBMetadata\xea\x02\fPresence::V1b\x06proto3"
 
 var (
@@ -1010,51 +1469,64 @@ func file_presence_v1_presence_proto_rawDescGZIP() []byte {
 	return file_presence_v1_presence_proto_rawDescData
 }
 
-var file_presence_v1_presence_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_presence_v1_presence_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_presence_v1_presence_proto_goTypes = []any{
-	(*GetPresenceRequest)(nil),   // 0: presence.v1.GetPresenceRequest
-	(*Presence)(nil),             // 1: presence.v1.Presence
-	(*GetPresenceResponse)(nil),  // 2: presence.v1.GetPresenceResponse
-	(*GetRoutesRequest)(nil),     // 3: presence.v1.GetRoutesRequest
-	(*Route)(nil),                // 4: presence.v1.Route
-	(*GetRoutesResponse)(nil),    // 5: presence.v1.GetRoutesResponse
-	(*RegisterEdgeRequest)(nil),  // 6: presence.v1.RegisterEdgeRequest
-	(*RegisterEdgeResponse)(nil), // 7: presence.v1.RegisterEdgeResponse
-	(*HeartbeatRequest)(nil),     // 8: presence.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),    // 9: presence.v1.HeartbeatResponse
-	(*ConnectRequest)(nil),       // 10: presence.v1.ConnectRequest
-	(*ConnectResponse)(nil),      // 11: presence.v1.ConnectResponse
-	(*DisconnectRequest)(nil),    // 12: presence.v1.DisconnectRequest
-	(*DisconnectResponse)(nil),   // 13: presence.v1.DisconnectResponse
-	(*StreamEventsRequest)(nil),  // 14: presence.v1.StreamEventsRequest
-	(*PresenceEvent)(nil),        // 15: presence.v1.PresenceEvent
-	(*StreamEventsResponse)(nil), // 16: presence.v1.StreamEventsResponse
-	nil,                          // 17: presence.v1.StreamEventsResponse.TraceContextEntry
+	(*GetPresenceRequest)(nil),       // 0: presence.v1.GetPresenceRequest
+	(*Presence)(nil),                 // 1: presence.v1.Presence
+	(*GetPresenceResponse)(nil),      // 2: presence.v1.GetPresenceResponse
+	(*GetRoutesRequest)(nil),         // 3: presence.v1.GetRoutesRequest
+	(*Route)(nil),                    // 4: presence.v1.Route
+	(*GetRoutesResponse)(nil),        // 5: presence.v1.GetRoutesResponse
+	(*RegisterEdgeRequest)(nil),      // 6: presence.v1.RegisterEdgeRequest
+	(*RegisterEdgeResponse)(nil),     // 7: presence.v1.RegisterEdgeResponse
+	(*HeartbeatRequest)(nil),         // 8: presence.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),        // 9: presence.v1.HeartbeatResponse
+	(*ConnectRequest)(nil),           // 10: presence.v1.ConnectRequest
+	(*ConnectResponse)(nil),          // 11: presence.v1.ConnectResponse
+	(*DisconnectRequest)(nil),        // 12: presence.v1.DisconnectRequest
+	(*DisconnectResponse)(nil),       // 13: presence.v1.DisconnectResponse
+	(*StreamEventsRequest)(nil),      // 14: presence.v1.StreamEventsRequest
+	(*PresenceEvent)(nil),            // 15: presence.v1.PresenceEvent
+	(*StreamEventsResponse)(nil),     // 16: presence.v1.StreamEventsResponse
+	(*CloseConnectionEvent)(nil),     // 17: presence.v1.CloseConnectionEvent
+	(*UserEvent)(nil),                // 18: presence.v1.UserEvent
+	(*StreamUserEventsRequest)(nil),  // 19: presence.v1.StreamUserEventsRequest
+	(*StreamUserEventsResponse)(nil), // 20: presence.v1.StreamUserEventsResponse
+	(*ReadUserEventsRequest)(nil),    // 21: presence.v1.ReadUserEventsRequest
+	(*ReadUserEventsResponse)(nil),   // 22: presence.v1.ReadUserEventsResponse
+	nil,                              // 23: presence.v1.StreamEventsResponse.TraceContextEntry
 }
 var file_presence_v1_presence_proto_depIdxs = []int32{
 	1,  // 0: presence.v1.GetPresenceResponse.presences:type_name -> presence.v1.Presence
 	4,  // 1: presence.v1.GetRoutesResponse.routes:type_name -> presence.v1.Route
-	17, // 2: presence.v1.StreamEventsResponse.trace_context:type_name -> presence.v1.StreamEventsResponse.TraceContextEntry
+	23, // 2: presence.v1.StreamEventsResponse.trace_context:type_name -> presence.v1.StreamEventsResponse.TraceContextEntry
 	15, // 3: presence.v1.StreamEventsResponse.presence:type_name -> presence.v1.PresenceEvent
-	0,  // 4: presence.v1.PresenceService.GetPresence:input_type -> presence.v1.GetPresenceRequest
-	3,  // 5: presence.v1.PresenceService.GetRoutes:input_type -> presence.v1.GetRoutesRequest
-	6,  // 6: presence.v1.PresenceService.RegisterEdge:input_type -> presence.v1.RegisterEdgeRequest
-	8,  // 7: presence.v1.PresenceService.Heartbeat:input_type -> presence.v1.HeartbeatRequest
-	10, // 8: presence.v1.PresenceService.Connect:input_type -> presence.v1.ConnectRequest
-	12, // 9: presence.v1.PresenceService.Disconnect:input_type -> presence.v1.DisconnectRequest
-	14, // 10: presence.v1.PresenceService.StreamEvents:input_type -> presence.v1.StreamEventsRequest
-	2,  // 11: presence.v1.PresenceService.GetPresence:output_type -> presence.v1.GetPresenceResponse
-	5,  // 12: presence.v1.PresenceService.GetRoutes:output_type -> presence.v1.GetRoutesResponse
-	7,  // 13: presence.v1.PresenceService.RegisterEdge:output_type -> presence.v1.RegisterEdgeResponse
-	9,  // 14: presence.v1.PresenceService.Heartbeat:output_type -> presence.v1.HeartbeatResponse
-	11, // 15: presence.v1.PresenceService.Connect:output_type -> presence.v1.ConnectResponse
-	13, // 16: presence.v1.PresenceService.Disconnect:output_type -> presence.v1.DisconnectResponse
-	16, // 17: presence.v1.PresenceService.StreamEvents:output_type -> presence.v1.StreamEventsResponse
-	11, // [11:18] is the sub-list for method output_type
-	4,  // [4:11] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	17, // 4: presence.v1.StreamEventsResponse.close_connection:type_name -> presence.v1.CloseConnectionEvent
+	18, // 5: presence.v1.StreamUserEventsResponse.events:type_name -> presence.v1.UserEvent
+	18, // 6: presence.v1.ReadUserEventsResponse.events:type_name -> presence.v1.UserEvent
+	0,  // 7: presence.v1.PresenceService.GetPresence:input_type -> presence.v1.GetPresenceRequest
+	3,  // 8: presence.v1.PresenceService.GetRoutes:input_type -> presence.v1.GetRoutesRequest
+	6,  // 9: presence.v1.PresenceService.RegisterEdge:input_type -> presence.v1.RegisterEdgeRequest
+	8,  // 10: presence.v1.PresenceService.Heartbeat:input_type -> presence.v1.HeartbeatRequest
+	10, // 11: presence.v1.PresenceService.Connect:input_type -> presence.v1.ConnectRequest
+	12, // 12: presence.v1.PresenceService.Disconnect:input_type -> presence.v1.DisconnectRequest
+	14, // 13: presence.v1.PresenceService.StreamEvents:input_type -> presence.v1.StreamEventsRequest
+	19, // 14: presence.v1.PresenceService.StreamUserEvents:input_type -> presence.v1.StreamUserEventsRequest
+	21, // 15: presence.v1.PresenceService.ReadUserEvents:input_type -> presence.v1.ReadUserEventsRequest
+	2,  // 16: presence.v1.PresenceService.GetPresence:output_type -> presence.v1.GetPresenceResponse
+	5,  // 17: presence.v1.PresenceService.GetRoutes:output_type -> presence.v1.GetRoutesResponse
+	7,  // 18: presence.v1.PresenceService.RegisterEdge:output_type -> presence.v1.RegisterEdgeResponse
+	9,  // 19: presence.v1.PresenceService.Heartbeat:output_type -> presence.v1.HeartbeatResponse
+	11, // 20: presence.v1.PresenceService.Connect:output_type -> presence.v1.ConnectResponse
+	13, // 21: presence.v1.PresenceService.Disconnect:output_type -> presence.v1.DisconnectResponse
+	16, // 22: presence.v1.PresenceService.StreamEvents:output_type -> presence.v1.StreamEventsResponse
+	20, // 23: presence.v1.PresenceService.StreamUserEvents:output_type -> presence.v1.StreamUserEventsResponse
+	22, // 24: presence.v1.PresenceService.ReadUserEvents:output_type -> presence.v1.ReadUserEventsResponse
+	16, // [16:25] is the sub-list for method output_type
+	7,  // [7:16] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_presence_v1_presence_proto_init() }
@@ -1064,14 +1536,16 @@ func file_presence_v1_presence_proto_init() {
 	}
 	file_presence_v1_presence_proto_msgTypes[16].OneofWrappers = []any{
 		(*StreamEventsResponse_Presence)(nil),
+		(*StreamEventsResponse_CloseConnection)(nil),
 	}
+	file_presence_v1_presence_proto_msgTypes[19].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_presence_v1_presence_proto_rawDesc), len(file_presence_v1_presence_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

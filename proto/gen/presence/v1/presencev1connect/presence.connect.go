@@ -58,6 +58,12 @@ const (
 	// PresenceServiceStreamEventsProcedure is the fully-qualified name of the PresenceService's
 	// StreamEvents RPC.
 	PresenceServiceStreamEventsProcedure = "/presence.v1.PresenceService/StreamEvents"
+	// PresenceServiceStreamUserEventsProcedure is the fully-qualified name of the PresenceService's
+	// StreamUserEvents RPC.
+	PresenceServiceStreamUserEventsProcedure = "/presence.v1.PresenceService/StreamUserEvents"
+	// PresenceServiceReadUserEventsProcedure is the fully-qualified name of the PresenceService's
+	// ReadUserEvents RPC.
+	PresenceServiceReadUserEventsProcedure = "/presence.v1.PresenceService/ReadUserEvents"
 )
 
 // PresenceServiceClient is a client for the presence.v1.PresenceService service.
@@ -76,8 +82,15 @@ type PresenceServiceClient interface {
 	Connect(context.Context, *connect.Request[v1.ConnectRequest]) (*connect.Response[v1.ConnectResponse], error)
 	// Disconnect records a connection closed on an edge. Idempotent.
 	Disconnect(context.Context, *connect.Request[v1.DisconnectRequest]) (*connect.Response[v1.DisconnectResponse], error)
-	// StreamEvents pushes the presence events addressed to users held by one edge.
+	// StreamEvents pushes control events for one edge (a connection to close because its
+	// user holds too many). Presence events to users go through the user event log.
 	StreamEvents(context.Context, *connect.Request[v1.StreamEventsRequest]) (*connect.ServerStreamForClient[v1.StreamEventsResponse], error)
+	// StreamUserEvents follows the user event log (docs/protocol.md §8): every sequenced
+	// event of every user, in log order, from a position or from now. The first message
+	// carries only started_after. out_of_range when after_position is no longer held.
+	StreamUserEvents(context.Context, *connect.Request[v1.StreamUserEventsRequest]) (*connect.ServerStreamForClient[v1.StreamUserEventsResponse], error)
+	// ReadUserEvents returns a user's held events after a seq, for resume and catch-up.
+	ReadUserEvents(context.Context, *connect.Request[v1.ReadUserEventsRequest]) (*connect.Response[v1.ReadUserEventsResponse], error)
 }
 
 // NewPresenceServiceClient constructs a client for the presence.v1.PresenceService service. By
@@ -133,18 +146,32 @@ func NewPresenceServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(presenceServiceMethods.ByName("StreamEvents")),
 			connect.WithClientOptions(opts...),
 		),
+		streamUserEvents: connect.NewClient[v1.StreamUserEventsRequest, v1.StreamUserEventsResponse](
+			httpClient,
+			baseURL+PresenceServiceStreamUserEventsProcedure,
+			connect.WithSchema(presenceServiceMethods.ByName("StreamUserEvents")),
+			connect.WithClientOptions(opts...),
+		),
+		readUserEvents: connect.NewClient[v1.ReadUserEventsRequest, v1.ReadUserEventsResponse](
+			httpClient,
+			baseURL+PresenceServiceReadUserEventsProcedure,
+			connect.WithSchema(presenceServiceMethods.ByName("ReadUserEvents")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // presenceServiceClient implements PresenceServiceClient.
 type presenceServiceClient struct {
-	getPresence  *connect.Client[v1.GetPresenceRequest, v1.GetPresenceResponse]
-	getRoutes    *connect.Client[v1.GetRoutesRequest, v1.GetRoutesResponse]
-	registerEdge *connect.Client[v1.RegisterEdgeRequest, v1.RegisterEdgeResponse]
-	heartbeat    *connect.Client[v1.HeartbeatRequest, v1.HeartbeatResponse]
-	connect      *connect.Client[v1.ConnectRequest, v1.ConnectResponse]
-	disconnect   *connect.Client[v1.DisconnectRequest, v1.DisconnectResponse]
-	streamEvents *connect.Client[v1.StreamEventsRequest, v1.StreamEventsResponse]
+	getPresence      *connect.Client[v1.GetPresenceRequest, v1.GetPresenceResponse]
+	getRoutes        *connect.Client[v1.GetRoutesRequest, v1.GetRoutesResponse]
+	registerEdge     *connect.Client[v1.RegisterEdgeRequest, v1.RegisterEdgeResponse]
+	heartbeat        *connect.Client[v1.HeartbeatRequest, v1.HeartbeatResponse]
+	connect          *connect.Client[v1.ConnectRequest, v1.ConnectResponse]
+	disconnect       *connect.Client[v1.DisconnectRequest, v1.DisconnectResponse]
+	streamEvents     *connect.Client[v1.StreamEventsRequest, v1.StreamEventsResponse]
+	streamUserEvents *connect.Client[v1.StreamUserEventsRequest, v1.StreamUserEventsResponse]
+	readUserEvents   *connect.Client[v1.ReadUserEventsRequest, v1.ReadUserEventsResponse]
 }
 
 // GetPresence calls presence.v1.PresenceService.GetPresence.
@@ -182,6 +209,16 @@ func (c *presenceServiceClient) StreamEvents(ctx context.Context, req *connect.R
 	return c.streamEvents.CallServerStream(ctx, req)
 }
 
+// StreamUserEvents calls presence.v1.PresenceService.StreamUserEvents.
+func (c *presenceServiceClient) StreamUserEvents(ctx context.Context, req *connect.Request[v1.StreamUserEventsRequest]) (*connect.ServerStreamForClient[v1.StreamUserEventsResponse], error) {
+	return c.streamUserEvents.CallServerStream(ctx, req)
+}
+
+// ReadUserEvents calls presence.v1.PresenceService.ReadUserEvents.
+func (c *presenceServiceClient) ReadUserEvents(ctx context.Context, req *connect.Request[v1.ReadUserEventsRequest]) (*connect.Response[v1.ReadUserEventsResponse], error) {
+	return c.readUserEvents.CallUnary(ctx, req)
+}
+
 // PresenceServiceHandler is an implementation of the presence.v1.PresenceService service.
 type PresenceServiceHandler interface {
 	// GetPresence looks up many users at once, in the order asked. Ids never seen are
@@ -198,8 +235,15 @@ type PresenceServiceHandler interface {
 	Connect(context.Context, *connect.Request[v1.ConnectRequest]) (*connect.Response[v1.ConnectResponse], error)
 	// Disconnect records a connection closed on an edge. Idempotent.
 	Disconnect(context.Context, *connect.Request[v1.DisconnectRequest]) (*connect.Response[v1.DisconnectResponse], error)
-	// StreamEvents pushes the presence events addressed to users held by one edge.
+	// StreamEvents pushes control events for one edge (a connection to close because its
+	// user holds too many). Presence events to users go through the user event log.
 	StreamEvents(context.Context, *connect.Request[v1.StreamEventsRequest], *connect.ServerStream[v1.StreamEventsResponse]) error
+	// StreamUserEvents follows the user event log (docs/protocol.md §8): every sequenced
+	// event of every user, in log order, from a position or from now. The first message
+	// carries only started_after. out_of_range when after_position is no longer held.
+	StreamUserEvents(context.Context, *connect.Request[v1.StreamUserEventsRequest], *connect.ServerStream[v1.StreamUserEventsResponse]) error
+	// ReadUserEvents returns a user's held events after a seq, for resume and catch-up.
+	ReadUserEvents(context.Context, *connect.Request[v1.ReadUserEventsRequest]) (*connect.Response[v1.ReadUserEventsResponse], error)
 }
 
 // NewPresenceServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -251,6 +295,18 @@ func NewPresenceServiceHandler(svc PresenceServiceHandler, opts ...connect.Handl
 		connect.WithSchema(presenceServiceMethods.ByName("StreamEvents")),
 		connect.WithHandlerOptions(opts...),
 	)
+	presenceServiceStreamUserEventsHandler := connect.NewServerStreamHandler(
+		PresenceServiceStreamUserEventsProcedure,
+		svc.StreamUserEvents,
+		connect.WithSchema(presenceServiceMethods.ByName("StreamUserEvents")),
+		connect.WithHandlerOptions(opts...),
+	)
+	presenceServiceReadUserEventsHandler := connect.NewUnaryHandler(
+		PresenceServiceReadUserEventsProcedure,
+		svc.ReadUserEvents,
+		connect.WithSchema(presenceServiceMethods.ByName("ReadUserEvents")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/presence.v1.PresenceService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case PresenceServiceGetPresenceProcedure:
@@ -267,6 +323,10 @@ func NewPresenceServiceHandler(svc PresenceServiceHandler, opts ...connect.Handl
 			presenceServiceDisconnectHandler.ServeHTTP(w, r)
 		case PresenceServiceStreamEventsProcedure:
 			presenceServiceStreamEventsHandler.ServeHTTP(w, r)
+		case PresenceServiceStreamUserEventsProcedure:
+			presenceServiceStreamUserEventsHandler.ServeHTTP(w, r)
+		case PresenceServiceReadUserEventsProcedure:
+			presenceServiceReadUserEventsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -302,4 +362,12 @@ func (UnimplementedPresenceServiceHandler) Disconnect(context.Context, *connect.
 
 func (UnimplementedPresenceServiceHandler) StreamEvents(context.Context, *connect.Request[v1.StreamEventsRequest], *connect.ServerStream[v1.StreamEventsResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("presence.v1.PresenceService.StreamEvents is not implemented"))
+}
+
+func (UnimplementedPresenceServiceHandler) StreamUserEvents(context.Context, *connect.Request[v1.StreamUserEventsRequest], *connect.ServerStream[v1.StreamUserEventsResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("presence.v1.PresenceService.StreamUserEvents is not implemented"))
+}
+
+func (UnimplementedPresenceServiceHandler) ReadUserEvents(context.Context, *connect.Request[v1.ReadUserEventsRequest]) (*connect.Response[v1.ReadUserEventsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("presence.v1.PresenceService.ReadUserEvents is not implemented"))
 }
