@@ -76,10 +76,10 @@ const (
 //
 // One stream (JetStreamOptions.Stream, "CHARLA_EVENTS" by default) holds the whole log;
 // every user has one subject in it, <prefix>.<userID> (prefix JetStreamOptions.Subject,
-// "charla.user" by default). A record is one message on its user's
-// subject: headers Charla-Seq (the user's seq), Charla-Service, Charla-Exclude (absent when
-// empty), Charla-Time (Unix ms, from Options.Now) and Nats-Msg-Id; the data is Event.Data.
-// A record's Position is the message's stream sequence.
+// "charla.user" by default). A record is one message on its user's subject: headers
+// Charla-Seq (the user's seq), Charla-Service, Charla-Exclude (absent when empty),
+// Charla-Time (Unix ms, from Options.Now) and Nats-Msg-Id; the data is Event.Data. A
+// record's Position is the message's stream sequence.
 //
 // Stream limits, set by OpenJetStream on every start (create or update; the last process to
 // start wins if their options differ):
@@ -119,12 +119,17 @@ const (
 //
 // Tail follows the stream with an ordered consumer (it recreates itself after a NATS
 // restart or a missed heartbeat, continuing after the last message delivered); it never
-// returns ErrFellBehind, as a slow tail only pulls more slowly. Records removed by the
-// per-user limit before a slow tail reached them are skipped: the tail's reader sees the
-// jump in that user's seq.
+// returns ErrFellBehind, as a slow tail only pulls more slowly (a handler that blocks for
+// more than two heartbeats, 10 s, makes the consumer recreate itself: harmless, but
+// wasteful). Records removed by the per-user limit before a slow tail reached them are
+// skipped: the tail's reader sees the jump in that user's seq. Tail returns ErrTooOld when
+// after is above the stream's last sequence, or when after+1 is below its first held one.
 //
-// Read returns the held messages of the user's subject (an ephemeral consumer, deleted after
-// the read) after one direct get of the newest message.
+// Read gets the user's newest message first (LastSeq; nothing more when after is not
+// below it), then all the held messages of the user's subject through an ephemeral
+// consumer, deleted after the read.
+//
+// Appends, tails and reads may run concurrently from any number of goroutines.
 type JetStream struct {
 	opt     Options
 	jsopt   JetStreamOptions

@@ -209,6 +209,36 @@ func TestJetStreamReopenContinuesCounter(t *testing.T) {
 	}
 }
 
+func TestJetStreamTailBeforeOldestHeld(t *testing.T) {
+	url := natsURL(t)
+	l := openJS(t, url, eventlog.Options{MaxEvents: 1}, testStream(t, url))
+	defer l.Close()
+	ctx := context.Background()
+	var recs []eventlog.Record
+	for range 2 {
+		r, err := l.Append(ctx, eventlog.Event{Service: "chat"}, []int64{1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r...)
+	}
+	// The first record is gone (one per user is held): a tail cannot start before it.
+	before := recs[0].Position - 1
+	err := l.Tail(ctx, &before, func(uint64) {}, func([]eventlog.Record) error { return nil })
+	if !errors.Is(err, eventlog.ErrTooOld) {
+		t.Fatalf("Tail after %d with the oldest held at %d: %v, want ErrTooOld", before, recs[1].Position, err)
+	}
+	// Right after the removed one is fine: the tail passes the held record.
+	at := recs[0].Position
+	c, stop := tailFrom(t, l, &at)
+	if got := c.waitFor(t, 1); got[0].Position != recs[1].Position || got[0].Seq != 2 {
+		t.Fatalf("tail after %d got %+v, want the record at %d (seq 2)", at, got[0], recs[1].Position)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestJetStreamMalformedRecord(t *testing.T) {
 	url := natsURL(t)
 	jsopt := testStream(t, url)
@@ -277,12 +307,17 @@ func TestJetStreamSurvivesNATSRestart(t *testing.T) {
 	}
 }
 
-// tailCollector gathers what a tail from the head passes.
+// tailCollector gathers what a tail passes.
 type tailCollector struct {
 	recs atomic.Pointer[[]eventlog.Record]
 }
 
 func tailAll(t *testing.T, l eventlog.Log) (*tailCollector, func() error) {
+	t.Helper()
+	return tailFrom(t, l, nil)
+}
+
+func tailFrom(t *testing.T, l eventlog.Log, after *uint64) (*tailCollector, func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &tailCollector{}
@@ -290,7 +325,7 @@ func tailAll(t *testing.T, l eventlog.Log) (*tailCollector, func() error) {
 	started := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- l.Tail(ctx, nil, func(uint64) { close(started) }, func(rs []eventlog.Record) error {
+		done <- l.Tail(ctx, after, func(uint64) { close(started) }, func(rs []eventlog.Record) error {
 			all := append(append([]eventlog.Record(nil), *c.recs.Load()...), rs...)
 			c.recs.Store(&all)
 			return nil
@@ -381,6 +416,7 @@ func benchAppend(b *testing.B, l eventlog.Log) {
 	})
 	b.Run("parallel", func(b *testing.B) {
 		var next atomic.Int64
+		b.SetParallelism(8) // appends wait on the network: more of them than cores
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				u := next.Add(1) % users
