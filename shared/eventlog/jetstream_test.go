@@ -209,6 +209,74 @@ func TestJetStreamReopenContinuesCounter(t *testing.T) {
 	}
 }
 
+// Three processes append group events to overlapping users in different orders: every
+// user's seqs are consecutive, every event is stored once per user, and a tail of the whole
+// log sees each user's records in seq order.
+func TestJetStreamGroupAppendsFromSeveralProcesses(t *testing.T) {
+	url := natsURL(t)
+	jsopt := testStream(t, url)
+	logs := []*eventlog.JetStream{openJS(t, url, eventlog.Options{}, jsopt), openJS(t, url, eventlog.Options{}, jsopt), openJS(t, url, eventlog.Options{}, jsopt)}
+	defer func() {
+		for _, l := range logs {
+			l.Close()
+		}
+	}()
+	orders := [][]int64{{1, 2, 3}, {3, 2, 1}, {2, 3, 1}}
+	const goroutines, each = 6, 20
+	errs := make(chan error, goroutines)
+	for g := range goroutines {
+		go func() {
+			l := logs[g%len(logs)]
+			var err error
+			for i := range each {
+				users := append(append([]int64(nil), orders[(g+i)%len(orders)]...), int64(10+g))
+				if _, err = l.Append(context.Background(), eventlog.Event{Service: "chat", Data: fmt.Appendf(nil, "g%d-%d", g, i)}, users); err != nil {
+					break
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range goroutines {
+		if err := <-errs; err != nil {
+			t.Fatalf("Append: %v", err)
+		}
+	}
+	for _, u := range []int64{1, 2, 3, 10} {
+		want := goroutines * each
+		if u == 10 {
+			want = each
+		}
+		h, err := logs[1].Read(context.Background(), u, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !h.Complete || h.LastSeq != uint64(want) || len(h.Records) != want {
+			t.Fatalf("user %d: complete %v, last %d, %d records; want complete, %d, %d", u, h.Complete, h.LastSeq, len(h.Records), want, want)
+		}
+		seen := map[string]bool{}
+		for i, r := range h.Records {
+			if r.Seq != uint64(i+1) || seen[string(r.Data)] || (i > 0 && r.Position <= h.Records[i-1].Position) {
+				t.Fatalf("user %d record %d: seq %d position %d data %s (seen before: %v)", u, i, r.Seq, r.Position, r.Data, seen[string(r.Data)])
+			}
+			seen[string(r.Data)] = true
+		}
+	}
+	zero := uint64(0)
+	c, stop := tailFrom(t, logs[2], &zero)
+	got := c.waitFor(t, 3*goroutines*each+goroutines*each)
+	next := map[int64]uint64{}
+	for _, r := range got {
+		next[r.UserID]++
+		if r.Seq != next[r.UserID] {
+			t.Fatalf("tail: user %d seq %d after %d", r.UserID, r.Seq, next[r.UserID]-1)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestJetStreamTailBeforeOldestHeld(t *testing.T) {
 	url := natsURL(t)
 	l := openJS(t, url, eventlog.Options{MaxEvents: 1}, testStream(t, url))
