@@ -128,6 +128,10 @@ func ConnectNATS(url string) (*NATS, error) {
 	return &NATS{conn: conn}, nil
 }
 
+// Conn returns the NATS connection, for users of NATS beyond plain subjects (the JetStream
+// event log). Close closes it.
+func (b *NATS) Conn() *nats.Conn { return b.conn }
+
 // Publish sends data on subject.
 func (b *NATS) Publish(_ context.Context, subject string, data []byte) error {
 	if err := b.conn.Publish(subject, data); err != nil {
