@@ -1,21 +1,16 @@
 // Package peers builds the Connect clients of the four internal services from their base
-// URLs, with the internal bearer token and the shared HTTP client, and adapts the presence
-// client to the route lookup the event fan-out needs.
+// URLs, with the internal bearer token and the shared HTTP client.
 package peers
 
 import (
-	"context"
-	"fmt"
 	"net/http"
 
 	"connectrpc.com/connect"
 
 	"github.com/charla/charla/proto/gen/chat/v1/chatv1connect"
 	"github.com/charla/charla/proto/gen/notify/v1/notifyv1connect"
-	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 	"github.com/charla/charla/proto/gen/presence/v1/presencev1connect"
 	"github.com/charla/charla/proto/gen/profile/v1/profilev1connect"
-	"github.com/charla/charla/shared/fanout"
 	"github.com/charla/charla/shared/rpc"
 )
 
@@ -49,19 +44,4 @@ func New(urls URLs, token string, httpClient *http.Client, opts ...connect.Clien
 		Notify:   notifyv1connect.NewNotificationServiceClient(httpClient, rpc.BaseURL(urls.Notify), o...),
 		Presence: presencev1connect.NewPresenceServiceClient(httpClient, rpc.BaseURL(urls.Presence), o...),
 	}
-}
-
-// PresenceRoutes looks up routes through the presence service: one GetRoutes call per lookup.
-func PresenceRoutes(c presencev1connect.PresenceServiceClient) fanout.RouteLookup {
-	return fanout.RouteLookupFunc(func(ctx context.Context, userIDs []int64) (map[int64][]string, error) {
-		res, err := c.GetRoutes(ctx, connect.NewRequest(&presencev1.GetRoutesRequest{UserIds: userIDs}))
-		if err != nil {
-			return nil, fmt.Errorf("presence GetRoutes: %w", err)
-		}
-		routes := make(map[int64][]string, len(res.Msg.GetRoutes()))
-		for _, r := range res.Msg.GetRoutes() {
-			routes[r.GetUserId()] = r.GetEdgeIds()
-		}
-		return routes, nil
-	})
 }

@@ -129,7 +129,7 @@ func run(ctx context.Context, log *slog.Logger, name, addr, dbURL, busURL string
 		return err
 	}
 	defer b.Close()
-	events, err := eventlog.Open(b, history)
+	events, err := eventlog.Open(ctx, b, history)
 	if err != nil {
 		return err
 	}

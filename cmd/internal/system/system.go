@@ -103,7 +103,7 @@ func StartServices(ctx context.Context, opts Options) (_ *System, err error) {
 		b = bus.NewInProcess()
 		s.closers = append(s.closers, b.Close)
 	}
-	events, err := eventlog.Open(b, opts.History)
+	events, err := eventlog.Open(ctx, b, opts.History)
 	if err != nil {
 		return nil, err
 	}
