@@ -47,17 +47,17 @@ func New(ctx context.Context, deps svc.Deps) (*Service, error) {
 		return nil, fmt.Errorf("chat service: %w", err)
 	}
 	srv := server.New(server.Config{
-		Store:     st,
-		Profiles:  deps.Peers.Profile,
-		Presence:  deps.Peers.Presence,
-		Notifier:  deps.Peers.Notify,
+		Store:    st,
+		Profiles: deps.Peers.Profile,
+		Presence: deps.Peers.Presence,
+		Notifier: deps.Peers.Notify,
 		Publisher: fanout.NewPublisher(deps.Bus, deps.Events, EventService, fanout.WithOnline(online),
 			fanout.WithSequenced(func(ev proto.Message) bool {
 				// TYPING_INDICATOR is ephemeral: no seq, never replayed (docs/protocol.md §8.2).
 				e, ok := ev.(*chatv1.StreamEventsResponse)
 				return !ok || e.GetTypingIndicator() == nil
 			})),
-		Log:       deps.Log,
+		Log: deps.Log,
 	})
 	return &Service{Server: srv, deps: deps, online: online}, nil
 }

@@ -54,7 +54,7 @@ func New(ctx context.Context, deps svc.Deps) (*Service, error) {
 		// SessionEnded is for edges, not a client event: broadcast, never sequenced.
 		Events: fanout.NewPublisher(deps.Bus, deps.Events, EventService,
 			fanout.WithSequenced(func(proto.Message) bool { return false })),
-		Log:      deps.Log,
+		Log: deps.Log,
 	})
 	return &Service{Server: srv, deps: deps}, nil
 }
