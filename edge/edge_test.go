@@ -97,6 +97,9 @@ func (te *testEdge) dial(tb testing.TB, n int64) *client {
 	case <-time.After(waitLimit):
 		tb.Fatal("presence Connect not called")
 	}
+	if f := c.next(); f.Type != "CONNECTED" || !strings.Contains(string(f.Payload), `"connectionId":"`+c.connID+`"`) {
+		tb.Fatalf("first frame: %s %s, want CONNECTED naming the connection", f.Type, f.Payload)
+	}
 	return c
 }
 

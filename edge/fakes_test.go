@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	chatv1 "github.com/charla/charla/proto/gen/chat/v1"
 	"github.com/charla/charla/proto/gen/chat/v1/chatv1connect"
@@ -21,6 +22,9 @@ import (
 	"github.com/charla/charla/proto/gen/presence/v1/presencev1connect"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 	"github.com/charla/charla/proto/gen/profile/v1/profilev1connect"
+	"github.com/charla/charla/shared/eventlog"
+	"github.com/charla/charla/shared/fanout"
+	"github.com/charla/charla/shared/logging"
 	"github.com/charla/charla/shared/peers"
 	"github.com/charla/charla/shared/rpc"
 )
@@ -55,6 +59,7 @@ type fakeNotify struct {
 
 type fakePresence struct {
 	presencev1connect.UnimplementedPresenceServiceHandler
+	log       *eventlog.Memory // the user event log, served as the presence service does
 	mu        sync.Mutex
 	conns     map[string]int64 // connection id → user
 	connected chan string
@@ -70,6 +75,7 @@ func newFakes(tb testing.TB) (*fakes, *peers.Clients) {
 	f.profile.events = make(chan *profilev1.StreamEventsResponse, 16)
 	f.profile.revoked = map[int64]bool{}
 	f.presence.conns = map[string]int64{}
+	f.presence.log = eventlog.NewMemory(eventlog.Options{})
 	f.presence.connected = make(chan string, 100000)
 	// Like the real services, do not gzip tiny replies.
 	small := connect.WithCompressMinBytes(1024)
@@ -104,6 +110,11 @@ func (f *fakes) StreamEvents(ctx context.Context, _ *connect.Request[chatv1.Stre
 		case <-ctx.Done():
 			return nil
 		case ev := <-f.chatEvents:
+			if ev.GetTypingIndicator() == nil {
+				// Sequenced: through the user event log, as fanout.Publisher does.
+				f.presence.appendEvent("chat", ev.GetExcludeConnectionId(), ev, ev.GetUserIds())
+				continue
+			}
 			if err := s.Send(ev); err != nil {
 				return err
 			}
@@ -209,4 +220,41 @@ func (p *fakePresence) StreamEvents(ctx context.Context, _ *connect.Request[pres
 	}
 	<-ctx.Done()
 	return nil
+}
+
+// appendEvent appends ev (a service's StreamEventsResponse) to the user event log for users.
+func (p *fakePresence) appendEvent(service, exclude string, ev proto.Message, users []int64) {
+	msg := proto.Clone(ev)
+	m := msg.ProtoReflect()
+	m.Clear(m.Descriptor().Fields().ByName("user_ids"))
+	data, err := proto.Marshal(msg)
+	if err != nil {
+		panic(err)
+	}
+	if _, err := p.log.Append(context.Background(), eventlog.Event{Service: service, Exclude: exclude, Data: data}, users); err != nil {
+		panic(err)
+	}
+}
+
+func (p *fakePresence) StreamUserEvents(ctx context.Context, r *connect.Request[presencev1.StreamUserEventsRequest], s *connect.ServerStream[presencev1.StreamUserEventsResponse]) error {
+	var after *uint64
+	if r.Msg.AfterPosition != nil {
+		a := r.Msg.GetAfterPosition()
+		after = &a
+	}
+	return fanout.ServeLog(ctx, p.log, logging.Discard(), r.Msg.GetEdgeId(), after, s.Send)
+}
+
+func (p *fakePresence) ReadUserEvents(ctx context.Context, r *connect.Request[presencev1.ReadUserEventsRequest]) (*connect.Response[presencev1.ReadUserEventsResponse], error) {
+	h, err := p.log.Read(ctx, r.Msg.GetUserId(), r.Msg.GetAfterSeq())
+	if err != nil {
+		return nil, err
+	}
+	res := &presencev1.ReadUserEventsResponse{LastSeq: h.LastSeq, Complete: h.Complete}
+	if h.Complete && !r.Msg.GetLastOnly() {
+		for _, rec := range h.Records {
+			res.Events = append(res.Events, fanout.UserEventOf(rec))
+		}
+	}
+	return connect.NewResponse(res), nil
 }

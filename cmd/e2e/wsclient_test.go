@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -36,6 +37,7 @@ func startEdgeSystem(t *testing.T, tune func(*edge.Config)) *system.System {
 type frame struct {
 	PID     string          `json:"pid"`
 	Type    string          `json:"type"`
+	Seq     *uint64         `json:"seq"`
 	Payload json.RawMessage `json:"payload"`
 	raw     []byte
 }
@@ -67,11 +69,34 @@ type wsClient struct {
 	err    error // read error, set before closed is closed
 	seq    atomic.Int64
 	kept   []frame // frames read while looking for something else
+	// connected is the CONNECTED frame's payload, the first frame of every connection.
+	connected connectedPayload
 }
 
+// connectedPayload is CONNECTED (docs/protocol.md §8.1).
+type connectedPayload struct {
+	UserID       int64  `json:"userId"`
+	ConnectionID string `json:"connectionId"`
+	LastSeq      uint64 `json:"lastSeq"`
+	ExpiresAt    int64  `json:"expiresAt"`
+	Resume       string `json:"resume"`
+}
+
+// dial connects with token and reads the CONNECTED frame that must come first.
 func dial(t *testing.T, sys *system.System, token, name string) *wsClient {
 	t.Helper()
-	ws, res, err := websocket.DefaultDialer.Dial(sys.URL(token), nil)
+	return dialURL(t, sys.URL(token), name)
+}
+
+// dialResume connects asking to resume after seq.
+func dialResume(t *testing.T, sys *system.System, token, name string, seq uint64) *wsClient {
+	t.Helper()
+	return dialURL(t, sys.URL(token)+"&resume="+strconv.FormatUint(seq, 10), name)
+}
+
+func dialURL(t *testing.T, url, name string) *wsClient {
+	t.Helper()
+	ws, res, err := websocket.DefaultDialer.Dial(url, nil)
 	if err != nil {
 		status := 0
 		if res != nil {
@@ -82,6 +107,11 @@ func dial(t *testing.T, sys *system.System, token, name string) *wsClient {
 	c := &wsClient{t: t, name: name, ws: ws, in: make(chan frame, 4096), closed: make(chan struct{})}
 	go c.read()
 	t.Cleanup(func() { ws.Close() })
+	first := c.next()
+	if first.Type != "CONNECTED" || first.Seq != nil || first.PID == "" {
+		t.Fatalf("%s: first frame %s, want CONNECTED with a pid and no seq", name, first.raw)
+	}
+	first.decode(t, &c.connected)
 	return c
 }
 
