@@ -152,6 +152,7 @@ func (w *Writer) submit(req *writeReq) (writeRes, error) {
 	r := <-req.res // bounded by batchTimeout
 	return r, r.err
 }
+
 // Close stores what is queued, stops the writer and waits for it.
 func (w *Writer) Close() error {
 	w.mu.Lock()
