@@ -95,6 +95,13 @@ type DeliveredGroup struct {
 
 // NewWriter starts a writer over s. now may be nil (time.Now). Close stops it.
 func (s *Store) NewWriter(maxBatch int, now func() time.Time) *Writer {
+	w := s.newWriter(maxBatch, now)
+	go w.run()
+	return w
+}
+
+// newWriter returns a writer whose goroutine is not started yet (tests queue a batch first).
+func (s *Store) newWriter(maxBatch int, now func() time.Time) *Writer {
 	if maxBatch <= 0 {
 		maxBatch = DefaultMaxBatch
 	}
@@ -109,7 +116,6 @@ func (s *Store) NewWriter(maxBatch int, now func() time.Time) *Writer {
 		reqs:     make(chan *writeReq, maxBatch*4),
 		done:     make(chan struct{}),
 	}
-	go w.run()
 	return w
 }
 
