@@ -305,15 +305,14 @@ func (s *Server) send(ctx context.Context, m *chatv1.SendMessageRequest) (*chatv
 			return nil, err
 		}
 	}
-	names, err := s.users(ctx, from, to)
+	fromName, _, fromOK, toOK, err := s.pairNames(ctx, from, to)
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := names[to]; !ok {
+	if !toOK {
 		return nil, chat.Errorf(chat.CodeNotFound, "toUserId: user %d not found", to)
 	}
-	fromName, ok := names[from]
-	if !ok {
+	if !fromOK {
 		return nil, chat.Errorf(chat.CodeNotFound, "userId: user %d not found", from)
 	}
 
