@@ -221,3 +221,66 @@ func TestRandomInterleavings(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentReceipts: receipts from many concurrent MarkDelivered calls (each message
+// reported twice, as by two edges) count every message once, and the delivered events
+// name every message exactly once, each to its sender and in its chat.
+func TestConcurrentReceipts(t *testing.T) {
+	t.Parallel()
+	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
+		e := newEnv(t, url, 4)
+		ctx := context.Background()
+		chats := map[[2]int64]int64{{1, 2}: e.contact(t, 1, 2), {3, 2}: e.contact(t, 3, 2), {4, 2}: e.contact(t, 4, 2)}
+		type sent struct{ chat, from int64 }
+		msgs := map[int64]sent{}
+		for i := 0; i < 30; i++ {
+			for pair, chatID := range chats {
+				res := e.send(t, &chatv1.SendMessageRequest{UserId: pair[0], ChatId: chatID, Text: "m"})
+				msgs[res.GetMessageId()] = sent{chatID, pair[0]}
+			}
+		}
+		for u := int64(1); u <= 4; u++ {
+			e.online.set(u, true)
+		}
+		e.drain()
+		var updated atomic.Int64
+		var wg sync.WaitGroup
+		for id := range msgs {
+			for range 2 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					res, err := e.client.MarkDelivered(ctx, connect.NewRequest(&chatv1.MarkDeliveredRequest{UserId: 2, MessageIds: []int64{id}}))
+					if err != nil {
+						t.Errorf("MarkDelivered(%d): %v", id, err)
+						return
+					}
+					updated.Add(res.Msg.GetUpdated())
+				}()
+			}
+		}
+		wg.Wait()
+		if got := updated.Load(); got != int64(len(msgs)) {
+			t.Fatalf("updated: got %d in all, want %d", got, len(msgs))
+		}
+		seen := map[int64]bool{}
+		events := e.drain()
+		for _, ev := range events {
+			su := ev.GetMessageStatusUpdate()
+			if su.GetStatus() != chatv1.MessageStatus_MESSAGE_STATUS_DELIVERED || len(ev.GetUserIds()) != 1 {
+				t.Fatalf("event: got %v, want delivered to one user", ev)
+			}
+			for _, id := range su.GetMessageIds() {
+				m, ok := msgs[id]
+				if !ok || seen[id] || m.chat != su.GetChatId() || m.from != ev.GetUserIds()[0] {
+					t.Fatalf("message %d in %v: want it once, in chat %d, to user %d", id, ev, m.chat, m.from)
+				}
+				seen[id] = true
+			}
+		}
+		if len(seen) != len(msgs) {
+			t.Fatalf("delivered events named %d messages, want %d", len(seen), len(msgs))
+		}
+		t.Logf("%d receipts, %d events", 2*len(msgs), len(events))
+	})
+}

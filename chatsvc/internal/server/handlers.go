@@ -283,27 +283,36 @@ func (s *Server) send(ctx context.Context, m *chatv1.SendMessageRequest) (*chatv
 		c     chat.Contact
 		found bool
 	)
-	if chatID > 0 {
+	switch {
+	case chatID > 0 && to > 0:
+		// Both given: naming one chat is an input rule (400), checked before whether
+		// chatId exists or is the caller's (PROTOCOL.md §3, §4). Users who never were
+		// contacts have no chat, so no chatId can be theirs.
+		if c, found, err = s.chatBetween(ctx, from, to); err != nil {
+			return nil, err
+		}
+		if !found || c.ID != chatID {
+			return nil, chat.Errorf(chat.CodeInvalid, "chatId: not the chat with toUserId")
+		}
+	case chatID > 0:
 		if c, err = s.memberChat(ctx, from, chatID); err != nil {
 			return nil, err
 		}
 		found = true
-		if to > 0 && c.Other(from) != to {
-			return nil, chat.Errorf(chat.CodeInvalid, "chatId: not the chat with toUserId")
-		}
 		to = c.Other(from)
-	} else if c, found, err = s.chatBetween(ctx, from, to); err != nil {
-		return nil, err
+	default:
+		if c, found, err = s.chatBetween(ctx, from, to); err != nil {
+			return nil, err
+		}
 	}
-	names, err := s.users(ctx, from, to)
+	fromName, _, fromOK, toOK, err := s.pairNames(ctx, from, to)
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := names[to]; !ok {
+	if !toOK {
 		return nil, chat.Errorf(chat.CodeNotFound, "toUserId: user %d not found", to)
 	}
-	fromName, ok := names[from]
-	if !ok {
+	if !fromOK {
 		return nil, chat.Errorf(chat.CodeNotFound, "userId: user %d not found", from)
 	}
 
@@ -491,34 +500,21 @@ func (s *Server) markDelivered(ctx context.Context, user int64, ids []int64) (in
 	return int64(len(changed)), err
 }
 
-// deliver moves the given messages to delivered, tells their senders and returns the ids
-// that changed.
+// deliver moves the given messages to delivered through the writer (the receipts of a
+// group commit share one UPDATE), announces the status updates this call was given (one
+// event per chat and sender for the whole batch) and returns the ids that changed.
 func (s *Server) deliver(ctx context.Context, user int64, ids []int64) ([]int64, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	changed, err := s.store.MarkDelivered(ctx, user, ids)
+	d, err := s.writer.Deliver(ctx, user, ids)
 	if err != nil {
 		return nil, err
 	}
-	type key struct{ chat, from int64 }
-	groups := map[key][]int64{}
-	var order []key
-	for _, d := range changed {
-		k := key{d.ChatID, d.FromUserID}
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], d.ID)
+	for _, g := range d.Announce {
+		s.publish(ctx, statusEvent(g.ChatID, g.IDs, chat.StatusDelivered, ""), g.FromUserID)
 	}
-	for _, k := range order {
-		s.publish(ctx, statusEvent(k.chat, groups[k], chat.StatusDelivered, ""), k.from)
-	}
-	out := make([]int64, len(changed))
-	for i, d := range changed {
-		out[i] = d.ID
-	}
-	return out, nil
+	return d.Changed, nil
 }
 
 // SetTyping relays TYPING_INDICATOR_ON/OFF to the other participant (PROTOCOL.md §5).

@@ -42,6 +42,13 @@ func TestSendRules(t *testing.T) {
 			{"someone else's chat", &chatv1.SendMessageRequest{UserId: 1, ChatId: c23, Text: "hi"}, connect.CodeNotFound},
 			{"missing chat", &chatv1.SendMessageRequest{UserId: 1, ChatId: 9999, Text: "hi"}, connect.CodeNotFound},
 			{"chat and user differ", &chatv1.SendMessageRequest{UserId: 1, ChatId: c12, ToUserId: 3, Text: "hi"}, connect.CodeInvalidArgument},
+			// Both given and not the same chat is an input rule: 400 before any 404 (§3, §4).
+			{"missing chat beside a contact", &chatv1.SendMessageRequest{UserId: 1, ChatId: 9999, ToUserId: 2, Text: "hi"}, connect.CodeInvalidArgument},
+			{"another pair's chat beside a contact", &chatv1.SendMessageRequest{UserId: 1, ChatId: c23, ToUserId: 2, Text: "hi"}, connect.CodeInvalidArgument},
+			{"own chat beside a non-contact", &chatv1.SendMessageRequest{UserId: 1, ChatId: c12, ToUserId: 5, Text: "hi"}, connect.CodeInvalidArgument},
+			{"own chat beside an unknown user", &chatv1.SendMessageRequest{UserId: 1, ChatId: c12, ToUserId: 99, Text: "hi"}, connect.CodeInvalidArgument},
+			{"too long beats chat and user differ", &chatv1.SendMessageRequest{UserId: 1, ChatId: 9999, ToUserId: 2, Text: long}, connect.CodeOutOfRange},
+			{"removed contact by chat and user", &chatv1.SendMessageRequest{UserId: 1, ChatId: c14, ToUserId: 4, Text: "hi"}, connect.CodePermissionDenied},
 		} {
 			_, err := e.client.SendMessage(ctx, connect.NewRequest(tc.req))
 			wantCode(t, tc.name, err, tc.want)

@@ -10,7 +10,8 @@
 // exclusive), and update the same rows in the same transaction, so a status never moves
 // backward and two concurrent calls never both count a row.
 //
-// Writer batches concurrent message inserts into one transaction (group commit).
+// Writer batches concurrent message inserts and delivery receipts into one transaction
+// (group commit); the statements of a batch are prepared once per connection (prepared.go).
 //
 // A Store is safe for concurrent use. It counts its statements (Queries) so tests can prove
 // that an operation runs a constant number of them.

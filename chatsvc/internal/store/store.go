@@ -33,6 +33,8 @@ type Store struct {
 	// is the first row's id); the "interleaved" mode 2 does not promise consecutive ids to
 	// one statement. It saves a statement (a round trip on MySQL) per message.
 	multiRow bool
+	// stmts holds the statements of the writer's batches, prepared once per connection.
+	stmts stmtCache
 }
 
 const insertMessageSQL = "INSERT INTO ChatMessage (ChatId, FromUserId, ToUserId, Content, CreatedAt, StatusId, ClientMessageId) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -70,8 +72,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 // MultiRowInserts reports whether batches are stored with one multi-row INSERT.
 func (s *Store) MultiRowInserts() bool { return s.multiRow }
 
-// insertMultiRow stores msgs with one statement and sets their ids. It reports false
-// (and stores nothing) when a ClientMessageId is taken, so the caller goes row by row.
+// insertMultiRow stores msgs (at most maxInsertRows) with one statement and sets their
+// ids. It reports false (and stores nothing) when a ClientMessageId is taken, so the caller
+// goes row by row.
 func (s *Store) insertMultiRow(ctx context.Context, tx *sql.Tx, msgs []chat.Message) (bool, error) {
 	var b strings.Builder
 	b.WriteString("INSERT INTO ChatMessage (ChatId, FromUserId, ToUserId, Content, CreatedAt, StatusId, ClientMessageId) VALUES ")
@@ -81,13 +84,9 @@ func (s *Store) insertMultiRow(ctx context.Context, tx *sql.Tx, msgs []chat.Mess
 			b.WriteString(", ")
 		}
 		b.WriteString("(?, ?, ?, ?, ?, ?, ?)")
-		var clientID any
-		if m.ClientMessageID != "" {
-			clientID = m.ClientMessageID
-		}
-		args = append(args, m.ChatID, m.FromUserID, m.ToUserID, m.Text, m.CreatedAt, int(chat.StatusSent), clientID)
+		args = append(args, m.ChatID, m.FromUserID, m.ToUserID, m.Text, m.CreatedAt, int(chat.StatusSent), clientIDArg(m.ClientMessageID))
 	}
-	res, err := s.exec(ctx, tx, b.String(), args...)
+	res, err := s.txExec(ctx, tx, b.String(), args...)
 	if sqldb.IsDuplicate(err) {
 		return false, nil // the failed statement stored nothing; the transaction goes on
 	}
@@ -108,6 +107,14 @@ func (s *Store) insertMultiRow(ctx context.Context, tx *sql.Tx, msgs []chat.Mess
 	return true, nil
 }
 
+// clientIDArg stores an absent ClientMessageId as NULL (the unique key ignores NULLs).
+func clientIDArg(id string) any {
+	if id == "" {
+		return nil
+	}
+	return id
+}
+
 // Close releases the prepared statements (not the database, which the caller owns).
 func (s *Store) Close() error {
 	var errs []error
@@ -116,6 +123,7 @@ func (s *Store) Close() error {
 			errs = append(errs, st.Close())
 		}
 	}
+	errs = append(errs, s.stmts.close()...)
 	return errors.Join(errs...)
 }
 
@@ -389,108 +397,139 @@ type Inserted struct {
 // A message whose (FromUserId, ClientMessageId) is taken is not stored; its result carries
 // the stored original instead. Either every result is valid or err is set.
 func (s *Store) InsertMessages(ctx context.Context, msgs []chat.Message) ([]Inserted, error) {
-	var out []Inserted
+	ins, _, err := s.WriteBatch(ctx, msgs, nil)
+	return ins, err
+}
+
+// WriteBatch is one group commit: it stores msgs as InsertMessages does and applies
+// receipts as MarkDeliveredBatch does, all in one transaction. Either every result is
+// valid or err is set and nothing was written.
+func (s *Store) WriteBatch(ctx context.Context, msgs []chat.Message, receipts []Receipt) ([]Inserted, [][]Delivered, error) {
+	var (
+		ins []Inserted
+		dlv [][]Delivered
+	)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		out = make([]Inserted, len(msgs))
-		accepted, err := s.acceptedChats(ctx, tx, msgs)
-		if err != nil {
+		var err error
+		if ins, err = s.insertMessagesTx(ctx, tx, msgs); err != nil {
 			return err
 		}
-		var (
-			rows []chat.Message // to insert
-			at   []int          // their index in msgs
-		)
-		for i, m := range msgs {
-			if accepted[m.ChatID] {
-				rows = append(rows, m)
-				at = append(at, i)
-				continue
-			}
-			out[i] = Inserted{Refused: true}
-			if m.ClientMessageID != "" {
-				orig, found, err := s.messageByClientID(ctx, tx, m.FromUserID, m.ClientMessageID)
-				if err != nil {
-					return err
-				}
-				if found {
-					out[i] = Inserted{Message: orig, Duplicate: true}
-				}
-			}
-		}
-		if len(rows) == 0 {
-			return nil
-		}
-		if s.multiRow && len(rows) > 1 {
-			done, err := s.insertMultiRow(ctx, tx, rows)
-			if err != nil {
-				return err
-			}
-			if done {
-				for j, m := range rows {
-					out[at[j]] = Inserted{Message: m}
-				}
-				return nil
-			}
-		}
-		stmt := tx.StmtContext(ctx, s.insertMsg)
-		defer stmt.Close()
-		for j, m := range rows {
-			var clientID any
-			if m.ClientMessageID != "" {
-				clientID = m.ClientMessageID
-			}
-			m.Status = chat.StatusSent
-			s.queries.Add(1)
-			res, err := stmt.ExecContext(ctx, m.ChatID, m.FromUserID, m.ToUserID, m.Text, m.CreatedAt, int(m.Status), clientID)
-			if sqldb.IsDuplicate(err) && m.ClientMessageID != "" {
-				orig, found, err := s.messageByClientID(ctx, tx, m.FromUserID, m.ClientMessageID)
-				if err != nil {
-					return err
-				}
-				if !found {
-					return fmt.Errorf("message with a duplicate client id not found")
-				}
-				out[at[j]] = Inserted{Message: orig, Duplicate: true}
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("insert message: %w", err)
-			}
-			if m.ID, err = res.LastInsertId(); err != nil {
-				return fmt.Errorf("insert message: %w", err)
-			}
-			out[at[j]] = Inserted{Message: m}
-		}
-		return nil
+		dlv, err = s.markDeliveredTx(ctx, tx, receipts)
+		return err
 	})
 	if err != nil {
+		return nil, nil, err
+	}
+	return ins, dlv, nil
+}
+
+func (s *Store) insertMessagesTx(ctx context.Context, tx *sql.Tx, msgs []chat.Message) ([]Inserted, error) {
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	out := make([]Inserted, len(msgs))
+	accepted, err := s.acceptedChats(ctx, tx, msgs)
+	if err != nil {
 		return nil, err
+	}
+	var (
+		rows = make([]chat.Message, 0, len(msgs)) // to insert
+		at   = make([]int, 0, len(msgs))          // their index in msgs
+	)
+	for i, m := range msgs {
+		if accepted(m.ChatID) {
+			rows = append(rows, m)
+			at = append(at, i)
+			continue
+		}
+		out[i] = Inserted{Refused: true}
+		if m.ClientMessageID != "" {
+			orig, found, err := s.messageByClientID(ctx, tx, m.FromUserID, m.ClientMessageID)
+			if err != nil {
+				return nil, err
+			}
+			if found {
+				out[i] = Inserted{Message: orig, Duplicate: true}
+			}
+		}
+	}
+	// Multi-row statements while they succeed; from the first one that hits a taken
+	// ClientMessageId (it stored nothing), row by row.
+	done := 0
+	for s.multiRow && len(rows)-done > 1 {
+		n := min(maxInsertRows, len(rows)-done)
+		ok, err := s.insertMultiRow(ctx, tx, rows[done:done+n])
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		for j := done; j < done+n; j++ {
+			out[at[j]] = Inserted{Message: rows[j]}
+		}
+		done += n
+	}
+	if done == len(rows) {
+		return out, nil
+	}
+	stmt := tx.StmtContext(ctx, s.insertMsg)
+	defer stmt.Close()
+	for j := done; j < len(rows); j++ {
+		m := rows[j]
+		m.Status = chat.StatusSent
+		s.queries.Add(1)
+		res, err := stmt.ExecContext(ctx, m.ChatID, m.FromUserID, m.ToUserID, m.Text, m.CreatedAt, int(m.Status), clientIDArg(m.ClientMessageID))
+		if sqldb.IsDuplicate(err) && m.ClientMessageID != "" {
+			orig, found, err := s.messageByClientID(ctx, tx, m.FromUserID, m.ClientMessageID)
+			if err != nil {
+				return nil, err
+			}
+			if !found {
+				return nil, fmt.Errorf("message with a duplicate client id not found")
+			}
+			out[at[j]] = Inserted{Message: orig, Duplicate: true}
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("insert message: %w", err)
+		}
+		if m.ID, err = res.LastInsertId(); err != nil {
+			return nil, fmt.Errorf("insert message: %w", err)
+		}
+		out[at[j]] = Inserted{Message: m}
 	}
 	return out, nil
 }
 
-// acceptedChats returns which chats of msgs have an accepted contact, in one query.
-func (s *Store) acceptedChats(ctx context.Context, tx *sql.Tx, msgs []chat.Message) (map[int64]bool, error) {
+// acceptedChats tells which chats of msgs have an accepted contact, with one query per
+// maxIn chats.
+func (s *Store) acceptedChats(ctx context.Context, tx *sql.Tx, msgs []chat.Message) (func(int64) bool, error) {
 	ids := make([]int64, 0, len(msgs))
 	for _, m := range msgs {
 		ids = append(ids, m.ChatID)
 	}
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	rows, err := s.query(ctx, tx, "SELECT Id FROM Contact WHERE Id IN ("+sqldb.Placeholders(len(ids))+") AND Status = ?",
-		append(sqldb.Int64Args(ids), chat.ContactAccepted)...)
-	if err != nil {
-		return nil, fmt.Errorf("select accepted chats: %w", err)
-	}
-	found, err := scanIDs(rows, nil)
+	found := ids[:0:0]
+	err := chunks(ids, maxIn, func(ids []int64) error {
+		in, args := paddedIn(ids)
+		rows, err := s.txQuery(ctx, tx, "SELECT Id FROM Contact WHERE Id IN ("+in+") AND Status = ?",
+			append(args, chat.ContactAccepted)...)
+		if err != nil {
+			return fmt.Errorf("select accepted chats: %w", err)
+		}
+		found, err = scanIDs(rows, found)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[int64]bool, len(found))
-	for _, id := range found {
-		out[id] = true
-	}
-	return out, nil
+	slices.Sort(found)
+	return func(id int64) bool {
+		_, ok := slices.BinarySearch(found, id)
+		return ok
+	}, nil
 }
 
 // Messages returns one page of a chat's history, oldest first, and whether more messages
@@ -585,19 +624,18 @@ func (s *Store) MarkRead(ctx context.Context, reader, chatID, upTo int64) ([]int
 	return ids, nil
 }
 
-// setStatus moves the (locked) messages ids to status, chunked to keep IN lists short.
+// setStatus moves the (locked) messages ids to status, forward only, with one statement
+// per maxIn ids.
 func (s *Store) setStatus(ctx context.Context, tx *sql.Tx, ids []int64, status chat.Status) error {
-	const chunk = 500
-	for len(ids) > 0 {
-		n := min(chunk, len(ids))
-		args := append([]any{int(status)}, sqldb.Int64Args(ids[:n])...)
-		args = append(args, int(status))
-		if _, err := s.exec(ctx, tx, "UPDATE ChatMessage SET StatusId = ? WHERE Id IN ("+sqldb.Placeholders(n)+") AND StatusId < ?", args...); err != nil {
+	return chunks(ids, maxIn, func(ids []int64) error {
+		in, args := paddedIn(ids)
+		args = append([]any{int(status)}, args...)
+		if _, err := s.txExec(ctx, tx, "UPDATE ChatMessage SET StatusId = ? WHERE Id IN ("+in+") AND StatusId < ?",
+			append(args, int(status))...); err != nil {
 			return fmt.Errorf("update message status: %w", err)
 		}
-		ids = ids[n:]
-	}
-	return nil
+		return nil
+	})
 }
 
 func scanIDs(rows *sql.Rows, ids []int64) ([]int64, error) {
@@ -613,50 +651,6 @@ func scanIDs(rows *sql.Rows, ids []int64) ([]int64, error) {
 		return nil, fmt.Errorf("select ids: %w", err)
 	}
 	return ids, nil
-}
-
-// Delivered is a message that moved to delivered.
-type Delivered struct {
-	ID, ChatID, FromUserID int64
-}
-
-// MarkDelivered moves the messages among ids that were sent to recipient and are still
-// sent_to_server to delivered, and returns exactly those, ascending by id.
-func (s *Store) MarkDelivered(ctx context.Context, recipient int64, ids []int64) ([]Delivered, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	var out []Delivered
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		out = out[:0]
-		args := append(sqldb.Int64Args(ids), recipient, int(chat.StatusSent))
-		rows, err := s.query(ctx, tx, "SELECT Id, ChatId, FromUserId FROM ChatMessage WHERE Id IN ("+
-			sqldb.Placeholders(len(ids))+") AND ToUserId = ? AND StatusId = ? ORDER BY Id"+s.forUpdate(), args...)
-		if err != nil {
-			return fmt.Errorf("select undelivered messages: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var d Delivered
-			if err := rows.Scan(&d.ID, &d.ChatID, &d.FromUserID); err != nil {
-				return fmt.Errorf("scan undelivered message: %w", err)
-			}
-			out = append(out, d)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("select undelivered messages: %w", err)
-		}
-		rows.Close()
-		changed := make([]int64, len(out))
-		for i, d := range out {
-			changed[i] = d.ID
-		}
-		return s.setStatus(ctx, tx, changed, chat.StatusDelivered)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // MarkNotified records that user got a new_message notification for chatID. It reports

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,25 +13,30 @@ import (
 	"github.com/charla/charla/shared/telemetry"
 )
 
-// ErrWriterClosed is returned by Writer.Insert after Close.
+// ErrWriterClosed is returned by Writer.Insert and Writer.Deliver after Close.
 var ErrWriterClosed = errors.New("message writer closed")
 
-// DefaultMaxBatch bounds how many messages one group commit stores.
+// DefaultMaxBatch bounds how many operations (messages and receipts) one group commit holds.
 const DefaultMaxBatch = 256
 
-// Linger is how long a busy writer waits for more messages before committing a batch.
+// Linger is how long a busy writer waits for more operations before committing a batch.
 const Linger = 300 * time.Microsecond
 
 // batchTimeout bounds one batch transaction, whatever its callers' contexts say: the
 // batch belongs to all of them.
 const batchTimeout = 30 * time.Second
 
-// Writer stores messages through one goroutine that batches the inserts waiting at the
-// same time into one transaction (group commit). One commit per message caps throughput
-// at the database's commit rate (an fsync each on MySQL); a batch pays that once for all
-// its messages. Each caller is answered only after the commit of its batch, so an
-// acknowledged message is durable. The single writer also gives messages ids in the order
-// they were queued and a CreatedAt that never decreases as ids grow.
+// Writer stores messages and delivery receipts through one goroutine that batches the
+// operations waiting at the same time into one transaction (group commit). One commit per
+// operation caps throughput at the database's commit rate (an fsync each on MySQL); a
+// batch pays that once for all of them. Each caller is answered only after the commit of
+// its batch, so an acknowledged message is durable. The single writer also gives messages
+// ids in the order they were queued and a CreatedAt that never decreases as ids grow.
+//
+// Receipts (MarkDelivered, history fetches) share the batches of the inserts: all the
+// receipts of a batch cost one SELECT and one forward-only UPDATE, and their changes come
+// back grouped per chat and sender, so each group is one MESSAGE_STATUS_UPDATE however
+// many receipts (edges, tabs) reported its messages.
 //
 // With several chatsvc processes each has its own writer; ids stay unique and increasing
 // per process, and the unique key still makes idempotent retries safe across processes.
@@ -47,27 +53,55 @@ type Writer struct {
 
 	last int64 // newest CreatedAt given; touched only by the writer goroutine
 
-	batches, messages atomic.Int64
+	batches, ops atomic.Int64
 }
 
-// Stats returns how many batches the writer committed and how many messages they held.
-func (w *Writer) Stats() (batches, messages int64) {
-	return w.batches.Load(), w.messages.Load()
+// Stats returns how many batches the writer committed and how many operations (messages
+// and receipts) they held.
+func (w *Writer) Stats() (batches, ops int64) {
+	return w.batches.Load(), w.ops.Load()
 }
 
+// writeReq is one queued operation: a message to insert, or a receipt when receipt is set.
 type writeReq struct {
-	ctx context.Context
-	msg chat.Message
-	res chan writeRes
+	ctx     context.Context
+	msg     chat.Message
+	receipt *Receipt
+	res     chan writeRes
 }
 
 type writeRes struct {
 	ins Inserted
+	dlv Delivery
 	err error
+}
+
+// Delivery is the outcome of one Deliver call.
+type Delivery struct {
+	// Changed are the call's messages that moved to delivered, ascending.
+	Changed []int64
+	// Announce are the changes of the batch, grouped per chat and sender, that this caller
+	// is to announce: each group goes to exactly one caller of the batch (the first that
+	// changed one of its messages), so each becomes one MESSAGE_STATUS_UPDATE.
+	Announce []DeliveredGroup
+}
+
+// DeliveredGroup is messages of one chat and one sender that moved to delivered together.
+type DeliveredGroup struct {
+	ChatID, FromUserID int64
+	// IDs ascending.
+	IDs []int64
 }
 
 // NewWriter starts a writer over s. now may be nil (time.Now). Close stops it.
 func (s *Store) NewWriter(maxBatch int, now func() time.Time) *Writer {
+	w := s.newWriter(maxBatch, now)
+	go w.run()
+	return w
+}
+
+// newWriter returns a writer whose goroutine is not started yet (tests queue a batch first).
+func (s *Store) newWriter(maxBatch int, now func() time.Time) *Writer {
 	if maxBatch <= 0 {
 		maxBatch = DefaultMaxBatch
 	}
@@ -82,7 +116,6 @@ func (s *Store) NewWriter(maxBatch int, now func() time.Time) *Writer {
 		reqs:     make(chan *writeReq, maxBatch*4),
 		done:     make(chan struct{}),
 	}
-	go w.run()
 	return w
 }
 
@@ -93,21 +126,37 @@ func (s *Store) NewWriter(maxBatch int, now func() time.Time) *Writer {
 // outcome whatever ctx says, so a stored message is always reported (and announced) —
 // never stored silently behind an error.
 func (w *Writer) Insert(ctx context.Context, m chat.Message) (Inserted, error) {
-	req := &writeReq{ctx: ctx, msg: m, res: make(chan writeRes, 1)}
+	r, err := w.submit(&writeReq{ctx: ctx, msg: m})
+	return r.ins, err
+}
+
+// Deliver moves the messages among ids that were sent to recipient and are still
+// sent_to_server to delivered, in the next batch, and returns after its commit. ctx
+// counts as for Insert.
+func (w *Writer) Deliver(ctx context.Context, recipient int64, ids []int64) (Delivery, error) {
+	if len(ids) == 0 {
+		return Delivery{}, nil
+	}
+	r, err := w.submit(&writeReq{ctx: ctx, receipt: &Receipt{Recipient: recipient, IDs: ids}})
+	return r.dlv, err
+}
+
+func (w *Writer) submit(req *writeReq) (writeRes, error) {
+	req.res = make(chan writeRes, 1)
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
-		return Inserted{}, ErrWriterClosed
+		return writeRes{}, ErrWriterClosed
 	}
 	select {
 	case w.reqs <- req:
 		w.mu.RUnlock()
-	case <-ctx.Done():
+	case <-req.ctx.Done():
 		w.mu.RUnlock()
-		return Inserted{}, ctx.Err()
+		return writeRes{}, req.ctx.Err()
 	}
 	r := <-req.res // bounded by batchTimeout
-	return r.ins, r.err
+	return r, r.err
 }
 
 // Close stores what is queued, stops the writer and waits for it.
@@ -176,17 +225,30 @@ func (w *Writer) run() {
 	}
 }
 
-// flush stores one batch. If the batch transaction fails, each message is retried in a
-// transaction of its own, so one bad message does not fail the others.
+// flush writes one batch in one transaction. If that fails, each message is retried in a
+// transaction of its own, so one bad message does not fail the others, and the receipts
+// together in another.
 func (w *Writer) flush(batch []*writeReq) {
-	live := batch[:0:0]
+	var (
+		live     = batch[:0:0]
+		msgReqs  []*writeReq
+		msgs     []chat.Message
+		rcptReqs []*writeReq
+		receipts []Receipt
+	)
 	for _, r := range batch {
 		if r.ctx.Err() != nil {
-			// The caller gave up before anything was written: store nothing for it.
+			// The caller gave up before anything was written: do nothing for it.
 			r.res <- writeRes{err: r.ctx.Err()}
 			continue
 		}
 		live = append(live, r)
+		if r.receipt != nil {
+			rcptReqs = append(rcptReqs, r)
+			receipts = append(receipts, *r.receipt)
+		} else {
+			msgReqs = append(msgReqs, r)
+		}
 	}
 	if len(live) == 0 {
 		return
@@ -196,8 +258,8 @@ func (w *Writer) flush(batch []*writeReq) {
 		now = w.last
 	}
 	w.last = now
-	msgs := make([]chat.Message, len(live))
-	for i, r := range live {
+	msgs = make([]chat.Message, len(msgReqs))
+	for i, r := range msgReqs {
 		msgs[i] = r.msg
 		msgs[i].CreatedAt = now
 	}
@@ -210,27 +272,82 @@ func (w *Writer) flush(batch []*writeReq) {
 	for i, r := range live {
 		members[i] = r.ctx
 	}
-	ctx, endSpan := telemetry.StartBatchSpan(ctx, "chat.insert_messages", members...)
-	res, err := w.store.InsertMessages(ctx, msgs)
-	defer func() { endSpan(err) }()
+	ctx, endSpan := telemetry.StartBatchSpan(ctx, "chat.write_batch", members...)
+	ins, dlv, err := w.store.WriteBatch(ctx, msgs, receipts)
+	batchErr := err
+	defer func() { endSpan(batchErr) }()
 	w.batches.Add(1)
-	w.messages.Add(int64(len(msgs)))
+	w.ops.Add(int64(len(live)))
 	if err == nil {
-		for i, r := range live {
-			r.res <- writeRes{ins: res[i]}
+		for i, r := range msgReqs {
+			r.res <- writeRes{ins: ins[i]}
 		}
+		answerReceipts(rcptReqs, dlv)
 		return
 	}
 	if len(live) == 1 {
 		live[0].res <- writeRes{err: err}
 		return
 	}
-	for i, r := range live {
+	for i, r := range msgReqs {
 		one, err := w.store.InsertMessages(ctx, msgs[i:i+1])
 		if err != nil {
 			r.res <- writeRes{err: fmt.Errorf("store message alone after batch failure: %w", err)}
 			continue
 		}
 		r.res <- writeRes{ins: one[0]}
+	}
+	if len(rcptReqs) == 0 {
+		return
+	}
+	dlv, err = w.store.MarkDeliveredBatch(ctx, receipts)
+	if err != nil {
+		for _, r := range rcptReqs {
+			r.res <- writeRes{err: fmt.Errorf("mark delivered after batch failure: %w", err)}
+		}
+		return
+	}
+	answerReceipts(rcptReqs, dlv)
+}
+
+// answerReceipts answers each receipt with what it changed, and gives every chat+sender
+// group of the batch's changes to the first receipt that contributed to it.
+func answerReceipts(reqs []*writeReq, dlv [][]Delivered) {
+	type key struct{ chat, from int64 }
+	type owned struct {
+		owner int
+		group DeliveredGroup
+	}
+	var (
+		groups []owned
+		index  map[key]int
+		res    = make([]Delivery, len(reqs))
+	)
+	for i, changed := range dlv {
+		if len(changed) == 0 {
+			continue
+		}
+		res[i].Changed = make([]int64, len(changed))
+		for j, d := range changed {
+			res[i].Changed[j] = d.ID
+			k := key{d.ChatID, d.FromUserID}
+			g, ok := index[k]
+			if !ok {
+				if index == nil {
+					index = make(map[key]int)
+				}
+				g = len(groups)
+				index[k] = g
+				groups = append(groups, owned{owner: i, group: DeliveredGroup{ChatID: d.ChatID, FromUserID: d.FromUserID}})
+			}
+			groups[g].group.IDs = append(groups[g].group.IDs, d.ID)
+		}
+	}
+	for _, g := range groups {
+		slices.Sort(g.group.IDs) // receipts of one batch may interleave
+		res[g.owner].Announce = append(res[g.owner].Announce, g.group)
+	}
+	for i, r := range reqs {
+		r.res <- writeRes{dlv: res[i]}
 	}
 }

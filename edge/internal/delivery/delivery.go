@@ -2,7 +2,11 @@
 // connection of its recipient, the message counts as delivered (PROTOCOL.md §5). Writes
 // happen on the connections' write pumps, which must never wait on an RPC, so Add only
 // records the id; one goroutine coalesces the ids per recipient and sends them in
-// MarkDelivered calls, a few at a time.
+// MarkDelivered calls, many at a time: the chat service folds the calls that reach it
+// together into one group commit (one UPDATE, one status event per chat and sender), so
+// the more of a flush's calls are in flight at once, the fewer commits they cost. With
+// many recipients each usually has one new message per interval, so a flush is about one
+// call per message; running them one after another would take a commit each.
 //
 // Memory is bounded: beyond MaxPending ids waiting, new ones are dropped (and logged).
 // A dropped receipt is not lost for good: the recipient's GET_CHAT_MESSAGES marks the
@@ -35,12 +39,17 @@ type Options struct {
 	MaxPending int
 	// MaxBatch bounds the ids of one call; 0 means 500.
 	MaxBatch int
-	// Workers is how many calls run at once; 0 means 4.
+	// Workers is how many calls run at once; 0 means DefaultWorkers.
 	Workers int
 	// CallTimeout bounds each call; 0 means 10 s.
 	CallTimeout time.Duration
 	Log         *slog.Logger
 }
+
+// DefaultWorkers is how many MarkDelivered calls a flush runs at once unless told: enough
+// for the chat service to fold a flush into a few group commits, few enough to stay a
+// small share of its connections' concurrent streams.
+const DefaultWorkers = 32
 
 // Batcher coalesces delivery receipts.
 type Batcher struct {
@@ -66,7 +75,7 @@ func New(m Marker, o Options) *Batcher {
 		o.MaxBatch = 500
 	}
 	if o.Workers <= 0 {
-		o.Workers = 4
+		o.Workers = DefaultWorkers
 	}
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = 10 * time.Second

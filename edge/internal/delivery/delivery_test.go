@@ -77,3 +77,45 @@ func TestBounded(t *testing.T) {
 		t.Errorf("got %d kept and %d dropped, want 10 and 90", n, dropped)
 	}
 }
+
+// gate is a Marker whose calls all wait until want of them are in flight at once.
+type gate struct {
+	want     int
+	mu       sync.Mutex
+	inflight int
+	open     chan struct{}
+	done     chan int64
+}
+
+func (g *gate) MarkDelivered(_ context.Context, req *connect.Request[chatv1.MarkDeliveredRequest]) (*connect.Response[chatv1.MarkDeliveredResponse], error) {
+	g.mu.Lock()
+	g.inflight++
+	if g.inflight == g.want {
+		close(g.open)
+	}
+	g.mu.Unlock()
+	<-g.open
+	g.done <- req.Msg.GetUserId()
+	return connect.NewResponse(&chatv1.MarkDeliveredResponse{}), nil
+}
+
+// TestCallsOverlap: a flush's calls run together (up to Workers), so the chat service can
+// fold them into one commit. With fewer at once the gate never opens and the test hangs.
+func TestCallsOverlap(t *testing.T) {
+	t.Parallel()
+	const recipients = DefaultWorkers
+	g := &gate{want: recipients, open: make(chan struct{}), done: make(chan int64, recipients)}
+	b := New(g, Options{})
+	for u := int64(1); u <= recipients; u++ {
+		b.Add(u, 100+u)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b.Run(ctx); close(done) }()
+	seen := map[int64]bool{}
+	for len(seen) < recipients {
+		seen[<-g.done] = true
+	}
+	cancel()
+	<-done
+}
