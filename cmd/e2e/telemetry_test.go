@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	chatv1 "github.com/charla/charla/proto/gen/chat/v1"
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
@@ -30,7 +31,7 @@ func startTraced(t *testing.T) (*system.System, *telemetry.Telemetry, *telemetry
 // TestSendTrace follows one SEND_CHAT_MESSAGE: the frame span the edge starts, the Connect
 // call into chatsvc, chatsvc's statements, and the delivery of NEW_CHAT_MESSAGE to the
 // recipient's connection, all in one trace. This test plays the edge's part with the calls
-// the edge makes (telemetry.EdgeMetrics, presence Connect, chat StreamEvents), so it does not
+// the edge makes (telemetry.EdgeMetrics, presence Connect, presence StreamUserEvents), so it does not
 // depend on the WebSocket layer.
 func TestSendTrace(t *testing.T) {
 	sys, tel, rec := startTraced(t)
@@ -53,19 +54,27 @@ func TestSendTrace(t *testing.T) {
 	streamErr := make(chan error, 1)
 	go func() {
 		defer close(events)
-		stream, err := sys.Clients.Chat.StreamEvents(ctx, connect.NewRequest(&chatv1.StreamEventsRequest{EdgeId: edgeID}))
+		stream, err := sys.Clients.Presence.StreamUserEvents(ctx, connect.NewRequest(&presencev1.StreamUserEventsRequest{EdgeId: edgeID}))
 		if err != nil {
 			streamErr <- err
 			return
 		}
 		defer stream.Close()
 		for stream.Receive() {
-			events <- stream.Msg()
+			if len(stream.Msg().GetEvents()) == 0 {
+				events <- &chatv1.StreamEventsResponse{} // the stream's first message: it is live
+			}
+			for _, ue := range stream.Msg().GetEvents() {
+				m := new(chatv1.StreamEventsResponse)
+				if ue.GetService() == "chat" && proto.Unmarshal(ue.GetEvent(), m) == nil {
+					events <- m
+				}
+			}
 		}
 		streamErr <- stream.Err()
 	}()
-	// The stream subscribes on the server some time after the call returns: Ana types
-	// until Bea's edge sees the indicator, so the message cannot be published before.
+	// The log stream is live from its first message on: wait for it, so the message
+	// cannot be published before.
 	waitStream(t, ctx, events, func() {
 		if _, err := sys.Clients.Chat.SetTyping(ctx, connect.NewRequest(&chatv1.SetTypingRequest{UserId: ana.ID, ChatId: chatID, IsTyping: true})); err != nil {
 			t.Fatalf("SetTyping: %v", err)
