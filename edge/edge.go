@@ -76,7 +76,7 @@ type Edge struct {
 	receipts *delivery.Batcher
 	streams  *upstream.Set
 
-	cursors sync.Map // connection id → *connCursor
+	conns   sync.Map // connection id → *connState
 	userLog logState
 
 	pidPrefix string
@@ -279,7 +279,7 @@ func (e *Edge) onConnect(c *Conn) error {
 
 func (e *Edge) onDisconnect(c *Conn, err error) {
 	e.cfg.Metrics.ConnectionClosed(context.Background())
-	e.cursors.Delete(c.ConnID())
+	e.conns.Delete(c.ConnID())
 	e.reporter.Disconnected(presence.Conn{UserID: c.ID, ConnID: c.ConnID()})
 	if err != nil {
 		e.log.Debug("connection closed", "user_id", c.ID, "err", err)
@@ -287,7 +287,11 @@ func (e *Edge) onDisconnect(c *Conn, err error) {
 }
 
 func (e *Edge) processClientMessage(c *Conn, msg []byte) {
-	reply := e.router.Handle(c.Context(), router.Caller{UserID: c.ID, ConnID: c.ConnID()}, msg)
+	caller := router.Caller{UserID: c.ID, ConnID: c.ConnID()}
+	if s := e.stateOf(c); s != nil {
+		caller.Session = s
+	}
+	reply := e.router.Handle(c.Context(), caller, msg)
 	e.sent(c.Send(reply))
 }
 

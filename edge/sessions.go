@@ -27,7 +27,7 @@ func (e *Edge) endSession(users []int64, sessionID int64, state profilev1.Sessio
 		reason = reasonExpired
 	}
 	closeIt := func(c *Conn) {
-		if c.UserData.SessionID == sessionID {
+		if e.sessionOf(c).id == sessionID {
 			c.Close(closeSessionEnded, reason)
 		}
 	}
@@ -63,11 +63,12 @@ func (e *Edge) checkSessions(ctx context.Context) {
 	now := time.Now().UnixMilli()
 	bySession := make(map[int64][]*Conn)
 	e.hub.ForEach(func(c *Conn) {
-		if c.UserData.ExpiresAt <= now {
+		s := e.sessionOf(c)
+		if s.expiresAt <= now {
 			c.Close(closeSessionEnded, reasonExpired)
 			return
 		}
-		bySession[c.UserData.SessionID] = append(bySession[c.UserData.SessionID], c)
+		bySession[s.id] = append(bySession[s.id], c)
 	})
 	ids := make([]int64, 0, len(bySession))
 	for id := range bySession {

@@ -172,18 +172,19 @@ func (e *Edge) render(ue *presencev1.UserEvent) *userEvent {
 // cursorOf returns the cursor of a connection (nil before onConnect made it or after
 // onDisconnect dropped it).
 func (e *Edge) cursorOf(c *Conn) *connCursor {
-	v, ok := e.cursors.Load(c.ConnID())
-	if !ok {
-		return nil
+	if s := e.stateOf(c); s != nil {
+		return s.cursor
 	}
-	return v.(*connCursor)
+	return nil
 }
 
-// newCursor makes the cursor of a new connection: it writes each event to c.
-func (e *Edge) newCursor(c *Conn) *connCursor {
-	cur := cursor.New(seqOf, func(ev *userEvent) { e.write(c, ev) })
-	e.cursors.Store(c.ConnID(), cur)
-	return cur
+// newState makes the state of a new connection: a cursor that writes each event to c,
+// bound to the session c opened with.
+func (e *Edge) newState(c *Conn) *connState {
+	s := &connState{e: e, c: c, cursor: cursor.New(seqOf, func(ev *userEvent) { e.write(c, ev) })}
+	s.session.Store(&boundSession{id: c.UserData.SessionID, expiresAt: c.UserData.ExpiresAt})
+	e.conns.Store(c.ConnID(), s)
+	return s
 }
 
 // write writes one event to c (under c's cursor lock: in seq order), unless c caused it
@@ -246,7 +247,7 @@ const replayPart = 64
 // seq (and, on resume, the missed events), sends CONNECTED, the replay, and then lets the
 // cursor pass live events on.
 func (e *Edge) startEvents(c *Conn) error {
-	cur := e.newCursor(c)
+	cur := e.newState(c).cursor
 	d := c.UserData
 	res, err := e.readEvents(c.Context(), c.ID, d.Resume, !d.Resuming)
 	if err != nil {

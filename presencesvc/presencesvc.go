@@ -11,6 +11,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -35,6 +37,8 @@ const (
 	DefaultLease = 15 * time.Second
 	// DefaultSweepInterval is how often dead edges are looked for.
 	DefaultSweepInterval = 3 * time.Second
+	// DefaultMaxConnectionsPerUser is MAX_CONNECTIONS_PER_USER's default.
+	DefaultMaxConnectionsPerUser = 10
 )
 
 // ChatPeer is what presence needs from the chat service (chatv1connect.ChatServiceClient
@@ -51,6 +55,9 @@ type Options struct {
 	Now func() time.Time
 	// Chat replaces deps.Peers.Chat, for tests.
 	Chat ChatPeer
+	// MaxConnectionsPerUser caps a user's connections across edges (docs/protocol.md
+	// §8.5); 0 means MAX_CONNECTIONS_PER_USER from the environment, default 10.
+	MaxConnectionsPerUser int
 
 	// onAnnounced, when set (by tests and benchmarks), is told how many transitions each
 	// announcement batch announced.
@@ -67,6 +74,7 @@ func (o Options) withDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+
 	return o
 }
 
@@ -113,12 +121,27 @@ func NewWithOptions(ctx context.Context, deps svc.Deps, opts Options) (*Service,
 		return nil, errors.New("presencesvc: the user event log is required")
 	}
 	announcer := server.NewAnnouncer(chat, deps.Events, deps.Bus, deps.Log, opts.onAnnounced)
+	if opts.MaxConnectionsPerUser == 0 {
+		n, err := maxConnectionsFromEnv()
+		if err != nil {
+			return nil, fmt.Errorf("presencesvc: %w", err)
+		}
+		opts.MaxConnectionsPerUser = n
+	}
 	s := &Service{
 		Server: server.New(st, announcer, deps.Log, opts.Now, opts.Lease),
 		deps:   deps,
 		opts:   opts,
 		store:  st,
 	}
+	s.SetConnectionCap(opts.MaxConnectionsPerUser, func(ctx context.Context, userID int64, keep int) ([]server.EdgeConnection, error) {
+		conns, err := st.ExcessConnections(ctx, userID, keep)
+		out := make([]server.EdgeConnection, len(conns))
+		for i, c := range conns {
+			out[i] = server.EdgeConnection{ConnectionID: c.ConnectionID, EdgeID: c.EdgeID}
+		}
+		return out, err
+	})
 	sweepCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopSweep = cancel
 	s.sweepDone.Add(1)
@@ -192,4 +215,17 @@ func (s *Service) ReadUserEvents(ctx context.Context, req *connect.Request[prese
 		}
 	}
 	return connect.NewResponse(res), nil
+}
+
+// maxConnectionsFromEnv reads MAX_CONNECTIONS_PER_USER (default 10).
+func maxConnectionsFromEnv() (int, error) {
+	v := os.Getenv("MAX_CONNECTIONS_PER_USER")
+	if v == "" {
+		return DefaultMaxConnectionsPerUser, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 10000 {
+		return 0, fmt.Errorf("MAX_CONNECTIONS_PER_USER: want an integer from 1 to 10000, got %q", v)
+	}
+	return n, nil
 }

@@ -10,6 +10,7 @@ import (
 	"connectrpc.com/connect"
 
 	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
+	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 )
 
 // seqOf returns a frame's seq, failing when it has none.
@@ -196,6 +197,71 @@ func TestResumeFailed(t *testing.T) {
 	for i, f := range eventsUntil(t, b0, int(last)+1) {
 		if s := seqOf(t, f); s != uint64(i)+1 {
 			t.Fatalf("resume=0 replayed seq %d as event %d; want every seq from 1", s, i)
+		}
+	}
+}
+
+// TestRefreshSession: REFRESH_SESSION answers a new token that opens connections; the
+// connection is bound to the new session (revoking the old one leaves it open, revoking the
+// new one closes it with 4001); a second refresh within a minute is 429.
+func TestRefreshSession(t *testing.T) {
+	t.Parallel()
+	sys := startEdgeSystem(t, nil)
+	alice := sys.NewUser(t, "sr")
+	a1 := dial(t, sys, alice.Token, "a1")
+	f := a1.call("REFRESH_SESSION", nil)
+	if f.Type != "SESSION_REFRESHED" {
+		t.Fatalf("REFRESH_SESSION: %s", f.raw)
+	}
+	var p struct {
+		Token     string `json:"token"`
+		ExpiresAt int64  `json:"expiresAt"`
+	}
+	f.decode(t, &p)
+	if p.Token == "" || p.Token == alice.Token || p.ExpiresAt < time.Now().Add(29*24*time.Hour).UnixMilli() {
+		t.Fatalf("SESSION_REFRESHED %+v: want a new token with the default 30-day lifetime", p)
+	}
+	if again := a1.call("REFRESH_SESSION", nil); again.errorCode(t) != 429 {
+		t.Fatalf("second refresh within a minute: %s, want 429", again.raw)
+	}
+	a2 := dial(t, sys, p.Token, "a2")
+	if a2.connected.UserID != alice.ID {
+		t.Fatalf("the new token opened a connection of user %d", a2.connected.UserID)
+	}
+	ctx := context.Background()
+	if _, err := sys.Clients.Profile.RevokeSession(ctx, connect.NewRequest(&profilev1.RevokeSessionRequest{Token: alice.Token})); err != nil {
+		t.Fatal(err)
+	}
+	if f := a1.call("GET_CHAT_LIST", nil); f.Type != "CHAT_LIST" {
+		t.Fatalf("after revoking the old session, the refreshed connection answered %s", f.raw)
+	}
+	if _, err := sys.Clients.Profile.RevokeSession(ctx, connect.NewRequest(&profilev1.RevokeSessionRequest{Token: p.Token})); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*wsClient{a1, a2} {
+		if code, _ := c.closeCode(); code != 4001 {
+			t.Fatalf("%s after revoking the new session: close %d, want 4001", c.name, code)
+		}
+	}
+}
+
+// TestConnectionCap: the connection that exceeds MAX_CONNECTIONS_PER_USER (10) is
+// accepted, and the user's oldest connection is closed with 4002.
+func TestConnectionCap(t *testing.T) {
+	t.Parallel()
+	sys := startEdgeSystem(t, nil)
+	alice := sys.NewUser(t, "cap")
+	var cs []*wsClient
+	for i := range 11 {
+		cs = append(cs, dial(t, sys, alice.Token, fmt.Sprint("a", i)))
+		time.Sleep(2 * time.Millisecond) // distinct upgrade times
+	}
+	if code, reason := cs[0].closeCode(); code != 4002 || reason != "too many connections" {
+		t.Fatalf("oldest connection: close %d %q, want 4002 too many connections", code, reason)
+	}
+	for _, c := range cs[1:] {
+		if f := c.call("GET_CHAT_LIST", nil); f.Type != "CHAT_LIST" {
+			t.Fatalf("%s: %s, want it open", c.name, f.raw)
 		}
 	}
 }

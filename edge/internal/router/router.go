@@ -44,6 +44,14 @@ type Caller struct {
 	UserID int64
 	// ConnID identifies the connection across edges; services use it to skip the echo.
 	ConnID string
+	// Session refreshes the connection's session (REFRESH_SESSION); nil: not offered.
+	Session SessionRefresher
+}
+
+// SessionRefresher creates a new session for a connection's user and binds the connection
+// to it (docs/protocol.md §8.4); a refresh too soon after the last is resource_exhausted.
+type SessionRefresher interface {
+	RefreshSession(ctx context.Context) (token string, expiresAt int64, err error)
 }
 
 // Config configures a Router.
@@ -79,17 +87,18 @@ func New(cfg Config) *Router {
 		cfg.RequestTimeout = 20 * time.Second
 	}
 	return &Router{cfg: cfg, handlers: map[string]handler{
-		TypeGetChatList:          handleGetChatList,
-		TypeSendChatMessage:      handleSendChatMessage,
-		TypeMessagesRead:         handleMessagesRead,
-		TypeTypingOn:             handleTypingOn,
-		TypeTypingOff:            handleTypingOff,
-		TypeGetChatMessages:      handleGetChatMessages,
-		TypeGetMyProfile:         handleGetMyProfile,
-		TypeGetUserProfile:       handleGetUserProfile,
-		TypeUpdateMyProfile:      handleUpdateMyProfile,
-		TypeGetNotifications:     handleGetNotifications,
-		TypeMarkNotificationRead: handleMarkNotificationRead,
+		TypeGetChatList:           handleGetChatList,
+		TypeSendChatMessage:       handleSendChatMessage,
+		TypeMessagesRead:          handleMessagesRead,
+		TypeTypingOn:              handleTypingOn,
+		TypeTypingOff:             handleTypingOff,
+		TypeGetChatMessages:       handleGetChatMessages,
+		TypeGetMyProfile:          handleGetMyProfile,
+		TypeGetUserProfile:        handleGetUserProfile,
+		TypeUpdateMyProfile:       handleUpdateMyProfile,
+		TypeGetNotifications:      handleGetNotifications,
+		TypeMarkNotificationRead:  handleMarkNotificationRead,
+		frames.TypeRefreshSession: handleRefreshSession,
 	}}
 }
 
@@ -216,4 +225,22 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// sessionRefreshed is SESSION_REFRESHED's payload.
+type sessionRefreshed struct {
+	Token     string `json:"token"`
+	ExpiresAt int64  `json:"expiresAt"`
+}
+
+// handleRefreshSession answers REFRESH_SESSION (no payload) with SESSION_REFRESHED.
+func handleRefreshSession(ctx context.Context, _ *Router, c Caller, _ []byte) (string, any, error) {
+	if c.Session == nil {
+		return "", nil, connect.NewError(connect.CodeUnavailable, errors.New("session refresh unavailable"))
+	}
+	token, expiresAt, err := c.Session.RefreshSession(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	return frames.TypeSessionRefreshed, sessionRefreshed{Token: token, ExpiresAt: expiresAt}, nil
 }

@@ -27,6 +27,33 @@ type Server struct {
 	lease    time.Duration
 	locks    userLocks
 	queue    *announceQueue
+	// capConnections, when set, closes a user's connections beyond the cap after a Connect.
+	capConnections func(ctx context.Context, userID int64)
+}
+
+// SetConnectionCap makes Connect close, with 4002, a user's oldest connections beyond max
+// (docs/protocol.md §8.5), on whichever edges hold them. excess lists them.
+func (s *Server) SetConnectionCap(max int, excess func(ctx context.Context, userID int64, keep int) ([]EdgeConnection, error)) {
+	s.capConnections = func(ctx context.Context, userID int64) {
+		conns, err := excess(ctx, userID, max)
+		if err != nil {
+			s.log.WarnContext(ctx, "connection cap: list connections", "user_id", userID, "err", err)
+			return
+		}
+		for _, c := range conns {
+			ev := &presencev1.StreamEventsResponse{Event: &presencev1.StreamEventsResponse_CloseConnection{CloseConnection: &presencev1.CloseConnectionEvent{
+				ConnectionId: c.ConnectionID, UserId: userID, Code: 4002, Reason: "too many connections",
+			}}}
+			if err := s.announce.pub.PublishToEdge(ctx, c.EdgeID, ev, userID); err != nil {
+				s.log.WarnContext(ctx, "connection cap: close connection", "user_id", userID, "edge_id", c.EdgeID, "err", err)
+			}
+		}
+	}
+}
+
+// EdgeConnection is a connection and the edge that holds it.
+type EdgeConnection struct {
+	ConnectionID, EdgeID string
 }
 
 var _ presencev1connect.PresenceServiceHandler = (*Server)(nil)
@@ -144,6 +171,9 @@ func (s *Server) Connect(ctx context.Context, req *connect.Request[presencev1.Co
 	}
 	// Announced after the commit, off this call's path, in the user's order (queue.go).
 	s.queue.enqueue(ctx, t)
+	if s.capConnections != nil && !t.BecameOnline() {
+		s.capConnections(ctx, m.GetUserId())
+	}
 	return connect.NewResponse(&presencev1.ConnectResponse{BecameOnline: t.BecameOnline()}), nil
 }
 

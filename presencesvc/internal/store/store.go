@@ -190,7 +190,9 @@ const (
 	// qLiveOnline is the definition of online: a connection on an edge whose lease runs.
 	qLiveOnline = `SELECT EXISTS (SELECT 1 FROM PresenceConnection c JOIN Edge e ON e.EdgeId = c.EdgeId
 		WHERE c.UserId = ? AND e.LeaseExpiresAt > ?)`
-	qEdgeUsers       = `SELECT DISTINCT UserId FROM PresenceConnection WHERE EdgeId = ? LIMIT ?`
+	qEdgeUsers = `SELECT DISTINCT UserId FROM PresenceConnection WHERE EdgeId = ? LIMIT ?`
+	// qUserConnections lists a user's connections, newest first (index PresenceConnection_UserId).
+	qUserConnections = `SELECT ConnectionId, EdgeId FROM PresenceConnection WHERE UserId = ? ORDER BY ConnectedAt DESC, ConnectionId DESC`
 	qDropEdgeUser    = `DELETE FROM PresenceConnection WHERE UserId = ? AND EdgeId = ?`
 	qHeartbeat       = `UPDATE Edge SET LeaseExpiresAt = ? WHERE EdgeId = ? AND LeaseExpiresAt > ?`
 	qLeaseOf         = `SELECT LeaseExpiresAt FROM Edge WHERE EdgeId = ?`
@@ -658,4 +660,37 @@ func uniq(ids []int64) []int64 {
 	out := slices.Clone(ids)
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// EdgeConnection is a connection and the edge that holds it.
+type EdgeConnection struct {
+	ConnectionID, EdgeID string
+}
+
+// ExcessConnections returns the user's connections beyond its newest keep, oldest last
+// (docs/protocol.md §8.5: those are closed with 4002).
+func (s *Store) ExcessConnections(ctx context.Context, userID int64, keep int) ([]EdgeConnection, error) {
+	st, err := s.prepared(ctx, qUserConnections)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("list connections of user %d: %w", userID, err)
+	}
+	defer rows.Close()
+	var out []EdgeConnection
+	for i := 0; rows.Next(); i++ {
+		var c EdgeConnection
+		if err := rows.Scan(&c.ConnectionID, &c.EdgeID); err != nil {
+			return nil, fmt.Errorf("list connections of user %d: %w", userID, err)
+		}
+		if i >= keep {
+			out = append(out, c)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list connections of user %d: %w", userID, err)
+	}
+	return out, nil
 }
