@@ -17,5 +17,13 @@ export default defineConfig({
     sourcemap: false,
     target: "es2022",
   },
+  // `npx vite` (hot reload) forwards the edge's routes to a running `make run`.
+  server: {
+    proxy: {
+      "/ws": { target: "ws://127.0.0.1:8080", ws: true },
+      "/demo": "http://127.0.0.1:8080",
+      "/health": "http://127.0.0.1:8080",
+    },
+  },
   test: { include: ["test/**/*.test.ts"], environment: "node" },
 });
