@@ -236,6 +236,10 @@ describe("two people chatting", () => {
       await tick(bob.page, m, "sent_to_server").waitFor();
     }
 
+    // Alice's page is still away: it has not seen them (so it must catch up, not just listen).
+    expect(await alice.page.locator(".conn").getAttribute("data-state")).toBe("reconnecting");
+    for (const m of during) expect(await message(alice.page, m).count(), m).toBe(0);
+
     // Alice comes back: her page reconnects and catches up (resume or refetch).
     await alice.context.setOffline(false);
     await alice.page.locator('.conn[data-state="open"]').waitFor({ timeout: 60_000 });
