@@ -9,7 +9,7 @@ RACE    ?= $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 TESTFLAGS ?=
 BENCH   ?= .
 
-.PHONY: run test test-e2e-mysql proto proto-check lint bench tools build
+.PHONY: run test test-e2e-mysql proto proto-check lint bench tools build web-deps web web-check test-web browser-deps test-browser
 
 run:
 	go run ./cmd/charla
@@ -46,3 +46,34 @@ lint: tools
 
 bench:
 	@for m in $(MODULES); do echo "== $$m"; (cd $$m && go test -run '^$$' -bench '$(BENCH)' -benchmem ./...) || exit 1; done
+
+# ---- The browser side (web/): Node ≥ 20.19 and npm; `make run` itself needs only Go. ----
+
+# Installs web/'s packages exactly as package-lock.json pins them.
+web-deps:
+	cd web && npm ci --no-audit --no-fund
+
+# Rebuilds the web app into edge/internal/webapp/dist (committed, embedded by the edge).
+web: web-deps
+	cd web && npm run build -w @charla/app
+
+# Fails when the committed web app differs from a fresh build, or a package does not type-check.
+web-check: web
+	cd web && npm run typecheck -w @charla/client -w @charla/browser-tests
+	cd web && npm run build -w @charla/client
+	@git diff --exit-code -- edge/internal/webapp/dist web/app/src/countries.gen.ts || (echo "the web app build is stale: run make web and commit" && exit 1)
+	@test -z "$$(git status --porcelain -- edge/internal/webapp/dist web/app/src/countries.gen.ts)" || (git status --porcelain -- edge/internal/webapp/dist; echo "edge/internal/webapp/dist has untracked files: run make web and commit"; exit 1)
+
+# Unit tests of the SDK and the app (Vitest).
+test-web: web-deps
+	cd web && npm test -w @charla/client -w @charla/app
+
+# Debian's Chromium for the browser tests (Playwright's own browser download does not work here).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y --no-install-recommends chromium)
+
+# The web app in headless Chromium against the one-process system (cmd/charla, DEMO=true).
+test-browser: web-deps browser-deps
+	@mkdir -p $(BIN)
+	go build -o $(BIN)/charla ./cmd/charla
+	cd web && CHARLA_BIN=$(BIN)/charla npm test -w @charla/browser-tests

@@ -54,6 +54,7 @@ import (
 	"github.com/charla/charla/edge/internal/presence"
 	"github.com/charla/charla/edge/internal/router"
 	"github.com/charla/charla/edge/internal/upstream"
+	"github.com/charla/charla/edge/internal/webapp"
 	"github.com/charla/charla/shared/fanout"
 	"github.com/charla/charla/shared/peers"
 )
@@ -147,6 +148,7 @@ func New(cfg Config, clients *peers.Clients, log *slog.Logger) (*Edge, error) {
 	e.mux.Handle("GET /ws", e.hub)
 	e.mux.HandleFunc("GET /health", e.health)
 	e.mux.HandleFunc("GET /ready", e.ready)
+	e.mux.Handle("GET /", webapp.Handler())
 	return e, nil
 }
 

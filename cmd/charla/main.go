@@ -2,7 +2,8 @@
 // the four services on RPC_ADDR, on an embedded SQLite database (or DATABASE_URL) and an
 // in-process bus (or BUS_URL). The edge and the services talk through the same Connect
 // clients over loopback as when they are deployed apart. With DEMO=true (the default) it
-// creates the demo users and contacts if absent and prints one session token per user.
+// creates the demo users and contacts if absent, prints one session token per user and, when
+// the edge listens on loopback, lets the web app at / sign in as a demo user (demohttp.go).
 package main
 
 import (
@@ -104,6 +105,12 @@ func serve(ctx context.Context, log *slog.Logger, opts system.Options, demo bool
 	if demo {
 		if err := seedDemo(ctx, s.Clients, s.EdgeAddr, os.Stdout); err != nil {
 			return fmt.Errorf("demo data: %w", err)
+		}
+		if demoRoutesAllowed(demo, s.EdgeAddr) {
+			mountDemoRoutes(s.Edge.Handle, s.Clients)
+			fmt.Fprintf(os.Stdout, "Web app: http://%s/ (pick a demo user to sign in)\n", s.EdgeAddr)
+		} else {
+			log.Warn("demo sign-in disabled: EDGE_ADDR is not a loopback address", "edge_addr", s.EdgeAddr)
 		}
 	}
 	select {
