@@ -106,6 +106,7 @@ func (te *testEdge) dial(tb testing.TB, n int64) *client {
 type serverFrame struct {
 	PID     string          `json:"pid"`
 	Type    string          `json:"type"`
+	Seq     *uint64         `json:"seq"`
 	Payload json.RawMessage `json:"payload"`
 }
 

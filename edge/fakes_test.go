@@ -59,7 +59,10 @@ type fakeNotify struct {
 
 type fakePresence struct {
 	presencev1connect.UnimplementedPresenceServiceHandler
-	log       *eventlog.Memory // the user event log, served as the presence service does
+	log *eventlog.Memory // the user event log, served as the presence service does
+	// breakLog, when a value arrives, ends the open StreamUserEvents with that error.
+	breakLog  chan error
+	logOpens  chan *presencev1.StreamUserEventsRequest // every StreamUserEvents request
 	mu        sync.Mutex
 	conns     map[string]int64 // connection id → user
 	connected chan string
@@ -76,6 +79,8 @@ func newFakes(tb testing.TB) (*fakes, *peers.Clients) {
 	f.profile.revoked = map[int64]bool{}
 	f.presence.conns = map[string]int64{}
 	f.presence.log = eventlog.NewMemory(eventlog.Options{})
+	f.presence.breakLog = make(chan error, 1)
+	f.presence.logOpens = make(chan *presencev1.StreamUserEventsRequest, 100)
 	f.presence.connected = make(chan string, 100000)
 	// Like the real services, do not gzip tiny replies.
 	small := connect.WithCompressMinBytes(1024)
@@ -237,12 +242,33 @@ func (p *fakePresence) appendEvent(service, exclude string, ev proto.Message, us
 }
 
 func (p *fakePresence) StreamUserEvents(ctx context.Context, r *connect.Request[presencev1.StreamUserEventsRequest], s *connect.ServerStream[presencev1.StreamUserEventsResponse]) error {
+	select {
+	case p.logOpens <- r.Msg:
+	default:
+	}
 	var after *uint64
 	if r.Msg.AfterPosition != nil {
 		a := r.Msg.GetAfterPosition()
 		after = &a
 	}
-	return fanout.ServeLog(ctx, p.log, logging.Discard(), r.Msg.GetEdgeId(), after, s.Send)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	broken := make(chan error, 1)
+	go func() {
+		select {
+		case err := <-p.breakLog:
+			broken <- err
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := fanout.ServeLog(ctx, p.log, logging.Discard(), r.Msg.GetEdgeId(), after, s.Send)
+	select {
+	case err := <-broken:
+		return err
+	default:
+		return err
+	}
 }
 
 func (p *fakePresence) ReadUserEvents(ctx context.Context, r *connect.Request[presencev1.ReadUserEventsRequest]) (*connect.Response[presencev1.ReadUserEventsResponse], error) {
