@@ -20,7 +20,7 @@ type demoUser struct {
 	profile *profilev1.UpdateProfileRequest
 }
 
-// demoUsers are the users of PROTOCOL.md §1.
+// demoUsers are the users of docs/protocol.md §1.1.
 var demoUsers = []demoUser{
 	{
 		create: &profilev1.CreateUserRequest{UserName: "alice", FirstName: "Alice", LastName: "García", Email: "alice@example.com", Phone: "+34 600 000 001"},
@@ -82,7 +82,7 @@ var demoUsers = []demoUser{
 	},
 }
 
-// demoContacts are the accepted contact pairs of PROTOCOL.md §1, by userName.
+// demoContacts are the accepted contact pairs of docs/protocol.md §1.1, by userName.
 var demoContacts = [][2]string{{"alice", "bob"}, {"alice", "carol"}}
 
 // seedDemo creates the demo users (with their profiles) and contacts if absent, through the

@@ -16,7 +16,7 @@ import (
 	"github.com/charla/charla/shared/sqldb/dbtest"
 )
 
-// frame is a WebSocket frame of PROTOCOL.md §3.
+// frame is a WebSocket frame of docs/protocol.md §3.
 type frame struct {
 	Type    string          `json:"type"`
 	PID     string          `json:"pid"`

@@ -7,7 +7,7 @@ import (
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 )
 
-// ProfileData is a profile as seen by its viewer (seed §8.2, PROTOCOL.md §6).
+// ProfileData is a profile as seen by its viewer (docs/protocol.md §6.4).
 type ProfileData struct {
 	ID          int64      `json:"id"`
 	UserName    string     `json:"userName"`
@@ -152,7 +152,7 @@ func ProfileFrom(p *profilev1.ProfileData) ProfileData {
 	return out
 }
 
-// updateKeys are the only keys UPDATE_MY_PROFILE accepts (PROTOCOL.md §4).
+// updateKeys are the only keys UPDATE_MY_PROFILE accepts (docs/protocol.md §4.10).
 var updateKeys = []string{"firstName", "lastName", "phone", "picture", "summary", "countryId", "curriculum"}
 
 var sectionKeys = []string{"education", "experience", "certifications", "skills", "languages", "projects"}

@@ -15,7 +15,7 @@ import (
 
 // Profile implements profile.Store. It runs seven queries whatever the number of items:
 // one for the user with its country, one per curriculum section; education and experience
-// take their countryName from a LEFT JOIN on Country (seed §10). The queries run outside a
+// take their countryName from a LEFT JOIN on Country (docs/protocol.md §6.4: one JOIN per section). The queries run outside a
 // transaction: on SQLite a transaction would take the write lock, and a profile read
 // across a concurrent update at worst mixes the old and new version of different sections.
 func (s *Store) Profile(ctx context.Context, userID int64) (*profilev1.ProfileData, error) {
