@@ -39,7 +39,7 @@ var demoUsers = []demoUser{
 				{Name: "Certified Kubernetes Application Developer", Issuer: "CNCF", IssueDate: "2021-05-10", CredentialUrl: "https://example.com/ckad/alice"},
 			}},
 			Skills: &profilev1.SkillSection{Items: []*profilev1.SkillItem{
-				{Name: "Go", Level: 5}, {Name: "MySQL", Level: 4},
+				{Name: "Go", Level: proto.Int32(5)}, {Name: "MySQL", Level: proto.Int32(4)},
 			}},
 			Languages: &profilev1.LanguageSection{Items: []*profilev1.LanguageItem{
 				{Name: "Spanish", Proficiency: "native"}, {Name: "English", Proficiency: "advanced"},
@@ -60,7 +60,7 @@ var demoUsers = []demoUser{
 			Experience: &profilev1.ExperienceSection{Items: []*profilev1.ExperienceItem{
 				{Company: "Mercado Libre", Position: "Android developer", StartDate: "2016-02-01", CountryId: 484},
 			}},
-			Skills: &profilev1.SkillSection{Items: []*profilev1.SkillItem{{Name: "Kotlin", Level: 5}}},
+			Skills: &profilev1.SkillSection{Items: []*profilev1.SkillItem{{Name: "Kotlin", Level: proto.Int32(5)}}},
 			Languages: &profilev1.LanguageSection{Items: []*profilev1.LanguageItem{
 				{Name: "Spanish", Proficiency: "native"}, {Name: "English", Proficiency: "intermediate"},
 			}},

@@ -766,6 +766,7 @@ func TestUpdateProfileRules(t *testing.T) {
 		{"missing required", map[string]any{"summary": "changed", "curriculum": map[string]any{"languages": []any{map[string]any{"name": "Español"}}}}, "proficiency"},
 		{"bad proficiency", map[string]any{"summary": "changed", "curriculum": map[string]any{"languages": []any{map[string]any{"name": "Español", "proficiency": "fluent"}}}}, "proficiency"},
 		{"skill level", map[string]any{"summary": "changed", "curriculum": map[string]any{"skills": []any{map[string]any{"name": "Go", "level": 6}}}}, "level"},
+		{"skill level 0 given", map[string]any{"summary": "changed", "curriculum": map[string]any{"skills": []any{map[string]any{"name": "Go", "level": 0}}}}, "level"},
 		{"51 items", map[string]any{"summary": "changed", "curriculum": map[string]any{"skills": manySkills(51)}}, "skills"},
 		{"empty firstName", map[string]any{"summary": "changed", "firstName": ""}, "firstName"},
 		{"long lastName", map[string]any{"summary": "changed", "lastName": strings.Repeat("x", 101)}, "lastName"},
@@ -788,6 +789,8 @@ func TestUpdateProfileRules(t *testing.T) {
 	}
 	if o := profileOf(t, oc.call("GET_MY_PROFILE", nil), "MY_PROFILE_DATA"); len(o.Curriculum.Skills) != 1 || o.Curriculum.Skills[0]["name"] != "Theirs" {
 		t.Errorf("the other user's skills changed: %v", o.Curriculum.Skills)
+	} else if lvl := o.Curriculum.Skills[0]["level"]; lvl != float64(0) {
+		t.Errorf("a skill given without a level: got level %v, want 0", lvl)
 	}
 	// Limits at their edge are accepted.
 	edgeOK := update(map[string]any{"firstName": strings.Repeat("é", 100), "summary": strings.Repeat("😀", 2000), "phone": strings.Repeat("1", 32),

@@ -77,7 +77,15 @@ func (s *Store) Profile(ctx context.Context, userID int64) (*profilev1.ProfileDa
 				func(r *sql.Rows) error {
 					it := new(profilev1.SkillItem)
 					cv.Skills = append(cv.Skills, it)
-					return r.Scan(&it.Id, &it.Name, &it.Level)
+					// Level 0 is stored for a skill given without one; it stays absent.
+					var level int32
+					if err := r.Scan(&it.Id, &it.Name, &level); err != nil {
+						return err
+					}
+					if level != 0 {
+						it.Level = &level
+					}
+					return nil
 				})
 		},
 		func() error {
@@ -195,7 +203,7 @@ func (s *Store) UpdateProfile(ctx context.Context, u profile.Update) error {
 		sec := section{name: "skills", table: "Skill", columns: []string{"Name", "Level"}}
 		for _, it := range u.Skills {
 			sec.ids = append(sec.ids, it.Id)
-			sec.rows = append(sec.rows, []any{it.Name, it.Level})
+			sec.rows = append(sec.rows, []any{it.Name, it.GetLevel()}) // 0 when not given
 		}
 		sections = append(sections, sec)
 	}
