@@ -19,13 +19,13 @@ import (
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 
-	"github.com/charla/charla/cmd/internal/system"
+	"github.com/charla/charla/cmd/internal/system/systemtest"
 	"github.com/charla/charla/edge"
 )
 
 // startUnthrottled is startEdgeSystem without the per-connection rate limit, for tests that
 // make many calls on one connection.
-func startUnthrottled(t *testing.T) *system.System {
+func startUnthrottled(t *testing.T) *systemtest.System {
 	t.Helper()
 	return startEdgeSystem(t, func(c *edge.Config) { c.Hub.RateLimit = 0 })
 }
@@ -406,7 +406,7 @@ func TestChatListOrder(t *testing.T) {
 	if raw, chats := chatList(t, c); len(chats) != 0 || !strings.Contains(raw, `"chats":[]`) {
 		t.Errorf("no contacts: got %s, want chats []", raw)
 	}
-	var others []system.TestUser
+	var others []systemtest.User
 	var chatIDs []string
 	for i := range 4 {
 		o := sys.NewUser(t, fmt.Sprintf("cl%d-", i))

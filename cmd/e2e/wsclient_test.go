@@ -12,7 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/charla/charla/cmd/internal/system"
+	"github.com/charla/charla/cmd/internal/system/systemtest"
 	"github.com/charla/charla/edge"
 )
 
@@ -22,9 +22,9 @@ const waitLimit = 15 * time.Second
 
 // startEdgeSystem starts the whole system with an edge tuned for tests: a short presence
 // grace, so offline events come quickly.
-func startEdgeSystem(t *testing.T, tune func(*edge.Config)) *system.System {
+func startEdgeSystem(t *testing.T, tune func(*edge.Config)) *systemtest.System {
 	t.Helper()
-	return system.StartForTest(t, system.TestOptions{EdgeConfig: func(c *edge.Config) {
+	return systemtest.Start(t, systemtest.Options{EdgeConfig: func(c *edge.Config) {
 		c.PresenceGrace = 50 * time.Millisecond
 		if tune != nil {
 			tune(c)
@@ -69,7 +69,7 @@ type wsClient struct {
 	kept   []frame // frames read while looking for something else
 }
 
-func dial(t *testing.T, sys *system.System, token, name string) *wsClient {
+func dial(t *testing.T, sys *systemtest.System, token, name string) *wsClient {
 	t.Helper()
 	ws, res, err := websocket.DefaultDialer.Dial(sys.URL(token), nil)
 	if err != nil {
@@ -287,9 +287,9 @@ func handshake(t *testing.T, url string, h http.Header) (*websocket.Conn, refusa
 }
 
 // startBenchSystem is startEdgeSystem for benchmarks.
-func startBenchSystem(b *testing.B, tune func(*edge.Config)) *system.System {
+func startBenchSystem(b *testing.B, tune func(*edge.Config)) *systemtest.System {
 	b.Helper()
-	return system.StartForTest(b, system.TestOptions{EdgeConfig: func(c *edge.Config) {
+	return systemtest.Start(b, systemtest.Options{EdgeConfig: func(c *edge.Config) {
 		c.PresenceGrace = 50 * time.Millisecond
 		if tune != nil {
 			tune(c)
