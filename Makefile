@@ -9,7 +9,7 @@ RACE    ?= $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 TESTFLAGS ?=
 BENCH   ?= .
 
-.PHONY: run test test-e2e-mysql proto proto-check lint bench tools build web-deps web web-check test-web browser-deps test-browser
+.PHONY: run test test-e2e-mysql proto proto-check lint staticcheck check-deps bench tools build web-deps web web-check test-web browser-deps test-browser
 
 run:
 	go run ./cmd/charla
@@ -27,7 +27,8 @@ test-e2e-mysql:
 tools:
 	@mkdir -p $(BIN)
 	cd tools && GOWORK=off go build -o $(BIN)/ github.com/bufbuild/buf/cmd/buf \
-		google.golang.org/protobuf/cmd/protoc-gen-go connectrpc.com/connect/cmd/protoc-gen-connect-go
+		google.golang.org/protobuf/cmd/protoc-gen-go connectrpc.com/connect/cmd/protoc-gen-connect-go \
+		honnef.co/go/tools/cmd/staticcheck
 
 proto: tools
 	PATH="$(BIN):$$PATH" $(BIN)/buf generate
@@ -37,12 +38,27 @@ proto-check: proto
 	@git diff --exit-code -- proto/gen || (echo "proto/gen is stale: run make proto and commit" && exit 1)
 	@test -z "$$(git status --porcelain -- proto/gen)" || (git status --porcelain -- proto/gen; echo "proto/gen has untracked files: run make proto and commit"; exit 1)
 
-lint: tools
+lint: tools check-deps staticcheck
 	$(BIN)/buf lint
 	$(BIN)/buf format --diff --exit-code
 	@for m in $(MODULES); do (cd $$m && go vet ./...) || exit 1; done
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^proto/gen/')); \
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# staticcheck, at the version pinned in tools/go.mod, over every module (tests included).
+staticcheck: tools
+	@for m in $(MODULES); do echo "== staticcheck $$m"; (cd $$m && $(BIN)/staticcheck ./...) || exit 1; done
+
+# No production binary links package testing: test helpers live in _test.go files or in
+# packages of their own (dbtest, telemetrytest, systemtest) that only tests import. Every
+# main package of every module is checked; the importers of testing are named on failure.
+check-deps:
+	@fail=0; for m in $(MODULES); do \
+		for p in $$(cd $$m && go list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' ./...); do \
+			by=$$(cd $$m && go list -deps -f '{{$$p := .ImportPath}}{{range .Imports}}{{if eq . "testing"}}{{$$p}} {{end}}{{end}}' $$p) || exit 1; \
+			if [ -n "$$(echo $$by)" ]; then echo "$$p links package testing, imported by:" $$by; fail=1; fi; \
+		done; \
+	done; exit $$fail
 
 bench:
 	@for m in $(MODULES); do echo "== $$m"; (cd $$m && go test -run '^$$' -bench '$(BENCH)' -benchmem ./...) || exit 1; done

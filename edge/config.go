@@ -32,14 +32,14 @@ import (
 type Config struct {
 	// Addr is EDGE_ADDR, the public listener.
 	Addr string
-	// Hub holds the connection limits and timeouts of PROTOCOL.md §2–§3.
+	// Hub holds the connection limits and timeouts of docs/protocol.md §2.5 and §3.7.
 	Hub hub.Config
 	// DrainTimeout bounds Shutdown when its context has no deadline.
 	DrainTimeout time.Duration
 	// PresenceGrace delays telling presence that a connection closed.
 	PresenceGrace time.Duration
 	// SessionCheckInterval is how often the sessions of open connections are checked
-	// with the profile service (≤ 30 s keeps PROTOCOL.md §2's 60 s). 0 means 30 s.
+	// with the profile service (≤ 30 s keeps docs/protocol.md §2.6's 60 s). 0 means 30 s.
 	SessionCheckInterval time.Duration
 	// AuthCacheTTL is how long a resolved token is reused (≤ 10 s). 0 means the default
 	// (5 s); negative disables the cache.
@@ -111,7 +111,7 @@ func (c Config) check() error {
 	case h.PingPeriod > 0 && h.PongWait > 0 && h.PingPeriod >= h.PongWait:
 		return errors.New("PING_PERIOD must be shorter than PONG_WAIT")
 	case c.PresenceGrace > 3*time.Second:
-		return errors.New("EDGE_PRESENCE_GRACE must be at most 3s (PROTOCOL.md §5)")
+		return errors.New("EDGE_PRESENCE_GRACE must be at most 3s (docs/protocol.md §5.5)")
 	case c.SessionCheckInterval > 30*time.Second:
 		return errors.New("session check interval must be at most 30s")
 	}

@@ -9,7 +9,7 @@ import (
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 )
 
-// Close code and reasons for an ended session (PROTOCOL.md §2).
+// Close code and reasons for an ended session (docs/protocol.md §2.6).
 const (
 	closeSessionEnded = 4001
 	reasonExpired     = "session expired"
@@ -45,7 +45,7 @@ func (e *Edge) endSession(users []int64, sessionID int64, state profilev1.Sessio
 // watchSessions checks the sessions of every open connection every SessionCheckInterval:
 // those past their expiry are closed at once, the others are asked to the profile service
 // in batches, so that a revocation whose event was lost still closes its connections
-// within PROTOCOL.md's 60 s.
+// within the 60 s of docs/protocol.md §2.6.
 func (e *Edge) watchSessions(ctx context.Context) {
 	t := time.NewTicker(e.cfg.SessionCheckInterval)
 	defer t.Stop()

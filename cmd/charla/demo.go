@@ -20,7 +20,7 @@ type demoUser struct {
 	profile *profilev1.UpdateProfileRequest
 }
 
-// demoUsers are the users of PROTOCOL.md §1.
+// demoUsers are the users of docs/protocol.md §1.1.
 var demoUsers = []demoUser{
 	{
 		create: &profilev1.CreateUserRequest{UserName: "alice", FirstName: "Alice", LastName: "García", Email: "alice@example.com", Phone: "+34 600 000 001"},
@@ -39,7 +39,7 @@ var demoUsers = []demoUser{
 				{Name: "Certified Kubernetes Application Developer", Issuer: "CNCF", IssueDate: "2021-05-10", CredentialUrl: "https://example.com/ckad/alice"},
 			}},
 			Skills: &profilev1.SkillSection{Items: []*profilev1.SkillItem{
-				{Name: "Go", Level: 5}, {Name: "MySQL", Level: 4},
+				{Name: "Go", Level: proto.Int32(5)}, {Name: "MySQL", Level: proto.Int32(4)},
 			}},
 			Languages: &profilev1.LanguageSection{Items: []*profilev1.LanguageItem{
 				{Name: "Spanish", Proficiency: "native"}, {Name: "English", Proficiency: "advanced"},
@@ -60,7 +60,7 @@ var demoUsers = []demoUser{
 			Experience: &profilev1.ExperienceSection{Items: []*profilev1.ExperienceItem{
 				{Company: "Mercado Libre", Position: "Android developer", StartDate: "2016-02-01", CountryId: 484},
 			}},
-			Skills: &profilev1.SkillSection{Items: []*profilev1.SkillItem{{Name: "Kotlin", Level: 5}}},
+			Skills: &profilev1.SkillSection{Items: []*profilev1.SkillItem{{Name: "Kotlin", Level: proto.Int32(5)}}},
 			Languages: &profilev1.LanguageSection{Items: []*profilev1.LanguageItem{
 				{Name: "Spanish", Proficiency: "native"}, {Name: "English", Proficiency: "intermediate"},
 			}},
@@ -82,7 +82,7 @@ var demoUsers = []demoUser{
 	},
 }
 
-// demoContacts are the accepted contact pairs of PROTOCOL.md §1, by userName.
+// demoContacts are the accepted contact pairs of docs/protocol.md §1.1, by userName.
 var demoContacts = [][2]string{{"alice", "bob"}, {"alice", "carol"}}
 
 // seedDemo creates the demo users (with their profiles) and contacts if absent, through the

@@ -11,7 +11,7 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/charla/charla/cmd/internal/system"
+	"github.com/charla/charla/cmd/internal/system/systemtest"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 )
 
@@ -39,9 +39,9 @@ func TestDemoRoutesAllowed(t *testing.T) {
 }
 
 // demoMux starts a whole system with the demo data and returns a mux with the demo routes.
-func demoMux(t *testing.T) (*http.ServeMux, *system.System) {
+func demoMux(t *testing.T) (*http.ServeMux, *systemtest.System) {
 	t.Helper()
-	s := system.StartForTest(t, system.TestOptions{})
+	s := systemtest.Start(t, systemtest.Options{})
 	if err := seedDemo(context.Background(), s.Clients, s.EdgeAddr, io.Discard); err != nil {
 		t.Fatalf("seed demo: %v", err)
 	}

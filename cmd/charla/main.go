@@ -53,7 +53,7 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "charla: configuration: %v\n", err)
 		return 2
 	}
-	// "pid" in logs is the client's request id (seed §11.2); the OS process is process_id.
+	// "pid" in logs is the client's request id (docs/protocol.md §3.2); the OS process is process_id.
 	root = root.With("process_id", os.Getpid())
 	log := logging.Component(root, "charla")
 	if err := rpc.CheckListenAddr("RPC_ADDR", *rpcAddr, *token); err != nil {

@@ -1,6 +1,6 @@
 package e2e
 
-// Conformance tests: PROTOCOL.md §3–§7 rule by rule, with real WebSocket clients against the
+// Conformance tests: docs/protocol.md §3–§7 rule by rule, with real WebSocket clients against the
 // whole system. Each test names the rules it checks; the other e2e files cover the flows
 // (send, deliver, read, presence, handshake, frame envelope, socket limits).
 
@@ -19,13 +19,13 @@ import (
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 
-	"github.com/charla/charla/cmd/internal/system"
+	"github.com/charla/charla/cmd/internal/system/systemtest"
 	"github.com/charla/charla/edge"
 )
 
 // startUnthrottled is startEdgeSystem without the per-connection rate limit, for tests that
 // make many calls on one connection.
-func startUnthrottled(t *testing.T) *system.System {
+func startUnthrottled(t *testing.T) *systemtest.System {
 	t.Helper()
 	return startEdgeSystem(t, func(c *edge.Config) { c.Hub.RateLimit = 0 })
 }
@@ -89,7 +89,7 @@ func ids(ms []chatMessage) []string {
 	return out
 }
 
-// TestIDForms: §3 "Ids and numbers". User ids are JSON integers (no string, fraction,
+// TestIDForms: §3.9 "Ids, numbers, times, lists". User ids are JSON integers (no string, fraction,
 // exponent, out of range); chat, message and notification ids are decimal strings of positive
 // int64 without leading zeros. Every bad form is 400, never another id.
 func TestIDForms(t *testing.T) {
@@ -130,7 +130,7 @@ func TestIDForms(t *testing.T) {
 	}
 }
 
-// TestSendRules: §4 "Sending": recipient rules, the order of checks (400/413 before 404
+// TestSendRules: §4.3 SEND_CHAT_MESSAGE: recipient rules, the order of checks (400/413 before 404
 // before 403), chatId beside toUserId, trimming, fromUserId ignored, clientMessageId
 // idempotency.
 func TestSendRules(t *testing.T) {
@@ -220,7 +220,7 @@ func TestSendRules(t *testing.T) {
 	if n != 1 {
 		t.Errorf("history holds %d copies of the repeated message, want 1", n)
 	}
-	// §4: new_message notifications are for recipients with no connection at all.
+	// §4.13: new_message notifications are for recipients with no connection at all.
 	var nl notificationList
 	b.call("GET_NOTIFICATIONS", nil).decode(t, &nl)
 	if got := ofType(nl, "new_message"); len(got) != 0 {
@@ -228,7 +228,7 @@ func TestSendRules(t *testing.T) {
 	}
 }
 
-// TestMessagesReadBounds: §4 "Reading": only messages to the caller count, upToMessageId is an
+// TestMessagesReadBounds: §4.4 MESSAGES_READ: only messages to the caller count, upToMessageId is an
 // inclusive bound that need not exist, a repeat gives 0, someone else's chat is 404; the
 // reader's other connections hear the read.
 func TestMessagesReadBounds(t *testing.T) {
@@ -301,7 +301,7 @@ func TestMessagesReadBounds(t *testing.T) {
 	}
 }
 
-// TestHistoryPaging: §4 GET_CHAT_MESSAGES: oldest first, the three cursor modes, hasMore in
+// TestHistoryPaging: §4.5 GET_CHAT_MESSAGES: oldest first, the three cursor modes, hasMore in
 // the page's direction, cursors as bounds, both cursors 400, limit 1–200 defaulting to 50,
 // [] for an empty chat, someone else's chat 404.
 func TestHistoryPaging(t *testing.T) {
@@ -395,7 +395,7 @@ func chatList(t *testing.T, c *wsClient) (raw string, chats []chatInfo) {
 	return string(f.Payload), l.Chats
 }
 
-// TestChatListOrder: §4 GET_CHAT_LIST: every accepted contact, newest lastMessageTs first,
+// TestChatListOrder: §4.2 GET_CHAT_LIST: every accepted contact, newest lastMessageTs first,
 // ties (chats without messages) by chatId descending, "" and 0 for a chat without messages,
 // [] when none.
 func TestChatListOrder(t *testing.T) {
@@ -406,7 +406,7 @@ func TestChatListOrder(t *testing.T) {
 	if raw, chats := chatList(t, c); len(chats) != 0 || !strings.Contains(raw, `"chats":[]`) {
 		t.Errorf("no contacts: got %s, want chats []", raw)
 	}
-	var others []system.TestUser
+	var others []systemtest.User
 	var chatIDs []string
 	for i := range 4 {
 		o := sys.NewUser(t, fmt.Sprintf("cl%d-", i))
@@ -445,7 +445,7 @@ func TestChatListOrder(t *testing.T) {
 	}
 }
 
-// TestRemovedContact: §4 "Contacts removed later": the chat leaves CHAT_LIST, sending and
+// TestRemovedContact: §4.7 "Removed contacts": the chat leaves CHAT_LIST, sending and
 // typing become 403, the history stays readable and markable by both, a clientMessageId
 // repeat is still acknowledged; adding the contact again restores the same chat and history.
 func TestRemovedContact(t *testing.T) {
@@ -516,7 +516,7 @@ type typingEvent struct {
 	ExpiresInMs int64  `json:"expiresInMs"`
 }
 
-// TestTypingRelayRules: §5 typing: ON relayed at most once per window (a repeat inside it is
+// TestTypingRelayRules: §5.4 TYPING_INDICATOR: ON relayed at most once per window (a repeat inside it is
 // acknowledged, not relayed), OFF relayed only while a relayed ON is in force and resetting
 // the window, a message ends typing, the last connection closing ends typing, the typer's
 // other tab gets nothing.
@@ -651,7 +651,7 @@ func profileOf(t *testing.T, f frame, typ string) profileData {
 	return p
 }
 
-// TestProfileVisibility: §4 GET_USER_PROFILE: everything for oneself and contacts; for anyone
+// TestProfileVisibility: §4.9 GET_USER_PROFILE: everything for oneself and contacts; for anyone
 // else email and phone "", isOnline false and lastSeen 0; unknown user 404.
 func TestProfileVisibility(t *testing.T) {
 	t.Parallel()
@@ -688,7 +688,7 @@ func TestProfileVisibility(t *testing.T) {
 	wantCode(t, a, 404, "GET_USER_PROFILE", map[string]any{"userId": 99999999})
 }
 
-// TestUpdateProfileRules: §4 UPDATE_MY_PROFILE and §6 ProfileData: null leaves a field, ""
+// TestUpdateProfileRules: §4.10 UPDATE_MY_PROFILE and §6.4 ProfileData: null leaves a field, ""
 // clears phone/picture/summary, countryId 0 clears, field limits, curriculum sections replaced
 // whole with ids kept, unknown keys in items named, another user's item id 400, start after
 // end 400, all or nothing.
@@ -766,6 +766,7 @@ func TestUpdateProfileRules(t *testing.T) {
 		{"missing required", map[string]any{"summary": "changed", "curriculum": map[string]any{"languages": []any{map[string]any{"name": "Español"}}}}, "proficiency"},
 		{"bad proficiency", map[string]any{"summary": "changed", "curriculum": map[string]any{"languages": []any{map[string]any{"name": "Español", "proficiency": "fluent"}}}}, "proficiency"},
 		{"skill level", map[string]any{"summary": "changed", "curriculum": map[string]any{"skills": []any{map[string]any{"name": "Go", "level": 6}}}}, "level"},
+		{"skill level 0 given", map[string]any{"summary": "changed", "curriculum": map[string]any{"skills": []any{map[string]any{"name": "Go", "level": 0}}}}, "level"},
 		{"51 items", map[string]any{"summary": "changed", "curriculum": map[string]any{"skills": manySkills(51)}}, "skills"},
 		{"empty firstName", map[string]any{"summary": "changed", "firstName": ""}, "firstName"},
 		{"long lastName", map[string]any{"summary": "changed", "lastName": strings.Repeat("x", 101)}, "lastName"},
@@ -788,6 +789,8 @@ func TestUpdateProfileRules(t *testing.T) {
 	}
 	if o := profileOf(t, oc.call("GET_MY_PROFILE", nil), "MY_PROFILE_DATA"); len(o.Curriculum.Skills) != 1 || o.Curriculum.Skills[0]["name"] != "Theirs" {
 		t.Errorf("the other user's skills changed: %v", o.Curriculum.Skills)
+	} else if lvl := o.Curriculum.Skills[0]["level"]; lvl != float64(0) {
+		t.Errorf("a skill given without a level: got level %v, want 0", lvl)
 	}
 	// Limits at their edge are accepted.
 	edgeOK := update(map[string]any{"firstName": strings.Repeat("é", 100), "summary": strings.Repeat("😀", 2000), "phone": strings.Repeat("1", 32),
@@ -805,7 +808,7 @@ func manySkills(n int) []any {
 	return out
 }
 
-// TestNotificationRules: §4 "Notifications": newest first, before as an exclusive bound (also
+// TestNotificationRules: §4.11–§4.13 notifications: newest first, before as an exclusive bound (also
 // someone else's id), limit 1–200, unreadCount whatever the page, MARK_NOTIFICATION_READ with
 // exactly one selector, another user's id 404 with nothing changed, updated counts rows.
 func TestNotificationRules(t *testing.T) {
@@ -920,7 +923,7 @@ func TestNotificationRules(t *testing.T) {
 	}
 }
 
-// TestEventPIDsFresh: §3 every server-initiated event carries a fresh server-generated pid,
+// TestEventPIDsFresh: §3.2 every server-initiated event carries a fresh server-generated pid,
 // one per event per connection, never a client's pid.
 func TestEventPIDsFresh(t *testing.T) {
 	t.Parallel()
@@ -964,7 +967,7 @@ func TestEventPIDsFresh(t *testing.T) {
 	collect(a2, "MESSAGE_STATUS_UPDATE", 1)
 }
 
-// TestStatusForwardOnly: §5 statuses move only forward and may skip delivered. A message to
+// TestStatusForwardOnly: §5.3 statuses move only forward and may skip delivered. A message to
 // an offline user is not delivered by a later connection or GET_CHAT_LIST alone; a read
 // without a fetch gives the sender only read; a fetch after the read announces nothing.
 func TestStatusForwardOnly(t *testing.T) {
@@ -1008,7 +1011,7 @@ func TestStatusForwardOnly(t *testing.T) {
 	}
 }
 
-// TestUnknownKeysIgnored: §3 unknown payload keys are ignored (forward compatibility), and a
+// TestUnknownKeysIgnored: §3.3 unknown payload keys are ignored (forward compatibility), and a
 // payload on a type that takes none is ignored, outside UPDATE_MY_PROFILE.
 func TestUnknownKeysIgnored(t *testing.T) {
 	t.Parallel()
@@ -1057,7 +1060,7 @@ func TestUnknownKeysIgnored(t *testing.T) {
 	}
 }
 
-// TestRPCContract: §7's rules for the internal calls the e2e flows do not exercise, through
+// TestRPCContract: §7.3's rules for the internal calls the e2e flows do not exercise, through
 // the same Connect clients the edge uses.
 func TestRPCContract(t *testing.T) {
 	t.Parallel()

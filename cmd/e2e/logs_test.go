@@ -13,6 +13,7 @@ import (
 	"github.com/charla/charla/shared/peers"
 
 	"github.com/charla/charla/cmd/internal/system"
+	"github.com/charla/charla/cmd/internal/system/systemtest"
 )
 
 // TestNoTokenInLogs fails authentication every way a client can, with debug logging on,
@@ -24,7 +25,7 @@ func TestNoTokenInLogs(t *testing.T) {
 		sessionToken  = "stok-a91c3e7f0d2b5846"
 	)
 	log, rec := logtest.New(t)
-	sys := system.StartForTest(t, system.TestOptions{Options: func(o *system.Options) {
+	sys := systemtest.Start(t, systemtest.Options{Options: func(o *system.Options) {
 		o.Token = internalToken
 		o.Log = log
 	}})

@@ -9,7 +9,7 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/charla/charla/cmd/internal/system"
+	"github.com/charla/charla/cmd/internal/system/systemtest"
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 )
 
@@ -25,7 +25,7 @@ type notificationList struct {
 }
 
 // waitOffline polls presence until user has no connection anywhere.
-func waitOffline(t *testing.T, sys *system.System, user int64) {
+func waitOffline(t *testing.T, sys *systemtest.System, user int64) {
 	t.Helper()
 	for deadline := time.Now().Add(waitLimit); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		res, err := sys.Clients.Presence.GetPresence(context.Background(), connect.NewRequest(&presencev1.GetPresenceRequest{UserIds: []int64{user}}))

@@ -8,7 +8,7 @@ import (
 	"github.com/charla/charla/edge"
 )
 
-// TestAckBeforeItsEvents: PROTOCOL.md §3, "a command's SERVER_ACK is sent before any event
+// TestAckBeforeItsEvents: docs/protocol.md §3.4, "a command's SERVER_ACK is sent before any event
 // the command causes on the same connection". Two users send each other many messages
 // back to back; the recipient's edge writes each one, reports it delivered, and the chat
 // service pushes MESSAGE_STATUS_UPDATE to the sender's connections, possibly before its

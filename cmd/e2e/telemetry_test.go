@@ -16,13 +16,14 @@ import (
 	"github.com/charla/charla/shared/telemetry/telemetrytest"
 
 	"github.com/charla/charla/cmd/internal/system"
+	"github.com/charla/charla/cmd/internal/system/systemtest"
 )
 
 // startTraced starts a whole Charla whose services and clients report to a recorder.
-func startTraced(t *testing.T) (*system.System, *telemetry.Telemetry, *telemetrytest.Recorder) {
+func startTraced(t *testing.T) (*systemtest.System, *telemetry.Telemetry, *telemetrytest.Recorder) {
 	t.Helper()
 	tel, rec := telemetrytest.New(t) // before the databases are opened
-	sys := system.StartForTest(t, system.TestOptions{Options: func(o *system.Options) {
+	sys := systemtest.Start(t, systemtest.Options{Options: func(o *system.Options) {
 		o.Telemetry = tel
 	}})
 	return sys, tel, rec

@@ -13,7 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/charla/charla/cmd/internal/system"
+	"github.com/charla/charla/cmd/internal/system/systemtest"
 	"github.com/charla/charla/edge"
 )
 
@@ -23,9 +23,9 @@ const waitLimit = 15 * time.Second
 
 // startEdgeSystem starts the whole system with an edge tuned for tests: a short presence
 // grace, so offline events come quickly.
-func startEdgeSystem(t *testing.T, tune func(*edge.Config)) *system.System {
+func startEdgeSystem(t *testing.T, tune func(*edge.Config)) *systemtest.System {
 	t.Helper()
-	return system.StartForTest(t, system.TestOptions{EdgeConfig: func(c *edge.Config) {
+	return systemtest.Start(t, systemtest.Options{EdgeConfig: func(c *edge.Config) {
 		c.PresenceGrace = 50 * time.Millisecond
 		if tune != nil {
 			tune(c)
@@ -83,13 +83,13 @@ type connectedPayload struct {
 }
 
 // dial connects with token and reads the CONNECTED frame that must come first.
-func dial(t *testing.T, sys *system.System, token, name string) *wsClient {
+func dial(t *testing.T, sys *systemtest.System, token, name string) *wsClient {
 	t.Helper()
 	return dialURL(t, sys.URL(token), name)
 }
 
 // dialResume connects asking to resume after seq.
-func dialResume(t *testing.T, sys *system.System, token, name string, seq uint64) *wsClient {
+func dialResume(t *testing.T, sys *systemtest.System, token, name string, seq uint64) *wsClient {
 	t.Helper()
 	return dialURL(t, sys.URL(token)+"&resume="+strconv.FormatUint(seq, 10), name)
 }
@@ -317,9 +317,9 @@ func handshake(t *testing.T, url string, h http.Header) (*websocket.Conn, refusa
 }
 
 // startBenchSystem is startEdgeSystem for benchmarks.
-func startBenchSystem(b *testing.B, tune func(*edge.Config)) *system.System {
+func startBenchSystem(b *testing.B, tune func(*edge.Config)) *systemtest.System {
 	b.Helper()
-	return system.StartForTest(b, system.TestOptions{EdgeConfig: func(c *edge.Config) {
+	return systemtest.Start(b, systemtest.Options{EdgeConfig: func(c *edge.Config) {
 		c.PresenceGrace = 50 * time.Millisecond
 		if tune != nil {
 			tune(c)

@@ -1,7 +1,8 @@
 // Package logging builds the log/slog loggers every process uses: JSON or text, a level,
-// and the seed's context on every line (§11.2: component, user id, pid).
+// and the same context on every line: component, user id, and pid (the frame's request id,
+// docs/protocol.md §3.2).
 //
-// Levels are the seed's: debug (message flow details), info (important system events),
+// Levels: debug (message flow details), info (important system events),
 // warn (recoverable anomalies), error (needs attention); "success" is info with
 // outcome=success (see Success).
 //
@@ -12,7 +13,7 @@
 //     (token, password, secret, authorization, cookie) and for any value starting with
 //     "Bearer ", so a token handed to a logger by mistake never reaches the output;
 //   - drops the value of "text" attributes (message texts) at info level and above, where
-//     PROTOCOL.md's users' messages must not appear.
+//     users' messages must not appear.
 package logging
 
 import (
@@ -31,7 +32,7 @@ const (
 	KeyComponent = "component"
 	// KeyUserID is the user the line is about.
 	KeyUserID = "user_id"
-	// KeyPID is the client's request id (a frame's pid), the seed's transaction id.
+	// KeyPID is the client's request id (a frame's pid, docs/protocol.md §3.2).
 	KeyPID = "pid"
 	// KeyOutcome is "success" on Success lines.
 	KeyOutcome = "outcome"

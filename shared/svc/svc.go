@@ -88,7 +88,7 @@ func Main(name, defaultAddr string, newService Constructor) int {
 		fmt.Fprintf(os.Stderr, "%s: configuration: %v\n", name, err)
 		return 2
 	}
-	// "pid" is the client's request id in every log line (seed §11.2); the OS process id
+	// "pid" is the client's request id in every log line (docs/protocol.md §3.2); the OS process id
 	// goes under its own key.
 	log := logging.Component(root, name).With("process_id", os.Getpid())
 	if err := rpc.CheckListenAddr("RPC_ADDR", *addr, *token); err != nil {

@@ -1,6 +1,6 @@
 // Package telemetry is Charla's observability: OpenTelemetry traces exported over OTLP,
 // metrics exposed in Prometheus text format, and the instruments the edge records
-// (seed §11.6: active connections, frames by type, errors by code, event delivery lag,
+// (active connections, frames by type, errors by code, event delivery lag,
 // send-buffer drops).
 //
 // A process calls Setup once, early, and Shutdown on the way out:

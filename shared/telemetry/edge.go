@@ -19,9 +19,9 @@ import (
 const (
 	// AttrUserID is the authenticated user of the connection.
 	AttrUserID = attribute.Key("user.id")
-	// AttrPID is the client's request id (the frame's pid), the seed's transaction id.
+	// AttrPID is the client's request id (the frame's pid, docs/protocol.md §3.2).
 	AttrPID = attribute.Key("charla.pid")
-	// AttrType is the frame's or event's message type, as in PROTOCOL.md.
+	// AttrType is the frame's or event's message type (docs/protocol.md §4.1, §5.1).
 	AttrType = attribute.Key("charla.message.type")
 	// AttrCode is the result code of a frame: 200, or the code of its ERROR_NOTIFICATION.
 	AttrCode = attribute.Key("charla.result.code")
@@ -32,7 +32,7 @@ const (
 )
 
 // maxTypes bounds the distinct message types kept as label values and span names, so a
-// client sending made-up types cannot grow the metrics without end. PROTOCOL.md has far
+// client sending made-up types cannot grow the metrics without end. docs/protocol.md has far
 // fewer types than this; the rest are reported as OtherType.
 const maxTypes = 64
 
@@ -199,7 +199,7 @@ func (e *EdgeMetrics) ConnectionClosed(ctx context.Context) {
 }
 
 // FrameReceived counts a client frame of msgType. Pass the type only once it is known to
-// be one of PROTOCOL.md's (else "unknown"): it becomes a label value.
+// be one of docs/protocol.md §4.1 (else "unknown"): it becomes a label value.
 func (e *EdgeMetrics) FrameReceived(ctx context.Context, msgType string) {
 	if e == nil {
 		return
@@ -221,7 +221,7 @@ func (e *EdgeMetrics) FrameResult(ctx context.Context, msgType string, code int)
 }
 
 // SendDropped counts an outgoing frame dropped because the connection's send buffer was
-// full (the connection is then closed, as PROTOCOL.md says).
+// full (the connection is then closed, docs/protocol.md §3.8).
 func (e *EdgeMetrics) SendDropped(ctx context.Context) {
 	if e == nil {
 		return

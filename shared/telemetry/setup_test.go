@@ -89,7 +89,7 @@ func TestSetupFromEnv(t *testing.T) {
 }
 
 func TestShutdownTwice(t *testing.T) {
-	tel := telemetry.SetupForTest(t, tracetest.NewNoopExporter())
+	tel := telemetrytest.Setup(t, tracetest.NewNoopExporter())
 	if err := tel.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}

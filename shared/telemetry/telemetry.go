@@ -52,7 +52,6 @@ type Option func(*options)
 
 type options struct {
 	exporter sdktrace.SpanExporter
-	sampler  sdktrace.Sampler
 	noGlobal bool
 }
 

@@ -79,7 +79,7 @@ func noteClient(srv *httptest.Server, tel *telemetry.Telemetry, tok string) *con
 func TestOneTrace(t *testing.T) {
 	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
 		exp := tracetest.NewInMemoryExporter()
-		tel := telemetry.SetupForTest(t, exp)
+		tel := telemetrytest.Setup(t, exp)
 		db, err := sqldb.Open(context.Background(), url) // after Setup, as a service does
 		if err != nil {
 			t.Fatal(err)
@@ -106,13 +106,13 @@ func TestOneTrace(t *testing.T) {
 			byName[s.Name] = s
 			count[s.Name]++
 			for _, a := range s.Attributes {
-				if strings.Contains(a.Value.Emit(), secret) {
-					t.Errorf("span %q attribute %s carries the argument value: %q", s.Name, a.Key, a.Value.Emit())
+				if strings.Contains(a.Value.String(), secret) {
+					t.Errorf("span %q attribute %s carries the argument value: %q", s.Name, a.Key, a.Value.String())
 				}
 			}
 			for _, ev := range s.Events {
 				for _, a := range ev.Attributes {
-					if strings.Contains(a.Value.Emit(), secret) {
+					if strings.Contains(a.Value.String(), secret) {
 						t.Errorf("span %q event %q carries the argument value", s.Name, ev.Name)
 					}
 				}
@@ -166,7 +166,7 @@ func TestOneTrace(t *testing.T) {
 		}
 		attrs := map[string]string{}
 		for _, a := range frame.Attributes {
-			attrs[string(a.Key)] = a.Value.Emit()
+			attrs[string(a.Key)] = a.Value.String()
 		}
 		for k, want := range map[string]string{"user.id": "42", "charla.pid": "c-17", "charla.message.type": "SEND_CHAT_MESSAGE", "charla.result.code": "200"} {
 			if got := attrs[k]; got != want {
@@ -203,7 +203,7 @@ func names(spans tracetest.SpanStubs) []string {
 // (as fanout fills it) in the trace of the operation that raised the event.
 func TestDeliveryJoinsTrace(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
-	tel := telemetry.SetupForTest(t, exp)
+	tel := telemetrytest.Setup(t, exp)
 	edge := tel.EdgeMetrics()
 	ctx, end := edge.StartFrameSpan(context.Background(), "SEND_CHAT_MESSAGE", 1, "p-1")
 	carrier := map[string]string{}
@@ -238,7 +238,7 @@ func TestDeliveryJoinsTrace(t *testing.T) {
 // TestMetricsMove scrapes /metrics before and after traffic: RPC and database latency
 // histograms, errors by code, and each edge instrument move.
 func TestMetricsMove(t *testing.T) {
-	tel := telemetry.SetupForTest(t, tracetest.NewNoopExporter())
+	tel := telemetrytest.Setup(t, tracetest.NewNoopExporter())
 	db := dbtest.Open(t, sqldb.SQLite)
 	srv := noteServer(t, tel, db)
 	client := noteClient(srv, tel, token)

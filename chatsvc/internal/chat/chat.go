@@ -1,5 +1,5 @@
 // Package chat holds the chat service's domain: contacts, messages and their statuses, the
-// input rules of PROTOCOL.md §4 and the errors the handler maps to Connect codes.
+// input rules of docs/protocol.md §4.2–§4.6 and the errors the handler maps to Connect codes.
 package chat
 
 import (
@@ -25,7 +25,7 @@ const (
 	ContactRemoved  = "removed"
 )
 
-// Limits of PROTOCOL.md §4.
+// Limits of docs/protocol.md §4.3 and §4.5.
 const (
 	MaxTextRunes         = 2000
 	MaxClientMessageID   = 64
@@ -89,7 +89,7 @@ type ChatSummary struct {
 // Code classifies a domain error; the handler maps it to a Connect code.
 type Code int
 
-// Codes, in the order PROTOCOL.md §3 checks them.
+// Codes, in the order docs/protocol.md §3.5 checks them.
 const (
 	CodeInvalid     Code = iota + 1 // invalid_argument
 	CodeTooLong                     // out_of_range
@@ -129,7 +129,7 @@ var (
 	ErrNotContact   = &Error{Code: CodeForbidden, Message: "not an accepted contact"}
 )
 
-// NormalizeText trims text as PROTOCOL.md §4 says and checks its length.
+// NormalizeText trims text as docs/protocol.md §4.3 says and checks its length.
 func NormalizeText(text string) (string, error) {
 	t := strings.TrimSpace(text)
 	if t == "" {

@@ -91,12 +91,12 @@ func TestChatListConstantCost(t *testing.T) {
 		type cost struct{ queries, profile, presence, chats int64 }
 		measure := func(user int64) cost {
 			t.Helper()
-			q, p, pr := e.store.Queries(), e.profiles.calls.Load(), e.online.presCalls.Load()
+			q, p, pr := e.queries.Load(), e.profiles.calls.Load(), e.online.presCalls.Load()
 			res, err := e.client.GetChatList(ctx, connect.NewRequest(&chatv1.GetChatListRequest{UserId: user}))
 			if err != nil {
 				t.Fatal(err)
 			}
-			return cost{e.store.Queries() - q, e.profiles.calls.Load() - p, e.online.presCalls.Load() - pr, int64(len(res.Msg.GetChats()))}
+			return cost{e.queries.Load() - q, e.profiles.calls.Load() - p, e.online.presCalls.Load() - pr, int64(len(res.Msg.GetChats()))}
 		}
 		one, hundred := measure(1), measure(3)
 		if one.chats != 1 || hundred.chats != 100 {

@@ -1,5 +1,5 @@
 // Package server implements the chat service's Connect handler: input rules first, then
-// existence and permission checks (PROTOCOL.md §3), then the store, then events through
+// existence and permission checks (docs/protocol.md §3.5), then the store, then events through
 // the fan-out publisher. Errors become Connect errors in one place, toConnect.
 //
 // Messages are written by the store's group-commit Writer; a SendMessage answers only

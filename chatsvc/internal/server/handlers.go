@@ -15,7 +15,7 @@ import (
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 )
 
-// CreateContact makes an accepted pair (PROTOCOL.md §7) and raises contact_added to both
+// CreateContact makes an accepted pair (docs/protocol.md §7.3) and raises contact_added to both
 // users when the pair is new or restored.
 func (s *Server) CreateContact(ctx context.Context, req *connect.Request[chatv1.CreateContactRequest]) (*connect.Response[chatv1.CreateContactResponse], error) {
 	a, b := req.Msg.GetUserId(), req.Msg.GetOtherUserId()
@@ -114,7 +114,7 @@ func (s *Server) removeContact(ctx context.Context, a, b int64) error {
 		return err
 	}
 	if !found {
-		// Never in contact: fine, unless a user does not exist (PROTOCOL.md §7).
+		// Never in contact: fine, unless a user does not exist (docs/protocol.md §7.3).
 		names, err := s.users(ctx, a, b)
 		if err != nil {
 			return err
@@ -230,7 +230,7 @@ func (s *Server) chatList(ctx context.Context, user int64) ([]*chatv1.ChatInfo, 
 	return out, nil
 }
 
-// SendMessage stores a message and pushes it (PROTOCOL.md §4 Sending).
+// SendMessage stores a message and pushes it (docs/protocol.md §4.3).
 func (s *Server) SendMessage(ctx context.Context, req *connect.Request[chatv1.SendMessageRequest]) (*connect.Response[chatv1.SendMessageResponse], error) {
 	m := req.Msg
 	res, err := s.send(ctx, m)
@@ -517,7 +517,7 @@ func (s *Server) deliver(ctx context.Context, user int64, ids []int64) ([]int64,
 	return d.Changed, nil
 }
 
-// SetTyping relays TYPING_INDICATOR_ON/OFF to the other participant (PROTOCOL.md §5).
+// SetTyping relays TYPING_INDICATOR_ON/OFF to the other participant (docs/protocol.md §5.4).
 func (s *Server) SetTyping(ctx context.Context, req *connect.Request[chatv1.SetTypingRequest]) (*connect.Response[chatv1.SetTypingResponse], error) {
 	m := req.Msg
 	if err := s.setTyping(ctx, m.GetUserId(), m.GetChatId(), m.GetIsTyping()); err != nil {

@@ -136,6 +136,7 @@ type env struct {
 	srv      *Server
 	store    *store.Store
 	db       *sqldb.DB
+	queries  *dbtest.Counter // statements run on db
 	profiles *fakeProfiles
 	online   *online
 	notifier *fakeNotifier
@@ -148,7 +149,7 @@ type envOption func(*Config)
 func newEnv(tb testing.TB, url string, users int64, opts ...envOption) *env {
 	tb.Helper()
 	ctx := context.Background()
-	db := dbtest.OpenURL(tb, url)
+	db, queries := dbtest.OpenCounting(tb, url)
 	st := store.New(db)
 	if err := st.Migrate(ctx); err != nil {
 		tb.Fatalf("migrate: %v", err)
@@ -156,6 +157,7 @@ func newEnv(tb testing.TB, url string, users int64, opts ...envOption) *env {
 	e := &env{
 		store:    st,
 		db:       db,
+		queries:  queries,
 		profiles: &fakeProfiles{n: users},
 		online:   &online{users: map[int64]bool{}},
 		notifier: &fakeNotifier{},

@@ -13,6 +13,6 @@
 // Writer batches concurrent message inserts and delivery receipts into one transaction
 // (group commit); the statements of a batch are prepared once per connection (prepared.go).
 //
-// A Store is safe for concurrent use. It counts its statements (Queries) so tests can prove
-// that an operation runs a constant number of them.
+// A Store is safe for concurrent use. Tests count its statements with dbtest.OpenCounting
+// to prove that an operation runs a constant number of them.
 package store

@@ -70,24 +70,22 @@ func firstWords(q string) string {
 	return q
 }
 
-// txExec runs a cached statement in tx and counts it.
+// txExec runs a cached statement in tx.
 func (s *Store) txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
 	st, err := s.stmts.get(ctx, s.db, query)
 	if err != nil {
 		return nil, err
 	}
-	s.queries.Add(1)
 	// The tx-bound copy is closed with the transaction; the cached statement stays.
 	return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 }
 
-// txQuery runs a cached statement in tx and counts it.
+// txQuery runs a cached statement in tx.
 func (s *Store) txQuery(ctx context.Context, tx *sql.Tx, query string, args ...any) (*sql.Rows, error) {
 	st, err := s.stmts.get(ctx, s.db, query)
 	if err != nil {
 		return nil, err
 	}
-	s.queries.Add(1)
 	return tx.StmtContext(ctx, st).QueryContext(ctx, args...)
 }
 

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
-	"sync/atomic"
 
 	"github.com/charla/charla/chatsvc/internal/chat"
 	"github.com/charla/charla/shared/sqldb"
@@ -20,8 +19,7 @@ var migrations embed.FS
 
 // Store reads and writes the chat service's tables. It is safe for concurrent use.
 type Store struct {
-	db      *sqldb.DB
-	queries atomic.Int64
+	db *sqldb.DB
 	// byPair is prepared once: every send looks its contact up, and parsing the statement
 	// each time was a tenth of a send's CPU on SQLite.
 	byPair *sql.Stmt
@@ -130,10 +128,6 @@ func (s *Store) Close() error {
 // Dialect returns the dialect of the underlying database.
 func (s *Store) Dialect() sqldb.Dialect { return s.db.Dialect }
 
-// Queries returns how many SQL statements the store has run so far; tests use it to prove
-// that an operation runs a constant number of queries.
-func (s *Store) Queries() int64 { return s.queries.Load() }
-
 // querier is what *sql.DB and *sql.Tx share.
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
@@ -142,17 +136,14 @@ type querier interface {
 }
 
 func (s *Store) exec(ctx context.Context, q querier, query string, args ...any) (sql.Result, error) {
-	s.queries.Add(1)
 	return q.ExecContext(ctx, query, args...)
 }
 
 func (s *Store) query(ctx context.Context, q querier, query string, args ...any) (*sql.Rows, error) {
-	s.queries.Add(1)
 	return q.QueryContext(ctx, query, args...)
 }
 
 func (s *Store) queryRow(ctx context.Context, q querier, query string, args ...any) *sql.Row {
-	s.queries.Add(1)
 	return q.QueryRowContext(ctx, query, args...)
 }
 
@@ -186,7 +177,6 @@ func (s *Store) contactByPair(ctx context.Context, q querier, a, b int64) (chat.
 	u1, u2 := chat.Pair(a, b)
 	var row *sql.Row
 	if q == querier(s.db) && s.byPair != nil {
-		s.queries.Add(1)
 		row = s.byPair.QueryRowContext(ctx, u1, u2)
 	} else {
 		row = s.queryRow(ctx, q, contactByPairSQL, u1, u2)
@@ -478,7 +468,6 @@ func (s *Store) insertMessagesTx(ctx context.Context, tx *sql.Tx, msgs []chat.Me
 	for j := done; j < len(rows); j++ {
 		m := rows[j]
 		m.Status = chat.StatusSent
-		s.queries.Add(1)
 		res, err := stmt.ExecContext(ctx, m.ChatID, m.FromUserID, m.ToUserID, m.Text, m.CreatedAt, int(m.Status), clientIDArg(m.ClientMessageID))
 		if sqldb.IsDuplicate(err) && m.ClientMessageID != "" {
 			orig, found, err := s.messageByClientID(ctx, tx, m.FromUserID, m.ClientMessageID)

@@ -1,4 +1,4 @@
-// Package typing keeps the state behind TYPING_INDICATOR relays (PROTOCOL.md §5): which
+// Package typing keeps the state behind TYPING_INDICATOR relays (docs/protocol.md §5.4): which
 // ONs were relayed recently and are still in force. It stores nothing durable.
 //
 // The state lives in the memory of one chatsvc process. With several chatsvc processes
@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// Defaults of PROTOCOL.md §5.
+// Defaults of docs/protocol.md §5.4.
 const (
 	// RelayInterval is the least time between two relayed ONs of one sender in one chat.
 	RelayInterval = 3 * time.Second

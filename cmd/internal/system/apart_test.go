@@ -10,20 +10,21 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/charla/charla/cmd/internal/system"
+	"github.com/charla/charla/cmd/internal/system/systemtest"
 	"github.com/charla/charla/shared/bus"
 	"github.com/charla/charla/shared/bus/bustest"
 	"github.com/charla/charla/shared/sqldb"
 	"github.com/charla/charla/shared/sqldb/dbtest"
 )
 
-// frame is a WebSocket frame of PROTOCOL.md §3.
+// frame is a WebSocket frame of docs/protocol.md §3.
 type frame struct {
 	Type    string          `json:"type"`
 	PID     string          `json:"pid"`
 	Payload json.RawMessage `json:"payload"`
 }
 
-func dial(t *testing.T, s *system.System, token string) *websocket.Conn {
+func dial(t *testing.T, s *systemtest.System, token string) *websocket.Conn {
 	t.Helper()
 	c, res, err := websocket.DefaultDialer.Dial(s.URL(token), nil)
 	if err != nil {
@@ -60,14 +61,14 @@ func TestTwoDeploymentsOverNATS(t *testing.T) {
 	}
 	dbURL := dbtest.NewURL(t, backend)
 	url := bustest.NATSURL(t)
-	var deployments [2]*system.System
+	var deployments [2]*systemtest.System
 	for i := range deployments {
 		b, err := bus.Open(url)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { b.Close() })
-		deployments[i] = system.StartForTest(t, system.TestOptions{
+		deployments[i] = systemtest.Start(t, systemtest.Options{
 			DatabaseURL: dbURL,
 			Options:     func(o *system.Options) { o.Bus = b },
 		})

@@ -1,7 +1,7 @@
 // Package system wires the whole of Charla in one process: the four services mounted on one
 // internal RPC listener and the edge on its own listener, talking through the same Connect
 // clients over loopback as when deployed apart. cmd/charla runs it; the end-to-end tests
-// start one per test on a temporary database.
+// start one per test on a temporary database through package systemtest.
 package system
 
 import (

@@ -1,4 +1,4 @@
-// Package auth authenticates WebSocket handshakes (PROTOCOL.md §2, seed §4): it reads the
+// Package auth authenticates WebSocket handshakes (docs/protocol.md §2.1–§2.3): it reads the
 // session token from the query or the Authorization header, resolves it through the
 // profile service, and remembers recent answers in a small cache so that a reconnect storm
 // does not cost one database query per handshake.
@@ -6,7 +6,7 @@
 // The cache is keyed by a SHA-256 of the token (the token itself is never stored or
 // logged), bounded in entries and short-lived (TTL ≤ 10 s), so a revoked token can open new
 // connections for at most TTL after revocation; connections already open are closed by the
-// session watcher (package sessions) within PROTOCOL.md's 60 s. Concurrent handshakes with
+// session watcher (package sessions) within the 60 s of docs/protocol.md §2.6. Concurrent handshakes with
 // the same token share one lookup. Authenticator is safe for concurrent use.
 package auth
 
@@ -25,7 +25,7 @@ import (
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 )
 
-// UserData is what the edge keeps per connection about its session (seed §8.1, plus the
+// UserData is what the edge keeps per connection about its session (the user, and the
 // session it belongs to so that it can be closed when the session ends).
 type UserData struct {
 	SessionID int64
@@ -53,7 +53,7 @@ type Refusal struct {
 
 func (r *Refusal) Error() string { return r.Message }
 
-// Refusals, as PROTOCOL.md §2 words them.
+// Refusals, as docs/protocol.md §2.3 words them.
 var (
 	ErrNoToken       = &Refusal{Status: http.StatusUnauthorized, Message: "missing session token"}
 	ErrTokenMismatch = &Refusal{Status: http.StatusUnauthorized, Message: "query and header carry different tokens"}
@@ -137,7 +137,7 @@ func New(r Resolver, o Options) *Authenticator {
 }
 
 // Token extracts the session token of a handshake: ?token= (a leading "Bearer " stripped,
-// as in the seed) or "Authorization: Bearer". Both present and different is refused.
+// docs/protocol.md §2.1) or "Authorization: Bearer". Both present and different is refused.
 func Token(r *http.Request) (string, error) {
 	q := strings.TrimPrefix(r.URL.Query().Get("token"), "Bearer ")
 	h := ""

@@ -1,5 +1,5 @@
 // Package delivery reports delivery receipts: once NEW_CHAT_MESSAGE has been written to a
-// connection of its recipient, the message counts as delivered (PROTOCOL.md §5). Writes
+// connection of its recipient, the message counts as delivered (docs/protocol.md §5.3). Writes
 // happen on the connections' write pumps, which must never wait on an RPC, so Add only
 // records the id; one goroutine coalesces the ids per recipient and sends them in
 // MarkDelivered calls, many at a time: the chat service folds the calls that reach it

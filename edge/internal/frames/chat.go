@@ -23,7 +23,7 @@ func Status(s chatv1.MessageStatus) string {
 	}
 }
 
-// ChatInfo is one entry of CHAT_LIST (seed §8.2).
+// ChatInfo is one entry of CHAT_LIST (docs/protocol.md §6.1).
 type ChatInfo struct {
 	ChatID         string `json:"chatId"`
 	OtherUserID    int64  `json:"otherUserId"`
@@ -62,7 +62,7 @@ func ChatListFrom(res *chatv1.GetChatListResponse) ChatList {
 	return ChatList{Chats: chats}
 }
 
-// ChatMessage is a stored message (PROTOCOL.md §6).
+// ChatMessage is a stored message (docs/protocol.md §6.2).
 type ChatMessage struct {
 	ID              string `json:"id"`
 	ChatID          string `json:"chatId"`
@@ -140,7 +140,7 @@ type UpdatedAck struct {
 type Empty struct{}
 
 // NewChatMessage is the payload of NEW_CHAT_MESSAGE: the message plus the sender's userName
-// (seed §7.2).
+// (docs/protocol.md §5.2).
 type NewChatMessage struct {
 	ChatMessage
 	FromUsername string `json:"fromUsername"`

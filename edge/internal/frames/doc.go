@@ -1,4 +1,4 @@
-// Package frames is the JSON side of the WebSocket protocol (PROTOCOL.md §3–§6): it parses
+// Package frames is the JSON side of the WebSocket protocol (docs/protocol.md §3–§6): it parses
 // client frames and their payload fields with the exact rules of the contract (user ids as
 // JSON integers, other ids as decimal strings, null meaning absent), and turns the services'
 // proto messages into the reply and event payloads clients expect (ids as strings, lists

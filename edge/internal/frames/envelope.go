@@ -7,7 +7,7 @@ import (
 	"strconv"
 )
 
-// MaxPIDBytes is the longest pid a client may send (PROTOCOL.md §3).
+// MaxPIDBytes is the longest pid a client may send (docs/protocol.md §3.2).
 const MaxPIDBytes = 64
 
 // Error is a reply-worthy failure: an ERROR_NOTIFICATION code (400, 403, 404, 409, 413,
@@ -90,7 +90,7 @@ type Reply struct {
 	Payload any    `json:"payload"`
 }
 
-// ErrorPayload is the payload of ERROR_NOTIFICATION (seed §11.1).
+// ErrorPayload is the payload of ERROR_NOTIFICATION (docs/protocol.md §3.5).
 type ErrorPayload struct {
 	Code    int    `json:"code"`
 	Message string `json:"message"`

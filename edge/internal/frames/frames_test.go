@@ -2,6 +2,7 @@ package frames
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -57,3 +58,48 @@ func TestEventFrame(t *testing.T) {
 		t.Error("user_online carries lastSeen")
 	}
 }
+
+// TestParseUpdateProfileSkillLevel: a skill's level reaches the profile service as given, so
+// that it can tell "not given" (absent or null) from an explicit 0, which it refuses.
+func TestParseUpdateProfileSkillLevel(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		skill string
+		want  *int32 // nil: not given
+	}{
+		{"absent", `{"name":"Go"}`, nil},
+		{"null", `{"name":"Go","level":null}`, nil},
+		{"zero", `{"name":"Go","level":0}`, ptr(int32(0))},
+		{"three", `{"name":"Go","level":3}`, ptr(int32(3))},
+		{"out of range is the service's to refuse", `{"name":"Go","level":9}`, ptr(int32(9))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			req, err := ParseUpdateProfile(json.RawMessage(`{"curriculum":{"skills":[`+tt.skill+`]}}`), 7)
+			if err != nil {
+				t.Fatalf("ParseUpdateProfile: %v", err)
+			}
+			items := req.GetSkills().GetItems()
+			if len(items) != 1 {
+				t.Fatalf("got %d skills, want 1", len(items))
+			}
+			got := items[0].Level
+			switch {
+			case tt.want == nil && got != nil:
+				t.Errorf("level: got %d, want not given", *got)
+			case tt.want != nil && (got == nil || *got != *tt.want):
+				t.Errorf("level: got %v, want %d", got, *tt.want)
+			}
+		})
+	}
+	for _, bad := range []string{`"3"`, `3.5`, `true`, `4294967296`} {
+		_, err := ParseUpdateProfile(json.RawMessage(`{"curriculum":{"skills":[{"name":"Go","level":`+bad+`}]}}`), 7)
+		if err == nil || err.Code != 400 || !strings.Contains(err.Message, "curriculum.skills[0].level") {
+			t.Errorf("level %s: got %v, want 400 naming curriculum.skills[0].level", bad, err)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -9,10 +9,10 @@ import (
 	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
 )
 
-// TimestampLayout is RFC 3339 in UTC with milliseconds (seed §8.2).
+// TimestampLayout is RFC 3339 in UTC with milliseconds (docs/protocol.md §3.9).
 const TimestampLayout = "2006-01-02T15:04:05.000Z07:00"
 
-// NotificationInfo is one notification (seed §8.2).
+// NotificationInfo is one notification (docs/protocol.md §6.3).
 type NotificationInfo struct {
 	ID        string          `json:"id"`
 	Type      string          `json:"type"`

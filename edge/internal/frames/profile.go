@@ -7,7 +7,7 @@ import (
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 )
 
-// ProfileData is a profile as seen by its viewer (seed §8.2, PROTOCOL.md §6).
+// ProfileData is a profile as seen by its viewer (docs/protocol.md §6.4).
 type ProfileData struct {
 	ID          int64      `json:"id"`
 	UserName    string     `json:"userName"`
@@ -152,7 +152,7 @@ func ProfileFrom(p *profilev1.ProfileData) ProfileData {
 	return out
 }
 
-// updateKeys are the only keys UPDATE_MY_PROFILE accepts (PROTOCOL.md §4).
+// updateKeys are the only keys UPDATE_MY_PROFILE accepts (docs/protocol.md §4.10).
 var updateKeys = []string{"firstName", "lastName", "phone", "picture", "summary", "countryId", "curriculum"}
 
 var sectionKeys = []string{"education", "experience", "certifications", "skills", "languages", "projects"}
@@ -263,6 +263,14 @@ func (r *itemReader) str(key string) string {
 	return *s
 }
 
+// optInt32 reads an optional integer: nil when absent or null, so that an explicit 0 stays
+// distinguishable from "not given".
+func (r *itemReader) optInt32(key string) *int32 {
+	n, err := r.o.Int32(key)
+	r.fail(err)
+	return n
+}
+
 func (r *itemReader) int32(key string) int32 {
 	n, err := r.o.Int32(key)
 	r.fail(err)
@@ -355,7 +363,9 @@ func parseSection(req *profilev1.UpdateProfileRequest, section string, items []j
 	case "skills":
 		s := &profilev1.SkillSection{Items: make([]*profilev1.SkillItem, 0, len(readers))}
 		for _, r := range readers {
-			s.Items = append(s.Items, &profilev1.SkillItem{Id: r.id(), Name: r.str("name"), Level: r.int32("level")})
+			// A level is optional, and 1–5 when given: pass absent on as absent, so the
+			// profile service can refuse an explicit 0 (docs/protocol.md §4.10).
+			s.Items = append(s.Items, &profilev1.SkillItem{Id: r.id(), Name: r.str("name"), Level: r.optInt32("level")})
 			if r.err != nil {
 				return r.err
 			}

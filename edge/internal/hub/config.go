@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Config holds the limits and timeouts of PROTOCOL.md §2–§3.
+// Config holds the limits and timeouts of docs/protocol.md §2.5, §3.6–§3.8.
 type Config struct {
 	// PingPeriod is how often the server pings a connection. It must be shorter
 	// than PongWait so that a healthy client's pong always arrives in time.
@@ -19,7 +19,7 @@ type Config struct {
 	WriteWait time.Duration
 	// RequestTimeout is not used by the hub itself: the router applies it as the
 	// deadline of the RPC behind each frame. It lives here because it is part of
-	// the connection contract of PROTOCOL.md §2.
+	// the connection contract of docs/protocol.md §2.5.
 	RequestTimeout time.Duration
 	// MaxMessageSize is the largest client message, after reassembly of
 	// fragments; a larger one closes the connection with 1009.
@@ -44,7 +44,7 @@ type Config struct {
 	HandshakeTimeout time.Duration
 }
 
-// DefaultConfig returns the defaults of PROTOCOL.md §2 and §3.
+// DefaultConfig returns the defaults of docs/protocol.md §2.5 and §3.7.
 func DefaultConfig() Config {
 	return Config{
 		PingPeriod:        54 * time.Second,
@@ -98,7 +98,7 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// originAllowed implements the Origin rule of PROTOCOL.md §2.
+// originAllowed implements the Origin rule of docs/protocol.md §2.2.
 func (c *Config) originAllowed(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {

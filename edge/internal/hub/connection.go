@@ -61,7 +61,7 @@ type Connection[UserData any] struct {
 	closeCause    error
 	// inFrame: the read pump is inside ProcessClientMessage. Events sent meanwhile
 	// wait in held (counted in pending) until the frame's reply is queued, so a
-	// command's reply always precedes the events it causes (PROTOCOL.md §3).
+	// command's reply always precedes the events it causes (docs/protocol.md §3.4).
 	inFrame bool
 	held    []outMsg // nil unless an event arrived during a frame
 
@@ -153,7 +153,7 @@ type errorNotification struct {
 	Payload errorPayload `json:"payload"`
 }
 
-// SendErrorNotification sends the error reply of PROTOCOL.md §3:
+// SendErrorNotification sends the error reply of docs/protocol.md §3.5:
 // {"pid", "type": "ERROR_NOTIFICATION", "payload": {"code", "message"}}.
 func (c *Connection[U]) SendErrorNotification(pid string, code int, message string) error {
 	return c.SendJSON(errorNotification{PID: pid, Type: "ERROR_NOTIFICATION", Payload: errorPayload{code, message}})

@@ -1,4 +1,4 @@
-// Package hub is the connection manager of the WebSocket edge (seed §3, "customws").
+// Package hub is the connection manager of the WebSocket edge (the original design's "customws").
 //
 // A ConnectionManager upgrades HTTP requests to WebSocket connections after an
 // origin check and the application's authentication callback, keeps every live
@@ -35,7 +35,7 @@
 // events for that connection wait in a per-connection list, in order, and join
 // the queue right after the callback returns, behind the reply it queued. So a
 // command's reply precedes every event it causes on the same connection
-// (PROTOCOL.md §3) even when the service pushes the event before its RPC
+// (docs/protocol.md §3.4) even when the service pushes the event before its RPC
 // returns. Held events count against SendChannelBuffer. The list is nil unless
 // an event arrived during a frame: an idle connection pays nothing for it, and
 // no goroutine is involved.

@@ -51,7 +51,7 @@ func (e *CloseError) Error() string {
 // Unwrap lets errors.Is(err, ErrSlowConsumer) see the cause.
 func (e *CloseError) Unwrap() error { return e.Err }
 
-// writeHTTPError answers a refused handshake with the JSON body of PROTOCOL.md §2.
+// writeHTTPError answers a refused handshake with the JSON body of docs/protocol.md §2.3.
 func writeHTTPError(w http.ResponseWriter, status int, message string) {
 	body, _ := json.Marshal(struct {
 		Code    int    `json:"code"`

@@ -15,7 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// Callbacks are the application's hooks into the connection lifecycle (seed §3.2).
+// Callbacks are the application's hooks into the connection lifecycle.
 // Every callback but AuthenticateAndGetUserData runs on a goroutine of the
 // connection it concerns; none may block for long in the write path.
 type Callbacks[UserData any] struct {

@@ -10,7 +10,7 @@ import (
 
 // TestEventsDuringAFrameFollowItsReply: an event sent (from another goroutine, as the
 // upstream streams do) while ProcessClientMessage runs is written after the reply that
-// the callback queues, and events keep their order (PROTOCOL.md §3); outside a frame,
+// the callback queues, and events keep their order (docs/protocol.md §3.4); outside a frame,
 // events go out at once.
 func TestEventsDuringAFrameFollowItsReply(t *testing.T) {
 	t.Parallel()

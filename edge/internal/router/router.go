@@ -1,5 +1,5 @@
-// Package router answers client frames (seed §5.1): one handler per client type of
-// PROTOCOL.md §4, each in the seed's pattern (§6.1): decode and validate the payload, call
+// Package router answers client frames: one handler per client type of
+// docs/protocol.md §4, each in the same pattern: decode and validate the payload, call
 // the owning service with RequestTimeout as the deadline, and build the one reply.
 //
 // The router is pure with respect to the socket: Handle returns the reply bytes and the
@@ -23,7 +23,7 @@ import (
 	"github.com/charla/charla/shared/telemetry"
 )
 
-// Client types (PROTOCOL.md §4).
+// Client types (docs/protocol.md §4.1).
 const (
 	TypeGetChatList          = "GET_CHAT_LIST"
 	TypeSendChatMessage      = "SEND_CHAT_MESSAGE"
@@ -125,7 +125,7 @@ func (r *Router) Handle(ctx context.Context, c Caller, data []byte) []byte {
 	return reply
 }
 
-// unknownType labels frames whose type is missing or not one of PROTOCOL.md's.
+// unknownType labels frames whose type is missing or not one of docs/protocol.md §4.1.
 const unknownType = "unknown"
 
 func (r *Router) handle(ctx context.Context, c Caller, f frames.Frame, ferr *frames.Error, h handler, ok bool, pid string) (int, []byte) {

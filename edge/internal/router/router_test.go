@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	chatv1 "github.com/charla/charla/proto/gen/chat/v1"
@@ -521,7 +522,7 @@ func TestReplyShapes(t *testing.T) {
 				Education:      []*profilev1.EducationItem{{Id: 1, Institution: "UCM", CountryId: 724, CountryName: "Spain"}},
 				Experience:     []*profilev1.ExperienceItem{{Id: 2, Company: "C", Position: "P"}},
 				Certifications: []*profilev1.CertificationItem{{Id: 3, Name: "N"}},
-				Skills:         []*profilev1.SkillItem{{Id: 4, Name: "Go", Level: 5}},
+				Skills:         []*profilev1.SkillItem{{Id: 4, Name: "Go", Level: proto.Int32(5)}},
 				Languages:      []*profilev1.LanguageItem{{Id: 5, Name: "es", Proficiency: "native"}},
 				Projects:       []*profilev1.ProjectItem{{Id: 6, Name: "x", Url: "https://x"}},
 			}}}, nil

@@ -98,8 +98,7 @@ func TestDownWhileUnreachable(t *testing.T) {
 	// Each attempt records the status it finds: from the second on, the stream must be
 	// down with the previous attempt's error.
 	seen := make(chan Status, 100)
-	var set *Set
-	set = NewSet(Backoff{Base: time.Millisecond, Max: 2 * time.Millisecond, Reset: time.Hour}, nil)
+	set := NewSet(Backoff{Base: time.Millisecond, Max: 2 * time.Millisecond, Reset: time.Hour}, nil)
 	set.Add("presence", func(ctx context.Context, opened func()) error {
 		select {
 		case seen <- set.Status()[0]:

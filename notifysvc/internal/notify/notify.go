@@ -10,7 +10,7 @@ import (
 	"unicode/utf8"
 )
 
-// Limits of PROTOCOL.md §4 and §7.
+// Limits of docs/protocol.md §4.11 and §7.2.
 const (
 	// MaxTypeBytes bounds Type, which is 1–64 of [a-z0-9_.-].
 	MaxTypeBytes = 64

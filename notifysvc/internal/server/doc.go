@@ -3,7 +3,7 @@
 // NEW_NOTIFICATION through the event fan-out. Errors become Connect errors in one place,
 // connectError, so no SQL or internal detail reaches a caller.
 //
-// Order of checks, as PROTOCOL.md §3 wants: input (invalid_argument naming the field), then
+// Order of checks, as docs/protocol.md §3.5 wants: input (invalid_argument naming the field), then
 // existence (not_found for an unknown user, or a notification that is not the caller's).
 //
 // Concurrency: a *Server holds no mutable state of its own and serves calls concurrently;

@@ -140,7 +140,7 @@ type queries struct {
 	lockUser string
 	// ensureUser creates the user's row if missing, so that it can be locked (MySQL only).
 	ensureUser string
-	// setStatus is the UserStatus upsert of seed §9.2: LastSeen only changes going offline.
+	// setStatus is the UserStatus upsert: LastSeen only changes going offline.
 	setStatus string
 	// edgeLease reads an edge's lease, share-locking the row on MySQL so that edge cleanup
 	// cannot remove the edge under a connection being added.
@@ -361,7 +361,7 @@ func (t *tx) lockUser(userID int64) (presence.Presence, error) {
 }
 
 // settle derives the user's state from the connections that remain and, on a real
-// transition, stores it with the §9.2 upsert. before is what lockUser returned.
+// transition, stores it with the setStatus upsert. before is what lockUser returned.
 func (t *tx) settle(before presence.Presence, now int64) (presence.Transition, error) {
 	var online bool
 	if err := t.queryRow(qLiveOnline, before.UserID, now).Scan(&online); err != nil {

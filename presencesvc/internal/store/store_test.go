@@ -90,7 +90,7 @@ func TestFailuresDoNotSpoilOthers(t *testing.T) {
 	})
 }
 
-// TestUpsertKeepsLastSeen checks the §9.2 upsert: LastSeen changes only going offline.
+// TestUpsertKeepsLastSeen checks the setStatus upsert: LastSeen changes only going offline.
 func TestUpsertKeepsLastSeen(t *testing.T) {
 	t.Parallel()
 	dbtest.ForEachBackend(t, func(t *testing.T, url string) {

@@ -11,7 +11,7 @@ import (
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 )
 
-// Limits of PROTOCOL.md §4 and §7.
+// Limits of docs/protocol.md §4.10 and §7.3.
 const (
 	MaxNameLen        = 100  // firstName, lastName, in code points
 	MaxSummaryLen     = 2000 // summary, in code points
@@ -23,6 +23,8 @@ const (
 	MaxItems          = 50   // items per curriculum section
 	MinUserNameLen    = 3
 	MaxUserNameLen    = 32
+	MinSkillLevel     = 1 // a skill's level, when given
+	MaxSkillLevel     = 5
 
 	// DefaultSessionTTL is the lifetime of a session created with ttlSeconds 0.
 	DefaultSessionTTL = 30 * 24 * time.Hour
@@ -432,14 +434,14 @@ func validateCertification(p string, in *profilev1.CertificationItem) (*profilev
 }
 
 func validateSkill(p string, in *profilev1.SkillItem) (*profilev1.SkillItem, error) {
-	it := &profilev1.SkillItem{Id: in.GetId(), Name: strings.TrimSpace(in.GetName()), Level: in.GetLevel()}
+	it := &profilev1.SkillItem{Id: in.GetId(), Name: strings.TrimSpace(in.GetName()), Level: in.Level}
 	if err := title(p, "name", it.Name, true); err != nil {
 		return nil, err
 	}
-	// PROTOCOL.md §4 requires only a skill's name: level 0 is "not given" (like countryId 0),
-	// otherwise it is 1–5.
-	if it.Level < 0 || it.Level > 5 {
-		return nil, Errorf(Invalid, "%slevel: want 1 to 5, got %d", p, it.Level)
+	// A skill's level may be left out (docs/protocol.md §4.10); given, it is 1–5, so an
+	// explicit 0 is refused like any other value out of range.
+	if it.Level != nil && (*it.Level < MinSkillLevel || *it.Level > MaxSkillLevel) {
+		return nil, Errorf(Invalid, "%slevel: want %d to %d when given, got %d", p, MinSkillLevel, MaxSkillLevel, *it.Level)
 	}
 	return it, nil
 }

@@ -6,8 +6,8 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/charla/charla/profilesvc/internal/testdb"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
+	"github.com/charla/charla/shared/sqldb/dbtest"
 )
 
 // BenchmarkGetProfile measures GET_USER_PROFILE as the edge makes it: a Connect call over
@@ -15,7 +15,7 @@ import (
 // (so the chat and presence fakes are asked too, and everything is visible). It reports
 // the database statements per call as queries/op.
 func BenchmarkGetProfile(b *testing.B) {
-	for _, backend := range testdb.Backends {
+	for _, backend := range dbtest.Backends {
 		b.Run(string(backend), func(b *testing.B) {
 			e := newEnv(b, backend)
 			owner, viewer := e.createUser(b), e.createUser(b)

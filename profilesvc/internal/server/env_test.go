@@ -18,13 +18,13 @@ import (
 
 	"github.com/charla/charla/profilesvc/internal/server"
 	"github.com/charla/charla/profilesvc/internal/store"
-	"github.com/charla/charla/profilesvc/internal/testdb"
 	chatv1 "github.com/charla/charla/proto/gen/chat/v1"
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 	"github.com/charla/charla/proto/gen/profile/v1/profilev1connect"
 	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/sqldb"
+	"github.com/charla/charla/shared/sqldb/dbtest"
 )
 
 // fakeContacts answers ListContactIds from a map, or fails with err.
@@ -142,7 +142,7 @@ func (f *fakeEvents) all() []published {
 type env struct {
 	client   profilev1connect.ProfileServiceClient
 	db       *sqldb.DB
-	queries  *testdb.Counter
+	queries  *dbtest.Counter
 	contacts *fakeContacts
 	presence *fakePresence
 	events   *fakeEvents
@@ -170,7 +170,11 @@ func (b *syncBuffer) String() string {
 
 func newEnv(tb testing.TB, backend sqldb.Dialect) *env {
 	tb.Helper()
-	db, counter := testdb.Open(tb, backend)
+	db, counter := dbtest.OpenCounting(tb, dbtest.NewURL(tb, backend))
+	if err := store.Migrate(context.Background(), db); err != nil {
+		tb.Fatalf("migrate: %v", err)
+	}
+	counter.Reset()
 	e := &env{
 		db:       db,
 		queries:  counter,
@@ -200,7 +204,7 @@ func (e *env) advance(d time.Duration) { e.clock.Add(d.Milliseconds()) }
 // forEachBackend runs fn as a parallel subtest on SQLite and (when configured) MySQL.
 func forEachBackend(t *testing.T, fn func(t *testing.T, e *env)) {
 	t.Helper()
-	for _, b := range testdb.Backends {
+	for _, b := range dbtest.Backends {
 		t.Run(string(b), func(t *testing.T) {
 			t.Parallel()
 			fn(t, newEnv(t, b))

@@ -37,7 +37,7 @@ func fullUpdate(userID int64, n int) *profilev1.UpdateProfileRequest {
 		req.Certifications.Items = append(req.Certifications.Items, &profilev1.CertificationItem{
 			Name: fmt.Sprintf("Cert %d", i), Issuer: "CNCF", IssueDate: "2020-02-29", CredentialUrl: "https://example.com/c",
 		})
-		req.Skills.Items = append(req.Skills.Items, &profilev1.SkillItem{Name: fmt.Sprintf("Skill %d", i), Level: int32(i%5 + 1)})
+		req.Skills.Items = append(req.Skills.Items, &profilev1.SkillItem{Name: fmt.Sprintf("Skill %d", i), Level: proto.Int32(int32(i%5 + 1))})
 		req.Languages.Items = append(req.Languages.Items, &profilev1.LanguageItem{Name: fmt.Sprintf("Lang %d", i), Proficiency: "advanced"})
 		req.Projects.Items = append(req.Projects.Items, &profilev1.ProjectItem{
 			Name: fmt.Sprintf("Project %d", i), Description: "A project.", Url: "http://example.com/p", StartDate: "2021-01-01", EndDate: "2021-12-31",
@@ -215,6 +215,28 @@ func TestUpdateProfile(t *testing.T) {
 	})
 }
 
+// TestSkillLevelOptional: a skill's level may be left out, and then comes back absent (read
+// as 0); given, it is kept. An explicit 0 is refused (TestUpdateProfileValidation).
+func TestSkillLevelOptional(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, e *env) {
+		u := e.createUser(t)
+		p := e.update(t, &profilev1.UpdateProfileRequest{UserId: u.GetId(), Skills: &profilev1.SkillSection{Items: []*profilev1.SkillItem{
+			{Name: "Go"}, {Name: "SQL", Level: proto.Int32(3)},
+		}}})
+		skills := p.GetCurriculum().GetSkills()
+		if len(skills) != 2 {
+			t.Fatalf("got %d skills, want 2", len(skills))
+		}
+		if skills[0].Level != nil {
+			t.Errorf("skill without a level: got level %d, want none", skills[0].GetLevel())
+		}
+		if skills[1].Level == nil || skills[1].GetLevel() != 3 {
+			t.Errorf("skill with level 3: got %v, want 3", skills[1].Level)
+		}
+	})
+}
+
 func TestUpdateProfileForeignItemIsAllOrNothing(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, e *env) {
@@ -269,7 +291,7 @@ func TestUpdateProfileValidation(t *testing.T) {
 		{"countryId negative", func(r *profilev1.UpdateProfileRequest) { r.CountryId = proto.Int32(-4) }, "countryId:"},
 		{"51 skills", func(r *profilev1.UpdateProfileRequest) {
 			for range 51 - len(r.Skills.Items) {
-				r.Skills.Items = append(r.Skills.Items, &profilev1.SkillItem{Name: "s", Level: 1})
+				r.Skills.Items = append(r.Skills.Items, &profilev1.SkillItem{Name: "s", Level: proto.Int32(1)})
 			}
 		}, "curriculum.skills:"},
 		{"institution missing", func(r *profilev1.UpdateProfileRequest) { r.Education.Items[1].Institution = "" }, "curriculum.education[1].institution:"},
@@ -287,8 +309,10 @@ func TestUpdateProfileValidation(t *testing.T) {
 		{"project end before start", func(r *profilev1.UpdateProfileRequest) { r.Projects.Items[1].EndDate = "2020-12-31" }, "curriculum.projects[1].endDate:"},
 		{"certification name missing", func(r *profilev1.UpdateProfileRequest) { r.Certifications.Items[0].Name = "" }, "curriculum.certifications[0].name:"},
 		{"credentialUrl", func(r *profilev1.UpdateProfileRequest) { r.Certifications.Items[1].CredentialUrl = "example.com/c" }, "curriculum.certifications[1].credentialUrl:"},
-		{"skill level -1", func(r *profilev1.UpdateProfileRequest) { r.Skills.Items[0].Level = -1 }, "curriculum.skills[0].level:"},
-		{"skill level 6", func(r *profilev1.UpdateProfileRequest) { r.Skills.Items[1].Level = 6 }, "curriculum.skills[1].level:"},
+		{"skill level -1", func(r *profilev1.UpdateProfileRequest) { r.Skills.Items[0].Level = proto.Int32(-1) }, "curriculum.skills[0].level:"},
+		{"skill level 6", func(r *profilev1.UpdateProfileRequest) { r.Skills.Items[1].Level = proto.Int32(6) }, "curriculum.skills[1].level:"},
+		// Given, a level is 1–5: an explicit 0 is not "no level" (docs/protocol.md §4.10).
+		{"skill level 0 given", func(r *profilev1.UpdateProfileRequest) { r.Skills.Items[1].Level = proto.Int32(0) }, "curriculum.skills[1].level:"},
 		{"language proficiency", func(r *profilev1.UpdateProfileRequest) { r.Languages.Items[0].Proficiency = "expert" }, "curriculum.languages[0].proficiency:"},
 		{"language proficiency missing", func(r *profilev1.UpdateProfileRequest) { r.Languages.Items[0].Proficiency = "" }, "curriculum.languages[0].proficiency:"},
 		{"language name missing", func(r *profilev1.UpdateProfileRequest) { r.Languages.Items[1].Name = "" }, "curriculum.languages[1].name:"},
@@ -320,7 +344,7 @@ func TestUpdateProfileValidation(t *testing.T) {
 		req.Education.Items[0].Institution = long(200)
 		req.Experience.Items[0].Description = long(2000)
 		req.Experience.Items[1].StartDate, req.Experience.Items[1].EndDate = "2020-02-29", "2020-02-29"
-		req.Skills.Items[0].Level = 0 // a skill's level is optional: 0 is none
+		req.Skills.Items[0].Level = nil // a skill's level may be left out
 		if _, err := e.client.UpdateProfile(context.Background(), connect.NewRequest(req)); err != nil {
 			t.Fatalf("update at the limits: %v", err)
 		}

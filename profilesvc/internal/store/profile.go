@@ -15,7 +15,7 @@ import (
 
 // Profile implements profile.Store. It runs seven queries whatever the number of items:
 // one for the user with its country, one per curriculum section; education and experience
-// take their countryName from a LEFT JOIN on Country (seed §10). The queries run outside a
+// take their countryName from a LEFT JOIN on Country (docs/protocol.md §6.4: one JOIN per section). The queries run outside a
 // transaction: on SQLite a transaction would take the write lock, and a profile read
 // across a concurrent update at worst mixes the old and new version of different sections.
 func (s *Store) Profile(ctx context.Context, userID int64) (*profilev1.ProfileData, error) {
@@ -77,7 +77,15 @@ func (s *Store) Profile(ctx context.Context, userID int64) (*profilev1.ProfileDa
 				func(r *sql.Rows) error {
 					it := new(profilev1.SkillItem)
 					cv.Skills = append(cv.Skills, it)
-					return r.Scan(&it.Id, &it.Name, &it.Level)
+					// Level 0 is stored for a skill given without one; it stays absent.
+					var level int32
+					if err := r.Scan(&it.Id, &it.Name, &level); err != nil {
+						return err
+					}
+					if level != 0 {
+						it.Level = &level
+					}
+					return nil
 				})
 		},
 		func() error {
@@ -195,7 +203,7 @@ func (s *Store) UpdateProfile(ctx context.Context, u profile.Update) error {
 		sec := section{name: "skills", table: "Skill", columns: []string{"Name", "Level"}}
 		for _, it := range u.Skills {
 			sec.ids = append(sec.ids, it.Id)
-			sec.rows = append(sec.rows, []any{it.Name, it.Level})
+			sec.rows = append(sec.rows, []any{it.Name, it.GetLevel()}) // 0 when not given
 		}
 		sections = append(sections, sec)
 	}

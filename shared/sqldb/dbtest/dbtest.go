@@ -2,6 +2,9 @@
 // SQLite always (a file under t.TempDir()), MySQL when MYSQL_TEST_DSN is set (a fresh
 // database created on that server and dropped at cleanup). Without MYSQL_TEST_DSN the MySQL
 // run is skipped with a printed reason; REQUIRE_MYSQL=1 turns that skip into a failure.
+//
+// OpenCounting opens such a database behind a statement counter, the one helper tests use
+// to prove that an operation runs a constant number of queries.
 package dbtest
 
 import (
@@ -19,11 +22,14 @@ import (
 	"github.com/charla/charla/shared/sqldb"
 )
 
+// Backends are the dialects every store test runs on.
+var Backends = []sqldb.Dialect{sqldb.SQLite, sqldb.MySQL}
+
 // ForEachBackend runs fn as a parallel subtest per backend ("sqlite", "mysql"), each
 // with the URL of a fresh, empty database of its own.
 func ForEachBackend(t *testing.T, fn func(t *testing.T, url string)) {
 	t.Helper()
-	for _, backend := range []sqldb.Dialect{sqldb.SQLite, sqldb.MySQL} {
+	for _, backend := range Backends {
 		t.Run(string(backend), func(t *testing.T) {
 			t.Parallel()
 			fn(t, NewURL(t, backend))

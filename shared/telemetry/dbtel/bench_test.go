@@ -11,7 +11,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/charla/charla/shared/sqldb"
-	"github.com/charla/charla/shared/telemetry"
+	"github.com/charla/charla/shared/telemetry/telemetrytest"
 )
 
 // BenchmarkQuery is one indexed SELECT on SQLite: through database/sql alone (raw), through
@@ -57,7 +57,7 @@ func BenchmarkQuery(b *testing.B) {
 		run(b, context.Background(), db.DB)
 	})
 	b.Run("instrumented/tracing=on", func(b *testing.B) {
-		tel := telemetry.SetupForTest(b, tracetest.NewNoopExporter())
+		tel := telemetrytest.Setup(b, tracetest.NewNoopExporter())
 		db, err := sqldb.Open(context.Background(), "sqlite://"+filepath.Join(b.TempDir(), "on.db"))
 		if err != nil {
 			b.Fatal(err)

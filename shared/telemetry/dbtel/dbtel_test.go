@@ -10,8 +10,8 @@ import (
 
 	"github.com/charla/charla/shared/sqldb"
 	"github.com/charla/charla/shared/sqldb/dbtest"
-	"github.com/charla/charla/shared/telemetry"
 	"github.com/charla/charla/shared/telemetry/dbtel"
+	"github.com/charla/charla/shared/telemetry/telemetrytest"
 )
 
 func TestNormalize(t *testing.T) {
@@ -55,7 +55,7 @@ func TestSpanNameTruncated(t *testing.T) {
 func TestOpenBeforeSetup(t *testing.T) {
 	db := dbtest.Open(t, sqldb.SQLite)
 	exp := tracetest.NewInMemoryExporter()
-	tel := telemetry.SetupForTest(t, exp)
+	tel := telemetrytest.Setup(t, exp)
 	ctx, span := tel.TracerProvider().Tracer("test").Start(context.Background(), "parent")
 	var n int
 	if err := db.QueryRowContext(ctx, "SELECT 1 + ?", 41).Scan(&n); err != nil {

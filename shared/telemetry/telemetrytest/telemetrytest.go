@@ -9,7 +9,7 @@
 //	m.Sum("charla_edge_frames_total", `charla_message_type="PING"`)
 //
 // New installs the telemetry as the OpenTelemetry globals for the test's duration; tests
-// calling it take turns (see telemetry.SetupForTest).
+// calling it take turns (see Setup).
 package telemetrytest
 
 import (
@@ -34,7 +34,7 @@ type Recorder struct {
 func New(tb testing.TB) (*telemetry.Telemetry, *Recorder) {
 	tb.Helper()
 	rec := &Recorder{exp: tracetest.NewInMemoryExporter()}
-	tel := telemetry.SetupForTest(tb, rec.exp)
+	tel := Setup(tb, rec.exp)
 	tb.Cleanup(func() {
 		if tb.Failed() {
 			tb.Logf("recorded spans:\n%s", rec)
@@ -77,7 +77,7 @@ func (r *Recorder) Spans() []Span {
 			sp.ParentID = s.Parent.SpanID().String()
 		}
 		for _, a := range s.Attributes {
-			sp.Attrs[string(a.Key)] = a.Value.Emit()
+			sp.Attrs[string(a.Key)] = a.Value.String()
 		}
 		for _, l := range s.Links {
 			sp.Links = append(sp.Links, l.SpanContext.SpanID().String())
@@ -85,7 +85,7 @@ func (r *Recorder) Spans() []Span {
 		for _, ev := range s.Events {
 			m := make(map[string]string, len(ev.Attributes))
 			for _, a := range ev.Attributes {
-				m[string(a.Key)] = a.Value.Emit()
+				m[string(a.Key)] = a.Value.String()
 			}
 			sp.EventAttrs = append(sp.EventAttrs, m)
 		}

@@ -7,7 +7,7 @@
 // Package chat.v1 is the chat service: contacts, the chat list, persisted one-to-one
 // messages with delivery and read receipts, typing indicators and history.
 //
-// Error codes (mapped by the edge to the WebSocket error codes of PROTOCOL.md §3):
+// Error codes (mapped by the edge to the WebSocket error codes of docs/protocol.md §3.5):
 // invalid_argument → 400, out_of_range → 413 (text too long), not_found → 404 (also for
 // something that exists but is not the caller's), permission_denied → 403 (not an accepted
 // contact), already_exists → 409 (clientMessageId reused for another message),
@@ -473,7 +473,7 @@ func (x *GetChatListRequest) GetUserId() int64 {
 	return 0
 }
 
-// ChatInfo is one entry of the chat list (seed §8.2).
+// ChatInfo is one entry of the chat list (docs/protocol.md §6.1).
 type ChatInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Id of the chat.

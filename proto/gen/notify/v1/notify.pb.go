@@ -28,7 +28,7 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// Notification is one stored notification (NotificationInfo of seed §8.2).
+// Notification is one stored notification (NotificationInfo of docs/protocol.md §6.3).
 type Notification struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Id, increasing with creation time.

@@ -1318,8 +1318,9 @@ type SkillItem struct {
 	Id int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Name; required.
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	// Level 1–5, or 0 when not given.
-	Level         int32 `protobuf:"varint,3,opt,name=level,proto3" json:"level,omitempty"`
+	// Level 1–5. Absent when not given (a profile then shows 0); given, it must be 1–5, so
+	// an explicit 0 is invalid (docs/protocol.md §6.4).
+	Level         *int32 `protobuf:"varint,3,opt,name=level,proto3,oneof" json:"level,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1369,8 +1370,8 @@ func (x *SkillItem) GetName() string {
 }
 
 func (x *SkillItem) GetLevel() int32 {
-	if x != nil {
-		return x.Level
+	if x != nil && x.Level != nil {
+		return *x.Level
 	}
 	return 0
 }
@@ -1621,7 +1622,7 @@ func (x *Curriculum) GetProjects() []*ProjectItem {
 	return nil
 }
 
-// ProfileData is a profile as seen by a viewer (seed §8.2).
+// ProfileData is a profile as seen by a viewer (docs/protocol.md §6.4).
 type ProfileData struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// User id.
@@ -2643,11 +2644,12 @@ const file_profile_v1_profile_proto_rawDesc = "" +
 	"\x06issuer\x18\x03 \x01(\tR\x06issuer\x12\x1d\n" +
 	"\n" +
 	"issue_date\x18\x04 \x01(\tR\tissueDate\x12%\n" +
-	"\x0ecredential_url\x18\x05 \x01(\tR\rcredentialUrl\"E\n" +
+	"\x0ecredential_url\x18\x05 \x01(\tR\rcredentialUrl\"T\n" +
 	"\tSkillItem\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
-	"\x05level\x18\x03 \x01(\x05R\x05level\"T\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x19\n" +
+	"\x05level\x18\x03 \x01(\x05H\x00R\x05level\x88\x01\x01B\b\n" +
+	"\x06_level\"T\n" +
 	"\fLanguageItem\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -2893,6 +2895,7 @@ func file_profile_v1_profile_proto_init() {
 	if File_profile_v1_profile_proto != nil {
 		return
 	}
+	file_profile_v1_profile_proto_msgTypes[20].OneofWrappers = []any{}
 	file_profile_v1_profile_proto_msgTypes[33].OneofWrappers = []any{}
 	file_profile_v1_profile_proto_msgTypes[37].OneofWrappers = []any{
 		(*StreamEventsResponse_SessionEnded)(nil),

@@ -1,10 +1,9 @@
-// Package testdb opens per-test databases (through shared/sqldb/dbtest) behind a driver
-// wrapper that counts the statements sent to the database, so tests and benchmarks can
-// assert and report queries per call. It is for tests only.
-//
-// The wrapper counts every query and exec, prepared or not, and nothing else (BEGIN,
-// COMMIT, pings and connection resets are not counted). A Counter is safe for concurrent use.
-package testdb
+package dbtest
+
+// The query counter: a driver wrapper that counts the statements sent to the database, so
+// tests and benchmarks can assert and report queries per call on a database configured
+// exactly as in production (sqldb.OpenWith). It counts every query and exec, prepared or
+// not, and nothing else (BEGIN, COMMIT, pings and connection resets are not counted).
 
 import (
 	"context"
@@ -13,12 +12,11 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/charla/charla/profilesvc/internal/store"
 	"github.com/charla/charla/shared/sqldb"
-	"github.com/charla/charla/shared/sqldb/dbtest"
 )
 
-// Counter counts statements.
+// Counter counts the statements a database opened by OpenCounting runs. It is safe for
+// concurrent use.
 type Counter struct{ n atomic.Int64 }
 
 // Load returns the number of statements so far.
@@ -27,26 +25,19 @@ func (c *Counter) Load() int64 { return c.n.Load() }
 // Reset sets the count to zero.
 func (c *Counter) Reset() { c.n.Store(0) }
 
-// Backends are the dialects tests run on.
-var Backends = []sqldb.Dialect{sqldb.SQLite, sqldb.MySQL}
-
-// Open returns a fresh, migrated database on backend behind a counting driver, closed when
-// the test ends. It is opened by sqldb.OpenWith, so it is configured exactly as in
-// production. MySQL is skipped (or failed) as dbtest decides when it is not configured.
-func Open(tb testing.TB, backend sqldb.Dialect) (*sqldb.DB, *Counter) {
+// OpenCounting is OpenURL behind a counting driver: it opens url (one NewURL or
+// ForEachBackend gave) with sqldb.OpenWith, closes it when the test ends, and counts every
+// statement in the returned Counter.
+func OpenCounting(tb testing.TB, url string) (*sqldb.DB, *Counter) {
 	tb.Helper()
 	c := new(Counter)
-	db, err := sqldb.OpenWith(context.Background(), dbtest.NewURL(tb, backend), func(inner driver.Connector) driver.Connector {
+	db, err := sqldb.OpenWith(context.Background(), url, func(inner driver.Connector) driver.Connector {
 		return &countingConnector{inner: inner, c: c}
 	})
 	if err != nil {
-		tb.Fatalf("testdb: %v", err)
+		tb.Fatalf("dbtest: open: %v", err)
 	}
 	tb.Cleanup(func() { db.Close() })
-	if err := store.Migrate(context.Background(), db); err != nil {
-		tb.Fatalf("testdb: migrate: %v", err)
-	}
-	c.Reset()
 	return db, c
 }
 
@@ -117,7 +108,8 @@ func (cn *countingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (dri
 	if b, ok := cn.Conn.(driver.ConnBeginTx); ok {
 		return b.BeginTx(ctx, opts)
 	}
-	return cn.Conn.Begin() //nolint:staticcheck // fallback for old drivers
+	//lint:ignore SA1019 the fallback database/sql itself uses for drivers without BeginTx
+	return cn.Conn.Begin()
 }
 
 func (cn *countingConn) ResetSession(ctx context.Context) error {
@@ -151,7 +143,7 @@ func (s *countingStmt) ExecContext(ctx context.Context, args []driver.NamedValue
 	if e, ok := s.Stmt.(driver.StmtExecContext); ok {
 		return e.ExecContext(ctx, args)
 	}
-	return nil, fmt.Errorf("testdb: driver statement lacks ExecContext")
+	return nil, fmt.Errorf("dbtest: driver statement lacks ExecContext")
 }
 
 func (s *countingStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
@@ -159,5 +151,5 @@ func (s *countingStmt) QueryContext(ctx context.Context, args []driver.NamedValu
 	if q, ok := s.Stmt.(driver.StmtQueryContext); ok {
 		return q.QueryContext(ctx, args)
 	}
-	return nil, fmt.Errorf("testdb: driver statement lacks QueryContext")
+	return nil, fmt.Errorf("dbtest: driver statement lacks QueryContext")
 }

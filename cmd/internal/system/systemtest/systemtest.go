@@ -1,4 +1,7 @@
-package system
+// Package systemtest starts a whole Charla system (package system) for one test, on loopback
+// ports and a temporary database, and creates users and contacts in it. It is for tests
+// only, kept apart from package system so that no production binary links "testing".
+package systemtest
 
 import (
 	"context"
@@ -18,22 +21,28 @@ import (
 	"github.com/charla/charla/shared/sqldb"
 	"github.com/charla/charla/shared/sqldb/dbtest"
 
+	"github.com/charla/charla/cmd/internal/system"
 	"github.com/charla/charla/edge"
 )
 
-// TestOptions tune a test System.
-type TestOptions struct {
+// Options tune a test System.
+type Options struct {
 	// DatabaseURL defaults to a new SQLite file in t.TempDir(), or to a new MySQL database
 	// on MYSQL_TEST_DSN's server when E2E_BACKEND=mysql.
 	DatabaseURL string
 	// EdgeConfig may change the edge's default configuration.
 	EdgeConfig func(*edge.Config)
 	// Options may change anything else before start.
-	Options func(*Options)
+	Options func(*system.Options)
 }
 
-// StartForTest starts a whole System on loopback ports for one test and stops it at cleanup.
-func StartForTest(tb testing.TB, topts TestOptions) *System {
+// System is a running system with the helpers tests use.
+type System struct {
+	*system.System
+}
+
+// Start starts a whole System on loopback ports for one test and stops it at cleanup.
+func Start(tb testing.TB, topts Options) *System {
 	tb.Helper()
 	l := config.New("test")
 	edgeConfig := edge.DeclareConfig(l)
@@ -53,13 +62,13 @@ func StartForTest(tb testing.TB, topts TestOptions) *System {
 	default:
 		url = "sqlite://" + filepath.Join(tb.TempDir(), "charla.db")
 	}
-	opts := Options{Edge: ec, RPCAddr: "127.0.0.1:0", DatabaseURL: url, Log: logging.Discard()}
+	opts := system.Options{Edge: ec, RPCAddr: "127.0.0.1:0", DatabaseURL: url, Log: logging.Discard()}
 	if topts.Options != nil {
 		topts.Options(&opts)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := Start(ctx, opts)
+	s, err := system.Start(ctx, opts)
 	if err != nil {
 		tb.Fatalf("system: start: %v", err)
 	}
@@ -68,7 +77,7 @@ func StartForTest(tb testing.TB, topts TestOptions) *System {
 		defer cancel()
 		s.Close(ctx)
 	})
-	return s
+	return &System{System: s}
 }
 
 // URL returns the WebSocket URL of the edge with token.
@@ -83,15 +92,15 @@ func (s *System) HTTPURL(path string) string {
 
 var userSeq atomic.Int64
 
-// TestUser is a user created for a test, with a session token.
-type TestUser struct {
+// User is a user created for a test, with a session token.
+type User struct {
 	ID       int64
 	UserName string
 	Token    string
 }
 
 // NewUser creates a user with a unique name (prefix plus a counter) and a session.
-func (s *System) NewUser(tb testing.TB, prefix string) TestUser {
+func (s *System) NewUser(tb testing.TB, prefix string) User {
 	tb.Helper()
 	ctx := context.Background()
 	name := fmt.Sprintf("%s%d", prefix, userSeq.Add(1))
@@ -106,11 +115,11 @@ func (s *System) NewUser(tb testing.TB, prefix string) TestUser {
 	if err != nil {
 		tb.Fatalf("system: create session for %s: %v", name, err)
 	}
-	return TestUser{ID: id, UserName: name, Token: sess.Msg.GetToken()}
+	return User{ID: id, UserName: name, Token: sess.Msg.GetToken()}
 }
 
 // Contact makes a and b accepted contacts and returns their chat id.
-func (s *System) Contact(tb testing.TB, a, b TestUser) int64 {
+func (s *System) Contact(tb testing.TB, a, b User) int64 {
 	tb.Helper()
 	res, err := s.Clients.Chat.CreateContact(context.Background(), connect.NewRequest(&chatv1.CreateContactRequest{
 		UserId: a.ID, OtherUserId: b.ID,
