@@ -29,7 +29,7 @@
 //
 // Replies are sent with Send; events with SendEvent, which the hub holds while the
 // connection's frame is being processed, so a command's SERVER_ACK precedes the events it
-// causes on the same connection (PROTOCOL.md §3) even though the services publish them
+// causes on the same connection (docs/protocol.md §3.4) even though the services publish them
 // before their RPC returns (see internal/hub).
 package edge
 
