@@ -9,7 +9,7 @@ RACE    ?= $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 TESTFLAGS ?=
 BENCH   ?= .
 
-.PHONY: run test test-e2e-mysql proto proto-check lint bench tools build
+.PHONY: run test test-e2e-mysql proto proto-check lint bench bench-system tools build
 
 run:
 	go run ./cmd/charla
@@ -46,3 +46,14 @@ lint: tools
 
 bench:
 	@for m in $(MODULES); do echo "== $$m"; (cd $$m && go test -run '^$$' -bench '$(BENCH)' -benchmem ./...) || exit 1; done
+
+# Measures the whole system with cmd/charla-load and rewrites BENCHMARKS.md: the one-process
+# build on SQLite and on MySQL, and the services apart with two edges on MySQL + NATS, each
+# beside a raw WebSocket relay measured in the same run (about 15 minutes). QUICK=1 is a
+# smoke run of about two minutes; BENCH_TARGETS picks the scenarios. Needs MariaDB on
+# 127.0.0.1:3306 and NATS on 127.0.0.1:4222 for mysql and apart.
+BENCH_TARGETS ?= sqlite,mysql,apart
+bench-system:
+	@mkdir -p $(BIN)
+	go build -o $(BIN)/charla-load ./cmd/charla-load
+	$(BIN)/charla-load -targets $(BENCH_TARGETS) $(if $(QUICK),-quick) -out BENCHMARKS.md

@@ -64,13 +64,15 @@ type Options struct {
 	// Settle is the pause before memory is read and before a chat starts, so the server
 	// finishes what connecting set off (presence, GC).
 	Settle time.Duration
-	// Progress receives one line per step; may be nil.
+	// Progress receives one line per step, stamped with the time since Start; may be nil.
 	Progress io.Writer
+	// Start is when the run began.
+	Start time.Time
 }
 
 func (o *Options) logf(t *Target, format string, args ...any) {
 	if o.Progress != nil {
-		fmt.Fprintf(o.Progress, "[%s] "+format+"\n", append([]any{t.Name}, args...)...)
+		fmt.Fprintf(o.Progress, "%6.1fs [%s] "+format+"\n", append([]any{time.Since(o.Start).Seconds(), t.Name}, args...)...)
 	}
 }
 
