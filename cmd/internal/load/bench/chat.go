@@ -33,19 +33,19 @@ type ChatConfig struct {
 
 // ChatPhase is the figure of one rate.
 type ChatPhase struct {
-	Rate      int
-	Offered   int64         // messages the schedule held
-	Sent      int64         // messages written
-	Unsent    int64         // due but not written before the phase's window closed
-	SendTook  time.Duration // from the phase's start to its last write (at least Phase)
-	Achieved  float64       // Sent / SendTook, messages per second
-	Delivered int64         // NEW_CHAT_MESSAGE read by the recipient within the grace
-	Lost      int64         // Sent − Delivered
-	Late      int64         // delivered after the grace (counted lost)
-	Dups      int64         // delivered more than once
-	Acks      int64         // SERVER_ACK read by senders
-	AckErrors map[int]int64 // ERROR_NOTIFICATION replies by code
-	WriteErrs int64         // writes that failed (connection gone)
+	Rate               int
+	Offered            int64         // messages the schedule held
+	Sent               int64         // messages written
+	Unsent             int64         // due but not written before the phase's window closed
+	SendTook           time.Duration // from the phase's start to its last write (at least Phase)
+	Achieved           float64       // Sent / SendTook, messages per second
+	Delivered          int64         // NEW_CHAT_MESSAGE read by the recipient within the grace
+	Lost               int64         // Sent − Delivered
+	Late               int64         // delivered after the grace (counted lost)
+	Dups               int64         // delivered more than once
+	Acks               int64         // SERVER_ACK read by senders
+	AckErrors          map[int]int64 // ERROR_NOTIFICATION replies by code
+	WriteErrs          int64         // writes that failed (connection gone)
 	P50, P90, P99, Max time.Duration
 	CPU, DBCPU         time.Duration // server and database CPU over the phase and its drain
 }
@@ -403,4 +403,3 @@ func runPhase(ctx context.Context, t *Target, tr *tracker, k, rate int, cfg Chat
 	ph.CPU, ph.DBCPU = cpu1.CPU-cpu0.CPU, db1.CPU-db0.CPU
 	return ph, nil
 }
-
