@@ -129,6 +129,7 @@ var defaultRates = map[string][]int{
 	"mysql":  {500, 1000, 2500, 5000},
 	"apart":  {500, 1000, 2000},
 	"attach": {500, 2000, 5000, 10000},
+	"relay":  {500, 2000, 5000, 10000, 20000},
 }
 
 var titles = map[string]string{
@@ -136,12 +137,13 @@ var titles = map[string]string{
 	"mysql":  "One process, MySQL (MariaDB on the same machine)",
 	"apart":  "Apart: four services and two edges, MySQL + NATS",
 	"attach": "Attached server",
+	"relay":  "The relay alone (calibrates the load tool: its own CPU and the floor)",
 }
 
 func parseFlags(args []string) (*config, error) {
 	c := &config{}
 	fs := flag.NewFlagSet("charla-load", flag.ContinueOnError)
-	targets := fs.String("targets", "sqlite", "comma-separated: sqlite, mysql, apart (started by the tool) or attach")
+	targets := fs.String("targets", "sqlite", "comma-separated: sqlite, mysql, apart (started by the tool), attach, or relay (the relay alone, to calibrate the tool)")
 	modes := fs.String("modes", "idle,storm,chat", "comma-separated: idle, storm, chat")
 	levels := fs.String("levels", "2000,5000,10000,19000", "idle: connection levels, rising")
 	fs.IntVar(&c.storm, "storm", 5000, "storm: clients that drop and reconnect at once (0: none)")
@@ -204,7 +206,7 @@ func parseFlags(args []string) (*config, error) {
 	c.targets = split(*targets)
 	for _, t := range c.targets {
 		if _, ok := titles[t]; !ok {
-			return nil, fmt.Errorf("-targets: unknown target %q (want sqlite, mysql, apart or attach)", t)
+			return nil, fmt.Errorf("-targets: unknown target %q (want sqlite, mysql, apart, attach or relay)", t)
 		}
 	}
 	c.modes = split(*modes)
@@ -367,6 +369,8 @@ func runScenario(ctx context.Context, c *config, key string, b *target.Builder, 
 	}
 	defer srv.Close()
 	sc.Describe = srv.Describe
+	rb.skip = key == "relay"
+	defer func() { rb.skip = false }()
 	fmt.Fprintf(os.Stderr, "[%s] %s\n", key, srv.Describe)
 	if c.has("idle") || c.has("storm") {
 		icfg := bench.IdleConfig{ConnsPerUser: c.perUser, StormTimeout: c.stormWait}
@@ -416,6 +420,12 @@ func startTarget(ctx context.Context, c *config, key string, b *target.Builder) 
 	switch key {
 	case "attach":
 		return target.Attach(c.edgeURLs, c.profileURL, c.chatURL, c.token, prefix, c.serverPIDs, dbPIDs, c.provConc), nil
+	case "relay":
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("relay: %w", err)
+		}
+		return target.Relay(ctx, exe, "relay", "-addr", "127.0.0.1:0")
 	case "sqlite":
 		return target.OneProcess(ctx, b, "sqlite://"+filepath.Join(b.Dir, "charla.db"), prefix, dbPIDs, c.provConc)
 	}
@@ -457,6 +467,7 @@ type relayBaseline struct {
 	idles map[string]*bench.IdleResult
 	rates map[int]bench.ChatPhase
 	chatP int
+	skip  bool // the scenario under way measures the relay itself
 }
 
 func (rb *relayBaseline) start(ctx context.Context) (*target.Running, error) {
@@ -482,7 +493,7 @@ func (rb *relayBaseline) close() {
 }
 
 func (rb *relayBaseline) idle(ctx context.Context, cfg bench.IdleConfig) (*bench.IdleResult, error) {
-	if rb.cfg.noRelay {
+	if rb.cfg.noRelay || rb.skip {
 		return nil, nil
 	}
 	key := fmt.Sprint(cfg)
@@ -505,7 +516,7 @@ func (rb *relayBaseline) idle(ctx context.Context, cfg bench.IdleConfig) (*bench
 }
 
 func (rb *relayBaseline) chat(ctx context.Context, cfg bench.ChatConfig) (*bench.ChatResult, error) {
-	if rb.cfg.noRelay {
+	if rb.cfg.noRelay || rb.skip {
 		return nil, nil
 	}
 	var missing []int

@@ -105,8 +105,12 @@ func newConnector(ctx context.Context, opts *Options, t *Target, probe provision
 	return c, nil
 }
 
+// maxAttempts bounds the handshakes tried for one connection (about 30 s of backoff).
+const maxAttempts = 20
+
 // dial opens connection id for user u on edge edge, retrying refusals and errors with
-// jittered backoff until ctx ends. It returns how many attempts failed.
+// jittered backoff, at most maxAttempts times and until ctx ends. It returns how many
+// attempts failed.
 func (c *connector) dial(ctx context.Context, id, edge int, u provision.User, h client.Handler) (*client.Conn, int, error) {
 	backoff := 50 * time.Millisecond
 	for failures := 0; ; failures++ {
@@ -129,6 +133,9 @@ func (c *connector) dial(ctx context.Context, id, edge int, u provision.User, h 
 		}
 		if ctx.Err() != nil {
 			return nil, failures, fmt.Errorf("connection %d: %w (last error: %v)", id, ctx.Err(), err)
+		}
+		if failures+1 >= maxAttempts {
+			return nil, failures + 1, fmt.Errorf("connection %d: %d attempts failed, the last: %w", id, maxAttempts, err)
 		}
 		select {
 		case <-time.After(backoff/2 + rand.N(backoff)):

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/charla/charla/cmd/internal/load/client"
 	"github.com/charla/charla/cmd/internal/load/hist"
+	"github.com/charla/charla/cmd/internal/load/procfs"
 	"github.com/charla/charla/cmd/internal/load/provision"
 	"github.com/charla/charla/cmd/internal/load/sched"
 	"github.com/charla/charla/cmd/internal/load/wire"
@@ -48,6 +50,7 @@ type ChatPhase struct {
 	WriteErrs          int64         // writes that failed (connection gone)
 	P50, P90, P99, Max time.Duration
 	CPU, DBCPU         time.Duration // server and database CPU over the phase and its drain
+	ClientCPU          time.Duration // the load tool's own CPU over the same span
 }
 
 // Per1000 returns CPU seconds per 1,000 messages sent.
@@ -266,8 +269,8 @@ func RunChat(ctx context.Context, opts *Options, t *Target, cfg ChatConfig) (Cha
 			return res, err
 		}
 		res.Phases = append(res.Phases, ph)
-		opts.logf(t, "chat %d msg/s: achieved %.0f, p50 %v p99 %v max %v, lost %d of %d, errors %v, cpu %.3f s/1k",
-			rate, ph.Achieved, ph.P50, ph.P99, ph.Max, ph.Lost, ph.Sent, ph.AckErrors, Per1000(ph.CPU, ph.Sent))
+		opts.logf(t, "chat %d msg/s: achieved %.0f, p50 %v p99 %v max %v, lost %d of %d, errors %v, cpu %.3f s/1k (db %.3f, load tool %.3f)",
+			rate, ph.Achieved, ph.P50, ph.P99, ph.Max, ph.Lost, ph.Sent, ph.AckErrors, Per1000(ph.CPU, ph.Sent), Per1000(ph.DBCPU, ph.Sent), Per1000(ph.ClientCPU, ph.Sent))
 	}
 	for k := range res.Phases {
 		p := &tr.phases[k]
@@ -318,6 +321,10 @@ func runPhase(ctx context.Context, t *Target, tr *tracker, k, rate int, cfg Chat
 	}
 	ph.Offered = pacer.Total()
 	cpu0, db0, err := t.Sample()
+	if err != nil {
+		return ph, err
+	}
+	self0, err := procfs.CPU(os.Getpid())
 	if err != nil {
 		return ph, err
 	}
@@ -389,6 +396,11 @@ func runPhase(ctx context.Context, t *Target, tr *tracker, k, rate int, cfg Chat
 	if err != nil {
 		return ph, err
 	}
+	self1, err := procfs.CPU(os.Getpid())
+	if err != nil {
+		return ph, err
+	}
+	ph.ClientCPU = self1 - self0
 	p := &tr.phases[k]
 	ph.Delivered = tr.delivered(k)
 	ph.Lost = ph.Sent - ph.Delivered

@@ -248,17 +248,17 @@ func writeChat(w io.Writer, s Scenario) {
 	}
 	fmt.Fprintf(w, "### Chat\n\n%d sender→recipient pairs (provisioned with their contacts in %v), open-loop fixed total rate, %v per rate. Max sustainable rate: **%d msg/s** (relay: %d).\n\n",
 		c.Pairs, c.Provision.Round(time.Millisecond), s.Phase, Sustainable(c.Phases), relaySustainable(s.Relay, c.Phases))
-	fmt.Fprintf(w, "| rate msg/s | achieved | p50 ms | p90 ms | p99 ms | max ms | lost | ack errors | CPU s/1k msgs | DB CPU s/1k | relay p99 ms | p99 × relay | relay CPU s/1k | CPU × relay |\n")
-	fmt.Fprintf(w, "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| rate msg/s | achieved | p50 ms | p90 ms | p99 ms | max ms | lost | ack errors | CPU s/1k msgs | DB CPU s/1k | relay p99 ms | p99 × relay | relay CPU s/1k | CPU × relay | load tool CPU s/1k |\n")
+	fmt.Fprintf(w, "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, p := range c.Phases {
 		r, ok := s.Relay.Phase(p.Rate)
 		cpu := bench.Per1000(p.CPU, p.Sent)
 		rcpu := bench.Per1000(r.CPU, r.Sent)
-		fmt.Fprintf(w, "| %d | %.0f | %s | %s | %s | %s | %s | %s | %.3f | %s | %s | %s | %s | %s |\n",
+		fmt.Fprintf(w, "| %d | %.0f | %s | %s | %s | %s | %s | %s | %.3f | %s | %s | %s | %s | %s | %.3f |\n",
 			p.Rate, p.Achieved, ms(p.P50), ms(p.P90), ms(p.P99), ms(p.Max), lost(p), errs(p.AckErrors),
 			cpu, cond(p.DBCPU > 0, func() string { return fmt.Sprintf("%.3f", bench.Per1000(p.DBCPU, p.Sent)) }),
 			cond(ok, func() string { return ms(r.P99) }), ratio(float64(p.P99), float64(r.P99), ok),
-			cond(ok, func() string { return fmt.Sprintf("%.3f", rcpu) }), ratio(cpu, rcpu, ok))
+			cond(ok, func() string { return fmt.Sprintf("%.3f", rcpu) }), ratio(cpu, rcpu, ok), bench.Per1000(p.ClientCPU, p.Sent))
 	}
 	fmt.Fprintln(w)
 }
