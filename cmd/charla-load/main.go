@@ -113,6 +113,8 @@ type config struct {
 	edges       int
 	noRelay     bool
 	quick       bool
+	soak        time.Duration
+	soakRate    int
 	// attach
 	edgeURLs   []string
 	rpcURL     string
@@ -165,6 +167,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.natsURL, "nats", "nats://127.0.0.1:4222", "apart: BUS_URL")
 	fs.IntVar(&c.edges, "edges", 2, "apart: number of edges")
 	fs.BoolVar(&c.noRelay, "no-relay", false, "skip the relay baseline")
+	fs.DurationVar(&c.soak, "apart-soak", time.Minute, "apart: a last chat phase this long at -soak-rate (0: none)")
+	fs.IntVar(&c.soakRate, "soak-rate", 2000, "apart: rate of the soak phase in msg/s")
 	fs.BoolVar(&c.quick, "quick", false, "a smoke run of about two minutes: small levels, few pairs, short phases")
 	edge := fs.String("edge", "", "attach: comma-separated WebSocket URLs of the edges (ws://127.0.0.1:8080/ws)")
 	fs.StringVar(&c.rpcURL, "rpc", "", "attach: internal RPC base URL of the one-process build (http://127.0.0.1:8090)")
@@ -200,6 +204,9 @@ func parseFlags(args []string) (*config, error) {
 		}
 		if !set["settle"] {
 			c.settle = time.Second
+		}
+		if !set["apart-soak"] {
+			c.soak = 0
 		}
 	}
 	var err error
@@ -296,6 +303,9 @@ func (c *config) command(key string) string {
 	}
 	if key == "apart" && c.edges != 2 {
 		args = append(args, fmt.Sprintf("-edges %d", c.edges))
+	}
+	if key == "apart" && c.has("chat") {
+		args = append(args, fmt.Sprintf("-apart-soak %v -soak-rate %d", c.soak, c.soakRate))
 	}
 	if key == "attach" {
 		args = append(args, "-edge "+strings.Join(c.edgeURLs, ","), "-profile-rpc "+c.profileURL, "-chat-rpc "+c.chatURL, "-server-pid "+ints(c.serverPIDs))
@@ -398,6 +408,9 @@ func runScenario(ctx context.Context, c *config, key string, b *target.Builder, 
 	}
 	if c.has("chat") {
 		ccfg := bench.ChatConfig{Pairs: c.pairs, Rates: c.ratesFor(key), Phase: c.phase, Grace: c.grace, Workers: c.workers}
+		if key == "apart" {
+			ccfg.SoakRate, ccfg.Soak = c.soakRate, c.soak
+		}
 		if sc.Relay.Chat, err = rb.chat(ctx, ccfg); err != nil {
 			sc.Err = err
 			return sc
@@ -532,6 +545,7 @@ func (rb *relayBaseline) chat(ctx context.Context, cfg bench.ChatConfig) (*bench
 		}
 		run := cfg
 		run.Rates = missing
+		run.Soak = 0 // the soak is a property of the server alone
 		res, err := bench.RunChat(ctx, rb.opts, &r.Target, run)
 		if err != nil {
 			return nil, fmt.Errorf("relay baseline: %w", err)

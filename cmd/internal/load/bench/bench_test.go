@@ -45,15 +45,16 @@ func TestChatCountsLoss(t *testing.T) {
 			target := relayTarget(t, relay.Options{DropEvery: tc.drop})
 			res, err := RunChat(context.Background(), testOptions(), target, ChatConfig{
 				Pairs: 4, Rates: []int{60, 100}, Phase: 500 * time.Millisecond, Grace: 3 * time.Second, Workers: 2,
+				SoakRate: 40, Soak: 700 * time.Millisecond,
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(res.Phases) != 2 {
-				t.Fatalf("%d phases, want 2", len(res.Phases))
+			if len(res.Phases) != 2 || res.Soak == nil || res.Soak.Rate != 40 || res.Soak.Duration != 700*time.Millisecond {
+				t.Fatalf("phases %d and soak %+v, want 2 and a soak at 40 msg/s for 700ms", len(res.Phases), res.Soak)
 			}
 			var sentBefore int64
-			for _, ph := range res.Phases {
+			for _, ph := range append(res.Phases, *res.Soak) {
 				if ph.Sent == 0 || ph.Sent+ph.Unsent+ph.WriteErrs != ph.Offered {
 					t.Errorf("rate %d: sent %d + unsent %d + write errors %d, want offered %d (and > 0 sent)", ph.Rate, ph.Sent, ph.Unsent, ph.WriteErrs, ph.Offered)
 				}

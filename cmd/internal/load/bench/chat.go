@@ -31,11 +31,31 @@ type ChatConfig struct {
 	// Workers is how many goroutines write for the scheduler (each owns a share of the
 	// pairs, so a connection is written by one goroutine in order).
 	Workers int
+	// SoakRate and Soak, when both set, add a last, longer phase (the result's Soak).
+	SoakRate int
+	Soak     time.Duration
+}
+
+type phaseSpec struct {
+	rate int
+	dur  time.Duration
+}
+
+func (c ChatConfig) specs() []phaseSpec {
+	var s []phaseSpec
+	for _, r := range c.Rates {
+		s = append(s, phaseSpec{r, c.Phase})
+	}
+	if c.SoakRate > 0 && c.Soak > 0 {
+		s = append(s, phaseSpec{c.SoakRate, c.Soak})
+	}
+	return s
 }
 
 // ChatPhase is the figure of one rate.
 type ChatPhase struct {
 	Rate               int
+	Duration           time.Duration // how long the rate was offered
 	Offered            int64         // messages the schedule held
 	Sent               int64         // messages written
 	Unsent             int64         // due but not written before the phase's window closed
@@ -66,6 +86,7 @@ type ChatResult struct {
 	Pairs     int
 	Provision time.Duration
 	Phases    []ChatPhase
+	Soak      *ChatPhase // the soak phase, when configured
 }
 
 // tracker matches deliveries to sends. Sequence numbers are planned ahead: phase k owns
@@ -90,12 +111,12 @@ type phaseState struct {
 	hist      hist.Histogram
 }
 
-func newTracker(rates []int, phase time.Duration) *tracker {
-	t := &tracker{base: time.Now(), phases: make([]phaseState, len(rates))}
+func newTracker(specs []phaseSpec) *tracker {
+	t := &tracker{base: time.Now(), phases: make([]phaseState, len(specs))}
 	var n int64
-	for _, r := range rates {
+	for _, s := range specs {
 		t.start = append(t.start, n)
-		n += sched.Due(float64(r), phase)
+		n += sched.Due(float64(s.rate), s.dur)
 	}
 	t.sentAt = make([]atomic.Int64, n)
 	t.got = make([]atomic.Bool, n)
@@ -249,7 +270,8 @@ func RunChat(ctx context.Context, opts *Options, t *Target, cfg ChatConfig) (Cha
 	res.Provision = time.Since(start)
 	opts.logf(t, "provisioned %d chat users and %d contacts in %v", len(users), len(pairs), res.Provision.Round(time.Millisecond))
 
-	tr := newTracker(cfg.Rates, cfg.Phase)
+	specs := cfg.specs()
+	tr := newTracker(specs)
 	con, err := newConnector(ctx, opts, t, users[0])
 	if err != nil {
 		return res, err
@@ -263,20 +285,26 @@ func RunChat(ctx context.Context, opts *Options, t *Target, cfg ChatConfig) (Cha
 	if err := sleep(ctx, opts.Settle); err != nil {
 		return res, err
 	}
-	for k, rate := range cfg.Rates {
-		ph, err := runPhase(ctx, t, tr, k, rate, cfg, pairs, senders)
+	for k, spec := range specs {
+		ph, err := runPhase(ctx, t, tr, k, spec, cfg, pairs, senders)
 		if err != nil {
 			return res, err
 		}
 		res.Phases = append(res.Phases, ph)
-		opts.logf(t, "chat %d msg/s: achieved %.0f, p50 %v p99 %v max %v, lost %d of %d, errors %v, cpu %.3f s/1k (db %.3f, load tool %.3f)",
-			rate, ph.Achieved, ph.P50, ph.P99, ph.Max, ph.Lost, ph.Sent, ph.AckErrors, Per1000(ph.CPU, ph.Sent), Per1000(ph.DBCPU, ph.Sent), Per1000(ph.ClientCPU, ph.Sent))
+		rate := spec.rate
+		opts.logf(t, "chat %d msg/s for %v: achieved %.0f, p50 %v p99 %v max %v, lost %d of %d, errors %v, cpu %.3f s/1k (db %.3f, load tool %.3f)",
+			rate, spec.dur, ph.Achieved, ph.P50, ph.P99, ph.Max, ph.Lost, ph.Sent, ph.AckErrors, Per1000(ph.CPU, ph.Sent), Per1000(ph.DBCPU, ph.Sent), Per1000(ph.ClientCPU, ph.Sent))
 	}
 	for k := range res.Phases {
 		p := &tr.phases[k]
 		p.mu.Lock()
 		res.Phases[k].Late = p.late
 		p.mu.Unlock()
+	}
+	if len(specs) > len(cfg.Rates) {
+		soak := res.Phases[len(cfg.Rates)]
+		res.Soak = &soak
+		res.Phases = res.Phases[:len(cfg.Rates)]
 	}
 	return res, nil
 }
@@ -313,9 +341,10 @@ func connectPairs(ctx context.Context, con *connector, pairs [][2]provision.User
 // rest count as unsent.
 const sendWindow = time.Second
 
-func runPhase(ctx context.Context, t *Target, tr *tracker, k, rate int, cfg ChatConfig, pairs [][2]provision.User, senders []*client.Conn) (ChatPhase, error) {
-	ph := ChatPhase{Rate: rate}
-	pacer, err := sched.NewPacer(float64(rate), cfg.Phase)
+func runPhase(ctx context.Context, t *Target, tr *tracker, k int, spec phaseSpec, cfg ChatConfig, pairs [][2]provision.User, senders []*client.Conn) (ChatPhase, error) {
+	rate := spec.rate
+	ph := ChatPhase{Rate: rate, Duration: spec.dur}
+	pacer, err := sched.NewPacer(float64(rate), spec.dur)
 	if err != nil {
 		return ph, fmt.Errorf("chat phase %d: %w", rate, err)
 	}
@@ -333,7 +362,7 @@ func runPhase(ctx context.Context, t *Target, tr *tracker, k, rate int, cfg Chat
 	var sent, unsent, writeErrs atomic.Int64
 	var lastWrite atomic.Int64
 	begin := time.Now()
-	deadline := begin.Add(cfg.Phase + sendWindow)
+	deadline := begin.Add(spec.dur + sendWindow)
 	var wg sync.WaitGroup
 	for w := range queues {
 		queues[w] = make(chan job, 4096)
@@ -382,7 +411,7 @@ func runPhase(ctx context.Context, t *Target, tr *tracker, k, rate int, cfg Chat
 		return ph, err
 	}
 	ph.Sent, ph.Unsent, ph.WriteErrs = sent.Load(), unsent.Load(), writeErrs.Load()
-	ph.SendTook = max(cfg.Phase, time.Duration(lastWrite.Load()))
+	ph.SendTook = max(spec.dur, time.Duration(lastWrite.Load()))
 	ph.Achieved = float64(ph.Sent) / ph.SendTook.Seconds()
 	// Drain: wait for every written message, at most Grace after the last write.
 	drainEnd := begin.Add(ph.SendTook + cfg.Grace)

@@ -131,7 +131,14 @@ func Goals(key string) []Goal {
 			{"Charla + MariaDB CPU s per 1,000 msgs at 1,000 msg/s", "(reported)", cpuAt(1000), "%.3f", nil},
 		}
 	case "apart":
+		soakLost := func(f Figures) (float64, bool) {
+			if f.Chat == nil || f.Chat.Soak == nil {
+				return 0, false
+			}
+			return float64(f.Chat.Soak.Lost), true
+		}
 		return []Goal{
+			{"lost in the soak (2,000 msg/s for 60 s)", "0", soakLost, "%.0f", atMost(0)},
 			{"max sustainable rate (msg/s)", "(reported)", sust, "%.0f", nil},
 			{"p99 at 2,000 msg/s (ms)", "(reported)", p99At(2000), "%.2f", nil},
 			{"handshakes/s at 10,000 conns", "(reported)", hsAt(10000), "%.0f", nil},
@@ -261,6 +268,11 @@ func writeChat(w io.Writer, s Scenario) {
 			cond(ok, func() string { return fmt.Sprintf("%.3f", rcpu) }), ratio(cpu, rcpu, ok), bench.Per1000(p.ClientCPU, p.Sent))
 	}
 	fmt.Fprintln(w)
+	if p := c.Soak; p != nil {
+		fmt.Fprintf(w, "Soak: %d msg/s for %v: achieved %.0f, p50 %s ms, p99 %s ms, max %s ms, lost %s, ack errors %s, CPU %.3f s/1k msgs (DB %.3f).\n\n",
+			p.Rate, p.Duration, p.Achieved, ms(p.P50), ms(p.P99), ms(p.Max), lost(*p), errs(p.AckErrors),
+			bench.Per1000(p.CPU, p.Sent), bench.Per1000(p.DBCPU, p.Sent))
+	}
 }
 
 func relaySustainable(r Figures, phases []bench.ChatPhase) int {
