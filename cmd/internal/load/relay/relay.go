@@ -3,9 +3,9 @@
 // NEW_CHAT_MESSAGE with a ChatMessage to every connection of the recipient) and nothing
 // else: no persistence, no RPC, no presence. A token is "r<userID>"; its check is a parse.
 //
-// Each connection has the gorilla chat example's shape: the handler goroutine reads, one
-// writer goroutine drains a buffered channel, and a connection whose buffer is full is
-// closed (a slow consumer must not stall anyone else).
+// Each connection has one goroutine, its reader (the handler's); frames are written by
+// whichever reader produced them, under the connection's write mutex with a deadline, so
+// a connection costs what a minimal WebSocket server must hold and no more.
 package relay
 
 import (
@@ -21,8 +21,7 @@ import (
 )
 
 const (
-	writeWait  = 10 * time.Second // deadline of one write
-	sendBuffer = 256              // frames queued per connection, as Charla's SEND_CHANNEL_BUFFER
+	writeWait  = 10 * time.Second // deadline of one write; a consumer slower than that is dropped
 	maxMessage = 16384            // as Charla's MaxMessageSize
 )
 
@@ -47,16 +46,16 @@ type Relay struct {
 }
 
 type conn struct {
-	ws   *websocket.Conn
-	send chan []byte
-	quit chan struct{} // closed when the connection's reader ends
+	ws *websocket.Conn
+	mu sync.Mutex // serialises writes (gorilla allows one writer at a time)
 }
 
 // New returns a relay.
 func New(opts Options) *Relay {
 	return &Relay{
-		opts:     opts,
-		upgrader: websocket.Upgrader{ReadBufferSize: 2048, WriteBufferSize: 2048},
+		opts: opts,
+		// A pooled write buffer: an idle connection holds none.
+		upgrader: websocket.Upgrader{ReadBufferSize: 2048, WriteBufferSize: 2048, WriteBufferPool: &sync.Pool{}},
 		users:    make(map[int64][]*conn),
 	}
 }
@@ -73,7 +72,7 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return // Upgrade has answered
 	}
 	ws.SetReadLimit(maxMessage)
-	c := &conn{ws: ws, send: make(chan []byte, sendBuffer), quit: make(chan struct{})}
+	c := &conn{ws: ws}
 	r.mu.Lock()
 	if r.done {
 		r.mu.Unlock()
@@ -88,12 +87,8 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	connected, _ := json.Marshal(frame{Type: "CONNECTED", PID: r.pid(), Payload: map[string]any{
 		"userId": userID, "connectionId": strconv.FormatInt(r.nextID.Add(1), 10), "lastSeq": 0, "expiresAt": 0, "resume": "none",
 	}})
-	c.send <- connected
-	writerDone := make(chan struct{})
-	go c.writePump(writerDone)
+	c.write(connected)
 	r.readPump(c, userID)
-	close(c.quit)
-	<-writerDone
 	ws.Close()
 	r.mu.Lock()
 	list := r.users[userID]
@@ -163,7 +158,7 @@ func (r *Relay) readPump(c *conn, userID int64) {
 		}
 		if err := json.Unmarshal(b, &in); err != nil || in.Type != "SEND_CHAT_MESSAGE" || in.Payload.ToUserID <= 0 {
 			reply, _ := json.Marshal(frame{Type: "ERROR_NOTIFICATION", PID: in.PID, Payload: map[string]any{"code": 400, "message": "only SEND_CHAT_MESSAGE"}})
-			c.enqueue(reply)
+			c.write(reply)
 			continue
 		}
 		now := time.Now().UnixMilli()
@@ -176,7 +171,7 @@ func (r *Relay) readPump(c *conn, userID int64) {
 		ack, _ := json.Marshal(frame{Type: "SERVER_ACK", PID: in.PID, Payload: map[string]any{
 			"messageId": id, "chatId": msg.ChatID, "timestamp": now, "status": "sent_to_server", "clientMessageId": msg.ClientMessageID,
 		}})
-		c.enqueue(ack)
+		c.write(ack)
 		if n := r.count.Add(1); r.opts.DropEvery > 0 && n%r.opts.DropEvery == 0 {
 			continue
 		}
@@ -185,33 +180,17 @@ func (r *Relay) readPump(c *conn, userID int64) {
 		r.mu.Unlock()
 		for _, t := range targets {
 			ev, _ := json.Marshal(frame{Type: "NEW_CHAT_MESSAGE", PID: r.pid(), Payload: msg})
-			t.enqueue(ev)
+			t.write(ev)
 		}
 	}
 }
 
-// enqueue hands a frame to the writer, closing a connection whose buffer is full.
-func (c *conn) enqueue(b []byte) {
-	select {
-	case c.send <- b:
-	case <-c.quit:
-	default:
-		c.ws.Close() // slow consumer: its reader fails and cleans up
-	}
-}
-
-func (c *conn) writePump(done chan<- struct{}) {
-	defer close(done)
-	for {
-		select {
-		case b := <-c.send:
-			c.ws.SetWriteDeadline(time.Now().Add(writeWait))
-			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
-				c.ws.Close()
-				return
-			}
-		case <-c.quit:
-			return
-		}
+// write sends one frame; a failed write closes the connection, whose reader then ends.
+func (c *conn) write(b []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ws.SetWriteDeadline(time.Now().Add(writeWait))
+	if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+		c.ws.Close()
 	}
 }
