@@ -68,8 +68,8 @@ func TestChatCountsLoss(t *testing.T) {
 				if ph.Lost != wantLost || ph.Delivered != ph.Sent-wantLost {
 					t.Errorf("rate %d: lost %d delivered %d of %d, want lost %d", ph.Rate, ph.Lost, ph.Delivered, ph.Sent, wantLost)
 				}
-				if ph.Late != 0 || ph.Dups != 0 {
-					t.Errorf("rate %d: %d late, %d duplicates, want none", ph.Rate, ph.Late, ph.Dups)
+				if ph.Late != 0 || ph.Dups != 0 || ph.Dropped != 0 {
+					t.Errorf("rate %d: %d late, %d duplicates, %d connections closed, want none", ph.Rate, ph.Late, ph.Dups, ph.Dropped)
 				}
 				if ph.Acks != ph.Sent || len(ph.AckErrors) != 0 {
 					t.Errorf("rate %d: %d acks and errors %v, want %d acks and no error", ph.Rate, ph.Acks, ph.AckErrors, ph.Sent)

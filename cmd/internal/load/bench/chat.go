@@ -68,6 +68,7 @@ type ChatPhase struct {
 	Acks               int64         // SERVER_ACK read by senders
 	AckErrors          map[int]int64 // ERROR_NOTIFICATION replies by code
 	WriteErrs          int64         // writes that failed (connection gone)
+	Dropped            int           // connections (senders and recipients) closed by the end of the phase
 	P50, P90, P99, Max time.Duration
 	CPU, DBCPU         time.Duration // server and database CPU over the phase and its drain
 	ClientCPU          time.Duration // the load tool's own CPU over the same span
@@ -290,10 +291,11 @@ func RunChat(ctx context.Context, opts *Options, t *Target, cfg ChatConfig) (Cha
 		if err != nil {
 			return res, err
 		}
+		ph.Dropped = dropped(senders) + dropped(recipients)
 		res.Phases = append(res.Phases, ph)
 		rate := spec.rate
-		opts.logf(t, "chat %d msg/s for %v: achieved %.0f, p50 %v p99 %v max %v, lost %d of %d, errors %v, cpu %.3f s/1k (db %.3f, load tool %.3f)",
-			rate, spec.dur, ph.Achieved, ph.P50, ph.P99, ph.Max, ph.Lost, ph.Sent, ph.AckErrors, Per1000(ph.CPU, ph.Sent), Per1000(ph.DBCPU, ph.Sent), Per1000(ph.ClientCPU, ph.Sent))
+		opts.logf(t, "chat %d msg/s for %v: achieved %.0f, p50 %v p99 %v max %v, lost %d of %d, errors %v, %d connections closed, cpu %.3f s/1k (db %.3f, load tool %.3f)",
+			rate, spec.dur, ph.Achieved, ph.P50, ph.P99, ph.Max, ph.Lost, ph.Sent, ph.AckErrors, ph.Dropped, Per1000(ph.CPU, ph.Sent), Per1000(ph.DBCPU, ph.Sent), Per1000(ph.ClientCPU, ph.Sent))
 	}
 	for k := range res.Phases {
 		p := &tr.phases[k]
@@ -307,6 +309,17 @@ func RunChat(ctx context.Context, opts *Options, t *Target, cfg ChatConfig) (Cha
 		res.Phases = res.Phases[:len(cfg.Rates)]
 	}
 	return res, nil
+}
+
+// dropped counts the connections whose reader has ended (closed by the server or the network).
+func dropped(conns []*client.Conn) int {
+	n := 0
+	for _, c := range conns {
+		if c != nil && c.Err() != nil {
+			n++
+		}
+	}
+	return n
 }
 
 func connectPairs(ctx context.Context, con *connector, pairs [][2]provision.User, senders, recipients []*client.Conn, tr *tracker) error {

@@ -286,12 +286,22 @@ func relaySustainable(r Figures, phases []bench.ChatPhase) int {
 }
 
 func lost(p bench.ChatPhase) string {
-	if p.Lost == 0 {
-		return "0"
+	s := "0"
+	if p.Lost > 0 {
+		s = fmt.Sprintf("%d of %d", p.Lost, p.Sent)
 	}
-	s := fmt.Sprintf("%d of %d", p.Lost, p.Sent)
+	var notes []string
 	if p.Late > 0 {
-		s += fmt.Sprintf(" (%d late)", p.Late)
+		notes = append(notes, fmt.Sprintf("%d late", p.Late))
+	}
+	if p.Dropped > 0 {
+		notes = append(notes, fmt.Sprintf("%d connections closed", p.Dropped))
+	}
+	if p.WriteErrs > 0 {
+		notes = append(notes, fmt.Sprintf("%d writes failed", p.WriteErrs))
+	}
+	if len(notes) > 0 {
+		s += " (" + strings.Join(notes, ", ") + ")"
 	}
 	return s
 }
