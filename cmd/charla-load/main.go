@@ -112,6 +112,7 @@ type config struct {
 	natsURL     string
 	edges       int
 	noRelay     bool
+	keep        bool
 	quick       bool
 	soak        time.Duration
 	soakRate    int
@@ -167,6 +168,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.natsURL, "nats", "nats://127.0.0.1:4222", "apart: BUS_URL")
 	fs.IntVar(&c.edges, "edges", 2, "apart: number of edges")
 	fs.BoolVar(&c.noRelay, "no-relay", false, "skip the relay baseline")
+	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory (binaries, servers' logs, SQLite database) and print its path")
 	fs.DurationVar(&c.soak, "apart-soak", time.Minute, "apart: a last chat phase this long at -soak-rate (0: none)")
 	fs.IntVar(&c.soakRate, "soak-rate", 2000, "apart: rate of the soak phase in msg/s")
 	fs.BoolVar(&c.quick, "quick", false, "a smoke run of about two minutes: small levels, few pairs, short phases")
@@ -333,7 +335,11 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "charla-load: %v\n", err)
 		return 1
 	}
-	defer os.RemoveAll(tmp)
+	if c.keep {
+		defer fmt.Fprintf(os.Stderr, "charla-load: kept %s\n", tmp)
+	} else {
+		defer os.RemoveAll(tmp)
+	}
 	if c.repo == "" {
 		c.repo = findRepo()
 	}
