@@ -388,6 +388,7 @@ func runScenario(ctx context.Context, c *config, key string, b *target.Builder, 
 	rb.skip = key == "relay"
 	defer func() { rb.skip = false }()
 	fmt.Fprintf(os.Stderr, "[%s] %s\n", key, srv.Describe)
+	var errs []error
 	if c.has("idle") || c.has("storm") {
 		icfg := bench.IdleConfig{ConnsPerUser: c.perUser, StormTimeout: c.stormWait}
 		if c.has("idle") {
@@ -403,12 +404,11 @@ func runScenario(ctx context.Context, c *config, key string, b *target.Builder, 
 		res, err := bench.RunIdle(ctx, opts, &srv.Target, icfg)
 		sc.Charla.Idle = &res
 		if err != nil {
-			sc.Err = err
-			return sc
+			errs = append(errs, err) // the chat mode still runs
 		}
 		// Let the server finish the disconnections before the next mode.
 		if err := pause(ctx, 2*c.settle); err != nil {
-			sc.Err = err
+			sc.Err = errors.Join(append(errs, err)...)
 			return sc
 		}
 	}
@@ -418,15 +418,15 @@ func runScenario(ctx context.Context, c *config, key string, b *target.Builder, 
 			ccfg.SoakRate, ccfg.Soak = c.soakRate, c.soak
 		}
 		if sc.Relay.Chat, err = rb.chat(ctx, ccfg); err != nil {
-			sc.Err = err
-			return sc
+			errs = append(errs, err)
 		}
 		res, err := bench.RunChat(ctx, opts, &srv.Target, ccfg)
 		sc.Charla.Chat = &res
 		if err != nil {
-			sc.Err = err
+			errs = append(errs, err)
 		}
 	}
+	sc.Err = errors.Join(errs...)
 	return sc
 }
 

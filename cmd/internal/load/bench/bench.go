@@ -83,7 +83,39 @@ type connector struct {
 	opts      *Options
 	target    *Target
 	waitFirst bool
+
+	mu       sync.Mutex
+	failures map[string]int // failed attempts by kind since the last takeFailures
 }
+
+// failed counts a failed attempt by its kind: "HTTP <status>", "no CONNECTED" or "network".
+func (c *connector) failed(err error) {
+	kind := "network"
+	var se *client.StatusError
+	switch {
+	case errors.As(err, &se):
+		kind = fmt.Sprintf("HTTP %d", se.Status)
+	case errors.Is(err, errNoFirstFrame):
+		kind = "no CONNECTED"
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.failures == nil {
+		c.failures = map[string]int{}
+	}
+	c.failures[kind]++
+}
+
+// takeFailures returns the failures counted so far and starts over.
+func (c *connector) takeFailures() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f := c.failures
+	c.failures = nil
+	return f
+}
+
+var errNoFirstFrame = errors.New("no first frame (CONNECTED) in time")
 
 // firstFrameWait bounds how long a v2 connection may take to send CONNECTED.
 const firstFrameWait = 15 * time.Second
@@ -120,7 +152,7 @@ func (c *connector) dial(ctx context.Context, id, edge int, u provision.User, h 
 			case <-conn.First():
 				err = conn.Err()
 			case <-time.After(firstFrameWait):
-				err = errors.New("no first frame (CONNECTED) in time")
+				err = errNoFirstFrame
 			case <-ctx.Done():
 				err = ctx.Err()
 			}
@@ -131,6 +163,10 @@ func (c *connector) dial(ctx context.Context, id, edge int, u provision.User, h 
 		if err == nil {
 			return conn, failures, nil
 		}
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return nil, failures, fmt.Errorf("connection %d: %w", id, err)
+		}
+		c.failed(err)
 		if ctx.Err() != nil {
 			return nil, failures, fmt.Errorf("connection %d: %w (last error: %v)", id, ctx.Err(), err)
 		}

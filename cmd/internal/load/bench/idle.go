@@ -31,16 +31,19 @@ type IdleLevel struct {
 	Took       time.Duration // how long those took
 	PerSec     float64       // Added / Took
 	Failures   int           // refused or failed attempts (retried)
-	RSSBase    int64         // server RSS before any connection
-	RSS        int64         // server RSS at this level
-	PerConnKiB float64       // (RSS − RSSBase) / Conns in KiB
+	FailuresBy map[string]int
+	RSSBase    int64   // server RSS before any connection
+	RSS        int64   // server RSS at this level
+	PerConnKiB float64 // (RSS − RSSBase) / Conns in KiB
 }
 
 // StormResult is the figure of the reconnection storm.
 type StormResult struct {
-	Clients  int
-	Took     time.Duration // from the drop until every client is connected again
-	Failures int           // failed attempts along the way (retried)
+	Clients     int
+	Reconnected int           // clients connected again before the storm's timeout
+	Took        time.Duration // from the drop until every client is connected again (or the timeout)
+	Failures    int           // failed attempts along the way (retried)
+	FailuresBy  map[string]int
 }
 
 // IdleResult holds the idle levels and the storm.
@@ -111,32 +114,33 @@ func RunIdle(ctx context.Context, opts *Options, t *Target, cfg IdleConfig) (Idl
 			return res, err
 		}
 		l := IdleLevel{
-			Conns: level, Added: added, Took: took, PerSec: float64(added) / took.Seconds(), Failures: failures,
+			Conns: level, Added: added, Took: took, PerSec: float64(added) / took.Seconds(), Failures: failures, FailuresBy: con.takeFailures(),
 			RSSBase: base.RSS, RSS: s.RSS, PerConnKiB: float64(s.RSS-base.RSS) / float64(level) / 1024,
 		}
 		res.Levels = append(res.Levels, l)
 		opts.logf(t, "idle %d conns: %.0f handshakes/s, %.1f KiB/conn, %d failures", level, l.PerSec, l.PerConnKiB, failures)
 	}
 	if cfg.Storm > 0 {
-		s, err := storm(ctx, con, conns[:cfg.Storm], users, perUser, cfg.StormTimeout)
-		if err != nil {
-			return res, fmt.Errorf("%s: storm: %w", t.Name, err)
-		}
+		con.takeFailures()
+		s := storm(ctx, con, conns[:cfg.Storm], users, perUser, cfg.StormTimeout)
 		res.Storm = &s
-		opts.logf(t, "storm %d clients: all back in %v, %d failed attempts", s.Clients, s.Took.Round(time.Millisecond), s.Failures)
+		opts.logf(t, "storm %d clients: %d back in %v, failed attempts %v", s.Clients, s.Reconnected, s.Took.Round(time.Millisecond), s.FailuresBy)
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
 	}
 	return res, nil
 }
 
-// storm drops conns all at once and has each reconnect at once, retrying with backoff.
-func storm(ctx context.Context, con *connector, conns []*client.Conn, users []provision.User, perUser int, timeout time.Duration) (StormResult, error) {
+// storm drops conns all at once and has each reconnect at once, retrying with backoff
+// until timeout; those not back by then are counted, not an error.
+func storm(ctx context.Context, con *connector, conns []*client.Conn, users []provision.User, perUser int, timeout time.Duration) StormResult {
 	res := StormResult{Clients: len(conns)}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
 	closeAll(conns)
-	var failures atomic.Int64
-	var firstErr error
+	var failures, back atomic.Int64
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for i := range conns {
@@ -144,16 +148,18 @@ func storm(ctx context.Context, con *connector, conns []*client.Conn, users []pr
 		wg.Go(func() {
 			c, f, err := con.dial(ctx, i, i, users[i/perUser], nil)
 			failures.Add(int64(f))
+			if err == nil {
+				back.Add(1)
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			conns[i] = c
-			if err != nil && firstErr == nil {
-				firstErr = err
-			}
 		})
 	}
 	wg.Wait()
 	res.Took = time.Since(start)
 	res.Failures = int(failures.Load())
-	return res, firstErr
+	res.Reconnected = int(back.Load())
+	res.FailuresBy = con.takeFailures()
+	return res
 }

@@ -214,13 +214,13 @@ func writeIdle(w io.Writer, s Scenario) {
 	}
 	fmt.Fprintf(w, "### Idle connections\n\n%d users (provisioned over RPC in %v); connections added from the previous level, %s; RSS per connection = (RSS at the level − RSS before any connection) / connections.\n\n",
 		idle.Users, idle.Provision.Round(time.Millisecond), "the handshake counted once the server sent its first frame when it sends one (protocol v2)")
-	fmt.Fprintf(w, "| connections | handshakes/s | relay | × relay | RSS KiB/conn | relay | × relay | server RSS MiB | failed attempts |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| connections | handshakes/s | relay | × relay | RSS KiB/conn | relay | × relay | server RSS MiB | failed attempts |\n|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, l := range idle.Levels {
 		r, ok := s.Relay.Level(l.Conns)
-		fmt.Fprintf(w, "| %d | %.0f | %s | %s | %.1f | %s | %s | %.0f | %d |\n", l.Conns, l.PerSec,
+		fmt.Fprintf(w, "| %d | %.0f | %s | %s | %.1f | %s | %s | %.0f | %s |\n", l.Conns, l.PerSec,
 			cond(ok, fmt.Sprintf("%.0f", r.PerSec)), ratio(l.PerSec, r.PerSec, ok),
 			l.PerConnKiB, cond(ok, fmt.Sprintf("%.1f", r.PerConnKiB)), ratio(l.PerConnKiB, r.PerConnKiB, ok),
-			float64(l.RSS)/(1<<20), l.Failures)
+			float64(l.RSS)/(1<<20), kinds(l.FailuresBy))
 	}
 	fmt.Fprintln(w)
 }
@@ -234,11 +234,33 @@ func writeStorm(w io.Writer, s Scenario) {
 	if s.Relay.Idle != nil {
 		rs = s.Relay.Idle.Storm
 	}
-	fmt.Fprintf(w, "### Reconnection storm\n\nEvery client drops its connection at once and reconnects at once (retrying with jittered backoff from 50 ms).\n\n")
-	fmt.Fprintf(w, "| clients | all back in (s) | relay | × relay | failed attempts | relay |\n|---:|---:|---:|---:|---:|---:|\n")
-	fmt.Fprintf(w, "| %d | %.2f | %s | %s | %d | %s |\n\n", st.Storm.Clients, st.Storm.Took.Seconds(),
-		cond(rs != nil, func() string { return fmt.Sprintf("%.2f", rs.Took.Seconds()) }), ratio(st.Storm.Took.Seconds(), seconds(rs), rs != nil),
-		st.Storm.Failures, cond(rs != nil, func() string { return fmt.Sprint(rs.Failures) }))
+	fmt.Fprintf(w, "### Reconnection storm\n\nEvery client drops its connection at once and reconnects at once (retrying with jittered backoff from 50 ms, at most 20 attempts).\n\n")
+	fmt.Fprintf(w, "| clients | back | all back in (s) | relay | × relay | failed attempts | relay |\n|---:|---:|---:|---:|---:|---|---|\n")
+	took := fmt.Sprintf("%.2f", st.Storm.Took.Seconds())
+	complete := st.Storm.Reconnected == st.Storm.Clients
+	if !complete {
+		took = fmt.Sprintf("not all within %.0f", st.Storm.Took.Seconds())
+	}
+	fmt.Fprintf(w, "| %d | %d | %s | %s | %s | %s | %s |\n\n", st.Storm.Clients, st.Storm.Reconnected, took,
+		cond(rs != nil, func() string { return fmt.Sprintf("%.2f", rs.Took.Seconds()) }), ratio(st.Storm.Took.Seconds(), seconds(rs), rs != nil && complete),
+		kinds(st.Storm.FailuresBy), cond(rs != nil, func() string { return kinds(rs.FailuresBy) }))
+}
+
+// kinds formats failed attempts by kind ("none" when there were none).
+func kinds(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%d× %s", m[k], k)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func seconds(rs *bench.StormResult) float64 {

@@ -37,11 +37,11 @@ func TestSustainable(t *testing.T) {
 func TestWriteShowsFiguresRatiosAndTargets(t *testing.T) {
 	t.Parallel()
 	charla := Figures{
-		Idle: &bench.IdleResult{Users: 10, Levels: []bench.IdleLevel{{Conns: 10000, PerSec: 2000, PerConnKiB: 20}}, Storm: &bench.StormResult{Clients: 5, Took: 2 * time.Second}},
+		Idle: &bench.IdleResult{Users: 10, Levels: []bench.IdleLevel{{Conns: 10000, PerSec: 2000, PerConnKiB: 20}}, Storm: &bench.StormResult{Clients: 5, Reconnected: 5, Took: 2 * time.Second, FailuresBy: map[string]int{"HTTP 503": 7, "network": 1}}},
 		Chat: &bench.ChatResult{Pairs: 3, Phases: []bench.ChatPhase{phase(2000, 2000, 8*time.Millisecond, 0)}},
 	}
 	relay := Figures{
-		Idle: &bench.IdleResult{Levels: []bench.IdleLevel{{Conns: 10000, PerSec: 5000, PerConnKiB: 16}}, Storm: &bench.StormResult{Clients: 5, Took: time.Second}},
+		Idle: &bench.IdleResult{Levels: []bench.IdleLevel{{Conns: 10000, PerSec: 5000, PerConnKiB: 16}}, Storm: &bench.StormResult{Clients: 5, Reconnected: 5, Took: time.Second}},
 		Chat: &bench.ChatResult{Pairs: 3, Phases: []bench.ChatPhase{phase(2000, 2000, 2*time.Millisecond, 0)}},
 	}
 	var b bytes.Buffer
@@ -56,7 +56,7 @@ func TestWriteShowsFiguresRatiosAndTargets(t *testing.T) {
 		"| max sustainable rate (msg/s) | ≥ 10,000 (5,000 at least) | 2000 | 2000 | 1.00 | **no** |",
 		"| RSS KiB per idle conn at 19,000 conns | ≤ 12 | not run |",
 		"| 10000 | 2000 | 5000 | 0.40 | 20.0 | 16.0 | 1.25 |",
-		"| 5 | 2.00 | 1.00 | 2.00 |",
+		"| 5 | 5 | 2.00 | 1.00 | 2.00 | 7× HTTP 503, 1× network | none |",
 		"| 2000 | 2000 | 0.00 | 0.00 | 8.00 | 8.00 | 0 | none |",
 	} {
 		if !strings.Contains(out, want) {
