@@ -11,9 +11,7 @@ package client
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -173,9 +171,6 @@ func (c *Conn) read(h Handler) {
 // has ended without one).
 func (c *Conn) First() <-chan struct{} { return c.first }
 
-// Done returns a channel closed when the connection's reader has ended.
-func (c *Conn) Done() <-chan struct{} { return c.closed }
-
 // Err says why the reader ended; nil while it runs.
 func (c *Conn) Err() error {
 	select {
@@ -208,11 +203,6 @@ func (c *Conn) Close(polite bool) {
 	}
 	c.ws.Close()
 	<-c.closed
-}
-
-// IsClosedErr reports whether err only says the connection was closed (by either side).
-func IsClosedErr(err error) bool {
-	return err == nil || errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway)
 }
 
 // redact drops the query (the token) from a URL for error messages.
