@@ -37,17 +37,26 @@ type ChatConfig struct {
 }
 
 type phaseSpec struct {
-	rate int
-	dur  time.Duration
+	rate  int
+	dur   time.Duration
+	grace time.Duration // 0: the config's Grace
 }
+
+// Warm-up: before the measured phases every pair sends one message and the run waits
+// until all arrive, so the server has finished setting up its routes (presence) for the
+// new connections; up to warmups rounds, each waiting at most warmupGrace.
+const (
+	warmups     = 3
+	warmupGrace = 15 * time.Second
+)
 
 func (c ChatConfig) specs() []phaseSpec {
 	var s []phaseSpec
 	for _, r := range c.Rates {
-		s = append(s, phaseSpec{r, c.Phase})
+		s = append(s, phaseSpec{rate: r, dur: c.Phase})
 	}
 	if c.SoakRate > 0 && c.Soak > 0 {
-		s = append(s, phaseSpec{c.SoakRate, c.Soak})
+		s = append(s, phaseSpec{rate: c.SoakRate, dur: c.Soak})
 	}
 	return s
 }
@@ -88,6 +97,9 @@ type ChatResult struct {
 	Provision time.Duration
 	Phases    []ChatPhase
 	Soak      *ChatPhase // the soak phase, when configured
+	// Warmup is how many warm-up messages were sent before the measured phases, and
+	// WarmupLost how many of them did not arrive in the last warm-up round.
+	Warmup, WarmupLost int64
 }
 
 // tracker matches deliveries to sends. Sequence numbers are planned ahead: phase k owns
@@ -271,7 +283,12 @@ func RunChat(ctx context.Context, opts *Options, t *Target, cfg ChatConfig) (Cha
 	res.Provision = time.Since(start)
 	opts.logf(t, "provisioned %d chat users and %d contacts in %v", len(users), len(pairs), res.Provision.Round(time.Millisecond))
 
-	specs := cfg.specs()
+	var specs []phaseSpec
+	for range warmups {
+		specs = append(specs, phaseSpec{rate: cfg.Pairs, dur: time.Second, grace: warmupGrace})
+	}
+	measured := cfg.specs()
+	specs = append(specs, measured...)
 	tr := newTracker(specs)
 	con, err := newConnector(ctx, opts, t, users[0])
 	if err != nil {
@@ -286,7 +303,20 @@ func RunChat(ctx context.Context, opts *Options, t *Target, cfg ChatConfig) (Cha
 	if err := sleep(ctx, opts.Settle); err != nil {
 		return res, err
 	}
-	for k, spec := range specs {
+	for k := range warmups {
+		ph, err := runPhase(ctx, t, tr, k, specs[k], cfg, pairs, senders)
+		if err != nil {
+			return res, err
+		}
+		opts.logf(t, "chat warm-up %d: %d of %d messages arrived (p99 %v)", k+1, ph.Delivered, ph.Sent, ph.P99)
+		res.Warmup += ph.Sent
+		res.WarmupLost = ph.Lost
+		if ph.Lost == 0 {
+			break
+		}
+	}
+	for i, spec := range measured {
+		k := warmups + i
 		ph, err := runPhase(ctx, t, tr, k, spec, cfg, pairs, senders)
 		if err != nil {
 			return res, err
@@ -297,10 +327,10 @@ func RunChat(ctx context.Context, opts *Options, t *Target, cfg ChatConfig) (Cha
 		opts.logf(t, "chat %d msg/s for %v: achieved %.0f, p50 %v p99 %v max %v, lost %d of %d, errors %v, %d connections closed, cpu %.3f s/1k (db %.3f, load tool %.3f)",
 			rate, spec.dur, ph.Achieved, ph.P50, ph.P99, ph.Max, ph.Lost, ph.Sent, ph.AckErrors, ph.Dropped, Per1000(ph.CPU, ph.Sent), Per1000(ph.DBCPU, ph.Sent), Per1000(ph.ClientCPU, ph.Sent))
 	}
-	for k := range res.Phases {
-		p := &tr.phases[k]
+	for i := range res.Phases {
+		p := &tr.phases[warmups+i]
 		p.mu.Lock()
-		res.Phases[k].Late = p.late
+		res.Phases[i].Late = p.late
 		p.mu.Unlock()
 	}
 	if len(specs) > len(cfg.Rates) {
@@ -427,7 +457,11 @@ func runPhase(ctx context.Context, t *Target, tr *tracker, k int, spec phaseSpec
 	ph.SendTook = max(spec.dur, time.Duration(lastWrite.Load()))
 	ph.Achieved = float64(ph.Sent) / ph.SendTook.Seconds()
 	// Drain: wait for every written message, at most Grace after the last write.
-	drainEnd := begin.Add(ph.SendTook + cfg.Grace)
+	grace := cfg.Grace
+	if spec.grace > 0 {
+		grace = spec.grace
+	}
+	drainEnd := begin.Add(ph.SendTook + grace)
 	for tr.delivered(k) < ph.Sent && time.Now().Before(drainEnd) {
 		if err := sleep(ctx, 5*time.Millisecond); err != nil {
 			return ph, err

@@ -275,8 +275,12 @@ func writeChat(w io.Writer, s Scenario) {
 	if c == nil || len(c.Phases) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "### Chat\n\n%d sender→recipient pairs (provisioned with their contacts in %v), open-loop fixed total rate, %v per rate. Max sustainable rate: **%d msg/s** (relay: %d).\n\n",
-		c.Pairs, c.Provision.Round(time.Millisecond), s.Phase, Sustainable(c.Phases), relaySustainable(s.Relay, c.Phases))
+	warm := fmt.Sprintf("a warm-up of %d messages (one per pair per round, until a round loses none) came first", c.Warmup)
+	if c.WarmupLost > 0 {
+		warm += fmt.Sprintf("; its last round still lost %d", c.WarmupLost)
+	}
+	fmt.Fprintf(w, "### Chat\n\n%d sender→recipient pairs (provisioned with their contacts in %v), open-loop fixed total rate, %v per rate; %s. Max sustainable rate: **%d msg/s** (relay: %d).\n\n",
+		c.Pairs, c.Provision.Round(time.Millisecond), s.Phase, warm, Sustainable(c.Phases), relaySustainable(s.Relay, c.Phases))
 	fmt.Fprintf(w, "| rate msg/s | achieved | p50 ms | p90 ms | p99 ms | max ms | lost | ack errors | CPU s/1k msgs | DB CPU s/1k | relay p99 ms | p99 × relay | relay CPU s/1k | CPU × relay | load tool CPU s/1k |\n")
 	fmt.Fprintf(w, "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, p := range c.Phases {
