@@ -308,7 +308,7 @@ func RunChat(ctx context.Context, opts *Options, t *Target, cfg ChatConfig) (Cha
 		if err != nil {
 			return res, err
 		}
-		opts.logf(t, "chat warm-up %d: %d of %d messages arrived (p99 %v)", k+1, ph.Delivered, ph.Sent, ph.P99)
+		opts.logf(t, "chat warm-up %d: %d of %d messages arrived, %d acks (p99 %v)", k+1, ph.Delivered, ph.Sent, ph.Acks, ph.P99)
 		res.Warmup += ph.Sent
 		res.WarmupLost = ph.Lost
 		if ph.Lost == 0 {
@@ -324,8 +324,8 @@ func RunChat(ctx context.Context, opts *Options, t *Target, cfg ChatConfig) (Cha
 		ph.Dropped = dropped(senders) + dropped(recipients)
 		res.Phases = append(res.Phases, ph)
 		rate := spec.rate
-		opts.logf(t, "chat %d msg/s for %v: achieved %.0f, p50 %v p99 %v max %v, lost %d of %d, errors %v, %d connections closed, cpu %.3f s/1k (db %.3f, load tool %.3f)",
-			rate, spec.dur, ph.Achieved, ph.P50, ph.P99, ph.Max, ph.Lost, ph.Sent, ph.AckErrors, ph.Dropped, Per1000(ph.CPU, ph.Sent), Per1000(ph.DBCPU, ph.Sent), Per1000(ph.ClientCPU, ph.Sent))
+		opts.logf(t, "chat %d msg/s for %v: achieved %.0f, p50 %v p99 %v max %v, lost %d of %d, %d acks, errors %v, %d connections closed, cpu %.3f s/1k (db %.3f, load tool %.3f)",
+			rate, spec.dur, ph.Achieved, ph.P50, ph.P99, ph.Max, ph.Lost, ph.Sent, ph.Acks, ph.AckErrors, ph.Dropped, Per1000(ph.CPU, ph.Sent), Per1000(ph.DBCPU, ph.Sent), Per1000(ph.ClientCPU, ph.Sent))
 	}
 	for i := range res.Phases {
 		p := &tr.phases[warmups+i]
