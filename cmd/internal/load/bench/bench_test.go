@@ -39,26 +39,36 @@ func TestChatCountsLoss(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		drop int64
-	}{{"lossless", 0}, {"every 10th dropped", 10}} {
+		soak bool
+	}{{"lossless", 0, false}, {"every 10th dropped", 10, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			target := relayTarget(t, relay.Options{DropEvery: tc.drop})
-			res, err := RunChat(context.Background(), testOptions(), target, ChatConfig{
-				Pairs: 4, Rates: []int{60, 100}, Phase: 500 * time.Millisecond, Grace: 3 * time.Second, Workers: 2,
-				SoakRate: 40, Soak: 700 * time.Millisecond,
-			})
+			cfg := ChatConfig{Pairs: 4, Rates: []int{60, 100}, Phase: 500 * time.Millisecond, Grace: 3 * time.Second, Workers: 2}
+			if tc.soak {
+				cfg.SoakRate, cfg.Soak = 40, 700*time.Millisecond
+			}
+			res, err := RunChat(context.Background(), testOptions(), target, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(res.Phases) != 2 || res.Soak == nil || res.Soak.Rate != 40 || res.Soak.Duration != 700*time.Millisecond {
-				t.Fatalf("phases %d and soak %+v, want 2 and a soak at 40 msg/s for 700ms", len(res.Phases), res.Soak)
+			phases := res.Phases
+			switch {
+			case len(res.Phases) != 2:
+				t.Fatalf("%d phases, want 2", len(res.Phases))
+			case !tc.soak && res.Soak != nil:
+				t.Fatalf("soak %+v, want none", res.Soak)
+			case tc.soak && (res.Soak == nil || res.Soak.Rate != 40 || res.Soak.Duration != 700*time.Millisecond):
+				t.Fatalf("soak %+v, want 40 msg/s for 700ms", res.Soak)
+			case tc.soak:
+				phases = append(phases, *res.Soak)
 			}
 			// The relay counts the warm-up messages too.
 			sentBefore := res.Warmup
 			if res.Warmup < 4 {
 				t.Errorf("%d warm-up messages, want at least one per pair", res.Warmup)
 			}
-			for _, ph := range append(res.Phases, *res.Soak) {
+			for _, ph := range phases {
 				if ph.Sent == 0 || ph.Sent+ph.Unsent+ph.WriteErrs != ph.Offered {
 					t.Errorf("rate %d: sent %d + unsent %d + write errors %d, want offered %d (and > 0 sent)", ph.Rate, ph.Sent, ph.Unsent, ph.WriteErrs, ph.Offered)
 				}

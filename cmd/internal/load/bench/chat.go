@@ -333,7 +333,7 @@ func RunChat(ctx context.Context, opts *Options, t *Target, cfg ChatConfig) (Cha
 		res.Phases[i].Late = p.late
 		p.mu.Unlock()
 	}
-	if len(specs) > len(cfg.Rates) {
+	if len(measured) > len(cfg.Rates) {
 		soak := res.Phases[len(cfg.Rates)]
 		res.Soak = &soak
 		res.Phases = res.Phases[:len(cfg.Rates)]
