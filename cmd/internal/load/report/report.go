@@ -6,6 +6,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -97,12 +98,18 @@ func Goals(key string) []Goal {
 	p99At := func(rate int) func(Figures) (float64, bool) {
 		return func(f Figures) (float64, bool) {
 			p, ok := f.Phase(rate)
+			if ok && p.Lost > 0 {
+				return math.Inf(1), true // a latency target is not met while messages are lost
+			}
 			return float64(p.P99) / float64(time.Millisecond), ok
 		}
 	}
 	cpuAt := func(rate int) func(Figures) (float64, bool) {
 		return func(f Figures) (float64, bool) {
 			p, ok := f.Phase(rate)
+			if ok && p.Lost > 0 {
+				return math.Inf(1), true // CPU per message means nothing while messages are lost
+			}
 			return bench.Per1000(p.CPU+p.DBCPU, p.Sent), ok
 		}
 	}
@@ -199,12 +206,20 @@ func writeGoals(w io.Writer, s Scenario) {
 		rv, rok := g.value(s.Relay)
 		met := ""
 		if g.ok != nil {
-			met = map[bool]string{true: "yes", false: "**no**"}[g.ok(v)]
+			met = map[bool]string{true: "yes", false: "**no**"}[!math.IsInf(v, 0) && g.ok(v)]
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", g.Figure, g.Target, fmt.Sprintf(g.format, v),
-			cond(rok, fmt.Sprintf(g.format, rv)), ratio(v, rv, rok), met)
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", g.Figure, g.Target, goalValue(g.format, v),
+			cond(rok, func() string { return goalValue(g.format, rv) }), ratio(v, rv, rok && !math.IsInf(v, 0) && !math.IsInf(rv, 0)), met)
 	}
 	fmt.Fprintln(w)
+}
+
+// goalValue formats a goal's figure; +Inf stands for "messages were lost".
+func goalValue(format string, v float64) string {
+	if math.IsInf(v, 0) {
+		return "messages lost"
+	}
+	return fmt.Sprintf(format, v)
 }
 
 func writeIdle(w io.Writer, s Scenario) {
@@ -287,10 +302,14 @@ func writeChat(w io.Writer, s Scenario) {
 		r, ok := s.Relay.Phase(p.Rate)
 		cpu := bench.Per1000(p.CPU, p.Sent)
 		rcpu := bench.Per1000(r.CPU, r.Sent)
+		lat := []string{ms(p.P50), ms(p.P90), ms(p.P99), ms(p.Max)}
+		if p.Delivered == 0 {
+			lat = []string{"—", "—", "—", "—"} // nothing arrived: no latency to show
+		}
 		fmt.Fprintf(w, "| %d | %.0f | %s | %s | %s | %s | %s | %s | %.3f | %s | %s | %s | %s | %s | %.3f |\n",
-			p.Rate, p.Achieved, ms(p.P50), ms(p.P90), ms(p.P99), ms(p.Max), lost(p), errs(p.AckErrors),
+			p.Rate, p.Achieved, lat[0], lat[1], lat[2], lat[3], lost(p), errs(p.AckErrors),
 			cpu, cond(p.DBCPU > 0, func() string { return fmt.Sprintf("%.3f", bench.Per1000(p.DBCPU, p.Sent)) }),
-			cond(ok, func() string { return ms(r.P99) }), ratio(float64(p.P99), float64(r.P99), ok),
+			cond(ok, func() string { return ms(r.P99) }), ratio(float64(p.P99), float64(r.P99), ok && p.Delivered > 0),
 			cond(ok, func() string { return fmt.Sprintf("%.3f", rcpu) }), ratio(cpu, rcpu, ok), bench.Per1000(p.ClientCPU, p.Sent))
 	}
 	fmt.Fprintln(w)

@@ -11,7 +11,7 @@ import (
 )
 
 func phase(rate int, achieved float64, p99 time.Duration, lost int64) bench.ChatPhase {
-	return bench.ChatPhase{Rate: rate, Sent: int64(rate) * 10, Achieved: achieved, P99: p99, Max: p99, Lost: lost}
+	return bench.ChatPhase{Rate: rate, Sent: int64(rate) * 10, Delivered: int64(rate)*10 - lost, Achieved: achieved, P99: p99, Max: p99, Lost: lost}
 }
 
 func TestSustainable(t *testing.T) {
@@ -58,6 +58,24 @@ func TestWriteShowsFiguresRatiosAndTargets(t *testing.T) {
 		"| 10000 | 2000 | 5000 | 0.40 | 20.0 | 16.0 | 1.25 |",
 		"| 5 | 5 | 2.00 | 1.00 | 2.00 | 7× HTTP 503, 1× network | none |",
 		"| 2000 | 2000 | 0.00 | 0.00 | 8.00 | 8.00 | 0 | none |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestLostMessagesNeverMeetALatencyOrCPUTarget(t *testing.T) {
+	t.Parallel()
+	allLost := bench.ChatPhase{Rate: 2000, Sent: 20000, Lost: 20000, Achieved: 2000}
+	cheap := bench.ChatPhase{Rate: 5000, Sent: 50000, Lost: 10, Delivered: 49990, Achieved: 5000, P99: time.Millisecond, CPU: time.Second}
+	var b bytes.Buffer
+	Write(&b, Scenario{Key: "sqlite", Title: "t", Charla: Figures{Chat: &bench.ChatResult{Phases: []bench.ChatPhase{allLost, cheap}}}})
+	out := b.String()
+	for _, want := range []string{
+		"| p99 at 2,000 msg/s (ms) | ≤ 10 | messages lost |  |  | **no** |",
+		"| server CPU s per 1,000 msgs at 5,000 msg/s | ≤ 0.25 | messages lost |  |  | **no** |",
+		"| 2000 | 2000 | — | — | — | — | 20000 of 20000 |",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
