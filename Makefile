@@ -9,7 +9,7 @@ RACE    ?= $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 TESTFLAGS ?=
 BENCH   ?= .
 
-.PHONY: run test test-e2e-mysql proto proto-check lint staticcheck check-deps bench tools build web-deps web web-check test-web browser-deps test-browser
+.PHONY: run test test-e2e-mysql proto proto-check lint staticcheck check-deps bench bench-system tools build web-deps web web-check test-web browser-deps test-browser
 
 run:
 	go run ./cmd/charla
@@ -93,3 +93,14 @@ test-browser: web-deps browser-deps
 	@mkdir -p $(BIN)
 	go build -o $(BIN)/charla ./cmd/charla
 	cd web && CHARLA_BIN=$(BIN)/charla npm test -w @charla/browser-tests
+
+# Measures the whole system with cmd/charla-load and rewrites BENCHMARKS.md: the one-process
+# build on SQLite and on MySQL, and the services apart with two edges on MySQL + NATS, each
+# beside a raw WebSocket relay measured in the same run (about 15 minutes). QUICK=1 is a
+# smoke run of about two minutes; BENCH_TARGETS picks the scenarios. Needs MariaDB on
+# 127.0.0.1:3306 and NATS on 127.0.0.1:4222 for mysql and apart.
+BENCH_TARGETS ?= sqlite,mysql,apart
+bench-system:
+	@mkdir -p $(BIN)
+	go build -o $(BIN)/charla-load ./cmd/charla-load
+	$(BIN)/charla-load -targets $(BENCH_TARGETS) $(if $(QUICK),-quick) -out BENCHMARKS.md

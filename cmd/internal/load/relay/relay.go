@@ -1,0 +1,196 @@
+// Package relay is the floor the load tool compares Charla with: a raw gorilla/websocket
+// relay with the same frame shapes as Charla (CONNECTED first, SERVER_ACK to the sender,
+// NEW_CHAT_MESSAGE with a ChatMessage to every connection of the recipient) and nothing
+// else: no persistence, no RPC, no presence. A token is "r<userID>"; its check is a parse.
+//
+// Each connection has one goroutine, its reader (the handler's); frames are written by
+// whichever reader produced them, under the connection's write mutex with a deadline, so
+// a connection costs what a minimal WebSocket server must hold and no more.
+package relay
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+const (
+	writeWait  = 10 * time.Second // deadline of one write; a consumer slower than that is dropped
+	maxMessage = 16384            // as Charla's MaxMessageSize
+)
+
+// Options tune the relay.
+type Options struct {
+	// DropEvery, when > 0, forwards no NEW_CHAT_MESSAGE for every DropEvery-th message
+	// (the sender is still acknowledged): tests use it to check the tool's loss accounting.
+	DropEvery int64
+}
+
+// Relay is an http.Handler serving /ws. Close disconnects every connection.
+type Relay struct {
+	opts     Options
+	upgrader websocket.Upgrader
+	nextID   atomic.Int64 // message and connection ids
+	count    atomic.Int64 // messages relayed, for DropEvery
+
+	mu    sync.Mutex
+	users map[int64][]*conn
+	done  bool
+	wg    sync.WaitGroup
+}
+
+type conn struct {
+	ws *websocket.Conn
+	mu sync.Mutex // serialises writes (gorilla allows one writer at a time)
+}
+
+// New returns a relay.
+func New(opts Options) *Relay {
+	return &Relay{
+		opts: opts,
+		// A pooled write buffer: an idle connection holds none.
+		upgrader: websocket.Upgrader{ReadBufferSize: 2048, WriteBufferSize: 2048, WriteBufferPool: &sync.Pool{}},
+		users:    make(map[int64][]*conn),
+	}
+}
+
+// ServeHTTP checks the token ("r<id>", as a query parameter) and serves the connection.
+func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	userID, err := strconv.ParseInt(strings.TrimPrefix(req.URL.Query().Get("token"), "r"), 10, 64)
+	if err != nil || userID <= 0 {
+		http.Error(w, `{"code":401,"message":"bad token"}`, http.StatusUnauthorized)
+		return
+	}
+	ws, err := r.upgrader.Upgrade(w, req, nil)
+	if err != nil {
+		return // Upgrade has answered
+	}
+	ws.SetReadLimit(maxMessage)
+	c := &conn{ws: ws}
+	r.mu.Lock()
+	if r.done {
+		r.mu.Unlock()
+		ws.Close()
+		return
+	}
+	r.users[userID] = append(r.users[userID], c)
+	r.wg.Add(1)
+	r.mu.Unlock()
+	defer r.wg.Done()
+
+	connected, _ := json.Marshal(frame{Type: "CONNECTED", PID: r.pid(), Payload: map[string]any{
+		"userId": userID, "connectionId": strconv.FormatInt(r.nextID.Add(1), 10), "lastSeq": 0, "expiresAt": 0, "resume": "none",
+	}})
+	c.write(connected)
+	r.readPump(c, userID)
+	ws.Close()
+	r.mu.Lock()
+	list := r.users[userID]
+	for i, x := range list {
+		if x == c {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(r.users, userID)
+	} else {
+		r.users[userID] = list
+	}
+	r.mu.Unlock()
+}
+
+// Close disconnects every connection and waits for their goroutines.
+func (r *Relay) Close() {
+	r.mu.Lock()
+	r.done = true
+	for _, list := range r.users {
+		for _, c := range list {
+			c.ws.Close()
+		}
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+}
+
+type frame struct {
+	Type    string `json:"type"`
+	PID     string `json:"pid"`
+	Payload any    `json:"payload"`
+}
+
+type sendPayload struct {
+	ToUserID        int64  `json:"toUserId"`
+	Text            string `json:"text"`
+	ClientMessageID string `json:"clientMessageId"`
+}
+
+type chatMessage struct {
+	ID              string `json:"id"`
+	ChatID          string `json:"chatId"`
+	FromUserID      int64  `json:"fromUserId"`
+	ToUserID        int64  `json:"toUserId"`
+	Text            string `json:"text"`
+	Timestamp       int64  `json:"timestamp"`
+	Status          string `json:"status"`
+	ClientMessageID string `json:"clientMessageId,omitempty"`
+	FromUsername    string `json:"fromUsername"`
+}
+
+func (r *Relay) pid() string { return "s-" + strconv.FormatInt(r.nextID.Add(1), 10) }
+
+func (r *Relay) readPump(c *conn, userID int64) {
+	for {
+		_, b, err := c.ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		var in struct {
+			Type    string      `json:"type"`
+			PID     string      `json:"pid"`
+			Payload sendPayload `json:"payload"`
+		}
+		if err := json.Unmarshal(b, &in); err != nil || in.Type != "SEND_CHAT_MESSAGE" || in.Payload.ToUserID <= 0 {
+			reply, _ := json.Marshal(frame{Type: "ERROR_NOTIFICATION", PID: in.PID, Payload: map[string]any{"code": 400, "message": "only SEND_CHAT_MESSAGE"}})
+			c.write(reply)
+			continue
+		}
+		now := time.Now().UnixMilli()
+		id := strconv.FormatInt(r.nextID.Add(1), 10)
+		msg := chatMessage{
+			ID: id, ChatID: strconv.FormatInt(min(userID, in.Payload.ToUserID)<<20|max(userID, in.Payload.ToUserID), 10),
+			FromUserID: userID, ToUserID: in.Payload.ToUserID, Text: in.Payload.Text, Timestamp: now,
+			Status: "sent_to_server", ClientMessageID: in.Payload.ClientMessageID, FromUsername: "u" + strconv.FormatInt(userID, 10),
+		}
+		ack, _ := json.Marshal(frame{Type: "SERVER_ACK", PID: in.PID, Payload: map[string]any{
+			"messageId": id, "chatId": msg.ChatID, "timestamp": now, "status": "sent_to_server", "clientMessageId": msg.ClientMessageID,
+		}})
+		c.write(ack)
+		if n := r.count.Add(1); r.opts.DropEvery > 0 && n%r.opts.DropEvery == 0 {
+			continue
+		}
+		r.mu.Lock()
+		targets := append([]*conn(nil), r.users[in.Payload.ToUserID]...)
+		r.mu.Unlock()
+		for _, t := range targets {
+			ev, _ := json.Marshal(frame{Type: "NEW_CHAT_MESSAGE", PID: r.pid(), Payload: msg})
+			t.write(ev)
+		}
+	}
+}
+
+// write sends one frame; a failed write closes the connection, whose reader then ends.
+func (c *conn) write(b []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ws.SetWriteDeadline(time.Now().Add(writeWait))
+	if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+		c.ws.Close()
+	}
+}
