@@ -95,6 +95,9 @@ type Options struct {
 	MaxAge time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// JetStream names the stream and subjects when the log lives in JetStream (Open);
+	// zero means the defaults. Tests sharing one NATS server give each test its own.
+	JetStream JetStreamOptions
 }
 
 // Defaults of Options (docs/protocol.md §8.3).

@@ -14,7 +14,7 @@ func Open(ctx context.Context, b bus.Bus, opt Options) (Log, error) {
 	case *bus.InProcess:
 		return NewMemory(opt), nil
 	case *bus.NATS:
-		return OpenJetStream(ctx, b.Conn(), opt, JetStreamOptions{})
+		return OpenJetStream(ctx, b.Conn(), opt, opt.JetStream)
 	default:
 		return nil, fmt.Errorf("eventlog: no event log for a bus of type %T", b)
 	}

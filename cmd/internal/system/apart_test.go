@@ -1,6 +1,7 @@
 package system_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -8,11 +9,13 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/charla/charla/cmd/internal/system"
 	"github.com/charla/charla/cmd/internal/system/systemtest"
 	"github.com/charla/charla/shared/bus"
 	"github.com/charla/charla/shared/bus/bustest"
+	"github.com/charla/charla/shared/eventlog"
 	"github.com/charla/charla/shared/sqldb"
 	"github.com/charla/charla/shared/sqldb/dbtest"
 )
@@ -61,6 +64,9 @@ func TestTwoDeploymentsOverNATS(t *testing.T) {
 	}
 	dbURL := dbtest.NewURL(t, backend)
 	url := bustest.NATSURL(t)
+	// This test's own stream and subjects: the NATS server may be shared with other tests.
+	stream := fmt.Sprintf("T%d", time.Now().UnixNano())
+	history := eventlog.Options{JetStream: eventlog.JetStreamOptions{Stream: stream, Subject: "t." + stream}}
 	var deployments [2]*systemtest.System
 	for i := range deployments {
 		b, err := bus.Open(url)
@@ -70,9 +76,19 @@ func TestTwoDeploymentsOverNATS(t *testing.T) {
 		t.Cleanup(func() { b.Close() })
 		deployments[i] = systemtest.Start(t, systemtest.Options{
 			DatabaseURL: dbURL,
-			Options:     func(o *system.Options) { o.Bus = b },
+			Options:     func(o *system.Options) { o.Bus = b; o.History = history },
 		})
 	}
+	t.Cleanup(func() {
+		nb, err := bus.ConnectNATS(url)
+		if err != nil {
+			return
+		}
+		defer nb.Close()
+		if js, err := jetstream.New(nb.Conn()); err == nil {
+			_ = js.DeleteStream(context.Background(), stream)
+		}
+	})
 	a, b := deployments[0], deployments[1]
 	alice, bob := a.NewUser(t, "alice"), b.NewUser(t, "bob")
 	chatID := a.Contact(t, alice, bob)

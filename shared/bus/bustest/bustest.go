@@ -17,7 +17,7 @@ func NATSURL(tb testing.TB) string {
 	if url := os.Getenv("NATS_TEST_URL"); url != "" {
 		return url
 	}
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, JetStream: true, StoreDir: tb.TempDir()})
 	if err != nil {
 		tb.Fatalf("bustest: embedded NATS: %v", err)
 	}
