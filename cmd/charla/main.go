@@ -41,7 +41,7 @@ func run() int {
 	logFormat := cfg.String("LOG_FORMAT", "text", "json or text", config.OneOf("json", "text"))
 	logLevel := cfg.String("LOG_LEVEL", "info", "debug, info, warn or error", config.OneOf("debug", "info", "warn", "error"))
 	if err := cfg.Parse(os.Args[1:]); err != nil {
-		if errors.Is(err, config.ErrHelp) {
+		if config.Exit(err) {
 			return 0
 		}
 		fmt.Fprintf(os.Stderr, "charla: configuration: %v\n", err)

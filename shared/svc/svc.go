@@ -5,7 +5,6 @@ package svc
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -73,7 +72,7 @@ func Main(name, defaultAddr string, newService Constructor) int {
 	logFormat := cfg.String("LOG_FORMAT", "text", "json or text", config.OneOf("json", "text"))
 	logLevel := cfg.String("LOG_LEVEL", "info", "debug, info, warn or error", config.OneOf("debug", "info", "warn", "error"))
 	if err := cfg.Parse(os.Args[1:]); err != nil {
-		if errors.Is(err, config.ErrHelp) {
+		if config.Exit(err) {
 			return 0
 		}
 		fmt.Fprintf(os.Stderr, "%s: configuration: %v\n", name, err)

@@ -28,7 +28,7 @@ func main() {
 	logFormat := cfg.String("LOG_FORMAT", "text", "json or text", config.OneOf("json", "text"))
 	logLevel := cfg.String("LOG_LEVEL", "info", "debug, info, warn or error", config.OneOf("debug", "info", "warn", "error"))
 	if err := cfg.Parse(os.Args[1:]); err != nil {
-		if errors.Is(err, config.ErrHelp) {
+		if config.Exit(err) {
 			os.Exit(0)
 		}
 		fmt.Fprintf(os.Stderr, "edge: configuration: %v\n", err)
