@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -59,7 +58,7 @@ func run() int {
 		log.Error("refusing to start", "err", err)
 		return 2
 	}
-	b, err := bus.Open(*busURL)
+	b, err := bus.Open(*busURL, bus.WithLogger(log))
 	if err != nil {
 		log.Error("refusing to start", "err", err)
 		return 2

@@ -119,7 +119,10 @@ func run(ctx context.Context, log *slog.Logger, name, addr, dbURL, busURL, token
 		return err
 	}
 	defer db.Close()
-	b, err := bus.Open(busURL)
+	if err := tel.RegisterDB(name, db.DB); err != nil {
+		return err
+	}
+	b, err := bus.Open(busURL, bus.WithLogger(log))
 	if err != nil {
 		return err
 	}

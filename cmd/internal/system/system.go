@@ -120,6 +120,12 @@ func StartServices(ctx context.Context, opts Options) (_ *System, err error) {
 			return nil, err
 		}
 		s.closers = append(s.closers, db.Close)
+		if opts.Telemetry != nil {
+			if err := opts.Telemetry.RegisterDB(c.name, db.DB); err != nil {
+				rpcLn.Close()
+				return nil, err
+			}
+		}
 		service, err := c.new(ctx, svc.Deps{
 			DB: db, Bus: b, Peers: s.Clients, Log: logging.Component(log, c.name), HandlerOptions: handlerOpts,
 		})
