@@ -127,7 +127,7 @@ func ConnectNATS(url string, opts ...Option) (*NATS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
 	}
-	started()
+	started(conn)
 	return &NATS{conn: conn}, nil
 }
 

@@ -45,14 +45,15 @@ const defaultPingTimeout = 2 * time.Second
 type natsObserver struct {
 	log         *slog.Logger
 	up          atomic.Bool
+	server      atomic.Pointer[string] // the server last connected to, without credentials
 	connected   metric.Int64UpDownCounter
 	disconnects metric.Int64Counter
 	reconnects  metric.Int64Counter
 }
 
 // observeNATS returns the nats.Options that report connection state, and a function to call
-// once the first connection is made.
-func observeNATS(opts []Option) ([]nats.Option, func()) {
+// with the connection once it is made.
+func observeNATS(opts []Option) ([]nats.Option, func(*nats.Conn)) {
 	o := options{log: slog.Default(), mp: otel.GetMeterProvider()}
 	for _, opt := range opts {
 		opt(&o)
@@ -73,7 +74,8 @@ func observeNATS(opts []Option) ([]nats.Option, func()) {
 	}, ob.started
 }
 
-func (ob *natsObserver) started() {
+func (ob *natsObserver) started(nc *nats.Conn) {
+	ob.remember(nc)
 	ctx := context.Background()
 	ob.disconnects.Add(ctx, 0)
 	ob.reconnects.Add(ctx, 0)
@@ -92,10 +94,20 @@ func (ob *natsObserver) disconnected(nc *nats.Conn, err error) {
 		return // closing on purpose: closed logs it
 	}
 	ob.disconnects.Add(context.Background(), 1)
-	ob.log.Warn("NATS disconnected; reconnecting", "server", nc.ConnectedUrlRedacted(), "err", err)
+	var server string
+	if p := ob.server.Load(); p != nil {
+		server = *p
+	}
+	ob.log.Warn("NATS disconnected; reconnecting", "server", server, "err", err)
+}
+
+func (ob *natsObserver) remember(nc *nats.Conn) {
+	s := nc.ConnectedUrlRedacted()
+	ob.server.Store(&s)
 }
 
 func (ob *natsObserver) reconnected(nc *nats.Conn) {
+	ob.remember(nc)
 	ob.reconnects.Add(context.Background(), 1)
 	if !ob.up.Swap(true) {
 		ob.connected.Add(context.Background(), 1)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/charla/charla/shared/bus"
 	"github.com/charla/charla/shared/config"
+	"github.com/charla/charla/shared/health"
 	"github.com/charla/charla/shared/logging"
 	"github.com/charla/charla/shared/peers"
 	"github.com/charla/charla/shared/rpc"
@@ -139,7 +140,9 @@ func run(ctx context.Context, log *slog.Logger, name, addr, dbURL, busURL, token
 	if err != nil {
 		return fmt.Errorf("listen on RPC_ADDR %s: %w", addr, err)
 	}
-	srv := rpc.NewServer(Mux(tel, service.RPC()))
+	h := health.New(service.RPC().Name)
+	Checks(h, name, db, b)
+	srv := rpc.NewServer(Mux(tel, h, service.RPC()))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("serving", "addr", ln.Addr().String())
@@ -148,21 +151,37 @@ func run(ctx context.Context, log *slog.Logger, name, addr, dbURL, busURL, token
 		return fmt.Errorf("serve RPC: %w", err)
 	case <-ctx.Done():
 	}
+	// NOT_SERVING from now on, while the calls in flight finish.
+	h.Drain()
+	log.Info("draining")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdownCtx)
 }
 
-// Mux is what a service process serves on its RPC listener: the services, health checking,
-// reflection, and GET /metrics when tel is not nil. /metrics is not behind the token:
-// Prometheus scrapes without credentials, and the metrics carry counts and latencies, no
-// user data.
-func Mux(tel *telemetry.Telemetry, services ...rpc.Service) *http.ServeMux {
-	mux := rpc.NewMux(services...)
+// Mux is what a service process serves on its RPC listener: the services, gRPC health
+// checking and GET /ready answered by h (always SERVING and no /ready when h is nil),
+// reflection, and GET /metrics when tel is not nil. /metrics and /ready are not behind the
+// token: probes and Prometheus come without credentials, and neither carries user data.
+func Mux(tel *telemetry.Telemetry, h *health.Checker, services ...rpc.Service) *http.ServeMux {
+	var mux *http.ServeMux
+	if h != nil {
+		mux = rpc.NewMuxChecked(h, services...)
+		mux.Handle("GET /ready", h)
+	} else {
+		mux = rpc.NewMux(services...)
+	}
 	if tel != nil {
 		mux.Handle("GET /metrics", tel.MetricsHandler())
 	}
 	return mux
+}
+
+// Checks adds the checks of a service's dependencies to h: its database answers a ping,
+// and the bus is connected.
+func Checks(h *health.Checker, name string, db *sqldb.DB, b bus.Bus) {
+	h.Add(name+" database", db.PingContext)
+	h.Add("bus", func(ctx context.Context) error { return bus.Ping(ctx, b) })
 }
 
 // HandlerOptions are the handler options of a service: tracing and RPC metrics outermost,

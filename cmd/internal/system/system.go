@@ -21,6 +21,7 @@ import (
 	"github.com/charla/charla/presencesvc"
 	"github.com/charla/charla/profilesvc"
 	"github.com/charla/charla/shared/bus"
+	"github.com/charla/charla/shared/health"
 	"github.com/charla/charla/shared/logging"
 	"github.com/charla/charla/shared/peers"
 	"github.com/charla/charla/shared/rpc"
@@ -61,6 +62,9 @@ type System struct {
 	Clients *peers.Clients
 	// Edge is the running edge.
 	Edge *edge.Edge
+	// Health answers the RPC listener's gRPC health checks and GET /ready: the four
+	// databases and the bus answer, and the system is not closing.
+	Health *health.Checker
 
 	log      *slog.Logger
 	rpcSrv   *http.Server
@@ -113,6 +117,7 @@ func StartServices(ctx context.Context, opts Options) (_ *System, err error) {
 	s.Clients = peers.New(peers.Same(s.RPCAddr), opts.Token, nil, clientOpts...)
 	handlerOpts := append(svc.HandlerOptions(opts.Telemetry, opts.Token), opts.HandlerOptions...)
 	var services []rpc.Service
+	checks := map[string]health.Check{"bus": func(ctx context.Context) error { return bus.Ping(ctx, b) }}
 	for _, c := range serviceConstructors {
 		db, err := sqldb.Open(ctx, opts.DatabaseURL)
 		if err != nil {
@@ -135,8 +140,13 @@ func StartServices(ctx context.Context, opts Options) (_ *System, err error) {
 		}
 		s.closers = append(s.closers, service.Close)
 		services = append(services, service.RPC())
+		checks[c.name+" database"] = db.PingContext
 	}
-	mux := svc.Mux(opts.Telemetry, services...)
+	s.Health = health.New(rpc.Names(services)...)
+	for name, check := range checks {
+		s.Health.Add(name, check)
+	}
+	mux := svc.Mux(opts.Telemetry, s.Health, services...)
 	for pattern, h := range opts.RPCRoutes {
 		mux.Handle(pattern, h)
 	}
@@ -199,6 +209,9 @@ func (s *System) Err() <-chan error { return s.errc }
 // Close drains the edge (closing its connections with 1001), then closes the services and
 // their databases, then the RPC listener, within ctx's deadline where one is given.
 func (s *System) Close(ctx context.Context) {
+	if s.Health != nil {
+		s.Health.Drain()
+	}
 	if s.edgeSrv != nil {
 		_ = s.edgeSrv.Shutdown(ctx)
 		if err := s.Edge.Shutdown(ctx); err != nil {
