@@ -2,8 +2,11 @@ package svc_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -153,4 +156,36 @@ func TestChecksOfRealDependencies(t *testing.T) {
 	}
 	startNATS(t, port)
 	waitStatus(t, h, grpchealth.StatusServing, "NATS back")
+}
+
+// TestMuxProbes: /ready follows the checker, /health only says the process serves.
+func TestMuxProbes(t *testing.T) {
+	t.Parallel()
+	h := health.New("charla.test.v1.Ping")
+	down := make(chan struct{})
+	h.Add("database", func(context.Context) error {
+		select {
+		case <-down:
+			return errors.New("connection refused")
+		default:
+			return nil
+		}
+	})
+	srv := httptest.NewServer(svc.Mux(nil, h))
+	t.Cleanup(srv.Close)
+	get := func(path string) int {
+		res, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if r, l := get("/ready"), get("/health"); r != 200 || l != 200 {
+		t.Errorf("all up: /ready %d /health %d, want 200 200", r, l)
+	}
+	close(down)
+	if r, l := get("/ready"), get("/health"); r != 503 || l != 200 {
+		t.Errorf("database down: /ready %d /health %d, want 503 200", r, l)
+	}
 }

@@ -161,8 +161,9 @@ func run(ctx context.Context, log *slog.Logger, name, addr, dbURL, busURL, token
 
 // Mux is what a service process serves on its RPC listener: the services, gRPC health
 // checking and GET /ready answered by h (always SERVING and no /ready when h is nil),
-// reflection, and GET /metrics when tel is not nil. /metrics and /ready are not behind the
-// token: probes and Prometheus come without credentials, and neither carries user data.
+// GET /health (200 while the process serves: a liveness probe), reflection, and GET
+// /metrics when tel is not nil. /metrics, /ready and /health are not behind the token:
+// probes and Prometheus come without credentials, and none carries user data.
 func Mux(tel *telemetry.Telemetry, h *health.Checker, services ...rpc.Service) *http.ServeMux {
 	var mux *http.ServeMux
 	if h != nil {
@@ -171,6 +172,13 @@ func Mux(tel *telemetry.Telemetry, h *health.Checker, services ...rpc.Service) *
 	} else {
 		mux = rpc.NewMux(services...)
 	}
+	// Liveness: the process serves HTTP. Unlike /ready it does not look at dependencies, so
+	// a database outage makes instances unready, never restarts them.
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
 	if tel != nil {
 		mux.Handle("GET /metrics", tel.MetricsHandler())
 	}
