@@ -58,12 +58,6 @@ func run() int {
 		log.Error("refusing to start", "err", err)
 		return 2
 	}
-	b, err := bus.Open(*busURL, bus.WithLogger(log))
-	if err != nil {
-		log.Error("refusing to start", "err", err)
-		return 2
-	}
-	defer b.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	tel, err := telemetry.Setup(ctx, "charla")
@@ -76,6 +70,12 @@ func run() int {
 		defer cancel()
 		_ = tel.Shutdown(shutdownCtx)
 	}()
+	b, err := bus.Open(*busURL, bus.WithLogger(log), bus.WithMeterProvider(tel.MeterProvider()))
+	if err != nil {
+		log.Error("refusing to start", "err", err)
+		return 2
+	}
+	defer b.Close()
 	ec := edgeConfig()
 	opts := system.Options{
 		Edge: ec, RPCAddr: *rpcAddr, DatabaseURL: *dbURL, Bus: b, Token: *token, Log: root, Telemetry: tel,

@@ -123,7 +123,7 @@ func run(ctx context.Context, log *slog.Logger, name, addr, dbURL, busURL, token
 	if err := tel.RegisterDB(name, db.DB); err != nil {
 		return err
 	}
-	b, err := bus.Open(busURL, bus.WithLogger(log))
+	b, err := bus.Open(busURL, bus.WithLogger(log), bus.WithMeterProvider(tel.MeterProvider()))
 	if err != nil {
 		return err
 	}
