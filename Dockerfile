@@ -32,9 +32,11 @@ COPY notifysvc/go.mod notifysvc/go.sum notifysvc/
 COPY presencesvc/go.mod presencesvc/go.sum presencesvc/
 COPY edge/go.mod edge/go.sum edge/
 COPY cmd/go.mod cmd/go.sum cmd/
-COPY deploy/go.mod deploy/go.sum deploy/
+# deploy/ is a module of tests (kustomize, Prometheus): not needed for the binaries.
+RUN go work edit -dropuse=./deploy
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
+RUN go work edit -dropuse=./deploy
 ARG VERSION=""
 ARG REVISION=""
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \

@@ -2,7 +2,7 @@
 # Only Go is needed: buf and the protoc plugins are built from the versions pinned in
 # tools/go.mod, and the database is embedded SQLite unless DATABASE_URL says otherwise.
 
-MODULES := proto shared chatsvc profilesvc notifysvc presencesvc edge cmd
+MODULES := proto shared chatsvc profilesvc notifysvc presencesvc edge cmd deploy
 BIN     := $(CURDIR)/bin
 # The race detector needs cgo (a C compiler); use it whenever one is present.
 RACE    ?= $(shell command -v gcc >/dev/null 2>&1 && echo -race)
