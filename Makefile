@@ -11,8 +11,13 @@ BENCH   ?= .
 
 .PHONY: run test test-e2e-mysql proto proto-check lint bench tools build
 
+# Builds first, saying so (the first build compiles every dependency: minutes), then runs
+# the binary itself, so Ctrl-C reaches it directly and it exits 0 after draining.
 run:
-	go run ./cmd/charla
+	@echo "make run: building ./cmd/charla into bin/charla (the first build compiles every dependency and takes a few minutes)..."
+	@go build -o $(BIN)/charla ./cmd/charla
+	@echo "make run: starting bin/charla; the banner with URLs and demo tokens follows on stdout, logs on stderr"
+	@$(BIN)/charla
 
 build:
 	@for m in $(MODULES); do (cd $$m && go build ./...) || exit 1; done
