@@ -2,7 +2,7 @@
 # Only Go is needed: buf and the protoc plugins are built from the versions pinned in
 # tools/go.mod, and the database is embedded SQLite unless DATABASE_URL says otherwise.
 
-MODULES := proto shared chatsvc profilesvc notifysvc presencesvc edge cmd
+MODULES := proto shared chatsvc profilesvc notifysvc presencesvc edge cmd deploy
 BIN     := $(CURDIR)/bin
 # The race detector needs cgo (a C compiler); use it whenever one is present.
 RACE    ?= $(shell command -v gcc >/dev/null 2>&1 && echo -race)
@@ -11,8 +11,13 @@ BENCH   ?= .
 
 .PHONY: run test test-e2e-mysql proto proto-check lint staticcheck check-deps bench bench-system tools build web-deps web web-check test-web browser-deps test-browser
 
+# Builds first, saying so (the first build compiles every dependency: minutes), then runs
+# the binary itself, so Ctrl-C reaches it directly and it exits 0 after draining.
 run:
-	go run ./cmd/charla
+	@echo "make run: building ./cmd/charla into bin/charla (the first build compiles every dependency and takes a few minutes)..."
+	@go build -o $(BIN)/charla ./cmd/charla
+	@echo "make run: starting bin/charla; the banner with URLs and demo tokens follows on stdout, logs on stderr"
+	@$(BIN)/charla
 
 build:
 	@for m in $(MODULES); do (cd $$m && go build ./...) || exit 1; done

@@ -87,6 +87,7 @@ type Edge struct {
 
 	runOnce  sync.Once
 	shutOnce sync.Once
+	draining atomic.Bool // set when Shutdown starts: /ready answers 503
 }
 
 // New builds an edge that reaches the services through clients.
@@ -186,11 +187,12 @@ func (e *Edge) Run(ctx context.Context) error {
 	return nil
 }
 
-// Shutdown stops accepting connections, closes every connection with 1001 and waits for
-// them, up to ctx's deadline (or DrainTimeout when ctx has none), then reports the closed
+// Shutdown makes /ready answer 503, stops accepting connections, closes every connection
+// with 1001 and waits for them, up to ctx's deadline (or DrainTimeout when ctx has none), then reports the closed
 // connections to the presence service at once rather than after the grace period.
 func (e *Edge) Shutdown(ctx context.Context) error {
 	var err error
+	e.draining.Store(true)
 	e.shutOnce.Do(func() {
 		if _, ok := ctx.Deadline(); !ok {
 			var cancel context.CancelFunc

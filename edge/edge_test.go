@@ -350,3 +350,31 @@ func BenchmarkHandshake(b *testing.B) {
 		})
 	}
 }
+
+// TestReadyWhileDraining: once Shutdown starts, /ready answers 503 naming the edge as
+// draining, whatever the services say.
+func TestReadyWhileDraining(t *testing.T) {
+	t.Parallel()
+	te := startEdge(t, nil)
+	<-te.e.streams.Started()
+	readyReasons := func() (int, map[string]string) {
+		rw := httptest.NewRecorder()
+		te.e.Handler().ServeHTTP(rw, httptest.NewRequest(http.MethodGet, "/ready", nil))
+		var body struct {
+			Reasons map[string]string `json:"reasons"`
+		}
+		_ = json.Unmarshal(rw.Body.Bytes(), &body)
+		return rw.Code, body.Reasons
+	}
+	if _, reasons := readyReasons(); reasons["edge"] != "" {
+		t.Fatalf("before Shutdown: reasons %v, want nothing about the edge itself", reasons)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := te.e.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code, reasons := readyReasons(); code != http.StatusServiceUnavailable || reasons["edge"] != "draining" {
+		t.Errorf("after Shutdown: %d %v, want 503 with edge: draining", code, reasons)
+	}
+}

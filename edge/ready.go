@@ -21,9 +21,13 @@ const probeTimeout = 2 * time.Second
 // ready answers 200 when every service answers and every event stream is open (its service
 // has sent the subscribed marker: it is subscribed for this edge), else 503
 // with the missing services and why:
-// {"status":"unavailable","missing":["chat"],"reasons":{"chat":"event stream down"}}.
+// {"status":"unavailable","missing":["chat"],"reasons":{"chat":"event stream down"}};
+// and 503 with {"edge":"draining"} once Shutdown has started.
 func (e *Edge) ready(w http.ResponseWriter, r *http.Request) {
 	reasons := map[string]string{}
+	if e.draining.Load() {
+		reasons["edge"] = "draining"
+	}
 	for _, name := range e.streams.Down() {
 		reasons[name] = "event stream down"
 	}

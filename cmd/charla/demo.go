@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
@@ -85,21 +84,28 @@ var demoUsers = []demoUser{
 // demoContacts are the accepted contact pairs of docs/protocol.md §1.1, by userName.
 var demoContacts = [][2]string{{"alice", "bob"}, {"alice", "carol"}}
 
+// demoToken is a session of one demo user, for the banner.
+type demoToken struct {
+	name  string
+	id    int64
+	token string
+}
+
 // seedDemo creates the demo users (with their profiles) and contacts if absent, through the
-// same RPCs any internal caller uses, then prints a fresh session token per user.
-func seedDemo(ctx context.Context, c *peers.Clients, edgeAddr string, w io.Writer) error {
+// same RPCs any internal caller uses, and returns a fresh session token per user.
+func seedDemo(ctx context.Context, c *peers.Clients) ([]demoToken, error) {
 	ids := make(map[string]int64)
 	for _, u := range demoUsers {
 		id, created, err := ensureUser(ctx, c, u.create)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		ids[u.create.GetUserName()] = id
 		if created && u.profile != nil {
 			req := proto.Clone(u.profile).(*profilev1.UpdateProfileRequest)
 			req.UserId = id
 			if _, err := c.Profile.UpdateProfile(ctx, connect.NewRequest(req)); err != nil {
-				return fmt.Errorf("profile of %s: %w", u.create.GetUserName(), err)
+				return nil, fmt.Errorf("profile of %s: %w", u.create.GetUserName(), err)
 			}
 		}
 	}
@@ -107,19 +113,19 @@ func seedDemo(ctx context.Context, c *peers.Clients, edgeAddr string, w io.Write
 		if _, err := c.Chat.CreateContact(ctx, connect.NewRequest(&chatv1.CreateContactRequest{
 			UserId: ids[pair[0]], OtherUserId: ids[pair[1]],
 		})); err != nil {
-			return fmt.Errorf("contact %s-%s: %w", pair[0], pair[1], err)
+			return nil, fmt.Errorf("contact %s-%s: %w", pair[0], pair[1], err)
 		}
 	}
-	fmt.Fprintf(w, "Demo session tokens (connect with ws://%s/ws?token=TOKEN):\n", edgeAddr)
+	tokens := make([]demoToken, 0, len(demoUsers))
 	for _, u := range demoUsers {
 		name := u.create.GetUserName()
 		res, err := c.Profile.CreateSession(ctx, connect.NewRequest(&profilev1.CreateSessionRequest{UserId: ids[name]}))
 		if err != nil {
-			return fmt.Errorf("session of %s: %w", name, err)
+			return nil, fmt.Errorf("session of %s: %w", name, err)
 		}
-		fmt.Fprintf(w, "  %-6s (id %d): %s\n", name, ids[name], res.Msg.GetToken())
+		tokens = append(tokens, demoToken{name: name, id: ids[name], token: res.Msg.GetToken()})
 	}
-	return nil
+	return tokens, nil
 }
 
 // ensureUser returns the id of the user named in req, creating it if absent.

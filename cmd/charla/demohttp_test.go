@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -42,7 +41,7 @@ func TestDemoRoutesAllowed(t *testing.T) {
 func demoMux(t *testing.T) (*http.ServeMux, *systemtest.System) {
 	t.Helper()
 	s := systemtest.Start(t, systemtest.Options{})
-	if err := seedDemo(context.Background(), s.Clients, s.EdgeAddr, io.Discard); err != nil {
+	if _, err := seedDemo(context.Background(), s.Clients); err != nil {
 		t.Fatalf("seed demo: %v", err)
 	}
 	mux := http.NewServeMux()

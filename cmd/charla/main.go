@@ -8,8 +8,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -26,9 +26,17 @@ import (
 	"github.com/charla/charla/shared/telemetry"
 )
 
-func main() { os.Exit(run()) }
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, stop, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
 
-func run() int {
+// run is the whole process: it serves until ctx ends (SIGINT or SIGTERM), drains and returns
+// the exit code, 0 after an interrupt. stopSignals restores the default signal handling, so
+// that a second Ctrl-C ends the process at once. The banner goes to stdout, logs to stderr.
+func run(ctx context.Context, stopSignals func(), args []string, stdout, stderr io.Writer) int {
 	cfg := config.New("charla")
 	edgeConfig := edge.DeclareConfig(cfg)
 	rpcAddr := cfg.String("RPC_ADDR", "127.0.0.1:8090", "internal RPC listener for all four services", config.HostPort)
@@ -41,16 +49,16 @@ func run() int {
 	demo := cfg.Bool("DEMO", true, "create the demo users if absent and print a token for each")
 	logFormat := cfg.String("LOG_FORMAT", "text", "json or text", config.OneOf("json", "text"))
 	logLevel := cfg.String("LOG_LEVEL", "info", "debug, info, warn or error", config.OneOf("debug", "info", "warn", "error"))
-	if err := cfg.Parse(os.Args[1:]); err != nil {
-		if errors.Is(err, config.ErrHelp) {
+	if err := cfg.Parse(args); err != nil {
+		if config.Exit(err) {
 			return 0
 		}
-		fmt.Fprintf(os.Stderr, "charla: configuration: %v\n", err)
+		fmt.Fprintf(stderr, "charla: configuration: %v\n", err)
 		return 2
 	}
-	root, err := logging.New(os.Stderr, logging.Options{Format: *logFormat, Level: *logLevel})
+	root, err := logging.New(stderr, logging.Options{Format: *logFormat, Level: *logLevel})
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "charla: configuration: %v\n", err)
+		fmt.Fprintf(stderr, "charla: configuration: %v\n", err)
 		return 2
 	}
 	// "pid" in logs is the client's request id (docs/protocol.md §3.2); the OS process is process_id.
@@ -60,14 +68,6 @@ func run() int {
 		log.Error("refusing to start", "err", err)
 		return 2
 	}
-	b, err := bus.Open(*busURL)
-	if err != nil {
-		log.Error("refusing to start", "err", err)
-		return 2
-	}
-	defer b.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	tel, err := telemetry.Setup(ctx, "charla")
 	if err != nil {
 		log.Error("refusing to start", "err", err)
@@ -78,18 +78,28 @@ func run() int {
 		defer cancel()
 		_ = tel.Shutdown(shutdownCtx)
 	}()
+	b, err := bus.Open(*busURL, bus.WithLogger(log), bus.WithMeterProvider(tel.MeterProvider()))
+	if err != nil {
+		log.Error("refusing to start", "err", err)
+		return 2
+	}
+	defer b.Close()
 	ec := edgeConfig()
 	opts := system.Options{
 		Edge: ec, RPCAddr: *rpcAddr, DatabaseURL: *dbURL, Bus: b, Token: *token, Log: root, Telemetry: tel,
 	}
-	if err := serve(ctx, log, opts, *demo, ec.DrainTimeout); err != nil {
+	if err := serve(ctx, log, opts, *demo, ec.DrainTimeout, stopSignals, stdout); err != nil {
+		if ctx.Err() != nil { // interrupted while starting: not a failure
+			log.Info("stopped before start-up finished")
+			return 0
+		}
 		log.Error("stopped", "err", err)
 		return 1
 	}
 	return 0
 }
 
-func serve(ctx context.Context, log *slog.Logger, opts system.Options, demo bool, drain time.Duration) error {
+func serve(ctx context.Context, log *slog.Logger, opts system.Options, demo bool, drain time.Duration, stopSignals func(), stdout io.Writer) error {
 	s, err := system.StartServices(ctx, opts)
 	if err != nil {
 		return err
@@ -102,8 +112,12 @@ func serve(ctx context.Context, log *slog.Logger, opts system.Options, demo bool
 	if err := s.StartEdge(opts); err != nil {
 		return err
 	}
+	b := banner{edgeAddr: s.EdgeAddr, rpcAddr: s.RPCAddr, demo: demo}
 	if demo {
-		if err := seedDemo(ctx, s.Clients, s.EdgeAddr, os.Stdout); err != nil {
+		if b.tokens, err = seedDemo(ctx, s.Clients); err != nil {
+			if ctx.Err() != nil {
+				return nil // interrupted while seeding
+			}
 			return fmt.Errorf("demo data: %w", err)
 		}
 		if demoRoutesAllowed(demo, s.EdgeAddr) {
@@ -113,11 +127,14 @@ func serve(ctx context.Context, log *slog.Logger, opts system.Options, demo bool
 			log.Warn("demo sign-in disabled: EDGE_ADDR is not a loopback address", "edge_addr", s.EdgeAddr)
 		}
 	}
+	b.print(stdout)
 	select {
 	case err := <-s.Err():
 		return err
 	case <-ctx.Done():
-		log.Info("shutting down")
+		// A second Ctrl-C ends the process at once instead of waiting for the drain.
+		stopSignals()
+		log.Info("shutting down (Ctrl-C again to force)", "drain_timeout", drain)
 		return nil
 	}
 }

@@ -156,7 +156,7 @@ func TestSendTrace(t *testing.T) {
 		if telemetrytest.Descends(spans, s, server) {
 			underServer++
 		}
-		if strings.HasPrefix(s.Name, "INSERT INTO ChatMessage") {
+		if s.Name == "INSERT ChatMessage" && s.Attrs["db.collection.name"] == "ChatMessage" {
 			insert++
 		}
 	}
@@ -178,6 +178,12 @@ func TestSendTrace(t *testing.T) {
 		{"db_client_operation_duration_seconds_count", nil},
 		{"charla_edge_frames_total", []string{`charla_message_type="SEND_CHAT_MESSAGE"`}},
 		{"charla_event_delivery_lag_seconds_count", []string{`charla_service="chat"`}},
+		// Every service's pool, by its name.
+		{"go_sql_max_open_connections", []string{`db_name="chatsvc"`}},
+		{"go_sql_max_open_connections", []string{`db_name="profilesvc"`}},
+		{"go_sql_max_open_connections", []string{`db_name="notifysvc"`}},
+		{"go_sql_max_open_connections", []string{`db_name="presencesvc"`}},
+		{"charla_build_info", nil},
 	} {
 		if got := m.Sum(c.name, c.labels...); got < 1 {
 			t.Errorf("%s%v: got %v, want at least 1\n%s", c.name, c.labels, got, m.Grep(c.name))

@@ -34,12 +34,12 @@ type Subscription interface {
 }
 
 // Open returns the bus named by BUS_URL: empty for in-process, nats://host:port for NATS.
-func Open(url string) (Bus, error) {
+func Open(url string, opts ...Option) (Bus, error) {
 	switch {
 	case url == "":
 		return NewInProcess(), nil
 	case strings.HasPrefix(url, "nats://"):
-		return ConnectNATS(url)
+		return ConnectNATS(url, opts...)
 	default:
 		return nil, fmt.Errorf("BUS_URL: want empty (in-process) or nats://host:port, got %q", url)
 	}
@@ -119,12 +119,15 @@ type NATS struct {
 	conn *nats.Conn
 }
 
-// ConnectNATS connects to the NATS server at url, reconnecting forever when it drops.
-func ConnectNATS(url string) (*NATS, error) {
-	conn, err := nats.Connect(url, nats.Name("charla"), nats.MaxReconnects(-1))
+// ConnectNATS connects to the NATS server at url, reconnecting forever when it drops;
+// disconnects and reconnects are logged and counted (see observe.go).
+func ConnectNATS(url string, opts ...Option) (*NATS, error) {
+	observers, started := observeNATS(opts)
+	conn, err := nats.Connect(url, append([]nats.Option{nats.Name("charla"), nats.MaxReconnects(-1)}, observers...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
 	}
+	started(conn)
 	return &NATS{conn: conn}, nil
 }
 

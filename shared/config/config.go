@@ -16,12 +16,16 @@ import (
 	"time"
 
 	"github.com/joho/godotenv"
+
+	"github.com/charla/charla/shared/buildinfo"
 )
 
 // Loader collects settings; declare them, then call Parse once.
 type Loader struct {
 	fs       *flag.FlagSet
 	settings []*setting
+	version  *bool
+	out      io.Writer // where -version prints; os.Stdout
 }
 
 type setting struct {
@@ -36,7 +40,9 @@ type setting struct {
 func New(name string) *Loader {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	return &Loader{fs: fs}
+	l := &Loader{fs: fs, out: os.Stdout}
+	l.version = fs.Bool("version", false, "print the version and exit")
+	return l
 }
 
 // FlagName is the flag that sets environment variable env: EDGE_ADDR → edge-addr.
@@ -127,6 +133,16 @@ func (l *Loader) Bool(env string, def bool, usage string) *bool {
 // ErrHelp is returned by Parse when -h or -help was given; the usage has been printed.
 var ErrHelp = flag.ErrHelp
 
+// ErrVersion is returned by Parse when -version was given; the version has been printed
+// ("edge v1.2.0 (revision 0123456789ab, go1.26.0)"). The program should exit 0.
+var ErrVersion = errors.New("version printed")
+
+// Exit reports whether err from Parse asks the program to exit successfully: -h, -help
+// or -version was given and answered.
+func Exit(err error) bool {
+	return errors.Is(err, ErrHelp) || errors.Is(err, ErrVersion)
+}
+
 // Parse reads .env (if present), the environment and args, and validates every setting.
 func (l *Loader) Parse(args []string) error {
 	if err := godotenv.Load(); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -142,6 +158,10 @@ func (l *Loader) Parse(args []string) error {
 			l.PrintUsage(os.Stderr)
 		}
 		return err
+	}
+	if *l.version {
+		fmt.Fprintf(l.out, "%s %s\n", l.fs.Name(), buildinfo.Read())
+		return ErrVersion
 	}
 	if l.fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", l.fs.Arg(0))
@@ -159,6 +179,7 @@ func (l *Loader) PrintUsage(w io.Writer) {
 	for _, s := range l.settings {
 		fmt.Fprintf(w, "  %s / -%s (default %q)\n      %s\n", s.env, FlagName(s.env), s.def, s.usage)
 	}
+	fmt.Fprintf(w, "  -version\n      print the version and exit\n")
 }
 
 // HostPort validates a listen address such as 127.0.0.1:8080.

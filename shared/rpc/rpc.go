@@ -31,18 +31,33 @@ type Service struct {
 // NewMux mounts services together with health checking and reflection for them.
 // Health and reflection are not behind the token: they reveal nothing a client could not
 // learn from the .proto files, and load balancers probe health without credentials.
+// Health always answers SERVING; a process uses NewMuxChecked with a checker that knows
+// its dependencies.
 func NewMux(services ...Service) *http.ServeMux {
+	return NewMuxChecked(grpchealth.NewStaticChecker(Names(services)...), services...)
+}
+
+// NewMuxChecked is NewMux with gRPC health answered by checker (see shared/health).
+func NewMuxChecked(checker grpchealth.Checker, services ...Service) *http.ServeMux {
 	mux := http.NewServeMux()
-	names := make([]string, 0, len(services))
+	names := Names(services)
 	for _, s := range services {
 		mux.Handle(s.Path, s.Handler)
-		names = append(names, s.Name)
 	}
-	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...)))
+	mux.Handle(grpchealth.NewHandler(checker))
 	reflector := grpcreflect.NewStaticReflector(names...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	return mux
+}
+
+// Names returns the fully qualified names of services.
+func Names(services []Service) []string {
+	names := make([]string, 0, len(services))
+	for _, s := range services {
+		names = append(names, s.Name)
+	}
+	return names
 }
 
 // errUnauthenticated is the one answer for a missing or wrong token.

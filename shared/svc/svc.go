@@ -5,7 +5,6 @@ package svc
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -20,6 +19,7 @@ import (
 	"github.com/charla/charla/shared/bus"
 	"github.com/charla/charla/shared/config"
 	"github.com/charla/charla/shared/eventlog"
+	"github.com/charla/charla/shared/health"
 	"github.com/charla/charla/shared/logging"
 	"github.com/charla/charla/shared/peers"
 	"github.com/charla/charla/shared/rpc"
@@ -77,7 +77,7 @@ func Main(name, defaultAddr string, newService Constructor) int {
 	logFormat := cfg.String("LOG_FORMAT", "text", "json or text", config.OneOf("json", "text"))
 	logLevel := cfg.String("LOG_LEVEL", "info", "debug, info, warn or error", config.OneOf("debug", "info", "warn", "error"))
 	if err := cfg.Parse(os.Args[1:]); err != nil {
-		if errors.Is(err, config.ErrHelp) {
+		if config.Exit(err) {
 			return 0
 		}
 		fmt.Fprintf(os.Stderr, "%s: configuration: %v\n", name, err)
@@ -124,7 +124,10 @@ func run(ctx context.Context, log *slog.Logger, name, addr, dbURL, busURL string
 		return err
 	}
 	defer db.Close()
-	b, err := bus.Open(busURL)
+	if err := tel.RegisterDB(name, db.DB); err != nil {
+		return err
+	}
+	b, err := bus.Open(busURL, bus.WithLogger(log), bus.WithMeterProvider(tel.MeterProvider()))
 	if err != nil {
 		return err
 	}
@@ -146,7 +149,9 @@ func run(ctx context.Context, log *slog.Logger, name, addr, dbURL, busURL string
 	if err != nil {
 		return fmt.Errorf("listen on RPC_ADDR %s: %w", addr, err)
 	}
-	srv := rpc.NewServer(Mux(tel, service.RPC()))
+	h := health.New(service.RPC().Name)
+	Checks(h, name, db, b)
+	srv := rpc.NewServer(Mux(tel, h, service.RPC()))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("serving", "addr", ln.Addr().String())
@@ -155,21 +160,45 @@ func run(ctx context.Context, log *slog.Logger, name, addr, dbURL, busURL string
 		return fmt.Errorf("serve RPC: %w", err)
 	case <-ctx.Done():
 	}
+	// NOT_SERVING from now on, while the calls in flight finish.
+	h.Drain()
+	log.Info("draining")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdownCtx)
 }
 
-// Mux is what a service process serves on its RPC listener: the services, health checking,
-// reflection, and GET /metrics when tel is not nil. /metrics is not behind the token:
-// Prometheus scrapes without credentials, and the metrics carry counts and latencies, no
-// user data.
-func Mux(tel *telemetry.Telemetry, services ...rpc.Service) *http.ServeMux {
-	mux := rpc.NewMux(services...)
+// Mux is what a service process serves on its RPC listener: the services, gRPC health
+// checking and GET /ready answered by h (always SERVING and no /ready when h is nil),
+// GET /health (200 while the process serves: a liveness probe), reflection, and GET
+// /metrics when tel is not nil. /metrics, /ready and /health are not behind the token:
+// probes and Prometheus come without credentials, and none carries user data.
+func Mux(tel *telemetry.Telemetry, h *health.Checker, services ...rpc.Service) *http.ServeMux {
+	var mux *http.ServeMux
+	if h != nil {
+		mux = rpc.NewMuxChecked(h, services...)
+		mux.Handle("GET /ready", h)
+	} else {
+		mux = rpc.NewMux(services...)
+	}
+	// Liveness: the process serves HTTP. Unlike /ready it does not look at dependencies, so
+	// a database outage makes instances unready, never restarts them.
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
 	if tel != nil {
 		mux.Handle("GET /metrics", tel.MetricsHandler())
 	}
 	return mux
+}
+
+// Checks adds the checks of a service's dependencies to h: its database answers a ping,
+// and the bus is connected.
+func Checks(h *health.Checker, name string, db *sqldb.DB, b bus.Bus) {
+	h.Add(name+" database", db.PingContext)
+	h.Add("bus", func(ctx context.Context) error { return bus.Ping(ctx, b) })
 }
 
 // HandlerOptions are the handler options of a service: tracing and RPC metrics outermost,

@@ -23,7 +23,7 @@ func TestMuxMetricsWithoutToken(t *testing.T) {
 	h := connect.NewUnaryHandler(proc, func(context.Context, *connect.Request[emptypb.Empty]) (*connect.Response[emptypb.Empty], error) {
 		return connect.NewResponse(&emptypb.Empty{}), nil
 	}, svc.HandlerOptions(tel, token)...)
-	srv := httptest.NewServer(svc.Mux(tel, rpc.Service{Name: "charla.test.v1.Ping", Path: "/charla.test.v1.Ping/", Handler: h}))
+	srv := httptest.NewServer(svc.Mux(tel, nil, rpc.Service{Name: "charla.test.v1.Ping", Path: "/charla.test.v1.Ping/", Handler: h}))
 	t.Cleanup(srv.Close)
 
 	client := connect.NewClient[emptypb.Empty, emptypb.Empty](srv.Client(), srv.URL+proc)

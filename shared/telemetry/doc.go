@@ -48,8 +48,11 @@
 // rpc_server_call_duration_seconds and rpc_client_call_duration_seconds (otelconnect,
 // by rpc_method and rpc_response_status_code), db_client_operation_duration_seconds
 // (otelsql, by db_operation_name: sql.conn.query/exec and sql.stmt.query/exec are the
-// statements; sql.rows is the time spent reading results), and the Go runtime and process
-// collectors.
+// statements; sql.rows is the time spent reading results), charla_build_info{version,
+// revision,go_version} (always 1), go_sql_*{db_name} (each service's connection pool, from
+// RegisterDB), charla_bus_nats_connected and charla_bus_nats_{disconnects,reconnects}_total
+// (shared/bus, with NATS), and the Go runtime and process collectors. Unlabelled counters
+// are exported at 0 from the start. deploy/observability alerts on them.
 //
 // Call Setup once per process. Concurrency: a Telemetry and an EdgeMetrics are safe for
 // concurrent use.

@@ -151,6 +151,10 @@ func NewEdgeMetrics(mp metric.MeterProvider, tp trace.TracerProvider, tracing bo
 	e.lag, _ = m.Float64Histogram("charla.event.delivery.lag",
 		metric.WithDescription("Time from an event's creation to its write to a connection."), metric.WithUnit("s"),
 		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+	// Unlabelled series exist from the start at 0, so that rate() and alerts see a counter
+	// that has not moved yet rather than no series at all.
+	e.connections.Add(context.Background(), 0)
+	e.drops.Add(context.Background(), 0)
 	return e
 }
 

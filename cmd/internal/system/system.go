@@ -22,6 +22,7 @@ import (
 	"github.com/charla/charla/profilesvc"
 	"github.com/charla/charla/shared/bus"
 	"github.com/charla/charla/shared/eventlog"
+	"github.com/charla/charla/shared/health"
 	"github.com/charla/charla/shared/logging"
 	"github.com/charla/charla/shared/peers"
 	"github.com/charla/charla/shared/rpc"
@@ -64,6 +65,9 @@ type System struct {
 	Clients *peers.Clients
 	// Edge is the running edge.
 	Edge *edge.Edge
+	// Health answers the RPC listener's gRPC health checks and GET /ready: the four
+	// databases and the bus answer, and the system is not closing.
+	Health *health.Checker
 
 	log      *slog.Logger
 	rpcSrv   *http.Server
@@ -121,6 +125,7 @@ func StartServices(ctx context.Context, opts Options) (_ *System, err error) {
 	s.Clients = peers.New(peers.Same(s.RPCAddr), opts.Token, nil, clientOpts...)
 	handlerOpts := append(svc.HandlerOptions(opts.Telemetry, opts.Token), opts.HandlerOptions...)
 	var services []rpc.Service
+	checks := map[string]health.Check{"bus": func(ctx context.Context) error { return bus.Ping(ctx, b) }}
 	for _, c := range serviceConstructors {
 		db, err := sqldb.Open(ctx, opts.DatabaseURL)
 		if err != nil {
@@ -128,6 +133,12 @@ func StartServices(ctx context.Context, opts Options) (_ *System, err error) {
 			return nil, err
 		}
 		s.closers = append(s.closers, db.Close)
+		if opts.Telemetry != nil {
+			if err := opts.Telemetry.RegisterDB(c.name, db.DB); err != nil {
+				rpcLn.Close()
+				return nil, err
+			}
+		}
 		service, err := c.new(ctx, svc.Deps{
 			DB: db, Bus: b, Events: events, Peers: s.Clients, Log: logging.Component(log, c.name), HandlerOptions: handlerOpts,
 		})
@@ -137,8 +148,13 @@ func StartServices(ctx context.Context, opts Options) (_ *System, err error) {
 		}
 		s.closers = append(s.closers, service.Close)
 		services = append(services, service.RPC())
+		checks[c.name+" database"] = db.PingContext
 	}
-	mux := svc.Mux(opts.Telemetry, services...)
+	s.Health = health.New(rpc.Names(services)...)
+	for name, check := range checks {
+		s.Health.Add(name, check)
+	}
+	mux := svc.Mux(opts.Telemetry, s.Health, services...)
 	for pattern, h := range opts.RPCRoutes {
 		mux.Handle(pattern, h)
 	}
@@ -201,6 +217,9 @@ func (s *System) Err() <-chan error { return s.errc }
 // Close drains the edge (closing its connections with 1001), then closes the services and
 // their databases, then the RPC listener, within ctx's deadline where one is given.
 func (s *System) Close(ctx context.Context) {
+	if s.Health != nil {
+		s.Health.Drain()
+	}
 	if s.edgeSrv != nil {
 		_ = s.edgeSrv.Shutdown(ctx)
 		if err := s.Edge.Shutdown(ctx); err != nil {

@@ -81,6 +81,8 @@ type Store interface {
 	UsersByID(ctx context.Context, ids []int64) ([]*profilev1.User, error)
 	// UsersByName returns the users found by (lower-case) userName, in no particular order.
 	UsersByName(ctx context.Context, names []string) ([]*profilev1.User, error)
+	// ListUsers returns up to limit users with an id above afterID, by ascending id.
+	ListUsers(ctx context.Context, afterID int64, limit int) ([]*profilev1.User, error)
 	// Profile returns the whole profile of a user, unfiltered, with isOnline and lastSeen
 	// unset; NotFound for an unknown user.
 	Profile(ctx context.Context, userID int64) (*profilev1.ProfileData, error)

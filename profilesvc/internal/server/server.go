@@ -247,6 +247,36 @@ func (s *Server) ListCountries(ctx context.Context, _ *connect.Request[profilev1
 	return connect.NewResponse(&profilev1.ListCountriesResponse{Countries: cs}), nil
 }
 
+// Page sizes of ListUsers.
+const (
+	DefaultListUsers = 100
+	MaxListUsers     = 1000
+)
+
+// ListUsers returns one page of users by ascending id (one query: a page and one more row
+// tells whether another page follows).
+func (s *Server) ListUsers(ctx context.Context, req *connect.Request[profilev1.ListUsersRequest]) (*connect.Response[profilev1.ListUsersResponse], error) {
+	after, limit := req.Msg.GetAfterId(), int(req.Msg.GetLimit())
+	switch {
+	case after < 0:
+		return nil, s.toConnect(ctx, "list users", profile.Errorf(profile.Invalid, "afterId: must be 0 or a user id, got %d", after))
+	case limit < 0 || limit > MaxListUsers:
+		return nil, s.toConnect(ctx, "list users", profile.Errorf(profile.Invalid, "limit: 1 to %d (0 for %d), got %d", MaxListUsers, DefaultListUsers, limit))
+	case limit == 0:
+		limit = DefaultListUsers
+	}
+	users, err := s.store.ListUsers(ctx, after, limit+1)
+	if err != nil {
+		return nil, s.toConnect(ctx, "list users", err)
+	}
+	res := &profilev1.ListUsersResponse{Users: users}
+	if len(users) > limit {
+		res.Users = users[:limit]
+		res.NextAfterId = users[limit-1].GetId()
+	}
+	return connect.NewResponse(res), nil
+}
+
 // GetUsers returns the users found by id (one query) and by userName (one query): those
 // asked by id first, then by name, each in the order asked, repeats and unknowns left out.
 func (s *Server) GetUsers(ctx context.Context, req *connect.Request[profilev1.GetUsersRequest]) (*connect.Response[profilev1.GetUsersResponse], error) {

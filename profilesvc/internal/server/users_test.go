@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -155,4 +156,76 @@ func equal[T comparable](a, b []T) bool {
 		}
 	}
 	return true
+}
+
+func TestListUsers(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		var want []int64
+		for range 5 {
+			want = append(want, e.createUser(t).GetId())
+		}
+		// Pages of 2: [1 2] [3 4] [5], each pointing at the next.
+		var got []int64
+		var after int64
+		pages := 0
+		for {
+			res, err := e.client.ListUsers(ctx, connect.NewRequest(&profilev1.ListUsersRequest{AfterId: after, Limit: 2}))
+			if err != nil {
+				t.Fatalf("ListUsers(after %d): %v", after, err)
+			}
+			pages++
+			for _, u := range res.Msg.GetUsers() {
+				if u.GetUserName() == "" || u.GetEmail() == "" {
+					t.Errorf("user %d lacks its fields: %v", u.GetId(), u)
+				}
+				got = append(got, u.GetId())
+			}
+			if n := len(res.Msg.GetUsers()); n > 2 {
+				t.Fatalf("page of %d users, want at most 2", n)
+			}
+			after = res.Msg.GetNextAfterId()
+			if after == 0 {
+				break
+			}
+			if last := got[len(got)-1]; after != last {
+				t.Fatalf("nextAfterId %d, want the page's last id %d", after, last)
+			}
+			if pages > 10 {
+				t.Fatal("paging does not end")
+			}
+		}
+		if pages != 3 || !slices.Equal(got, want) {
+			t.Errorf("%d pages with %v, want 3 pages with %v", pages, got, want)
+		}
+		// The default page holds them all and says it is the last.
+		res, err := e.client.ListUsers(ctx, connect.NewRequest(&profilev1.ListUsersRequest{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(res.Msg.GetUsers()); n != 5 || res.Msg.GetNextAfterId() != 0 {
+			t.Errorf("default page: %d users, next %d; want 5 and 0", n, res.Msg.GetNextAfterId())
+		}
+		// An exact fit is the last page too.
+		res, err = e.client.ListUsers(ctx, connect.NewRequest(&profilev1.ListUsersRequest{AfterId: want[2], Limit: 2}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(res.Msg.GetUsers()); n != 2 || res.Msg.GetNextAfterId() != 0 {
+			t.Errorf("last two: %d users, next %d; want 2 and 0", n, res.Msg.GetNextAfterId())
+		}
+
+		for _, tc := range []struct {
+			req   *profilev1.ListUsersRequest
+			field string
+		}{
+			{&profilev1.ListUsersRequest{Limit: -1}, "limit:"},
+			{&profilev1.ListUsersRequest{Limit: 1001}, "limit:"},
+			{&profilev1.ListUsersRequest{AfterId: -1}, "afterId:"},
+		} {
+			_, err := e.client.ListUsers(ctx, connect.NewRequest(tc.req))
+			wantCode(t, err, connect.CodeInvalidArgument, tc.field)
+		}
+	})
 }

@@ -249,6 +249,11 @@ func (s *Store) UsersByName(ctx context.Context, names []string) ([]*profilev1.U
 	return s.users(ctx, "u.UserName IN ("+sqldb.Placeholders(len(names))+")", args)
 }
 
+// ListUsers implements profile.Store. The primary key serves the range and the order.
+func (s *Store) ListUsers(ctx context.Context, afterID int64, limit int) ([]*profilev1.User, error) {
+	return s.users(ctx, "u.Id > ? ORDER BY u.Id LIMIT ?", []any{afterID, limit})
+}
+
 func (s *Store) users(ctx context.Context, where string, args []any) ([]*profilev1.User, error) {
 	rows, err := s.db.QueryContext(ctx, "SELECT "+userColumns+" FROM `User` u WHERE "+where, args...)
 	if err != nil {

@@ -1,6 +1,9 @@
 // Package dbtel instruments database/sql with github.com/XSAM/otelsql the way Charla wants
-// it: a client span per statement, named by the statement with its literals replaced by
-// "?", never carrying argument values; transaction begin/commit/rollback spans; and the
+// it: a client span per statement, named by its operation and main table as the
+// OpenTelemetry database conventions say ("SELECT ChatMessage", "INSERT User": a few dozen
+// names in all, whatever the statement text), with db.operation.name, db.collection.name
+// and the statement with its literals replaced by "?" (db.query.text) as attributes, never
+// argument values; transaction begin/commit/rollback spans; and the
 // db.client.operation.duration histogram (the seed's "latencia de BD").
 //
 // Spans are made only inside a recording span (a Connect call, a frame): migrations,
@@ -34,7 +37,7 @@ const (
 	MySQL System = "mysql"
 )
 
-// MaxSpanName is the longest span name, in bytes; longer statements are cut there.
+// MaxSpanName is the longest span name, in bytes; a longer table name is cut there.
 const MaxSpanName = 120
 
 // maxQueryText is the longest db.query.text attribute kept.
@@ -58,7 +61,15 @@ func Options(system System) []otelsql.Option {
 			if query == "" {
 				return nil
 			}
-			return []attribute.KeyValue{semconv.DBQueryText(queryText(query))}
+			st := summarized(query)
+			attrs := []attribute.KeyValue{semconv.DBQueryText(truncate(st.normalized, maxQueryText))}
+			if st.op != "" {
+				attrs = append(attrs, semconv.DBOperationName(st.op))
+			}
+			if st.table != "" {
+				attrs = append(attrs, semconv.DBCollectionName(st.table))
+			}
+			return attrs
 		}),
 		otelsql.WithDisableSkipErrMeasurement(true),
 		otelsql.WithSpanOptions(otelsql.SpanOptions{
@@ -89,35 +100,203 @@ func spanFilter(system System) otelsql.SpanFilter {
 	}
 }
 
-// The same few statements run over and over: normalize each once. The cache is bounded
+// The same few statements run over and over: summarize each once. The cache is bounded
 // so statements built at run time (IN lists of varying length) cannot grow it for ever.
 const maxCached = 2048
 
 var (
-	cache     sync.Map // raw query → normalized
+	cache     sync.Map // raw query → *statement
 	cacheSize atomic.Int64
 )
 
-func normalized(query string) string {
+// statement is what spans need of one statement.
+type statement struct {
+	normalized string // Normalize(query)
+	op, table  string // Summarize(query)
+	span       string // SpanName(query)
+}
+
+func summarized(query string) *statement {
 	if v, ok := cache.Load(query); ok {
-		return v.(string)
+		return v.(*statement)
 	}
-	n := Normalize(query)
+	st := &statement{normalized: Normalize(query)}
+	st.op, st.table = summarize(st.normalized)
+	st.span = spanName(st.op, st.table)
 	if cacheSize.Load() < maxCached {
-		if _, loaded := cache.LoadOrStore(query, n); !loaded {
+		if _, loaded := cache.LoadOrStore(query, st); !loaded {
 			cacheSize.Add(1)
 		}
 	}
-	return n
+	return st
 }
 
-// SpanName is the span name of a statement: Normalize(query), cut at MaxSpanName bytes.
+// SpanName is the span name of a statement: "OPERATION table" ("SELECT ChatMessage"), or
+// the operation alone when it names no table ("BEGIN", "SAVEPOINT", "SELECT" without
+// FROM), or "SQL" when the statement does not start with a keyword. At most MaxSpanName
+// bytes.
 func SpanName(query string) string {
-	return truncate(normalized(query), MaxSpanName)
+	return summarized(query).span
 }
 
-func queryText(query string) string {
-	return truncate(normalized(query), maxQueryText)
+func spanName(op, table string) string {
+	switch {
+	case op == "":
+		return "SQL"
+	case table == "":
+		return op
+	}
+	return truncate(op+" "+table, MaxSpanName)
+}
+
+// maxOp bounds an operation keyword; longer first words are not keywords.
+const maxOp = 16
+
+// Summarize returns a statement's operation (its first keyword, upper case; for WITH, the
+// keyword of the statement after the common table expressions) and its main table: the
+// first table after FROM for SELECT and DELETE, after INTO for INSERT and REPLACE, after
+// UPDATE; quotes are removed. A table is "" when there is none, or when it is a subquery.
+func Summarize(query string) (op, table string) {
+	return summarize(Normalize(query))
+}
+
+func summarize(normalized string) (op, table string) {
+	toks := tokens(normalized)
+	if len(toks) == 0 || !isKeyword(toks[0].text) {
+		return "", ""
+	}
+	op = strings.ToUpper(toks[0].text)
+	rest := toks[1:]
+	if op == "WITH" {
+		// The statement proper is the first DML keyword outside the CTEs' parentheses.
+		for i, t := range rest {
+			if t.depth == 0 && t.word {
+				if k := strings.ToUpper(t.text); k == "SELECT" || k == "INSERT" || k == "UPDATE" || k == "DELETE" || k == "REPLACE" {
+					op, rest = k, rest[i+1:]
+					break
+				}
+			}
+		}
+	}
+	switch op {
+	case "SELECT", "DELETE":
+		table = after(rest, "FROM")
+	case "INSERT", "REPLACE":
+		table = after(rest, "INTO")
+	case "UPDATE":
+		for _, t := range rest {
+			if t.word && updateModifiers[strings.ToUpper(t.text)] {
+				continue
+			}
+			table = tableName(t)
+			break
+		}
+	}
+	return op, table
+}
+
+// updateModifiers may stand between UPDATE and its table (MySQL, SQLite).
+var updateModifiers = map[string]bool{"LOW_PRIORITY": true, "IGNORE": true, "OR": true,
+	"ROLLBACK": true, "ABORT": true, "REPLACE": true, "FAIL": true}
+
+// after returns the table named right after the first keyword kw outside parentheses.
+func after(toks []token, kw string) string {
+	for i, t := range toks {
+		if t.depth == 0 && t.word && strings.EqualFold(t.text, kw) {
+			if i+1 < len(toks) {
+				return tableName(toks[i+1])
+			}
+			return ""
+		}
+	}
+	return ""
+}
+
+// tableName is t as a table name without quotes, or "" when t is not an identifier.
+func tableName(t token) string {
+	if !t.word && !t.quoted {
+		return ""
+	}
+	name := t.text
+	if t.quoted {
+		name = strings.ReplaceAll(name, "`", "")
+		name = strings.ReplaceAll(name, `"`, "")
+	}
+	if name == "" || name == "?" {
+		return ""
+	}
+	return name
+}
+
+func isKeyword(s string) bool {
+	if len(s) == 0 || len(s) > maxOp {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i] | 0x20; c < 'a' || c > 'z' {
+			if s[i] != '_' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// token is a word, a quoted identifier (possibly qualified: a.`b`) or one other byte of a
+// normalized statement, with the depth of parentheses it stands in.
+type token struct {
+	text   string
+	word   bool // an unquoted identifier or keyword
+	quoted bool // contains a quoted identifier
+	depth  int
+}
+
+func tokens(s string) []token {
+	var out []token
+	depth := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == ' ':
+			i++
+		case c == '(':
+			out = append(out, token{text: "(", depth: depth})
+			depth++
+			i++
+		case c == ')':
+			if depth > 0 {
+				depth--
+			}
+			out = append(out, token{text: ")", depth: depth})
+			i++
+		case isIdentByte(c) || c == '"' || c == '`':
+			// An identifier, possibly quoted and qualified (schema.table).
+			j, quoted := i, false
+		ident:
+			for j < len(s) {
+				switch {
+				case s[j] == '"' || s[j] == '`':
+					end := strings.IndexByte(s[j+1:], s[j])
+					if end < 0 {
+						j = len(s)
+					} else {
+						j += end + 2
+					}
+					quoted = true
+				case isIdentByte(s[j]) || s[j] == '.':
+					j++
+				default:
+					break ident
+				}
+			}
+			out = append(out, token{text: s[i:j], word: !quoted, quoted: quoted, depth: depth})
+			i = j
+		default:
+			out = append(out, token{text: s[i : i+1], depth: depth})
+			i++
+		}
+	}
+	return out
 }
 
 func truncate(s string, n int) string {

@@ -1002,6 +1002,116 @@ func (x *GetUsersResponse) GetUsers() []*User {
 	return nil
 }
 
+// ListUsersRequest asks for one page of users, by ascending id.
+type ListUsersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only users with a greater id: 0 for the first page, then the previous page's next_after_id.
+	AfterId int64 `protobuf:"varint,1,opt,name=after_id,json=afterId,proto3" json:"after_id,omitempty"`
+	// Page size, 1–1000; 0 means 100.
+	Limit         int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersRequest) Reset() {
+	*x = ListUsersRequest{}
+	mi := &file_profile_v1_profile_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersRequest) ProtoMessage() {}
+
+func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_profile_v1_profile_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
+func (*ListUsersRequest) Descriptor() ([]byte, []int) {
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListUsersRequest) GetAfterId() int64 {
+	if x != nil {
+		return x.AfterId
+	}
+	return 0
+}
+
+func (x *ListUsersRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// ListUsersResponse is one page of users.
+type ListUsersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Up to limit users, ascending by id.
+	Users []*User `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	// The after_id of the next page; 0 when this page is the last.
+	NextAfterId   int64 `protobuf:"varint,2,opt,name=next_after_id,json=nextAfterId,proto3" json:"next_after_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersResponse) Reset() {
+	*x = ListUsersResponse{}
+	mi := &file_profile_v1_profile_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersResponse) ProtoMessage() {}
+
+func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_profile_v1_profile_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
+func (*ListUsersResponse) Descriptor() ([]byte, []int) {
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListUsersResponse) GetUsers() []*User {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *ListUsersResponse) GetNextAfterId() int64 {
+	if x != nil {
+		return x.NextAfterId
+	}
+	return 0
+}
+
 // EducationItem is one education entry.
 type EducationItem struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1029,7 +1139,7 @@ type EducationItem struct {
 
 func (x *EducationItem) Reset() {
 	*x = EducationItem{}
-	mi := &file_profile_v1_profile_proto_msgTypes[17]
+	mi := &file_profile_v1_profile_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1041,7 +1151,7 @@ func (x *EducationItem) String() string {
 func (*EducationItem) ProtoMessage() {}
 
 func (x *EducationItem) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[17]
+	mi := &file_profile_v1_profile_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1054,7 +1164,7 @@ func (x *EducationItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EducationItem.ProtoReflect.Descriptor instead.
 func (*EducationItem) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{17}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *EducationItem) GetId() int64 {
@@ -1145,7 +1255,7 @@ type ExperienceItem struct {
 
 func (x *ExperienceItem) Reset() {
 	*x = ExperienceItem{}
-	mi := &file_profile_v1_profile_proto_msgTypes[18]
+	mi := &file_profile_v1_profile_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1267,7 @@ func (x *ExperienceItem) String() string {
 func (*ExperienceItem) ProtoMessage() {}
 
 func (x *ExperienceItem) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[18]
+	mi := &file_profile_v1_profile_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1280,7 @@ func (x *ExperienceItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExperienceItem.ProtoReflect.Descriptor instead.
 func (*ExperienceItem) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{18}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ExperienceItem) GetId() int64 {
@@ -1248,7 +1358,7 @@ type CertificationItem struct {
 
 func (x *CertificationItem) Reset() {
 	*x = CertificationItem{}
-	mi := &file_profile_v1_profile_proto_msgTypes[19]
+	mi := &file_profile_v1_profile_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1260,7 +1370,7 @@ func (x *CertificationItem) String() string {
 func (*CertificationItem) ProtoMessage() {}
 
 func (x *CertificationItem) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[19]
+	mi := &file_profile_v1_profile_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1273,7 +1383,7 @@ func (x *CertificationItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificationItem.ProtoReflect.Descriptor instead.
 func (*CertificationItem) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{19}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CertificationItem) GetId() int64 {
@@ -1327,7 +1437,7 @@ type SkillItem struct {
 
 func (x *SkillItem) Reset() {
 	*x = SkillItem{}
-	mi := &file_profile_v1_profile_proto_msgTypes[20]
+	mi := &file_profile_v1_profile_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1449,7 @@ func (x *SkillItem) String() string {
 func (*SkillItem) ProtoMessage() {}
 
 func (x *SkillItem) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[20]
+	mi := &file_profile_v1_profile_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1462,7 @@ func (x *SkillItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SkillItem.ProtoReflect.Descriptor instead.
 func (*SkillItem) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{20}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SkillItem) GetId() int64 {
@@ -1391,7 +1501,7 @@ type LanguageItem struct {
 
 func (x *LanguageItem) Reset() {
 	*x = LanguageItem{}
-	mi := &file_profile_v1_profile_proto_msgTypes[21]
+	mi := &file_profile_v1_profile_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +1513,7 @@ func (x *LanguageItem) String() string {
 func (*LanguageItem) ProtoMessage() {}
 
 func (x *LanguageItem) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[21]
+	mi := &file_profile_v1_profile_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,7 +1526,7 @@ func (x *LanguageItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LanguageItem.ProtoReflect.Descriptor instead.
 func (*LanguageItem) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{21}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LanguageItem) GetId() int64 {
@@ -1461,7 +1571,7 @@ type ProjectItem struct {
 
 func (x *ProjectItem) Reset() {
 	*x = ProjectItem{}
-	mi := &file_profile_v1_profile_proto_msgTypes[22]
+	mi := &file_profile_v1_profile_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1473,7 +1583,7 @@ func (x *ProjectItem) String() string {
 func (*ProjectItem) ProtoMessage() {}
 
 func (x *ProjectItem) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[22]
+	mi := &file_profile_v1_profile_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1486,7 +1596,7 @@ func (x *ProjectItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProjectItem.ProtoReflect.Descriptor instead.
 func (*ProjectItem) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{22}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ProjectItem) GetId() int64 {
@@ -1552,7 +1662,7 @@ type Curriculum struct {
 
 func (x *Curriculum) Reset() {
 	*x = Curriculum{}
-	mi := &file_profile_v1_profile_proto_msgTypes[23]
+	mi := &file_profile_v1_profile_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1564,7 +1674,7 @@ func (x *Curriculum) String() string {
 func (*Curriculum) ProtoMessage() {}
 
 func (x *Curriculum) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[23]
+	mi := &file_profile_v1_profile_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1577,7 +1687,7 @@ func (x *Curriculum) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Curriculum.ProtoReflect.Descriptor instead.
 func (*Curriculum) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{23}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Curriculum) GetEducation() []*EducationItem {
@@ -1657,7 +1767,7 @@ type ProfileData struct {
 
 func (x *ProfileData) Reset() {
 	*x = ProfileData{}
-	mi := &file_profile_v1_profile_proto_msgTypes[24]
+	mi := &file_profile_v1_profile_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1669,7 +1779,7 @@ func (x *ProfileData) String() string {
 func (*ProfileData) ProtoMessage() {}
 
 func (x *ProfileData) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[24]
+	mi := &file_profile_v1_profile_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1682,7 +1792,7 @@ func (x *ProfileData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfileData.ProtoReflect.Descriptor instead.
 func (*ProfileData) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{24}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ProfileData) GetId() int64 {
@@ -1789,7 +1899,7 @@ type GetProfileRequest struct {
 
 func (x *GetProfileRequest) Reset() {
 	*x = GetProfileRequest{}
-	mi := &file_profile_v1_profile_proto_msgTypes[25]
+	mi := &file_profile_v1_profile_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1801,7 +1911,7 @@ func (x *GetProfileRequest) String() string {
 func (*GetProfileRequest) ProtoMessage() {}
 
 func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[25]
+	mi := &file_profile_v1_profile_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1814,7 +1924,7 @@ func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileRequest.ProtoReflect.Descriptor instead.
 func (*GetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{25}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetProfileRequest) GetViewerId() int64 {
@@ -1842,7 +1952,7 @@ type GetProfileResponse struct {
 
 func (x *GetProfileResponse) Reset() {
 	*x = GetProfileResponse{}
-	mi := &file_profile_v1_profile_proto_msgTypes[26]
+	mi := &file_profile_v1_profile_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1854,7 +1964,7 @@ func (x *GetProfileResponse) String() string {
 func (*GetProfileResponse) ProtoMessage() {}
 
 func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[26]
+	mi := &file_profile_v1_profile_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1867,7 +1977,7 @@ func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileResponse.ProtoReflect.Descriptor instead.
 func (*GetProfileResponse) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{26}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetProfileResponse) GetProfile() *ProfileData {
@@ -1888,7 +1998,7 @@ type EducationSection struct {
 
 func (x *EducationSection) Reset() {
 	*x = EducationSection{}
-	mi := &file_profile_v1_profile_proto_msgTypes[27]
+	mi := &file_profile_v1_profile_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1900,7 +2010,7 @@ func (x *EducationSection) String() string {
 func (*EducationSection) ProtoMessage() {}
 
 func (x *EducationSection) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[27]
+	mi := &file_profile_v1_profile_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1913,7 +2023,7 @@ func (x *EducationSection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EducationSection.ProtoReflect.Descriptor instead.
 func (*EducationSection) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{27}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *EducationSection) GetItems() []*EducationItem {
@@ -1934,7 +2044,7 @@ type ExperienceSection struct {
 
 func (x *ExperienceSection) Reset() {
 	*x = ExperienceSection{}
-	mi := &file_profile_v1_profile_proto_msgTypes[28]
+	mi := &file_profile_v1_profile_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1946,7 +2056,7 @@ func (x *ExperienceSection) String() string {
 func (*ExperienceSection) ProtoMessage() {}
 
 func (x *ExperienceSection) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[28]
+	mi := &file_profile_v1_profile_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1959,7 +2069,7 @@ func (x *ExperienceSection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExperienceSection.ProtoReflect.Descriptor instead.
 func (*ExperienceSection) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{28}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ExperienceSection) GetItems() []*ExperienceItem {
@@ -1980,7 +2090,7 @@ type CertificationSection struct {
 
 func (x *CertificationSection) Reset() {
 	*x = CertificationSection{}
-	mi := &file_profile_v1_profile_proto_msgTypes[29]
+	mi := &file_profile_v1_profile_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1992,7 +2102,7 @@ func (x *CertificationSection) String() string {
 func (*CertificationSection) ProtoMessage() {}
 
 func (x *CertificationSection) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[29]
+	mi := &file_profile_v1_profile_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2005,7 +2115,7 @@ func (x *CertificationSection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificationSection.ProtoReflect.Descriptor instead.
 func (*CertificationSection) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{29}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CertificationSection) GetItems() []*CertificationItem {
@@ -2026,7 +2136,7 @@ type SkillSection struct {
 
 func (x *SkillSection) Reset() {
 	*x = SkillSection{}
-	mi := &file_profile_v1_profile_proto_msgTypes[30]
+	mi := &file_profile_v1_profile_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2038,7 +2148,7 @@ func (x *SkillSection) String() string {
 func (*SkillSection) ProtoMessage() {}
 
 func (x *SkillSection) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[30]
+	mi := &file_profile_v1_profile_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2051,7 +2161,7 @@ func (x *SkillSection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SkillSection.ProtoReflect.Descriptor instead.
 func (*SkillSection) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{30}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SkillSection) GetItems() []*SkillItem {
@@ -2072,7 +2182,7 @@ type LanguageSection struct {
 
 func (x *LanguageSection) Reset() {
 	*x = LanguageSection{}
-	mi := &file_profile_v1_profile_proto_msgTypes[31]
+	mi := &file_profile_v1_profile_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2084,7 +2194,7 @@ func (x *LanguageSection) String() string {
 func (*LanguageSection) ProtoMessage() {}
 
 func (x *LanguageSection) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[31]
+	mi := &file_profile_v1_profile_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2097,7 +2207,7 @@ func (x *LanguageSection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LanguageSection.ProtoReflect.Descriptor instead.
 func (*LanguageSection) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{31}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *LanguageSection) GetItems() []*LanguageItem {
@@ -2118,7 +2228,7 @@ type ProjectSection struct {
 
 func (x *ProjectSection) Reset() {
 	*x = ProjectSection{}
-	mi := &file_profile_v1_profile_proto_msgTypes[32]
+	mi := &file_profile_v1_profile_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2130,7 +2240,7 @@ func (x *ProjectSection) String() string {
 func (*ProjectSection) ProtoMessage() {}
 
 func (x *ProjectSection) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[32]
+	mi := &file_profile_v1_profile_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2143,7 +2253,7 @@ func (x *ProjectSection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProjectSection.ProtoReflect.Descriptor instead.
 func (*ProjectSection) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{32}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ProjectSection) GetItems() []*ProjectItem {
@@ -2188,7 +2298,7 @@ type UpdateProfileRequest struct {
 
 func (x *UpdateProfileRequest) Reset() {
 	*x = UpdateProfileRequest{}
-	mi := &file_profile_v1_profile_proto_msgTypes[33]
+	mi := &file_profile_v1_profile_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2200,7 +2310,7 @@ func (x *UpdateProfileRequest) String() string {
 func (*UpdateProfileRequest) ProtoMessage() {}
 
 func (x *UpdateProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[33]
+	mi := &file_profile_v1_profile_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2213,7 +2323,7 @@ func (x *UpdateProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateProfileRequest.ProtoReflect.Descriptor instead.
 func (*UpdateProfileRequest) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{33}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *UpdateProfileRequest) GetUserId() int64 {
@@ -2318,7 +2428,7 @@ type UpdateProfileResponse struct {
 
 func (x *UpdateProfileResponse) Reset() {
 	*x = UpdateProfileResponse{}
-	mi := &file_profile_v1_profile_proto_msgTypes[34]
+	mi := &file_profile_v1_profile_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2330,7 +2440,7 @@ func (x *UpdateProfileResponse) String() string {
 func (*UpdateProfileResponse) ProtoMessage() {}
 
 func (x *UpdateProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[34]
+	mi := &file_profile_v1_profile_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2343,7 +2453,7 @@ func (x *UpdateProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateProfileResponse.ProtoReflect.Descriptor instead.
 func (*UpdateProfileResponse) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{34}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *UpdateProfileResponse) GetProfile() *ProfileData {
@@ -2364,7 +2474,7 @@ type StreamEventsRequest struct {
 
 func (x *StreamEventsRequest) Reset() {
 	*x = StreamEventsRequest{}
-	mi := &file_profile_v1_profile_proto_msgTypes[35]
+	mi := &file_profile_v1_profile_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2376,7 +2486,7 @@ func (x *StreamEventsRequest) String() string {
 func (*StreamEventsRequest) ProtoMessage() {}
 
 func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[35]
+	mi := &file_profile_v1_profile_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2389,7 +2499,7 @@ func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsRequest.ProtoReflect.Descriptor instead.
 func (*StreamEventsRequest) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{35}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *StreamEventsRequest) GetEdgeId() string {
@@ -2412,7 +2522,7 @@ type SessionEndedEvent struct {
 
 func (x *SessionEndedEvent) Reset() {
 	*x = SessionEndedEvent{}
-	mi := &file_profile_v1_profile_proto_msgTypes[36]
+	mi := &file_profile_v1_profile_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2424,7 +2534,7 @@ func (x *SessionEndedEvent) String() string {
 func (*SessionEndedEvent) ProtoMessage() {}
 
 func (x *SessionEndedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[36]
+	mi := &file_profile_v1_profile_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2437,7 +2547,7 @@ func (x *SessionEndedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionEndedEvent.ProtoReflect.Descriptor instead.
 func (*SessionEndedEvent) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{36}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SessionEndedEvent) GetSessionId() int64 {
@@ -2475,7 +2585,7 @@ type StreamEventsResponse struct {
 
 func (x *StreamEventsResponse) Reset() {
 	*x = StreamEventsResponse{}
-	mi := &file_profile_v1_profile_proto_msgTypes[37]
+	mi := &file_profile_v1_profile_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2487,7 +2597,7 @@ func (x *StreamEventsResponse) String() string {
 func (*StreamEventsResponse) ProtoMessage() {}
 
 func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[37]
+	mi := &file_profile_v1_profile_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2500,7 +2610,7 @@ func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsResponse.ProtoReflect.Descriptor instead.
 func (*StreamEventsResponse) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{37}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *StreamEventsResponse) GetUserIds() []int64 {
@@ -2614,7 +2724,13 @@ const file_profile_v1_profile_proto_rawDesc = "" +
 	"\n" +
 	"user_names\x18\x02 \x03(\tR\tuserNames\":\n" +
 	"\x10GetUsersResponse\x12&\n" +
-	"\x05users\x18\x01 \x03(\v2\x10.profile.v1.UserR\x05users\"\xa1\x02\n" +
+	"\x05users\x18\x01 \x03(\v2\x10.profile.v1.UserR\x05users\"C\n" +
+	"\x10ListUsersRequest\x12\x19\n" +
+	"\bafter_id\x18\x01 \x01(\x03R\aafterId\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\"_\n" +
+	"\x11ListUsersResponse\x12&\n" +
+	"\x05users\x18\x01 \x03(\v2\x10.profile.v1.UserR\x05users\x12\"\n" +
+	"\rnext_after_id\x18\x02 \x01(\x03R\vnextAfterId\"\xa1\x02\n" +
 	"\rEducationItem\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12 \n" +
 	"\vinstitution\x18\x02 \x01(\tR\vinstitution\x12\x16\n" +
@@ -2758,7 +2874,7 @@ const file_profile_v1_profile_proto_rawDesc = "" +
 	"\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14SESSION_STATE_ACTIVE\x10\x01\x12\x19\n" +
 	"\x15SESSION_STATE_EXPIRED\x10\x02\x12\x19\n" +
-	"\x15SESSION_STATE_REVOKED\x10\x032\xcd\x06\n" +
+	"\x15SESSION_STATE_REVOKED\x10\x032\x97\a\n" +
 	"\x0eProfileService\x12K\n" +
 	"\n" +
 	"CreateUser\x12\x1d.profile.v1.CreateUserRequest\x1a\x1e.profile.v1.CreateUserResponse\x12T\n" +
@@ -2767,7 +2883,8 @@ const file_profile_v1_profile_proto_rawDesc = "" +
 	"\x0eResolveSession\x12!.profile.v1.ResolveSessionRequest\x1a\".profile.v1.ResolveSessionResponse\x12T\n" +
 	"\rCheckSessions\x12 .profile.v1.CheckSessionsRequest\x1a!.profile.v1.CheckSessionsResponse\x12T\n" +
 	"\rListCountries\x12 .profile.v1.ListCountriesRequest\x1a!.profile.v1.ListCountriesResponse\x12E\n" +
-	"\bGetUsers\x12\x1b.profile.v1.GetUsersRequest\x1a\x1c.profile.v1.GetUsersResponse\x12K\n" +
+	"\bGetUsers\x12\x1b.profile.v1.GetUsersRequest\x1a\x1c.profile.v1.GetUsersResponse\x12H\n" +
+	"\tListUsers\x12\x1c.profile.v1.ListUsersRequest\x1a\x1d.profile.v1.ListUsersResponse\x12K\n" +
 	"\n" +
 	"GetProfile\x12\x1d.profile.v1.GetProfileRequest\x1a\x1e.profile.v1.GetProfileResponse\x12T\n" +
 	"\rUpdateProfile\x12 .profile.v1.UpdateProfileRequest\x1a!.profile.v1.UpdateProfileResponse\x12S\n" +
@@ -2789,7 +2906,7 @@ func file_profile_v1_profile_proto_rawDescGZIP() []byte {
 }
 
 var file_profile_v1_profile_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_profile_v1_profile_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_profile_v1_profile_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_profile_v1_profile_proto_goTypes = []any{
 	(SessionState)(0),              // 0: profile.v1.SessionState
 	(*User)(nil),                   // 1: profile.v1.User
@@ -2809,28 +2926,30 @@ var file_profile_v1_profile_proto_goTypes = []any{
 	(*ListCountriesResponse)(nil),  // 15: profile.v1.ListCountriesResponse
 	(*GetUsersRequest)(nil),        // 16: profile.v1.GetUsersRequest
 	(*GetUsersResponse)(nil),       // 17: profile.v1.GetUsersResponse
-	(*EducationItem)(nil),          // 18: profile.v1.EducationItem
-	(*ExperienceItem)(nil),         // 19: profile.v1.ExperienceItem
-	(*CertificationItem)(nil),      // 20: profile.v1.CertificationItem
-	(*SkillItem)(nil),              // 21: profile.v1.SkillItem
-	(*LanguageItem)(nil),           // 22: profile.v1.LanguageItem
-	(*ProjectItem)(nil),            // 23: profile.v1.ProjectItem
-	(*Curriculum)(nil),             // 24: profile.v1.Curriculum
-	(*ProfileData)(nil),            // 25: profile.v1.ProfileData
-	(*GetProfileRequest)(nil),      // 26: profile.v1.GetProfileRequest
-	(*GetProfileResponse)(nil),     // 27: profile.v1.GetProfileResponse
-	(*EducationSection)(nil),       // 28: profile.v1.EducationSection
-	(*ExperienceSection)(nil),      // 29: profile.v1.ExperienceSection
-	(*CertificationSection)(nil),   // 30: profile.v1.CertificationSection
-	(*SkillSection)(nil),           // 31: profile.v1.SkillSection
-	(*LanguageSection)(nil),        // 32: profile.v1.LanguageSection
-	(*ProjectSection)(nil),         // 33: profile.v1.ProjectSection
-	(*UpdateProfileRequest)(nil),   // 34: profile.v1.UpdateProfileRequest
-	(*UpdateProfileResponse)(nil),  // 35: profile.v1.UpdateProfileResponse
-	(*StreamEventsRequest)(nil),    // 36: profile.v1.StreamEventsRequest
-	(*SessionEndedEvent)(nil),      // 37: profile.v1.SessionEndedEvent
-	(*StreamEventsResponse)(nil),   // 38: profile.v1.StreamEventsResponse
-	nil,                            // 39: profile.v1.StreamEventsResponse.TraceContextEntry
+	(*ListUsersRequest)(nil),       // 18: profile.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),      // 19: profile.v1.ListUsersResponse
+	(*EducationItem)(nil),          // 20: profile.v1.EducationItem
+	(*ExperienceItem)(nil),         // 21: profile.v1.ExperienceItem
+	(*CertificationItem)(nil),      // 22: profile.v1.CertificationItem
+	(*SkillItem)(nil),              // 23: profile.v1.SkillItem
+	(*LanguageItem)(nil),           // 24: profile.v1.LanguageItem
+	(*ProjectItem)(nil),            // 25: profile.v1.ProjectItem
+	(*Curriculum)(nil),             // 26: profile.v1.Curriculum
+	(*ProfileData)(nil),            // 27: profile.v1.ProfileData
+	(*GetProfileRequest)(nil),      // 28: profile.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),     // 29: profile.v1.GetProfileResponse
+	(*EducationSection)(nil),       // 30: profile.v1.EducationSection
+	(*ExperienceSection)(nil),      // 31: profile.v1.ExperienceSection
+	(*CertificationSection)(nil),   // 32: profile.v1.CertificationSection
+	(*SkillSection)(nil),           // 33: profile.v1.SkillSection
+	(*LanguageSection)(nil),        // 34: profile.v1.LanguageSection
+	(*ProjectSection)(nil),         // 35: profile.v1.ProjectSection
+	(*UpdateProfileRequest)(nil),   // 36: profile.v1.UpdateProfileRequest
+	(*UpdateProfileResponse)(nil),  // 37: profile.v1.UpdateProfileResponse
+	(*StreamEventsRequest)(nil),    // 38: profile.v1.StreamEventsRequest
+	(*SessionEndedEvent)(nil),      // 39: profile.v1.SessionEndedEvent
+	(*StreamEventsResponse)(nil),   // 40: profile.v1.StreamEventsResponse
+	nil,                            // 41: profile.v1.StreamEventsResponse.TraceContextEntry
 }
 var file_profile_v1_profile_proto_depIdxs = []int32{
 	1,  // 0: profile.v1.CreateUserResponse.user:type_name -> profile.v1.User
@@ -2839,55 +2958,58 @@ var file_profile_v1_profile_proto_depIdxs = []int32{
 	11, // 3: profile.v1.CheckSessionsResponse.sessions:type_name -> profile.v1.SessionStatus
 	14, // 4: profile.v1.ListCountriesResponse.countries:type_name -> profile.v1.Country
 	1,  // 5: profile.v1.GetUsersResponse.users:type_name -> profile.v1.User
-	18, // 6: profile.v1.Curriculum.education:type_name -> profile.v1.EducationItem
-	19, // 7: profile.v1.Curriculum.experience:type_name -> profile.v1.ExperienceItem
-	20, // 8: profile.v1.Curriculum.certifications:type_name -> profile.v1.CertificationItem
-	21, // 9: profile.v1.Curriculum.skills:type_name -> profile.v1.SkillItem
-	22, // 10: profile.v1.Curriculum.languages:type_name -> profile.v1.LanguageItem
-	23, // 11: profile.v1.Curriculum.projects:type_name -> profile.v1.ProjectItem
-	24, // 12: profile.v1.ProfileData.curriculum:type_name -> profile.v1.Curriculum
-	25, // 13: profile.v1.GetProfileResponse.profile:type_name -> profile.v1.ProfileData
-	18, // 14: profile.v1.EducationSection.items:type_name -> profile.v1.EducationItem
-	19, // 15: profile.v1.ExperienceSection.items:type_name -> profile.v1.ExperienceItem
-	20, // 16: profile.v1.CertificationSection.items:type_name -> profile.v1.CertificationItem
-	21, // 17: profile.v1.SkillSection.items:type_name -> profile.v1.SkillItem
-	22, // 18: profile.v1.LanguageSection.items:type_name -> profile.v1.LanguageItem
-	23, // 19: profile.v1.ProjectSection.items:type_name -> profile.v1.ProjectItem
-	28, // 20: profile.v1.UpdateProfileRequest.education:type_name -> profile.v1.EducationSection
-	29, // 21: profile.v1.UpdateProfileRequest.experience:type_name -> profile.v1.ExperienceSection
-	30, // 22: profile.v1.UpdateProfileRequest.certifications:type_name -> profile.v1.CertificationSection
-	31, // 23: profile.v1.UpdateProfileRequest.skills:type_name -> profile.v1.SkillSection
-	32, // 24: profile.v1.UpdateProfileRequest.languages:type_name -> profile.v1.LanguageSection
-	33, // 25: profile.v1.UpdateProfileRequest.projects:type_name -> profile.v1.ProjectSection
-	25, // 26: profile.v1.UpdateProfileResponse.profile:type_name -> profile.v1.ProfileData
-	0,  // 27: profile.v1.SessionEndedEvent.state:type_name -> profile.v1.SessionState
-	39, // 28: profile.v1.StreamEventsResponse.trace_context:type_name -> profile.v1.StreamEventsResponse.TraceContextEntry
-	37, // 29: profile.v1.StreamEventsResponse.session_ended:type_name -> profile.v1.SessionEndedEvent
-	2,  // 30: profile.v1.ProfileService.CreateUser:input_type -> profile.v1.CreateUserRequest
-	4,  // 31: profile.v1.ProfileService.CreateSession:input_type -> profile.v1.CreateSessionRequest
-	6,  // 32: profile.v1.ProfileService.RevokeSession:input_type -> profile.v1.RevokeSessionRequest
-	8,  // 33: profile.v1.ProfileService.ResolveSession:input_type -> profile.v1.ResolveSessionRequest
-	10, // 34: profile.v1.ProfileService.CheckSessions:input_type -> profile.v1.CheckSessionsRequest
-	13, // 35: profile.v1.ProfileService.ListCountries:input_type -> profile.v1.ListCountriesRequest
-	16, // 36: profile.v1.ProfileService.GetUsers:input_type -> profile.v1.GetUsersRequest
-	26, // 37: profile.v1.ProfileService.GetProfile:input_type -> profile.v1.GetProfileRequest
-	34, // 38: profile.v1.ProfileService.UpdateProfile:input_type -> profile.v1.UpdateProfileRequest
-	36, // 39: profile.v1.ProfileService.StreamEvents:input_type -> profile.v1.StreamEventsRequest
-	3,  // 40: profile.v1.ProfileService.CreateUser:output_type -> profile.v1.CreateUserResponse
-	5,  // 41: profile.v1.ProfileService.CreateSession:output_type -> profile.v1.CreateSessionResponse
-	7,  // 42: profile.v1.ProfileService.RevokeSession:output_type -> profile.v1.RevokeSessionResponse
-	9,  // 43: profile.v1.ProfileService.ResolveSession:output_type -> profile.v1.ResolveSessionResponse
-	12, // 44: profile.v1.ProfileService.CheckSessions:output_type -> profile.v1.CheckSessionsResponse
-	15, // 45: profile.v1.ProfileService.ListCountries:output_type -> profile.v1.ListCountriesResponse
-	17, // 46: profile.v1.ProfileService.GetUsers:output_type -> profile.v1.GetUsersResponse
-	27, // 47: profile.v1.ProfileService.GetProfile:output_type -> profile.v1.GetProfileResponse
-	35, // 48: profile.v1.ProfileService.UpdateProfile:output_type -> profile.v1.UpdateProfileResponse
-	38, // 49: profile.v1.ProfileService.StreamEvents:output_type -> profile.v1.StreamEventsResponse
-	40, // [40:50] is the sub-list for method output_type
-	30, // [30:40] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	1,  // 6: profile.v1.ListUsersResponse.users:type_name -> profile.v1.User
+	20, // 7: profile.v1.Curriculum.education:type_name -> profile.v1.EducationItem
+	21, // 8: profile.v1.Curriculum.experience:type_name -> profile.v1.ExperienceItem
+	22, // 9: profile.v1.Curriculum.certifications:type_name -> profile.v1.CertificationItem
+	23, // 10: profile.v1.Curriculum.skills:type_name -> profile.v1.SkillItem
+	24, // 11: profile.v1.Curriculum.languages:type_name -> profile.v1.LanguageItem
+	25, // 12: profile.v1.Curriculum.projects:type_name -> profile.v1.ProjectItem
+	26, // 13: profile.v1.ProfileData.curriculum:type_name -> profile.v1.Curriculum
+	27, // 14: profile.v1.GetProfileResponse.profile:type_name -> profile.v1.ProfileData
+	20, // 15: profile.v1.EducationSection.items:type_name -> profile.v1.EducationItem
+	21, // 16: profile.v1.ExperienceSection.items:type_name -> profile.v1.ExperienceItem
+	22, // 17: profile.v1.CertificationSection.items:type_name -> profile.v1.CertificationItem
+	23, // 18: profile.v1.SkillSection.items:type_name -> profile.v1.SkillItem
+	24, // 19: profile.v1.LanguageSection.items:type_name -> profile.v1.LanguageItem
+	25, // 20: profile.v1.ProjectSection.items:type_name -> profile.v1.ProjectItem
+	30, // 21: profile.v1.UpdateProfileRequest.education:type_name -> profile.v1.EducationSection
+	31, // 22: profile.v1.UpdateProfileRequest.experience:type_name -> profile.v1.ExperienceSection
+	32, // 23: profile.v1.UpdateProfileRequest.certifications:type_name -> profile.v1.CertificationSection
+	33, // 24: profile.v1.UpdateProfileRequest.skills:type_name -> profile.v1.SkillSection
+	34, // 25: profile.v1.UpdateProfileRequest.languages:type_name -> profile.v1.LanguageSection
+	35, // 26: profile.v1.UpdateProfileRequest.projects:type_name -> profile.v1.ProjectSection
+	27, // 27: profile.v1.UpdateProfileResponse.profile:type_name -> profile.v1.ProfileData
+	0,  // 28: profile.v1.SessionEndedEvent.state:type_name -> profile.v1.SessionState
+	41, // 29: profile.v1.StreamEventsResponse.trace_context:type_name -> profile.v1.StreamEventsResponse.TraceContextEntry
+	39, // 30: profile.v1.StreamEventsResponse.session_ended:type_name -> profile.v1.SessionEndedEvent
+	2,  // 31: profile.v1.ProfileService.CreateUser:input_type -> profile.v1.CreateUserRequest
+	4,  // 32: profile.v1.ProfileService.CreateSession:input_type -> profile.v1.CreateSessionRequest
+	6,  // 33: profile.v1.ProfileService.RevokeSession:input_type -> profile.v1.RevokeSessionRequest
+	8,  // 34: profile.v1.ProfileService.ResolveSession:input_type -> profile.v1.ResolveSessionRequest
+	10, // 35: profile.v1.ProfileService.CheckSessions:input_type -> profile.v1.CheckSessionsRequest
+	13, // 36: profile.v1.ProfileService.ListCountries:input_type -> profile.v1.ListCountriesRequest
+	16, // 37: profile.v1.ProfileService.GetUsers:input_type -> profile.v1.GetUsersRequest
+	18, // 38: profile.v1.ProfileService.ListUsers:input_type -> profile.v1.ListUsersRequest
+	28, // 39: profile.v1.ProfileService.GetProfile:input_type -> profile.v1.GetProfileRequest
+	36, // 40: profile.v1.ProfileService.UpdateProfile:input_type -> profile.v1.UpdateProfileRequest
+	38, // 41: profile.v1.ProfileService.StreamEvents:input_type -> profile.v1.StreamEventsRequest
+	3,  // 42: profile.v1.ProfileService.CreateUser:output_type -> profile.v1.CreateUserResponse
+	5,  // 43: profile.v1.ProfileService.CreateSession:output_type -> profile.v1.CreateSessionResponse
+	7,  // 44: profile.v1.ProfileService.RevokeSession:output_type -> profile.v1.RevokeSessionResponse
+	9,  // 45: profile.v1.ProfileService.ResolveSession:output_type -> profile.v1.ResolveSessionResponse
+	12, // 46: profile.v1.ProfileService.CheckSessions:output_type -> profile.v1.CheckSessionsResponse
+	15, // 47: profile.v1.ProfileService.ListCountries:output_type -> profile.v1.ListCountriesResponse
+	17, // 48: profile.v1.ProfileService.GetUsers:output_type -> profile.v1.GetUsersResponse
+	19, // 49: profile.v1.ProfileService.ListUsers:output_type -> profile.v1.ListUsersResponse
+	29, // 50: profile.v1.ProfileService.GetProfile:output_type -> profile.v1.GetProfileResponse
+	37, // 51: profile.v1.ProfileService.UpdateProfile:output_type -> profile.v1.UpdateProfileResponse
+	40, // 52: profile.v1.ProfileService.StreamEvents:output_type -> profile.v1.StreamEventsResponse
+	42, // [42:53] is the sub-list for method output_type
+	31, // [31:42] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_profile_v1_profile_proto_init() }
@@ -2895,9 +3017,9 @@ func file_profile_v1_profile_proto_init() {
 	if File_profile_v1_profile_proto != nil {
 		return
 	}
-	file_profile_v1_profile_proto_msgTypes[20].OneofWrappers = []any{}
-	file_profile_v1_profile_proto_msgTypes[33].OneofWrappers = []any{}
-	file_profile_v1_profile_proto_msgTypes[37].OneofWrappers = []any{
+	file_profile_v1_profile_proto_msgTypes[22].OneofWrappers = []any{}
+	file_profile_v1_profile_proto_msgTypes[35].OneofWrappers = []any{}
+	file_profile_v1_profile_proto_msgTypes[39].OneofWrappers = []any{
 		(*StreamEventsResponse_SessionEnded)(nil),
 	}
 	type x struct{}
@@ -2906,7 +3028,7 @@ func file_profile_v1_profile_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_profile_v1_profile_proto_rawDesc), len(file_profile_v1_profile_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   39,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -59,6 +59,9 @@ const (
 	ProfileServiceListCountriesProcedure = "/profile.v1.ProfileService/ListCountries"
 	// ProfileServiceGetUsersProcedure is the fully-qualified name of the ProfileService's GetUsers RPC.
 	ProfileServiceGetUsersProcedure = "/profile.v1.ProfileService/GetUsers"
+	// ProfileServiceListUsersProcedure is the fully-qualified name of the ProfileService's ListUsers
+	// RPC.
+	ProfileServiceListUsersProcedure = "/profile.v1.ProfileService/ListUsers"
 	// ProfileServiceGetProfileProcedure is the fully-qualified name of the ProfileService's GetProfile
 	// RPC.
 	ProfileServiceGetProfileProcedure = "/profile.v1.ProfileService/GetProfile"
@@ -86,6 +89,8 @@ type ProfileServiceClient interface {
 	ListCountries(context.Context, *connect.Request[v1.ListCountriesRequest]) (*connect.Response[v1.ListCountriesResponse], error)
 	// GetUsers returns the basic fields of many users in one call.
 	GetUsers(context.Context, *connect.Request[v1.GetUsersRequest]) (*connect.Response[v1.GetUsersResponse], error)
+	// ListUsers pages through every user by ascending id (operators: charlactl users list).
+	ListUsers(context.Context, *connect.Request[v1.ListUsersRequest]) (*connect.Response[v1.ListUsersResponse], error)
 	// GetProfile returns a profile as seen by a viewer (GET_MY_PROFILE, GET_USER_PROFILE).
 	GetProfile(context.Context, *connect.Request[v1.GetProfileRequest]) (*connect.Response[v1.GetProfileResponse], error)
 	// UpdateProfile changes the caller's profile, all or nothing (UPDATE_MY_PROFILE).
@@ -147,6 +152,12 @@ func NewProfileServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(profileServiceMethods.ByName("GetUsers")),
 			connect.WithClientOptions(opts...),
 		),
+		listUsers: connect.NewClient[v1.ListUsersRequest, v1.ListUsersResponse](
+			httpClient,
+			baseURL+ProfileServiceListUsersProcedure,
+			connect.WithSchema(profileServiceMethods.ByName("ListUsers")),
+			connect.WithClientOptions(opts...),
+		),
 		getProfile: connect.NewClient[v1.GetProfileRequest, v1.GetProfileResponse](
 			httpClient,
 			baseURL+ProfileServiceGetProfileProcedure,
@@ -177,6 +188,7 @@ type profileServiceClient struct {
 	checkSessions  *connect.Client[v1.CheckSessionsRequest, v1.CheckSessionsResponse]
 	listCountries  *connect.Client[v1.ListCountriesRequest, v1.ListCountriesResponse]
 	getUsers       *connect.Client[v1.GetUsersRequest, v1.GetUsersResponse]
+	listUsers      *connect.Client[v1.ListUsersRequest, v1.ListUsersResponse]
 	getProfile     *connect.Client[v1.GetProfileRequest, v1.GetProfileResponse]
 	updateProfile  *connect.Client[v1.UpdateProfileRequest, v1.UpdateProfileResponse]
 	streamEvents   *connect.Client[v1.StreamEventsRequest, v1.StreamEventsResponse]
@@ -217,6 +229,11 @@ func (c *profileServiceClient) GetUsers(ctx context.Context, req *connect.Reques
 	return c.getUsers.CallUnary(ctx, req)
 }
 
+// ListUsers calls profile.v1.ProfileService.ListUsers.
+func (c *profileServiceClient) ListUsers(ctx context.Context, req *connect.Request[v1.ListUsersRequest]) (*connect.Response[v1.ListUsersResponse], error) {
+	return c.listUsers.CallUnary(ctx, req)
+}
+
 // GetProfile calls profile.v1.ProfileService.GetProfile.
 func (c *profileServiceClient) GetProfile(ctx context.Context, req *connect.Request[v1.GetProfileRequest]) (*connect.Response[v1.GetProfileResponse], error) {
 	return c.getProfile.CallUnary(ctx, req)
@@ -248,6 +265,8 @@ type ProfileServiceHandler interface {
 	ListCountries(context.Context, *connect.Request[v1.ListCountriesRequest]) (*connect.Response[v1.ListCountriesResponse], error)
 	// GetUsers returns the basic fields of many users in one call.
 	GetUsers(context.Context, *connect.Request[v1.GetUsersRequest]) (*connect.Response[v1.GetUsersResponse], error)
+	// ListUsers pages through every user by ascending id (operators: charlactl users list).
+	ListUsers(context.Context, *connect.Request[v1.ListUsersRequest]) (*connect.Response[v1.ListUsersResponse], error)
 	// GetProfile returns a profile as seen by a viewer (GET_MY_PROFILE, GET_USER_PROFILE).
 	GetProfile(context.Context, *connect.Request[v1.GetProfileRequest]) (*connect.Response[v1.GetProfileResponse], error)
 	// UpdateProfile changes the caller's profile, all or nothing (UPDATE_MY_PROFILE).
@@ -305,6 +324,12 @@ func NewProfileServiceHandler(svc ProfileServiceHandler, opts ...connect.Handler
 		connect.WithSchema(profileServiceMethods.ByName("GetUsers")),
 		connect.WithHandlerOptions(opts...),
 	)
+	profileServiceListUsersHandler := connect.NewUnaryHandler(
+		ProfileServiceListUsersProcedure,
+		svc.ListUsers,
+		connect.WithSchema(profileServiceMethods.ByName("ListUsers")),
+		connect.WithHandlerOptions(opts...),
+	)
 	profileServiceGetProfileHandler := connect.NewUnaryHandler(
 		ProfileServiceGetProfileProcedure,
 		svc.GetProfile,
@@ -339,6 +364,8 @@ func NewProfileServiceHandler(svc ProfileServiceHandler, opts ...connect.Handler
 			profileServiceListCountriesHandler.ServeHTTP(w, r)
 		case ProfileServiceGetUsersProcedure:
 			profileServiceGetUsersHandler.ServeHTTP(w, r)
+		case ProfileServiceListUsersProcedure:
+			profileServiceListUsersHandler.ServeHTTP(w, r)
 		case ProfileServiceGetProfileProcedure:
 			profileServiceGetProfileHandler.ServeHTTP(w, r)
 		case ProfileServiceUpdateProfileProcedure:
@@ -380,6 +407,10 @@ func (UnimplementedProfileServiceHandler) ListCountries(context.Context, *connec
 
 func (UnimplementedProfileServiceHandler) GetUsers(context.Context, *connect.Request[v1.GetUsersRequest]) (*connect.Response[v1.GetUsersResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("profile.v1.ProfileService.GetUsers is not implemented"))
+}
+
+func (UnimplementedProfileServiceHandler) ListUsers(context.Context, *connect.Request[v1.ListUsersRequest]) (*connect.Response[v1.ListUsersResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("profile.v1.ProfileService.ListUsers is not implemented"))
 }
 
 func (UnimplementedProfileServiceHandler) GetProfile(context.Context, *connect.Request[v1.GetProfileRequest]) (*connect.Response[v1.GetProfileResponse], error) {
