@@ -3,21 +3,24 @@ package notifysvc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
 
 	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
 	"github.com/charla/charla/proto/gen/notify/v1/notifyv1connect"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 	"github.com/charla/charla/proto/gen/profile/v1/profilev1connect"
 	"github.com/charla/charla/shared/bus"
-	"github.com/charla/charla/shared/fanout"
+	"github.com/charla/charla/shared/eventlog"
 	"github.com/charla/charla/shared/peers"
 	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/sqldb"
@@ -43,28 +46,20 @@ func (fakeProfile) GetUsers(_ context.Context, req *connect.Request[profilev1.Ge
 
 const testEdge = "edge-a"
 
-// onEdge routes user 1 to testEdge; everyone else is offline.
-var onEdge = fanout.RouteLookupFunc(func(_ context.Context, ids []int64) (map[int64][]string, error) {
-	m := map[int64][]string{}
-	for _, id := range ids {
-		if id == 1 {
-			m[id] = []string{testEdge}
-		}
-	}
-	return m, nil
-})
-
-// startService builds the service on db with opts (Routes defaults to onEdge), serves it
-// over HTTP/2 and returns a client of it.
+// startService builds the service on db with opts and a fresh in-memory event log, serves
+// it over HTTP/2 and returns a client of it.
 func startService(tb testing.TB, db *sqldb.DB, opts Options) notifyv1connect.NotificationServiceClient {
 	tb.Helper()
-	if opts.Routes == nil {
-		opts.Routes = onEdge
-	}
+	return startServiceWithLog(tb, db, eventlog.NewMemory(eventlog.Options{}), opts)
+}
+
+// startServiceWithLog is startService with the given user event log.
+func startServiceWithLog(tb testing.TB, db *sqldb.DB, events eventlog.Log, opts Options) notifyv1connect.NotificationServiceClient {
+	tb.Helper()
 	b := bus.NewInProcess()
 	tb.Cleanup(func() { b.Close() })
 	s, err := NewWithOptions(context.Background(), svc.Deps{
-		DB: db, Bus: b, Log: slog.New(slog.DiscardHandler),
+		DB: db, Bus: b, Events: events, Log: slog.New(slog.DiscardHandler),
 		Peers: &peers.Clients{Profile: fakeProfile{}},
 	}, opts)
 	if err != nil {
@@ -129,77 +124,66 @@ func TestNewRejectsBadEnv(t *testing.T) {
 	}
 }
 
-// TestLivePush opens StreamEvents over the RPC, as an edge does, while creating
-// notifications until one arrives: the stream subscribes asynchronously, so the first ones may come
-// before it listens (the bus is at-most-once; they are stored all the same).
-func TestLivePush(t *testing.T) {
+// TestEventsInTheLog: every notification created through the RPC is appended to its
+// owner's history in the user event log, online or not, with consecutive seqs; the edges
+// take it from there (presence's StreamUserEvents).
+func TestEventsInTheLog(t *testing.T) {
 	t.Parallel()
 	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
-		client := startService(t, dbtest.OpenURL(t, url), Options{})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		var mu sync.Mutex
-		created := map[int64]bool{}
-		done := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tick := time.NewTicker(20 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				// User 3 is offline: their notification must never reach the edge.
-				if _, err := client.CreateNotification(ctx, connect.NewRequest(&notifyv1.CreateNotificationRequest{UserId: 3, Type: "t", Title: "offline"})); err != nil && ctx.Err() == nil {
-					t.Errorf("CreateNotification for user 3: %v", err)
+		events := eventlog.NewMemory(eventlog.Options{})
+		client := startServiceWithLog(t, dbtest.OpenURL(t, url), events, Options{})
+		ctx := context.Background()
+		created := map[int64][]*notifyv1.Notification{}
+		for i, user := range []int64{1, 3, 1} {
+			res, err := client.CreateNotification(ctx, connect.NewRequest(&notifyv1.CreateNotificationRequest{
+				UserId: user, Type: "contact_added", Title: fmt.Sprintf("n%d", i)}))
+			if err != nil {
+				t.Fatalf("CreateNotification for user %d: %v", user, err)
+			}
+			created[user] = append(created[user], res.Msg.GetNotification())
+		}
+		for user, want := range created {
+			h, err := events.Read(ctx, user, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !h.Complete || h.LastSeq != uint64(len(want)) || len(h.Records) != len(want) {
+				t.Fatalf("history of user %d: complete %v, last seq %d, %d records; want %d", user, h.Complete, h.LastSeq, len(h.Records), len(want))
+			}
+			for i, r := range h.Records {
+				ev := new(notifyv1.StreamEventsResponse)
+				if err := proto.Unmarshal(r.Data, ev); err != nil {
+					t.Fatal(err)
 				}
-				res, err := client.CreateNotification(ctx, connect.NewRequest(&notifyv1.CreateNotificationRequest{UserId: 1, Type: "contact_added", Title: "online"}))
-				if err != nil {
-					if ctx.Err() == nil {
-						t.Errorf("CreateNotification: %v", err)
-					}
-					return
+				if r.Seq != uint64(i+1) || r.UserID != user || r.Service != EventService || r.Exclude != "" {
+					t.Fatalf("record %d of user %d: got %+v, want seq %d from %s", i, user, r, i+1, EventService)
 				}
-				mu.Lock()
-				created[res.Msg.GetNotification().GetId()] = true
-				mu.Unlock()
-				select {
-				case <-done:
-					return
-				case <-tick.C:
+				if diff := cmp.Diff(want[i], ev.GetNewNotification(), protocmp.Transform()); diff != "" {
+					t.Fatalf("record %d of user %d: NEW_NOTIFICATION (-want +got):\n%s", i, user, diff)
 				}
 			}
-		}()
-		// The stream opens while the notifications are being created; the first message is
-		// fanout's empty "subscribed" marker, then come the events published after it.
-		stream, err := client.StreamEvents(ctx, connect.NewRequest(&notifyv1.StreamEventsRequest{EdgeId: testEdge}))
-		if err != nil {
-			close(done)
-			wg.Wait()
-			t.Fatalf("StreamEvents: %v", err)
-		}
-		defer stream.Close()
-		var ev *notifyv1.StreamEventsResponse
-		for ev == nil && stream.Receive() {
-			if stream.Msg().GetEvent() != nil {
-				ev = stream.Msg()
-			}
-		}
-		close(done)
-		wg.Wait()
-		if ev == nil {
-			t.Fatalf("stream ended: %v", stream.Err())
-		}
-		n := ev.GetNewNotification()
-		mu.Lock()
-		ok := created[n.GetId()]
-		mu.Unlock()
-		if !ok || n.GetUserId() != 1 || n.GetTitle() != "online" || n.GetType() != "contact_added" {
-			t.Fatalf("event: got %v, want NEW_NOTIFICATION of one of user 1's notifications", ev)
-		}
-		if got := ev.GetUserIds(); len(got) != 1 || got[0] != 1 {
-			t.Fatalf("event user_ids: got %v, want [1]", got)
 		}
 	})
+}
+
+// TestStreamEventsMarker: StreamEvents, which edges keep open for unsequenced events,
+// starts with fanout's empty subscribed marker.
+func TestStreamEventsMarker(t *testing.T) {
+	t.Parallel()
+	client := startService(t, dbtest.Open(t, sqldb.SQLite), Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stream, err := client.StreamEvents(ctx, connect.NewRequest(&notifyv1.StreamEventsRequest{EdgeId: testEdge}))
+	if err != nil {
+		t.Fatalf("StreamEvents: %v", err)
+	}
+	defer stream.Close()
+	if !stream.Receive() {
+		t.Fatalf("stream ended: %v", stream.Err())
+	}
+	if m := stream.Msg(); m.GetEvent() != nil || len(m.GetUserIds()) != 0 {
+		t.Fatalf("first message: got %v, want the empty marker", m)
+	}
 }
 
 func TestStreamEventsRejectsBadEdge(t *testing.T) {
@@ -223,14 +207,22 @@ func TestNewNeedsDeps(t *testing.T) {
 	db := dbtest.Open(t, sqldb.SQLite)
 	b := bus.NewInProcess()
 	log := slog.New(slog.DiscardHandler)
-	for _, deps := range []svc.Deps{
-		{Bus: b, Log: log, Peers: &peers.Clients{Profile: fakeProfile{}}},
-		{DB: db, Bus: b, Log: log},
-		{DB: db, Bus: b, Log: log, Peers: &peers.Clients{Profile: fakeProfile{}}}, // no presence, no Routes
+	events := eventlog.NewMemory(eventlog.Options{})
+	profile := &peers.Clients{Profile: fakeProfile{}}
+	for _, tt := range []struct {
+		deps svc.Deps
+		want string // what the error names
+	}{
+		{svc.Deps{Bus: b, Events: events, Log: log, Peers: profile}, "DB"},
+		{svc.Deps{DB: db, Bus: b, Events: events, Log: log}, "profile"},
+		{svc.Deps{DB: db, Bus: b, Log: log, Peers: profile}, "event log"},
 	} {
-		if s, err := NewWithOptions(context.Background(), deps, Options{}); err == nil {
+		s, err := NewWithOptions(context.Background(), tt.deps, Options{})
+		if err == nil {
 			s.Close()
-			t.Errorf("NewWithOptions(%+v): got nil error, want one", deps)
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("NewWithOptions(%+v): got %v, want an error naming %s", tt.deps, err, tt.want)
 		}
 	}
 }
@@ -238,9 +230,9 @@ func TestNewNeedsDeps(t *testing.T) {
 func TestCloseIsIdempotent(t *testing.T) {
 	t.Parallel()
 	s, err := NewWithOptions(context.Background(), svc.Deps{
-		DB: dbtest.Open(t, sqldb.SQLite), Bus: bus.NewInProcess(), Log: slog.New(slog.DiscardHandler),
-		Peers: &peers.Clients{Profile: fakeProfile{}},
-	}, Options{Routes: onEdge, PruneInterval: time.Millisecond})
+		DB: dbtest.Open(t, sqldb.SQLite), Bus: bus.NewInProcess(), Events: eventlog.NewMemory(eventlog.Options{}),
+		Log: slog.New(slog.DiscardHandler), Peers: &peers.Clients{Profile: fakeProfile{}},
+	}, Options{PruneInterval: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,10 +9,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/proto"
 
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
-	"github.com/charla/charla/shared/fanout"
 	"github.com/charla/charla/shared/sqldb"
 	"github.com/charla/charla/shared/sqldb/dbtest"
 )
@@ -22,9 +20,10 @@ var backends = []sqldb.Dialect{sqldb.SQLite, sqldb.MySQL}
 // BenchmarkTransitions measures online/offline transitions per second through the RPC:
 // each operation is a Connect that makes a user online and the Disconnect that makes them
 // offline again, from parallel clients. Each transition is announced to 20 contacts, all
-// online on edge "c", so each one puts a PRESENCE_EVENT on the bus. The clock stops only
-// once every event has been published (announcements leave after the RPC returns), so the
-// figure counts complete transitions: committed, answered and announced.
+// online on edge "c", so each one appends a PRESENCE_EVENT to their 20 histories in the
+// user event log (in memory). The clock stops only once every event has been appended
+// (announcements leave after the RPC returns), so the figure counts complete transitions:
+// committed, answered and announced.
 func BenchmarkTransitions(b *testing.B) {
 	for _, backend := range backends {
 		b.Run(string(backend), func(b *testing.B) {
@@ -47,10 +46,9 @@ func BenchmarkTransitions(b *testing.B) {
 			eventsDone := make(chan struct{}, 1)
 			var wantEvents atomic.Int64
 			wantEvents.Store(-1)
-			sub, err := h.bus.Subscribe(fanout.Subject(EventService, "c"), func(data []byte) {
-				ev := new(presencev1.StreamEventsResponse)
-				if err := proto.Unmarshal(data, ev); err != nil || ev.GetPresence() == nil {
-					b.Errorf("unexpected event: %v", err)
+			h.rec.setSeen(func(ev *presencev1.StreamEventsResponse) {
+				if ev.GetPresence() == nil {
+					b.Errorf("unexpected event: %v", ev)
 					return
 				}
 				if got, want := len(ev.GetUserIds()), len(contacts); got != want {
@@ -60,10 +58,6 @@ func BenchmarkTransitions(b *testing.B) {
 					eventsDone <- struct{}{}
 				}
 			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { _ = sub.Unsubscribe() })
 			waitEvents := func(want int64) {
 				wantEvents.Store(want)
 				if events.Load() >= want {
@@ -101,7 +95,7 @@ func BenchmarkTransitions(b *testing.B) {
 			waitEvents(transitions.Load())
 			elapsed, cpu := time.Since(start), processCPU()-startCPU
 			if got, want := events.Load(), transitions.Load(); got != want {
-				b.Fatalf("events published = %d, want %d", got, want)
+				b.Fatalf("events appended = %d, want %d", got, want)
 			}
 			b.ReportMetric(float64(transitions.Load())/elapsed.Seconds(), "transitions/s")
 			if cpu > 0 {
@@ -115,8 +109,8 @@ func BenchmarkTransitions(b *testing.B) {
 }
 
 // BenchmarkConnectToEvent measures the time from the Connect call of a user with 1,000
-// online contacts (on four edges) to the PRESENCE_EVENT reaching the last of those edges'
-// subjects on the bus.
+// online contacts (on four edges) to the PRESENCE_EVENT being in all their histories in the
+// user event log (in memory).
 func BenchmarkConnectToEvent(b *testing.B) {
 	for _, backend := range backends {
 		b.Run(string(backend), func(b *testing.B) {
@@ -128,24 +122,19 @@ func BenchmarkConnectToEvent(b *testing.B) {
 			allTold := make(chan struct{}, 1)
 			for _, e := range edges {
 				h.register(b, e)
-				sub, err := h.bus.Subscribe(fanout.Subject(EventService, e), func(data []byte) {
-					ev := new(presencev1.StreamEventsResponse)
-					if err := proto.Unmarshal(data, ev); err != nil || !ev.GetPresence().GetIsOnline() {
-						return
-					}
-					mu.Lock()
-					last = time.Now()
-					told += len(ev.GetUserIds())
-					if told == want {
-						allTold <- struct{}{}
-					}
-					mu.Unlock()
-				})
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { _ = sub.Unsubscribe() })
 			}
+			h.rec.setSeen(func(ev *presencev1.StreamEventsResponse) {
+				if !ev.GetPresence().GetIsOnline() {
+					return
+				}
+				mu.Lock()
+				last = time.Now()
+				told += len(ev.GetUserIds())
+				if told == want {
+					allTold <- struct{}{}
+				}
+				mu.Unlock()
+			})
 			contacts := connectContacts(b, h, edges, 1000)
 			h.svc.Flush() // the contacts' own announcements (they have none to tell)
 			h.chat.setContacts(alice, contacts...)
@@ -163,7 +152,7 @@ func BenchmarkConnectToEvent(b *testing.B) {
 				if err != nil || !res.Msg.GetBecameOnline() {
 					b.Fatalf("Connect: %v, became_online %v", err, res.Msg.GetBecameOnline())
 				}
-				// The event leaves just after Connect returns: wait for the last edge's.
+				// The event leaves just after Connect returns: wait for it.
 				select {
 				case <-allTold:
 				case <-time.After(10 * time.Second):

@@ -3,6 +3,7 @@ package presencesvc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -19,7 +20,7 @@ import (
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 	"github.com/charla/charla/proto/gen/presence/v1/presencev1connect"
 	"github.com/charla/charla/shared/bus"
-	"github.com/charla/charla/shared/fanout"
+	"github.com/charla/charla/shared/eventlog"
 	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/sqldb/dbtest"
 	"github.com/charla/charla/shared/svc"
@@ -94,12 +95,50 @@ func (f *fakeChat) stopTypingCalls() []int64 {
 	return slices.Clone(f.stopTyping)
 }
 
-// recorder collects the presence events the bus carries to one edge.
+// recorder is the user event log of a harness, in memory. It also records every append as
+// one event whose user_ids are the users whose history got it (from the records Append
+// returned), so tests see each announcement once, with everyone it was for.
 type recorder struct {
-	mu     sync.Mutex
-	events []*presencev1.StreamEventsResponse
+	*eventlog.Memory
 	notify chan struct{}
 	flush  func()
+
+	mu     sync.Mutex
+	events []*presencev1.StreamEventsResponse
+	// seen, when set (benchmarks), is called with every recorded event.
+	seen func(*presencev1.StreamEventsResponse)
+}
+
+func (r *recorder) Append(ctx context.Context, ev eventlog.Event, users []int64) ([]eventlog.Record, error) {
+	recs, err := r.Memory.Append(ctx, ev, users)
+	if err != nil || len(recs) == 0 {
+		return recs, err
+	}
+	msg := new(presencev1.StreamEventsResponse)
+	if err := proto.Unmarshal(recs[0].Data, msg); err != nil {
+		panic(fmt.Sprintf("undecodable %s event: %v", recs[0].Service, err))
+	}
+	for _, rec := range recs {
+		msg.UserIds = append(msg.UserIds, rec.UserID)
+	}
+	r.mu.Lock()
+	r.events = append(r.events, msg)
+	seen := r.seen
+	r.mu.Unlock()
+	if seen != nil {
+		seen(msg)
+	}
+	select {
+	case r.notify <- struct{}{}:
+	default:
+	}
+	return recs, nil
+}
+
+func (r *recorder) setSeen(f func(*presencev1.StreamEventsResponse)) {
+	r.mu.Lock()
+	r.seen = f
+	r.mu.Unlock()
 }
 
 // all returns the events so far, once every transition committed before the call has
@@ -118,8 +157,8 @@ type harness struct {
 	clock  *fakeClock
 	chat   *fakeChat
 	bus    *bus.InProcess
-	// routeQueries counts the announcer's route queries.
-	routeQueries atomic.Int64
+	// rec is the user event log.
+	rec *recorder
 }
 
 type harnessOption func(*Options)
@@ -129,21 +168,22 @@ func newHarness(tb testing.TB, url string, extra ...harnessOption) *harness {
 	ctx := context.Background()
 	db := dbtest.OpenURL(tb, url)
 	h := &harness{clock: newFakeClock(), chat: newFakeChat(), bus: bus.NewInProcess()}
+	h.rec = &recorder{Memory: eventlog.NewMemory(eventlog.Options{Now: h.clock.Now}), notify: make(chan struct{}, 1)}
 	opts := Options{
 		Now:           h.clock.Now,
 		Chat:          h.chat,
 		SweepInterval: time.Hour, // tests sweep by hand unless they say otherwise
-		onRouteQuery:  func([]int64) { h.routeQueries.Add(1) },
 	}
 	for _, o := range extra {
 		o(&opts)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := NewWithOptions(ctx, svc.Deps{DB: db, Bus: h.bus, Log: log}, opts)
+	s, err := NewWithOptions(ctx, svc.Deps{DB: db, Bus: h.bus, Events: h.rec, Log: log}, opts)
 	if err != nil {
 		tb.Fatalf("NewWithOptions: %v", err)
 	}
 	h.svc = s
+	h.rec.flush = s.Flush
 	// Cleartext HTTP/2, as the internal listeners speak it (rpc.NewServer).
 	srv := httptest.NewUnstartedServer(rpc.NewMux(s.RPC()))
 	srv.Config.Protocols = rpc.Protocols()
@@ -158,29 +198,31 @@ func newHarness(tb testing.TB, url string, extra ...harnessOption) *harness {
 	return h
 }
 
-// watch records the presence events published for edgeID.
-func (h *harness) watch(tb testing.TB, edgeID string) *recorder {
+// history returns the presence events in user's history, in seq order, once every
+// transition committed before the call has been announced. It checks that the seqs run
+// from 1 without a gap and that every record is a presence event.
+func (h *harness) history(tb testing.TB, user int64) []*presencev1.PresenceEvent {
 	tb.Helper()
-	r := &recorder{notify: make(chan struct{}, 1), flush: h.svc.Flush}
-	sub, err := h.bus.Subscribe(fanout.Subject(EventService, edgeID), func(data []byte) {
-		ev := new(presencev1.StreamEventsResponse)
-		if err := proto.Unmarshal(data, ev); err != nil {
-			tb.Errorf("undecodable event: %v", err)
-			return
-		}
-		r.mu.Lock()
-		r.events = append(r.events, ev)
-		r.mu.Unlock()
-		select {
-		case r.notify <- struct{}{}:
-		default:
-		}
-	})
+	h.svc.Flush()
+	hist, err := h.rec.Read(context.Background(), user, 0)
 	if err != nil {
-		tb.Fatalf("subscribe: %v", err)
+		tb.Fatalf("read the history of user %d: %v", user, err)
 	}
-	tb.Cleanup(func() { _ = sub.Unsubscribe() })
-	return r
+	if !hist.Complete || hist.LastSeq != uint64(len(hist.Records)) {
+		tb.Fatalf("history of user %d: complete %v, last seq %d, %d records; want complete", user, hist.Complete, hist.LastSeq, len(hist.Records))
+	}
+	out := make([]*presencev1.PresenceEvent, len(hist.Records))
+	for i, r := range hist.Records {
+		ev := new(presencev1.StreamEventsResponse)
+		if err := proto.Unmarshal(r.Data, ev); err != nil {
+			tb.Fatalf("user %d record %d: %v", user, r.Seq, err)
+		}
+		if r.Seq != uint64(i+1) || r.UserID != user || r.Service != EventService || r.Exclude != "" || ev.GetPresence() == nil {
+			tb.Fatalf("user %d record %d: got %+v (%v), want seq %d, a presence event", user, i, r, ev, i+1)
+		}
+		out[i] = ev.GetPresence()
+	}
+	return out
 }
 
 func (h *harness) register(tb testing.TB, edgeID string) {

@@ -18,12 +18,17 @@ import (
 
 const (
 	alice   = int64(1)
-	bob     = int64(2)
+	bob     = int64(2)   // alice's contact, offline
 	watcher = int64(100) // alice's contact, online on edge "w"
 	dave    = int64(200) // not a contact of anyone, online on edge "w"
 )
 
-// setup registers edges e1, e2 and w, and puts watcher and dave online on w.
+// aliceContacts are told of alice's transitions: all her contacts, online or not (each
+// event goes into their histories, for resume).
+var aliceContacts = []int64{bob, watcher}
+
+// setup registers edges e1, e2 and w, puts watcher and dave online on w and returns the
+// recorder of the harness's event log.
 func setup(t *testing.T, h *harness) *recorder {
 	t.Helper()
 	for _, e := range []string{"e1", "e2", "w"} {
@@ -31,10 +36,9 @@ func setup(t *testing.T, h *harness) *recorder {
 	}
 	h.chat.setContacts(alice, watcher, bob)
 	h.chat.setContacts(bob, alice)
-	rec := h.watch(t, "w")
 	h.connect(t, "w", watcher, "watcher-1")
 	h.connect(t, "w", dave, "dave-1")
-	return rec
+	return h.rec
 }
 
 func TestTransitions(t *testing.T) {
@@ -74,11 +78,19 @@ func TestTransitions(t *testing.T) {
 			t.Fatalf("repeated last Disconnect became_offline = %v, want false", got)
 		}
 		want := []presenceEvent{
-			{Users: []int64{watcher}, UserID: alice, Online: true},
-			{Users: []int64{watcher}, UserID: alice, Online: false, LastSeen: offAt},
+			{Users: aliceContacts, UserID: alice, Online: true},
+			{Users: aliceContacts, UserID: alice, Online: false, LastSeen: offAt},
 		}
 		if got := summarize(rec.all()); !reflect.DeepEqual(got, want) {
-			t.Fatalf("events at w:\n got %+v\nwant %+v", got, want)
+			t.Fatalf("events:\n got %+v\nwant %+v", got, want)
+		}
+		// Each contact's history holds both, in order, with seqs 1 and 2.
+		for _, c := range aliceContacts {
+			hist := h.history(t, c)
+			if len(hist) != 2 || hist[0].GetUserId() != alice || !hist[0].GetIsOnline() ||
+				hist[1].GetUserId() != alice || hist[1].GetIsOnline() || hist[1].GetLastSeen() != offAt {
+				t.Fatalf("history of %d: got %v, want alice online then offline at %d", c, hist, offAt)
+			}
 		}
 		h.svc.Flush()
 		if got, want := h.chat.stopTypingCalls(), []int64{alice}; !slices.Equal(got, want) {
@@ -98,12 +110,14 @@ func TestTransitions(t *testing.T) {
 		if !p.GetIsOnline() || p.GetLastSeen() != offAt {
 			t.Fatalf("online again GetPresence = %v, want online with last_seen %d", p, offAt)
 		}
-		// dave, no one's contact, never saw an event: only watcher's edge got anything, and
-		// only for watcher.
+		// dave, no one's contact, never got an event.
 		for _, ev := range summarize(rec.all()) {
 			if slices.Contains(ev.Users, dave) {
 				t.Fatalf("dave (not a contact) got %+v", ev)
 			}
+		}
+		if hist := h.history(t, dave); len(hist) != 0 {
+			t.Fatalf("history of dave: got %v, want none", hist)
 		}
 	})
 }
@@ -259,7 +273,7 @@ func TestLeaseExpiry(t *testing.T) {
 		if err := h.svc.Sweep(context.Background()); err != nil {
 			t.Fatalf("Sweep: %v", err)
 		}
-		want := []presenceEvent{{Users: []int64{watcher}, UserID: alice, Online: false, LastSeen: deadAt}}
+		want := []presenceEvent{{Users: aliceContacts, UserID: alice, Online: false, LastSeen: deadAt}}
 		if got := summarize(rec.all()[before:]); !reflect.DeepEqual(got, want) {
 			t.Fatalf("events after e1 died:\n got %+v\nwant %+v", got, want)
 		}
@@ -426,48 +440,47 @@ func TestConcurrentSameUser(t *testing.T) {
 	}
 }
 
-// TestFanOutToManyContacts tells 1,000 online contacts on four edges with one
-// ListContactIds call, one route query and one bus message per edge.
+// TestFanOutToManyContacts tells 1,000 contacts, half of them online on four edges, with
+// one ListContactIds call and one log append: each contact gets the event as its next seq.
 func TestFanOutToManyContacts(t *testing.T) {
 	t.Parallel()
 	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
 		h := newHarness(t, url)
 		edges := []string{"f0", "f1", "f2", "f3"}
-		recs := make([]*recorder, len(edges))
-		for i, e := range edges {
+		for _, e := range edges {
 			h.register(t, e)
-			recs[i] = h.watch(t, e)
 		}
-		contacts := connectContacts(t, h, edges, 1000)
+		online := connectContacts(t, h, edges, 500)
+		contacts := slices.Clone(online)
+		for i := range 500 {
+			contacts = append(contacts, int64(5001+i)) // never connected
+		}
 		h.chat.setContacts(alice, contacts...)
 		h.register(t, "e1")
 
-		h.svc.Flush()
-		lists, queries := h.chat.listCalls.Load(), h.routeQueries.Load()
+		before := len(h.rec.all()) // the contacts have no contacts: nothing
+		lists := h.chat.listCalls.Load()
 		if got := h.connect(t, "e1", alice, "a-1"); !got {
 			t.Fatalf("Connect became_online = %v, want true", got)
 		}
-		h.svc.Flush()
+		evs := summarize(h.rec.all()[before:])
 		if got := h.chat.listCalls.Load() - lists; got != 1 {
 			t.Errorf("ListContactIds calls = %d, want 1", got)
 		}
-		if got := h.routeQueries.Load() - queries; got != 1 {
-			t.Errorf("route queries = %d, want 1", got)
+		if len(evs) != 1 {
+			t.Fatalf("log appends = %d, want 1", len(evs))
 		}
-		var told []int64
-		for i, r := range recs {
-			evs := summarize(r.all())
-			if len(evs) != 1 {
-				t.Fatalf("edge %s got %d messages, want 1", edges[i], len(evs))
-			}
-			if ev := evs[0]; ev.UserID != alice || !ev.Online {
-				t.Fatalf("edge %s got %+v, want alice online", edges[i], ev)
-			}
-			told = append(told, evs[0].Users...)
+		if ev := evs[0]; ev.UserID != alice || !ev.Online {
+			t.Fatalf("event %+v, want alice online", ev)
 		}
-		slices.Sort(told)
-		if !slices.Equal(told, contacts) {
-			t.Fatalf("told %d contacts, want the %d contacts exactly", len(told), len(contacts))
+		slices.Sort(contacts)
+		if !slices.Equal(evs[0].Users, contacts) {
+			t.Fatalf("told %d users, want the %d contacts exactly", len(evs[0].Users), len(contacts))
+		}
+		for _, c := range []int64{online[0], online[499], 5001, 5500} {
+			if hist := h.history(t, c); len(hist) != 1 || hist[0].GetUserId() != alice || !hist[0].GetIsOnline() {
+				t.Fatalf("history of contact %d: got %v, want alice online as seq 1", c, hist)
+			}
 		}
 	})
 }
@@ -504,9 +517,9 @@ func TestCloseDrainsAnnouncements(t *testing.T) {
 		if err := h.svc.Close(); err != nil {
 			t.Fatalf("Close: %v", err)
 		}
-		want := []presenceEvent{{Users: []int64{watcher}, UserID: alice, Online: true}}
+		want := []presenceEvent{{Users: aliceContacts, UserID: alice, Online: true}}
 		if got := summarize(rec.all()); !reflect.DeepEqual(got, want) {
-			t.Fatalf("events at w after Close:\n got %+v\nwant %+v", got, want)
+			t.Fatalf("events after Close:\n got %+v\nwant %+v", got, want)
 		}
 	})
 }

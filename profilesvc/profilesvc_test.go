@@ -17,6 +17,7 @@ import (
 	"github.com/charla/charla/proto/gen/presence/v1/presencev1connect"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 	"github.com/charla/charla/shared/bus"
+	"github.com/charla/charla/shared/eventlog"
 	"github.com/charla/charla/shared/fanout"
 	"github.com/charla/charla/shared/logging"
 	"github.com/charla/charla/shared/peers"
@@ -25,17 +26,9 @@ import (
 	"github.com/charla/charla/shared/svc"
 )
 
-// fakePresence puts every user on edge "edge1", online since lastSeen 42.
+// fakePresence says every user is online, last seen at 42.
 type fakePresence struct {
 	presencev1connect.UnimplementedPresenceServiceHandler
-}
-
-func (fakePresence) GetRoutes(_ context.Context, req *connect.Request[presencev1.GetRoutesRequest]) (*connect.Response[presencev1.GetRoutesResponse], error) {
-	res := &presencev1.GetRoutesResponse{}
-	for _, u := range req.Msg.GetUserIds() {
-		res.Routes = append(res.Routes, &presencev1.Route{UserId: u, EdgeIds: []string{"edge1"}})
-	}
-	return connect.NewResponse(res), nil
 }
 
 func (fakePresence) GetPresence(_ context.Context, req *connect.Request[presencev1.GetPresenceRequest]) (*connect.Response[presencev1.GetPresenceResponse], error) {
@@ -68,8 +61,9 @@ func (f *fakeChat) ListContactIds(ctx context.Context, req *connect.Request[chat
 
 // TestService wires the real service the way cmd/charla does (svc.Deps with peer clients
 // and a bus) beside fake chat and presence services, and checks the wiring: migrations
-// applied (and idempotent), the session-ended event reaching the edge's bus subject, and
-// the peers consulted by GetProfile.
+// applied (and idempotent), the session-ended event broadcast to every edge on the bus (and
+// kept out of the user event log: it is for edges, not clients), and the peers consulted by
+// GetProfile.
 func TestService(t *testing.T) {
 	t.Parallel()
 	for _, backend := range []sqldb.Dialect{sqldb.SQLite, sqldb.MySQL} {
@@ -87,7 +81,8 @@ func TestService(t *testing.T) {
 			mux.Handle(chatv1connect.NewChatServiceHandler(chat))
 			mux.Handle(presencev1connect.NewPresenceServiceHandler(fakePresence{}))
 
-			deps := svc.Deps{DB: db, Bus: b, Peers: clients, Log: logging.Discard()}
+			userEvents := eventlog.NewMemory(eventlog.Options{})
+			deps := svc.Deps{DB: db, Bus: b, Events: userEvents, Peers: clients, Log: logging.Discard()}
 			if _, err := profilesvc.New(ctx, deps); err != nil {
 				t.Fatalf("New: %v", err)
 			}
@@ -101,7 +96,7 @@ func TestService(t *testing.T) {
 			pc := clients.Profile
 
 			events := make(chan *profilev1.StreamEventsResponse, 4)
-			sub, err := b.Subscribe(fanout.Subject(profilesvc.EventService, "edge1"), func(data []byte) {
+			sub, err := b.Subscribe(fanout.BroadcastSubject(profilesvc.EventService), func(data []byte) {
 				ev := new(profilev1.StreamEventsResponse)
 				if err := proto.Unmarshal(data, ev); err == nil {
 					events <- ev
@@ -131,7 +126,15 @@ func TestService(t *testing.T) {
 			if _, err := pc.RevokeSession(ctx, connect.NewRequest(&profilev1.RevokeSessionRequest{Token: ses.Msg.GetToken()})); err != nil {
 				t.Fatal(err)
 			}
-			ev := <-events // the in-process bus delivers during Publish, before RevokeSession returns
+			var ev *profilev1.StreamEventsResponse
+			select {
+			case ev = <-events: // the in-process bus delivers during Publish, before RevokeSession returns
+			default:
+				t.Fatal("no SessionEnded broadcast after RevokeSession")
+			}
+			if h, err := userEvents.Read(ctx, ids[0], 0); err != nil || h.LastSeq != 0 {
+				t.Fatalf("user %d's history after RevokeSession: last seq %d (%v), want 0: SessionEnded is not sequenced", ids[0], h.LastSeq, err)
+			}
 			if got := ev.GetSessionEnded(); got.GetSessionId() != resolved.Msg.GetSessionId() || got.GetState() != profilev1.SessionState_SESSION_STATE_REVOKED || len(ev.GetUserIds()) != 1 || ev.GetUserIds()[0] != ids[0] {
 				t.Fatalf("got event %v, want session %d REVOKED for user %d", ev, resolved.Msg.GetSessionId(), ids[0])
 			}

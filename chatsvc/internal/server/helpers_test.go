@@ -19,6 +19,7 @@ import (
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 	"github.com/charla/charla/shared/bus"
+	"github.com/charla/charla/shared/eventlog"
 	"github.com/charla/charla/shared/fanout"
 	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/sqldb"
@@ -50,19 +51,24 @@ func (f *fakeProfiles) GetUsers(_ context.Context, req *connect.Request[profilev
 	return connect.NewResponse(res), nil
 }
 
-// online is the set of users with a connection; it serves presence and routes alike.
+// online is the set of users with a connection, as the presence service knows it. Like
+// the presence service, set announces each change on fanout.PresenceChangedSubject, so
+// the chat server's OnlineCache forgets what it knew of that user.
 type online struct {
-	down        atomic.Bool // GetPresence fails
-	mu          sync.Mutex
-	users       map[int64]bool
-	presCalls   atomic.Int64
-	routesCalls atomic.Int64
+	bus       bus.Bus
+	down      atomic.Bool // GetPresence fails
+	mu        sync.Mutex
+	users     map[int64]bool
+	presCalls atomic.Int64
 }
 
 func (o *online) set(user int64, on bool) {
 	o.mu.Lock()
 	o.users[user] = on
 	o.mu.Unlock()
+	if err := o.bus.Publish(context.Background(), fanout.PresenceChangedSubject, fanout.EncodeUsers([]int64{user})); err != nil {
+		panic(err) // the in-process bus does not fail
+	}
 }
 
 func (o *online) is(user int64) bool {
@@ -83,16 +89,20 @@ func (o *online) GetPresence(_ context.Context, req *connect.Request[presencev1.
 	return connect.NewResponse(res), nil
 }
 
-// Routes puts every online user on edge "e1".
-func (o *online) Routes(_ context.Context, ids []int64) (map[int64][]string, error) {
-	o.routesCalls.Add(1)
-	out := map[int64][]string{}
-	for _, id := range ids {
-		if o.is(id) {
-			out[id] = []string{"e1"}
-		}
+// eventLog is the user event log of the tests, in memory. It also hands the records of
+// every append to seen, as Append returns them (with their seqs), so that tests see each
+// published event once with the users whose history got it.
+type eventLog struct {
+	*eventlog.Memory
+	seen func([]eventlog.Record)
+}
+
+func (l *eventLog) Append(ctx context.Context, ev eventlog.Event, users []int64) ([]eventlog.Record, error) {
+	recs, err := l.Memory.Append(ctx, ev, users)
+	if err == nil && len(recs) > 0 {
+		l.seen(recs)
 	}
-	return out, nil
+	return recs, err
 }
 
 type fakeNotifier struct {
@@ -130,7 +140,8 @@ func (c *clock) add(d time.Duration) {
 }
 
 // env is a chat server on a real database, served over HTTP and called through the
-// generated client, with fake peers and the events of edge "e1" collected.
+// generated client, with fake peers, an in-memory user event log and the events published
+// collected.
 type env struct {
 	client   chatv1connect.ChatServiceClient
 	srv      *Server
@@ -141,10 +152,21 @@ type env struct {
 	online   *online
 	notifier *fakeNotifier
 	clock    *clock
-	events   chan *chatv1.StreamEventsResponse
+	log      *eventlog.Memory
+	// events are the events published, in order: a sequenced one as the records of its
+	// append (user_ids: the users whose history got it), TYPING_INDICATOR as broadcast on
+	// the bus to every edge.
+	events chan *chatv1.StreamEventsResponse
 }
 
 type envOption func(*Config)
+
+// sequenced tells the chat events that get a seq, as chatsvc.New does: all but
+// TYPING_INDICATOR (docs/protocol.md §8.2).
+func sequenced(ev proto.Message) bool {
+	e, ok := ev.(*chatv1.StreamEventsResponse)
+	return !ok || e.GetTypingIndicator() == nil
+}
 
 func newEnv(tb testing.TB, url string, users int64, opts ...envOption) *env {
 	tb.Helper()
@@ -154,37 +176,56 @@ func newEnv(tb testing.TB, url string, users int64, opts ...envOption) *env {
 	if err := st.Migrate(ctx); err != nil {
 		tb.Fatalf("migrate: %v", err)
 	}
+	b := bus.NewInProcess()
 	e := &env{
 		store:    st,
 		db:       db,
 		queries:  queries,
 		profiles: &fakeProfiles{n: users},
-		online:   &online{users: map[int64]bool{}},
+		online:   &online{bus: b, users: map[int64]bool{}},
 		notifier: &fakeNotifier{},
 		clock:    &clock{t: time.UnixMilli(1_700_000_000_000)},
+		log:      eventlog.NewMemory(eventlog.Options{}),
 		events:   make(chan *chatv1.StreamEventsResponse, 100_000),
 	}
-	b := bus.NewInProcess()
-	sub, err := b.Subscribe(fanout.Subject("chat", "e1"), func(data []byte) {
-		ev := new(chatv1.StreamEventsResponse)
-		if err := proto.Unmarshal(data, ev); err != nil {
-			panic(err)
-		}
+	collect := func(ev *chatv1.StreamEventsResponse) {
 		select {
 		case e.events <- ev:
 		default: // a benchmark that does not read them
 		}
+	}
+	sub, err := b.Subscribe(fanout.BroadcastSubject("chat"), func(data []byte) {
+		ev := new(chatv1.StreamEventsResponse)
+		if err := proto.Unmarshal(data, ev); err != nil {
+			panic(err)
+		}
+		collect(ev)
 	})
 	if err != nil {
 		tb.Fatalf("subscribe: %v", err)
 	}
 	tb.Cleanup(func() { _ = sub.Unsubscribe() })
+	log := &eventLog{Memory: e.log, seen: func(recs []eventlog.Record) {
+		ev := new(chatv1.StreamEventsResponse)
+		if err := proto.Unmarshal(recs[0].Data, ev); err != nil {
+			panic(err)
+		}
+		for _, r := range recs {
+			ev.UserIds = append(ev.UserIds, r.UserID)
+		}
+		collect(ev)
+	}}
+	cache, err := fanout.NewOnlineCache(b, e.online)
+	if err != nil {
+		tb.Fatalf("online cache: %v", err)
+	}
+	tb.Cleanup(func() { _ = cache.Close() })
 	cfg := Config{
 		Store:     st,
 		Profiles:  e.profiles,
 		Presence:  e.online,
 		Notifier:  e.notifier,
-		Publisher: fanout.NewPublisher(b, e.online, "chat"),
+		Publisher: fanout.NewPublisher(b, log, "chat", fanout.WithOnline(cache), fanout.WithSequenced(sequenced)),
 		Now:       e.clock.now,
 	}
 	for _, o := range opts {
@@ -201,8 +242,35 @@ func newEnv(tb testing.TB, url string, users int64, opts ...envOption) *env {
 	return e
 }
 
-// drain returns the events published so far (the in-process bus delivers synchronously,
-// before the RPC that raised them returns).
+// history returns the events in user's history, in seq order, checking that the seqs
+// run from 1 without a gap.
+func (e *env) history(tb testing.TB, user int64) []*chatv1.StreamEventsResponse {
+	tb.Helper()
+	h, err := e.log.Read(context.Background(), user, 0)
+	if err != nil {
+		tb.Fatalf("read the history of user %d: %v", user, err)
+	}
+	out := make([]*chatv1.StreamEventsResponse, len(h.Records))
+	for i, r := range h.Records {
+		if r.Seq != uint64(i+1) || r.UserID != user || r.Service != "chat" {
+			tb.Fatalf("user %d record %d: got seq %d user %d service %q, want seq %d of user %d from chat", user, i, r.Seq, r.UserID, r.Service, i+1, user)
+		}
+		out[i] = new(chatv1.StreamEventsResponse)
+		if err := proto.Unmarshal(r.Data, out[i]); err != nil {
+			tb.Fatalf("user %d record %d: %v", user, r.Seq, err)
+		}
+		if out[i].GetExcludeConnectionId() != r.Exclude {
+			tb.Fatalf("user %d record %d: exclude %q, event says %q", user, r.Seq, r.Exclude, out[i].GetExcludeConnectionId())
+		}
+	}
+	if !h.Complete || h.LastSeq != uint64(len(out)) {
+		tb.Fatalf("history of user %d: complete %v, last seq %d, %d records; want complete", user, h.Complete, h.LastSeq, len(out))
+	}
+	return out
+}
+
+// drain returns the events published so far (the log's appends and the in-process bus's
+// deliveries are done before the RPC that raised them returns).
 func (e *env) drain() []*chatv1.StreamEventsResponse {
 	var out []*chatv1.StreamEventsResponse
 	for {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -172,9 +173,22 @@ func TestSendEvents(t *testing.T) {
 		if notes[0].GetType() != "new_message" || notes[0].GetUserId() != 2 || p["fromUserId"] != float64(1) || p["chatId"] != formatID(c12) {
 			t.Fatalf("new_message: got %v", notes[0])
 		}
-		// The sender still got the events on its other connections.
-		if evs := e.drain(); len(evs) != 3 || evs[0].GetUserIds()[0] != 1 {
-			t.Fatalf("events to the sender: got %v, want 3 to user 1", evs)
+		// The events still go to both: to the sender's other connections, and into the
+		// offline recipient's history, which it resumes from.
+		if evs := e.drain(); len(evs) != 3 || !slices.Equal(evs[0].GetUserIds(), []int64{1, 2}) {
+			t.Fatalf("events with the recipient offline: got %v, want 3 to users 1 and 2", evs)
+		}
+		for _, user := range []int64{1, 2} {
+			var texts []string
+			for _, ev := range e.history(t, user) {
+				texts = append(texts, ev.GetNewChatMessage().GetMessage().GetText())
+			}
+			if want := []string{"hola", "are you there", "are you there", "are you there"}; !slices.Equal(texts, want) {
+				t.Fatalf("history of user %d: got %q, want %q", user, texts, want)
+			}
+		}
+		if first := e.history(t, 1)[0]; first.GetExcludeConnectionId() != "conn-a" {
+			t.Fatalf("sender's record of its own message: exclude %q, want conn-a", first.GetExcludeConnectionId())
 		}
 		if _, err := e.client.MarkRead(ctx, connect.NewRequest(&chatv1.MarkReadRequest{UserId: 2, ChatId: c12})); err != nil {
 			t.Fatal(err)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -115,5 +116,14 @@ func TestTyping(t *testing.T) {
 			wantCode(t, tc.name, err, tc.want)
 		}
 		expect("errors")
+
+		// TYPING_INDICATOR is ephemeral: no seq, never in a history (docs/protocol.md §8.2).
+		var kinds []string
+		for _, ev := range e.history(t, 2) {
+			kinds = append(kinds, fmt.Sprintf("%T", ev.GetEvent()))
+		}
+		if want := []string{"*chatv1.StreamEventsResponse_NewChatMessage", "*chatv1.StreamEventsResponse_NewChatMessage"}; !slices.Equal(kinds, want) {
+			t.Fatalf("history of user 2: got %v, want the two messages only", kinds)
+		}
 	})
 }

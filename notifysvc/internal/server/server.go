@@ -47,7 +47,13 @@ type Config struct {
 	// OnCreate, when set, is called with the owner of every stored notification (the
 	// retention pruner's Touch).
 	OnCreate func(userID int64)
+	// PublishTimeout bounds the push of one event (the publisher retries while the user
+	// event log is unreachable); DefaultPublishTimeout when zero.
+	PublishTimeout time.Duration
 }
+
+// DefaultPublishTimeout is Config.PublishTimeout's default.
+const DefaultPublishTimeout = 5 * time.Second
 
 // Server implements notifyv1connect.NotificationServiceHandler except StreamEvents, which
 // the service's root package serves from the bus.
@@ -65,6 +71,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = DefaultPublishTimeout
 	}
 	return &Server{cfg: cfg}
 }
@@ -107,7 +116,11 @@ func (s *Server) CreateNotification(ctx context.Context, req *connect.Request[no
 		return nil, s.connectError(ctx, "create notification", n.UserID, err)
 	}
 	event := &notifyv1.StreamEventsResponse{Event: &notifyv1.StreamEventsResponse_NewNotification{NewNotification: pb}}
-	if _, err := s.cfg.Publisher.Publish(ctx, event, n.UserID); err != nil {
+	// The notification is committed: its event goes out even if the caller has gone, and
+	// the call does not wait longer than PublishTimeout for an unreachable event log.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PublishTimeout)
+	defer cancel()
+	if _, err := s.cfg.Publisher.Publish(pctx, event, n.UserID); err != nil {
 		s.cfg.Log.WarnContext(ctx, "push new notification", "user_id", n.UserID, "notification_id", n.ID, "err", err)
 	}
 	return connect.NewResponse(&notifyv1.CreateNotificationResponse{Notification: pb}), nil

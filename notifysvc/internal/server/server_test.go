@@ -6,7 +6,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +22,7 @@ import (
 	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
 	"github.com/charla/charla/proto/gen/notify/v1/notifyv1connect"
 	"github.com/charla/charla/shared/bus"
+	"github.com/charla/charla/shared/eventlog"
 	"github.com/charla/charla/shared/fanout"
 	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/sqldb/dbtest"
@@ -40,29 +41,60 @@ func (f fakeUsers) Exists(_ context.Context, id int64) (bool, error) {
 	return f.known[id], nil
 }
 
-// Users of the tests: 1 and 2 are online on edge-1, 3 is known but offline, 99 is unknown.
+// Users of the tests: 1, 2 and 3 are known, 99 is unknown.
 var users = fakeUsers{known: map[int64]bool{1: true, 2: true, 3: true}}
 
-const edge = "edge-1"
-
-// env is a handler served over HTTP on a fresh database, with the events it pushes to edge.
+// env is a handler served over HTTP on a fresh database, with the user event log it
+// appends its events to.
 type env struct {
 	client notifyv1connect.NotificationServiceClient
 	now    time.Time
-
-	mu     sync.Mutex
-	events []*notifyv1.StreamEventsResponse
+	log    *eventlog.Memory
 }
 
-func (e *env) pushed() []*notifyv1.StreamEventsResponse {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return slices.Clone(e.events)
+// pushed returns the events in user's history, checking each record against its user.
+func (e *env) pushed(t *testing.T, user int64) []*notifyv1.StreamEventsResponse {
+	t.Helper()
+	h, err := e.log.Read(context.Background(), user, 0)
+	if err != nil {
+		t.Fatalf("read the history of user %d: %v", user, err)
+	}
+	if !h.Complete || h.LastSeq != uint64(len(h.Records)) {
+		t.Fatalf("history of user %d: complete %v, last seq %d, %d records; want complete", user, h.Complete, h.LastSeq, len(h.Records))
+	}
+	out := make([]*notifyv1.StreamEventsResponse, len(h.Records))
+	for i, r := range h.Records {
+		if r.UserID != user || r.Seq != uint64(i+1) || r.Service != "notify" {
+			t.Fatalf("history of user %d, record %d: got %+v, want seq %d from notify", user, i, r, i+1)
+		}
+		out[i] = new(notifyv1.StreamEventsResponse)
+		if err := proto.Unmarshal(r.Data, out[i]); err != nil {
+			t.Fatalf("undecodable event: %v", err)
+		}
+	}
+	return out
 }
 
 type envOptions struct {
-	users     Users
-	routesErr error
+	users Users
+	// logFailures is how many appends the event log refuses before it works.
+	logFailures int64
+	// publishTimeout is Config.PublishTimeout.
+	publishTimeout time.Duration
+}
+
+// flakyLog refuses its first failures appends, as a JetStream log does while NATS
+// reconnects.
+type flakyLog struct {
+	*eventlog.Memory
+	failures atomic.Int64
+}
+
+func (f *flakyLog) Append(ctx context.Context, ev eventlog.Event, users []int64) ([]eventlog.Record, error) {
+	if f.failures.Add(-1) >= 0 {
+		return nil, errors.New("nats: no responders available for request")
+	}
+	return f.Memory.Append(ctx, ev, users)
 }
 
 func newEnv(t *testing.T, url string, o envOptions) *env {
@@ -74,40 +106,17 @@ func newEnv(t *testing.T, url string, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{now: time.UnixMilli(1_700_000_000_123)}
+	e := &env{now: time.UnixMilli(1_700_000_000_123), log: eventlog.NewMemory(eventlog.Options{})}
 	b := bus.NewInProcess()
 	t.Cleanup(func() { b.Close() })
-	sub, err := b.Subscribe(fanout.Subject("notify", edge), func(data []byte) {
-		ev := new(notifyv1.StreamEventsResponse)
-		if err := proto.Unmarshal(data, ev); err != nil {
-			t.Errorf("undecodable event: %v", err)
-			return
-		}
-		e.mu.Lock()
-		e.events = append(e.events, ev)
-		e.mu.Unlock()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sub.Unsubscribe() })
-	routes := fanout.RouteLookupFunc(func(_ context.Context, ids []int64) (map[int64][]string, error) {
-		if o.routesErr != nil {
-			return nil, o.routesErr
-		}
-		m := map[int64][]string{}
-		for _, id := range ids {
-			if id == 1 || id == 2 {
-				m[id] = []string{edge}
-			}
-		}
-		return m, nil
-	})
+	log := &flakyLog{Memory: e.log}
+	log.failures.Store(o.logFailures)
 	h := New(Config{
-		Store:     st,
-		Users:     o.users,
-		Publisher: fanout.NewPublisher(b, routes, "notify"),
-		Now:       func() time.Time { return e.now },
+		Store:          st,
+		Users:          o.users,
+		Publisher:      fanout.NewPublisher(b, log, "notify"),
+		Now:            func() time.Time { return e.now },
+		PublishTimeout: o.publishTimeout,
 	})
 	path, handler := notifyv1connect.NewNotificationServiceHandler(h)
 	srv := httptest.NewUnstartedServer(rpc.NewMux(rpc.Service{Name: notifyv1connect.NotificationServiceName, Path: path, Handler: handler}))
@@ -233,29 +242,31 @@ func TestCreateNotification(t *testing.T) {
 				t.Fatalf("listed (-want +got):\n%s", diff)
 			}
 			var pushed *notifyv1.StreamEventsResponse
-			for _, ev := range e.pushed() {
+			for _, ev := range e.pushed(t, 1) {
 				if ev.GetNewNotification().GetId() == got.GetId() {
 					pushed = ev
 				}
 			}
 			if pushed == nil {
-				t.Fatalf("no NEW_NOTIFICATION pushed to %s for notification %d", edge, got.GetId())
+				t.Fatalf("no NEW_NOTIFICATION in user 1's history for notification %d", got.GetId())
 			}
 			if diff := cmp.Diff(want, pushed.GetNewNotification(), protocmp.Transform()); diff != "" {
 				t.Fatalf("pushed (-want +got):\n%s", diff)
 			}
-			if got, want := pushed.GetUserIds(), []int64{1}; !slices.Equal(got, want) {
-				t.Fatalf("pushed user_ids: got %v, want %v", got, want)
+			if got := pushed.GetUserIds(); len(got) != 0 {
+				t.Fatalf("pushed user_ids: got %v, want none (the record names its user)", got)
+			}
+			if evs := e.pushed(t, 2); len(evs) != 0 {
+				t.Fatalf("user 2's history got %v, want nothing", evs)
 			}
 		})
 
-		t.Run("offline owner: stored, not pushed", func(t *testing.T) {
+		t.Run("every owner's history gets it, online or not", func(t *testing.T) {
 			got := e.create(t, &notifyv1.CreateNotificationRequest{UserId: 3, Type: "new_message", Title: "x",
 				Payload: mustStruct(t, map[string]any{"chatId": "5", "fromUserId": 1.0})})
-			for _, ev := range e.pushed() {
-				if ev.GetNewNotification().GetId() == got.GetId() {
-					t.Fatalf("pushed a notification of an offline user: %v", ev)
-				}
+			evs := e.pushed(t, 3)
+			if n := evs[len(evs)-1].GetNewNotification(); n.GetId() != got.GetId() || n.GetUserId() != 3 {
+				t.Fatalf("user 3's newest event: got %v, want notification %d", evs[len(evs)-1], got.GetId())
 			}
 			listed := e.list(t, &notifyv1.ListNotificationsRequest{UserId: 3, Limit: 1})
 			if got, want := ids(listed.GetNotifications()), []int64{got.GetId()}; !slices.Equal(got, want) {
@@ -276,11 +287,28 @@ func TestCreateWhenPeersFail(t *testing.T) {
 		_, err := e.client.CreateNotification(context.Background(), connect.NewRequest(&notifyv1.CreateNotificationRequest{UserId: 1, Type: "x", Title: "x"}))
 		wantCode(t, err, connect.CodeUnavailable, "")
 	})
-	t.Run("routes unavailable: stored anyway", func(t *testing.T) {
-		e := newEnv(t, dbtest.NewURL(t, "sqlite"), envOptions{routesErr: errors.New("presence down")})
+	t.Run("event log down: stored, and the call does not wait for the log", func(t *testing.T) {
+		e := newEnv(t, dbtest.NewURL(t, "sqlite"), envOptions{logFailures: 1 << 40, publishTimeout: 50 * time.Millisecond})
+		// The bound only keeps a regression from hanging the test; the call returns as soon
+		// as the publish gives up (PublishTimeout).
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		res, err := e.client.CreateNotification(ctx, connect.NewRequest(&notifyv1.CreateNotificationRequest{UserId: 1, Type: "x", Title: "x"}))
+		if err != nil {
+			t.Fatalf("CreateNotification with the event log down: %v, want success (the push is best effort)", err)
+		}
+		if got := ids(e.list(t, &notifyv1.ListNotificationsRequest{UserId: 1}).GetNotifications()); !slices.Equal(got, []int64{res.Msg.GetNotification().GetId()}) {
+			t.Fatalf("listed: got %v, want [%d]", got, res.Msg.GetNotification().GetId())
+		}
+	})
+	t.Run("event log briefly unavailable: stored, and pushed once it is back", func(t *testing.T) {
+		e := newEnv(t, dbtest.NewURL(t, "sqlite"), envOptions{logFailures: 2})
 		n := e.create(t, &notifyv1.CreateNotificationRequest{UserId: 1, Type: "x", Title: "x"})
 		if got := ids(e.list(t, &notifyv1.ListNotificationsRequest{UserId: 1}).GetNotifications()); !slices.Equal(got, []int64{n.GetId()}) {
 			t.Fatalf("listed: got %v, want [%d]", got, n.GetId())
+		}
+		if evs := e.pushed(t, 1); len(evs) != 1 || evs[0].GetNewNotification().GetId() != n.GetId() {
+			t.Fatalf("history of user 1: got %v, want notification %d once", evs, n.GetId())
 		}
 	})
 }
