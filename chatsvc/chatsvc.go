@@ -38,6 +38,9 @@ var _ chatv1connect.ChatServiceHandler = (*Service)(nil)
 
 // New migrates the chat tables and builds the service from its dependencies.
 func New(ctx context.Context, deps svc.Deps) (*Service, error) {
+	if deps.DB == nil || deps.Bus == nil || deps.Events == nil || deps.Peers == nil {
+		return nil, errors.New("chat service: DB, Bus, Events and Peers are required")
+	}
 	st := store.New(deps.DB)
 	if err := st.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("chat service: %w", err)

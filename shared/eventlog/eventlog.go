@@ -125,6 +125,16 @@ func uniqueUsers(users []int64) []int64 {
 		return users
 	}
 	out := make([]int64, 0, len(users))
+	if len(users) > 16 {
+		seen := make(map[int64]struct{}, len(users))
+		for _, u := range users {
+			if _, dup := seen[u]; !dup {
+				seen[u] = struct{}{}
+				out = append(out, u)
+			}
+		}
+		return out
+	}
 	for _, u := range users {
 		dup := false
 		for _, o := range out {
