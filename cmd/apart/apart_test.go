@@ -331,10 +331,15 @@ func TestKillEdgeResumeRestartNATSCap(t *testing.T) {
 		}()
 	}
 	// Kill edge A a third of the way in.
-	for acked.Load() < pairs*messages/3 {
+	waitFor(t, deliverLimit, "a third of the messages acknowledged", func() bool {
 		dep.checkAlive(edges...)
-		time.Sleep(10 * time.Millisecond)
-	}
+		failMu.Lock()
+		defer failMu.Unlock()
+		if len(failures) > 0 {
+			t.Fatalf("during the load:\n%s", strings.Join(failures, "\n"))
+		}
+		return acked.Load() >= pairs*messages/3
+	})
 	killedAt := time.Now()
 	edges[0].kill()
 	t.Logf("edge A killed (SIGKILL) after %d acked messages", acked.Load())
@@ -345,13 +350,16 @@ func TestKillEdgeResumeRestartNATSCap(t *testing.T) {
 	if len(failures) > 0 {
 		t.Fatalf("during the load:\n%s", strings.Join(failures, "\n"))
 	}
+	var slowestResume time.Duration
 	for _, u := range onA {
 		d := devOf[u.id]
 		conns := d.snapshot()
 		if last := conns[len(conns)-1]; len(conns) < 2 || last.edge != edgeAddrs[1] {
 			t.Fatalf("%s: %d connections, the last on %s; want it resumed on edge B", d.name, len(conns), last.edge)
 		}
+		slowestResume = max(slowestResume, conns[1].openedAt.Sub(killedAt))
 	}
+	t.Logf("edge A's %d clients resumed on edge B within %v of the kill", len(onA), slowestResume.Round(time.Millisecond))
 	waitDelivered(t, ps)
 	checkNotifications(t, devOf, created)
 	var presenceEvents int
@@ -551,13 +559,13 @@ func checkSeqs(t *testing.T, c *peers.Clients, devices []*device, when string) {
 	t.Helper()
 	var problems []string
 	total := 0
+	deadline := time.Now().Add(deliverLimit)
 	for _, d := range devices {
 		h, err := readHistory(context.Background(), c, d.userID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		last := lastExpected(d, h)
-		deadline := time.Now().Add(deliverLimit)
 		for time.Now().Before(deadline) {
 			d.mu.Lock()
 			seen := d.maxSeqLocked()

@@ -148,6 +148,13 @@ func newDeployment(t *testing.T, base map[string]string) *deployment {
 				p.kill()
 			}
 		}
+		for _, p := range procs {
+			for _, bad := range []string{"WARNING: DATA RACE", "panic: ", "fatal error: "} {
+				if n := strings.Count(readFile(p.logPath), bad); n > 0 {
+					t.Errorf("%s logged %q %d times (%s)", p.name, bad, n, p.logPath)
+				}
+			}
+		}
 		if t.Failed() {
 			for _, p := range procs {
 				t.Logf("---- %s (%s), exit %v, last lines:\n%s", p.name, p.logPath, p.err, tail(p.logPath, 60))
@@ -258,6 +265,12 @@ func (d *deployment) waitReady(p *proc, addr string, limit time.Duration) time.D
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// readFile returns a file's content ("" when it cannot be read).
+func readFile(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
 }
 
 // tail returns the last n lines of a file.

@@ -42,6 +42,7 @@ type connLog struct {
 	edge       string  // the edge's address
 	resumeFrom *uint64 // the resume asked for; nil when none
 	hello      connected
+	openedAt   time.Time // when CONNECTED arrived
 	events     []seqEvent
 	closeCode  int       // the server's close code, 0 when the socket just dropped
 	readErr    error     // why the connection ended
@@ -182,7 +183,7 @@ func (d *device) dial(edge string, resume *uint64) (*liveConn, error) {
 		return nil, fmt.Errorf("%s: read CONNECTED from %s: %w", d.name, edge, err)
 	}
 	_ = ws.SetReadDeadline(time.Time{})
-	log := &connLog{edge: edge, resumeFrom: resume}
+	log := &connLog{edge: edge, resumeFrom: resume, openedAt: time.Now()}
 	if first.Type != "CONNECTED" || first.Seq != nil || json.Unmarshal(first.Payload, &log.hello) != nil {
 		ws.Close()
 		return nil, fmt.Errorf("%s: first frame from %s is %s %s, want CONNECTED without seq", d.name, edge, first.Type, first.Payload)
