@@ -23,7 +23,8 @@ import (
 	"github.com/charla/charla/shared/sqldb/dbtest"
 )
 
-// Bounds of the waits; none is a speed assertion (§8.5's 2 s is the one timed rule).
+// Bounds of the waits; none is a speed assertion but the protocol's own: §8.5's 2 s (the
+// cap) and §5's 30 s (a dead edge's users settled).
 const (
 	startLimit    = 30 * time.Second // a process or NATS starting
 	deliverLimit  = 30 * time.Second // events reaching their clients
@@ -64,13 +65,13 @@ type user struct {
 
 // pair is a sender and a recipient on different edges.
 type pair struct {
-	sender, recipient    user
-	chatID               int64
-	senderEdge           int // 0 = edge A, 1 = edge B; the recipient is on the other
-	senderDev, recipDev  *device
-	mu                   sync.Mutex
-	acked                map[string]string // clientMessageId → messageId
-	resent, errorReplies int
+	sender, recipient   user
+	chatID              int64
+	senderEdge          int // 0 = edge A, 1 = edge B; the recipient is on the other
+	senderDev, recipDev *device
+	mu                  sync.Mutex
+	acked               map[string]string // clientMessageId → messageId
+	resent              int               // sends repeated on a new connection (same clientMessageId)
 }
 
 // TestKillEdgeResumeRestartNATSCap is the drill of issues 11 (item 7) and 15 on the apart
@@ -85,8 +86,11 @@ type pair struct {
 //     the reconnect (resume "ok"), and every acknowledged message must have reached its
 //     recipient.
 //  2. Edge A comes back; its clients move back (resume "ok" again). NATS stops for a few
-//     seconds and starts again on the same port and store: the edges become ready, new
-//     messages flow, and the connected clients' seqs continue without a gap.
+//     seconds (APART_NATS_DOWN, default 3s) while messages are being sent, and starts
+//     again on the same port and store: the edges become ready, every message sent
+//     meanwhile and after is delivered, and the connected clients' seqs continue without
+//     a gap (none of them reconnects). Once presence has reaped the connections the dead
+//     edge left, no user of a pair was ever announced offline to its partner.
 //  3. The connection cap across edges: 6 connections of one user on A, 5 on B; the oldest
 //     is closed with 4002 within 2 s and the others stay open.
 func TestKillEdgeResumeRestartNATSCap(t *testing.T) {
@@ -237,9 +241,6 @@ func TestKillEdgeResumeRestartNATSCap(t *testing.T) {
 				return
 			}
 			if f.Type != "SERVER_ACK" {
-				p.mu.Lock()
-				p.errorReplies++
-				p.mu.Unlock()
 				fail("%s: send %s: %s %s", p.sender.name, cmid, f.Type, f.Payload)
 				continue
 			}
