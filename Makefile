@@ -9,7 +9,7 @@ RACE    ?= $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 TESTFLAGS ?=
 BENCH   ?= .
 
-.PHONY: run test test-e2e-mysql proto proto-check lint staticcheck check-deps bench bench-system tools build web-deps web web-check test-web browser-deps test-browser
+.PHONY: run test test-e2e-mysql test-apart proto proto-check lint staticcheck check-deps bench bench-system tools build web-deps web web-check test-web browser-deps test-browser
 
 # Builds first, saying so (the first build compiles every dependency: minutes), then runs
 # the binary itself, so Ctrl-C reaches it directly and it exits 0 after draining.
@@ -28,6 +28,12 @@ test:
 # The end-to-end suite again, with the whole system on MySQL (needs MYSQL_TEST_DSN).
 test-e2e-mysql:
 	cd cmd && E2E_BACKEND=mysql go test $(RACE) $(TESTFLAGS) ./e2e/ ./internal/system/
+
+# The apart drill (cmd/apart): the commands built into bin/apart (bin/apart-race with the
+# race detector), two replicas of every service and two edges as processes, on MySQL
+# (MYSQL_TEST_DSN) and an embedded NATS; kill -9 of an edge, NATS restart, connection cap.
+test-apart:
+	cd cmd && CHARLA_APART=1 go test $(RACE) $(TESTFLAGS) -run 'TestKillEdgeResumeRestartNATSCap' -v ./apart/
 
 tools:
 	@mkdir -p $(BIN)

@@ -73,7 +73,7 @@ func checkPair(a, b int64) error {
 // notifyContactAdded tells user that other is now a contact. A failure is logged: the
 // contact exists either way.
 func (s *Server) notifyContactAdded(ctx context.Context, user, other int64, otherName string) {
-	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	ctx, cancel := context.WithTimeout(ctx, peerTimeout)
 	defer cancel()
 	payload, err := structpb.NewStruct(map[string]any{"userId": other, "userName": otherName})
 	if err != nil {
@@ -388,7 +388,7 @@ func (s *Server) notifyNewMessage(ctx context.Context, msg chat.Message, fromNam
 	if !first {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	ctx, cancel := context.WithTimeout(ctx, peerTimeout)
 	defer cancel()
 	payload, err := structpb.NewStruct(map[string]any{
 		"chatId":     strconv.FormatInt(msg.ChatID, 10),

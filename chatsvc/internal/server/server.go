@@ -144,8 +144,15 @@ func (s *Server) sweepTyping() {
 	}
 }
 
-// publishTimeout bounds the route lookup and bus publication of one event.
-const publishTimeout = 5 * time.Second
+// publishTimeout bounds the publication of one event (the offline lookup and the append to
+// the user event log, retried while the log is unreachable: NATS restarting). It is long
+// because an event given up on is lost for good (it never gets a seq, so no resume can
+// recover it): a send waits for the log rather than drop its event. Calls to other
+// services that raise events (notifications) keep their own shorter deadline.
+const publishTimeout = time.Minute
+
+// peerTimeout bounds a call to another service made on the way (a notification).
+const peerTimeout = 5 * time.Second
 
 // peerError is a failed call to another service.
 type peerError struct {

@@ -1,0 +1,11 @@
+// Package apart tests Charla deployed apart, with real processes: two replicas of each of
+// the four services and two edges, built from their commands, on a fresh MySQL database and
+// an embedded NATS server with JetStream that the test stops and restarts. The drill of
+// issue 11 (item 7) and issue 15: kill -9 an edge while messages, receipts, presence changes
+// and notifications are raised for its users; its clients resume on the other edge and see
+// every sequenced event exactly once, in seq order; NATS restarts and the streams recover;
+// the connection cap holds across edges.
+//
+// The package holds only tests (this file is its doc). They run when CHARLA_APART=1 (make
+// test-apart) and MYSQL_TEST_DSN is set; see apart_test.go.
+package apart
