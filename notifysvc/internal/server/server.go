@@ -53,7 +53,7 @@ type Config struct {
 }
 
 // DefaultPublishTimeout is Config.PublishTimeout's default.
-const DefaultPublishTimeout = 5 * time.Second
+const DefaultPublishTimeout = time.Minute
 
 // Server implements notifyv1connect.NotificationServiceHandler except StreamEvents, which
 // the service's root package serves from the bus.
