@@ -93,12 +93,13 @@ func (ob *natsObserver) disconnected(nc *nats.Conn, err error) {
 	if err == nil && nc.IsClosed() {
 		return // closing on purpose: closed logs it
 	}
-	ob.disconnects.Add(context.Background(), 1)
 	var server string
 	if p := ob.server.Load(); p != nil {
 		server = *p
 	}
+	// Logged before counted: whoever sees the count also finds the line.
 	ob.log.Warn("NATS disconnected; reconnecting", "server", server, "err", err)
+	ob.disconnects.Add(context.Background(), 1)
 }
 
 func (ob *natsObserver) remember(nc *nats.Conn) {
@@ -108,11 +109,11 @@ func (ob *natsObserver) remember(nc *nats.Conn) {
 
 func (ob *natsObserver) reconnected(nc *nats.Conn) {
 	ob.remember(nc)
+	ob.log.Info("NATS reconnected", "server", nc.ConnectedUrlRedacted())
 	ob.reconnects.Add(context.Background(), 1)
 	if !ob.up.Swap(true) {
 		ob.connected.Add(context.Background(), 1)
 	}
-	ob.log.Info("NATS reconnected", "server", nc.ConnectedUrlRedacted())
 }
 
 func (ob *natsObserver) closed(nc *nats.Conn) {
