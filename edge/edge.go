@@ -181,8 +181,11 @@ func (e *Edge) Run(ctx context.Context) error {
 }
 
 // Shutdown stops accepting connections, closes every connection with 1001 and waits for
-// them, up to ctx's deadline (or DrainTimeout when ctx has none), then reports the closed
-// connections to the presence service at once rather than after the grace period.
+// them, up to ctx's deadline (or DrainTimeout when ctx has none), then waits until the
+// closed connections are reported to the presence service. Each is reported after the
+// usual grace period, not at once: the clients reconnect elsewhere within it, and their
+// users must not be shown offline meanwhile (PROTOCOL.md §5). The same deadline bounds
+// the wait; disconnects still waiting near it are sent early.
 func (e *Edge) Shutdown(ctx context.Context) error {
 	var err error
 	e.shutOnce.Do(func() {
@@ -191,9 +194,7 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 			ctx, cancel = context.WithTimeout(ctx, e.cfg.DrainTimeout)
 			defer cancel()
 		}
-		// Disconnects become immediate before the connections go.
-		e.reporter.Stop()
-		err = errors.Join(e.hub.Shutdown(ctx), e.reporter.Wait(ctx))
+		err = errors.Join(e.hub.Shutdown(ctx), e.reporter.Drain(ctx))
 	})
 	return err
 }
