@@ -49,6 +49,7 @@ import (
 
 	"github.com/charla/charla/edge/internal/auth"
 	"github.com/charla/charla/edge/internal/delivery"
+	"github.com/charla/charla/edge/internal/door"
 	"github.com/charla/charla/edge/internal/hub"
 	"github.com/charla/charla/edge/internal/presence"
 	"github.com/charla/charla/edge/internal/router"
@@ -118,7 +119,7 @@ func New(cfg Config, clients *peers.Clients, log *slog.Logger) (*Edge, error) {
 	_, _ = rand.Read(b)
 	e.pidPrefix = "s" + hex.EncodeToString(b) + "-"
 
-	e.auth = auth.New(clients.Profile, auth.Options{CacheTTL: cfg.AuthCacheTTL, Log: logWith(e.log, "auth")})
+	e.auth = auth.New(clients.Profile, auth.Options{CacheTTL: cfg.AuthCacheTTL, Log: logWith(e.log, "auth"), Door: door.New(cfg.Door)})
 	e.router = router.New(router.Config{
 		Chat: clients.Chat, Profile: clients.Profile, Notify: clients.Notify,
 		RequestTimeout: cfg.Hub.RequestTimeout, NewPID: e.newPID, Log: logWith(e.log, "router"),
