@@ -8,8 +8,10 @@ BIN     := $(CURDIR)/bin
 RACE    ?= $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 TESTFLAGS ?=
 BENCH   ?= .
+# How long `make fuzz` runs each fuzz target.
+FUZZTIME ?= 10s
 
-.PHONY: run test test-e2e-mysql proto proto-check lint bench tools build
+.PHONY: run test test-e2e-mysql proto proto-check lint bench tools build fuzz
 
 run:
 	go run ./cmd/charla
@@ -23,6 +25,18 @@ test:
 # The end-to-end suite again, with the whole system on MySQL (needs MYSQL_TEST_DSN).
 test-e2e-mysql:
 	cd cmd && E2E_BACKEND=mysql go test $(RACE) $(TESTFLAGS) ./e2e/ ./internal/system/
+
+# Runs every fuzz target (func FuzzXxx in a _test.go file of any module) for FUZZTIME each.
+# `make test` already runs their seed corpora (testdata/fuzz) as regression tests; an
+# input that fails here is written to that package's testdata/fuzz: commit it with the fix.
+fuzz:
+	@for f in $$(find $(MODULES) -name '*_test.go' | xargs grep -l '^func Fuzz' | sort); do \
+		dir=$$(dirname $$f); mod=$${dir%%/*}; \
+		for fn in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "== $$fn ($$dir, $(FUZZTIME))"; \
+			(cd $$mod && go test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$${dir#*/}) || exit 1; \
+		done; \
+	done
 
 tools:
 	@mkdir -p $(BIN)
