@@ -13,6 +13,7 @@ require (
 	github.com/charla/charla/proto v0.0.0
 	github.com/charla/charla/shared v0.0.0
 	github.com/gorilla/websocket v1.5.3
+	go.uber.org/goleak v1.3.0
 	google.golang.org/protobuf v1.36.12
 )
 
