@@ -20,10 +20,11 @@ import (
 // causes; sqldb.IsUnavailable adds the database drivers' own, and every service's error
 // mapping and the edge's router use one or the other.
 //
-// Unavailable are: a Connect error with code unavailable; a Connect error of code unknown
-// or internal whose cause is a transport failure (the connection reset, refused or closed
-// mid-call: Connect reports a response cut short as "unknown" or as an internal protocol
-// error); and those transport failures themselves, as a database driver returns them
+// Unavailable are: a Connect error with code unavailable; a Connect error of code unknown,
+// internal or canceled whose cause is a transport failure (the connection reset, refused or
+// closed mid-call: Connect reports a response cut short as "unknown", as an internal
+// protocol error, or, racing its own cleanup, as "canceled"); and those transport failures
+// themselves, as a database driver returns them
 // (connection refused or reset, an unexpected EOF, any failed network operation,
 // driver.ErrBadConn, sql.ErrConnDone). Context errors are not: a deadline is 504 and a
 // cancellation is the caller's own doing, and callers check them first.
@@ -36,9 +37,12 @@ func IsUnavailable(err error) bool {
 		switch ce.Code() {
 		case connect.CodeUnavailable:
 			return true
-		case connect.CodeUnknown, connect.CodeInternal:
+		case connect.CodeUnknown, connect.CodeInternal, connect.CodeCanceled:
 			// A server's own "internal error" carries no Go cause on the client side, so
-			// only a transport failure underneath makes these unavailable.
+			// only a transport failure underneath makes these unavailable. Connect may
+			// also report a connection reset under a call as "canceled" (its own context
+			// for the call ends with the failure); a cancellation by the caller wraps
+			// context.Canceled instead and was answered above.
 			return isTransport(ce.Unwrap())
 		default:
 			return false

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http/httptest"
+	"net/url"
 	"sync"
 	"syscall"
 	"testing"
@@ -38,6 +39,8 @@ func TestIsUnavailableClassifies(t *testing.T) {
 		{"connect deadline wrapping a reset", connect.NewError(connect.CodeDeadlineExceeded, syscall.ECONNRESET), false},
 		{"unknown: body cut short", connect.NewError(connect.CodeUnknown, fmt.Errorf("read message: %w", io.ErrUnexpectedEOF)), true},
 		{"internal: protocol error EOF", connect.NewError(connect.CodeInternal, fmt.Errorf("protocol error: %w", io.ErrUnexpectedEOF)), true},
+		{"canceled: a reset, as connect may report it", connect.NewError(connect.CodeCanceled, &url.Error{Op: "Post", URL: "http://x", Err: &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}}), true},
+		{"canceled by the caller", connect.NewError(connect.CodeCanceled, context.Canceled), false},
 		{"dial refused", fmt.Errorf("open mysql: %w", refused), true},
 		{"reset", fmt.Errorf("query: %w", syscall.ECONNRESET), true},
 		{"bad conn", fmt.Errorf("query: %w", driver.ErrBadConn), true},

@@ -145,10 +145,12 @@ type Pool struct {
 }
 
 // PoolFor returns the pool limits Open applies to a dialect. SQLite has one writer and
-// fast local reads: a few connections serve it. MySQL gets more, half of which may idle.
+// fast local reads: a few connections serve it, all of which may idle (they hold only
+// file descriptors, and reopening one costs its pragmas and prepared statements). MySQL
+// gets more, half of which may idle.
 func PoolFor(d Dialect) Pool {
 	if d == SQLite {
-		return Pool{MaxOpen: 8, MaxIdle: 4, MaxIdleTime: 5 * time.Minute, MaxLifetime: time.Hour}
+		return Pool{MaxOpen: 8, MaxIdle: 8, MaxIdleTime: 5 * time.Minute, MaxLifetime: time.Hour}
 	}
 	return Pool{MaxOpen: 32, MaxIdle: 16, MaxIdleTime: time.Minute, MaxLifetime: 30 * time.Minute}
 }
