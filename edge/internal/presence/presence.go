@@ -112,6 +112,8 @@ type conn struct {
 	// timer is the pending grace period (under Reporter.mu); nil once it fired or when
 	// there is none.
 	timer *time.Timer
+	// releaseFailed tells (under Reporter.mu) that the Disconnect failed and is owed.
+	releaseFailed bool
 }
 
 // New returns a Reporter.
@@ -270,7 +272,10 @@ func (r *Reporter) resync(ctx context.Context) {
 	r.owed = false
 	cs := make([]*conn, 0, len(r.conns))
 	for _, c := range r.conns {
-		if c.timer == nil { // one waiting for its grace period is not owed anything yet
+		// A closed connection is owed only a Disconnect that failed; one waiting for its
+		// grace period, or being disconnected now, is not owed anything.
+		if !c.closed.Load() || c.releaseFailed {
+			c.releaseFailed = false
 			cs = append(cs, c)
 		}
 	}
@@ -326,6 +331,7 @@ func (r *Reporter) release(c *conn) {
 	defer r.mu.Unlock()
 	if err != nil {
 		r.owed = true
+		c.releaseFailed = true
 		r.opt.Log.Warn("record disconnection", "user_id", c.UserID, "err", err)
 		return
 	}
