@@ -8,8 +8,10 @@ BIN     := $(CURDIR)/bin
 RACE    ?= $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 TESTFLAGS ?=
 BENCH   ?= .
+# How long `make fuzz` runs each fuzz target.
+FUZZTIME ?= 10s
 
-.PHONY: run test test-e2e-mysql test-apart proto proto-check lint staticcheck check-deps bench bench-system tools build web-deps web web-check test-web browser-deps test-browser
+.PHONY: run test test-e2e-mysql test-apart proto proto-check lint staticcheck check-deps bench bench-system tools build fuzz web-deps web web-check test-web browser-deps test-browser
 
 # Builds first, saying so (the first build compiles every dependency: minutes), then runs
 # the binary itself, so Ctrl-C reaches it directly and it exits 0 after draining.
@@ -34,6 +36,18 @@ test-e2e-mysql:
 # (MYSQL_TEST_DSN) and an embedded NATS; kill -9 of an edge, NATS restart, connection cap.
 test-apart:
 	cd cmd && CHARLA_APART=1 go test $(RACE) $(TESTFLAGS) -run 'TestKillEdgeResumeRestartNATSCap' -v ./apart/
+
+# Runs every fuzz target (func FuzzXxx in a _test.go file of any module) for FUZZTIME each.
+# `make test` already runs their seed corpora (testdata/fuzz) as regression tests; an
+# input that fails here is written to that package's testdata/fuzz: commit it with the fix.
+fuzz:
+	@for f in $$(find $(MODULES) -name '*_test.go' | xargs grep -l '^func Fuzz' | sort); do \
+		dir=$$(dirname $$f); mod=$${dir%%/*}; \
+		for fn in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "== $$fn ($$dir, $(FUZZTIME))"; \
+			(cd $$mod && go test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$${dir#*/}) || exit 1; \
+		done; \
+	done
 
 tools:
 	@mkdir -p $(BIN)

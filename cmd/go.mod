@@ -17,6 +17,7 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	golang.org/x/sync v0.25.0
 	golang.org/x/sys v0.50.0
+	go.uber.org/goleak v1.3.0
 	google.golang.org/protobuf v1.36.12
 )
 

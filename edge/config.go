@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/charla/charla/edge/internal/door"
 	"github.com/charla/charla/edge/internal/hub"
 	"github.com/charla/charla/shared/config"
 	"github.com/charla/charla/shared/telemetry"
@@ -29,6 +30,11 @@ import (
 //	DRAIN_TIMEOUT        10s             how long shutdown waits for connections to close
 //	EDGE_PRESENCE_GRACE  2s              wait after a connection closes before telling presence
 //	                                     (a page reload does not flap online/offline; ≤ 3s)
+//	HANDSHAKE_FAIL_RATE  10              failed handshakes per second per client address before
+//	                                     429 (negative: no limit)
+//	HANDSHAKE_FAIL_BURST 20              burst of failed handshakes above HANDSHAKE_FAIL_RATE
+//	TRUSTED_PROXIES      ""              comma-separated CIDR prefixes of proxies whose
+//	                                     X-Forwarded-For names the client address
 type Config struct {
 	// Addr is EDGE_ADDR, the public listener.
 	Addr string
@@ -49,6 +55,8 @@ type Config struct {
 	ReceiptInterval time.Duration
 	// EdgeID identifies this edge process to the presence service; empty means random.
 	EdgeID string
+	// Door limits failed handshakes per client address (zero: the defaults).
+	Door door.Config
 	// Metrics records the edge's metrics and spans (shared/telemetry); nil records nothing.
 	Metrics *telemetry.EdgeMetrics
 }
@@ -69,6 +77,12 @@ func DeclareConfig(l *config.Loader) func() Config {
 	rateBurst := l.Int("RATE_BURST", d.RateBurst, 1, 1<<20, "burst of client messages above RATE_LIMIT")
 	drain := l.Duration("DRAIN_TIMEOUT", 10*time.Second, "how long shutdown waits for connections to close")
 	grace := l.Duration("EDGE_PRESENCE_GRACE", 2*time.Second, "wait after a connection closes before reporting it to presence (at most 3s)")
+	failRate := l.Float("HANDSHAKE_FAIL_RATE", door.DefaultRate, "failed handshakes per second per client address before 429 (negative: no limit)")
+	failBurst := l.Int("HANDSHAKE_FAIL_BURST", door.DefaultBurst, 1, 1<<20, "burst of failed handshakes per client address")
+	proxies := l.String("TRUSTED_PROXIES", "", "comma-separated CIDR prefixes of proxies whose X-Forwarded-For is believed", func(v string) error {
+		_, err := door.ParseTrustedProxies(v)
+		return err
+	})
 	return func() Config {
 		h := d
 		h.AllowedOrigins = splitOrigins(*origins)
@@ -77,7 +91,9 @@ func DeclareConfig(l *config.Loader) func() Config {
 		h.SendChannelBuffer = *sendBuf
 		h.RequestTimeout = *reqTimeout
 		h.RateLimit, h.RateBurst = *rateLimit, *rateBurst
-		return Config{Addr: *addr, Hub: h, DrainTimeout: *drain, PresenceGrace: *grace}
+		trusted, _ := door.ParseTrustedProxies(*proxies) // validated above
+		return Config{Addr: *addr, Hub: h, DrainTimeout: *drain, PresenceGrace: *grace,
+			Door: door.Config{Rate: *failRate, Burst: *failBurst, TrustedProxies: trusted}}
 	}
 }
 

@@ -50,6 +50,7 @@ import (
 	"github.com/charla/charla/edge/internal/auth"
 	"github.com/charla/charla/edge/internal/delivery"
 	"github.com/charla/charla/edge/internal/frames"
+	"github.com/charla/charla/edge/internal/door"
 	"github.com/charla/charla/edge/internal/hub"
 	"github.com/charla/charla/edge/internal/presence"
 	"github.com/charla/charla/edge/internal/router"
@@ -124,7 +125,7 @@ func New(cfg Config, clients *peers.Clients, log *slog.Logger) (*Edge, error) {
 	_, _ = rand.Read(b)
 	e.pidPrefix = "s" + hex.EncodeToString(b) + "-"
 
-	e.auth = auth.New(clients.Profile, auth.Options{CacheTTL: cfg.AuthCacheTTL, Log: logWith(e.log, "auth")})
+	e.auth = auth.New(clients.Profile, auth.Options{CacheTTL: cfg.AuthCacheTTL, Log: logWith(e.log, "auth"), Door: door.New(cfg.Door)})
 	e.router = router.New(router.Config{
 		Chat: clients.Chat, Profile: clients.Profile, Notify: clients.Notify,
 		RequestTimeout: cfg.Hub.RequestTimeout, NewPID: e.newPID, Log: logWith(e.log, "router"),
@@ -187,9 +188,12 @@ func (e *Edge) Run(ctx context.Context) error {
 	return nil
 }
 
-// Shutdown makes /ready answer 503, stops accepting connections, closes every connection
-// with 1001 and waits for them, up to ctx's deadline (or DrainTimeout when ctx has none), then reports the closed
-// connections to the presence service at once rather than after the grace period.
+// Shutdown makes /ready answer 503, stops accepting connections, closes every connection with 1001 and waits for
+// them, up to ctx's deadline (or DrainTimeout when ctx has none), then waits until the
+// closed connections are reported to the presence service. Each is reported after the
+// usual grace period, not at once: the clients reconnect elsewhere within it, and their
+// users must not be shown offline meanwhile (docs/protocol.md §5). The same deadline bounds
+// the wait; disconnects still waiting near it are sent early.
 func (e *Edge) Shutdown(ctx context.Context) error {
 	var err error
 	e.draining.Store(true)
@@ -199,9 +203,7 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 			ctx, cancel = context.WithTimeout(ctx, e.cfg.DrainTimeout)
 			defer cancel()
 		}
-		// Disconnects become immediate before the connections go.
-		e.reporter.Stop()
-		err = errors.Join(e.hub.Shutdown(ctx), e.reporter.Wait(ctx))
+		err = errors.Join(e.hub.Shutdown(ctx), e.reporter.Drain(ctx))
 	})
 	return err
 }

@@ -8,6 +8,7 @@ require (
 	github.com/charla/charla/shared v0.0.0
 	github.com/gorilla/websocket v1.5.3
 	go.opentelemetry.io/proto/otlp v1.11.0
+	go.uber.org/goleak v1.3.0
 	golang.org/x/time v0.16.0
 	google.golang.org/protobuf v1.36.12
 )

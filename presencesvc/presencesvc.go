@@ -18,6 +18,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/charla/charla/presencesvc/internal/presence"
 	"github.com/charla/charla/presencesvc/internal/server"
 	"github.com/charla/charla/presencesvc/internal/store"
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
@@ -62,6 +63,8 @@ type Options struct {
 	// onAnnounced, when set (by tests and benchmarks), is told how many transitions each
 	// announcement batch announced.
 	onAnnounced func(n int)
+	// wrapStore, when set (by tests), wraps the store the server uses, to inject failures.
+	wrapStore func(presence.Store) presence.Store
 }
 
 func (o Options) withDefaults() Options {
@@ -128,8 +131,12 @@ func NewWithOptions(ctx context.Context, deps svc.Deps, opts Options) (*Service,
 		}
 		opts.MaxConnectionsPerUser = n
 	}
+	var ps presence.Store = st
+	if opts.wrapStore != nil {
+		ps = opts.wrapStore(st)
+	}
 	s := &Service{
-		Server: server.New(st, announcer, deps.Log, opts.Now, opts.Lease),
+		Server: server.New(ps, announcer, deps.Log, opts.Now, opts.Lease),
 		deps:   deps,
 		opts:   opts,
 		store:  st,

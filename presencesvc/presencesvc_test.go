@@ -3,15 +3,18 @@ package presencesvc
 import (
 	"context"
 	"fmt"
+	"net"
 	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
 
+	"github.com/charla/charla/presencesvc/internal/presence"
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 	"github.com/charla/charla/shared/sqldb/dbtest"
 )
@@ -224,7 +227,8 @@ func TestGetPresenceAndRoutes(t *testing.T) {
 			t.Errorf("GetPresence() = %v, want empty", got)
 		}
 
-		// e3's lease ends: its user has no route any more, even before the sweeper runs.
+		// e3's lease runs out and the sweeper ends it: its user has no route any more.
+		// (Until the sweeper ends it, a late heartbeat would renew it, TestLateHeartbeat.)
 		h.clock.Advance(h.svc.lease() - 2*time.Second)
 		for _, e := range []string{"e1", "e2"} {
 			if err := h.heartbeat(e); err != nil {
@@ -232,6 +236,12 @@ func TestGetPresenceAndRoutes(t *testing.T) {
 			}
 		}
 		h.clock.Advance(3 * time.Second)
+		if r := h.routes(t, 3); !slices.Equal(r[0].GetEdgeIds(), []string{"e3"}) {
+			t.Fatalf("GetRoutes(3) before the sweep = %v, want e3 still", r)
+		}
+		if err := h.svc.Sweep(context.Background()); err != nil {
+			t.Fatalf("Sweep: %v", err)
+		}
 		routes := h.routes(t, 3, alice, 999, bob)
 		wantRoutes := map[int]struct {
 			user  int64
@@ -340,7 +350,10 @@ func TestBackgroundSweeper(t *testing.T) {
 	})
 }
 
-func TestRestartSameEdgeID(t *testing.T) {
+// TestReRegisterKeepsConnections: an edge that registers again (it lost its lease, or its
+// RegisterEdge answer was lost) keeps the connections it recorded: nobody is announced
+// offline, routes stay, and the edge's own Disconnect of a closed one still works.
+func TestReRegisterKeepsConnections(t *testing.T) {
 	t.Parallel()
 	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
 		h := newHarness(t, url)
@@ -352,20 +365,143 @@ func TestRestartSameEdgeID(t *testing.T) {
 		before := len(rec.all())
 
 		h.clock.Advance(time.Second)
-		at := h.clock.Now().UnixMilli()
-		h.register(t, "e1") // e1 restarted with the same id
-		want := []presenceEvent{{Users: []int64{watcher}, UserID: 3, Online: false, LastSeen: at}}
-		if got := summarize(rec.all()[before:]); !reflect.DeepEqual(got, want) {
-			t.Fatalf("events on restart:\n got %+v\nwant %+v", got, want)
+		h.register(t, "e1")
+		if got := summarize(rec.all()[before:]); len(got) != 0 {
+			t.Fatalf("events on re-registration: got %+v, want none", got)
 		}
-		if r := h.routes(t, alice, 3); !slices.Equal(r[0].GetEdgeIds(), []string{"e2"}) || len(r[1].GetEdgeIds()) != 0 {
-			t.Fatalf("GetRoutes after restart = %v, want alice on e2 only, 3 nowhere", r)
+		if r := h.routes(t, alice, 3); !slices.Equal(r[0].GetEdgeIds(), []string{"e1", "e2"}) || !slices.Equal(r[1].GetEdgeIds(), []string{"e1"}) {
+			t.Fatalf("GetRoutes after re-registration = %v, want alice on e1 and e2, 3 on e1", r)
 		}
-		if got := h.disconnect(t, "e1", alice, "a-1"); got {
-			t.Fatalf("Disconnect of a stale connection became_offline = %v, want false", got)
+		if p := h.presence(t, 3); !p[0].GetIsOnline() {
+			t.Fatalf("GetPresence(3) after re-registration = %v, want online", p)
 		}
-		if got := h.connect(t, "e1", 3, "c-1"); !got {
-			t.Fatalf("Connect on the restarted edge became_online = %v, want true", got)
+		if got := h.connect(t, "e1", 3, "c-1"); got {
+			t.Fatalf("recording c-1 again became_online = %v, want false", got)
+		}
+		if got := h.disconnect(t, "e1", 3, "c-1"); !got {
+			t.Fatalf("Disconnect of 3's last connection became_offline = %v, want true", got)
+		}
+	})
+}
+
+// TestLateHeartbeat: a lease past its time that the sweeper has not ended yet (an outage
+// kept the edge from renewing) is renewed by a late heartbeat, and its users never go
+// offline.
+func TestLateHeartbeat(t *testing.T) {
+	t.Parallel()
+	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
+		h := newHarness(t, url)
+		rec := setup(t, h)
+		h.connect(t, "e1", alice, "a-1")
+		before := len(rec.all())
+		h.clock.Advance(h.svc.lease() + time.Second)
+		if err := h.heartbeat("e1"); err != nil {
+			t.Fatalf("late Heartbeat: %v", err)
+		}
+		for _, e := range []string{"e2", "w"} {
+			_ = h.heartbeat(e)
+		}
+		if err := h.svc.Sweep(context.Background()); err != nil {
+			t.Fatalf("Sweep: %v", err)
+		}
+		if got := summarize(rec.all()[before:]); len(got) != 0 {
+			t.Fatalf("events: got %+v, want none", got)
+		}
+		if p := h.presence(t, alice); !p[0].GetIsOnline() {
+			t.Fatalf("GetPresence(alice) = %v, want online", p)
+		}
+	})
+}
+
+// flakyStore fails lease renewals and sweeps while down, as a database outage would.
+type flakyStore struct {
+	presence.Store
+	down atomic.Bool
+}
+
+var errStoreDown = fmt.Errorf("renew lease: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED})
+
+func (f *flakyStore) Heartbeat(ctx context.Context, edgeID string, leaseUntil int64) error {
+	if f.down.Load() {
+		return errStoreDown
+	}
+	return f.Store.Heartbeat(ctx, edgeID, leaseUntil)
+}
+
+func (f *flakyStore) DeadConnectionUsers(ctx context.Context, limit int) ([]int64, error) {
+	if f.down.Load() {
+		return nil, errStoreDown
+	}
+	return f.Store.DeadConnectionUsers(ctx, limit)
+}
+
+func (f *flakyStore) EndLeases(ctx context.Context, now int64) (int64, error) {
+	if f.down.Load() {
+		return 0, errStoreDown
+	}
+	return f.Store.EndLeases(ctx, now)
+}
+
+// TestSweepHoldsOffAfterOutage: leases that ran out while the database was away are not
+// ended until a lease length after it came back, so the edges renew them in time and
+// their users are never shown offline (the "database frozen 25 s" drill). An edge that
+// stays silent is ended after that.
+func TestSweepHoldsOffAfterOutage(t *testing.T) {
+	t.Parallel()
+	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
+		var store *flakyStore
+		h := newHarness(t, url, func(o *Options) {
+			o.wrapStore = func(s presence.Store) presence.Store { store = &flakyStore{Store: s}; return store }
+		})
+		rec := setup(t, h)
+		h.chat.setContacts(bob, watcher)
+		h.connect(t, "e1", alice, "a-1")
+		h.connect(t, "e2", bob, "b-1")
+		before := len(rec.all())
+		lease := h.svc.lease()
+		h.clock.Advance(lease) // past the hold-off of the service's start
+
+		// The database goes away for longer than a lease: no heartbeat lands.
+		store.down.Store(true)
+		for range 3 {
+			h.clock.Advance(lease / 2)
+			if got := codeOf(h.heartbeat("e1")); got != connect.CodeUnavailable {
+				t.Fatalf("Heartbeat while the database is away: code %v, want unavailable", got)
+			}
+			if err := h.svc.Sweep(context.Background()); err == nil {
+				t.Fatal("Sweep while the database is away succeeded, want an error")
+			}
+		}
+		store.down.Store(false)
+		// Back: every lease is past its time, yet the sweeper holds off.
+		if err := h.svc.Sweep(context.Background()); err != nil {
+			t.Fatalf("Sweep: %v", err)
+		}
+		if got := summarize(rec.all()[before:]); len(got) != 0 {
+			t.Fatalf("events right after the outage: got %+v, want none", got)
+		}
+		// e1 and w renew; e2 never does.
+		h.clock.Advance(time.Second)
+		for _, e := range []string{"e1", "w"} {
+			if err := h.heartbeat(e); err != nil {
+				t.Fatalf("Heartbeat(%s) after the outage: %v", e, err)
+			}
+		}
+		h.clock.Advance(lease)
+		for _, e := range []string{"e1", "w"} {
+			if err := h.heartbeat(e); err != nil {
+				t.Fatalf("Heartbeat(%s): %v", e, err)
+			}
+		}
+		if err := h.svc.Sweep(context.Background()); err != nil {
+			t.Fatalf("Sweep: %v", err)
+		}
+		got := summarize(rec.all()[before:])
+		if len(got) != 1 || got[0].UserID != bob || got[0].Online {
+			t.Fatalf("events once the hold-off is over: got %+v, want only bob offline", got)
+		}
+		if p := h.presence(t, alice, bob); !p[0].GetIsOnline() || p[1].GetIsOnline() {
+			t.Fatalf("GetPresence = %v, want alice online, bob offline", p)
 		}
 	})
 }

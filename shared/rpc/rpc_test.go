@@ -101,3 +101,17 @@ func TestCheckListenAddr(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthTokenOfAnyLength: tokens that differ only in length or in their last byte are
+// refused alike (the comparison is of digests, in constant time).
+func TestAuthTokenOfAnyLength(t *testing.T) {
+	t.Parallel()
+	url := serve(t, "s3cret")
+	for _, tok := range []string{"s3cre", "s3cret!", "s3creT", strings.Repeat("x", 4096)} {
+		c := presencev1connect.NewPresenceServiceClient(rpc.NewHTTPClient(), url, rpc.ClientOptions(tok)...)
+		_, err := c.GetPresence(context.Background(), connect.NewRequest(&presencev1.GetPresenceRequest{}))
+		if got := connect.CodeOf(err); got != connect.CodeUnauthenticated {
+			t.Errorf("token %.10q: got %v, want unauthenticated", tok, err)
+		}
+	}
+}

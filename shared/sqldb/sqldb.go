@@ -21,6 +21,7 @@ import (
 	sqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/telemetry/dbtel"
 )
 
@@ -99,14 +100,13 @@ func OpenWith(ctx context.Context, url string, wrap func(driver.Connector) drive
 	}
 	var connector driver.Connector
 	var system dbtel.System
-	var pool int
 	switch dialect {
 	case SQLite:
 		connector, err = sqliteConnector(dsn)
-		system, pool = dbtel.SQLite, 8
+		system = dbtel.SQLite
 	case MySQL:
 		connector, err = mysqlConnector(dsn)
-		system, pool = dbtel.MySQL, 32
+		system = dbtel.MySQL
 	}
 	if err != nil {
 		return nil, err
@@ -115,13 +115,52 @@ func OpenWith(ctx context.Context, url string, wrap func(driver.Connector) drive
 		connector = wrap(connector)
 	}
 	db := otelsql.OpenDB(connector, dbtel.Options(system)...)
-	db.SetMaxOpenConns(pool)
-	db.SetMaxIdleConns(pool)
+	d := &DB{DB: db, Dialect: dialect}
+	d.SetPool(PoolFor(dialect))
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s database: %w", dialect, err)
 	}
-	return &DB{DB: db, Dialect: dialect}, nil
+	return d, nil
+}
+
+// Pool bounds a database's connection pool. Every pooled connection holds a socket or file
+// (and, with MySQL, a goroutine of the driver watching for cancellation), so the pool must
+// shrink back once a burst is over: after a database outage, the requests that queued
+// meanwhile all get a connection at once when it returns, and with as many idle
+// connections allowed as open ones and no idle timeout, the process kept every one of them
+// for good (the step from 37 to 60 goroutines and 27 to 50 open files seen in chat after
+// the database drills).
+type Pool struct {
+	// MaxOpen bounds the connections open at once; callers beyond it wait.
+	MaxOpen int
+	// MaxIdle bounds the connections kept open without a user; a connection handed back
+	// beyond it is closed at once.
+	MaxIdle int
+	// MaxIdleTime closes a connection that stayed unused this long.
+	MaxIdleTime time.Duration
+	// MaxLifetime replaces a connection this old, so that none outlives a failover or a
+	// server restart behind a proxy for long, and stale ones do not pile up.
+	MaxLifetime time.Duration
+}
+
+// PoolFor returns the pool limits Open applies to a dialect. SQLite has one writer and
+// fast local reads: a few connections serve it, all of which may idle (they hold only
+// file descriptors, and reopening one costs its pragmas and prepared statements). MySQL
+// gets more, half of which may idle.
+func PoolFor(d Dialect) Pool {
+	if d == SQLite {
+		return Pool{MaxOpen: 8, MaxIdle: 8, MaxIdleTime: 5 * time.Minute, MaxLifetime: time.Hour}
+	}
+	return Pool{MaxOpen: 32, MaxIdle: 16, MaxIdleTime: time.Minute, MaxLifetime: 30 * time.Minute}
+}
+
+// SetPool applies p to the database's pool (Open applies PoolFor(db.Dialect)).
+func (db *DB) SetPool(p Pool) {
+	db.SetMaxOpenConns(p.MaxOpen)
+	db.SetMaxIdleConns(p.MaxIdle)
+	db.SetConnMaxIdleTime(p.MaxIdleTime)
+	db.SetConnMaxLifetime(p.MaxLifetime)
 }
 
 func sqliteConnector(path string) (driver.Connector, error) {
@@ -179,6 +218,34 @@ func IsDuplicate(err error) bool {
 	if errors.As(err, &se) {
 		code := se.Code()
 		return code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// IsUnavailable reports whether err means the database could not be reached or dropped the
+// connection (or another backing service did: it includes rpc.IsUnavailable), so that the
+// request may succeed when tried again and answers 503, never 500. Besides the transport
+// failures of rpc.IsUnavailable (connection refused or reset, driver.ErrBadConn, ...) these
+// are the drivers' own: MySQL's "invalid connection" (the connection broke mid-statement),
+// too many connections (1040), server shutdown (1053), a read-only server during a failover
+// (1290, 1836), a connection killed (1927), a deadlock or lock wait timeout that outlived
+// InTxRetry (1213, 1205); SQLite busy or locked once busy_timeout has run out.
+func IsUnavailable(err error) bool {
+	if rpc.IsUnavailable(err) || errors.Is(err, mysql.ErrInvalidConn) {
+		return true
+	}
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		switch me.Number {
+		case 1040, 1053, 1205, 1213, 1290, 1836, 1927:
+			return true
+		}
+		return false
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		code := se.Code() & 0xff // the primary result code
+		return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
 	}
 	return false
 }

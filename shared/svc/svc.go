@@ -210,7 +210,10 @@ func HandlerOptions(tel *telemetry.Telemetry, token string) []connect.HandlerOpt
 		opts = append(opts, tel.ConnectHandlerOptions()...)
 	}
 	// Most answers are a few hundred bytes; gzip costs more than it saves below 1 KiB.
-	return append(opts, connect.WithInterceptors(rpc.AuthInterceptor(token)), connect.WithCompressMinBytes(1024))
+	// A request message larger than rpc.MaxRequestBytes (decompressed) is refused
+	// (resource_exhausted) before it is decoded.
+	return append(opts, connect.WithInterceptors(rpc.AuthInterceptor(token)), connect.WithCompressMinBytes(1024),
+		connect.WithReadMaxBytes(rpc.MaxRequestBytes))
 }
 
 // HistoryOptions declares RESUME_MAX_EVENTS and RESUME_MAX_AGE on cfg (docs/protocol.md

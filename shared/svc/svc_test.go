@@ -9,6 +9,7 @@ import (
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/svc"
@@ -44,5 +45,33 @@ func TestMuxMetricsWithoutToken(t *testing.T) {
 	}
 	if strings.Contains(strings.Join(m, "\n"), token) {
 		t.Errorf("the token appears in /metrics")
+	}
+}
+
+// TestRequestBodiesBounded: a request message over rpc.MaxRequestBytes is refused with
+// resource_exhausted before the handler runs, on the listener NewServer builds; a request
+// under it passes.
+func TestRequestBodiesBounded(t *testing.T) {
+	const proc = "/charla.test.v1.Echo/Echo"
+	called := 0
+	h := connect.NewUnaryHandler(proc, func(_ context.Context, req *connect.Request[wrapperspb.BytesValue]) (*connect.Response[wrapperspb.BytesValue], error) {
+		called++
+		return connect.NewResponse(&wrapperspb.BytesValue{}), nil
+	}, svc.HandlerOptions(nil, "")...)
+	hs := httptest.NewUnstartedServer(nil)
+	hs.Config = rpc.NewServer(svc.Mux(nil, rpc.Service{Name: "charla.test.v1.Echo", Path: "/charla.test.v1.Echo/", Handler: h}))
+	hs.Start()
+	t.Cleanup(hs.Close)
+	client := connect.NewClient[wrapperspb.BytesValue, wrapperspb.BytesValue](hs.Client(), hs.URL+proc)
+	ctx := context.Background()
+	if _, err := client.CallUnary(ctx, connect.NewRequest(&wrapperspb.BytesValue{Value: make([]byte, 1<<20)})); err != nil {
+		t.Fatalf("1 MiB request: %v", err)
+	}
+	_, err := client.CallUnary(ctx, connect.NewRequest(&wrapperspb.BytesValue{Value: make([]byte, rpc.MaxRequestBytes+1)}))
+	if got := connect.CodeOf(err); got != connect.CodeResourceExhausted {
+		t.Fatalf("request over the bound: got %v (%v), want resource_exhausted", got, err)
+	}
+	if called != 1 {
+		t.Errorf("handler calls: got %d, want 1", called)
 	}
 }

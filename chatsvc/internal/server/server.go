@@ -20,6 +20,7 @@ import (
 	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
+	"github.com/charla/charla/shared/sqldb"
 )
 
 // Profiles is the part of the profile service the chat service uses.
@@ -166,9 +167,13 @@ func (e *peerError) Error() string { return e.service + " service: " + e.err.Err
 // Unwrap returns the cause.
 func (e *peerError) Unwrap() error { return e.err }
 
+// errUnavailable is what clients see when the database (or a peer) could not be reached.
+var errUnavailable = errors.New("chat service temporarily unavailable")
+
 // toConnect maps any error to the Connect error a client sees; it is the only place that
-// does. Domain errors keep their client-safe message; everything else is logged and
-// answered without internals.
+// does. Domain errors keep their client-safe message; the database or a peer out of reach
+// (sqldb.IsUnavailable) is unavailable; everything else is logged and answered without
+// internals.
 func (s *Server) toConnect(ctx context.Context, op string, user int64, err error) error {
 	var de *chat.Error
 	if errors.As(err, &de) {
@@ -199,6 +204,10 @@ func (s *Server) toConnect(ctx context.Context, op string, user int64, err error
 	}
 	if errors.Is(err, store.ErrWriterClosed) {
 		return connect.NewError(connect.CodeUnavailable, errors.New("chat service shutting down"))
+	}
+	if sqldb.IsUnavailable(err) {
+		s.log.WarnContext(ctx, op+": backing service unavailable", "user_id", user, "err", err)
+		return connect.NewError(connect.CodeUnavailable, errUnavailable)
 	}
 	s.log.ErrorContext(ctx, op+" failed", "user_id", user, "err", err)
 	return connect.NewError(connect.CodeInternal, errors.New("internal error"))

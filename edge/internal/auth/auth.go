@@ -22,6 +22,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/charla/charla/edge/internal/door"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 )
 
@@ -59,6 +60,7 @@ var (
 	ErrTokenMismatch = &Refusal{Status: http.StatusUnauthorized, Message: "query and header carry different tokens"}
 	ErrInvalidToken  = &Refusal{Status: http.StatusUnauthorized, Message: "invalid, expired or revoked session token"}
 	ErrUnavailable   = &Refusal{Status: http.StatusServiceUnavailable, Message: "authentication temporarily unavailable"}
+	ErrTooManyFailed = &Refusal{Status: http.StatusTooManyRequests, Message: "too many failed handshakes; try again later"}
 )
 
 // Defaults of the cache.
@@ -81,6 +83,8 @@ type Options struct {
 	Now func() time.Time
 	// Log receives failed attempts, never with the token.
 	Log *slog.Logger
+	// Door limits failed handshakes per client address (package door); nil means no limit.
+	Door *door.Door
 }
 
 type key [sha256.Size]byte
@@ -105,6 +109,7 @@ type Authenticator struct {
 	max      int
 	now      func() time.Time
 	log      *slog.Logger
+	door     *door.Door
 
 	mu        sync.Mutex
 	cache     map[key]entry
@@ -131,7 +136,7 @@ func New(r Resolver, o Options) *Authenticator {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Authenticator{
-		resolver: r, ttl: o.CacheTTL, max: o.CacheEntries, now: o.Now, log: o.Log,
+		resolver: r, ttl: o.CacheTTL, max: o.CacheEntries, now: o.Now, log: o.Log, door: o.Door,
 		cache: make(map[key]entry), inflight: make(map[key]*call),
 	}
 }
@@ -160,8 +165,14 @@ func Token(r *http.Request) (string, error) {
 }
 
 // Authenticate resolves the handshake's token into the session's user. Its errors are
-// *Refusal values.
+// *Refusal values. A client address that failed too often recently (the Door) is refused
+// with 429 before its token is even read; every refusal that is the client's fault (not
+// 503) counts as a failure of its address.
 func (a *Authenticator) Authenticate(r *http.Request) (int64, UserData, error) {
+	if a.door != nil && !a.door.Allowed(r) {
+		a.log.Debug("handshake refused: too many failures", "remote", r.RemoteAddr)
+		return 0, UserData{}, ErrTooManyFailed
+	}
 	tok, err := Token(r)
 	if err != nil {
 		a.refused(r, err.(*Refusal), nil)
@@ -179,8 +190,12 @@ func (a *Authenticator) Authenticate(r *http.Request) (int64, UserData, error) {
 	return id, data, nil
 }
 
-// refused logs a failed attempt: where it came from and why, never the token.
+// refused logs a failed attempt: where it came from and why, never the token; and counts
+// it against the client's address unless the failure was the service's.
 func (a *Authenticator) refused(r *http.Request, ref *Refusal, cause error) {
+	if a.door != nil && ref.Status != http.StatusServiceUnavailable {
+		a.door.Failed(r)
+	}
 	attrs := []any{"status", ref.Status, "reason", ref.Message, "remote", r.RemoteAddr}
 	if cause != nil && !errors.Is(cause, ErrInvalidToken) {
 		attrs = append(attrs, "err", cause)

@@ -16,6 +16,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/charla/charla/edge/internal/door"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 )
 
@@ -235,4 +236,39 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// TestFailedHandshakesLimited: an address that failed its burst of handshakes is refused
+// with 429 before any token lookup; a 503 (the service's failure) does not count; other
+// addresses are unaffected.
+func TestFailedHandshakesLimited(t *testing.T) {
+	t.Parallel()
+	f := &fakeResolver{}
+	a := New(f, Options{CacheTTL: -1, Door: door.New(door.Config{Rate: 1, Burst: 3})})
+	from := func(remote, token string) *http.Request {
+		r := request("?token="+token, "")
+		r.RemoteAddr = remote
+		return r
+	}
+	for range 5 {
+		if _, _, err := a.Authenticate(from("192.0.2.1:1", "down")); err != ErrUnavailable {
+			t.Fatalf("lookup while the service is down: got %v, want %v", err, ErrUnavailable)
+		}
+	}
+	for i := range 3 {
+		if _, _, err := a.Authenticate(from("192.0.2.1:1", "wrong")); err != ErrInvalidToken {
+			t.Fatalf("bad token %d: got %v, want %v", i+1, err, ErrInvalidToken)
+		}
+	}
+	lookups := f.calls.Load()
+	_, _, err := a.Authenticate(from("192.0.2.1:2", "good1"))
+	if err != ErrTooManyFailed {
+		t.Fatalf("after the burst of failures: got %v, want %v", err, ErrTooManyFailed)
+	}
+	if got := f.calls.Load(); got != lookups {
+		t.Errorf("lookups: got %d after the refusal, want %d (none)", got, lookups)
+	}
+	if _, _, err := a.Authenticate(from("192.0.2.2:1", "good1")); err != nil {
+		t.Errorf("another address: %v", err)
+	}
 }

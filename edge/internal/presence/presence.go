@@ -1,9 +1,26 @@
 // Package presence reports the edge and its connections to the presence service: it
-// registers the edge's lease and renews it at a third of its length, records every
-// connection as it opens (before its first frame is served, so that events route to it at
-// once) and closes (after a grace period, so that a page reload does not flap online →
-// offline → online; immediately on shutdown), and records every local connection again
-// whenever the lease had to be registered anew.
+// registers the edge's lease and renews it, records every connection as it opens (before
+// its first frame is served, so that events route to it at once) and as it closes (after a
+// grace period, so that a page reload or a move to another edge does not flap online →
+// offline → online; on shutdown too, bounded by the drain), and records whatever a failed
+// call left unrecorded again once the presence service answers.
+//
+// # The lease
+//
+// The lease (15 s by default) is renewed every fifth of its length, each beat bounded by
+// that interval: after a beat that landed, three more may fail and the fourth still lands
+// with an interval to spare, so a presence service or database away for up to nine seconds
+// does not cost the lease. A lost lease (not_found) is registered anew; the presence
+// service keeps the connections a re-registering edge still holds, and the reporter
+// records them all again in case they were dropped meanwhile.
+//
+// # Calls that fail
+//
+// The reporter keeps every connection it has seen until the presence service has its
+// Disconnect. A Connect or Disconnect that fails (the service or its database away) is
+// owed: after the next beat that lands, every owed call is made again. The calls of one
+// connection are serialized, and a closed connection is never recorded again, so a late
+// Connect can never follow its Disconnect and leave a ghost online.
 //
 // Reporter is safe for concurrent use.
 package presence
@@ -14,6 +31,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -42,6 +60,10 @@ func NewEdgeID() string {
 	return "edge-" + hex.EncodeToString(b)
 }
 
+// BeatsPerLease is how many heartbeats a lease length holds: the lease outlives
+// BeatsPerLease-2 missed beats with one interval to spare.
+const BeatsPerLease = 5
+
 // Options configure a Reporter.
 type Options struct {
 	// EdgeID identifies this edge process.
@@ -50,9 +72,16 @@ type Options struct {
 	Grace time.Duration
 	// CallTimeout bounds every call.
 	CallTimeout time.Duration
-	// Local lists the edge's live connections, for re-recording them after a new lease.
+	// Local is not used any more: the reporter knows the live connections from Connected
+	// and Disconnected. It is kept so that callers setting it still compile.
+	//
+	// Deprecated: leave it nil.
 	Local func() []Conn
-	Log   *slog.Logger
+	// Log receives failed calls and lease changes.
+	Log *slog.Logger
+
+	// after, when set (by tests), replaces time.After for the heartbeat schedule.
+	after func(time.Duration) <-chan time.Time
 }
 
 // Reporter reports to the presence service.
@@ -63,10 +92,28 @@ type Reporter struct {
 	registered chan struct{} // closed once the first lease is held
 	regOnce    sync.Once
 
-	mu       sync.Mutex
-	pending  map[string]delayed // delayed disconnects by connection id
-	stopping bool
-	inflight sync.WaitGroup
+	mu    sync.Mutex
+	conns map[string]*conn // every connection whose Disconnect presence has not had yet
+	owed  bool             // a call failed: some connection's state must be sent again
+	kick  chan struct{}    // wakes the resync loop (capacity 1)
+
+	inflight sync.WaitGroup // delayed and running disconnects
+}
+
+// conn is one connection's state as far as presence is concerned.
+type conn struct {
+	Conn
+	// mu serializes the connection's calls: a Disconnect waits for a Connect in flight.
+	mu sync.Mutex
+	// closed is set when the socket closes; from then on only Disconnect is sent.
+	closed atomic.Bool
+	// recorded tells (under mu) that presence has the connection, as far as known.
+	recorded bool
+	// timer is the pending grace period (under Reporter.mu); nil once it fired or when
+	// there is none.
+	timer *time.Timer
+	// releaseFailed tells (under Reporter.mu) that the Disconnect failed and is owed.
+	releaseFailed bool
 }
 
 // New returns a Reporter.
@@ -80,10 +127,13 @@ func New(c Client, o Options) *Reporter {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	if o.Local == nil {
-		o.Local = func() []Conn { return nil }
+	if o.after == nil {
+		o.after = time.After
 	}
-	return &Reporter{c: c, opt: o, registered: make(chan struct{}), pending: make(map[string]delayed)}
+	return &Reporter{
+		c: c, opt: o, registered: make(chan struct{}),
+		conns: make(map[string]*conn), kick: make(chan struct{}, 1),
+	}
 }
 
 // EdgeID returns the edge's id.
@@ -92,8 +142,16 @@ func (r *Reporter) EdgeID() string { return r.opt.EdgeID }
 // Registered is closed once the edge holds its first lease.
 func (r *Reporter) Registered() <-chan struct{} { return r.registered }
 
-// Run registers the edge and keeps its lease until ctx ends.
+// Run registers the edge and keeps its lease until ctx ends. It also makes the calls that
+// failed again (see the package doc).
 func (r *Reporter) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.resyncLoop(ctx)
+	}()
+	defer wg.Wait()
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		lease, err := r.register(ctx)
@@ -107,10 +165,10 @@ func (r *Reporter) Run(ctx context.Context) {
 		}
 		backoff = 100 * time.Millisecond
 		r.regOnce.Do(func() { close(r.registered) })
-		// Every local connection is recorded again: after a lost lease the presence
-		// service dropped them; on the first lease, connections that arrived before it
+		// Every live connection is recorded again: after a lost lease the presence service
+		// may have dropped them; on the first lease, connections that arrived before it
 		// could not be recorded.
-		r.reconnectAll(ctx)
+		r.forgetRecorded()
 		r.heartbeat(ctx, lease)
 	}
 }
@@ -130,59 +188,166 @@ func (r *Reporter) register(ctx context.Context) (time.Duration, error) {
 	return lease, nil
 }
 
-// heartbeat renews the lease every third of it; it returns when the lease is lost
-// (not_found) or ctx ends. Other failures are retried at the next tick: the lease
-// outlives two missed beats.
+// heartbeat renews the lease every lease/BeatsPerLease, each beat bounded by that interval;
+// it returns when the lease is lost (not_found) or ctx ends. Other failures are retried at
+// the next beat. A beat that lands after failed calls triggers their retry.
 func (r *Reporter) heartbeat(ctx context.Context, lease time.Duration) {
-	t := time.NewTicker(lease / 3)
-	defer t.Stop()
+	interval := lease / BeatsPerLease
+	failed := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-r.opt.after(interval):
 		}
-		cctx, cancel := context.WithTimeout(ctx, min(r.opt.CallTimeout, lease/3))
+		cctx, cancel := context.WithTimeout(ctx, min(r.opt.CallTimeout, interval))
 		_, err := r.c.Heartbeat(cctx, connect.NewRequest(&presencev1.HeartbeatRequest{EdgeId: r.opt.EdgeID}))
 		cancel()
-		if connect.CodeOf(err) == connect.CodeNotFound {
-			r.opt.Log.Warn("edge lease lost; registering again")
+		switch {
+		case connect.CodeOf(err) == connect.CodeNotFound:
+			r.opt.Log.Warn("edge lease lost; registering again", "missed_beats", failed)
 			return
-		}
-		if err != nil && ctx.Err() == nil {
-			r.opt.Log.Warn("heartbeat", "err", err)
+		case err != nil:
+			if ctx.Err() != nil {
+				return
+			}
+			failed++
+			r.opt.Log.Warn("heartbeat", "err", err, "missed_beats", failed)
+		default:
+			if failed > 0 {
+				r.opt.Log.Info("heartbeat back", "missed_beats", failed)
+			}
+			failed = 0
+			r.mu.Lock()
+			owed := r.owed
+			r.mu.Unlock()
+			if owed {
+				r.wake()
+			}
 		}
 	}
 }
 
-func (r *Reporter) reconnectAll(ctx context.Context) {
-	for _, c := range r.opt.Local() {
+// forgetRecorded marks every live connection as not recorded, and wakes the resync loop to
+// record them.
+func (r *Reporter) forgetRecorded() {
+	r.mu.Lock()
+	cs := make([]*conn, 0, len(r.conns))
+	for _, c := range r.conns {
+		cs = append(cs, c)
+	}
+	r.owed = true
+	r.mu.Unlock()
+	for _, c := range cs {
+		c.mu.Lock()
+		c.recorded = false
+		c.mu.Unlock()
+	}
+	r.wake()
+}
+
+func (r *Reporter) wake() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// resyncLoop makes the owed calls whenever woken, until ctx ends.
+func (r *Reporter) resyncLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.kick:
+		}
+		r.resync(ctx)
+	}
+}
+
+// resync records every live connection presence may not have, and sends the Disconnects
+// that failed. What fails again stays owed.
+func (r *Reporter) resync(ctx context.Context) {
+	r.mu.Lock()
+	r.owed = false
+	cs := make([]*conn, 0, len(r.conns))
+	for _, c := range r.conns {
+		// A closed connection is owed only a Disconnect that failed; one waiting for its
+		// grace period, or being disconnected now, is not owed anything.
+		if !c.closed.Load() || c.releaseFailed {
+			c.releaseFailed = false
+			cs = append(cs, c)
+		}
+	}
+	r.mu.Unlock()
+	for _, c := range cs {
 		if ctx.Err() != nil {
 			return
 		}
-		if err := r.connect(ctx, c); err != nil {
-			r.opt.Log.Warn("record connection", "user_id", c.UserID, "err", err)
+		if c.closed.Load() {
+			r.release(c)
+		} else {
+			r.record(ctx, c)
 		}
 	}
 }
 
-func (r *Reporter) connect(ctx context.Context, c Conn) error {
+// markOwed notes a call to make again after the next beat that lands.
+func (r *Reporter) markOwed() {
+	r.mu.Lock()
+	r.owed = true
+	r.mu.Unlock()
+}
+
+// record sends the connection's Connect unless it is closed or already recorded.
+func (r *Reporter) record(ctx context.Context, c *conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed.Load() || c.recorded {
+		return
+	}
 	cctx, cancel := context.WithTimeout(ctx, r.opt.CallTimeout)
 	defer cancel()
 	_, err := r.c.Connect(cctx, connect.NewRequest(&presencev1.ConnectRequest{EdgeId: r.opt.EdgeID, UserId: c.UserID, ConnectionId: c.ConnID}))
-	return err
+	if err != nil {
+		r.markOwed()
+		if !c.closed.Load() {
+			r.opt.Log.Warn("record connection", "user_id", c.UserID, "err", err)
+		}
+		return
+	}
+	c.recorded = true
+}
+
+// release sends the connection's Disconnect; once presence has it, the reporter forgets
+// the connection.
+func (r *Reporter) release(c *conn) {
+	c.mu.Lock()
+	ctx, cancel := context.WithTimeout(context.Background(), r.opt.CallTimeout)
+	_, err := r.c.Disconnect(ctx, connect.NewRequest(&presencev1.DisconnectRequest{EdgeId: r.opt.EdgeID, UserId: c.UserID, ConnectionId: c.ConnID}))
+	cancel()
+	c.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.owed = true
+		c.releaseFailed = true
+		r.opt.Log.Warn("record disconnection", "user_id", c.UserID, "err", err)
+		return
+	}
+	if r.conns[c.ConnID] == c {
+		delete(r.conns, c.ConnID)
+	}
 }
 
 // Connected records a new connection. It waits (up to the call timeout) for the edge's
 // first lease, so that a connection accepted during start-up is routed as soon as
 // possible. A failure is logged and not fatal: the connection stays up, and is recorded
-// again whenever the lease is registered anew.
-func (r *Reporter) Connected(ctx context.Context, c Conn) {
+// after the next heartbeat that lands.
+func (r *Reporter) Connected(ctx context.Context, cn Conn) {
+	c := &conn{Conn: cn}
 	r.mu.Lock()
-	if d, ok := r.pending[c.ConnID]; ok && d.t.Stop() { // cannot happen with unique ids; be safe
-		delete(r.pending, c.ConnID)
-		r.inflight.Done()
-	}
+	r.conns[cn.ConnID] = c
 	r.mu.Unlock()
 	select {
 	case <-r.registered: // the common case: no timer
@@ -195,80 +360,83 @@ func (r *Reporter) Connected(ctx context.Context, c Conn) {
 			t.Stop()
 			return
 		case <-t.C:
-			r.opt.Log.Warn("connection accepted before the edge holds a lease", "user_id", c.UserID)
-			return // recorded by reconnectAll once the lease is held
+			r.opt.Log.Warn("connection accepted before the edge holds a lease", "user_id", cn.UserID)
+			return // recorded once the lease is held
 		}
 	}
-	if err := r.connect(ctx, c); err != nil {
-		r.opt.Log.Warn("record connection", "user_id", c.UserID, "err", err)
-	}
+	r.record(ctx, c)
 }
 
-// Disconnected records a closed connection after the grace period (at once when the edge
-// is stopping).
-func (r *Reporter) Disconnected(c Conn) {
+// Disconnected records a closed connection after the grace period.
+func (r *Reporter) Disconnected(cn Conn) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.stopping || r.opt.Grace == 0 {
-		r.inflight.Add(1)
+	c, ok := r.conns[cn.ConnID]
+	if !ok { // never seen by Connected: tell presence anyway, Disconnect is idempotent
+		c = &conn{Conn: cn}
+		r.conns[cn.ConnID] = c
+	}
+	c.closed.Store(true)
+	r.inflight.Add(1)
+	if r.opt.Grace == 0 {
 		go func() {
 			defer r.inflight.Done()
-			r.disconnect(c)
+			r.release(c)
 		}()
 		return
 	}
-	r.inflight.Add(1)
-	r.pending[c.ConnID] = delayed{c: c, t: time.AfterFunc(r.opt.Grace, func() {
+	c.timer = time.AfterFunc(r.opt.Grace, func() {
 		defer r.inflight.Done()
 		r.mu.Lock()
-		delete(r.pending, c.ConnID)
+		c.timer = nil
 		r.mu.Unlock()
-		r.disconnect(c)
-	})}
+		r.release(c)
+	})
 }
 
-// delayed is a disconnect waiting for its grace period.
-type delayed struct {
-	c Conn
-	t *time.Timer
-}
-
-func (r *Reporter) disconnect(c Conn) {
-	ctx, cancel := context.WithTimeout(context.Background(), r.opt.CallTimeout)
-	defer cancel()
-	if _, err := r.c.Disconnect(ctx, connect.NewRequest(&presencev1.DisconnectRequest{EdgeId: r.opt.EdgeID, UserId: c.UserID, ConnectionId: c.ConnID})); err != nil {
-		// The lease expiring takes the connection with it; nothing is lost for good.
-		r.opt.Log.Warn("record disconnection", "user_id", c.UserID, "err", err)
-	}
-}
-
-// Stop sends every delayed disconnect now and makes later ones immediate. The edge calls
-// it when shutting down, before closing its connections; Wait then waits for the calls.
-func (r *Reporter) Stop() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.stopping = true
-	for id, d := range r.pending {
-		delete(r.pending, id)
-		if d.t.Stop() {
-			// The timer's func will not run: do its work here; it balances the Add.
-			go func() {
-				defer r.inflight.Done()
-				r.disconnect(d.c)
-			}()
-		}
-	}
-}
-
-// Wait waits until every disconnect has been sent, or ctx ends.
-func (r *Reporter) Wait(ctx context.Context) error {
+// Drain waits until every closed connection has been reported, each after its grace
+// period as usual (a user who reconnects to another edge within it is never shown
+// offline), but not past ctx: when ctx has a deadline, the disconnects still waiting are
+// sent early enough to finish before it. The edge calls it when shutting down, after
+// closing its connections.
+func (r *Reporter) Drain(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() { r.inflight.Wait(); close(done) }()
+	if deadline, ok := ctx.Deadline(); ok {
+		// Keep a share of what is left for the calls themselves.
+		left := time.Until(deadline)
+		flush := time.NewTimer(left - min(r.opt.CallTimeout, left/2))
+		defer flush.Stop()
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-flush.C:
+			r.flush()
+		}
+	}
 	select {
 	case <-done:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// flush sends every disconnect still waiting for its grace period now.
+func (r *Reporter) flush() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.conns {
+		if c.timer != nil && c.timer.Stop() {
+			c.timer = nil
+			// The timer's func will not run: do its work here; it balances the Add.
+			go func() {
+				defer r.inflight.Done()
+				r.release(c)
+			}()
+		}
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/charla/charla/proto/gen/chat/v1/chatv1connect"
 	"github.com/charla/charla/proto/gen/notify/v1/notifyv1connect"
 	"github.com/charla/charla/proto/gen/profile/v1/profilev1connect"
+	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/telemetry"
 )
 
@@ -181,7 +182,9 @@ func quoteShort(s string) string {
 // errorReply maps a handler error to an ERROR_NOTIFICATION code and message. Input errors
 // carry their own message; Connect errors of the client-facing codes forward the service's
 // message (services keep those user-safe and naming the field); everything else gets a
-// generic message and a log line, so internals never reach a client.
+// generic message and a log line, so internals never reach a client. A service that could
+// not be reached or whose connection broke mid-call is 503 whatever code Connect gave it
+// (rpc.IsUnavailable): a stream cut short comes back as "internal", yet it is no bug.
 func (r *Router) errorReply(c Caller, typ string, err error) (int, string) {
 	var fe *frames.Error
 	if errors.As(err, &fe) {
@@ -206,15 +209,16 @@ func (r *Router) errorReply(c Caller, typ string, err error) (int, string) {
 		return 409, orDefault(msg, "already exists")
 	case connect.CodeResourceExhausted:
 		return 429, "rate limited"
-	case connect.CodeUnavailable:
-		r.cfg.Log.Warn("service unavailable", "user_id", c.UserID, "type", typ, "err", err)
-		return 503, "service unavailable"
 	case connect.CodeDeadlineExceeded:
 		r.cfg.Log.Warn("request timed out", "user_id", c.UserID, "type", typ, "err", err)
 		return 504, "request timed out"
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return 504, "request timed out"
+	}
+	if rpc.IsUnavailable(err) {
+		r.cfg.Log.Warn("service unavailable", "user_id", c.UserID, "type", typ, "err", err)
+		return 503, "service unavailable"
 	}
 	r.cfg.Log.Error("request failed", "user_id", c.UserID, "type", typ, "code", code.String(), "err", err)
 	return 500, "internal error"

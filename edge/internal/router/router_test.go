@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -397,6 +400,11 @@ func TestErrorMapping(t *testing.T) {
 		{connect.NewError(connect.CodeInternal, errors.New("SELECT * FROM ChatMessage failed")), 500, ""},
 		{connect.NewError(connect.CodeUnauthenticated, errors.New("bad internal token")), 500, ""},
 		{connect.NewError(connect.CodeUnknown, errors.New("panic: boom")), 500, ""},
+		// A call whose connection broke: Connect reports a body cut short as unknown or as
+		// an internal protocol error, yet the service is only away (PROTOCOL.md §3: 503).
+		{connect.NewError(connect.CodeUnknown, fmt.Errorf("read message: %w", io.ErrUnexpectedEOF)), 503, ""},
+		{connect.NewError(connect.CodeInternal, fmt.Errorf("protocol error: incomplete envelope: %w", io.ErrUnexpectedEOF)), 503, ""},
+		{connect.NewError(connect.CodeUnknown, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}), 503, ""},
 		{errors.New("plain error"), 500, ""},
 	}
 	for _, tt := range tests {

@@ -13,6 +13,7 @@ import (
 	"github.com/charla/charla/notifysvc/internal/notify"
 	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
 	"github.com/charla/charla/proto/gen/notify/v1/notifyv1connect"
+	"github.com/charla/charla/shared/sqldb"
 )
 
 // Store is what the handler needs from the notification store.
@@ -214,7 +215,8 @@ func (s *Server) requireUser(ctx context.Context, userID int64) error {
 }
 
 // connectError is the one place where errors become Connect errors. Only input errors and
-// fixed texts reach the caller; anything else is logged and answered as internal.
+// fixed texts reach the caller; a backing service or the database out of reach is
+// unavailable (sqldb.IsUnavailable); anything else is logged and answered as internal.
 func (s *Server) connectError(ctx context.Context, op string, userID int64, err error) error {
 	var ie *notify.InvalidError
 	switch {
@@ -229,6 +231,9 @@ func (s *Server) connectError(ctx context.Context, op string, userID int64, err 
 		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("deadline exceeded"))
 	case errors.Is(err, context.Canceled):
 		return connect.NewError(connect.CodeCanceled, errors.New("canceled"))
+	case sqldb.IsUnavailable(err):
+		s.cfg.Log.WarnContext(ctx, op+": database unavailable", "user_id", userID, "err", err)
+		return connect.NewError(connect.CodeUnavailable, errors.New("a backing service is unavailable"))
 	}
 	s.cfg.Log.ErrorContext(ctx, op, "user_id", userID, "err", err)
 	return connect.NewError(connect.CodeInternal, errors.New("internal error"))

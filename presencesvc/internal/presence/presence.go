@@ -15,7 +15,8 @@ import (
 type Presence struct {
 	// UserID is the user.
 	UserID int64
-	// IsOnline tells whether the user holds a connection on a live edge.
+	// IsOnline tells whether the user holds a connection on a live edge (one whose lease
+	// the sweeper has not ended).
 	IsOnline bool
 	// LastSeen is when the user last went offline, in Unix milliseconds; 0 if never.
 	LastSeen int64
@@ -48,24 +49,25 @@ type Store interface {
 	Connect(ctx context.Context, edgeID string, userID int64, connectionID string, now int64) (Transition, error)
 	// Disconnect removes a connection. Idempotent.
 	Disconnect(ctx context.Context, edgeID string, userID int64, connectionID string, now int64) (Transition, error)
-	// EdgeUsers lists up to limit users holding connections on an edge.
-	EdgeUsers(ctx context.Context, edgeID string, limit int) ([]int64, error)
-	// DropEdgeConnections removes the user's connections on an edge and recomputes the state.
-	DropEdgeConnections(ctx context.Context, userID int64, edgeID string, now int64) (Transition, error)
-	// StartLease creates or renews an edge's lease, ending at leaseUntil.
+	// StartLease creates or renews an edge's lease, ending at leaseUntil, keeping the
+	// connections the edge holds.
 	StartLease(ctx context.Context, edgeID string, leaseUntil int64) error
-	// Heartbeat extends a live lease to leaseUntil, or returns ErrEdgeNotFound.
-	Heartbeat(ctx context.Context, edgeID string, now, leaseUntil int64) error
-	// DeadConnectionUsers lists up to limit users holding connections on edges whose lease
-	// ended.
-	DeadConnectionUsers(ctx context.Context, now int64, limit int) ([]int64, error)
+	// Heartbeat extends a lease that EndLeases has not ended to leaseUntil, or returns
+	// ErrEdgeNotFound.
+	Heartbeat(ctx context.Context, edgeID string, leaseUntil int64) error
+	// EndLeases ends the leases past their time (LeaseExpiresAt ≤ now) and returns how
+	// many. Only this makes an edge dead: until then a late heartbeat renews its lease and
+	// its connections count, so an edge kept from renewing by an outage of this service
+	// or its database loses nothing.
+	EndLeases(ctx context.Context, now int64) (int64, error)
+	// DeadConnectionUsers lists up to limit users holding connections on dead edges.
+	DeadConnectionUsers(ctx context.Context, limit int) ([]int64, error)
 	// ReapUser removes the user's connections on dead edges and recomputes the state.
 	ReapUser(ctx context.Context, userID int64, now int64) (Transition, error)
-	// DeleteDeadEdges removes Edge rows whose lease ended before cutoff and that hold no
-	// connection any more.
-	DeleteDeadEdges(ctx context.Context, cutoff int64) (int64, error)
+	// DeleteDeadEdges removes the rows of dead edges that hold no connection any more.
+	DeleteDeadEdges(ctx context.Context) (int64, error)
 	// Routes returns, for each asked user with connections on live edges, those edges.
-	Routes(ctx context.Context, userIDs []int64, now int64) (map[int64][]string, error)
+	Routes(ctx context.Context, userIDs []int64) (map[int64][]string, error)
 	// Presences returns the stored state of the asked users that have one.
 	Presences(ctx context.Context, userIDs []int64) (map[int64]Presence, error)
 }

@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -27,6 +29,9 @@ type Server struct {
 	lease    time.Duration
 	locks    userLocks
 	queue    *announceQueue
+	// troubleAt is when (Unix ms, by now) the store last failed a lease renewal or a
+	// sweep; the service's start counts as such a time.
+	troubleAt atomic.Int64
 	// capConnections, when set, closes a user's connections beyond the cap after a Connect.
 	capConnections func(ctx context.Context, userID int64)
 }
@@ -61,7 +66,10 @@ var _ presencev1connect.PresenceServiceHandler = (*Server)(nil)
 // New returns a server over store that announces through announce. now is the clock and
 // lease the length of an edge's lease.
 func New(store presence.Store, announce *Announcer, log *slog.Logger, now func() time.Time, lease time.Duration) *Server {
-	return &Server{store: store, announce: announce, log: log, now: now, lease: lease, queue: newAnnounceQueue(announce)}
+	s := &Server{store: store, announce: announce, log: log, now: now, lease: lease, queue: newAnnounceQueue(announce)}
+	// Edges could not renew while no presence process ran: hold off as after trouble.
+	s.troubled()
+	return s
 }
 
 // Close announces what is still queued and stops the announcement workers. Transitions
@@ -106,7 +114,7 @@ func (s *Server) GetRoutes(ctx context.Context, req *connect.Request[presencev1.
 	if len(ids) == 0 {
 		return connect.NewResponse(res), nil
 	}
-	routes, err := s.store.Routes(ctx, ids, s.nowMs())
+	routes, err := s.store.Routes(ctx, ids)
 	if err != nil {
 		return nil, s.toConnect(ctx, "GetRoutes", err)
 	}
@@ -116,42 +124,35 @@ func (s *Server) GetRoutes(ctx context.Context, req *connect.Request[presencev1.
 	return connect.NewResponse(res), nil
 }
 
-// RegisterEdge drops what an earlier edge with this id held (announcing the users it leaves
-// offline) and starts the edge's lease.
+// RegisterEdge starts the edge's lease, or starts it anew after the edge lost it. Edge ids
+// are random per process (presence.v1), so a known id is the same process coming back: the
+// connections it recorded and still holds stay, and their users are never shown offline
+// for the re-registration. (The edge records all its connections again right after, and
+// the ones it closed meanwhile it disconnects, so nothing stale remains.)
 func (s *Server) RegisterEdge(ctx context.Context, req *connect.Request[presencev1.RegisterEdgeRequest]) (*connect.Response[presencev1.RegisterEdgeResponse], error) {
 	edgeID := req.Msg.GetEdgeId()
 	if err := presence.ValidateEdgeID(edgeID); err != nil {
 		return nil, s.toConnect(ctx, "RegisterEdge", err)
 	}
-	for {
-		users, err := s.store.EdgeUsers(ctx, edgeID, batchSize)
-		if err != nil {
-			return nil, s.toConnect(ctx, "RegisterEdge", err)
-		}
-		if len(users) == 0 {
-			break
-		}
-		if err := s.settleBatch(ctx, users, func(ctx context.Context, u int64, now int64) (presence.Transition, error) {
-			return s.store.DropEdgeConnections(ctx, u, edgeID, now)
-		}); err != nil {
-			return nil, s.toConnect(ctx, "RegisterEdge", err)
-		}
-	}
 	if err := s.store.StartLease(ctx, edgeID, s.nowMs()+s.lease.Milliseconds()); err != nil {
+		s.troubled()
 		return nil, s.toConnect(ctx, "RegisterEdge", err)
 	}
 	s.log.Info("edge registered", "edge_id", edgeID)
 	return connect.NewResponse(&presencev1.RegisterEdgeResponse{LeaseMs: s.lease.Milliseconds()}), nil
 }
 
-// Heartbeat renews a live lease; not_found when it has expired.
+// Heartbeat renews a lease the sweeper has not ended, even one past its time; not_found
+// once the sweeper ended it (the edge then registers again).
 func (s *Server) Heartbeat(ctx context.Context, req *connect.Request[presencev1.HeartbeatRequest]) (*connect.Response[presencev1.HeartbeatResponse], error) {
 	edgeID := req.Msg.GetEdgeId()
 	if err := presence.ValidateEdgeID(edgeID); err != nil {
 		return nil, s.toConnect(ctx, "Heartbeat", err)
 	}
-	now := s.nowMs()
-	if err := s.store.Heartbeat(ctx, edgeID, now, now+s.lease.Milliseconds()); err != nil {
+	if err := s.store.Heartbeat(ctx, edgeID, s.nowMs()+s.lease.Milliseconds()); err != nil {
+		if !errors.Is(err, presence.ErrEdgeNotFound) {
+			s.troubled() // the edge could not renew through no fault of its own
+		}
 		return nil, s.toConnect(ctx, "Heartbeat", err)
 	}
 	return connect.NewResponse(&presencev1.HeartbeatResponse{}), nil
@@ -213,29 +214,66 @@ func (s *Server) settleBatch(ctx context.Context, users []int64, change func(ctx
 	return err
 }
 
-// Sweep takes offline the users whose connections are on edges with an expired lease, and
-// removes edges that have been dead for a lease length and hold nothing. Several processes
-// may sweep at once: each user's change is its own transaction on the user's row, so a
-// transition is reported (and announced) by one of them only.
+// sweepStepTimeout bounds each step of a sweep, so that a database that stopped answering
+// fails the sweep (and counts as trouble) instead of holding it.
+func (s *Server) sweepStepTimeout() time.Duration { return s.lease / 3 }
+
+// troubled notes that leases could not be renewed through no fault of the edges: the store
+// failed or did not answer.
+func (s *Server) troubled() { s.troubleAt.Store(s.nowMs()) }
+
+// holdingOff reports whether leases must not be ended yet: the store was in trouble less
+// than a lease length ago (or the service started less than that ago), so an edge may have
+// been kept from renewing. Ending its lease would take its users offline although they
+// never left; a lease length of a working store gives every live edge time to renew.
+func (s *Server) holdingOff(now int64) bool {
+	return now-s.troubleAt.Load() < s.lease.Milliseconds()
+}
+
+// Sweep ends the leases past their time (unless holding off, see holdingOff), takes offline
+// the users whose connections are on edges with an ended lease, and removes dead edges
+// that hold nothing. Several processes may sweep at once: each user's change is its own
+// transaction on the user's row, so a transition is reported (and announced) by one of
+// them only.
 func (s *Server) Sweep(ctx context.Context) error {
-	for {
-		users, err := s.store.DeadConnectionUsers(ctx, s.nowMs(), batchSize)
+	if err := s.sweep(ctx); err != nil {
+		if ctx.Err() == nil {
+			s.troubled()
+		}
+		return err
+	}
+	return nil
+}
+
+func (s *Server) sweep(ctx context.Context) error {
+	if now := s.nowMs(); !s.holdingOff(now) {
+		sctx, cancel := context.WithTimeout(ctx, s.sweepStepTimeout())
+		n, err := s.store.EndLeases(sctx, now)
+		cancel()
 		if err != nil {
 			return err
 		}
-		if len(users) == 0 {
-			break
+		if n > 0 {
+			s.log.Warn("edge leases ended", "edges", n)
 		}
-		if err := s.settleBatch(ctx, users, s.store.ReapUser); err != nil {
+	}
+	for {
+		sctx, cancel := context.WithTimeout(ctx, s.sweepStepTimeout())
+		users, err := s.store.DeadConnectionUsers(sctx, batchSize)
+		if err == nil && len(users) > 0 {
+			err = s.settleBatch(sctx, users, s.store.ReapUser)
+		}
+		cancel()
+		if err != nil {
 			return err
 		}
 		if len(users) < batchSize {
 			break
 		}
 	}
-	// Keep a dead edge's row for a lease length, so that a late Heartbeat still finds it
-	// expired (not_found) rather than missing — the same answer either way, but cheaper.
-	if _, err := s.store.DeleteDeadEdges(ctx, s.nowMs()-s.lease.Milliseconds()); err != nil {
+	sctx, cancel := context.WithTimeout(ctx, s.sweepStepTimeout())
+	defer cancel()
+	if _, err := s.store.DeleteDeadEdges(sctx); err != nil {
 		return err
 	}
 	return nil

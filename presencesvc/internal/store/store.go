@@ -57,6 +57,9 @@ func fsSub() (fs.FS, error) {
 	return sub, nil
 }
 
+// leaseEnded is the LeaseExpiresAt of an edge whose lease the sweeper ended (EndLeases).
+const leaseEnded = 0
+
 // maxInList bounds the ids of one IN list, well under SQLite's 32766 and MySQL's 65535
 // placeholders; longer lists are split. A power of two, see inList.
 const maxInList = 4096
@@ -92,8 +95,8 @@ func New(ctx context.Context, db *sqldb.DB) (*Store, error) {
 	s := &Store{db: db, q: q, stmts: make(map[string]*sql.Stmt), stopWrite: make(chan struct{})}
 	toPrepare := []string{
 		q.lockUser, q.ensureUser, q.setStatus, q.edgeLease, q.startLease, q.addConnection,
-		qFindConnection, qDelConnection, qLiveOnline, qEdgeUsers, qDropEdgeUser, qHeartbeat,
-		qLeaseOf, qDeadConnections, qReapUser, qDeleteEmptyEdge,
+		qFindConnection, qDelConnection, qLiveOnline, qHeartbeat,
+		qLeaseOf, qEndLeases, qDeadConnections, qReapUser, qDeleteEmptyEdge,
 	}
 	if db.Dialect == sqldb.SQLite {
 		// Only the SQLite writer groups transactions in savepoints (writer.go).
@@ -164,7 +167,7 @@ var sqliteQueries = &queries{
 		ON CONFLICT (EdgeId) DO UPDATE SET LeaseExpiresAt = excluded.LeaseExpiresAt`,
 	addConnection: `INSERT INTO PresenceConnection (ConnectionId, EdgeId, UserId, ConnectedAt) VALUES (?, ?, ?, ?)
 		ON CONFLICT (ConnectionId) DO NOTHING`,
-	deadEdgesForUpdate: `SELECT EdgeId FROM Edge WHERE LeaseExpiresAt < ? ORDER BY LeaseExpiresAt LIMIT 100`,
+	deadEdgesForUpdate: `SELECT EdgeId FROM Edge WHERE LeaseExpiresAt = 0 LIMIT 100`,
 }
 
 var mysqlQueries = &queries{
@@ -180,7 +183,7 @@ var mysqlQueries = &queries{
 	// Without CLIENT_FOUND_ROWS a no-op update counts 0 rows, like SQLite's DO NOTHING.
 	addConnection: `INSERT INTO PresenceConnection (ConnectionId, EdgeId, UserId, ConnectedAt) VALUES (?, ?, ?, ?)
 		ON DUPLICATE KEY UPDATE ConnectionId = ConnectionId`,
-	deadEdgesForUpdate: `SELECT EdgeId FROM Edge WHERE LeaseExpiresAt < ? ORDER BY LeaseExpiresAt LIMIT 100 FOR UPDATE`,
+	deadEdgesForUpdate: `SELECT EdgeId FROM Edge WHERE LeaseExpiresAt = 0 LIMIT 100 FOR UPDATE`,
 }
 
 // Statements common to both dialects.
@@ -189,20 +192,24 @@ const (
 	qDelConnection  = `DELETE FROM PresenceConnection WHERE ConnectionId = ? AND UserId = ? AND EdgeId = ?`
 	// qLiveOnline is the definition of online: a connection on an edge whose lease runs.
 	qLiveOnline = `SELECT EXISTS (SELECT 1 FROM PresenceConnection c JOIN Edge e ON e.EdgeId = c.EdgeId
-		WHERE c.UserId = ? AND e.LeaseExpiresAt > ?)`
+		WHERE c.UserId = ? AND e.LeaseExpiresAt > 0)`
+	// qHeartbeat renews a lease the sweeper has not ended, even one past its time (see
+	// presence.Store.EndLeases).
+	qHeartbeat = `UPDATE Edge SET LeaseExpiresAt = ? WHERE EdgeId = ? AND LeaseExpiresAt > 0`
+	qLeaseOf   = `SELECT LeaseExpiresAt FROM Edge WHERE EdgeId = ?`
+	// qEndLeases ends the leases past their time (Edge_LeaseExpiresAt).
+	qEndLeases       = `UPDATE Edge SET LeaseExpiresAt = 0 WHERE LeaseExpiresAt > 0 AND LeaseExpiresAt <= ?`
 	qEdgeUsers = `SELECT DISTINCT UserId FROM PresenceConnection WHERE EdgeId = ? LIMIT ?`
 	// qUserConnections lists a user's connections, newest first (index PresenceConnection_UserId).
 	qUserConnections = `SELECT ConnectionId, EdgeId FROM PresenceConnection WHERE UserId = ? ORDER BY ConnectedAt DESC, ConnectionId DESC`
 	qDropEdgeUser    = `DELETE FROM PresenceConnection WHERE UserId = ? AND EdgeId = ?`
-	qHeartbeat       = `UPDATE Edge SET LeaseExpiresAt = ? WHERE EdgeId = ? AND LeaseExpiresAt > ?`
-	qLeaseOf         = `SELECT LeaseExpiresAt FROM Edge WHERE EdgeId = ?`
 	qDeadConnections = `SELECT DISTINCT c.UserId FROM Edge e JOIN PresenceConnection c ON c.EdgeId = e.EdgeId
-		WHERE e.LeaseExpiresAt <= ? LIMIT ?`
+		WHERE e.LeaseExpiresAt = 0 LIMIT ?`
 	// qReapUser also removes connections whose edge row is gone, which nothing should leave
 	// behind, so that such a row could never keep a user online.
 	qReapUser = `DELETE FROM PresenceConnection WHERE UserId = ? AND NOT EXISTS (
-		SELECT 1 FROM Edge e WHERE e.EdgeId = PresenceConnection.EdgeId AND e.LeaseExpiresAt > ?)`
-	qDeleteEmptyEdge = `DELETE FROM Edge WHERE EdgeId = ? AND LeaseExpiresAt < ? AND NOT EXISTS (
+		SELECT 1 FROM Edge e WHERE e.EdgeId = PresenceConnection.EdgeId AND e.LeaseExpiresAt > 0)`
+	qDeleteEmptyEdge = `DELETE FROM Edge WHERE EdgeId = ? AND LeaseExpiresAt = 0 AND NOT EXISTS (
 		SELECT 1 FROM PresenceConnection c WHERE c.EdgeId = ?)`
 )
 
@@ -364,7 +371,7 @@ func (t *tx) lockUser(userID int64) (presence.Presence, error) {
 // transition, stores it with the setStatus upsert. before is what lockUser returned.
 func (t *tx) settle(before presence.Presence, now int64) (presence.Transition, error) {
 	var online bool
-	if err := t.queryRow(qLiveOnline, before.UserID, now).Scan(&online); err != nil {
+	if err := t.queryRow(qLiveOnline, before.UserID).Scan(&online); err != nil {
 		return presence.Transition{}, fmt.Errorf("derive state of user %d: %w", before.UserID, err)
 	}
 	tr := presence.Transition{UserID: before.UserID, IsOnline: online, LastSeen: before.LastSeen}
@@ -393,7 +400,7 @@ func (s *Store) Connect(ctx context.Context, edgeID string, userID int64, connec
 		}
 		var lease int64
 		err = t.queryRow(s.q.edgeLease, edgeID).Scan(&lease)
-		if errors.Is(err, sql.ErrNoRows) || (err == nil && lease <= now) {
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && lease == leaseEnded) {
 			return presence.ErrEdgeNotFound
 		}
 		if err != nil {
@@ -438,28 +445,6 @@ func (s *Store) Disconnect(ctx context.Context, edgeID string, userID int64, con
 	return tr, err
 }
 
-// EdgeUsers implements presence.Store.
-func (s *Store) EdgeUsers(ctx context.Context, edgeID string, limit int) ([]int64, error) {
-	return s.userList(ctx, qEdgeUsers, edgeID, limit)
-}
-
-// DropEdgeConnections implements presence.Store.
-func (s *Store) DropEdgeConnections(ctx context.Context, userID int64, edgeID string, now int64) (presence.Transition, error) {
-	var tr presence.Transition
-	err := s.inTx(ctx, func(t *tx) error {
-		before, err := t.lockUser(userID)
-		if err != nil {
-			return err
-		}
-		if _, err := t.exec(qDropEdgeUser, userID, edgeID); err != nil {
-			return fmt.Errorf("drop connections on edge %s: %w", edgeID, err)
-		}
-		tr, err = t.settle(before, now)
-		return err
-	})
-	return tr, err
-}
-
 // StartLease implements presence.Store.
 func (s *Store) StartLease(ctx context.Context, edgeID string, leaseUntil int64) error {
 	return s.inTx(ctx, func(t *tx) error {
@@ -471,9 +456,9 @@ func (s *Store) StartLease(ctx context.Context, edgeID string, leaseUntil int64)
 }
 
 // Heartbeat implements presence.Store.
-func (s *Store) Heartbeat(ctx context.Context, edgeID string, now, leaseUntil int64) error {
+func (s *Store) Heartbeat(ctx context.Context, edgeID string, leaseUntil int64) error {
 	return s.inTx(ctx, func(t *tx) error {
-		res, err := t.exec(qHeartbeat, leaseUntil, edgeID, now)
+		res, err := t.exec(qHeartbeat, leaseUntil, edgeID)
 		if err != nil {
 			return fmt.Errorf("renew lease of edge %s: %w", edgeID, err)
 		}
@@ -483,7 +468,7 @@ func (s *Store) Heartbeat(ctx context.Context, edgeID string, now, leaseUntil in
 		// MySQL counts only changed rows: a renewal to the same millisecond changes none.
 		var lease int64
 		err = t.queryRow(qLeaseOf, edgeID).Scan(&lease)
-		if errors.Is(err, sql.ErrNoRows) || (err == nil && lease <= now) {
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && lease == leaseEnded) {
 			return presence.ErrEdgeNotFound
 		}
 		if err != nil {
@@ -493,9 +478,23 @@ func (s *Store) Heartbeat(ctx context.Context, edgeID string, now, leaseUntil in
 	})
 }
 
+// EndLeases implements presence.Store.
+func (s *Store) EndLeases(ctx context.Context, now int64) (int64, error) {
+	var ended int64
+	err := s.inTx(ctx, func(t *tx) error {
+		res, err := t.exec(qEndLeases, now)
+		if err != nil {
+			return fmt.Errorf("end expired leases: %w", err)
+		}
+		ended, _ = res.RowsAffected()
+		return nil
+	})
+	return ended, err
+}
+
 // DeadConnectionUsers implements presence.Store.
-func (s *Store) DeadConnectionUsers(ctx context.Context, now int64, limit int) ([]int64, error) {
-	return s.userList(ctx, qDeadConnections, now, limit)
+func (s *Store) DeadConnectionUsers(ctx context.Context, limit int) ([]int64, error) {
+	return s.userList(ctx, qDeadConnections, limit)
 }
 
 // ReapUser implements presence.Store.
@@ -506,7 +505,7 @@ func (s *Store) ReapUser(ctx context.Context, userID int64, now int64) (presence
 		if err != nil {
 			return err
 		}
-		if _, err := t.exec(qReapUser, userID, now); err != nil {
+		if _, err := t.exec(qReapUser, userID); err != nil {
 			return fmt.Errorf("remove dead connections: %w", err)
 		}
 		tr, err = t.settle(before, now)
@@ -516,14 +515,14 @@ func (s *Store) ReapUser(ctx context.Context, userID int64, now int64) (presence
 }
 
 // DeleteDeadEdges implements presence.Store.
-func (s *Store) DeleteDeadEdges(ctx context.Context, cutoff int64) (int64, error) {
+func (s *Store) DeleteDeadEdges(ctx context.Context) (int64, error) {
 	var deleted int64
 	err := s.inTx(ctx, func(t *tx) error {
 		deleted = 0
 		// On MySQL the rows are locked first: a Connect holding an edge's row in share mode
 		// finishes before the edge can go, and the emptiness check below (a new statement
 		// at READ COMMITTED) then sees its connection.
-		rows, err := t.QueryContext(ctx, s.q.deadEdgesForUpdate, cutoff)
+		rows, err := t.QueryContext(ctx, s.q.deadEdgesForUpdate)
 		if err != nil {
 			return fmt.Errorf("find dead edges: %w", err)
 		}
@@ -543,7 +542,7 @@ func (s *Store) DeleteDeadEdges(ctx context.Context, cutoff int64) (int64, error
 			return fmt.Errorf("find dead edges: %w", err)
 		}
 		for _, e := range edges {
-			res, err := t.exec(qDeleteEmptyEdge, e, cutoff, e)
+			res, err := t.exec(qDeleteEmptyEdge, e, e)
 			if err != nil {
 				return fmt.Errorf("delete dead edge %s: %w", e, err)
 			}
@@ -557,18 +556,18 @@ func (s *Store) DeleteDeadEdges(ctx context.Context, cutoff int64) (int64, error
 }
 
 // Routes implements presence.Store with one query per maxInList users.
-func (s *Store) Routes(ctx context.Context, userIDs []int64, now int64) (map[int64][]string, error) {
+func (s *Store) Routes(ctx context.Context, userIDs []int64) (map[int64][]string, error) {
 	routes := make(map[int64][]string)
 	for chunk := range slices.Chunk(uniq(userIDs), maxInList) {
 		marks, args := inList(chunk)
 		st, err := s.prepared(ctx, `SELECT DISTINCT c.UserId, c.EdgeId FROM PresenceConnection c
 			JOIN Edge e ON e.EdgeId = c.EdgeId
-			WHERE c.UserId IN (`+marks+`) AND e.LeaseExpiresAt > ?
+			WHERE c.UserId IN (`+marks+`) AND e.LeaseExpiresAt > 0
 			ORDER BY c.UserId, c.EdgeId`)
 		if err != nil {
 			return nil, err
 		}
-		rows, err := st.QueryContext(ctx, append(args, now)...)
+		rows, err := st.QueryContext(ctx, args...)
 		if err != nil {
 			return nil, fmt.Errorf("look up routes: %w", err)
 		}

@@ -76,7 +76,7 @@ func TestFailuresDoNotSpoilOthers(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Presences: %v", err)
 		}
-		routes, err := s.Routes(ctx, ids, now)
+		routes, err := s.Routes(ctx, ids)
 		if err != nil {
 			t.Fatalf("Routes: %v", err)
 		}

@@ -70,6 +70,8 @@ func CheckEmail(s string) error {
 		return Errorf(Invalid, "email: at most %d bytes, got %d", MaxEmailLen, len(s))
 	case strings.Count(s, "@") != 1:
 		return Errorf(Invalid, "email: want exactly one @")
+	case !utf8.ValidString(s):
+		return Errorf(Invalid, "email: not valid UTF-8")
 	}
 	local, domain, _ := strings.Cut(s, "@")
 	if local == "" || domain == "" {
@@ -115,6 +117,10 @@ func CheckPhone(field, s string) error {
 func checkText(field, s string, required bool, max int, multiline bool) error {
 	if required && s == "" {
 		return Errorf(Invalid, "%s: required", field)
+	}
+	if !utf8.ValidString(s) {
+		// Protobuf refuses such strings on the wire; the rule holds for any caller.
+		return Errorf(Invalid, "%s: not valid UTF-8", field)
 	}
 	if n := utf8.RuneCountInString(s); n > max {
 		return Errorf(Invalid, "%s: at most %d characters, got %d", field, max, n)

@@ -77,3 +77,15 @@ func TestSessionTTL(t *testing.T) {
 		}
 	}
 }
+
+// TestInvalidUTF8Refused is the regression test of a fuzz find (FuzzValidateNewUser):
+// a name or email that is not valid UTF-8 was accepted.
+func TestInvalidUTF8Refused(t *testing.T) {
+	t.Parallel()
+	if err := profile.CheckName("firstName", "\x80"); err == nil || !strings.Contains(err.Error(), "firstName") {
+		t.Errorf("CheckName(\\x80) = %v, want an error naming firstName", err)
+	}
+	if err := profile.CheckEmail("a\xff@b.c"); err == nil {
+		t.Error("CheckEmail(a\\xff@b.c) = nil, want an error")
+	}
+}

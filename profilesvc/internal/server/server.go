@@ -26,6 +26,7 @@ import (
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 	"github.com/charla/charla/proto/gen/profile/v1/profilev1connect"
+	"github.com/charla/charla/shared/sqldb"
 )
 
 // ContactLister is the part of the chat service the profile service uses
@@ -108,7 +109,8 @@ func newToken() (string, error) {
 }
 
 // toConnect turns an error into the Connect error clients see: domain errors keep their
-// (client-safe) message; anything else is logged and becomes a bare internal error.
+// (client-safe) message; the database or a peer out of reach (sqldb.IsUnavailable) is
+// unavailable; anything else is logged and becomes a bare internal error.
 func (s *Server) toConnect(ctx context.Context, op string, err error) error {
 	var de *profile.Error
 	if errors.As(err, &de) {
@@ -132,6 +134,9 @@ func (s *Server) toConnect(ctx context.Context, op string, err error) error {
 		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("deadline exceeded"))
 	case errors.Is(err, context.Canceled):
 		return connect.NewError(connect.CodeCanceled, errors.New("request canceled"))
+	case sqldb.IsUnavailable(err):
+		s.log.WarnContext(ctx, op+": backing service unavailable", "err", err)
+		return connect.NewError(connect.CodeUnavailable, errors.New("profile service temporarily unavailable"))
 	}
 	s.log.ErrorContext(ctx, op+" failed", "err", err)
 	return connect.NewError(connect.CodeInternal, errors.New("internal error"))

@@ -15,11 +15,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/charla/charla/shared/sqldb"
+	"github.com/charla/charla/shared/tcpproxy"
 )
 
 // Backends are the dialects every store test runs on.
@@ -83,6 +85,28 @@ func MySQLDSN(tb testing.TB) string {
 		tb.Skip(reason)
 	}
 	return dsn
+}
+
+// NewCuttableMySQL returns the URL of a fresh MySQL database reached through a TCP proxy,
+// and the proxy: Cut puts the database out of reach (every connection dropped, new ones
+// refused), as a database outage would. It skips like NewURL without MYSQL_TEST_DSN.
+func NewCuttableMySQL(tb testing.TB) (string, *tcpproxy.Proxy) {
+	tb.Helper()
+	url := newMySQL(tb)
+	cfg, err := mysql.ParseDSN(strings.TrimPrefix(url, "mysql://"))
+	if err != nil {
+		tb.Fatalf("dbtest: %v", err)
+	}
+	if cfg.Net != "tcp" {
+		tb.Skipf("dbtest: MYSQL_TEST_DSN uses %s, not tcp: no proxy can cut it", cfg.Net)
+	}
+	p, err := tcpproxy.New(cfg.Addr)
+	if err != nil {
+		tb.Fatalf("dbtest: %v", err)
+	}
+	tb.Cleanup(p.Cut)
+	cfg.Addr = p.Addr()
+	return "mysql://" + cfg.FormatDSN(), p
 }
 
 func newMySQL(tb testing.TB) string {

@@ -1,0 +1,173 @@
+package frames
+
+import (
+	"encoding/json"
+	"regexp"
+	"strconv"
+	"testing"
+	"unicode/utf8"
+)
+
+// The fuzz targets of the client-facing decoders. Their seed corpus is in testdata/fuzz;
+// `make fuzz` runs each for FUZZTIME. Each asserts what PROTOCOL.md §3 promises of any
+// input, not only that nothing panics.
+
+// FuzzParseFrame: any bytes either parse into a frame whose pid fits and whose payload is
+// what was sent, or fail with a 400; a parsed frame survives a round trip.
+func FuzzParseFrame(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"GET_CHAT_LIST"}`, `{"pid":"c-1","type":"SEND_CHAT_MESSAGE","payload":{"toUserId":2,"text":"hola"}}`,
+		`{"pid":null,"type":"X","payload":null}`, `{"pid":5,"type":"X"}`, `  {"type":"A","type":"B"}`,
+		`[]`, `null`, ``, `{`, `{"pid":"` + string(make([]byte, 65)) + `","type":"X"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fr, err := ParseFrame(data)
+		if err != nil {
+			if err.Code != 400 || err.Message == "" {
+				t.Fatalf("ParseFrame(%q) error %+v, want a 400 with a message", data, err)
+			}
+			if len(fr.PID) > MaxPIDBytes {
+				t.Fatalf("ParseFrame(%q) kept a pid of %d bytes", data, len(fr.PID))
+			}
+			return
+		}
+		if len(fr.PID) > MaxPIDBytes {
+			t.Fatalf("ParseFrame(%q) pid of %d bytes, want at most %d", data, len(fr.PID), MaxPIDBytes)
+		}
+		again, err := ParseFrame(Marshal(fr.PID, fr.Type, fr.Payload))
+		if err != nil {
+			t.Fatalf("re-parsing %q: %v", data, err)
+		}
+		if again.PID != fr.PID || again.Type != fr.Type || !jsonEqual(again.Payload, fr.Payload) {
+			t.Fatalf("round trip of %q: got %+v, want %+v", data, again, fr)
+		}
+	})
+}
+
+// jsonEqual compares two JSON values by meaning (nil is absent).
+func jsonEqual(a, b json.RawMessage) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	xa, _ := json.Marshal(x)
+	ya, _ := json.Marshal(y)
+	return string(xa) == string(ya)
+}
+
+// idPattern is PROTOCOL.md §3's id: a positive decimal without sign or leading zeros.
+var idPattern = regexp.MustCompile(`^[1-9][0-9]*$`)
+
+// FuzzParseID: ParseID accepts exactly the positive decimal ids that fit int64, and only
+// gives back the number written.
+func FuzzParseID(f *testing.F) {
+	for _, s := range []string{"1", "42", "0", "007", "-1", "+1", "1e3", "9223372036854775807", "9223372036854775808", "", " 1", "１"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, ok := ParseID(s)
+		_, rangeErr := strconv.ParseInt(s, 10, 64)
+		want := idPattern.MatchString(s) && rangeErr == nil
+		if ok != want {
+			t.Fatalf("ParseID(%q) ok = %v, want %v", s, ok, want)
+		}
+		if ok && (n <= 0 || FormatID(n) != s) {
+			t.Fatalf("ParseID(%q) = %d, which is not the id written", s, n)
+		}
+	})
+}
+
+// FuzzPayloadFields: every field reader of a payload object accepts only values of its
+// JSON type and range, never rounds a number to another, and fails with a 400 naming the
+// field otherwise.
+func FuzzPayloadFields(f *testing.F) {
+	for _, s := range []string{
+		`{"a":1}`, `{"a":-1}`, `{"a":"12"}`, `{"a":1.0}`, `{"a":1e2}`, `{"a":9223372036854775808}`,
+		`{"a":true}`, `{"a":null}`, `{"a":[1,"x",null]}`, `{"a":"\u00e9"}`, `{"a":{}}`, `[]`, `"x"`, `null`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		o, err := ParseObject(data, "payload")
+		if err != nil {
+			if err.Code != 400 {
+				t.Fatalf("ParseObject(%q) code %d, want 400", data, err.Code)
+			}
+			return
+		}
+		for key, raw := range o {
+			check := func(what string, err *Error) {
+				if err != nil && (err.Code != 400 || !containsField(err.Message, key)) {
+					t.Fatalf("%s(%q) of %q: error %+v, want a 400 naming the field", what, key, data, err)
+				}
+			}
+			if id, err := o.UserID(key, true); err == nil {
+				if id <= 0 || strconv.FormatInt(id, 10) != string(raw) {
+					t.Fatalf("UserID(%q) of %q = %d, not the integer written", key, data, id)
+				}
+			} else {
+				check("UserID", err)
+			}
+			if id, err := o.ID(key, false); err == nil && id != 0 {
+				var s string
+				if json.Unmarshal(raw, &s) != nil || FormatID(id) != s {
+					t.Fatalf("ID(%q) of %q = %d, not the id written", key, data, id)
+				}
+			} else {
+				check("ID", err)
+			}
+			if n, err := o.Int(key, 7, -5, 5); err == nil && o.Has(key) && (n < -5 || n > 5) {
+				t.Fatalf("Int(%q) of %q = %d, outside [-5, 5]", key, data, n)
+			} else {
+				check("Int", err)
+			}
+			_, err := o.Int32(key)
+			check("Int32", err)
+			if s, err := o.String(key); err == nil && s != nil && !utf8.ValidString(*s) && utf8.Valid(raw) {
+				t.Fatalf("String(%q) of %q returned invalid UTF-8 from valid input", key, data)
+			} else {
+				check("String", err)
+			}
+			_, _, err = o.Bool(key)
+			check("Bool", err)
+			_, _, err = o.Array(key)
+			check("Array", err)
+		}
+	})
+}
+
+// containsField reports whether an error message names the field.
+func containsField(msg, key string) bool {
+	return len(key) == 0 || regexp.MustCompile(regexp.QuoteMeta(key)).MatchString(msg)
+}
+
+// FuzzParseUpdateProfile: any UPDATE_MY_PROFILE payload either becomes a request for the
+// caller only, or fails with a 400.
+func FuzzParseUpdateProfile(f *testing.F) {
+	for _, s := range []string{
+		`{"firstName":"Ana","countryId":724}`, `{"email":"x@y"}`, `{"phone":null,"summary":""}`,
+		`{"curriculum":{"skills":[{"name":"Go","level":5}],"education":[]}}`,
+		`{"curriculum":{"skills":[{"id":"1","name":"Go","rating":5}]}}`, `{"curriculum":{"pets":[]}}`,
+		`{"curriculum":{"languages":[{"name":"es","proficiency":"native","countryName":"Spain"}]}}`,
+		`{"countryId":2147483648}`, `{"curriculum":null}`, `{"curriculum":[]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		req, err := ParseUpdateProfile(data, 7)
+		if err != nil {
+			if err.Code != 400 || err.Message == "" {
+				t.Fatalf("ParseUpdateProfile(%q) error %+v, want a 400 with a message", data, err)
+			}
+			return
+		}
+		if req.GetUserId() != 7 {
+			t.Fatalf("ParseUpdateProfile(%q) for user %d, want 7 (the caller)", data, req.GetUserId())
+		}
+	})
+}
