@@ -59,7 +59,7 @@ func TestRequestBodiesBounded(t *testing.T) {
 		return connect.NewResponse(&wrapperspb.BytesValue{}), nil
 	}, svc.HandlerOptions(nil, "")...)
 	hs := httptest.NewUnstartedServer(nil)
-	hs.Config = rpc.NewServer(svc.Mux(nil, rpc.Service{Name: "charla.test.v1.Echo", Path: "/charla.test.v1.Echo/", Handler: h}))
+	hs.Config = rpc.NewServer(svc.Mux(nil, nil, rpc.Service{Name: "charla.test.v1.Echo", Path: "/charla.test.v1.Echo/", Handler: h}))
 	hs.Start()
 	t.Cleanup(hs.Close)
 	client := connect.NewClient[wrapperspb.BytesValue, wrapperspb.BytesValue](hs.Client(), hs.URL+proc)

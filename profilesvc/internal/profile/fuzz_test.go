@@ -59,7 +59,7 @@ func FuzzValidateUpdate(f *testing.F) {
 		{UserId: 1, FirstName: s("Ana"), CountryId: c(724)},
 		{UserId: 1, Phone: s(""), Picture: s("https://x.example/a.png"), Summary: s("hola\nmundo")},
 		{UserId: 0, FirstName: s("x")},
-		{UserId: 1, Skills: &profilev1.SkillSection{Items: []*profilev1.SkillItem{{Name: "Go", Level: 5}, {Id: 3, Name: "SQL"}}}},
+		{UserId: 1, Skills: &profilev1.SkillSection{Items: []*profilev1.SkillItem{{Name: "Go", Level: proto.Int32(5)}, {Id: 3, Name: "SQL"}}}},
 		{UserId: 1, Languages: &profilev1.LanguageSection{Items: []*profilev1.LanguageItem{{Name: "es", Proficiency: "native"}}}},
 		{UserId: 1, Experience: &profilev1.ExperienceSection{Items: []*profilev1.ExperienceItem{{Company: "A", Position: "B", StartDate: "2020-02-30"}}}},
 		{UserId: 1, Education: &profilev1.EducationSection{Items: []*profilev1.EducationItem{{Institution: "U", StartDate: "2020-01-01", GraduationDate: "2019-01-01"}}}},
