@@ -49,8 +49,8 @@ import (
 
 	"github.com/charla/charla/edge/internal/auth"
 	"github.com/charla/charla/edge/internal/delivery"
-	"github.com/charla/charla/edge/internal/frames"
 	"github.com/charla/charla/edge/internal/door"
+	"github.com/charla/charla/edge/internal/frames"
 	"github.com/charla/charla/edge/internal/hub"
 	"github.com/charla/charla/edge/internal/presence"
 	"github.com/charla/charla/edge/internal/router"

@@ -198,7 +198,7 @@ const (
 	qHeartbeat = `UPDATE Edge SET LeaseExpiresAt = ? WHERE EdgeId = ? AND LeaseExpiresAt > 0`
 	qLeaseOf   = `SELECT LeaseExpiresAt FROM Edge WHERE EdgeId = ?`
 	// qEndLeases ends the leases past their time (Edge_LeaseExpiresAt).
-	qEndLeases       = `UPDATE Edge SET LeaseExpiresAt = 0 WHERE LeaseExpiresAt > 0 AND LeaseExpiresAt <= ?`
+	qEndLeases = `UPDATE Edge SET LeaseExpiresAt = 0 WHERE LeaseExpiresAt > 0 AND LeaseExpiresAt <= ?`
 	qEdgeUsers = `SELECT DISTINCT UserId FROM PresenceConnection WHERE EdgeId = ? LIMIT ?`
 	// qUserConnections lists a user's connections, newest first (index PresenceConnection_UserId).
 	qUserConnections = `SELECT ConnectionId, EdgeId FROM PresenceConnection WHERE UserId = ? ORDER BY ConnectedAt DESC, ConnectionId DESC`
