@@ -67,6 +67,17 @@ func TestTwoDeploymentsOverNATS(t *testing.T) {
 	// This test's own stream and subjects: the NATS server may be shared with other tests.
 	stream := fmt.Sprintf("T%d", time.Now().UnixNano())
 	history := eventlog.Options{JetStream: eventlog.JetStreamOptions{Stream: stream, Subject: "t." + stream}}
+	// Registered first, so it runs last: after both deployments stopped following the stream.
+	t.Cleanup(func() {
+		nb, err := bus.ConnectNATS(url)
+		if err != nil {
+			return
+		}
+		defer nb.Close()
+		if js, err := jetstream.New(nb.Conn()); err == nil {
+			_ = js.DeleteStream(context.Background(), stream)
+		}
+	})
 	var deployments [2]*systemtest.System
 	for i := range deployments {
 		b, err := bus.Open(url)
@@ -79,16 +90,6 @@ func TestTwoDeploymentsOverNATS(t *testing.T) {
 			Options:     func(o *system.Options) { o.Bus = b; o.History = history },
 		})
 	}
-	t.Cleanup(func() {
-		nb, err := bus.ConnectNATS(url)
-		if err != nil {
-			return
-		}
-		defer nb.Close()
-		if js, err := jetstream.New(nb.Conn()); err == nil {
-			_ = js.DeleteStream(context.Background(), stream)
-		}
-	})
 	a, b := deployments[0], deployments[1]
 	alice, bob := a.NewUser(t, "alice"), b.NewUser(t, "bob")
 	chatID := a.Contact(t, alice, bob)
