@@ -141,7 +141,7 @@ func New(cfg Config, clients *peers.Clients, log *slog.Logger) (*Edge, error) {
 	}, logWith(e.log, "hub"))
 	e.reporter = presence.New(clients.Presence, presence.Options{
 		EdgeID: cfg.EdgeID, Grace: cfg.PresenceGrace, CallTimeout: cfg.Hub.RequestTimeout,
-		Local: e.localConns, Log: logWith(e.log, "presence"),
+		Log: logWith(e.log, "presence"),
 	})
 	e.receipts = delivery.New(clients.Chat, delivery.Options{Interval: cfg.ReceiptInterval, CallTimeout: cfg.Hub.RequestTimeout, Log: logWith(e.log, "delivery")})
 	e.streams = upstream.NewSet(upstream.DefaultBackoff, logWith(e.log, "upstream"))
@@ -311,14 +311,6 @@ func (e *Edge) sent(err error) {
 	if errors.Is(err, hub.ErrSlowConsumer) {
 		e.cfg.Metrics.SendDropped(context.Background())
 	}
-}
-
-func (e *Edge) localConns() []presence.Conn {
-	var out []presence.Conn
-	e.hub.ForEach(func(c *Conn) {
-		out = append(out, presence.Conn{UserID: c.ID, ConnID: c.ConnID()})
-	})
-	return out
 }
 
 func (e *Edge) health(w http.ResponseWriter, _ *http.Request) {
