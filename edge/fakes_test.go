@@ -246,11 +246,6 @@ func (p *fakePresence) StreamUserEvents(ctx context.Context, r *connect.Request[
 	case p.logOpens <- r.Msg:
 	default:
 	}
-	var after *uint64
-	if r.Msg.AfterPosition != nil {
-		a := r.Msg.GetAfterPosition()
-		after = &a
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	broken := make(chan error, 1)
@@ -262,25 +257,19 @@ func (p *fakePresence) StreamUserEvents(ctx context.Context, r *connect.Request[
 		case <-ctx.Done():
 		}
 	}()
-	err := fanout.ServeLog(ctx, p.log, logging.Discard(), r.Msg.GetEdgeId(), after, s.Send)
+	served := fanout.ServeLog(ctx, p.log, logging.Discard(), r.Msg.GetEdgeId(), r.Msg.AfterPosition, s.Send)
 	select {
 	case err := <-broken:
-		return err
+		return err // the test broke the stream: end it with the test's error
 	default:
-		return err
+		return served
 	}
 }
 
 func (p *fakePresence) ReadUserEvents(ctx context.Context, r *connect.Request[presencev1.ReadUserEventsRequest]) (*connect.Response[presencev1.ReadUserEventsResponse], error) {
-	h, err := p.log.Read(ctx, r.Msg.GetUserId(), r.Msg.GetAfterSeq())
+	res, err := fanout.ReadUserEvents(ctx, p.log, r.Msg)
 	if err != nil {
 		return nil, err
-	}
-	res := &presencev1.ReadUserEventsResponse{LastSeq: h.LastSeq, Complete: h.Complete}
-	if h.Complete && !r.Msg.GetLastOnly() {
-		for _, rec := range h.Records {
-			res.Events = append(res.Events, fanout.UserEventOf(rec))
-		}
 	}
 	return connect.NewResponse(res), nil
 }

@@ -119,11 +119,9 @@ func (e *Edge) render(ue *presencev1.UserEvent) *userEvent {
 	switch ue.GetService() {
 	case streamChat:
 		m := new(chatv1.StreamEventsResponse)
-		if err := proto.Unmarshal(ue.GetEvent(), m); err != nil {
-			e.log.Error("drop undecodable event", "service", ue.GetService(), "user_id", ue.GetUserId(), "seq", ue.GetSeq(), "err", err)
+		if !e.decode(ue, m, &ev.tc) {
 			return ev
 		}
-		ev.tc = m.GetTraceContext()
 		switch {
 		case m.GetNewChatMessage() != nil:
 			nm := m.GetNewChatMessage()
@@ -137,23 +135,13 @@ func (e *Edge) render(ue *presencev1.UserEvent) *userEvent {
 		}
 	case streamNotify:
 		m := new(notifyv1.StreamEventsResponse)
-		if err := proto.Unmarshal(ue.GetEvent(), m); err != nil {
-			e.log.Error("drop undecodable event", "service", ue.GetService(), "user_id", ue.GetUserId(), "seq", ue.GetSeq(), "err", err)
-			return ev
-		}
-		ev.tc = m.GetTraceContext()
-		if n := m.GetNewNotification(); n != nil {
-			ev.typ, payload = frames.TypeNewNotification, frames.NotificationFrom(n)
+		if e.decode(ue, m, &ev.tc) && m.GetNewNotification() != nil {
+			ev.typ, payload = frames.TypeNewNotification, frames.NotificationFrom(m.GetNewNotification())
 		}
 	case streamPresence:
 		m := new(presencev1.StreamEventsResponse)
-		if err := proto.Unmarshal(ue.GetEvent(), m); err != nil {
-			e.log.Error("drop undecodable event", "service", ue.GetService(), "user_id", ue.GetUserId(), "seq", ue.GetSeq(), "err", err)
-			return ev
-		}
-		ev.tc = m.GetTraceContext()
-		if p := m.GetPresence(); p != nil {
-			ev.typ, payload = frames.TypePresenceEvent, frames.PresenceEventFrom(p)
+		if e.decode(ue, m, &ev.tc) && m.GetPresence() != nil {
+			ev.typ, payload = frames.TypePresenceEvent, frames.PresenceEventFrom(m.GetPresence())
 		}
 	}
 	if ev.typ == "" {
@@ -167,6 +155,24 @@ func (e *Edge) render(ue *presencev1.UserEvent) *userEvent {
 	}
 	ev.body = body
 	return ev
+}
+
+// eventMessage is a service's StreamEventsResponse, as a log record carries it.
+type eventMessage interface {
+	proto.Message
+	GetTraceContext() map[string]string
+}
+
+// decode unmarshals a record's event into m and sets *tc to its trace context. An event
+// that does not decode is logged and reported false: its seq still counts (the cursor
+// passes over it), nothing is written.
+func (e *Edge) decode(ue *presencev1.UserEvent, m eventMessage, tc *map[string]string) bool {
+	if err := proto.Unmarshal(ue.GetEvent(), m); err != nil {
+		e.log.Error("drop undecodable event", "service", ue.GetService(), "user_id", ue.GetUserId(), "seq", ue.GetSeq(), "err", err)
+		return false
+	}
+	*tc = m.GetTraceContext()
+	return true
 }
 
 // cursorOf returns the cursor of a connection (nil before onConnect made it or after

@@ -195,31 +195,18 @@ func (s *Service) StreamEvents(ctx context.Context, req *connect.Request[presenc
 
 // StreamUserEvents follows the user event log for one edge (shared/fanout.ServeLog).
 func (s *Service) StreamUserEvents(ctx context.Context, req *connect.Request[presencev1.StreamUserEventsRequest], stream *connect.ServerStream[presencev1.StreamUserEventsResponse]) error {
-	var after *uint64
-	if req.Msg.AfterPosition != nil {
-		a := req.Msg.GetAfterPosition()
-		after = &a
-	}
-	return fanout.ServeLog(ctx, s.deps.Events, s.deps.Log, req.Msg.GetEdgeId(), after, stream.Send)
+	return fanout.ServeLog(ctx, s.deps.Events, s.deps.Log, req.Msg.GetEdgeId(), req.Msg.AfterPosition, stream.Send)
 }
 
 // ReadUserEvents returns a user's held events after a seq (resume, catch-up).
 func (s *Service) ReadUserEvents(ctx context.Context, req *connect.Request[presencev1.ReadUserEventsRequest]) (*connect.Response[presencev1.ReadUserEventsResponse], error) {
-	user := req.Msg.GetUserId()
-	if user <= 0 {
-		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("user_id: must be a positive id"))
-	}
-	h, err := s.deps.Events.Read(ctx, user, req.Msg.GetAfterSeq())
+	res, err := fanout.ReadUserEvents(ctx, s.deps.Events, req.Msg)
 	if err != nil {
-		s.deps.Log.ErrorContext(ctx, "read user events", "user_id", user, "err", err)
-		return nil, connect.NewError(connect.CodeUnavailable, errors.New("event history unavailable"))
-	}
-	res := &presencev1.ReadUserEventsResponse{LastSeq: h.LastSeq, Complete: h.Complete}
-	if h.Complete && !req.Msg.GetLastOnly() {
-		res.Events = make([]*presencev1.UserEvent, len(h.Records))
-		for i, r := range h.Records {
-			res.Events[i] = fanout.UserEventOf(r)
+		if connect.CodeOf(err) == connect.CodeUnavailable {
+			s.deps.Log.ErrorContext(ctx, "read user events", "user_id", req.Msg.GetUserId(), "err", err)
+			return nil, connect.NewError(connect.CodeUnavailable, errors.New("event history unavailable"))
 		}
+		return nil, err
 	}
 	return connect.NewResponse(res), nil
 }

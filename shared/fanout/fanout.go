@@ -321,6 +321,28 @@ func ServeLog(ctx context.Context, l eventlog.Log, log *slog.Logger, edgeID stri
 	}
 }
 
+// ReadUserEvents answers presence's ReadUserEvents from l: a user's held events after a
+// seq (or only the last seq). Its errors are Connect errors: invalid_argument for a bad
+// user id, unavailable when the log cannot be read.
+func ReadUserEvents(ctx context.Context, l eventlog.Log, req *presencev1.ReadUserEventsRequest) (*presencev1.ReadUserEventsResponse, error) {
+	user := req.GetUserId()
+	if user <= 0 {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("user_id: must be a positive id"))
+	}
+	h, err := l.Read(ctx, user, req.GetAfterSeq())
+	if err != nil {
+		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("read the event history of user %d: %w", user, err))
+	}
+	res := &presencev1.ReadUserEventsResponse{LastSeq: h.LastSeq, Complete: h.Complete}
+	if h.Complete && !req.GetLastOnly() {
+		res.Events = make([]*presencev1.UserEvent, len(h.Records))
+		for i, r := range h.Records {
+			res.Events[i] = UserEventOf(r)
+		}
+	}
+	return res, nil
+}
+
 // UserEventOf converts a log record to its wire form.
 func UserEventOf(r eventlog.Record) *presencev1.UserEvent {
 	return &presencev1.UserEvent{
