@@ -125,21 +125,25 @@ func (p *Publisher) Publish(ctx context.Context, event proto.Message, userIDs ..
 			err = fmt.Errorf("look up presence of %d users: %w", len(users), err)
 		}
 	}
-	msg := proto.Clone(event)
+	sequenced := p.sequenced == nil || p.sequenced(event)
 	carrier := propagation.MapCarrier{}
 	otel.GetTextMapPropagator().Inject(ctx, carrier)
-	setTraceContext(msg, carrier)
-	if p.sequenced != nil && !p.sequenced(event) {
-		setUsers(msg, users)
-		data, merr := proto.Marshal(msg)
-		if merr != nil {
-			return offline, fmt.Errorf("marshal %s event: %w", p.service, merr)
+	// event is not modified: a copy carries the trace context and, on the bus, the users.
+	// Without either (no tracing, a sequenced event) there is nothing to copy for.
+	msg := event
+	if len(carrier) > 0 || !sequenced {
+		msg = proto.Clone(event)
+		setTraceContext(msg, carrier)
+		if !sequenced {
+			setUsers(msg, users)
 		}
-		return offline, errors.Join(err, p.bus.Publish(ctx, BroadcastSubject(p.service), data))
 	}
 	data, merr := proto.Marshal(msg)
 	if merr != nil {
 		return offline, fmt.Errorf("marshal %s event: %w", p.service, merr)
+	}
+	if !sequenced {
+		return offline, errors.Join(err, p.bus.Publish(ctx, BroadcastSubject(p.service), data))
 	}
 	ev := eventlog.Event{Service: p.service, Exclude: excludeOf(msg), Data: data}
 	return offline, errors.Join(err, p.appendRetrying(ctx, ev, users))
