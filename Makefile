@@ -37,7 +37,8 @@ test-e2e-mysql:
 test-apart:
 	cd cmd && CHARLA_APART=1 go test $(RACE) $(TESTFLAGS) -run 'TestKillEdgeResumeRestartNATSCap' -v ./apart/
 
-# Runs every fuzz target (func FuzzXxx in a _test.go file of any module) for FUZZTIME each.
+# Runs every fuzz target (func FuzzXxx in a _test.go file of any module) for FUZZTIME each
+# (a duration such as 10s, or a count such as 100000x, which CI uses: see .ci/run).
 # `make test` already runs their seed corpora (testdata/fuzz) as regression tests; an
 # input that fails here is written to that package's testdata/fuzz: commit it with the fix.
 fuzz:
