@@ -93,7 +93,8 @@ type pair struct {
 //     edge left, no user of a pair was ever announced offline to its partner.
 //  3. The connection cap across edges: 6 connections of one user on A, 5 on B; the oldest
 //     is closed with 4002 within 2 s and the others stay open.
-func TestKillEdgeResumeRestartNATSCap(t *testing.T) {
+func TestKillEdgeResumeRestartNATSCap(tt *testing.T) {
+	t := recordFailures(tt)
 	if os.Getenv("CHARLA_APART") != "1" {
 		t.Skip("the apart drill runs with CHARLA_APART=1 (make test-apart): it builds the commands and runs 10 processes")
 	}
@@ -485,7 +486,7 @@ func TestKillEdgeResumeRestartNATSCap(t *testing.T) {
 }
 
 // waitFor polls cond until it holds, failing after limit.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !cond() {
@@ -498,7 +499,7 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 
 // waitDelivered waits until every acknowledged message has reached its recipient, then
 // checks that none arrived twice.
-func waitDelivered(t *testing.T, ps []*pair) {
+func waitDelivered(t testing.TB, ps []*pair) {
 	t.Helper()
 	missing := func(p *pair) []string {
 		keys := p.recipDev.keys()
@@ -533,7 +534,7 @@ func waitDelivered(t *testing.T, ps []*pair) {
 }
 
 // checkNotifications: each user got each notification created for it, once.
-func checkNotifications(t *testing.T, devOf map[int64]*device, created map[int64][]string) {
+func checkNotifications(t testing.TB, devOf map[int64]*device, created map[int64][]string) {
 	t.Helper()
 	for u, ids := range created {
 		d := devOf[u]
@@ -556,7 +557,7 @@ func checkNotifications(t *testing.T, devOf map[int64]*device, created map[int64
 
 // checkSeqs compares every device's events with its user's history (read through c),
 // after waiting for each device to have received all of it.
-func checkSeqs(t *testing.T, c *peers.Clients, devices []*device, when string) {
+func checkSeqs(t testing.TB, c *peers.Clients, devices []*device, when string) {
 	t.Helper()
 	var problems []string
 	total := 0
@@ -586,7 +587,7 @@ func checkSeqs(t *testing.T, c *peers.Clients, devices []*device, when string) {
 }
 
 // checkStoredOnce reads each pair's chat back: every acknowledged message stored once.
-func checkStoredOnce(t *testing.T, ps []*pair) {
+func checkStoredOnce(t testing.TB, ps []*pair) {
 	t.Helper()
 	for _, p := range ps {
 		f, _, err := p.senderDev.call("GET_CHAT_MESSAGES", map[string]any{"chatId": strconv.FormatInt(p.chatID, 10), "limit": 200})
@@ -637,7 +638,7 @@ const reapLimit = 30 * time.Second
 // behind (its lease expires, the sweeper reaps them), then checks that no user of a pair
 // was ever announced offline to its partner: each stayed connected throughout, moving
 // between edges faster than EDGE_PRESENCE_GRACE.
-func checkNoFlap(t *testing.T, ctx context.Context, dbURL string, ps []*pair, onA []user, killedAt time.Time) {
+func checkNoFlap(t testing.TB, ctx context.Context, dbURL string, ps []*pair, onA []user, killedAt time.Time) {
 	t.Helper()
 	db, err := sqldb.Open(ctx, dbURL)
 	if err != nil {

@@ -38,7 +38,7 @@ var (
 // (bin/apart-race with the race detector, which they get when the test binary has it: the
 // processes are checked too, and the build reuses the packages `go test -race` compiled)
 // and returns that directory. go build relinks only what changed.
-func binaries(t *testing.T) string {
+func binaries(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		root, err := filepath.Abs(filepath.Join("..", ".."))
@@ -80,7 +80,7 @@ func binaries(t *testing.T) string {
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -117,7 +117,7 @@ func (p *proc) kill() {
 
 // deployment is the set of processes of one test, with their logs.
 type deployment struct {
-	t       *testing.T
+	t       testing.TB
 	bin     string
 	logDir  string
 	workDir string            // the processes' working directory: empty, so no .env is read
@@ -130,7 +130,7 @@ type deployment struct {
 // newDeployment prepares a deployment; every process it starts is killed at cleanup, and
 // when the test failed the end of each log is printed. APART_LOG_DIR keeps the logs in that
 // directory instead of the test's temporary one.
-func newDeployment(t *testing.T, base map[string]string) *deployment {
+func newDeployment(t testing.TB, base map[string]string) *deployment {
 	t.Helper()
 	d := &deployment{t: t, bin: binaries(t), logDir: t.TempDir(), workDir: t.TempDir(), base: base}
 	if dir := os.Getenv("APART_LOG_DIR"); dir != "" {
@@ -158,6 +158,9 @@ func newDeployment(t *testing.T, base map[string]string) *deployment {
 		if t.Failed() {
 			for _, p := range procs {
 				t.Logf("---- %s (%s), exit %v, last lines:\n%s", p.name, p.logPath, p.err, tail(p.logPath, 60))
+			}
+			if r, ok := t.(*failureRecorder); ok {
+				t.Logf("==== the drill failed first with: %s", r.firstFailure())
 			}
 		}
 	})
@@ -298,14 +301,14 @@ func tail(path string, n int) string {
 // natsServer is an embedded NATS server with JetStream on a fixed port and store, so the
 // test can stop it and start it again as the same server.
 type natsServer struct {
-	t     *testing.T
+	t     testing.TB
 	addr  string
 	store string
 	srv   *server.Server
 }
 
 // startNATS starts an embedded NATS server with JetStream, shut down at cleanup.
-func startNATS(t *testing.T) *natsServer {
+func startNATS(t testing.TB) *natsServer {
 	t.Helper()
 	n := &natsServer{t: t, addr: freeAddr(t), store: t.TempDir()}
 	n.start()
@@ -349,4 +352,55 @@ func (n *natsServer) stop() {
 	n.srv.Shutdown()
 	n.srv.WaitForShutdown()
 	n.srv = nil
+}
+
+// failureRecorder is a testing.TB that remembers its first failure, so the deployment can
+// repeat it after the processes' logs: CI shows only the end of the output, and the logs
+// printed at cleanup would otherwise push the reason out of sight.
+type failureRecorder struct {
+	*testing.T
+	mu    sync.Mutex
+	first string
+}
+
+// recordFailures wraps t.
+func recordFailures(t *testing.T) *failureRecorder { return &failureRecorder{T: t} }
+
+func (r *failureRecorder) note(msg string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.first == "" {
+		r.first = msg
+	}
+}
+
+// firstFailure is the first message given to Error, Errorf, Fatal or Fatalf, or "".
+func (r *failureRecorder) firstFailure() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.first
+}
+
+func (r *failureRecorder) Errorf(format string, args ...any) {
+	r.T.Helper()
+	r.note(fmt.Sprintf(format, args...))
+	r.T.Errorf(format, args...)
+}
+
+func (r *failureRecorder) Error(args ...any) {
+	r.T.Helper()
+	r.note(fmt.Sprint(args...))
+	r.T.Error(args...)
+}
+
+func (r *failureRecorder) Fatalf(format string, args ...any) {
+	r.T.Helper()
+	r.note(fmt.Sprintf(format, args...))
+	r.T.Fatalf(format, args...)
+}
+
+func (r *failureRecorder) Fatal(args ...any) {
+	r.T.Helper()
+	r.note(fmt.Sprint(args...))
+	r.T.Fatal(args...)
 }
