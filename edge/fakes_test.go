@@ -133,10 +133,18 @@ func (f *fakes) GetChatList(context.Context, *connect.Request[chatv1.GetChatList
 
 func (f *fakes) MarkDelivered(_ context.Context, r *connect.Request[chatv1.MarkDeliveredRequest]) (*connect.Response[chatv1.MarkDeliveredResponse], error) {
 	f.mu.Lock()
-	f.delivered[r.Msg.GetUserId()] = append(f.delivered[r.Msg.GetUserId()], r.Msg.GetMessageIds()...)
+	var n int64
+	if r.Msg.GetUserId() != 0 {
+		f.delivered[r.Msg.GetUserId()] = append(f.delivered[r.Msg.GetUserId()], r.Msg.GetMessageIds()...)
+		n += int64(len(r.Msg.GetMessageIds()))
+	}
+	for _, rc := range r.Msg.GetReceipts() {
+		f.delivered[rc.GetUserId()] = append(f.delivered[rc.GetUserId()], rc.GetMessageIds()...)
+		n += int64(len(rc.GetMessageIds()))
+	}
 	f.mu.Unlock()
 	f.deliverCh <- struct{}{}
-	return connect.NewResponse(&chatv1.MarkDeliveredResponse{Updated: int64(len(r.Msg.GetMessageIds()))}), nil
+	return connect.NewResponse(&chatv1.MarkDeliveredResponse{Updated: n}), nil
 }
 
 func (p *fakeProfile) ResolveSession(_ context.Context, r *connect.Request[profilev1.ResolveSessionRequest]) (*connect.Response[profilev1.ResolveSessionResponse], error) {

@@ -32,6 +32,8 @@ const (
 	DefaultPageLimit     = 50
 	MaxPageLimit         = 200
 	MaxDeliveredIDs      = 1000
+	MaxDeliveryReceipts  = 1000 // receipts of one MarkDelivered call (internal RPC)
+	MaxDeliveredPerCall  = 5000 // ids of one MarkDelivered call, all receipts together
 	TypingRelayInterval  = 3000 // ms between relayed ONs of one sender in one chat
 	TypingExpiresAfterMs = 6000 // how long a relayed ON lasts unless renewed
 )

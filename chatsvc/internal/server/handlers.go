@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/charla/charla/chatsvc/internal/chat"
+	"github.com/charla/charla/chatsvc/internal/store"
 	chatv1 "github.com/charla/charla/proto/gen/chat/v1"
 	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
@@ -471,33 +472,85 @@ func statusEvent(chatID int64, ids []int64, st chat.Status, exclude string) *cha
 	}
 }
 
-// MarkDelivered records messages written to a recipient's connection.
+// MarkDelivered records messages written to recipients' connections: the request's own
+// user_id and message_ids, and its receipts, all queued to the writer together so they
+// share a group commit.
 func (s *Server) MarkDelivered(ctx context.Context, req *connect.Request[chatv1.MarkDeliveredRequest]) (*connect.Response[chatv1.MarkDeliveredResponse], error) {
-	user := req.Msg.GetUserId()
-	n, err := s.markDelivered(ctx, user, req.Msg.GetMessageIds())
+	receipts, err := deliveryReceipts(req.Msg)
 	if err != nil {
-		return nil, s.toConnect(ctx, "mark delivered", user, err)
+		return nil, s.toConnect(ctx, "mark delivered", req.Msg.GetUserId(), err)
+	}
+	n, err := s.deliverMany(ctx, receipts)
+	if err != nil {
+		return nil, s.toConnect(ctx, "mark delivered", req.Msg.GetUserId(), err)
 	}
 	return connect.NewResponse(&chatv1.MarkDeliveredResponse{Updated: n}), nil
 }
 
-func (s *Server) markDelivered(ctx context.Context, user int64, ids []int64) (int64, error) {
-	if err := chat.CheckUserID("userId", user); err != nil {
-		return 0, err
+// deliveryReceipts checks a MarkDelivered request and returns its receipts, each one's ids
+// ascending without repeats. The request's own user_id and message_ids are the first
+// receipt unless user_id is 0 and receipts are given.
+func deliveryReceipts(m *chatv1.MarkDeliveredRequest) ([]store.Receipt, error) {
+	if len(m.GetReceipts()) > chat.MaxDeliveryReceipts {
+		return nil, chat.Errorf(chat.CodeInvalid, "receipts: at most %d", chat.MaxDeliveryReceipts)
 	}
-	if len(ids) > chat.MaxDeliveredIDs {
-		return 0, chat.Errorf(chat.CodeInvalid, "messageIds: at most %d", chat.MaxDeliveredIDs)
+	out := make([]store.Receipt, 0, 1+len(m.GetReceipts()))
+	total := 0
+	add := func(field string, user int64, ids []int64) error {
+		if err := chat.CheckUserID(field+"userId", user); err != nil {
+			return err
+		}
+		if len(ids) > chat.MaxDeliveredIDs {
+			return chat.Errorf(chat.CodeInvalid, "%smessageIds: at most %d", field, chat.MaxDeliveredIDs)
+		}
+		if total += len(ids); total > chat.MaxDeliveredPerCall {
+			return chat.Errorf(chat.CodeInvalid, "receipts: at most %d message ids in all", chat.MaxDeliveredPerCall)
+		}
+		for _, id := range ids {
+			if id <= 0 {
+				return chat.Errorf(chat.CodeInvalid, "%smessageIds: must be positive ids", field)
+			}
+		}
+		ids = slices.Clone(ids)
+		slices.Sort(ids)
+		out = append(out, store.Receipt{Recipient: user, IDs: slices.Compact(ids)})
+		return nil
 	}
-	for _, id := range ids {
-		if id <= 0 {
-			return 0, chat.Errorf(chat.CodeInvalid, "messageIds: must be positive ids")
+	if m.GetUserId() != 0 || len(m.GetReceipts()) == 0 {
+		if err := add("", m.GetUserId(), m.GetMessageIds()); err != nil {
+			return nil, err
 		}
 	}
-	ids = slices.Clone(ids)
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	changed, err := s.deliver(ctx, user, ids)
-	return int64(len(changed)), err
+	for i, r := range m.GetReceipts() {
+		if err := add(fmt.Sprintf("receipts[%d].", i), r.GetUserId(), r.GetMessageIds()); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// deliverMany moves the receipts' messages to delivered in shared batches, announces the
+// status updates (one event per chat and sender) and returns how many messages changed.
+// A receipt that failed does not undo the others; the first error is returned.
+func (s *Server) deliverMany(ctx context.Context, receipts []store.Receipt) (int64, error) {
+	outs, errs := s.writer.DeliverMany(ctx, receipts)
+	var (
+		n     int64
+		first error
+	)
+	for i, d := range outs {
+		if errs[i] != nil {
+			if first == nil {
+				first = fmt.Errorf("receipt of user %d: %w", receipts[i].Recipient, errs[i])
+			}
+			continue
+		}
+		for _, g := range d.Announce {
+			s.publish(ctx, statusEvent(g.ChatID, g.IDs, chat.StatusDelivered, ""), g.FromUserID)
+		}
+		n += int64(len(d.Changed))
+	}
+	return n, first
 }
 
 // deliver moves the given messages to delivered through the writer (the receipts of a

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -157,6 +158,71 @@ func TestDelivered(t *testing.T) {
 		if len(evs) != 1 || !slices.Equal(evs[0].GetMessageStatusUpdate().GetMessageIds(), ids[2:]) {
 			t.Fatalf("delivered event from fetch: got %v, want ids %v", evs, ids[2:])
 		}
+	})
+}
+
+// TestDeliveredManyReceipts: one MarkDelivered call with receipts of several recipients
+// (as the edge sends them) changes each recipient's own messages only, announces one
+// status update per chat and sender, and rejects a bad receipt by naming it.
+func TestDeliveredManyReceipts(t *testing.T) {
+	t.Parallel()
+	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
+		e := newEnv(t, url, 4)
+		ctx := context.Background()
+		e.contact(t, 1, 2)
+		e.contact(t, 1, 3)
+		e.contact(t, 4, 3)
+		to2a := e.send(t, &chatv1.SendMessageRequest{UserId: 1, ToUserId: 2, Text: "a"}).GetMessageId()
+		to2b := e.send(t, &chatv1.SendMessageRequest{UserId: 1, ToUserId: 2, Text: "b"}).GetMessageId()
+		to3 := e.send(t, &chatv1.SendMessageRequest{UserId: 1, ToUserId: 3, Text: "c"}).GetMessageId()
+		from4 := e.send(t, &chatv1.SendMessageRequest{UserId: 4, ToUserId: 3, Text: "d"}).GetMessageId()
+		e.online.set(1, true)
+		e.online.set(4, true)
+		e.drain()
+
+		// to3 listed under user 2 is not 2's: ignored there, delivered under 3.
+		res, err := e.client.MarkDelivered(ctx, connect.NewRequest(&chatv1.MarkDeliveredRequest{Receipts: []*chatv1.DeliveryReceipt{
+			{UserId: 2, MessageIds: []int64{to2b, to2a, to3}},
+			{UserId: 3, MessageIds: []int64{to3, from4, from4}},
+		}}))
+		if err != nil || res.Msg.GetUpdated() != 4 {
+			t.Fatalf("MarkDelivered: got %v, %v; want 4 updated", res, err)
+		}
+		got := map[int64][]int64{} // sender → ids announced delivered
+		for _, ev := range e.drain() {
+			su := ev.GetMessageStatusUpdate()
+			if su == nil || su.GetStatus() != chatv1.MessageStatus_MESSAGE_STATUS_DELIVERED || len(ev.GetUserIds()) != 1 {
+				t.Fatalf("unexpected event %v", ev)
+			}
+			got[ev.GetUserIds()[0]] = append(got[ev.GetUserIds()[0]], su.GetMessageIds()...)
+		}
+		for sender, ids := range got {
+			slices.Sort(ids)
+			got[sender] = ids
+		}
+		if want := []int64{to2a, to2b, to3}; !slices.Equal(got[1], want) || !slices.Equal(got[4], []int64{from4}) || len(got) != 2 {
+			t.Fatalf("announced: got %v, want 1: %v and 4: [%d]", got, want, from4)
+		}
+
+		_, err = e.client.MarkDelivered(ctx, connect.NewRequest(&chatv1.MarkDeliveredRequest{Receipts: []*chatv1.DeliveryReceipt{
+			{UserId: 2, MessageIds: []int64{to2a}}, {UserId: 0, MessageIds: []int64{to3}},
+		}}))
+		wantCode(t, "receipt without user", err, connect.CodeInvalidArgument)
+		if err != nil && !strings.Contains(err.Error(), "receipts[1].userId") {
+			t.Errorf("error %q does not name receipts[1].userId", err)
+		}
+		many := make([]*chatv1.DeliveryReceipt, 6)
+		for i := range many {
+			ids := make([]int64, 1000)
+			for k := range ids {
+				ids[k] = int64(k + 1)
+			}
+			many[i] = &chatv1.DeliveryReceipt{UserId: 2, MessageIds: ids}
+		}
+		_, err = e.client.MarkDelivered(ctx, connect.NewRequest(&chatv1.MarkDeliveredRequest{Receipts: many}))
+		wantCode(t, "6,000 ids", err, connect.CodeInvalidArgument)
+		_, err = e.client.MarkDelivered(ctx, connect.NewRequest(&chatv1.MarkDeliveredRequest{}))
+		wantCode(t, "empty request", err, connect.CodeInvalidArgument)
 	})
 }
 

@@ -141,22 +141,55 @@ func (w *Writer) Deliver(ctx context.Context, recipient int64, ids []int64) (Del
 	return r.dlv, err
 }
 
-func (w *Writer) submit(req *writeReq) (writeRes, error) {
-	req.res = make(chan writeRes, 1)
-	w.mu.RLock()
-	if w.closed {
-		w.mu.RUnlock()
-		return writeRes{}, ErrWriterClosed
+// DeliverMany is Deliver for several receipts at once: they are queued back to back, so
+// they share a batch (or as few as MaxBatch allows), and it returns after every commit.
+// out[i] is receipts[i]'s outcome; errs[i] its error, nil when it was stored.
+func (w *Writer) DeliverMany(ctx context.Context, receipts []Receipt) (out []Delivery, errs []error) {
+	out = make([]Delivery, len(receipts))
+	errs = make([]error, len(receipts))
+	reqs := make([]*writeReq, len(receipts))
+	for i, rc := range receipts {
+		if len(rc.IDs) == 0 {
+			continue
+		}
+		reqs[i] = &writeReq{ctx: ctx, receipt: &rc}
+		if err := w.enqueue(reqs[i]); err != nil {
+			errs[i] = err
+			reqs[i] = nil
+		}
 	}
-	select {
-	case w.reqs <- req:
-		w.mu.RUnlock()
-	case <-req.ctx.Done():
-		w.mu.RUnlock()
-		return writeRes{}, req.ctx.Err()
+	for i, req := range reqs {
+		if req == nil {
+			continue
+		}
+		r := <-req.res // bounded by batchTimeout
+		out[i], errs[i] = r.dlv, r.err
+	}
+	return out, errs
+}
+
+func (w *Writer) submit(req *writeReq) (writeRes, error) {
+	if err := w.enqueue(req); err != nil {
+		return writeRes{}, err
 	}
 	r := <-req.res // bounded by batchTimeout
 	return r, r.err
+}
+
+// enqueue queues req for the writer goroutine, which answers on req.res.
+func (w *Writer) enqueue(req *writeReq) error {
+	req.res = make(chan writeRes, 1)
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		return ErrWriterClosed
+	}
+	select {
+	case w.reqs <- req:
+		return nil
+	case <-req.ctx.Done():
+		return req.ctx.Err()
+	}
 }
 
 // Close stores what is queued, stops the writer and waits for it.

@@ -1,12 +1,11 @@
 // Package delivery reports delivery receipts: once NEW_CHAT_MESSAGE has been written to a
 // connection of its recipient, the message counts as delivered (docs/protocol.md §5.3). Writes
 // happen on the connections' write pumps, which must never wait on an RPC, so Add only
-// records the id; one goroutine coalesces the ids per recipient and sends them in
-// MarkDelivered calls, many at a time: the chat service folds the calls that reach it
-// together into one group commit (one UPDATE, one status event per chat and sender), so
-// the more of a flush's calls are in flight at once, the fewer commits they cost. With
-// many recipients each usually has one new message per interval, so a flush is about one
-// call per message; running them one after another would take a commit each.
+// records the id; one goroutine coalesces the ids per recipient and, every Interval, sends
+// all of them in one MarkDelivered call carrying a receipt per recipient (more calls only
+// when they exceed MaxBatch ids). The chat service queues a call's receipts together, so
+// they share one group commit (one UPDATE, one status event per chat and sender): one RPC
+// and one commit per flush, however many recipients it covers.
 //
 // Memory is bounded: beyond MaxPending ids waiting, new ones are dropped (and logged).
 // A dropped receipt is not lost for good: the recipient's GET_CHAT_MESSAGES marks the
@@ -37,7 +36,8 @@ type Options struct {
 	Interval time.Duration
 	// MaxPending bounds the ids waiting; 0 means 100,000.
 	MaxPending int
-	// MaxBatch bounds the ids of one call; 0 means 500.
+	// MaxBatch bounds the ids of one call, all its receipts together; 0 means 2,000
+	// (the chat service takes at most 5,000, and 1,000 per receipt).
 	MaxBatch int
 	// Workers is how many calls run at once; 0 means DefaultWorkers.
 	Workers int
@@ -46,10 +46,16 @@ type Options struct {
 	Log         *slog.Logger
 }
 
-// DefaultWorkers is how many MarkDelivered calls a flush runs at once unless told: enough
-// for the chat service to fold a flush into a few group commits, few enough to stay a
-// small share of its connections' concurrent streams.
-const DefaultWorkers = 32
+// DefaultWorkers is how many MarkDelivered calls a flush runs at once unless told, when
+// a flush holds more than MaxBatch ids: few enough to stay a small share of the chat
+// service's concurrent streams.
+const DefaultWorkers = 8
+
+// Limits of one MarkDelivered call, set by the chat service.
+const (
+	maxReceiptsPerCall = 1000
+	maxIDsPerReceipt   = 1000
+)
 
 // Batcher coalesces delivery receipts.
 type Batcher struct {
@@ -72,7 +78,7 @@ func New(m Marker, o Options) *Batcher {
 		o.MaxPending = 100000
 	}
 	if o.MaxBatch <= 0 {
-		o.MaxBatch = 500
+		o.MaxBatch = 2000
 	}
 	if o.Workers <= 0 {
 		o.Workers = DefaultWorkers
@@ -103,24 +109,33 @@ func (b *Batcher) Add(recipient, id int64) {
 	}
 }
 
-type batch struct {
-	user int64
-	ids  []int64
-}
+// call is the receipts of one MarkDelivered call.
+type call []*chatv1.DeliveryReceipt
 
-// take removes everything pending, as batches of at most MaxBatch distinct ids.
-func (b *Batcher) take() ([]batch, int64) {
+// take removes everything pending, as calls of at most MaxBatch distinct ids in all.
+func (b *Batcher) take() ([]call, int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var out []batch
+	var (
+		out  []call
+		cur  call
+		size int // ids in cur
+	)
 	for user, ids := range b.pending {
 		slices.Sort(ids)
 		ids = slices.Compact(ids) // a message written to two tabs is one receipt
 		for len(ids) > 0 {
-			n := min(len(ids), b.opt.MaxBatch)
-			out = append(out, batch{user: user, ids: ids[:n:n]})
+			if size == b.opt.MaxBatch || len(cur) == maxReceiptsPerCall {
+				out, cur, size = append(out, cur), nil, 0
+			}
+			n := min(len(ids), b.opt.MaxBatch-size, maxIDsPerReceipt)
+			cur = append(cur, &chatv1.DeliveryReceipt{UserId: user, MessageIds: ids[:n:n]})
+			size += n
 			ids = ids[n:]
 		}
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
 	}
 	clear(b.pending)
 	b.n = 0
@@ -150,35 +165,35 @@ func (b *Batcher) Run(ctx context.Context) {
 }
 
 func (b *Batcher) flush(ctx context.Context) {
-	batches, dropped := b.take()
+	calls, dropped := b.take()
 	if dropped > 0 {
 		b.opt.Log.Warn("delivery receipts dropped: too many pending", "dropped", dropped)
 	}
-	if len(batches) == 0 {
+	if len(calls) == 0 {
 		return
 	}
-	work := make(chan batch)
+	work := make(chan call)
 	var wg sync.WaitGroup
-	for i := 0; i < min(b.opt.Workers, len(batches)); i++ {
+	for i := 0; i < min(b.opt.Workers, len(calls)); i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for bt := range work {
-				b.send(bt)
+			for c := range work {
+				b.send(c)
 			}
 		}()
 	}
-	for _, bt := range batches {
-		work <- bt
+	for _, c := range calls {
+		work <- c
 	}
 	close(work)
 	wg.Wait()
 }
 
-func (b *Batcher) send(bt batch) {
+func (b *Batcher) send(c call) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.opt.CallTimeout)
 	defer cancel()
-	if _, err := b.m.MarkDelivered(ctx, connect.NewRequest(&chatv1.MarkDeliveredRequest{UserId: bt.user, MessageIds: bt.ids})); err != nil {
-		b.opt.Log.Warn("mark delivered", "user_id", bt.user, "messages", len(bt.ids), "err", err)
+	if _, err := b.m.MarkDelivered(ctx, connect.NewRequest(&chatv1.MarkDeliveredRequest{Receipts: c})); err != nil {
+		b.opt.Log.Warn("mark delivered", "recipients", len(c), "err", err)
 	}
 }

@@ -12,16 +12,26 @@ import (
 )
 
 type recorder struct {
-	mu    sync.Mutex
-	calls map[int64][][]int64
-	seen  chan int
-	total int
+	mu       sync.Mutex
+	calls    map[int64][][]int64 // recipient → the ids of each of its receipts
+	perCall  [][]int             // the ids of each receipt, call by call
+	seen     chan int
+	total    int
+	userSeen bool // a call used the request's own user_id
 }
 
 func (r *recorder) MarkDelivered(_ context.Context, req *connect.Request[chatv1.MarkDeliveredRequest]) (*connect.Response[chatv1.MarkDeliveredResponse], error) {
 	r.mu.Lock()
-	r.calls[req.Msg.GetUserId()] = append(r.calls[req.Msg.GetUserId()], req.Msg.GetMessageIds())
-	r.total += len(req.Msg.GetMessageIds())
+	if req.Msg.GetUserId() != 0 || len(req.Msg.GetMessageIds()) > 0 {
+		r.userSeen = true
+	}
+	var sizes []int
+	for _, rc := range req.Msg.GetReceipts() {
+		r.calls[rc.GetUserId()] = append(r.calls[rc.GetUserId()], rc.GetMessageIds())
+		r.total += len(rc.GetMessageIds())
+		sizes = append(sizes, len(rc.GetMessageIds()))
+	}
+	r.perCall = append(r.perCall, sizes)
 	n := r.total
 	r.mu.Unlock()
 	r.seen <- n
@@ -46,11 +56,20 @@ func TestCoalescesPerRecipient(t *testing.T) {
 	<-done
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
+	if rec.userSeen {
+		t.Error("a call used the request's own user_id; receipts go in receipts")
+	}
+	for _, sizes := range rec.perCall {
+		n := 0
+		for _, k := range sizes {
+			n += k
+		}
+		if n > 3 {
+			t.Errorf("a call held receipts of %v ids: want at most 3 in all", sizes)
+		}
+	}
 	var got []int64
 	for _, ids := range rec.calls[7] {
-		if len(ids) > 3 {
-			t.Errorf("batch %v: want at most 3 ids", ids)
-		}
 		got = append(got, ids...)
 	}
 	slices.Sort(got)
@@ -68,10 +87,12 @@ func TestBounded(t *testing.T) {
 	for i := int64(0); i < 100; i++ {
 		b.Add(1, i)
 	}
-	batches, dropped := b.take()
+	calls, dropped := b.take()
 	n := 0
-	for _, bt := range batches {
-		n += len(bt.ids)
+	for _, c := range calls {
+		for _, rc := range c {
+			n += len(rc.GetMessageIds())
+		}
 	}
 	if n != 10 || dropped != 90 {
 		t.Errorf("got %d kept and %d dropped, want 10 and 90", n, dropped)
@@ -95,17 +116,19 @@ func (g *gate) MarkDelivered(_ context.Context, req *connect.Request[chatv1.Mark
 	}
 	g.mu.Unlock()
 	<-g.open
-	g.done <- req.Msg.GetUserId()
+	for _, rc := range req.Msg.GetReceipts() {
+		g.done <- rc.GetUserId()
+	}
 	return connect.NewResponse(&chatv1.MarkDeliveredResponse{}), nil
 }
 
-// TestCallsOverlap: a flush's calls run together (up to Workers), so the chat service can
-// fold them into one commit. With fewer at once the gate never opens and the test hangs.
+// TestCallsOverlap: when a flush needs several calls (more than MaxBatch ids), they run
+// together (up to Workers). With fewer at once the gate never opens and the test hangs.
 func TestCallsOverlap(t *testing.T) {
 	t.Parallel()
 	const recipients = DefaultWorkers
 	g := &gate{want: recipients, open: make(chan struct{}), done: make(chan int64, recipients)}
-	b := New(g, Options{})
+	b := New(g, Options{MaxBatch: 1})
 	for u := int64(1); u <= recipients; u++ {
 		b.Add(u, 100+u)
 	}
@@ -118,4 +141,34 @@ func TestCallsOverlap(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestOneCallPerFlush: receipts of many recipients gathered in one interval go in one
+// call, a receipt each, so the chat service commits them together.
+func TestOneCallPerFlush(t *testing.T) {
+	t.Parallel()
+	const recipients = 300
+	rec := &recorder{calls: map[int64][][]int64{}, seen: make(chan int, 100)}
+	b := New(rec, Options{})
+	for u := int64(1); u <= recipients; u++ {
+		b.Add(u, 1000+u)
+		b.Add(u, 2000+u)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b.Run(ctx); close(done) }()
+	for n := 0; n < 2*recipients; n = <-rec.seen {
+	}
+	cancel()
+	<-done
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.perCall) != 1 || len(rec.perCall[0]) != recipients {
+		t.Fatalf("got %d calls (receipts per call %v), want 1 call of %d receipts", len(rec.perCall), rec.perCall, recipients)
+	}
+	for u := int64(1); u <= recipients; u++ {
+		if got := rec.calls[u]; len(got) != 1 || !slices.Equal(got[0], []int64{1000 + u, 2000 + u}) {
+			t.Fatalf("user %d: got %v, want one receipt [%d %d]", u, got, 1000+u, 2000+u)
+		}
+	}
 }

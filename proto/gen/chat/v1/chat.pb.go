@@ -1062,7 +1062,12 @@ type MarkDeliveredRequest struct {
 	// The recipient.
 	UserId int64 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// Messages written; ids not addressed to user_id are ignored.
-	MessageIds    []int64 `protobuf:"varint,2,rep,packed,name=message_ids,json=messageIds,proto3" json:"message_ids,omitempty"`
+	MessageIds []int64 `protobuf:"varint,2,rep,packed,name=message_ids,json=messageIds,proto3" json:"message_ids,omitempty"`
+	// More recipients' receipts in the same call: an edge sends all the receipts it gathered
+	// in one call, which the chat service folds into one group commit. Each is handled as if
+	// it came alone in user_id and message_ids; user_id may be 0 when receipts is not empty.
+	// At most 1,000 receipts and 5,000 ids in all.
+	Receipts      []*DeliveryReceipt `protobuf:"bytes,3,rep,name=receipts,proto3" json:"receipts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1111,6 +1116,68 @@ func (x *MarkDeliveredRequest) GetMessageIds() []int64 {
 	return nil
 }
 
+func (x *MarkDeliveredRequest) GetReceipts() []*DeliveryReceipt {
+	if x != nil {
+		return x.Receipts
+	}
+	return nil
+}
+
+// DeliveryReceipt is messages written to a connection of one recipient.
+type DeliveryReceipt struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The recipient.
+	UserId int64 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Messages written; ids not addressed to user_id are ignored.
+	MessageIds    []int64 `protobuf:"varint,2,rep,packed,name=message_ids,json=messageIds,proto3" json:"message_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliveryReceipt) Reset() {
+	*x = DeliveryReceipt{}
+	mi := &file_chat_v1_chat_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliveryReceipt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliveryReceipt) ProtoMessage() {}
+
+func (x *DeliveryReceipt) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliveryReceipt.ProtoReflect.Descriptor instead.
+func (*DeliveryReceipt) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *DeliveryReceipt) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *DeliveryReceipt) GetMessageIds() []int64 {
+	if x != nil {
+		return x.MessageIds
+	}
+	return nil
+}
+
 // MarkDeliveredResponse counts the messages whose status changed.
 type MarkDeliveredResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1122,7 +1189,7 @@ type MarkDeliveredResponse struct {
 
 func (x *MarkDeliveredResponse) Reset() {
 	*x = MarkDeliveredResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[16]
+	mi := &file_chat_v1_chat_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1134,7 +1201,7 @@ func (x *MarkDeliveredResponse) String() string {
 func (*MarkDeliveredResponse) ProtoMessage() {}
 
 func (x *MarkDeliveredResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[16]
+	mi := &file_chat_v1_chat_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1147,7 +1214,7 @@ func (x *MarkDeliveredResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkDeliveredResponse.ProtoReflect.Descriptor instead.
 func (*MarkDeliveredResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{16}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *MarkDeliveredResponse) GetUpdated() int64 {
@@ -1174,7 +1241,7 @@ type SetTypingRequest struct {
 
 func (x *SetTypingRequest) Reset() {
 	*x = SetTypingRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[17]
+	mi := &file_chat_v1_chat_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1186,7 +1253,7 @@ func (x *SetTypingRequest) String() string {
 func (*SetTypingRequest) ProtoMessage() {}
 
 func (x *SetTypingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[17]
+	mi := &file_chat_v1_chat_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1199,7 +1266,7 @@ func (x *SetTypingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTypingRequest.ProtoReflect.Descriptor instead.
 func (*SetTypingRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{17}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SetTypingRequest) GetUserId() int64 {
@@ -1239,7 +1306,7 @@ type SetTypingResponse struct {
 
 func (x *SetTypingResponse) Reset() {
 	*x = SetTypingResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[18]
+	mi := &file_chat_v1_chat_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1251,7 +1318,7 @@ func (x *SetTypingResponse) String() string {
 func (*SetTypingResponse) ProtoMessage() {}
 
 func (x *SetTypingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[18]
+	mi := &file_chat_v1_chat_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1264,7 +1331,7 @@ func (x *SetTypingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTypingResponse.ProtoReflect.Descriptor instead.
 func (*SetTypingResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{18}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{19}
 }
 
 // StopTypingRequest names a user whose last connection closed.
@@ -1278,7 +1345,7 @@ type StopTypingRequest struct {
 
 func (x *StopTypingRequest) Reset() {
 	*x = StopTypingRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[19]
+	mi := &file_chat_v1_chat_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1290,7 +1357,7 @@ func (x *StopTypingRequest) String() string {
 func (*StopTypingRequest) ProtoMessage() {}
 
 func (x *StopTypingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[19]
+	mi := &file_chat_v1_chat_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1303,7 +1370,7 @@ func (x *StopTypingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopTypingRequest.ProtoReflect.Descriptor instead.
 func (*StopTypingRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{19}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StopTypingRequest) GetUserId() int64 {
@@ -1322,7 +1389,7 @@ type StopTypingResponse struct {
 
 func (x *StopTypingResponse) Reset() {
 	*x = StopTypingResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[20]
+	mi := &file_chat_v1_chat_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1334,7 +1401,7 @@ func (x *StopTypingResponse) String() string {
 func (*StopTypingResponse) ProtoMessage() {}
 
 func (x *StopTypingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[20]
+	mi := &file_chat_v1_chat_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1347,7 +1414,7 @@ func (x *StopTypingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopTypingResponse.ProtoReflect.Descriptor instead.
 func (*StopTypingResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{20}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{21}
 }
 
 // GetMessagesRequest asks for one page of a chat's history. At most one cursor is set.
@@ -1369,7 +1436,7 @@ type GetMessagesRequest struct {
 
 func (x *GetMessagesRequest) Reset() {
 	*x = GetMessagesRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[21]
+	mi := &file_chat_v1_chat_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1381,7 +1448,7 @@ func (x *GetMessagesRequest) String() string {
 func (*GetMessagesRequest) ProtoMessage() {}
 
 func (x *GetMessagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[21]
+	mi := &file_chat_v1_chat_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1394,7 +1461,7 @@ func (x *GetMessagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMessagesRequest.ProtoReflect.Descriptor instead.
 func (*GetMessagesRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{21}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetMessagesRequest) GetUserId() int64 {
@@ -1447,7 +1514,7 @@ type GetMessagesResponse struct {
 
 func (x *GetMessagesResponse) Reset() {
 	*x = GetMessagesResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[22]
+	mi := &file_chat_v1_chat_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1459,7 +1526,7 @@ func (x *GetMessagesResponse) String() string {
 func (*GetMessagesResponse) ProtoMessage() {}
 
 func (x *GetMessagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[22]
+	mi := &file_chat_v1_chat_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1472,7 +1539,7 @@ func (x *GetMessagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMessagesResponse.ProtoReflect.Descriptor instead.
 func (*GetMessagesResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{22}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetMessagesResponse) GetChatId() int64 {
@@ -1507,7 +1574,7 @@ type StreamEventsRequest struct {
 
 func (x *StreamEventsRequest) Reset() {
 	*x = StreamEventsRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[23]
+	mi := &file_chat_v1_chat_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1519,7 +1586,7 @@ func (x *StreamEventsRequest) String() string {
 func (*StreamEventsRequest) ProtoMessage() {}
 
 func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[23]
+	mi := &file_chat_v1_chat_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1532,7 +1599,7 @@ func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsRequest.ProtoReflect.Descriptor instead.
 func (*StreamEventsRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{23}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StreamEventsRequest) GetEdgeId() string {
@@ -1555,7 +1622,7 @@ type NewChatMessageEvent struct {
 
 func (x *NewChatMessageEvent) Reset() {
 	*x = NewChatMessageEvent{}
-	mi := &file_chat_v1_chat_proto_msgTypes[24]
+	mi := &file_chat_v1_chat_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1567,7 +1634,7 @@ func (x *NewChatMessageEvent) String() string {
 func (*NewChatMessageEvent) ProtoMessage() {}
 
 func (x *NewChatMessageEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[24]
+	mi := &file_chat_v1_chat_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1580,7 +1647,7 @@ func (x *NewChatMessageEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewChatMessageEvent.ProtoReflect.Descriptor instead.
 func (*NewChatMessageEvent) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{24}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *NewChatMessageEvent) GetMessage() *ChatMessage {
@@ -1612,7 +1679,7 @@ type MessageStatusUpdateEvent struct {
 
 func (x *MessageStatusUpdateEvent) Reset() {
 	*x = MessageStatusUpdateEvent{}
-	mi := &file_chat_v1_chat_proto_msgTypes[25]
+	mi := &file_chat_v1_chat_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1624,7 +1691,7 @@ func (x *MessageStatusUpdateEvent) String() string {
 func (*MessageStatusUpdateEvent) ProtoMessage() {}
 
 func (x *MessageStatusUpdateEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[25]
+	mi := &file_chat_v1_chat_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1637,7 +1704,7 @@ func (x *MessageStatusUpdateEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageStatusUpdateEvent.ProtoReflect.Descriptor instead.
 func (*MessageStatusUpdateEvent) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{25}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *MessageStatusUpdateEvent) GetChatId() int64 {
@@ -1678,7 +1745,7 @@ type TypingIndicatorEvent struct {
 
 func (x *TypingIndicatorEvent) Reset() {
 	*x = TypingIndicatorEvent{}
-	mi := &file_chat_v1_chat_proto_msgTypes[26]
+	mi := &file_chat_v1_chat_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1690,7 +1757,7 @@ func (x *TypingIndicatorEvent) String() string {
 func (*TypingIndicatorEvent) ProtoMessage() {}
 
 func (x *TypingIndicatorEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[26]
+	mi := &file_chat_v1_chat_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1703,7 +1770,7 @@ func (x *TypingIndicatorEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TypingIndicatorEvent.ProtoReflect.Descriptor instead.
 func (*TypingIndicatorEvent) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{26}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TypingIndicatorEvent) GetChatId() int64 {
@@ -1757,7 +1824,7 @@ type StreamEventsResponse struct {
 
 func (x *StreamEventsResponse) Reset() {
 	*x = StreamEventsResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[27]
+	mi := &file_chat_v1_chat_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1769,7 +1836,7 @@ func (x *StreamEventsResponse) String() string {
 func (*StreamEventsResponse) ProtoMessage() {}
 
 func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[27]
+	mi := &file_chat_v1_chat_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1782,7 +1849,7 @@ func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsResponse.ProtoReflect.Descriptor instead.
 func (*StreamEventsResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{27}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *StreamEventsResponse) GetUserIds() []int64 {
@@ -1936,8 +2003,13 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x14origin_connection_id\x18\x04 \x01(\tR\x12originConnectionId\"E\n" +
 	"\x10MarkReadResponse\x12\x17\n" +
 	"\achat_id\x18\x01 \x01(\x03R\x06chatId\x12\x18\n" +
-	"\aupdated\x18\x02 \x01(\x03R\aupdated\"P\n" +
+	"\aupdated\x18\x02 \x01(\x03R\aupdated\"\x86\x01\n" +
 	"\x14MarkDeliveredRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x1f\n" +
+	"\vmessage_ids\x18\x02 \x03(\x03R\n" +
+	"messageIds\x124\n" +
+	"\breceipts\x18\x03 \x03(\v2\x18.chat.v1.DeliveryReceiptR\breceipts\"K\n" +
+	"\x0fDeliveryReceipt\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x1f\n" +
 	"\vmessage_ids\x18\x02 \x03(\x03R\n" +
 	"messageIds\"1\n" +
@@ -2022,7 +2094,7 @@ func file_chat_v1_chat_proto_rawDescGZIP() []byte {
 }
 
 var file_chat_v1_chat_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_chat_v1_chat_proto_goTypes = []any{
 	(MessageStatus)(0),               // 0: chat.v1.MessageStatus
 	(*CreateContactRequest)(nil),     // 1: chat.v1.CreateContactRequest
@@ -2041,59 +2113,61 @@ var file_chat_v1_chat_proto_goTypes = []any{
 	(*MarkReadRequest)(nil),          // 14: chat.v1.MarkReadRequest
 	(*MarkReadResponse)(nil),         // 15: chat.v1.MarkReadResponse
 	(*MarkDeliveredRequest)(nil),     // 16: chat.v1.MarkDeliveredRequest
-	(*MarkDeliveredResponse)(nil),    // 17: chat.v1.MarkDeliveredResponse
-	(*SetTypingRequest)(nil),         // 18: chat.v1.SetTypingRequest
-	(*SetTypingResponse)(nil),        // 19: chat.v1.SetTypingResponse
-	(*StopTypingRequest)(nil),        // 20: chat.v1.StopTypingRequest
-	(*StopTypingResponse)(nil),       // 21: chat.v1.StopTypingResponse
-	(*GetMessagesRequest)(nil),       // 22: chat.v1.GetMessagesRequest
-	(*GetMessagesResponse)(nil),      // 23: chat.v1.GetMessagesResponse
-	(*StreamEventsRequest)(nil),      // 24: chat.v1.StreamEventsRequest
-	(*NewChatMessageEvent)(nil),      // 25: chat.v1.NewChatMessageEvent
-	(*MessageStatusUpdateEvent)(nil), // 26: chat.v1.MessageStatusUpdateEvent
-	(*TypingIndicatorEvent)(nil),     // 27: chat.v1.TypingIndicatorEvent
-	(*StreamEventsResponse)(nil),     // 28: chat.v1.StreamEventsResponse
-	nil,                              // 29: chat.v1.StreamEventsResponse.TraceContextEntry
+	(*DeliveryReceipt)(nil),          // 17: chat.v1.DeliveryReceipt
+	(*MarkDeliveredResponse)(nil),    // 18: chat.v1.MarkDeliveredResponse
+	(*SetTypingRequest)(nil),         // 19: chat.v1.SetTypingRequest
+	(*SetTypingResponse)(nil),        // 20: chat.v1.SetTypingResponse
+	(*StopTypingRequest)(nil),        // 21: chat.v1.StopTypingRequest
+	(*StopTypingResponse)(nil),       // 22: chat.v1.StopTypingResponse
+	(*GetMessagesRequest)(nil),       // 23: chat.v1.GetMessagesRequest
+	(*GetMessagesResponse)(nil),      // 24: chat.v1.GetMessagesResponse
+	(*StreamEventsRequest)(nil),      // 25: chat.v1.StreamEventsRequest
+	(*NewChatMessageEvent)(nil),      // 26: chat.v1.NewChatMessageEvent
+	(*MessageStatusUpdateEvent)(nil), // 27: chat.v1.MessageStatusUpdateEvent
+	(*TypingIndicatorEvent)(nil),     // 28: chat.v1.TypingIndicatorEvent
+	(*StreamEventsResponse)(nil),     // 29: chat.v1.StreamEventsResponse
+	nil,                              // 30: chat.v1.StreamEventsResponse.TraceContextEntry
 }
 var file_chat_v1_chat_proto_depIdxs = []int32{
 	6,  // 0: chat.v1.ListContactIdsResponse.contacts:type_name -> chat.v1.UserContacts
 	9,  // 1: chat.v1.GetChatListResponse.chats:type_name -> chat.v1.ChatInfo
 	0,  // 2: chat.v1.ChatMessage.status:type_name -> chat.v1.MessageStatus
 	0,  // 3: chat.v1.SendMessageResponse.status:type_name -> chat.v1.MessageStatus
-	11, // 4: chat.v1.GetMessagesResponse.messages:type_name -> chat.v1.ChatMessage
-	11, // 5: chat.v1.NewChatMessageEvent.message:type_name -> chat.v1.ChatMessage
-	0,  // 6: chat.v1.MessageStatusUpdateEvent.status:type_name -> chat.v1.MessageStatus
-	29, // 7: chat.v1.StreamEventsResponse.trace_context:type_name -> chat.v1.StreamEventsResponse.TraceContextEntry
-	25, // 8: chat.v1.StreamEventsResponse.new_chat_message:type_name -> chat.v1.NewChatMessageEvent
-	26, // 9: chat.v1.StreamEventsResponse.message_status_update:type_name -> chat.v1.MessageStatusUpdateEvent
-	27, // 10: chat.v1.StreamEventsResponse.typing_indicator:type_name -> chat.v1.TypingIndicatorEvent
-	1,  // 11: chat.v1.ChatService.CreateContact:input_type -> chat.v1.CreateContactRequest
-	3,  // 12: chat.v1.ChatService.RemoveContact:input_type -> chat.v1.RemoveContactRequest
-	5,  // 13: chat.v1.ChatService.ListContactIds:input_type -> chat.v1.ListContactIdsRequest
-	8,  // 14: chat.v1.ChatService.GetChatList:input_type -> chat.v1.GetChatListRequest
-	12, // 15: chat.v1.ChatService.SendMessage:input_type -> chat.v1.SendMessageRequest
-	14, // 16: chat.v1.ChatService.MarkRead:input_type -> chat.v1.MarkReadRequest
-	16, // 17: chat.v1.ChatService.MarkDelivered:input_type -> chat.v1.MarkDeliveredRequest
-	18, // 18: chat.v1.ChatService.SetTyping:input_type -> chat.v1.SetTypingRequest
-	20, // 19: chat.v1.ChatService.StopTyping:input_type -> chat.v1.StopTypingRequest
-	22, // 20: chat.v1.ChatService.GetMessages:input_type -> chat.v1.GetMessagesRequest
-	24, // 21: chat.v1.ChatService.StreamEvents:input_type -> chat.v1.StreamEventsRequest
-	2,  // 22: chat.v1.ChatService.CreateContact:output_type -> chat.v1.CreateContactResponse
-	4,  // 23: chat.v1.ChatService.RemoveContact:output_type -> chat.v1.RemoveContactResponse
-	7,  // 24: chat.v1.ChatService.ListContactIds:output_type -> chat.v1.ListContactIdsResponse
-	10, // 25: chat.v1.ChatService.GetChatList:output_type -> chat.v1.GetChatListResponse
-	13, // 26: chat.v1.ChatService.SendMessage:output_type -> chat.v1.SendMessageResponse
-	15, // 27: chat.v1.ChatService.MarkRead:output_type -> chat.v1.MarkReadResponse
-	17, // 28: chat.v1.ChatService.MarkDelivered:output_type -> chat.v1.MarkDeliveredResponse
-	19, // 29: chat.v1.ChatService.SetTyping:output_type -> chat.v1.SetTypingResponse
-	21, // 30: chat.v1.ChatService.StopTyping:output_type -> chat.v1.StopTypingResponse
-	23, // 31: chat.v1.ChatService.GetMessages:output_type -> chat.v1.GetMessagesResponse
-	28, // 32: chat.v1.ChatService.StreamEvents:output_type -> chat.v1.StreamEventsResponse
-	22, // [22:33] is the sub-list for method output_type
-	11, // [11:22] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	17, // 4: chat.v1.MarkDeliveredRequest.receipts:type_name -> chat.v1.DeliveryReceipt
+	11, // 5: chat.v1.GetMessagesResponse.messages:type_name -> chat.v1.ChatMessage
+	11, // 6: chat.v1.NewChatMessageEvent.message:type_name -> chat.v1.ChatMessage
+	0,  // 7: chat.v1.MessageStatusUpdateEvent.status:type_name -> chat.v1.MessageStatus
+	30, // 8: chat.v1.StreamEventsResponse.trace_context:type_name -> chat.v1.StreamEventsResponse.TraceContextEntry
+	26, // 9: chat.v1.StreamEventsResponse.new_chat_message:type_name -> chat.v1.NewChatMessageEvent
+	27, // 10: chat.v1.StreamEventsResponse.message_status_update:type_name -> chat.v1.MessageStatusUpdateEvent
+	28, // 11: chat.v1.StreamEventsResponse.typing_indicator:type_name -> chat.v1.TypingIndicatorEvent
+	1,  // 12: chat.v1.ChatService.CreateContact:input_type -> chat.v1.CreateContactRequest
+	3,  // 13: chat.v1.ChatService.RemoveContact:input_type -> chat.v1.RemoveContactRequest
+	5,  // 14: chat.v1.ChatService.ListContactIds:input_type -> chat.v1.ListContactIdsRequest
+	8,  // 15: chat.v1.ChatService.GetChatList:input_type -> chat.v1.GetChatListRequest
+	12, // 16: chat.v1.ChatService.SendMessage:input_type -> chat.v1.SendMessageRequest
+	14, // 17: chat.v1.ChatService.MarkRead:input_type -> chat.v1.MarkReadRequest
+	16, // 18: chat.v1.ChatService.MarkDelivered:input_type -> chat.v1.MarkDeliveredRequest
+	19, // 19: chat.v1.ChatService.SetTyping:input_type -> chat.v1.SetTypingRequest
+	21, // 20: chat.v1.ChatService.StopTyping:input_type -> chat.v1.StopTypingRequest
+	23, // 21: chat.v1.ChatService.GetMessages:input_type -> chat.v1.GetMessagesRequest
+	25, // 22: chat.v1.ChatService.StreamEvents:input_type -> chat.v1.StreamEventsRequest
+	2,  // 23: chat.v1.ChatService.CreateContact:output_type -> chat.v1.CreateContactResponse
+	4,  // 24: chat.v1.ChatService.RemoveContact:output_type -> chat.v1.RemoveContactResponse
+	7,  // 25: chat.v1.ChatService.ListContactIds:output_type -> chat.v1.ListContactIdsResponse
+	10, // 26: chat.v1.ChatService.GetChatList:output_type -> chat.v1.GetChatListResponse
+	13, // 27: chat.v1.ChatService.SendMessage:output_type -> chat.v1.SendMessageResponse
+	15, // 28: chat.v1.ChatService.MarkRead:output_type -> chat.v1.MarkReadResponse
+	18, // 29: chat.v1.ChatService.MarkDelivered:output_type -> chat.v1.MarkDeliveredResponse
+	20, // 30: chat.v1.ChatService.SetTyping:output_type -> chat.v1.SetTypingResponse
+	22, // 31: chat.v1.ChatService.StopTyping:output_type -> chat.v1.StopTypingResponse
+	24, // 32: chat.v1.ChatService.GetMessages:output_type -> chat.v1.GetMessagesResponse
+	29, // 33: chat.v1.ChatService.StreamEvents:output_type -> chat.v1.StreamEventsResponse
+	23, // [23:34] is the sub-list for method output_type
+	12, // [12:23] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_chat_v1_chat_proto_init() }
@@ -2101,7 +2175,7 @@ func file_chat_v1_chat_proto_init() {
 	if File_chat_v1_chat_proto != nil {
 		return
 	}
-	file_chat_v1_chat_proto_msgTypes[27].OneofWrappers = []any{
+	file_chat_v1_chat_proto_msgTypes[28].OneofWrappers = []any{
 		(*StreamEventsResponse_NewChatMessage)(nil),
 		(*StreamEventsResponse_MessageStatusUpdate)(nil),
 		(*StreamEventsResponse_TypingIndicator)(nil),
@@ -2112,7 +2186,7 @@ func file_chat_v1_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_v1_chat_proto_rawDesc), len(file_chat_v1_chat_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   29,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
