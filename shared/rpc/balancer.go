@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"slices"
@@ -53,7 +54,8 @@ type Balancer struct {
 	// resolved holds, per entry of target, the addresses its name resolved to (nil until
 	// a lookup succeeded, and for entries that are addresses).
 	resolved [][]string
-	// endpoints are the replicas, in the order of the entries; rr is the next one's index.
+	// endpoints are the replicas, in the order of the entries (a name's addresses
+	// sorted); rr is the index of the next one's turn.
 	endpoints []*endpoint
 	rr        int
 
@@ -93,6 +95,9 @@ func NewBalancer(addr string, next http.RoundTripper, opts BalancerOptions) (*Ba
 	}
 	b := &Balancer{next: next, target: t, opts: opts, resolved: make([][]string, len(t.entries))}
 	b.rebuild()
+	// Each client starts its turns at a replica of its own, so that the first calls of
+	// many processes (their event streams, which stay) do not all land on one replica.
+	b.rr = rand.IntN(len(b.endpoints))
 	if slices.ContainsFunc(t.entries, func(e entry) bool { return e.dns }) {
 		ctx, cancel := context.WithCancel(context.Background())
 		b.cancel, b.done = cancel, make(chan struct{})
@@ -182,12 +187,17 @@ func (b *Balancer) failed(req *http.Request, ep *endpoint, err error) bool {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	now := time.Now()
+	if now.Before(ep.ejectedUntil) {
+		// Calls that were under way when it failed: one failure, not one per call.
+		return true
+	}
 	d := b.opts.EjectFor << min(ep.failures, 20)
 	if d <= 0 || d > b.opts.MaxEject {
 		d = b.opts.MaxEject
 	}
 	ep.failures++
-	ep.ejectedUntil = time.Now().Add(d)
+	ep.ejectedUntil = now.Add(d)
 	return true
 }
 
@@ -242,9 +252,7 @@ func (b *Balancer) rebuild() {
 		}
 	}
 	b.endpoints = eps
-	if b.rr >= len(eps) {
-		b.rr = 0
-	}
+	b.rr %= len(eps)
 }
 
 // resolveLoop looks the names up now and every ResolveEvery until ctx ends.

@@ -19,12 +19,15 @@
 //     one goroutine that Close stops. Until a lookup answers, a name is its own single
 //     replica (the dialer resolves it, as without a Balancer); a failed lookup keeps the
 //     replicas it last gave, and a name that no longer exists falls back to itself.
-//   - Requests go round robin over the replicas that are not ejected. Every request is a
-//     stream of its own on the one HTTP/2 connection the transport keeps per replica, so
-//     the load spreads per call, and an event stream stays on its replica until it ends.
+//   - Requests go round robin over the replicas that are not ejected, from a replica
+//     picked at random, so that the first calls of many processes (their event streams)
+//     do not all land on one. Every request is a stream of its own on the one HTTP/2
+//     connection the transport keeps per replica, so the load spreads per call, and an
+//     event stream stays on its replica until it ends.
 //   - A replica that could not be reached (the dial failed, or the connection broke
 //     before the answer's headers) is ejected: it gets no request for EjectFor (1 s),
-//     doubled for each further failure in a row up to MaxEject (30 s). Afterwards a
+//     doubled for each further failure in a row up to MaxEject (30 s); calls that were
+//     under way together fail it once. Afterwards a
 //     request tries it again; an answer clears its record. When every replica is ejected,
 //     requests still try them in turn, so a single replica behaves as without a Balancer.
 //   - A request whose replica could not be reached goes once more, to another replica,
