@@ -27,9 +27,9 @@
 //   - A replica that could not be reached (the dial failed, or the connection broke
 //     before the answer's headers) is ejected: it gets no request for EjectFor (1 s),
 //     doubled for each further failure in a row up to MaxEject (30 s); calls that were
-//     under way together fail it once. Afterwards a
-//     request tries it again; an answer clears its record. When every replica is ejected,
-//     requests still try them in turn, so a single replica behaves as without a Balancer.
+//     under way together fail it once. Afterwards a request tries it again; an answer
+//     clears its record. When every replica is ejected, requests still try them in turn,
+//     so a single replica behaves as without a Balancer.
 //   - A request whose replica could not be reached goes once more, to another replica,
 //     when that cannot do harm: the connection could not be made (nothing was sent), or
 //     the call is idempotent (its procedure has an idempotency_level, or its context was
