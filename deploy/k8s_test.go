@@ -134,6 +134,15 @@ func TestManifests(t *testing.T) {
 				if p.TargetPort.String() != c.Ports[0].Name && p.TargetPort.IntVal != port {
 					t.Errorf("Service port %s targets %s, want the container's %s", p.Name, p.TargetPort.String(), c.Ports[0].Name)
 				}
+				// A headless Service maps no ports: clients dial the pods at the port they know.
+				if name != "edge" && p.Port != c.Ports[0].ContainerPort {
+					t.Errorf("Service port %s is %d, want the container's %d (the Service is headless)", p.Name, p.Port, c.Ports[0].ContainerPort)
+				}
+			}
+			// The services' Services are headless, so that their names resolve to every
+			// pod and the callers' balancer spreads calls over them (shared/rpc).
+			if name != "edge" && svc.Spec.ClusterIP != corev1.ClusterIPNone {
+				t.Errorf("Service %s: clusterIP %q, want None (headless)", name, svc.Spec.ClusterIP)
 			}
 			pdb := r.pdbs[name]
 			if pdb == nil {

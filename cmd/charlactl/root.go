@@ -107,11 +107,11 @@ func (a *app) connect() error {
 	return nil
 }
 
-// checkURL accepts host:port or an http(s) URL.
+// checkURL accepts host:port, an http(s) URL, or a comma-separated list of them (the
+// replicas of a service).
 func checkURL(name, v string) error {
-	u := rpc.BaseURL(v)
-	if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") || strings.ContainsAny(v, " \t") {
-		return usagef("%s=%q: want host:port or http(s)://host:port", name, v)
+	if err := rpc.CheckTarget(v); err != nil {
+		return usagef("%s=%q: %w", name, v, err)
 	}
 	return nil
 }

@@ -1,8 +1,3 @@
-// Package rpc holds what every internal Connect service and client shares: the bearer-token
-// interceptor for INTERNAL_API_TOKEN, the mux that mounts a service beside gRPC health
-// checking (connectrpc.com/grpchealth) and server reflection (connectrpc.com/grpcreflect),
-// the rule that an unauthenticated listener binds only to loopback, and an HTTP client and
-// server that speak HTTP/1.1 and cleartext HTTP/2, so Connect, gRPC and gRPC-Web all work.
 package rpc
 
 import (
@@ -178,21 +173,29 @@ func NewServer(handler http.Handler) *http.Server {
 	return srv
 }
 
+// dialTimeout bounds the making of a connection to a service.
+const dialTimeout = 3 * time.Second
+
 // NewHTTPClient returns the client internal callers share: cleartext HTTP/2, so many
 // calls and streams multiplex over few connections.
 func NewHTTPClient() *http.Client {
 	p := new(http.Protocols)
 	p.SetUnencryptedHTTP2(true)
 	return &http.Client{Transport: &http.Transport{
-		Protocols:           p,
+		Protocols: p,
+		// A replica that vanished without a reset (its node died) fails the dial within
+		// this time rather than the call's whole deadline, so a Balancer can eject it
+		// and try another replica in time.
+		DialContext:         (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,
 	}}
 }
 
-// ClientOptions are the options every internal Connect client uses.
+// ClientOptions are the options every internal Connect client uses: the token, and the
+// mark of idempotent procedures that lets a Balancer retry their calls on another replica.
 func ClientOptions(token string, extra ...connect.ClientOption) []connect.ClientOption {
-	return append([]connect.ClientOption{connect.WithInterceptors(AuthInterceptor(token))}, extra...)
+	return append([]connect.ClientOption{connect.WithInterceptors(AuthInterceptor(token), idempotencyInterceptor{})}, extra...)
 }
 
 // BaseURL turns a host:port or URL into the http:// base URL Connect clients want.

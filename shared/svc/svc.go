@@ -70,10 +70,10 @@ func Main(name, defaultAddr string, newService Constructor) int {
 	busURL := cfg.String("BUS_URL", "", "empty for in-process, nats://host:4222 for NATS", nil)
 	history := HistoryOptions(cfg)
 	token := cfg.String("INTERNAL_API_TOKEN", "", "bearer token required on every internal RPC", nil)
-	chatURL := cfg.String("CHAT_URL", "127.0.0.1:8091", "chat service address", nil)
-	profileURL := cfg.String("PROFILE_URL", "127.0.0.1:8092", "profile service address", nil)
-	notifyURL := cfg.String("NOTIFY_URL", "127.0.0.1:8093", "notification service address", nil)
-	presenceURL := cfg.String("PRESENCE_URL", "127.0.0.1:8094", "presence service address", nil)
+	chatURL := cfg.String("CHAT_URL", "127.0.0.1:8091", "chat service address: host:port, http(s)://host:port, or a comma-separated list of replicas", rpc.CheckTarget)
+	profileURL := cfg.String("PROFILE_URL", "127.0.0.1:8092", "profile service address: host:port, http(s)://host:port, or a comma-separated list of replicas", rpc.CheckTarget)
+	notifyURL := cfg.String("NOTIFY_URL", "127.0.0.1:8093", "notification service address: host:port, http(s)://host:port, or a comma-separated list of replicas", rpc.CheckTarget)
+	presenceURL := cfg.String("PRESENCE_URL", "127.0.0.1:8094", "presence service address: host:port, http(s)://host:port, or a comma-separated list of replicas", rpc.CheckTarget)
 	logFormat := cfg.String("LOG_FORMAT", "text", "json or text", config.OneOf("json", "text"))
 	logLevel := cfg.String("LOG_LEVEL", "info", "debug, info, warn or error", config.OneOf("debug", "info", "warn", "error"))
 	if err := cfg.Parse(os.Args[1:]); err != nil {
@@ -137,8 +137,10 @@ func run(ctx context.Context, log *slog.Logger, name, addr, dbURL, busURL string
 		return err
 	}
 	defer events.Close()
+	clients := peers.New(urls, token, nil, tel.ConnectClientOptions()...)
+	defer clients.Close()
 	service, err := newService(ctx, Deps{
-		DB: db, Bus: b, Events: events, Peers: peers.New(urls, token, nil, tel.ConnectClientOptions()...), Log: log,
+		DB: db, Bus: b, Events: events, Peers: clients, Log: log,
 		HandlerOptions: HandlerOptions(tel, token),
 	})
 	if err != nil {

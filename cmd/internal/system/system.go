@@ -123,6 +123,7 @@ func StartServices(ctx context.Context, opts Options) (_ *System, err error) {
 		clientOpts = append(opts.Telemetry.ConnectClientOptions(), clientOpts...)
 	}
 	s.Clients = peers.New(peers.Same(s.RPCAddr), opts.Token, nil, clientOpts...)
+	s.closers = append(s.closers, s.Clients.Close)
 	handlerOpts := append(svc.HandlerOptions(opts.Telemetry, opts.Token), opts.HandlerOptions...)
 	var services []rpc.Service
 	checks := map[string]health.Check{"bus": func(ctx context.Context) error { return bus.Ping(ctx, b) }}

@@ -21,6 +21,7 @@ import (
 	"github.com/charla/charla/shared/config"
 	"github.com/charla/charla/shared/logging"
 	"github.com/charla/charla/shared/peers"
+	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/telemetry"
 )
 
@@ -38,10 +39,10 @@ func run(ctx context.Context, args []string, stderr io.Writer, onListen func(add
 	cfg := config.New("edge")
 	edgeConfig := edge.DeclareConfig(cfg)
 	token := cfg.String("INTERNAL_API_TOKEN", "", "bearer token sent on every internal RPC", nil)
-	chatURL := cfg.String("CHAT_URL", "127.0.0.1:8091", "chat service address", nil)
-	profileURL := cfg.String("PROFILE_URL", "127.0.0.1:8092", "profile service address", nil)
-	notifyURL := cfg.String("NOTIFY_URL", "127.0.0.1:8093", "notification service address", nil)
-	presenceURL := cfg.String("PRESENCE_URL", "127.0.0.1:8094", "presence service address", nil)
+	chatURL := cfg.String("CHAT_URL", "127.0.0.1:8091", "chat service address: host:port, http(s)://host:port, or a comma-separated list of replicas", rpc.CheckTarget)
+	profileURL := cfg.String("PROFILE_URL", "127.0.0.1:8092", "profile service address: host:port, http(s)://host:port, or a comma-separated list of replicas", rpc.CheckTarget)
+	notifyURL := cfg.String("NOTIFY_URL", "127.0.0.1:8093", "notification service address: host:port, http(s)://host:port, or a comma-separated list of replicas", rpc.CheckTarget)
+	presenceURL := cfg.String("PRESENCE_URL", "127.0.0.1:8094", "presence service address: host:port, http(s)://host:port, or a comma-separated list of replicas", rpc.CheckTarget)
 	logFormat := cfg.String("LOG_FORMAT", "text", "json or text", config.OneOf("json", "text"))
 	logLevel := cfg.String("LOG_LEVEL", "info", "debug, info, warn or error", config.OneOf("debug", "info", "warn", "error"))
 	if err := cfg.Parse(args); err != nil {
@@ -84,6 +85,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, onListen func(add
 func serve(ctx context.Context, log *slog.Logger, tel *telemetry.Telemetry, ec edge.Config, urls peers.URLs, token string, onListen func(string)) error {
 	ec.Metrics = tel.EdgeMetrics()
 	clients := peers.New(urls, token, nil, tel.ConnectClientOptions()...)
+	defer clients.Close()
 	e, err := edge.New(ec, clients, log)
 	if err != nil {
 		return err

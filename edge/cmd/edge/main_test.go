@@ -172,3 +172,17 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	return s.w.Write(p)
 }
+
+// TestBadReplicaListNamesTheVariable: a service address with a bad entry stops the edge
+// before it starts, naming the variable and the entry.
+func TestBadReplicaListNamesTheVariable(t *testing.T) {
+	t.Chdir(t.TempDir()) // no stray .env
+	t.Setenv("PRESENCE_URL", "http://10.0.0.1:8094,10.0.0.2")
+	var stderr bytes.Buffer
+	if code := run(context.Background(), []string{"-edge-addr", "127.0.0.1:0"}, &stderr, nil); code != 2 {
+		t.Fatalf("exit code = %d, want 2; stderr:\n%s", code, stderr.String())
+	}
+	if got, want := stderr.String(), `PRESENCE_URL="http://10.0.0.1:8094,10.0.0.2": entry 2 of 2 ("10.0.0.2"): want host:port`; !strings.Contains(got, want) {
+		t.Errorf("stderr = %q, want it to contain %q", got, want)
+	}
+}
