@@ -2065,19 +2065,19 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x1aMESSAGE_STATUS_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dMESSAGE_STATUS_SENT_TO_SERVER\x10\x01\x12\x1c\n" +
 	"\x18MESSAGE_STATUS_DELIVERED\x10\x02\x12\x17\n" +
-	"\x13MESSAGE_STATUS_READ\x10\x032\xc9\x06\n" +
+	"\x13MESSAGE_STATUS_READ\x10\x032\xe7\x06\n" +
 	"\vChatService\x12N\n" +
 	"\rCreateContact\x12\x1d.chat.v1.CreateContactRequest\x1a\x1e.chat.v1.CreateContactResponse\x12N\n" +
-	"\rRemoveContact\x12\x1d.chat.v1.RemoveContactRequest\x1a\x1e.chat.v1.RemoveContactResponse\x12Q\n" +
-	"\x0eListContactIds\x12\x1e.chat.v1.ListContactIdsRequest\x1a\x1f.chat.v1.ListContactIdsResponse\x12H\n" +
-	"\vGetChatList\x12\x1b.chat.v1.GetChatListRequest\x1a\x1c.chat.v1.GetChatListResponse\x12H\n" +
-	"\vSendMessage\x12\x1b.chat.v1.SendMessageRequest\x1a\x1c.chat.v1.SendMessageResponse\x12?\n" +
-	"\bMarkRead\x12\x18.chat.v1.MarkReadRequest\x1a\x19.chat.v1.MarkReadResponse\x12N\n" +
-	"\rMarkDelivered\x12\x1d.chat.v1.MarkDeliveredRequest\x1a\x1e.chat.v1.MarkDeliveredResponse\x12B\n" +
-	"\tSetTyping\x12\x19.chat.v1.SetTypingRequest\x1a\x1a.chat.v1.SetTypingResponse\x12E\n" +
+	"\rRemoveContact\x12\x1d.chat.v1.RemoveContactRequest\x1a\x1e.chat.v1.RemoveContactResponse\x12V\n" +
+	"\x0eListContactIds\x12\x1e.chat.v1.ListContactIdsRequest\x1a\x1f.chat.v1.ListContactIdsResponse\"\x03\x90\x02\x01\x12M\n" +
+	"\vGetChatList\x12\x1b.chat.v1.GetChatListRequest\x1a\x1c.chat.v1.GetChatListResponse\"\x03\x90\x02\x01\x12H\n" +
+	"\vSendMessage\x12\x1b.chat.v1.SendMessageRequest\x1a\x1c.chat.v1.SendMessageResponse\x12D\n" +
+	"\bMarkRead\x12\x18.chat.v1.MarkReadRequest\x1a\x19.chat.v1.MarkReadResponse\"\x03\x90\x02\x02\x12S\n" +
+	"\rMarkDelivered\x12\x1d.chat.v1.MarkDeliveredRequest\x1a\x1e.chat.v1.MarkDeliveredResponse\"\x03\x90\x02\x02\x12B\n" +
+	"\tSetTyping\x12\x19.chat.v1.SetTypingRequest\x1a\x1a.chat.v1.SetTypingResponse\x12J\n" +
 	"\n" +
-	"StopTyping\x12\x1a.chat.v1.StopTypingRequest\x1a\x1b.chat.v1.StopTypingResponse\x12H\n" +
-	"\vGetMessages\x12\x1b.chat.v1.GetMessagesRequest\x1a\x1c.chat.v1.GetMessagesResponse\x12M\n" +
+	"StopTyping\x12\x1a.chat.v1.StopTypingRequest\x1a\x1b.chat.v1.StopTypingResponse\"\x03\x90\x02\x02\x12M\n" +
+	"\vGetMessages\x12\x1b.chat.v1.GetMessagesRequest\x1a\x1c.chat.v1.GetMessagesResponse\"\x03\x90\x02\x02\x12M\n" +
 	"\fStreamEvents\x12\x1c.chat.v1.StreamEventsRequest\x1a\x1d.chat.v1.StreamEventsResponse0\x01B\x88\x01\n" +
 	"\vcom.chat.v1B\tChatProtoP\x01Z1github.com/charla/charla/proto/gen/chat/v1;chatv1\xa2\x02\x03CXX\xaa\x02\aChat.V1\xca\x02\aChat\\V1\xe2\x02\x13Chat\\V1\\GPBMetadata\xea\x02\bChat::V1b\x06proto3"
 

@@ -695,11 +695,11 @@ const file_notify_v1_notify_proto_rawDesc = "" +
 	"\x11TraceContextEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\a\n" +
-	"\x05event2\xf0\x02\n" +
+	"\x05event2\xfa\x02\n" +
 	"\x13NotificationService\x12a\n" +
-	"\x12CreateNotification\x12$.notify.v1.CreateNotificationRequest\x1a%.notify.v1.CreateNotificationResponse\x12^\n" +
-	"\x11ListNotifications\x12#.notify.v1.ListNotificationsRequest\x1a$.notify.v1.ListNotificationsResponse\x12C\n" +
-	"\bMarkRead\x12\x1a.notify.v1.MarkReadRequest\x1a\x1b.notify.v1.MarkReadResponse\x12Q\n" +
+	"\x12CreateNotification\x12$.notify.v1.CreateNotificationRequest\x1a%.notify.v1.CreateNotificationResponse\x12c\n" +
+	"\x11ListNotifications\x12#.notify.v1.ListNotificationsRequest\x1a$.notify.v1.ListNotificationsResponse\"\x03\x90\x02\x01\x12H\n" +
+	"\bMarkRead\x12\x1a.notify.v1.MarkReadRequest\x1a\x1b.notify.v1.MarkReadResponse\"\x03\x90\x02\x02\x12Q\n" +
 	"\fStreamEvents\x12\x1e.notify.v1.StreamEventsRequest\x1a\x1f.notify.v1.StreamEventsResponse0\x01B\x98\x01\n" +
 	"\rcom.notify.v1B\vNotifyProtoP\x01Z5github.com/charla/charla/proto/gen/notify/v1;notifyv1\xa2\x02\x03NXX\xaa\x02\tNotify.V1\xca\x02\tNotify\\V1\xe2\x02\x15Notify\\V1\\GPBMetadata\xea\x02\n" +
 	"Notify::V1b\x06proto3"

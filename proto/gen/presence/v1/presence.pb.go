@@ -1443,18 +1443,18 @@ const file_presence_v1_presence_proto_rawDesc = "" +
 	"\x16ReadUserEventsResponse\x12\x19\n" +
 	"\blast_seq\x18\x01 \x01(\x04R\alastSeq\x12\x1a\n" +
 	"\bcomplete\x18\x02 \x01(\bR\bcomplete\x12.\n" +
-	"\x06events\x18\x03 \x03(\v2\x16.presence.v1.UserEventR\x06events2\xfa\x05\n" +
-	"\x0fPresenceService\x12P\n" +
-	"\vGetPresence\x12\x1f.presence.v1.GetPresenceRequest\x1a .presence.v1.GetPresenceResponse\x12J\n" +
-	"\tGetRoutes\x12\x1d.presence.v1.GetRoutesRequest\x1a\x1e.presence.v1.GetRoutesResponse\x12S\n" +
+	"\x06events\x18\x03 \x03(\v2\x16.presence.v1.UserEventR\x06events2\x89\x06\n" +
+	"\x0fPresenceService\x12U\n" +
+	"\vGetPresence\x12\x1f.presence.v1.GetPresenceRequest\x1a .presence.v1.GetPresenceResponse\"\x03\x90\x02\x01\x12O\n" +
+	"\tGetRoutes\x12\x1d.presence.v1.GetRoutesRequest\x1a\x1e.presence.v1.GetRoutesResponse\"\x03\x90\x02\x01\x12S\n" +
 	"\fRegisterEdge\x12 .presence.v1.RegisterEdgeRequest\x1a!.presence.v1.RegisterEdgeResponse\x12J\n" +
 	"\tHeartbeat\x12\x1d.presence.v1.HeartbeatRequest\x1a\x1e.presence.v1.HeartbeatResponse\x12D\n" +
 	"\aConnect\x12\x1b.presence.v1.ConnectRequest\x1a\x1c.presence.v1.ConnectResponse\x12M\n" +
 	"\n" +
 	"Disconnect\x12\x1e.presence.v1.DisconnectRequest\x1a\x1f.presence.v1.DisconnectResponse\x12U\n" +
 	"\fStreamEvents\x12 .presence.v1.StreamEventsRequest\x1a!.presence.v1.StreamEventsResponse0\x01\x12a\n" +
-	"\x10StreamUserEvents\x12$.presence.v1.StreamUserEventsRequest\x1a%.presence.v1.StreamUserEventsResponse0\x01\x12Y\n" +
-	"\x0eReadUserEvents\x12\".presence.v1.ReadUserEventsRequest\x1a#.presence.v1.ReadUserEventsResponseB\xa8\x01\n" +
+	"\x10StreamUserEvents\x12$.presence.v1.StreamUserEventsRequest\x1a%.presence.v1.StreamUserEventsResponse0\x01\x12^\n" +
+	"\x0eReadUserEvents\x12\".presence.v1.ReadUserEventsRequest\x1a#.presence.v1.ReadUserEventsResponse\"\x03\x90\x02\x01B\xa8\x01\n" +
 	"\x0fcom.presence.v1B\rPresenceProtoP\x01Z9github.com/charla/charla/proto/gen/presence/v1;presencev1\xa2\x02\x03PXX\xaa\x02\vPresence.V1\xca\x02\vPresence\\V1\xe2\x02\x17Presence\\V1\\GPBMetadata\xea\x02\fPresence::V1b\x06proto3"
 
 var (

@@ -2874,19 +2874,19 @@ const file_profile_v1_profile_proto_rawDesc = "" +
 	"\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14SESSION_STATE_ACTIVE\x10\x01\x12\x19\n" +
 	"\x15SESSION_STATE_EXPIRED\x10\x02\x12\x19\n" +
-	"\x15SESSION_STATE_REVOKED\x10\x032\x97\a\n" +
+	"\x15SESSION_STATE_REVOKED\x10\x032\xb5\a\n" +
 	"\x0eProfileService\x12K\n" +
 	"\n" +
 	"CreateUser\x12\x1d.profile.v1.CreateUserRequest\x1a\x1e.profile.v1.CreateUserResponse\x12T\n" +
 	"\rCreateSession\x12 .profile.v1.CreateSessionRequest\x1a!.profile.v1.CreateSessionResponse\x12T\n" +
-	"\rRevokeSession\x12 .profile.v1.RevokeSessionRequest\x1a!.profile.v1.RevokeSessionResponse\x12W\n" +
-	"\x0eResolveSession\x12!.profile.v1.ResolveSessionRequest\x1a\".profile.v1.ResolveSessionResponse\x12T\n" +
-	"\rCheckSessions\x12 .profile.v1.CheckSessionsRequest\x1a!.profile.v1.CheckSessionsResponse\x12T\n" +
-	"\rListCountries\x12 .profile.v1.ListCountriesRequest\x1a!.profile.v1.ListCountriesResponse\x12E\n" +
-	"\bGetUsers\x12\x1b.profile.v1.GetUsersRequest\x1a\x1c.profile.v1.GetUsersResponse\x12H\n" +
-	"\tListUsers\x12\x1c.profile.v1.ListUsersRequest\x1a\x1d.profile.v1.ListUsersResponse\x12K\n" +
+	"\rRevokeSession\x12 .profile.v1.RevokeSessionRequest\x1a!.profile.v1.RevokeSessionResponse\x12\\\n" +
+	"\x0eResolveSession\x12!.profile.v1.ResolveSessionRequest\x1a\".profile.v1.ResolveSessionResponse\"\x03\x90\x02\x01\x12Y\n" +
+	"\rCheckSessions\x12 .profile.v1.CheckSessionsRequest\x1a!.profile.v1.CheckSessionsResponse\"\x03\x90\x02\x01\x12Y\n" +
+	"\rListCountries\x12 .profile.v1.ListCountriesRequest\x1a!.profile.v1.ListCountriesResponse\"\x03\x90\x02\x01\x12J\n" +
+	"\bGetUsers\x12\x1b.profile.v1.GetUsersRequest\x1a\x1c.profile.v1.GetUsersResponse\"\x03\x90\x02\x01\x12M\n" +
+	"\tListUsers\x12\x1c.profile.v1.ListUsersRequest\x1a\x1d.profile.v1.ListUsersResponse\"\x03\x90\x02\x01\x12P\n" +
 	"\n" +
-	"GetProfile\x12\x1d.profile.v1.GetProfileRequest\x1a\x1e.profile.v1.GetProfileResponse\x12T\n" +
+	"GetProfile\x12\x1d.profile.v1.GetProfileRequest\x1a\x1e.profile.v1.GetProfileResponse\"\x03\x90\x02\x01\x12T\n" +
 	"\rUpdateProfile\x12 .profile.v1.UpdateProfileRequest\x1a!.profile.v1.UpdateProfileResponse\x12S\n" +
 	"\fStreamEvents\x12\x1f.profile.v1.StreamEventsRequest\x1a .profile.v1.StreamEventsResponse0\x01B\xa0\x01\n" +
 	"\x0ecom.profile.v1B\fProfileProtoP\x01Z7github.com/charla/charla/proto/gen/profile/v1;profilev1\xa2\x02\x03PXX\xaa\x02\n" +

@@ -126,12 +126,14 @@ func NewChatServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			httpClient,
 			baseURL+ChatServiceListContactIdsProcedure,
 			connect.WithSchema(chatServiceMethods.ByName("ListContactIds")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		getChatList: connect.NewClient[v1.GetChatListRequest, v1.GetChatListResponse](
 			httpClient,
 			baseURL+ChatServiceGetChatListProcedure,
 			connect.WithSchema(chatServiceMethods.ByName("GetChatList")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		sendMessage: connect.NewClient[v1.SendMessageRequest, v1.SendMessageResponse](
@@ -144,12 +146,14 @@ func NewChatServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			httpClient,
 			baseURL+ChatServiceMarkReadProcedure,
 			connect.WithSchema(chatServiceMethods.ByName("MarkRead")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
 			connect.WithClientOptions(opts...),
 		),
 		markDelivered: connect.NewClient[v1.MarkDeliveredRequest, v1.MarkDeliveredResponse](
 			httpClient,
 			baseURL+ChatServiceMarkDeliveredProcedure,
 			connect.WithSchema(chatServiceMethods.ByName("MarkDelivered")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
 			connect.WithClientOptions(opts...),
 		),
 		setTyping: connect.NewClient[v1.SetTypingRequest, v1.SetTypingResponse](
@@ -162,12 +166,14 @@ func NewChatServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			httpClient,
 			baseURL+ChatServiceStopTypingProcedure,
 			connect.WithSchema(chatServiceMethods.ByName("StopTyping")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
 			connect.WithClientOptions(opts...),
 		),
 		getMessages: connect.NewClient[v1.GetMessagesRequest, v1.GetMessagesResponse](
 			httpClient,
 			baseURL+ChatServiceGetMessagesProcedure,
 			connect.WithSchema(chatServiceMethods.ByName("GetMessages")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
 			connect.WithClientOptions(opts...),
 		),
 		streamEvents: connect.NewClient[v1.StreamEventsRequest, v1.StreamEventsResponse](
@@ -301,12 +307,14 @@ func NewChatServiceHandler(svc ChatServiceHandler, opts ...connect.HandlerOption
 		ChatServiceListContactIdsProcedure,
 		svc.ListContactIds,
 		connect.WithSchema(chatServiceMethods.ByName("ListContactIds")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	chatServiceGetChatListHandler := connect.NewUnaryHandler(
 		ChatServiceGetChatListProcedure,
 		svc.GetChatList,
 		connect.WithSchema(chatServiceMethods.ByName("GetChatList")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	chatServiceSendMessageHandler := connect.NewUnaryHandler(
@@ -319,12 +327,14 @@ func NewChatServiceHandler(svc ChatServiceHandler, opts ...connect.HandlerOption
 		ChatServiceMarkReadProcedure,
 		svc.MarkRead,
 		connect.WithSchema(chatServiceMethods.ByName("MarkRead")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
 		connect.WithHandlerOptions(opts...),
 	)
 	chatServiceMarkDeliveredHandler := connect.NewUnaryHandler(
 		ChatServiceMarkDeliveredProcedure,
 		svc.MarkDelivered,
 		connect.WithSchema(chatServiceMethods.ByName("MarkDelivered")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
 		connect.WithHandlerOptions(opts...),
 	)
 	chatServiceSetTypingHandler := connect.NewUnaryHandler(
@@ -337,12 +347,14 @@ func NewChatServiceHandler(svc ChatServiceHandler, opts ...connect.HandlerOption
 		ChatServiceStopTypingProcedure,
 		svc.StopTyping,
 		connect.WithSchema(chatServiceMethods.ByName("StopTyping")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
 		connect.WithHandlerOptions(opts...),
 	)
 	chatServiceGetMessagesHandler := connect.NewUnaryHandler(
 		ChatServiceGetMessagesProcedure,
 		svc.GetMessages,
 		connect.WithSchema(chatServiceMethods.ByName("GetMessages")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
 		connect.WithHandlerOptions(opts...),
 	)
 	chatServiceStreamEventsHandler := connect.NewServerStreamHandler(

@@ -85,12 +85,14 @@ func NewNotificationServiceClient(httpClient connect.HTTPClient, baseURL string,
 			httpClient,
 			baseURL+NotificationServiceListNotificationsProcedure,
 			connect.WithSchema(notificationServiceMethods.ByName("ListNotifications")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		markRead: connect.NewClient[v1.MarkReadRequest, v1.MarkReadResponse](
 			httpClient,
 			baseURL+NotificationServiceMarkReadProcedure,
 			connect.WithSchema(notificationServiceMethods.ByName("MarkRead")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
 			connect.WithClientOptions(opts...),
 		),
 		streamEvents: connect.NewClient[v1.StreamEventsRequest, v1.StreamEventsResponse](
@@ -159,12 +161,14 @@ func NewNotificationServiceHandler(svc NotificationServiceHandler, opts ...conne
 		NotificationServiceListNotificationsProcedure,
 		svc.ListNotifications,
 		connect.WithSchema(notificationServiceMethods.ByName("ListNotifications")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	notificationServiceMarkReadHandler := connect.NewUnaryHandler(
 		NotificationServiceMarkReadProcedure,
 		svc.MarkRead,
 		connect.WithSchema(notificationServiceMethods.ByName("MarkRead")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
 		connect.WithHandlerOptions(opts...),
 	)
 	notificationServiceStreamEventsHandler := connect.NewServerStreamHandler(

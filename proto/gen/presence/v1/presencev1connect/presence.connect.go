@@ -108,12 +108,14 @@ func NewPresenceServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			httpClient,
 			baseURL+PresenceServiceGetPresenceProcedure,
 			connect.WithSchema(presenceServiceMethods.ByName("GetPresence")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		getRoutes: connect.NewClient[v1.GetRoutesRequest, v1.GetRoutesResponse](
 			httpClient,
 			baseURL+PresenceServiceGetRoutesProcedure,
 			connect.WithSchema(presenceServiceMethods.ByName("GetRoutes")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		registerEdge: connect.NewClient[v1.RegisterEdgeRequest, v1.RegisterEdgeResponse](
@@ -156,6 +158,7 @@ func NewPresenceServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			httpClient,
 			baseURL+PresenceServiceReadUserEventsProcedure,
 			connect.WithSchema(presenceServiceMethods.ByName("ReadUserEvents")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 	}
@@ -257,12 +260,14 @@ func NewPresenceServiceHandler(svc PresenceServiceHandler, opts ...connect.Handl
 		PresenceServiceGetPresenceProcedure,
 		svc.GetPresence,
 		connect.WithSchema(presenceServiceMethods.ByName("GetPresence")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	presenceServiceGetRoutesHandler := connect.NewUnaryHandler(
 		PresenceServiceGetRoutesProcedure,
 		svc.GetRoutes,
 		connect.WithSchema(presenceServiceMethods.ByName("GetRoutes")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	presenceServiceRegisterEdgeHandler := connect.NewUnaryHandler(
@@ -305,6 +310,7 @@ func NewPresenceServiceHandler(svc PresenceServiceHandler, opts ...connect.Handl
 		PresenceServiceReadUserEventsProcedure,
 		svc.ReadUserEvents,
 		connect.WithSchema(presenceServiceMethods.ByName("ReadUserEvents")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	return "/presence.v1.PresenceService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

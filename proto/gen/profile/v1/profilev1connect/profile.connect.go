@@ -132,36 +132,42 @@ func NewProfileServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			httpClient,
 			baseURL+ProfileServiceResolveSessionProcedure,
 			connect.WithSchema(profileServiceMethods.ByName("ResolveSession")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		checkSessions: connect.NewClient[v1.CheckSessionsRequest, v1.CheckSessionsResponse](
 			httpClient,
 			baseURL+ProfileServiceCheckSessionsProcedure,
 			connect.WithSchema(profileServiceMethods.ByName("CheckSessions")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		listCountries: connect.NewClient[v1.ListCountriesRequest, v1.ListCountriesResponse](
 			httpClient,
 			baseURL+ProfileServiceListCountriesProcedure,
 			connect.WithSchema(profileServiceMethods.ByName("ListCountries")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		getUsers: connect.NewClient[v1.GetUsersRequest, v1.GetUsersResponse](
 			httpClient,
 			baseURL+ProfileServiceGetUsersProcedure,
 			connect.WithSchema(profileServiceMethods.ByName("GetUsers")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		listUsers: connect.NewClient[v1.ListUsersRequest, v1.ListUsersResponse](
 			httpClient,
 			baseURL+ProfileServiceListUsersProcedure,
 			connect.WithSchema(profileServiceMethods.ByName("ListUsers")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		getProfile: connect.NewClient[v1.GetProfileRequest, v1.GetProfileResponse](
 			httpClient,
 			baseURL+ProfileServiceGetProfileProcedure,
 			connect.WithSchema(profileServiceMethods.ByName("GetProfile")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		updateProfile: connect.NewClient[v1.UpdateProfileRequest, v1.UpdateProfileResponse](
@@ -304,36 +310,42 @@ func NewProfileServiceHandler(svc ProfileServiceHandler, opts ...connect.Handler
 		ProfileServiceResolveSessionProcedure,
 		svc.ResolveSession,
 		connect.WithSchema(profileServiceMethods.ByName("ResolveSession")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	profileServiceCheckSessionsHandler := connect.NewUnaryHandler(
 		ProfileServiceCheckSessionsProcedure,
 		svc.CheckSessions,
 		connect.WithSchema(profileServiceMethods.ByName("CheckSessions")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	profileServiceListCountriesHandler := connect.NewUnaryHandler(
 		ProfileServiceListCountriesProcedure,
 		svc.ListCountries,
 		connect.WithSchema(profileServiceMethods.ByName("ListCountries")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	profileServiceGetUsersHandler := connect.NewUnaryHandler(
 		ProfileServiceGetUsersProcedure,
 		svc.GetUsers,
 		connect.WithSchema(profileServiceMethods.ByName("GetUsers")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	profileServiceListUsersHandler := connect.NewUnaryHandler(
 		ProfileServiceListUsersProcedure,
 		svc.ListUsers,
 		connect.WithSchema(profileServiceMethods.ByName("ListUsers")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	profileServiceGetProfileHandler := connect.NewUnaryHandler(
 		ProfileServiceGetProfileProcedure,
 		svc.GetProfile,
 		connect.WithSchema(profileServiceMethods.ByName("GetProfile")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	profileServiceUpdateProfileHandler := connect.NewUnaryHandler(
