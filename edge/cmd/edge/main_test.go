@@ -120,6 +120,9 @@ func TestEdgeAloneServesMetricsAndExportsTraces(t *testing.T) {
 			t.Errorf("/metrics lacks %s", series)
 		}
 	}
+	if got := m.Count("charla_edge_handshakes_refused_total"); got < 5 {
+		t.Errorf("charla_edge_handshakes_refused_total: %d reasons at start, want every reason at 0\n%s", got, m.Grep("charla_edge_handshakes_refused_total"))
+	}
 	if got := m.Sum("charla_build_info"); got != 1 {
 		t.Errorf("charla_build_info = %v, want 1", got)
 	}
