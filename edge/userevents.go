@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/charla/charla/edge/internal/cursor"
@@ -204,7 +205,8 @@ func (e *Edge) write(c *Conn, ev *userEvent) {
 	var onWritten func()
 	if ev.recipient == c.ID && ev.messageID != 0 {
 		recipient, id := ev.recipient, ev.messageID
-		onWritten = func() { e.receipts.Add(recipient, id) }
+		sent := trace.SpanContextFromContext(ctx) // the delivery span, in the send's trace
+		onWritten = func() { e.receipts.AddTraced(recipient, id, sent) }
 	}
 	e.sent(c.SendEvent(frames.SeqEventFrame(e.newPID(), ev.typ, ev.seq, ev.body), onWritten))
 	if !ev.replayed {
