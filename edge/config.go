@@ -7,10 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/charla/charla/edge/edgemetrics"
 	"github.com/charla/charla/edge/internal/door"
 	"github.com/charla/charla/edge/internal/hub"
 	"github.com/charla/charla/shared/config"
-	"github.com/charla/charla/shared/telemetry"
 )
 
 // Config holds the edge's settings. The environment variables, with their defaults (for
@@ -57,8 +57,8 @@ type Config struct {
 	EdgeID string
 	// Door limits failed handshakes per client address (zero: the defaults).
 	Door door.Config
-	// Metrics records the edge's metrics and spans (shared/telemetry); nil records nothing.
-	Metrics *telemetry.EdgeMetrics
+	// Metrics records the edge's metrics and spans (edgemetrics.New); nil records nothing.
+	Metrics *edgemetrics.Metrics
 }
 
 // DeclareConfig declares the edge's settings on l; the returned function gives their

@@ -125,7 +125,8 @@ func New(cfg Config, clients *peers.Clients, log *slog.Logger) (*Edge, error) {
 	_, _ = rand.Read(b)
 	e.pidPrefix = "s" + hex.EncodeToString(b) + "-"
 
-	e.auth = auth.New(clients.Profile, auth.Options{CacheTTL: cfg.AuthCacheTTL, Log: logWith(e.log, "auth"), Door: door.New(cfg.Door)})
+	e.auth = auth.New(clients.Profile, auth.Options{CacheTTL: cfg.AuthCacheTTL, Door: door.New(cfg.Door)})
+	cfg.Metrics.DeclareRefusalReasons(RefusalReasons()...)
 	e.router = router.New(router.Config{
 		Chat: clients.Chat, Profile: clients.Profile, Notify: clients.Notify,
 		RequestTimeout: cfg.Hub.RequestTimeout, NewPID: e.newPID, Log: logWith(e.log, "router"),
@@ -138,6 +139,9 @@ func New(cfg Config, clients *peers.Clients, log *slog.Logger) (*Edge, error) {
 		ProcessClientMessage:       e.processClientMessage,
 		OnRateLimited:              e.onRateLimited,
 		GeneratePID:                e.newPID,
+		OnHandshakeRefused: func(r *http.Request, _ int, reason string) {
+			cfg.Metrics.HandshakeRefused(r.Context(), reason)
+		},
 	}, logWith(e.log, "hub"))
 	e.reporter = presence.New(clients.Presence, presence.Options{
 		EdgeID: cfg.EdgeID, Grace: cfg.PresenceGrace, CallTimeout: cfg.Hub.RequestTimeout,
@@ -216,8 +220,22 @@ func (e *Edge) newPID() string {
 // startWait bounds how long a handshake waits for the edge to start (see the package doc).
 const startWait = 5 * time.Second
 
+// Reasons of the handshakes the edge refuses itself (the hub and auth have theirs).
+const (
+	reasonStarting  = "starting"
+	reasonBadResume = "bad_resume"
+)
+
 // errStarting refuses a handshake that came before the edge could receive its events.
-var errStarting = &hub.HTTPError{Status: http.StatusServiceUnavailable, Message: "server starting"}
+var errStarting = &hub.HTTPError{Status: http.StatusServiceUnavailable, Message: "server starting", Reason: reasonStarting}
+
+// RefusalReasons are the reason labels of charla_edge_handshakes_refused_total: every
+// reason the edge refuses a handshake for, each exported at 0 from the start.
+func RefusalReasons() []string {
+	r := []string{reasonStarting, reasonBadResume}
+	r = append(r, hub.RefusalReasons...)
+	return append(r, auth.RefusalReasons...)
+}
 
 // started reports whether the edge holds its lease and every event stream has been up,
 // waiting up to startWait for it: only then does it accept handshakes.
@@ -252,7 +270,7 @@ func (e *Edge) authenticate(r *http.Request) (int64, auth.UserData, error) {
 	if resuming {
 		var err error
 		if resume, err = frames.ParseResume(r.URL.Query().Get("resume")); err != nil {
-			return 0, auth.UserData{}, &hub.HTTPError{Status: http.StatusBadRequest, Message: err.Error()}
+			return 0, auth.UserData{}, &hub.HTTPError{Status: http.StatusBadRequest, Message: err.Error(), Reason: reasonBadResume}
 		}
 	}
 	if !e.started(r.Context()) {
@@ -264,9 +282,13 @@ func (e *Edge) authenticate(r *http.Request) (int64, auth.UserData, error) {
 	if err != nil {
 		var ref *auth.Refusal
 		if errors.As(err, &ref) {
-			return 0, data, &hub.HTTPError{Status: ref.Status, Message: ref.Message}
+			he := &hub.HTTPError{Status: ref.Status, Message: ref.Message, Reason: ref.Reason}
+			if err != error(ref) {
+				he.Err = err // the cause, for the hub's log
+			}
+			return 0, data, he
 		}
-		return 0, data, &hub.HTTPError{Status: http.StatusUnauthorized, Message: "unauthorized"}
+		return 0, data, &hub.HTTPError{Status: http.StatusUnauthorized, Message: "unauthorized", Err: err}
 	}
 	return id, data, nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/charla/charla/chatsvc"
 	"github.com/charla/charla/edge"
+	"github.com/charla/charla/edge/edgemetrics"
 	"github.com/charla/charla/notifysvc"
 	"github.com/charla/charla/presencesvc"
 	"github.com/charla/charla/profilesvc"
@@ -169,7 +170,7 @@ func StartServices(ctx context.Context, opts Options) (_ *System, err error) {
 func (s *System) StartEdge(opts Options) error {
 	ec := opts.Edge
 	if opts.Telemetry != nil && ec.Metrics == nil {
-		ec.Metrics = opts.Telemetry.EdgeMetrics()
+		ec.Metrics = edgemetrics.New(opts.Telemetry)
 	}
 	e, err := edge.New(ec, s.Clients, logging.Component(nonNil(opts.Log), "edge"))
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/charla/charla/edge"
+	"github.com/charla/charla/edge/edgemetrics"
 	"github.com/charla/charla/shared/config"
 	"github.com/charla/charla/shared/logging"
 	"github.com/charla/charla/shared/peers"
@@ -83,7 +84,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, onListen func(add
 // serve runs the edge until ctx ends, then drains it: connections are closed with 1001
 // (and /ready answers 503) before the listener stops.
 func serve(ctx context.Context, log *slog.Logger, tel *telemetry.Telemetry, ec edge.Config, urls peers.URLs, token string, onListen func(string)) error {
-	ec.Metrics = tel.EdgeMetrics()
+	ec.Metrics = edgemetrics.New(tel)
 	clients := peers.New(urls, token, nil, tel.ConnectClientOptions()...)
 	defer clients.Close()
 	e, err := edge.New(ec, clients, log)

@@ -111,17 +111,17 @@ func TestEdgeAloneServesMetricsAndExportsTraces(t *testing.T) {
 	if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/plain") {
 		t.Fatalf("GET /metrics: %d %q, want 200 text/plain:\n%s", res.StatusCode, res.Header.Get("Content-Type"), body)
 	}
-	m := telemetrytest.Parse(string(body))
+	m, err := telemetrytest.Parse(string(body))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, series := range []string{"charla_build_info", "charla_edge_connections_active", "charla_edge_send_dropped_total", "go_goroutines"} {
-		found := false
-		for _, l := range m {
-			if strings.HasPrefix(l, series+" ") || strings.HasPrefix(l, series+"{") {
-				found = true
-			}
-		}
-		if !found {
+		if !m.Has(series) {
 			t.Errorf("/metrics lacks %s", series)
 		}
+	}
+	if got := m.Count("charla_edge_handshakes_refused_total"); got < 5 {
+		t.Errorf("charla_edge_handshakes_refused_total: %d reasons at start, want every reason at 0\n%s", got, m.Grep("charla_edge_handshakes_refused_total"))
 	}
 	if got := m.Sum("charla_build_info"); got != 1 {
 		t.Errorf("charla_build_info = %v, want 1", got)

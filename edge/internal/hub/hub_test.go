@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -906,3 +907,97 @@ func expectCloseAsync(t *testing.T, c *websocket.Conn, code int) {
 		return
 	}
 }
+
+// TestRefusalLoggedOnceAndCounted: each refused handshake is one log line (with its
+// reason and cause, never the token) and one OnHandshakeRefused call with its reason.
+func TestRefusalLoggedOnceAndCounted(t *testing.T) {
+	t.Parallel()
+	const secret = "s3cr3t-t0ken"
+	tests := []struct {
+		name       string
+		origin     string
+		query      string
+		wantReason string
+		wantStatus int
+		wantLog    string // a text the log line holds; "" means no line
+	}{
+		{"origin", "http://evil.example", "user=1&token=" + secret, ReasonOrigin, 403, "reason=origin"},
+		{"auth error", "", "token=" + secret, ReasonUnauthorized, 401, "err=\"no user\""},
+		{"reason and cause", "", "deny=why&token=" + secret, "why_not", 401, "err=\"profile down\""},
+		{"not an upgrade", "", "user=1&token=" + secret, ReasonBadUpgrade, 400, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var (
+				mu      sync.Mutex
+				logs    strings.Builder
+				reasons []string
+			)
+			log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				return logs.Write(p)
+			}), &slog.HandlerOptions{Level: slog.LevelInfo}))
+			cb := echoCallbacks(newRecorder())
+			cb.AuthenticateAndGetUserData = func(r *http.Request) (int64, testUser, error) {
+				if r.URL.Query().Get("deny") == "why" {
+					return 0, testUser{}, &HTTPError{Status: 401, Message: "no", Reason: "why_not", Err: errors.New("profile down")}
+				}
+				return authByQuery(r)
+			}
+			cb.OnHandshakeRefused = func(_ *http.Request, status int, reason string) {
+				mu.Lock()
+				defer mu.Unlock()
+				reasons = append(reasons, reason)
+			}
+			m := NewConnectionManager(DefaultConfig(), cb, log)
+			r := httptest.NewRequest(http.MethodGet, "/ws?"+tt.query, nil)
+			if tt.origin != "" {
+				r.Header.Set("Origin", tt.origin)
+			}
+			rw := httptest.NewRecorder()
+			m.ServeHTTP(rw, r)
+			if rw.Code != tt.wantStatus {
+				t.Errorf("status: got %d, want %d", rw.Code, tt.wantStatus)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(reasons) != 1 || reasons[0] != tt.wantReason {
+				t.Errorf("OnHandshakeRefused reasons: got %v, want [%s]", reasons, tt.wantReason)
+			}
+			out := logs.String()
+			if n := strings.Count(out, "handshake refused"); (tt.wantLog != "" && n != 1) || (tt.wantLog == "" && n != 0) {
+				t.Errorf("refusal log lines: got %d in %q", n, out)
+			}
+			if !strings.Contains(out, tt.wantLog) {
+				t.Errorf("log: got %q, want it to hold %q", out, tt.wantLog)
+			}
+			if strings.Contains(out, secret) {
+				t.Errorf("log leaks the token: %q", out)
+			}
+		})
+	}
+}
+
+// TestRefusedWhileShuttingDown: a handshake after Shutdown is refused with the
+// shutting_down reason.
+func TestRefusedWhileShuttingDown(t *testing.T) {
+	t.Parallel()
+	var got []string
+	cb := echoCallbacks(newRecorder())
+	cb.OnHandshakeRefused = func(_ *http.Request, _ int, reason string) { got = append(got, reason) }
+	m := NewConnectionManager(DefaultConfig(), cb, nil)
+	if err := m.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rw := httptest.NewRecorder()
+	m.ServeHTTP(rw, httptest.NewRequest(http.MethodGet, "/ws?user=1", nil))
+	if rw.Code != http.StatusServiceUnavailable || len(got) != 1 || got[0] != ReasonShuttingDown {
+		t.Errorf("got %d %v, want 503 [%s]", rw.Code, got, ReasonShuttingDown)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

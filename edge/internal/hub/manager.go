@@ -48,6 +48,11 @@ type Callbacks[UserData any] struct {
 	// GeneratePID returns a fresh server-side pid. When nil, the manager uses its
 	// own unique-per-process counter.
 	GeneratePID func() string
+	// OnHandshakeRefused, when set, runs once for every handshake refused before
+	// the upgrade, with the status sent and the reason (HTTPError.Reason, or one of
+	// RefusalReasons): the application counts refusals by reason. The hub itself logs
+	// each refusal once.
+	OnHandshakeRefused func(r *http.Request, status int, reason string)
 }
 
 // shardCount spreads the registry over independent locks so that delivery to
@@ -130,6 +135,8 @@ func (m *ConnectionManager[U]) ServeHTTP(w http.ResponseWriter, r *http.Request)
 	m.stateMu.RLock()
 	if m.stopping.Load() {
 		m.stateMu.RUnlock()
+		// Not logged: every client of a draining edge reconnects.
+		m.refused(r, http.StatusServiceUnavailable, ReasonShuttingDown)
 		writeHTTPError(w, http.StatusServiceUnavailable, "server shutting down")
 		return
 	}
@@ -138,8 +145,9 @@ func (m *ConnectionManager[U]) ServeHTTP(w http.ResponseWriter, r *http.Request)
 
 	if !m.cfg.originAllowed(r) {
 		m.wg.Done()
-		m.log.Info("websocket handshake refused", "status", http.StatusForbidden, "reason", "origin not allowed",
+		m.log.Info("websocket handshake refused", "status", http.StatusForbidden, "reason", ReasonOrigin,
 			"origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
+		m.refused(r, http.StatusForbidden, ReasonOrigin)
 		writeHTTPError(w, http.StatusForbidden, "origin not allowed")
 		return
 	}
@@ -154,13 +162,21 @@ func (m *ConnectionManager[U]) ServeHTTP(w http.ResponseWriter, r *http.Request)
 	}
 	if err != nil {
 		m.wg.Done()
-		status, msg := http.StatusUnauthorized, "unauthorized"
+		status, msg, reason, cause := http.StatusUnauthorized, "unauthorized", ReasonUnauthorized, err
 		var he *HTTPError
 		if errors.As(err, &he) {
-			status, msg = he.Status, he.Message
+			status, msg, cause = he.Status, he.Message, he.Err
+			if he.Reason != "" {
+				reason = he.Reason
+			}
 		}
-		// Never log r.URL: its query carries the token.
-		m.log.Info("websocket handshake refused", "status", status, "reason", msg, "remote", r.RemoteAddr)
+		// The one log line of a refusal. Never log r.URL: its query carries the token.
+		attrs := []any{"status", status, "reason", reason, "message", msg, "remote", r.RemoteAddr}
+		if cause != nil {
+			attrs = append(attrs, "err", cause)
+		}
+		m.log.Info("websocket handshake refused", attrs...)
+		m.refused(r, status, reason)
 		writeHTTPError(w, status, msg)
 		return
 	}
@@ -169,6 +185,7 @@ func (m *ConnectionManager[U]) ServeHTTP(w http.ResponseWriter, r *http.Request)
 	if err != nil {
 		m.wg.Done()
 		m.log.Debug("websocket upgrade failed", "user_id", userID, "err", err)
+		m.refused(r, http.StatusBadRequest, ReasonBadUpgrade)
 		return
 	}
 	c := newConnection(m, ws, userID, data)
@@ -177,6 +194,13 @@ func (m *ConnectionManager[U]) ServeHTTP(w http.ResponseWriter, r *http.Request)
 	// net/http releases what it held for the request. The write pump starts
 	// when there is something to write.
 	go c.readPump()
+}
+
+// refused tells the application about a refused handshake.
+func (m *ConnectionManager[U]) refused(r *http.Request, status int, reason string) {
+	if m.cb.OnHandshakeRefused != nil {
+		m.cb.OnHandshakeRefused(r, status, reason)
+	}
 }
 
 func (m *ConnectionManager[U]) shard(userID int64) *shard[U] {

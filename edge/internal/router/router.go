@@ -16,12 +16,12 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/charla/charla/edge/edgemetrics"
 	"github.com/charla/charla/edge/internal/frames"
 	"github.com/charla/charla/proto/gen/chat/v1/chatv1connect"
 	"github.com/charla/charla/proto/gen/notify/v1/notifyv1connect"
 	"github.com/charla/charla/proto/gen/profile/v1/profilev1connect"
 	"github.com/charla/charla/shared/rpc"
-	"github.com/charla/charla/shared/telemetry"
 )
 
 // Client types (docs/protocol.md §4.1).
@@ -67,7 +67,7 @@ type Config struct {
 	// Log receives failures worth an operator's eye (500s); never frame contents.
 	Log *slog.Logger
 	// Metrics counts frames and results and traces each frame; nil records nothing.
-	Metrics *telemetry.EdgeMetrics
+	Metrics *edgemetrics.Metrics
 }
 
 // handler answers one frame type: it returns the reply type and payload, or an error.
