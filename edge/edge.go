@@ -35,14 +35,11 @@ package edge
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,8 +78,7 @@ type Edge struct {
 	conns   sync.Map // connection id → *connState
 	userLog logState
 
-	pidPrefix string
-	pidSeq    atomic.Uint64
+	pids *frames.PIDs // server pids of events and replies
 
 	startWait time.Duration // how long a handshake waits for the edge to start
 
@@ -99,11 +95,14 @@ func New(cfg Config, clients *peers.Clients, log *slog.Logger) (*Edge, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Hub.PingPeriod == 0 && cfg.Hub.RequestTimeout == 0 && cfg.Hub.RateLimit == 0 {
+	if cfg.Hub.PingPeriod == 0 && cfg.Hub.RateLimit == 0 {
 		// A Config built by hand rather than by DeclareConfig: take every default.
 		origins := cfg.Hub.AllowedOrigins
 		cfg.Hub = hub.DefaultConfig()
 		cfg.Hub.AllowedOrigins = origins
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
 	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 10 * time.Second
@@ -121,15 +120,13 @@ func New(cfg Config, clients *peers.Clients, log *slog.Logger) (*Edge, error) {
 		return nil, fmt.Errorf("edge: invalid edge id %q", cfg.EdgeID)
 	}
 	e := &Edge{cfg: cfg, clients: clients, log: log.With("edge_id", cfg.EdgeID), mux: http.NewServeMux(), edgeID: cfg.EdgeID, startWait: startWait}
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	e.pidPrefix = "s" + hex.EncodeToString(b) + "-"
+	e.pids = frames.NewPIDs()
 
 	e.auth = auth.New(clients.Profile, auth.Options{CacheTTL: cfg.AuthCacheTTL, Door: door.New(cfg.Door)})
 	cfg.Metrics.DeclareRefusalReasons(RefusalReasons()...)
 	e.router = router.New(router.Config{
 		Chat: clients.Chat, Profile: clients.Profile, Notify: clients.Notify,
-		RequestTimeout: cfg.Hub.RequestTimeout, NewPID: e.newPID, Log: logWith(e.log, "router"),
+		RequestTimeout: cfg.RequestTimeout, NewPID: e.newPID, Log: logWith(e.log, "router"),
 		Metrics: cfg.Metrics,
 	})
 	e.hub = hub.NewConnectionManager(cfg.Hub, hub.Callbacks[auth.UserData]{
@@ -144,10 +141,10 @@ func New(cfg Config, clients *peers.Clients, log *slog.Logger) (*Edge, error) {
 		},
 	}, logWith(e.log, "hub"))
 	e.reporter = presence.New(clients.Presence, presence.Options{
-		EdgeID: cfg.EdgeID, Grace: cfg.PresenceGrace, CallTimeout: cfg.Hub.RequestTimeout,
+		EdgeID: cfg.EdgeID, Grace: cfg.PresenceGrace, CallTimeout: cfg.RequestTimeout,
 		Log: logWith(e.log, "presence"),
 	})
-	e.receipts = delivery.New(clients.Chat, delivery.Options{Interval: cfg.ReceiptInterval, CallTimeout: cfg.Hub.RequestTimeout, Log: logWith(e.log, "delivery")})
+	e.receipts = delivery.New(clients.Chat, delivery.Options{Interval: cfg.ReceiptInterval, CallTimeout: cfg.RequestTimeout, Log: logWith(e.log, "delivery")})
 	e.streams = upstream.NewSet(upstream.DefaultBackoff, logWith(e.log, "upstream"))
 	e.addStreams()
 
@@ -212,10 +209,8 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// newPID returns a fresh server-generated pid: a per-process random prefix and a counter.
-func (e *Edge) newPID() string {
-	return e.pidPrefix + strconv.FormatUint(e.pidSeq.Add(1), 36)
-}
+// newPID returns a fresh server-generated pid.
+func (e *Edge) newPID() string { return e.pids.Next() }
 
 // startWait bounds how long a handshake waits for the edge to start (see the package doc).
 const startWait = 5 * time.Second

@@ -306,7 +306,7 @@ func (e *Edge) startEvents(c *Conn) error {
 }
 
 func (e *Edge) readEvents(ctx context.Context, user int64, after uint64, lastOnly bool) (*presencev1.ReadUserEventsResponse, error) {
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.Hub.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
 	defer cancel()
 	res, err := e.clients.Presence.ReadUserEvents(ctx, connect.NewRequest(&presencev1.ReadUserEventsRequest{UserId: user, AfterSeq: after, LastOnly: lastOnly}))
 	if err != nil {

@@ -5,9 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"github.com/charla/charla/edge/internal/frames"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,7 +46,7 @@ type Callbacks[UserData any] struct {
 	// the hub replies 429 itself, echoing a valid pid when it finds one.
 	OnRateLimited func(c *Connection[UserData], msg []byte)
 	// GeneratePID returns a fresh server-side pid. When nil, the manager uses its
-	// own unique-per-process counter.
+	// own frames.PIDs.
 	GeneratePID func() string
 	// OnHandshakeRefused, when set, runs once for every handshake refused before
 	// the upgrade, with the status sent and the reason (HTTPError.Reason, or one of
@@ -79,7 +79,7 @@ type ConnectionManager[U any] struct {
 	started  time.Time
 
 	nextConn atomic.Uint64
-	nextPID  atomic.Uint64
+	pids     *frames.PIDs // server pids when Callbacks.GeneratePID is nil
 	count    atomic.Int64
 	shards   [shardCount]shard[U]
 
@@ -103,6 +103,7 @@ func NewConnectionManager[U any](cfg Config, cb Callbacks[U], log *slog.Logger) 
 		cb:      cb,
 		log:     log,
 		prefix:  base64.RawURLEncoding.EncodeToString(rnd[:]),
+		pids:    frames.NewPIDs(),
 		started: time.Now(),
 	}
 	for i := range m.shards {
@@ -242,47 +243,6 @@ func (m *ConnectionManager[U]) unregister(c *Connection[U]) {
 	m.count.Add(-1)
 }
 
-// IsUserOnline reports whether the user holds at least one connection on this
-// manager.
-func (m *ConnectionManager[U]) IsUserOnline(userID int64) bool {
-	s := m.shard(userID)
-	s.mu.RLock()
-	n := len(s.users[userID])
-	s.mu.RUnlock()
-	return n > 0
-}
-
-// SendMessageToUser enqueues msg as an event (Connection.SendEvent) on every
-// connection of the user except the one whose ConnID is excludeConnID (pass ""
-// to exclude none) and returns how many accepted it. It never blocks: a connection whose queue is full is closed with
-// 1008 and not counted. msg must not be modified afterwards; it is shared.
-func (m *ConnectionManager[U]) SendMessageToUser(userID int64, msg []byte, excludeConnID string) int {
-	s := m.shard(userID)
-	n := 0
-	s.mu.RLock()
-	for _, c := range s.users[userID] {
-		if excludeConnID != "" && c.connID == excludeConnID {
-			continue
-		}
-		if c.SendEvent(msg, nil) == nil {
-			n++
-		}
-	}
-	s.mu.RUnlock()
-	return n
-}
-
-// GetConnection returns one connection of the user, if any.
-func (m *ConnectionManager[U]) GetConnection(userID int64) (*Connection[U], bool) {
-	s := m.shard(userID)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if conns := s.users[userID]; len(conns) > 0 {
-		return conns[0], true
-	}
-	return nil, false
-}
-
 // Connections returns a snapshot of the user's connections.
 func (m *ConnectionManager[U]) Connections(userID int64) []*Connection[U] {
 	s := m.shard(userID)
@@ -357,5 +317,5 @@ func (m *ConnectionManager[U]) newPID() string {
 	if m.cb.GeneratePID != nil {
 		return m.cb.GeneratePID()
 	}
-	return "s-" + m.prefix + "-" + strconv.FormatUint(m.nextPID.Add(1), 36)
+	return m.pids.Next()
 }

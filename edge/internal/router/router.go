@@ -24,21 +24,6 @@ import (
 	"github.com/charla/charla/shared/rpc"
 )
 
-// Client types (docs/protocol.md §4.1).
-const (
-	TypeGetChatList          = "GET_CHAT_LIST"
-	TypeSendChatMessage      = "SEND_CHAT_MESSAGE"
-	TypeMessagesRead         = "MESSAGES_READ"
-	TypeTypingOn             = "TYPING_INDICATOR_ON"
-	TypeTypingOff            = "TYPING_INDICATOR_OFF"
-	TypeGetMyProfile         = "GET_MY_PROFILE"
-	TypeGetUserProfile       = "GET_USER_PROFILE"
-	TypeUpdateMyProfile      = "UPDATE_MY_PROFILE"
-	TypeGetNotifications     = "GET_NOTIFICATIONS"
-	TypeMarkNotificationRead = "MARK_NOTIFICATION_READ"
-	TypeGetChatMessages      = "GET_CHAT_MESSAGES"
-)
-
 // Caller is the connection a frame came from.
 type Caller struct {
 	// UserID is the session's user; it is the sender, reader or viewer of every call.
@@ -88,18 +73,18 @@ func New(cfg Config) *Router {
 		cfg.RequestTimeout = 20 * time.Second
 	}
 	return &Router{cfg: cfg, handlers: map[string]handler{
-		TypeGetChatList:           handleGetChatList,
-		TypeSendChatMessage:       handleSendChatMessage,
-		TypeMessagesRead:          handleMessagesRead,
-		TypeTypingOn:              handleTypingOn,
-		TypeTypingOff:             handleTypingOff,
-		TypeGetChatMessages:       handleGetChatMessages,
-		TypeGetMyProfile:          handleGetMyProfile,
-		TypeGetUserProfile:        handleGetUserProfile,
-		TypeUpdateMyProfile:       handleUpdateMyProfile,
-		TypeGetNotifications:      handleGetNotifications,
-		TypeMarkNotificationRead:  handleMarkNotificationRead,
-		frames.TypeRefreshSession: handleRefreshSession,
+		frames.TypeGetChatList:          handleGetChatList,
+		frames.TypeSendChatMessage:      handleSendChatMessage,
+		frames.TypeMessagesRead:         handleMessagesRead,
+		frames.TypeTypingOn:             handleTypingOn,
+		frames.TypeTypingOff:            handleTypingOff,
+		frames.TypeGetChatMessages:      handleGetChatMessages,
+		frames.TypeGetMyProfile:         handleGetMyProfile,
+		frames.TypeGetUserProfile:       handleGetUserProfile,
+		frames.TypeUpdateMyProfile:      handleUpdateMyProfile,
+		frames.TypeGetNotifications:     handleGetNotifications,
+		frames.TypeMarkNotificationRead: handleMarkNotificationRead,
+		frames.TypeRefreshSession:       handleRefreshSession,
 	}}
 }
 
