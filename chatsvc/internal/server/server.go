@@ -42,6 +42,8 @@ type Notifier interface {
 // connection anywhere.
 type Publisher interface {
 	Publish(ctx context.Context, event proto.Message, userIDs ...int64) (unrouted []int64, err error)
+	// PublishOnce is Publish under an idempotency key (fanout.Publisher.PublishOnce).
+	PublishOnce(ctx context.Context, key string, event proto.Message, userIDs ...int64) (unrouted []int64, err error)
 }
 
 // Config holds what a Server is built from.
@@ -293,9 +295,14 @@ func (s *Server) getUsers(ctx context.Context, ids []int64) ([]*profilev1.User, 
 // so clients catch up from it (GET_CHAT_LIST, GET_CHAT_MESSAGES) even when it is lost.
 // The event goes out even if the caller has gone: the change it announces is committed.
 func (s *Server) publish(ctx context.Context, ev *chatv1.StreamEventsResponse, users ...int64) []int64 {
+	return s.publishOnce(ctx, "", ev, users...)
+}
+
+// publishOnce is publish under an idempotency key (empty: none).
+func (s *Server) publishOnce(ctx context.Context, key string, ev *chatv1.StreamEventsResponse, users ...int64) []int64 {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
-	unrouted, err := s.pub.Publish(ctx, ev, users...)
+	unrouted, err := s.pub.PublishOnce(ctx, key, ev, users...)
 	if err != nil {
 		s.log.WarnContext(ctx, "publish chat event", "users", users, "err", err)
 	}
