@@ -21,7 +21,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/go-sql-driver/mysql"
 
 	"github.com/charla/charla/notifysvc/internal/notify"
 	"github.com/charla/charla/shared/sqldb"
@@ -273,24 +272,11 @@ func decrementUnread(ctx context.Context, tx *sql.Tx, userID, n int64) error {
 	return nil
 }
 
-// maxTxAttempts bounds how often a transaction is run when MySQL picks it as a deadlock
-// victim; the lock order of the statements makes that rare, not impossible.
-const maxTxAttempts = 3
-
-// inTx runs fn in a transaction, again when MySQL reports a deadlock (error 1213).
+// inTx runs fn in a transaction under the policy every store shares (sqldb.DB.InTx:
+// READ COMMITTED on MySQL, run again after a deadlock, a lock wait timeout or a busy
+// SQLite database).
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	var err error
-	for range maxTxAttempts {
-		if err = s.db.InTx(ctx, fn); !isDeadlock(err) {
-			return err
-		}
-	}
-	return err
-}
-
-func isDeadlock(err error) bool {
-	var me *mysql.MySQLError
-	return errors.As(err, &me) && me.Number == 1213
+	return s.db.InTx(ctx, fn)
 }
 
 func execCount(ctx context.Context, tx *sql.Tx, what, q string, args ...any) (int64, error) {
