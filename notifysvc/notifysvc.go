@@ -9,9 +9,6 @@ package notifysvc
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
-	"strconv"
 	"sync"
 	"time"
 
@@ -22,6 +19,7 @@ import (
 	"github.com/charla/charla/notifysvc/internal/store"
 	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
 	"github.com/charla/charla/proto/gen/notify/v1/notifyv1connect"
+	"github.com/charla/charla/shared/config"
 	"github.com/charla/charla/shared/fanout"
 	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/svc"
@@ -30,7 +28,7 @@ import (
 // EventService is the name this service's events carry on the bus.
 const EventService = "notify"
 
-// Environment variables read by New.
+// Settings the service declares (Configure).
 const (
 	// EnvRetentionMaxAge is the maximum age of a notification, a Go duration (2160h).
 	EnvRetentionMaxAge = "NOTIFY_RETENTION_MAX_AGE"
@@ -59,32 +57,21 @@ type Options struct {
 	Now func() time.Time
 }
 
-// OptionsFromEnv reads NOTIFY_RETENTION_MAX_AGE and NOTIFY_RETENTION_MAX_PER_USER through
-// getenv (os.Getenv in production). An unset or empty variable takes the default; a bad
-// value is an error naming the variable.
-func OptionsFromEnv(getenv func(string) string) (Options, error) {
-	var o Options
-	if v := getenv(EnvRetentionMaxAge); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return Options{}, fmt.Errorf("%s: expected a positive Go duration such as 2160h (90 days), got %q", EnvRetentionMaxAge, v)
-		}
-		o.RetentionMaxAge = d
+// Configure declares NOTIFY_RETENTION_MAX_AGE and NOTIFY_RETENTION_MAX_PER_USER on cfg
+// and returns the constructor that builds the service with them (svc.Configure).
+func Configure(cfg *config.Loader) svc.Constructor {
+	maxAge := cfg.Duration(EnvRetentionMaxAge, retention.DefaultMaxAge, "notifications older than this are deleted (a Go duration; 2160h is 90 days)")
+	maxPerUser := cfg.Int(EnvRetentionMaxPerUser, retention.DefaultMaxPerUser, 1, 1_000_000, "each user keeps at most this many notifications, newest first")
+	return func(ctx context.Context, deps svc.Deps) (svc.Service, error) {
+		return NewWithOptions(ctx, deps, Options{RetentionMaxAge: *maxAge, RetentionMaxPerUser: *maxPerUser})
 	}
-	if v := getenv(EnvRetentionMaxPerUser); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return Options{}, fmt.Errorf("%s: expected a positive integer such as 1000, got %q", EnvRetentionMaxPerUser, v)
-		}
-		o.RetentionMaxPerUser = n
-	}
-	return o, nil
 }
 
 // Service implements notifyv1connect.NotificationServiceHandler.
 type Service struct {
 	notifyv1connect.UnimplementedNotificationServiceHandler
 	deps    svc.Deps
+	opts    Options
 	handler *server.Server
 	pruner  *retention.Pruner
 
@@ -95,14 +82,9 @@ type Service struct {
 
 var _ notifyv1connect.NotificationServiceHandler = (*Service)(nil)
 
-// New builds the service from its dependencies, with the retention limits of the
-// environment (see OptionsFromEnv).
+// New builds the service from its dependencies with the default options.
 func New(ctx context.Context, deps svc.Deps) (*Service, error) {
-	opts, err := OptionsFromEnv(os.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	return NewWithOptions(ctx, deps, opts)
+	return NewWithOptions(ctx, deps, Options{})
 }
 
 // NewWithOptions builds the service from its dependencies and opts: it migrates the
@@ -130,6 +112,7 @@ func NewWithOptions(ctx context.Context, deps svc.Deps, opts Options) (*Service,
 	}, deps.Log)
 	s := &Service{
 		deps: deps,
+		opts: opts,
 		handler: server.New(server.Config{
 			Store:     st,
 			Users:     server.NewProfileUsers(deps.Peers.Profile),
@@ -153,13 +136,12 @@ func NewWithOptions(ctx context.Context, deps svc.Deps, opts Options) (*Service,
 
 // RPC returns the Connect handler to mount.
 func (s *Service) RPC() rpc.Service {
-	opts := append([]connect.HandlerOption{
+	path, h := notifyv1connect.NewNotificationServiceHandler(s, s.deps.HandlerOptionsWith(
 		connect.WithReadMaxBytes(maxRequestBytes),
 		// A typical page (50 notifications, ~5 KiB) costs more to gzip than to send over
 		// the internal network; only large pages are compressed.
 		connect.WithCompressMinBytes(compressMinBytes),
-	}, s.deps.HandlerOptions...)
-	path, h := notifyv1connect.NewNotificationServiceHandler(s, opts...)
+	)...)
 	return rpc.Service{Name: notifyv1connect.NotificationServiceName, Path: path, Handler: h}
 }
 

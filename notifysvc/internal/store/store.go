@@ -21,7 +21,6 @@ import (
 	"slices"
 	"strings"
 
-
 	"github.com/charla/charla/notifysvc/internal/notify"
 	"github.com/charla/charla/shared/sqldb"
 )

@@ -27,7 +27,6 @@ import (
 	"slices"
 	"sync"
 
-
 	"github.com/charla/charla/presencesvc/internal/presence"
 	"github.com/charla/charla/shared/sqldb"
 )
