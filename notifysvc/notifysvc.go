@@ -9,6 +9,7 @@ package notifysvc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -67,13 +68,13 @@ func Configure(cfg *config.Loader) svc.Constructor {
 	}
 }
 
-// Service implements notifyv1connect.NotificationServiceHandler.
+// Service implements notifyv1connect.NotificationServiceHandler: the RPCs of
+// internal/server plus StreamEvents.
 type Service struct {
-	notifyv1connect.UnimplementedNotificationServiceHandler
-	deps    svc.Deps
-	opts    Options
-	handler *server.Server
-	pruner  *retention.Pruner
+	*server.Server
+	deps   svc.Deps
+	opts   Options
+	pruner *retention.Pruner
 
 	stop      context.CancelFunc
 	done      chan struct{}
@@ -99,10 +100,10 @@ func NewWithOptions(ctx context.Context, deps svc.Deps, opts Options) (*Service,
 	if deps.Events == nil {
 		return nil, errors.New("notifysvc: deps need the user event log")
 	}
-	st, err := store.New(ctx, deps.DB)
-	if err != nil {
-		return nil, err
+	if err := store.Migrate(ctx, deps.DB); err != nil {
+		return nil, fmt.Errorf("notifysvc: %w", err)
 	}
+	st := store.New(deps.DB)
 	pruner := retention.New(st, retention.Config{
 		MaxAge:     opts.RetentionMaxAge,
 		MaxPerUser: opts.RetentionMaxPerUser,
@@ -113,7 +114,7 @@ func NewWithOptions(ctx context.Context, deps svc.Deps, opts Options) (*Service,
 	s := &Service{
 		deps: deps,
 		opts: opts,
-		handler: server.New(server.Config{
+		Server: server.New(server.Config{
 			Store:     st,
 			Users:     server.NewProfileUsers(deps.Peers.Profile),
 			Publisher: fanout.NewPublisher(deps.Bus, deps.Events, EventService),
@@ -152,21 +153,6 @@ func (s *Service) Close() error {
 		<-s.done
 	})
 	return nil
-}
-
-// CreateNotification stores a notification and pushes NEW_NOTIFICATION to its owner.
-func (s *Service) CreateNotification(ctx context.Context, req *connect.Request[notifyv1.CreateNotificationRequest]) (*connect.Response[notifyv1.CreateNotificationResponse], error) {
-	return s.handler.CreateNotification(ctx, req)
-}
-
-// ListNotifications returns one page of a user's notifications, newest first.
-func (s *Service) ListNotifications(ctx context.Context, req *connect.Request[notifyv1.ListNotificationsRequest]) (*connect.Response[notifyv1.ListNotificationsResponse], error) {
-	return s.handler.ListNotifications(ctx, req)
-}
-
-// MarkRead marks one or all of a user's notifications read.
-func (s *Service) MarkRead(ctx context.Context, req *connect.Request[notifyv1.MarkReadRequest]) (*connect.Response[notifyv1.MarkReadResponse], error) {
-	return s.handler.MarkRead(ctx, req)
 }
 
 // StreamEvents forwards the events for the users held by one edge.

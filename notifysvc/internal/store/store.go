@@ -14,10 +14,8 @@ package store
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"slices"
 	"strings"
 
@@ -25,26 +23,15 @@ import (
 	"github.com/charla/charla/shared/sqldb"
 )
 
-//go:embed migrations
-var migrations embed.FS
-
 // Store is the notification table.
 type Store struct {
 	db *sqldb.DB
 }
 
-// New migrates the schema of db (goose, versions kept in goose_notify) and returns a store
-// over it.
-func New(ctx context.Context, db *sqldb.DB) (*Store, error) {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("notify migrations: %w", err)
-	}
-	if err := sqldb.Migrate(ctx, db, "notify", sub); err != nil {
-		return nil, err
-	}
-	return &Store{db: db}, nil
-}
+var _ notify.Store = (*Store)(nil)
+
+// New returns a store over db, whose schema Migrate has applied.
+func New(db *sqldb.DB) *Store { return &Store{db: db} }
 
 const columns = "Id, UserId, Type, Title, Message, Payload, CreatedAt, IsRead"
 

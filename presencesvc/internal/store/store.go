@@ -20,39 +20,14 @@ package store
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"slices"
 	"sync"
 
 	"github.com/charla/charla/presencesvc/internal/presence"
 	"github.com/charla/charla/shared/sqldb"
 )
-
-//go:embed migrations
-var migrations embed.FS
-
-// ServiceName names this service's goose version table (goose_presence).
-const ServiceName = "presence"
-
-// Migrate applies the presence migrations.
-func Migrate(ctx context.Context, db *sqldb.DB) error {
-	sub, err := fsSub()
-	if err != nil {
-		return err
-	}
-	return sqldb.Migrate(ctx, db, ServiceName, sub)
-}
-
-func fsSub() (fs.FS, error) {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("presence migrations: %w", err)
-	}
-	return sub, nil
-}
 
 // leaseEnded is the LeaseExpiresAt of an edge whose lease the sweeper ended (EndLeases).
 const leaseEnded = 0
