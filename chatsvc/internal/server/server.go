@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -20,7 +19,7 @@ import (
 	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
-	"github.com/charla/charla/shared/sqldb"
+	"github.com/charla/charla/shared/svcerr"
 )
 
 // Profiles is the part of the profile service the chat service uses.
@@ -157,62 +156,18 @@ const publishTimeout = time.Minute
 // peerTimeout bounds a call to another service made on the way (a notification).
 const peerTimeout = 5 * time.Second
 
-// peerError is a failed call to another service.
-type peerError struct {
-	service string
-	err     error
-}
-
-// Error names the service and the cause (for logs only).
-func (e *peerError) Error() string { return e.service + " service: " + e.err.Error() }
-
-// Unwrap returns the cause.
-func (e *peerError) Unwrap() error { return e.err }
-
-// errUnavailable is what clients see when the database (or a peer) could not be reached.
-var errUnavailable = errors.New("chat service temporarily unavailable")
+// errShuttingDown answers a message sent while the writer is closing.
+var errShuttingDown = chat.Errorf(chat.CodeUnavailable, "chat service shutting down")
 
 // toConnect maps any error to the Connect error a client sees; it is the only place that
-// does. Domain errors keep their client-safe message; the database or a peer out of reach
-// (sqldb.IsUnavailable) is unavailable; everything else is logged and answered without
-// internals.
+// does (shared/svcerr: domain errors keep their client-safe message, a peer or the
+// database out of reach is unavailable, everything else is logged and answered without
+// internals).
 func (s *Server) toConnect(ctx context.Context, op string, user int64, err error) error {
-	var de *chat.Error
-	if errors.As(err, &de) {
-		code := map[chat.Code]connect.Code{
-			chat.CodeInvalid:     connect.CodeInvalidArgument,
-			chat.CodeTooLong:     connect.CodeOutOfRange,
-			chat.CodeNotFound:    connect.CodeNotFound,
-			chat.CodeForbidden:   connect.CodePermissionDenied,
-			chat.CodeConflict:    connect.CodeAlreadyExists,
-			chat.CodeUnavailable: connect.CodeUnavailable,
-		}[de.Code]
-		if code == 0 {
-			code = connect.CodeInternal
-		}
-		return connect.NewError(code, errors.New(de.Message))
-	}
-	if errors.Is(err, context.DeadlineExceeded) || connect.CodeOf(err) == connect.CodeDeadlineExceeded {
-		s.log.WarnContext(ctx, op+": deadline exceeded", "user_id", user, "err", err)
-		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("deadline exceeded"))
-	}
-	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
-		return connect.NewError(connect.CodeCanceled, errors.New("canceled"))
-	}
-	var pe *peerError
-	if errors.As(err, &pe) {
-		s.log.ErrorContext(ctx, op+": peer failed", "user_id", user, "service", pe.service, "err", pe.err)
-		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("%s service unavailable", pe.service))
-	}
 	if errors.Is(err, store.ErrWriterClosed) {
-		return connect.NewError(connect.CodeUnavailable, errors.New("chat service shutting down"))
+		err = errShuttingDown
 	}
-	if sqldb.IsUnavailable(err) {
-		s.log.WarnContext(ctx, op+": backing service unavailable", "user_id", user, "err", err)
-		return connect.NewError(connect.CodeUnavailable, errUnavailable)
-	}
-	s.log.ErrorContext(ctx, op+" failed", "user_id", user, "err", err)
-	return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+	return svcerr.Mapper{Service: "chat", Log: s.log}.ToConnect(ctx, op, err, "user_id", user)
 }
 
 // userNames caches userNames, which never change once a user exists.
@@ -283,7 +238,7 @@ func (s *Server) users(ctx context.Context, ids ...int64) (map[int64]string, err
 func (s *Server) getUsers(ctx context.Context, ids []int64) ([]*profilev1.User, error) {
 	res, err := s.profiles.GetUsers(ctx, connect.NewRequest(&profilev1.GetUsersRequest{UserIds: ids}))
 	if err != nil {
-		return nil, &peerError{service: "profile", err: err}
+		return nil, svcerr.Peer("profile", err)
 	}
 	for _, u := range res.Msg.GetUsers() {
 		s.names.put(u.GetId(), u.GetUserName())

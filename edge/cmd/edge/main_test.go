@@ -93,7 +93,7 @@ func TestEdgeAloneServesMetricsAndExportsTraces(t *testing.T) {
 	exit := make(chan int, 1)
 	var logs bytes.Buffer
 	go func() {
-		exit <- run(ctx, []string{"-edge-addr", "127.0.0.1:0", "-drain-timeout", "2s"}, &syncWriter{w: &logs}, func(addr string) { addrc <- addr })
+		exit <- run(ctx, func() {}, []string{"-edge-addr", "127.0.0.1:0", "-drain-timeout", "2s"}, &syncWriter{w: &logs}, func(addr string) { addrc <- addr })
 	}()
 	var addr string
 	select {
@@ -179,7 +179,7 @@ func TestBadReplicaListNamesTheVariable(t *testing.T) {
 	t.Chdir(t.TempDir()) // no stray .env
 	t.Setenv("PRESENCE_URL", "http://10.0.0.1:8094,10.0.0.2")
 	var stderr bytes.Buffer
-	if code := run(context.Background(), []string{"-edge-addr", "127.0.0.1:0"}, &stderr, nil); code != 2 {
+	if code := run(context.Background(), func() {}, []string{"-edge-addr", "127.0.0.1:0"}, &stderr, nil); code != 2 {
 		t.Fatalf("exit code = %d, want 2; stderr:\n%s", code, stderr.String())
 	}
 	if got, want := stderr.String(), `PRESENCE_URL="http://10.0.0.1:8094,10.0.0.2": entry 2 of 2 ("10.0.0.2"): want host:port`; !strings.Contains(got, want) {
