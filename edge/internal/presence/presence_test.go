@@ -220,6 +220,22 @@ func TestFailedCallsAreMadeAgain(t *testing.T) {
 	if got := <-f.disconnects; got != "failed gone" {
 		t.Fatalf("disconnect while away: got %q", got)
 	}
+	// The fake answered; wait until the reporter has noted the failure as owed, or the
+	// one beat below could land before it (production has the next beat for that).
+	deadline := time.Now().Add(30 * time.Second) // a bound on the wait, not a speed check
+	for {
+		r.mu.Lock()
+		c := r.conns["gone"]
+		noted := c != nil && c.releaseFailed
+		r.mu.Unlock()
+		if noted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the failed Disconnect was never noted as owed")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	f.set(func(f *fakeClient) { f.failCalls = false })
 	if err := clock.beat(t, f); err != nil {
 		t.Fatalf("beat: %v", err)
