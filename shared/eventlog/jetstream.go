@@ -52,7 +52,10 @@ const (
 	// duplicateWindow is how long the server remembers a Nats-Msg-Id: longer than an
 	// Append's retries after a lost ack, short to keep the server's id table small.
 	duplicateWindow = DedupeWindow
-	// publishAckTimeout bounds the wait for one pipelined publish's ack.
+	// publishAckTimeout bounds the wait for one pipelined publish's ack, and every other
+	// request of an Append (a read of the newest record, a publish): a request lost while
+	// the connection to NATS was down is never answered, and waiting for it until the
+	// caller's deadline would spend the retries that deadline leaves.
 	publishAckTimeout = 5 * time.Second
 	// maxConflicts is how many "wrong last sequence" answers one user's append accepts.
 	maxConflicts = 50
@@ -278,7 +281,7 @@ func (j *JetStream) Append(ctx context.Context, ev Event, users []int64) ([]Reco
 		st, ok := j.cache.Get(u)
 		if !ok {
 			var err error
-			if st, _, err = j.lookup(ctx, u); err != nil {
+			if st, _, err = j.lookupBounded(ctx, u); err != nil {
 				continue // the slow path retries
 			}
 		}
@@ -338,7 +341,7 @@ func (j *JetStream) appendSlow(ctx context.Context, jb *appendJob, ev Event, now
 		if err := j.pause(ctx, conflicts, failures); err != nil {
 			return Record{}, fmt.Errorf("eventlog: append to user %d: %w (last failure: %v)", jb.user, err, lastErr)
 		}
-		st, raw, err := j.lookup(ctx, jb.user)
+		st, raw, err := j.lookupBounded(ctx, jb.user)
 		if errors.Is(err, ErrMalformed) {
 			return Record{}, err
 		}
@@ -356,12 +359,16 @@ func (j *JetStream) appendSlow(ctx context.Context, jb *appendJob, ev Event, now
 			j.cache.Add(jb.user, st)
 			return rec, nil
 		}
-		ack, err := j.js.PublishMsg(ctx, j.message(jb.user, st.seq+1, jb.id, ev, nowMs),
+		pctx, cancel := context.WithTimeout(ctx, publishAckTimeout)
+		ack, err := j.js.PublishMsg(pctx, j.message(jb.user, st.seq+1, jb.id, ev, nowMs),
 			jetstream.WithExpectLastSequencePerSubject(st.streamSeq))
+		cancel()
 		switch {
 		case err == nil && ack.Duplicate:
 			// An earlier attempt was stored and another record followed it.
-			raw, err := j.stream.GetMsg(ctx, ack.Sequence)
+			gctx, cancel := context.WithTimeout(ctx, publishAckTimeout)
+			raw, err := j.stream.GetMsg(gctx, ack.Sequence)
+			cancel()
 			if err != nil {
 				return Record{}, fmt.Errorf("eventlog: append to user %d: read back stream seq %d: %w", jb.user, ack.Sequence, err)
 			}
@@ -405,6 +412,13 @@ func (j *JetStream) pause(ctx context.Context, conflicts, failures int) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// lookupBounded is lookup bounded by publishAckTimeout.
+func (j *JetStream) lookupBounded(ctx context.Context, user int64) (userState, *jetstream.RawStreamMsg, error) {
+	ctx, cancel := context.WithTimeout(ctx, publishAckTimeout)
+	defer cancel()
+	return j.lookup(ctx, user)
 }
 
 // lookup reads the newest record of user from the server: its state, and the message
