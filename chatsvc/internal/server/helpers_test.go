@@ -96,8 +96,8 @@ type eventLog struct {
 	*eventlog.Memory
 	seen func([]eventlog.Record)
 
-	mu      sync.Mutex
-	lastPos uint64 // the highest position seen: a keyed repeat returns older records
+	mu        sync.Mutex
+	positions map[uint64]bool // records already reported: a keyed repeat returns them again
 }
 
 // Append reports the records the append added (not those a keyed repeat returned).
@@ -107,14 +107,15 @@ func (l *eventLog) Append(ctx context.Context, ev eventlog.Event, users []int64)
 		return recs, err
 	}
 	l.mu.Lock()
+	if l.positions == nil {
+		l.positions = map[uint64]bool{}
+	}
 	var added []eventlog.Record
 	for _, r := range recs {
-		if r.Position > l.lastPos {
+		if !l.positions[r.Position] {
+			l.positions[r.Position] = true
 			added = append(added, r)
 		}
-	}
-	for _, r := range added {
-		l.lastPos = max(l.lastPos, r.Position)
 	}
 	l.mu.Unlock()
 	if len(added) > 0 {
