@@ -12,7 +12,7 @@ BENCH   ?= .
 # How long `make fuzz` runs each fuzz target.
 FUZZTIME ?= 10s
 
-.PHONY: run test test-e2e-mysql test-apart proto proto-check lint staticcheck check-deps bench bench-system tools build fuzz web-deps web web-check test-web browser-deps test-browser
+.PHONY: promtool check-rules run test test-e2e-mysql test-apart proto proto-check lint staticcheck check-deps bench bench-system tools build fuzz web-deps web web-check test-web browser-deps test-browser
 
 # Builds first, saying so (the first build compiles every dependency: minutes), then runs
 # the binary itself, so Ctrl-C reaches it directly and it exits 0 after draining.
@@ -56,6 +56,18 @@ tools:
 	cd tools && GOWORK=off go build -o $(BIN)/ github.com/bufbuild/buf/cmd/buf \
 		google.golang.org/protobuf/cmd/protoc-gen-go connectrpc.com/connect/cmd/protoc-gen-connect-go \
 		honnef.co/go/tools/cmd/staticcheck
+
+# promtool, pinned in its own module (tools/promtool: Prometheus's dependencies stay out of
+# the other tools' builds). The first build compiles Prometheus: minutes.
+promtool:
+	@mkdir -p $(BIN)
+	cd tools/promtool && GOWORK=off go build -o $(BIN)/promtool github.com/prometheus/prometheus/cmd/promtool
+
+# The alert rules and the Prometheus configuration of deploy/observability, checked by
+# promtool itself (the deploy module's tests check them with the same Go packages too).
+check-rules: promtool
+	$(BIN)/promtool check rules deploy/observability/alerts.yaml
+	$(BIN)/promtool check config --syntax-only deploy/observability/prometheus.yml
 
 proto: tools
 	PATH="$(BIN):$$PATH" $(BIN)/buf generate
