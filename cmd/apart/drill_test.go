@@ -48,18 +48,25 @@ const (
 	natsDownFor = 5 * time.Second  // NATS is stopped
 )
 
-// knownChatKillBug is why the chat kill is skipped: it fails the drill on a bug of chatsvc.
-const knownChatKillBug = "chatsvc stores a message, then publishes its event (announce); a replica killed " +
-	"between the two leaves the message stored but never in the recipient's event log, and the client's " +
-	"retry (same clientMessageId, answered 503 when the replica died) is acknowledged by the other replica " +
-	"through the duplicate path, which does not announce: the acknowledged message is never delivered live " +
-	"nor replayed on resume (only GET_CHAT_MESSAGES shows it)"
+// The known bug the drill tolerates unless CHARLA_DRILL_KNOWN=1 (RELIABILITY.md): chatsvc
+// stores a message, then publishes its event (announce). When the caller does not get the
+// answer of a commit that happened (the replica is killed between commit and announce, or
+// the database connection drops after the COMMIT reached the server: the writer then
+// stores the batch's messages "alone" and they are refused or found duplicate), the client
+// gets 503 and sends again with the same clientMessageId; a replica acknowledges the
+// repeat through the duplicate path, which does not announce. The message is stored and
+// acknowledged but never in the recipient's event log: never delivered live, never
+// replayed on resume (only GET_CHAT_MESSAGES shows it). A message is counted under this
+// bug, not failed, only when it has exactly that signature: answered 503 before its ack,
+// stored once with the acknowledged id, and absent from the recipient's history.
+const knownUnannounced = "acknowledged after a 503, stored, never published (chatsvc: the duplicate path of SendMessage does not announce)"
 
 // dpair is a pair of the drill: its sender sends without end while a phase runs.
 type dpair struct {
 	*pair
-	next       int       // number of the next message; only the sender goroutine uses it
-	ackedStart time.Time // when the newest acknowledged send began (under pair.mu)
+	next       int             // number of the next message; only the sender goroutine uses it
+	ackedStart time.Time       // when the newest acknowledged send began (under pair.mu)
+	retried    map[string]bool // clientMessageIds answered 503 at least once (under pair.mu)
 }
 
 // phaseStats is what the clients saw during one phase; safe for concurrent use.
@@ -89,8 +96,7 @@ func (s *phaseStats) code(typ string, code int) {
 // restart, a restore) and returns when the faulty part is back.
 type fault struct {
 	name     string
-	baseline bool   // no fault: no error reply at all is allowed
-	knownBug string // when set, the fault is skipped (unless CHARLA_DRILL_KNOWN=1): why
+	baseline bool // no fault: no error reply at all is allowed
 	inject   func()
 	lasts    time.Duration
 	end      func()
@@ -104,6 +110,7 @@ type faultReport struct {
 	unavailable, churnRefused, churnCycles   int
 	refused                                  map[int]int
 	lost, twice, orphans, undelivered, flaps int
+	unannounced                              int // the known bug (knownUnannounced)
 	internal                                 int
 }
 
@@ -147,6 +154,10 @@ type drill struct {
 // once and in order, no error reply but 503 (no 500, no 504) and no handshake refused with
 // 500, no user_offline for a pair's user (none ever disconnected for longer than the
 // grace). Each fault's figures are logged, then a table of them all (RELIABILITY.md).
+//
+// One known bug of chatsvc is tolerated and counted apart, not failed, unless
+// CHARLA_DRILL_KNOWN=1: see knownUnannounced. APART_DRILL_SCALE lengthens the faults;
+// APART_DRILL_ONLY and APART_DRILL_REPEAT run some of them several times.
 func TestDrillFaults(tt *testing.T) {
 	t := recordFailures(tt)
 	if os.Getenv("CHARLA_DRILL") != "1" {
@@ -167,7 +178,7 @@ func TestDrillFaults(tt *testing.T) {
 
 	faults := []fault{
 		{name: "none (baseline)", baseline: true, inject: func() {}, end: func() {}},
-		{name: "kill -9 chat replica", knownBug: knownChatKillBug, inject: func() { d.svc["chatsvc-2"].kill() }, lasts: dur(killFor), end: func() { d.restartService("chatsvc-2") }},
+		{name: "kill -9 chat replica", inject: func() { d.svc["chatsvc-2"].kill() }, lasts: dur(killFor), end: func() { d.restartService("chatsvc-2") }},
 		{name: "kill -9 presence replica", inject: func() { d.svc["presencesvc-1"].kill() }, lasts: dur(killFor), end: func() { d.restartService("presencesvc-1") }},
 		{name: "SIGTERM edge A", inject: d.terminateEdgeA, end: d.restartEdgeA},
 		{name: "database refusing", inject: d.db.Refuse, lasts: dur(refuseFor), end: func() {
@@ -178,22 +189,37 @@ func TestDrillFaults(tt *testing.T) {
 		{name: "database frozen", inject: d.db.Freeze, lasts: dur(freezeFor), end: d.db.Thaw},
 		{name: "NATS down", inject: d.nats.stop, lasts: dur(natsDownFor), end: d.nats.start},
 	}
-	var reports []faultReport
-	for _, f := range faults {
-		if f.knownBug != "" && os.Getenv("CHARLA_DRILL_KNOWN") != "1" {
-			t.Logf("%s: SKIPPED (CHARLA_DRILL_KNOWN=1 runs it): %s", f.name, f.knownBug)
-			continue
+	// APART_DRILL_ONLY (a part of a fault's name) and APART_DRILL_REPEAT (a count) run
+	// some faults, several times: to chase one, or to check the fix of a known bug.
+	only := os.Getenv("APART_DRILL_ONLY")
+	repeat := 1
+	if v := os.Getenv("APART_DRILL_REPEAT"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("APART_DRILL_REPEAT=%q: want a positive count", v)
 		}
-		reports = append(reports, d.phase(f))
+		repeat = n
+	}
+	var reports []faultReport
+	for rep := range repeat {
+		for _, f := range faults {
+			if f.baseline && rep > 0 {
+				continue
+			}
+			if only != "" && !f.baseline && !strings.Contains(f.name, only) {
+				continue
+			}
+			reports = append(reports, d.phase(f))
+		}
 	}
 	var b strings.Builder
-	b.WriteString("| fault | held | recovered after | longest send | acked | 503 replies | refused handshakes | resent sends | reconnects | churn refused/cycles | lost | stored twice | undelivered | 500s | flaps |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| fault | held | recovered after | longest send | acked | 503 replies | refused handshakes | resent sends | reconnects | churn refused/cycles | lost | stored twice | undelivered | 500s | flaps | known bug: acked after 503, never published |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range reports {
-		fmt.Fprintf(&b, "| %s | %v | %v | %v | %d | %d | %s | %d | %d | %d/%d | %d | %d | %d | %d | %d |\n",
+		fmt.Fprintf(&b, "| %s | %v | %v | %v | %d | %d | %s | %d | %d | %d/%d | %d | %d | %d | %d | %d | %d |\n",
 			r.name, r.held.Round(100*time.Millisecond), r.recovered.Round(10*time.Millisecond), r.maxWait.Round(10*time.Millisecond),
 			r.acked, r.unavailable, fmtStatuses(r.refused), r.resent, r.reconnects, r.churnRefused, r.churnCycles,
-			r.lost, r.twice+r.orphans, r.undelivered, r.internal, r.flaps)
+			r.lost, r.twice+r.orphans, r.undelivered, r.internal, r.flaps, r.unannounced)
 	}
 	t.Logf("fault drill done in %v (scale %v):\n%s", time.Since(began).Round(time.Second), scale, b.String())
 }
@@ -281,7 +307,7 @@ func startDrill(t *failureRecorder) *drill {
 		return res.Msg.GetChatId()
 	}
 	for i := range drillPairs {
-		p := &dpair{pair: &pair{sender: newUser(fmt.Sprintf("drill_s%d", i)), recipient: newUser(fmt.Sprintf("drill_r%d", i)), senderEdge: i % 2, acked: map[string]string{}}}
+		p := &dpair{pair: &pair{sender: newUser(fmt.Sprintf("drill_s%d", i)), recipient: newUser(fmt.Sprintf("drill_r%d", i)), senderEdge: i % 2, acked: map[string]string{}}, retried: map[string]bool{}}
 		p.chatID = contact(p.sender, p.recipient)
 		d.pairs = append(d.pairs, p)
 	}
@@ -464,7 +490,8 @@ func (d *drill) phase(f fault) faultReport {
 
 	// Every acknowledged message delivered once to its recipient, every acknowledged
 	// message stored once, every device's events exactly once and in order.
-	r.undelivered = d.waitDelivered(f.name)
+	undelivered, known := d.waitDelivered(f.name)
+	r.undelivered, r.unannounced = undelivered-known, known
 	r.lost, r.twice, r.orphans = d.readBack()
 	if r.lost+r.twice+r.orphans > 0 {
 		t.Errorf("%s: %d acknowledged messages not stored, %d stored twice, %d stored but never acknowledged", f.name, r.lost, r.twice, r.orphans)
@@ -474,10 +501,10 @@ func (d *drill) phase(f fault) faultReport {
 		t.Errorf("%s: %d user_offline events about a pair's user, who stayed connected", f.name, r.flaps)
 	}
 	r.reconnects, r.resent = d.connections()-conns0, d.resent()-resent0
-	t.Logf("%s: held %v, recovered %v after its end; %d messages acked, longest send %v; 503 replies %d (%s); handshakes refused %s; %d sends resent, %d reconnects; churn %d cycles, %d refused; lost %d, stored twice %d, never acked %d, never delivered %d, 500s %d, flaps %d",
+	t.Logf("%s: held %v, recovered %v after its end; %d messages acked, longest send %v; 503 replies %d (%s); handshakes refused %s; %d sends resent, %d reconnects; churn %d cycles, %d refused; lost %d, stored twice %d, never acked %d, never delivered %d, 500s %d, flaps %d; known bug (%s): %d",
 		f.name, r.held.Round(time.Millisecond), r.recovered.Round(time.Millisecond), r.acked, r.maxWait.Round(time.Millisecond),
 		r.unavailable, fmtCodes(codes), fmtStatuses(r.refused), r.resent, r.reconnects, r.churnCycles, r.churnRefused,
-		r.lost, r.twice, r.orphans, r.undelivered, r.internal, r.flaps)
+		r.lost, r.twice, r.orphans, r.undelivered, r.internal, r.flaps, knownUnannounced, r.unannounced)
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -571,6 +598,9 @@ func (d *drill) sendLoop(p *dpair, stop <-chan struct{}, st *phaseStats) {
 			}
 			code := errorCode(f)
 			st.code("SEND_CHAT_MESSAGE", code)
+			p.mu.Lock()
+			p.retried[cmid] = true
+			p.mu.Unlock()
 			if code != http.StatusServiceUnavailable && code != http.StatusGatewayTimeout {
 				st.fail("%s: send %s: %s %s", p.sender.name, cmid, f.Type, f.Payload)
 				return
@@ -674,11 +704,13 @@ func (d *drill) undelivered(p *dpair) []string {
 // waitDelivered waits up to deliverLimit until every acknowledged message has reached its
 // recipient, and fails the drill for each that has not, saying whether it is in the
 // recipient's event history at all (if not, it was stored and acknowledged but its event
-// never published). It returns how many never arrived.
-func (d *drill) waitDelivered(phase string) int {
+// never published). Those with the signature of the known bug (knownUnannounced) are
+// logged and counted apart instead, unless CHARLA_DRILL_KNOWN=1. It returns how many never
+// arrived (the known bug's included) and how many of them are the known bug's.
+func (d *drill) waitDelivered(phase string) (total, known int) {
 	d.t.Helper()
+	strict := os.Getenv("CHARLA_DRILL_KNOWN") == "1"
 	deadline := time.Now().Add(deliverLimit)
-	total := 0
 	for _, p := range d.pairs {
 		missing := d.undelivered(p)
 		for len(missing) > 0 && time.Now().Before(deadline) {
@@ -692,18 +724,23 @@ func (d *drill) waitDelivered(phase string) int {
 		h, err := readHistory(d.ctx, d.rpc, p.recipient.id)
 		for _, cmid := range missing {
 			p.mu.Lock()
-			id := p.acked[cmid]
+			id, retried := p.acked[cmid], p.retried[cmid]
 			p.mu.Unlock()
 			where := "its NEW_CHAT_MESSAGE is in the recipient's history, yet was never delivered"
 			if err != nil {
 				where = fmt.Sprintf("the recipient's history could not be read: %v", err)
 			} else if !historyHas(h, "msg:"+id) {
 				where = "its NEW_CHAT_MESSAGE is not in the recipient's history: stored and acknowledged, never published"
+				if retried && !strict {
+					known++
+					d.t.Logf("%s: known bug: %s never got %s (id %s, acknowledged after a 503): %s", phase, p.recipient.name, cmid, id, where)
+					continue
+				}
 			}
 			d.t.Errorf("%s: %s never got acknowledged message %s (id %s) within %v: %s", phase, p.recipient.name, cmid, id, deliverLimit, where)
 		}
 	}
-	return total
+	return total, known
 }
 
 func historyHas(h history, key string) bool {
