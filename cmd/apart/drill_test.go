@@ -759,13 +759,13 @@ func (d *drill) readBack() (lost, twice, orphans int) {
 	d.t.Helper()
 	for _, p := range d.pairs {
 		stored := map[string][]int64{} // clientMessageId → ids
-		var after int64
+		var before int64               // 0: no cursor, the newest page; then older pages
 		for {
 			var res *connect.Response[chatv1.GetMessagesResponse]
 			var err error
 			for try := 0; try < 3; try++ { // GetMessages is idempotent; the balancer retries too
 				res, err = d.rpc.Chat.GetMessages(d.ctx, connect.NewRequest(&chatv1.GetMessagesRequest{
-					UserId: p.sender.id, ChatId: p.chatID, AfterId: after, Limit: 200,
+					UserId: p.sender.id, ChatId: p.chatID, BeforeId: before, Limit: 200,
 				}))
 				if err == nil {
 					break
@@ -775,13 +775,14 @@ func (d *drill) readBack() (lost, twice, orphans int) {
 			if err != nil {
 				d.t.Fatalf("read back the chat of %s: %v", p.sender.name, err)
 			}
-			for _, m := range res.Msg.GetMessages() {
+			msgs := res.Msg.GetMessages() // oldest first
+			for _, m := range msgs {
 				stored[m.GetClientMessageId()] = append(stored[m.GetClientMessageId()], m.GetId())
-				after = m.GetId()
 			}
-			if !res.Msg.GetHasMore() || len(res.Msg.GetMessages()) == 0 {
+			if !res.Msg.GetHasMore() || len(msgs) == 0 {
 				break
 			}
+			before = msgs[0].GetId()
 		}
 		p.mu.Lock()
 		for cmid, id := range p.acked {
