@@ -129,7 +129,8 @@ type drill struct {
 	svcEnv    map[string]map[string]string
 	pairs     []*dpair
 	churn     []user
-	devices   []*device // the pairs' devices
+	devices   []*device       // the pairs' devices
+	known     map[string]bool // clientMessageIds counted under the known bug: not waited for again
 }
 
 // TestDrillFaults is the fault drill of issue 15 (item 3) on the apart deployment with real
@@ -234,7 +235,7 @@ func startDrill(t *failureRecorder) *drill {
 	nats := startNATS(t)
 	d := &drill{
 		t: t, ctx: ctx, nats: nats, db: dbProxy,
-		svc: map[string]*proc{}, svcEnv: map[string]map[string]string{},
+		svc: map[string]*proc{}, svcEnv: map[string]map[string]string{}, known: map[string]bool{},
 		dep: newDeployment(t, map[string]string{
 			"DATABASE_URL":       dbURL,
 			"BUS_URL":            nats.url(),
@@ -691,7 +692,9 @@ func (d *drill) undelivered(p *dpair) []string {
 	for cmid, id := range p.acked {
 		switch keys["msg:"+id] {
 		case 0:
-			out = append(out, cmid)
+			if !d.known[cmid] {
+				out = append(out, cmid)
+			}
 		case 1:
 		default:
 			d.t.Errorf("%s got %s (%s) %d times", p.recipient.name, id, cmid, keys["msg:"+id])
@@ -733,6 +736,7 @@ func (d *drill) waitDelivered(phase string) (total, known int) {
 				where = "its NEW_CHAT_MESSAGE is not in the recipient's history: stored and acknowledged, never published"
 				if retried && !strict {
 					known++
+					d.known[cmid] = true
 					d.t.Logf("%s: known bug, %s: %s never got %s (id %s)", phase, knownUnannounced, p.recipient.name, cmid, id)
 					continue
 				}
