@@ -3,6 +3,7 @@
 # tools/go.mod, and the database is embedded SQLite unless DATABASE_URL says otherwise.
 
 MODULES := proto shared chatsvc profilesvc notifysvc presencesvc edge cmd deploy
+SERVICES := chatsvc profilesvc notifysvc presencesvc
 BIN     := $(CURDIR)/bin
 # The race detector needs cgo (a C compiler); use it whenever one is present.
 RACE    ?= $(shell command -v gcc >/dev/null 2>&1 && echo -race)
@@ -85,12 +86,18 @@ staticcheck: tools
 # No production binary links package testing: test helpers live in _test.go files or in
 # packages of their own (dbtest, telemetrytest, systemtest) that only tests import. Every
 # main package of every module is checked; the importers of testing are named on failure.
+# No service imports a database driver (tests included): SQL goes through shared/sqldb,
+# whose transaction policy and error classification every store shares.
 check-deps:
 	@fail=0; for m in $(MODULES); do \
 		for p in $$(cd $$m && go list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' ./...); do \
 			by=$$(cd $$m && go list -deps -f '{{$$p := .ImportPath}}{{range .Imports}}{{if eq . "testing"}}{{$$p}} {{end}}{{end}}' $$p) || exit 1; \
 			if [ -n "$$(echo $$by)" ]; then echo "$$p links package testing, imported by:" $$by; fail=1; fi; \
 		done; \
+	done; \
+	for m in $(SERVICES); do \
+		by=$$(cd $$m && go list -deps -test -f '{{$$p := .ImportPath}}{{if .Module}}{{if eq .Module.Path "github.com/charla/charla/'$$m'"}}{{range .Imports}}{{if or (eq . "github.com/go-sql-driver/mysql") (eq . "modernc.org/sqlite")}}{{$$p}} {{end}}{{end}}{{end}}{{end}}' ./...) || exit 1; \
+		if [ -n "$$(echo $$by)" ]; then echo "$$m imports a database driver (only shared/sqldb may):" $$by; fail=1; fi; \
 	done; exit $$fail
 
 bench:

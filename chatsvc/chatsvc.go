@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
@@ -19,6 +18,7 @@ import (
 	"github.com/charla/charla/chatsvc/internal/store"
 	chatv1 "github.com/charla/charla/proto/gen/chat/v1"
 	"github.com/charla/charla/proto/gen/chat/v1/chatv1connect"
+	"github.com/charla/charla/shared/config"
 	"github.com/charla/charla/shared/fanout"
 	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/svc"
@@ -65,10 +65,15 @@ func New(ctx context.Context, deps svc.Deps) (*Service, error) {
 	return &Service{Server: srv, deps: deps, online: online}, nil
 }
 
+// Configure declares the chat service's own settings on cfg (it has none) and returns its
+// constructor (svc.Configure).
+func Configure(*config.Loader) svc.Constructor {
+	return func(ctx context.Context, deps svc.Deps) (svc.Service, error) { return New(ctx, deps) }
+}
+
 // RPC returns the Connect handler to mount.
 func (s *Service) RPC() rpc.Service {
-	opts := append(slices.Clone(s.deps.HandlerOptions), server.HandlerOptions()...)
-	path, h := chatv1connect.NewChatServiceHandler(s, opts...)
+	path, h := chatv1connect.NewChatServiceHandler(s, s.deps.HandlerOptionsWith(server.HandlerOptions()...)...)
 	return rpc.Service{Name: chatv1connect.ChatServiceName, Path: path, Handler: h}
 }
 

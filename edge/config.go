@@ -7,10 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/charla/charla/edge/edgemetrics"
 	"github.com/charla/charla/edge/internal/door"
 	"github.com/charla/charla/edge/internal/hub"
 	"github.com/charla/charla/shared/config"
-	"github.com/charla/charla/shared/telemetry"
 )
 
 // Config holds the edge's settings. The environment variables, with their defaults (for
@@ -40,6 +40,10 @@ type Config struct {
 	Addr string
 	// Hub holds the connection limits and timeouts of docs/protocol.md §2.5 and §3.7.
 	Hub hub.Config
+	// RequestTimeout (REQUEST_TIMEOUT) is the deadline of every RPC the edge makes: the
+	// one behind each client frame (504 when exceeded, docs/protocol.md §2.5) and its own
+	// calls to the services. 0 means DefaultRequestTimeout.
+	RequestTimeout time.Duration
 	// DrainTimeout bounds Shutdown when its context has no deadline.
 	DrainTimeout time.Duration
 	// PresenceGrace delays telling presence that a connection closed.
@@ -57,9 +61,12 @@ type Config struct {
 	EdgeID string
 	// Door limits failed handshakes per client address (zero: the defaults).
 	Door door.Config
-	// Metrics records the edge's metrics and spans (shared/telemetry); nil records nothing.
-	Metrics *telemetry.EdgeMetrics
+	// Metrics records the edge's metrics and spans (edgemetrics.New); nil records nothing.
+	Metrics *edgemetrics.Metrics
 }
+
+// DefaultRequestTimeout is REQUEST_TIMEOUT's default.
+const DefaultRequestTimeout = 20 * time.Second
 
 // DeclareConfig declares the edge's settings on l; the returned function gives their
 // values after l.Parse.
@@ -72,7 +79,7 @@ func DeclareConfig(l *config.Loader) func() Config {
 	write := l.Duration("WRITE_WAIT", d.WriteWait, "deadline of every socket write")
 	maxMsg := l.Int("MAX_MESSAGE_SIZE", int(d.MaxMessageSize), 512, 1<<24, "largest client message in bytes")
 	sendBuf := l.Int("SEND_CHANNEL_BUFFER", d.SendChannelBuffer, 1, 1<<16, "messages queued per connection before it is dropped as a slow consumer")
-	reqTimeout := l.Duration("REQUEST_TIMEOUT", d.RequestTimeout, "deadline of the RPC behind each client frame")
+	reqTimeout := l.Duration("REQUEST_TIMEOUT", DefaultRequestTimeout, "deadline of the RPC behind each client frame")
 	rateLimit := l.Float("RATE_LIMIT", d.RateLimit, "client messages per second per connection")
 	rateBurst := l.Int("RATE_BURST", d.RateBurst, 1, 1<<20, "burst of client messages above RATE_LIMIT")
 	drain := l.Duration("DRAIN_TIMEOUT", 10*time.Second, "how long shutdown waits for connections to close")
@@ -89,10 +96,9 @@ func DeclareConfig(l *config.Loader) func() Config {
 		h.PingPeriod, h.PongWait, h.WriteWait = *ping, *pong, *write
 		h.MaxMessageSize = int64(*maxMsg)
 		h.SendChannelBuffer = *sendBuf
-		h.RequestTimeout = *reqTimeout
 		h.RateLimit, h.RateBurst = *rateLimit, *rateBurst
 		trusted, _ := door.ParseTrustedProxies(*proxies) // validated above
-		return Config{Addr: *addr, Hub: h, DrainTimeout: *drain, PresenceGrace: *grace,
+		return Config{Addr: *addr, Hub: h, RequestTimeout: *reqTimeout, DrainTimeout: *drain, PresenceGrace: *grace,
 			Door: door.Config{Rate: *failRate, Burst: *failBurst, TrustedProxies: trusted}}
 	}
 }

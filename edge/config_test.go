@@ -21,7 +21,7 @@ func TestDeclareConfig(t *testing.T) {
 	h := c.Hub
 	if len(h.AllowedOrigins) != 2 || h.AllowedOrigins[1] != "http://b.example:8080" || h.PingPeriod != 20*time.Second ||
 		h.PongWait != 30*time.Second || h.MaxMessageSize != 8192 || h.RateLimit != 5 || h.RateBurst != 7 ||
-		c.PresenceGrace != time.Second || h.RequestTimeout != 3*time.Second || h.SendChannelBuffer != 256 || c.DrainTimeout != 10*time.Second {
+		c.PresenceGrace != time.Second || c.RequestTimeout != 3*time.Second || h.SendChannelBuffer != 256 || c.DrainTimeout != 10*time.Second {
 		t.Errorf("got %+v", c)
 	}
 	if err := c.check(); err != nil {

@@ -1,20 +1,34 @@
 package edge
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/charla/charla/edge/edgemetrics"
 	"github.com/charla/charla/edge/internal/door"
 	"github.com/charla/charla/shared/config"
+	"github.com/charla/charla/shared/telemetry"
+	"github.com/charla/charla/shared/telemetry/telemetrytest"
 )
 
 // TestFailedHandshakesGet429: a client that keeps failing handshakes gets 429 as JSON,
-// before the upgrade and before any token lookup.
+// before the upgrade and before any token lookup; each refusal is counted by its reason,
+// every reason present from the start.
 func TestFailedHandshakesGet429(t *testing.T) {
-	t.Parallel()
-	te := startEdge(t, func(c *Config) { c.Door = door.Config{Rate: 1, Burst: 2} })
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	tel, err := telemetry.Setup(context.Background(), "edge-test", telemetry.WithoutGlobals())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	te := startEdge(t, func(c *Config) {
+		c.Door = door.Config{Rate: 1, Burst: 2}
+		c.Metrics = edgemetrics.New(tel)
+	})
 	url := "http" + strings.TrimPrefix(te.url, "ws") + "?token=nope"
 	get := func() (int, map[string]any) {
 		t.Helper()
@@ -35,6 +49,23 @@ func TestFailedHandshakesGet429(t *testing.T) {
 	code, body := get()
 	if code != http.StatusTooManyRequests || body["code"] != float64(429) || body["message"] == "" {
 		t.Fatalf("after the burst: status %d body %v, want 429 {\"code\":429,\"message\":...}", code, body)
+	}
+	m := telemetrytest.Scrape(t, tel.MetricsHandler())
+	const name = "charla_edge_handshakes_refused_total"
+	for _, reason := range RefusalReasons() {
+		want := 0.0
+		switch reason {
+		case "invalid_token":
+			want = 2
+		case "too_many_failures":
+			want = 1
+		}
+		label := `reason="` + reason + `"`
+		if !m.Has(name, label) {
+			t.Errorf("%s{%s} absent, want it from the start\n%s", name, label, m.Grep(name))
+		} else if got := m.Sum(name, label); got != want {
+			t.Errorf("%s{%s}: got %v, want %v", name, label, got, want)
+		}
 	}
 }
 

@@ -35,14 +35,11 @@ package edge
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,8 +78,7 @@ type Edge struct {
 	conns   sync.Map // connection id → *connState
 	userLog logState
 
-	pidPrefix string
-	pidSeq    atomic.Uint64
+	pids *frames.PIDs // server pids of events and replies
 
 	startWait time.Duration // how long a handshake waits for the edge to start
 
@@ -99,11 +95,14 @@ func New(cfg Config, clients *peers.Clients, log *slog.Logger) (*Edge, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Hub.PingPeriod == 0 && cfg.Hub.RequestTimeout == 0 && cfg.Hub.RateLimit == 0 {
+	if cfg.Hub.PingPeriod == 0 && cfg.Hub.RateLimit == 0 {
 		// A Config built by hand rather than by DeclareConfig: take every default.
 		origins := cfg.Hub.AllowedOrigins
 		cfg.Hub = hub.DefaultConfig()
 		cfg.Hub.AllowedOrigins = origins
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
 	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 10 * time.Second
@@ -121,14 +120,13 @@ func New(cfg Config, clients *peers.Clients, log *slog.Logger) (*Edge, error) {
 		return nil, fmt.Errorf("edge: invalid edge id %q", cfg.EdgeID)
 	}
 	e := &Edge{cfg: cfg, clients: clients, log: log.With("edge_id", cfg.EdgeID), mux: http.NewServeMux(), edgeID: cfg.EdgeID, startWait: startWait}
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	e.pidPrefix = "s" + hex.EncodeToString(b) + "-"
+	e.pids = frames.NewPIDs()
 
-	e.auth = auth.New(clients.Profile, auth.Options{CacheTTL: cfg.AuthCacheTTL, Log: logWith(e.log, "auth"), Door: door.New(cfg.Door)})
+	e.auth = auth.New(clients.Profile, auth.Options{CacheTTL: cfg.AuthCacheTTL, Door: door.New(cfg.Door)})
+	cfg.Metrics.DeclareRefusalReasons(RefusalReasons()...)
 	e.router = router.New(router.Config{
 		Chat: clients.Chat, Profile: clients.Profile, Notify: clients.Notify,
-		RequestTimeout: cfg.Hub.RequestTimeout, NewPID: e.newPID, Log: logWith(e.log, "router"),
+		RequestTimeout: cfg.RequestTimeout, NewPID: e.newPID, Log: logWith(e.log, "router"),
 		Metrics: cfg.Metrics,
 	})
 	e.hub = hub.NewConnectionManager(cfg.Hub, hub.Callbacks[auth.UserData]{
@@ -138,12 +136,15 @@ func New(cfg Config, clients *peers.Clients, log *slog.Logger) (*Edge, error) {
 		ProcessClientMessage:       e.processClientMessage,
 		OnRateLimited:              e.onRateLimited,
 		GeneratePID:                e.newPID,
+		OnHandshakeRefused: func(r *http.Request, _ int, reason string) {
+			cfg.Metrics.HandshakeRefused(r.Context(), reason)
+		},
 	}, logWith(e.log, "hub"))
 	e.reporter = presence.New(clients.Presence, presence.Options{
-		EdgeID: cfg.EdgeID, Grace: cfg.PresenceGrace, CallTimeout: cfg.Hub.RequestTimeout,
+		EdgeID: cfg.EdgeID, Grace: cfg.PresenceGrace, CallTimeout: cfg.RequestTimeout,
 		Log: logWith(e.log, "presence"),
 	})
-	e.receipts = delivery.New(clients.Chat, delivery.Options{Interval: cfg.ReceiptInterval, CallTimeout: cfg.Hub.RequestTimeout, Log: logWith(e.log, "delivery")})
+	e.receipts = delivery.New(clients.Chat, delivery.Options{Interval: cfg.ReceiptInterval, CallTimeout: cfg.RequestTimeout, Log: logWith(e.log, "delivery")})
 	e.streams = upstream.NewSet(upstream.DefaultBackoff, logWith(e.log, "upstream"))
 	e.addStreams()
 
@@ -208,16 +209,28 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// newPID returns a fresh server-generated pid: a per-process random prefix and a counter.
-func (e *Edge) newPID() string {
-	return e.pidPrefix + strconv.FormatUint(e.pidSeq.Add(1), 36)
-}
+// newPID returns a fresh server-generated pid.
+func (e *Edge) newPID() string { return e.pids.Next() }
 
 // startWait bounds how long a handshake waits for the edge to start (see the package doc).
 const startWait = 5 * time.Second
 
+// Reasons of the handshakes the edge refuses itself (the hub and auth have theirs).
+const (
+	reasonStarting  = "starting"
+	reasonBadResume = "bad_resume"
+)
+
 // errStarting refuses a handshake that came before the edge could receive its events.
-var errStarting = &hub.HTTPError{Status: http.StatusServiceUnavailable, Message: "server starting"}
+var errStarting = &hub.HTTPError{Status: http.StatusServiceUnavailable, Message: "server starting", Reason: reasonStarting}
+
+// RefusalReasons are the reason labels of charla_edge_handshakes_refused_total: every
+// reason the edge refuses a handshake for, each exported at 0 from the start.
+func RefusalReasons() []string {
+	r := []string{reasonStarting, reasonBadResume}
+	r = append(r, hub.RefusalReasons...)
+	return append(r, auth.RefusalReasons...)
+}
 
 // started reports whether the edge holds its lease and every event stream has been up,
 // waiting up to startWait for it: only then does it accept handshakes.
@@ -252,7 +265,7 @@ func (e *Edge) authenticate(r *http.Request) (int64, auth.UserData, error) {
 	if resuming {
 		var err error
 		if resume, err = frames.ParseResume(r.URL.Query().Get("resume")); err != nil {
-			return 0, auth.UserData{}, &hub.HTTPError{Status: http.StatusBadRequest, Message: err.Error()}
+			return 0, auth.UserData{}, &hub.HTTPError{Status: http.StatusBadRequest, Message: err.Error(), Reason: reasonBadResume}
 		}
 	}
 	if !e.started(r.Context()) {
@@ -264,17 +277,30 @@ func (e *Edge) authenticate(r *http.Request) (int64, auth.UserData, error) {
 	if err != nil {
 		var ref *auth.Refusal
 		if errors.As(err, &ref) {
-			return 0, data, &hub.HTTPError{Status: ref.Status, Message: ref.Message}
+			he := &hub.HTTPError{Status: ref.Status, Message: ref.Message, Reason: ref.Reason}
+			if err != error(ref) {
+				he.Err = err // the cause, for the hub's log
+			}
+			return 0, data, he
 		}
-		return 0, data, &hub.HTTPError{Status: http.StatusUnauthorized, Message: "unauthorized"}
+		return 0, data, &hub.HTTPError{Status: http.StatusUnauthorized, Message: "unauthorized", Err: err}
 	}
 	return id, data, nil
 }
 
+// onConnect runs before a connection's first frame is served. Its two calls, presence's
+// Connect and the user's last seq (startEvents), do not depend on each other: they run at
+// once, so a handshake costs one round trip instead of two.
 func (e *Edge) onConnect(c *Conn) error {
 	e.cfg.Metrics.ConnectionOpened(c.Context())
-	e.reporter.Connected(c.Context(), presence.Conn{UserID: c.ID, ConnID: c.ConnID()})
-	if err := e.startEvents(c); err != nil {
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		e.reporter.Connected(c.Context(), presence.Conn{UserID: c.ID, ConnID: c.ConnID()})
+	}()
+	err := e.startEvents(c)
+	<-reported
+	if err != nil {
 		if c.Context().Err() == nil {
 			c.Close(closeInternal, "events unavailable: reconnect")
 		}

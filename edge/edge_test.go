@@ -260,14 +260,27 @@ func TestNoHandshakeBeforeTheStreamsAreUp(t *testing.T) {
 	}
 }
 
+// TestSessionEndedEventCloses4001: SESSION_ENDED closes the session's connections and
+// drops its cached token, so the same token cannot open a new one from the cache.
 func TestSessionEndedEventCloses4001(t *testing.T) {
 	t.Parallel()
 	te := startEdge(t, nil)
 	c := te.dial(t, 3)
+	te.f.profile.mu.Lock()
+	te.f.profile.revoked[3] = true
+	te.f.profile.mu.Unlock()
 	te.f.profile.events <- &profilev1.StreamEventsResponse{UserIds: []int64{3},
 		Event: &profilev1.StreamEventsResponse_SessionEnded{SessionEnded: &profilev1.SessionEndedEvent{SessionId: 3, State: profilev1.SessionState_SESSION_STATE_EXPIRED}}}
 	if code, reason := c.closeCode(); code != 4001 || reason != "session expired" {
 		t.Errorf("close: got %d %q, want 4001 \"session expired\"", code, reason)
+	}
+	ws, res, err := websocket.DefaultDialer.Dial(te.url+"?token=tok-3", nil)
+	if err == nil {
+		ws.Close()
+		t.Fatal("a new handshake with the ended session's token was accepted (served from the cache)")
+	}
+	if res == nil || res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("new handshake: got %v %v, want 401", res, err)
 	}
 }
 

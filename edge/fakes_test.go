@@ -148,11 +148,12 @@ func (f *fakes) MarkDelivered(_ context.Context, r *connect.Request[chatv1.MarkD
 }
 
 func (p *fakeProfile) ResolveSession(_ context.Context, r *connect.Request[profilev1.ResolveSessionRequest]) (*connect.Response[profilev1.ResolveSessionResponse], error) {
+	n, err := strconv.ParseInt(strings.TrimPrefix(r.Msg.GetToken(), "tok-"), 10, 64)
 	p.mu.Lock()
 	p.resolves++
+	revoked := p.revoked[n]
 	p.mu.Unlock()
-	n, err := strconv.ParseInt(strings.TrimPrefix(r.Msg.GetToken(), "tok-"), 10, 64)
-	if err != nil || n <= 0 {
+	if err != nil || n <= 0 || revoked {
 		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("unknown token"))
 	}
 	return connect.NewResponse(&profilev1.ResolveSessionResponse{SessionId: n, ExpiresAt: time.Now().Add(time.Hour).UnixMilli(),

@@ -78,7 +78,7 @@ func (e *Edge) checkSessions(ctx context.Context) {
 		n := min(len(ids), checkBatch)
 		batch := ids[:n]
 		ids = ids[n:]
-		cctx, cancel := context.WithTimeout(ctx, e.cfg.Hub.RequestTimeout)
+		cctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
 		res, err := e.clients.Profile.CheckSessions(cctx, connect.NewRequest(&profilev1.CheckSessionsRequest{SessionIds: batch}))
 		cancel()
 		if err != nil {

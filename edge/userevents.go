@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/charla/charla/edge/internal/cursor"
@@ -28,7 +29,7 @@ type userEvent struct {
 	typ      string // empty: an event this edge does not write (its seq still counts)
 	body     []byte
 	tc       map[string]string
-	created  time.Time
+	created  time.Time // the message's timestamp for NEW_CHAT_MESSAGE, else the record's
 	service  string
 	replayed bool // a resume's copy: also written to the connection that caused it
 	// NEW_CHAT_MESSAGE to its recipient: a write is a delivery receipt.
@@ -204,11 +205,13 @@ func (e *Edge) write(c *Conn, ev *userEvent) {
 	var onWritten func()
 	if ev.recipient == c.ID && ev.messageID != 0 {
 		recipient, id := ev.recipient, ev.messageID
-		onWritten = func() { e.receipts.Add(recipient, id) }
+		sent := trace.SpanContextFromContext(ctx) // the delivery span, in the send's trace
+		onWritten = func() { e.receipts.AddTraced(recipient, id, sent) }
 	}
 	e.sent(c.SendEvent(frames.SeqEventFrame(e.newPID(), ev.typ, ev.seq, ev.body), onWritten))
-	if ev.typ == frames.TypeNewChatMessage && !ev.replayed {
-		e.cfg.Metrics.EventDelivered(ctx, streamChat, time.Since(ev.created))
+	if !ev.replayed {
+		// A resume's replay is not live delivery: its lag is the client's absence.
+		e.cfg.Metrics.EventDelivered(ctx, ev.service, ev.typ, time.Since(ev.created))
 	}
 }
 
@@ -303,7 +306,7 @@ func (e *Edge) startEvents(c *Conn) error {
 }
 
 func (e *Edge) readEvents(ctx context.Context, user int64, after uint64, lastOnly bool) (*presencev1.ReadUserEventsResponse, error) {
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.Hub.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
 	defer cancel()
 	res, err := e.clients.Presence.ReadUserEvents(ctx, connect.NewRequest(&presencev1.ReadUserEventsRequest{UserId: user, AfterSeq: after, LastOnly: lastOnly}))
 	if err != nil {

@@ -10,8 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
 	"sync"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 	"github.com/charla/charla/notifysvc/internal/store"
 	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
 	"github.com/charla/charla/proto/gen/notify/v1/notifyv1connect"
+	"github.com/charla/charla/shared/config"
 	"github.com/charla/charla/shared/fanout"
 	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/svc"
@@ -30,7 +29,7 @@ import (
 // EventService is the name this service's events carry on the bus.
 const EventService = "notify"
 
-// Environment variables read by New.
+// Settings the service declares (Configure).
 const (
 	// EnvRetentionMaxAge is the maximum age of a notification, a Go duration (2160h).
 	EnvRetentionMaxAge = "NOTIFY_RETENTION_MAX_AGE"
@@ -59,34 +58,23 @@ type Options struct {
 	Now func() time.Time
 }
 
-// OptionsFromEnv reads NOTIFY_RETENTION_MAX_AGE and NOTIFY_RETENTION_MAX_PER_USER through
-// getenv (os.Getenv in production). An unset or empty variable takes the default; a bad
-// value is an error naming the variable.
-func OptionsFromEnv(getenv func(string) string) (Options, error) {
-	var o Options
-	if v := getenv(EnvRetentionMaxAge); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return Options{}, fmt.Errorf("%s: expected a positive Go duration such as 2160h (90 days), got %q", EnvRetentionMaxAge, v)
-		}
-		o.RetentionMaxAge = d
+// Configure declares NOTIFY_RETENTION_MAX_AGE and NOTIFY_RETENTION_MAX_PER_USER on cfg
+// and returns the constructor that builds the service with them (svc.Configure).
+func Configure(cfg *config.Loader) svc.Constructor {
+	maxAge := cfg.Duration(EnvRetentionMaxAge, retention.DefaultMaxAge, "notifications older than this are deleted (a Go duration; 2160h is 90 days)")
+	maxPerUser := cfg.Int(EnvRetentionMaxPerUser, retention.DefaultMaxPerUser, 1, 1_000_000, "each user keeps at most this many notifications, newest first")
+	return func(ctx context.Context, deps svc.Deps) (svc.Service, error) {
+		return NewWithOptions(ctx, deps, Options{RetentionMaxAge: *maxAge, RetentionMaxPerUser: *maxPerUser})
 	}
-	if v := getenv(EnvRetentionMaxPerUser); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return Options{}, fmt.Errorf("%s: expected a positive integer such as 1000, got %q", EnvRetentionMaxPerUser, v)
-		}
-		o.RetentionMaxPerUser = n
-	}
-	return o, nil
 }
 
-// Service implements notifyv1connect.NotificationServiceHandler.
+// Service implements notifyv1connect.NotificationServiceHandler: the RPCs of
+// internal/server plus StreamEvents.
 type Service struct {
-	notifyv1connect.UnimplementedNotificationServiceHandler
-	deps    svc.Deps
-	handler *server.Server
-	pruner  *retention.Pruner
+	*server.Server
+	deps   svc.Deps
+	opts   Options
+	pruner *retention.Pruner
 
 	stop      context.CancelFunc
 	done      chan struct{}
@@ -95,14 +83,9 @@ type Service struct {
 
 var _ notifyv1connect.NotificationServiceHandler = (*Service)(nil)
 
-// New builds the service from its dependencies, with the retention limits of the
-// environment (see OptionsFromEnv).
+// New builds the service from its dependencies with the default options.
 func New(ctx context.Context, deps svc.Deps) (*Service, error) {
-	opts, err := OptionsFromEnv(os.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	return NewWithOptions(ctx, deps, opts)
+	return NewWithOptions(ctx, deps, Options{})
 }
 
 // NewWithOptions builds the service from its dependencies and opts: it migrates the
@@ -117,10 +100,10 @@ func NewWithOptions(ctx context.Context, deps svc.Deps, opts Options) (*Service,
 	if deps.Events == nil {
 		return nil, errors.New("notifysvc: deps need the user event log")
 	}
-	st, err := store.New(ctx, deps.DB)
-	if err != nil {
-		return nil, err
+	if err := store.Migrate(ctx, deps.DB); err != nil {
+		return nil, fmt.Errorf("notifysvc: %w", err)
 	}
+	st := store.New(deps.DB)
 	pruner := retention.New(st, retention.Config{
 		MaxAge:     opts.RetentionMaxAge,
 		MaxPerUser: opts.RetentionMaxPerUser,
@@ -130,7 +113,8 @@ func NewWithOptions(ctx context.Context, deps svc.Deps, opts Options) (*Service,
 	}, deps.Log)
 	s := &Service{
 		deps: deps,
-		handler: server.New(server.Config{
+		opts: opts,
+		Server: server.New(server.Config{
 			Store:     st,
 			Users:     server.NewProfileUsers(deps.Peers.Profile),
 			Publisher: fanout.NewPublisher(deps.Bus, deps.Events, EventService),
@@ -153,13 +137,12 @@ func NewWithOptions(ctx context.Context, deps svc.Deps, opts Options) (*Service,
 
 // RPC returns the Connect handler to mount.
 func (s *Service) RPC() rpc.Service {
-	opts := append([]connect.HandlerOption{
+	path, h := notifyv1connect.NewNotificationServiceHandler(s, s.deps.HandlerOptionsWith(
 		connect.WithReadMaxBytes(maxRequestBytes),
 		// A typical page (50 notifications, ~5 KiB) costs more to gzip than to send over
 		// the internal network; only large pages are compressed.
 		connect.WithCompressMinBytes(compressMinBytes),
-	}, s.deps.HandlerOptions...)
-	path, h := notifyv1connect.NewNotificationServiceHandler(s, opts...)
+	)...)
 	return rpc.Service{Name: notifyv1connect.NotificationServiceName, Path: path, Handler: h}
 }
 
@@ -170,21 +153,6 @@ func (s *Service) Close() error {
 		<-s.done
 	})
 	return nil
-}
-
-// CreateNotification stores a notification and pushes NEW_NOTIFICATION to its owner.
-func (s *Service) CreateNotification(ctx context.Context, req *connect.Request[notifyv1.CreateNotificationRequest]) (*connect.Response[notifyv1.CreateNotificationResponse], error) {
-	return s.handler.CreateNotification(ctx, req)
-}
-
-// ListNotifications returns one page of a user's notifications, newest first.
-func (s *Service) ListNotifications(ctx context.Context, req *connect.Request[notifyv1.ListNotificationsRequest]) (*connect.Response[notifyv1.ListNotificationsResponse], error) {
-	return s.handler.ListNotifications(ctx, req)
-}
-
-// MarkRead marks one or all of a user's notifications read.
-func (s *Service) MarkRead(ctx context.Context, req *connect.Request[notifyv1.MarkReadRequest]) (*connect.Response[notifyv1.MarkReadResponse], error) {
-	return s.handler.MarkRead(ctx, req)
 }
 
 // StreamEvents forwards the events for the users held by one edge.

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,11 +17,13 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
+	"github.com/charla/charla/notifysvc/internal/retention"
 	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
 	"github.com/charla/charla/proto/gen/notify/v1/notifyv1connect"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 	"github.com/charla/charla/proto/gen/profile/v1/profilev1connect"
 	"github.com/charla/charla/shared/bus"
+	"github.com/charla/charla/shared/config"
 	"github.com/charla/charla/shared/eventlog"
 	"github.com/charla/charla/shared/peers"
 	"github.com/charla/charla/shared/rpc"
@@ -81,46 +85,131 @@ func startServiceWithLog(tb testing.TB, db *sqldb.DB, events eventlog.Log, opts 
 	return notifyv1connect.NewNotificationServiceClient(httpClient, srv.URL)
 }
 
-func TestOptionsFromEnv(t *testing.T) {
+// TestConfigure: the retention settings come through the process's configuration
+// (flags here; .env and the environment alike), bad values are refused naming the
+// variable, and the constructor builds the service with what was parsed.
+func TestConfigure(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
+	for _, tt := range []struct {
 		name    string
-		env     map[string]string
+		args    []string
 		want    Options
 		wantErr string // the variable the error must name
 	}{
-		{"defaults", nil, Options{}, ""},
-		{"both", map[string]string{EnvRetentionMaxAge: "2160h", EnvRetentionMaxPerUser: "1000"},
-			Options{RetentionMaxAge: 2160 * time.Hour, RetentionMaxPerUser: 1000}, ""},
-		{"bad age", map[string]string{EnvRetentionMaxAge: "90d"}, Options{}, EnvRetentionMaxAge},
-		{"zero age", map[string]string{EnvRetentionMaxAge: "0s"}, Options{}, EnvRetentionMaxAge},
-		{"negative age", map[string]string{EnvRetentionMaxAge: "-1h"}, Options{}, EnvRetentionMaxAge},
-		{"bad count", map[string]string{EnvRetentionMaxPerUser: "many"}, Options{}, EnvRetentionMaxPerUser},
-		{"zero count", map[string]string{EnvRetentionMaxPerUser: "0"}, Options{}, EnvRetentionMaxPerUser},
-	}
-	for _, tt := range tests {
+		{"defaults", nil, Options{RetentionMaxAge: retention.DefaultMaxAge, RetentionMaxPerUser: retention.DefaultMaxPerUser}, ""},
+		{"both", []string{"-notify-retention-max-age", "24h", "-notify-retention-max-per-user", "7"},
+			Options{RetentionMaxAge: 24 * time.Hour, RetentionMaxPerUser: 7}, ""},
+		{"bad age", []string{"-notify-retention-max-age", "90d"}, Options{}, EnvRetentionMaxAge},
+		{"zero age", []string{"-notify-retention-max-age", "0s"}, Options{}, EnvRetentionMaxAge},
+		{"negative age", []string{"-notify-retention-max-age", "-1h"}, Options{}, EnvRetentionMaxAge},
+		{"bad count", []string{"-notify-retention-max-per-user", "many"}, Options{}, EnvRetentionMaxPerUser},
+		{"zero count", []string{"-notify-retention-max-per-user", "0"}, Options{}, EnvRetentionMaxPerUser},
+	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := OptionsFromEnv(func(k string) string { return tt.env[k] })
+			cfg := config.New("notifysvc")
+			newService := Configure(cfg)
+			err := cfg.Parse(tt.args)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error: got %v, want one naming %s", err, tt.wantErr)
+					t.Fatalf("Parse(%q): got %v, want an error naming %s", tt.args, err, tt.wantErr)
 				}
 				return
 			}
-			if err != nil || got.RetentionMaxAge != tt.want.RetentionMaxAge || got.RetentionMaxPerUser != tt.want.RetentionMaxPerUser {
-				t.Fatalf("got %+v, %v; want %+v, nil", got, err, tt.want)
+			if err != nil {
+				t.Fatalf("Parse(%q): %v", tt.args, err)
+			}
+			service, err := newService(context.Background(), svc.Deps{
+				DB: dbtest.Open(t, sqldb.SQLite), Bus: bus.NewInProcess(), Events: eventlog.NewMemory(eventlog.Options{}),
+				Log: slog.New(slog.DiscardHandler), Peers: &peers.Clients{Profile: fakeProfile{}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer service.Close()
+			got := service.(*Service).opts
+			if got.RetentionMaxAge != tt.want.RetentionMaxAge || got.RetentionMaxPerUser != tt.want.RetentionMaxPerUser {
+				t.Errorf("options: got %+v, want %+v", got, tt.want)
 			}
 		})
 	}
 }
 
-// TestNewRejectsBadEnv cannot run in parallel: it sets the process environment.
-func TestNewRejectsBadEnv(t *testing.T) {
-	t.Setenv(EnvRetentionMaxPerUser, "-3")
-	_, err := New(context.Background(), svc.Deps{})
-	if err == nil || !strings.Contains(err.Error(), EnvRetentionMaxPerUser) {
-		t.Fatalf("New: got %v, want an error naming %s", err, EnvRetentionMaxPerUser)
+// encodings records the Content-Encoding of every response.
+type encodings struct {
+	rt   http.RoundTripper
+	mu   sync.Mutex
+	seen []string
+}
+
+func (e *encodings) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := e.rt.RoundTrip(req)
+	if err == nil {
+		e.mu.Lock()
+		e.seen = append(e.seen, res.Header.Get("Content-Encoding"))
+		e.mu.Unlock()
+	}
+	return res, err
+}
+
+func (e *encodings) last() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.seen[len(e.seen)-1]
+}
+
+// TestCompressionThreshold: with the shared handler options of every service in front of
+// its own (as the processes mount it), a page of a few KiB is sent as it is and only a
+// page over 16 KiB is compressed. The shared 1 KiB threshold used to win.
+func TestCompressionThreshold(t *testing.T) {
+	t.Parallel()
+	b := bus.NewInProcess()
+	t.Cleanup(func() { b.Close() })
+	s, err := New(context.Background(), svc.Deps{
+		DB: dbtest.Open(t, sqldb.SQLite), Bus: b, Events: eventlog.NewMemory(eventlog.Options{}),
+		Log: slog.New(slog.DiscardHandler), Peers: &peers.Clients{Profile: fakeProfile{}},
+		HandlerOptions: svc.HandlerOptions(nil, ""),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(rpc.NewMux(s.RPC()))
+	srv.Config.Protocols = rpc.Protocols()
+	srv.Start()
+	httpClient := rpc.NewHTTPClient()
+	rec := &encodings{rt: httpClient.Transport}
+	httpClient.Transport = rec
+	t.Cleanup(func() {
+		httpClient.CloseIdleConnections()
+		srv.Close()
+		s.Close()
+	})
+	client := notifyv1connect.NewNotificationServiceClient(httpClient, srv.URL)
+	ctx := context.Background()
+	for _, tt := range []struct {
+		user     int64
+		count    int
+		message  int // runes per message
+		wantGzip bool
+	}{
+		{user: 1, count: 10, message: 500, wantGzip: false}, // about 5 KiB
+		{user: 2, count: 20, message: 1500, wantGzip: true}, // about 30 KiB
+	} {
+		for range tt.count {
+			if _, err := client.CreateNotification(ctx, connect.NewRequest(&notifyv1.CreateNotificationRequest{
+				UserId: tt.user, Type: "t", Title: "t", Message: strings.Repeat("a", tt.message),
+			})); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res, err := client.ListNotifications(ctx, connect.NewRequest(&notifyv1.ListNotificationsRequest{UserId: tt.user, Limit: 50}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		size := proto.Size(res.Msg)
+		if got := rec.last() == "gzip"; got != tt.wantGzip {
+			t.Errorf("page of %d bytes: compressed %v (Content-Encoding %q), want %v (threshold %d)", size, got, rec.last(), tt.wantGzip, compressMinBytes)
+		}
 	}
 }
 

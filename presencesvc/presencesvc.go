@@ -11,8 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
 	"sync"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 	"github.com/charla/charla/presencesvc/internal/store"
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 	"github.com/charla/charla/proto/gen/presence/v1/presencev1connect"
+	"github.com/charla/charla/shared/config"
 	"github.com/charla/charla/shared/fanout"
 	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/svc"
@@ -57,7 +56,7 @@ type Options struct {
 	// Chat replaces deps.Peers.Chat, for tests.
 	Chat ChatPeer
 	// MaxConnectionsPerUser caps a user's connections across edges (docs/protocol.md
-	// §8.5); 0 means MAX_CONNECTIONS_PER_USER from the environment, default 10.
+	// §8.5; MAX_CONNECTIONS_PER_USER); 0 means DefaultMaxConnectionsPerUser.
 	MaxConnectionsPerUser int
 
 	// onAnnounced, when set (by tests and benchmarks), is told how many transitions each
@@ -77,6 +76,9 @@ func (o Options) withDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.MaxConnectionsPerUser <= 0 {
+		o.MaxConnectionsPerUser = DefaultMaxConnectionsPerUser
+	}
 
 	return o
 }
@@ -94,6 +96,15 @@ type Service struct {
 }
 
 var _ presencev1connect.PresenceServiceHandler = (*Service)(nil)
+
+// Configure declares MAX_CONNECTIONS_PER_USER on cfg and returns the constructor that
+// builds the service with it (svc.Configure).
+func Configure(cfg *config.Loader) svc.Constructor {
+	maxConns := cfg.Int("MAX_CONNECTIONS_PER_USER", DefaultMaxConnectionsPerUser, 1, 10000, "connections per user across all edges; the oldest beyond it is closed with 4002")
+	return func(ctx context.Context, deps svc.Deps) (svc.Service, error) {
+		return NewWithOptions(ctx, deps, Options{MaxConnectionsPerUser: *maxConns})
+	}
+}
 
 // New builds the service from its dependencies with the default options.
 func New(ctx context.Context, deps svc.Deps) (*Service, error) {
@@ -124,13 +135,6 @@ func NewWithOptions(ctx context.Context, deps svc.Deps, opts Options) (*Service,
 		return nil, errors.New("presencesvc: the user event log is required")
 	}
 	announcer := server.NewAnnouncer(chat, deps.Events, deps.Bus, deps.Log, opts.onAnnounced)
-	if opts.MaxConnectionsPerUser == 0 {
-		n, err := maxConnectionsFromEnv()
-		if err != nil {
-			return nil, fmt.Errorf("presencesvc: %w", err)
-		}
-		opts.MaxConnectionsPerUser = n
-	}
 	var ps presence.Store = st
 	if opts.wrapStore != nil {
 		ps = opts.wrapStore(st)
@@ -168,9 +172,8 @@ func (s *Service) lease() time.Duration { return s.opts.Lease }
 // RPC returns the Connect handler to mount.
 func (s *Service) RPC() rpc.Service {
 	// Presence answers are tiny and on the hot path of every event: gzip would cost more
-	// than it saves. Options from deps come later, so they can override this.
-	opts := append([]connect.HandlerOption{connect.WithCompressMinBytes(compressMinBytes)}, s.deps.HandlerOptions...)
-	path, h := presencev1connect.NewPresenceServiceHandler(s, opts...)
+	// than it saves.
+	path, h := presencev1connect.NewPresenceServiceHandler(s, s.deps.HandlerOptionsWith(connect.WithCompressMinBytes(compressMinBytes))...)
 	return rpc.Service{Name: presencev1connect.PresenceServiceName, Path: path, Handler: h}
 }
 
@@ -209,17 +212,4 @@ func (s *Service) ReadUserEvents(ctx context.Context, req *connect.Request[prese
 		return nil, err
 	}
 	return connect.NewResponse(res), nil
-}
-
-// maxConnectionsFromEnv reads MAX_CONNECTIONS_PER_USER (default 10).
-func maxConnectionsFromEnv() (int, error) {
-	v := os.Getenv("MAX_CONNECTIONS_PER_USER")
-	if v == "" {
-		return DefaultMaxConnectionsPerUser, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 10000 {
-		return 0, fmt.Errorf("MAX_CONNECTIONS_PER_USER: want an integer from 1 to 10000, got %q", v)
-	}
-	return n, nil
 }

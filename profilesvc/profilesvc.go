@@ -22,6 +22,7 @@ import (
 	"github.com/charla/charla/profilesvc/internal/store"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 	"github.com/charla/charla/proto/gen/profile/v1/profilev1connect"
+	"github.com/charla/charla/shared/config"
 	"github.com/charla/charla/shared/fanout"
 	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/svc"
@@ -59,9 +60,15 @@ func New(ctx context.Context, deps svc.Deps) (*Service, error) {
 	return &Service{Server: srv, deps: deps}, nil
 }
 
+// Configure declares the profile service's own settings on cfg (it has none) and returns
+// its constructor (svc.Configure).
+func Configure(*config.Loader) svc.Constructor {
+	return func(ctx context.Context, deps svc.Deps) (svc.Service, error) { return New(ctx, deps) }
+}
+
 // RPC returns the Connect handler to mount.
 func (s *Service) RPC() rpc.Service {
-	path, h := profilev1connect.NewProfileServiceHandler(s, s.deps.HandlerOptions...)
+	path, h := profilev1connect.NewProfileServiceHandler(s, s.deps.HandlerOptionsWith()...)
 	return rpc.Service{Name: profilev1connect.ProfileServiceName, Path: path, Handler: h}
 }
 

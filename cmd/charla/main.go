@@ -12,22 +12,19 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/charla/charla/cmd/internal/system"
 	"github.com/charla/charla/edge"
+	"github.com/charla/charla/shared/boot"
 	"github.com/charla/charla/shared/bus"
 	"github.com/charla/charla/shared/config"
-	"github.com/charla/charla/shared/logging"
 	"github.com/charla/charla/shared/rpc"
-	"github.com/charla/charla/shared/sqldb"
-	"github.com/charla/charla/shared/telemetry"
+	"github.com/charla/charla/shared/svc"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := boot.Signals()
 	code := run(ctx, stop, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -37,66 +34,43 @@ func main() {
 // the exit code, 0 after an interrupt. stopSignals restores the default signal handling, so
 // that a second Ctrl-C ends the process at once. The banner goes to stdout, logs to stderr.
 func run(ctx context.Context, stopSignals func(), args []string, stdout, stderr io.Writer) int {
-	cfg := config.New("charla")
-	edgeConfig := edge.DeclareConfig(cfg)
-	rpcAddr := cfg.String("RPC_ADDR", "127.0.0.1:8090", "internal RPC listener for all four services", config.HostPort)
-	dbURL := cfg.String("DATABASE_URL", "", "sqlite://PATH (default "+sqldb.DefaultURL+") or mysql://DSN", func(v string) error {
-		_, _, err := sqldb.ParseURL(v)
-		return err
-	})
-	busURL := cfg.String("BUS_URL", "", "empty for in-process, nats://host:4222 for NATS", nil)
-	token := cfg.String("INTERNAL_API_TOKEN", "", "bearer token required on every internal RPC", nil)
-	demo := cfg.Bool("DEMO", true, "create the demo users if absent and print a token for each")
-	logFormat := cfg.String("LOG_FORMAT", "text", "json or text", config.OneOf("json", "text"))
-	logLevel := cfg.String("LOG_LEVEL", "info", "debug, info, warn or error", config.OneOf("debug", "info", "warn", "error"))
-	if err := cfg.Parse(args); err != nil {
-		if config.Exit(err) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "charla: configuration: %v\n", err)
-		return 2
+	p := boot.New("charla", stderr)
+	edgeConfig := edge.DeclareConfig(p.Config)
+	rpcAddr := p.Config.String("RPC_ADDR", "127.0.0.1:8090", "internal RPC listener for all four services", config.HostPort)
+	backends := svc.DeclareBackends(p.Config)
+	token := boot.Token(p.Config)
+	services := system.ConfigureServices(p.Config)
+	demo := p.Config.Bool("DEMO", true, "create the demo users if absent and print a token for each")
+	if code, ok := p.Start(ctx, args); !ok {
+		return code
 	}
-	root, err := logging.New(stderr, logging.Options{Format: *logFormat, Level: *logLevel})
-	if err != nil {
-		fmt.Fprintf(stderr, "charla: configuration: %v\n", err)
-		return 2
-	}
-	// "pid" in logs is the client's request id (docs/protocol.md §3.2); the OS process is process_id.
-	root = root.With("process_id", os.Getpid())
-	log := logging.Component(root, "charla")
+	defer p.Close()
+	log := p.Log
 	if err := rpc.CheckListenAddr("RPC_ADDR", *rpcAddr, *token); err != nil {
 		log.Error("refusing to start", "err", err)
-		return 2
+		return boot.ExitConfig
 	}
-	tel, err := telemetry.Setup(ctx, "charla")
+	be := backends()
+	b, err := bus.Open(be.BusURL, bus.WithLogger(log), bus.WithMeterProvider(p.Telemetry.MeterProvider()))
 	if err != nil {
 		log.Error("refusing to start", "err", err)
-		return 2
-	}
-	defer func() {
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = tel.Shutdown(shutdownCtx)
-	}()
-	b, err := bus.Open(*busURL, bus.WithLogger(log), bus.WithMeterProvider(tel.MeterProvider()))
-	if err != nil {
-		log.Error("refusing to start", "err", err)
-		return 2
+		return boot.ExitConfig
 	}
 	defer b.Close()
 	ec := edgeConfig()
 	opts := system.Options{
-		Edge: ec, RPCAddr: *rpcAddr, DatabaseURL: *dbURL, Bus: b, Token: *token, Log: root, Telemetry: tel,
+		Edge: ec, RPCAddr: *rpcAddr, DatabaseURL: be.DatabaseURL, Bus: b, History: be.History, Token: *token,
+		Log: p.Root, Telemetry: p.Telemetry, Services: services,
 	}
 	if err := serve(ctx, log, opts, *demo, ec.DrainTimeout, stopSignals, stdout); err != nil {
 		if ctx.Err() != nil { // interrupted while starting: not a failure
 			log.Info("stopped before start-up finished")
-			return 0
+			return boot.ExitOK
 		}
 		log.Error("stopped", "err", err)
-		return 1
+		return boot.ExitFailed
 	}
-	return 0
+	return boot.ExitOK
 }
 
 func serve(ctx context.Context, log *slog.Logger, opts system.Options, demo bool, drain time.Duration, stopSignals func(), stdout io.Writer) error {
@@ -122,7 +96,7 @@ func serve(ctx context.Context, log *slog.Logger, opts system.Options, demo bool
 		}
 		if demoRoutesAllowed(demo, s.EdgeAddr) {
 			mountDemoRoutes(s.Edge.Handle, s.Clients)
-			fmt.Fprintf(os.Stdout, "Web app: http://%s/ (pick a demo user to sign in)\n", s.EdgeAddr)
+			fmt.Fprintf(stdout, "Web app: http://%s/ (pick a demo user to sign in)\n", s.EdgeAddr)
 		} else {
 			log.Warn("demo sign-in disabled: EDGE_ADDR is not a loopback address", "edge_addr", s.EdgeAddr)
 		}

@@ -91,3 +91,27 @@ func TestRunBannerAndInterrupt(t *testing.T) {
 		t.Errorf("stderr lacks the logs:\n%s", errs)
 	}
 }
+
+// TestRunDeclaresEverySetting: the one-process binary reads the settings the services
+// read in their own binaries (the history, the connection cap, notification retention),
+// so a bad value stops it with exit code 2 and a message naming the variable instead of
+// being ignored.
+func TestRunDeclaresEverySetting(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	for _, tt := range []struct {
+		flag, value, env string
+	}{
+		{"-resume-max-events", "5", "RESUME_MAX_EVENTS"},
+		{"-resume-max-age", "soon", "RESUME_MAX_AGE"},
+		{"-max-connections-per-user", "0", "MAX_CONNECTIONS_PER_USER"},
+		{"-notify-retention-max-age", "90d", "NOTIFY_RETENTION_MAX_AGE"},
+		{"-notify-retention-max-per-user", "0", "NOTIFY_RETENTION_MAX_PER_USER"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), func() {}, []string{tt.flag, tt.value}, &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), tt.env) {
+			t.Errorf("%s %s: exit %d, stderr %q; want 2 and a message naming %s", tt.flag, tt.value, code, stderr.String(), tt.env)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/charla/charla/edge/edgemetrics"
 	chatv1 "github.com/charla/charla/proto/gen/chat/v1"
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 	"github.com/charla/charla/shared/telemetry"
@@ -32,7 +33,7 @@ func startTraced(t *testing.T) (*systemtest.System, *telemetry.Telemetry, *telem
 // TestSendTrace follows one SEND_CHAT_MESSAGE: the frame span the edge starts, the Connect
 // call into chatsvc, chatsvc's statements, and the delivery of NEW_CHAT_MESSAGE to the
 // recipient's connection, all in one trace. This test plays the edge's part with the calls
-// the edge makes (telemetry.EdgeMetrics, presence Connect, presence StreamUserEvents), so it does not
+// the edge makes (edgemetrics, presence Connect, presence StreamUserEvents), so it does not
 // depend on the WebSocket layer.
 func TestSendTrace(t *testing.T) {
 	sys, tel, rec := startTraced(t)
@@ -83,7 +84,7 @@ func TestSendTrace(t *testing.T) {
 	})
 	rec.Reset()
 
-	edge := tel.EdgeMetrics()
+	edge := edgemetrics.New(tel)
 	const text = "hola, traza"
 	fctx, end := edge.StartFrameSpan(ctx, "SEND_CHAT_MESSAGE", ana.ID, "c-17")
 	edge.FrameReceived(fctx, "SEND_CHAT_MESSAGE")
@@ -107,7 +108,7 @@ func TestSendTrace(t *testing.T) {
 	}
 	// What the edge does for each connection it writes the event to.
 	_, done := edge.StartDeliverySpan(ctx, ev.GetTraceContext(), "NEW_CHAT_MESSAGE", bea.ID, connID)
-	edge.EventDelivered(ctx, "chat", time.Since(time.UnixMilli(ev.GetNewChatMessage().GetMessage().GetTimestamp())))
+	edge.EventDelivered(ctx, "chat", "NEW_CHAT_MESSAGE", time.Since(time.UnixMilli(ev.GetNewChatMessage().GetMessage().GetTimestamp())))
 	done()
 
 	frames := rec.Find("SEND_CHAT_MESSAGE")

@@ -80,6 +80,19 @@ func TestSendTraceOverWebSocket(t *testing.T) {
 		t.Errorf("delivery span in trace %s, want the send's %s", d[0].TraceID, server.TraceID)
 	}
 
+	// Bea's edge reports the delivery: its MarkDelivered call is in the send's trace too.
+	var receipts []telemetrytest.Span
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if receipts = rec.Find("delivery receipts"); len(receipts) > 0 {
+			break
+		}
+	}
+	if len(receipts) == 0 {
+		t.Error("the edge recorded no delivery receipts span")
+	} else if r := receipts[0]; r.TraceID != server.TraceID {
+		t.Errorf("delivery receipts span in trace %s, want the send's %s", r.TraceID, server.TraceID)
+	}
+
 	m := telemetrytest.Scrape(t, tel.MetricsHandler())
 	if got := m.Sum("rpc_client_call_duration_seconds_count", `rpc_method="chat.v1.ChatService/SendMessage"`); got < 1 {
 		t.Errorf("edge's SendMessage calls counted: got %v, want at least 1", got)

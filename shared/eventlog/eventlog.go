@@ -48,7 +48,17 @@ type Event struct {
 	Service string
 	Exclude string
 	Data    []byte
+	// Key, when not empty, makes the append idempotent: for a user who already got a
+	// record of an event with the same Key less than DedupeWindow ago, Append stores
+	// nothing and returns that earlier record. A publisher that cannot tell whether an
+	// earlier attempt reached the log (its process died after storing the fact the event
+	// announces, and another one announces it again) gives the event a key derived from
+	// that fact, such as "chat.msg.<message id>".
+	Key string
 }
+
+// DedupeWindow is how long a keyed event's key is remembered per user (Event.Key).
+const DedupeWindow = time.Minute
 
 // History is a user's records after some seq, as Read returns them.
 type History struct {

@@ -51,7 +51,7 @@ const (
 const (
 	// duplicateWindow is how long the server remembers a Nats-Msg-Id: longer than an
 	// Append's retries after a lost ack, short to keep the server's id table small.
-	duplicateWindow = 10 * time.Second
+	duplicateWindow = DedupeWindow
 	// publishAckTimeout bounds the wait for one pipelined publish's ack.
 	publishAckTimeout = 5 * time.Second
 	// maxConflicts is how many "wrong last sequence" answers one user's append accepts.
@@ -94,7 +94,7 @@ const (
 //     held is at most users × MaxEvents × record size;
 //   - DenyDelete and DenyPurge, for the same reason (deleting the stream resets every
 //     counter: restart the processes after doing so, as their caches would be stale);
-//   - Duplicates window 10 s (see Append), AllowDirect when there is one replica (direct
+//   - Duplicates window DedupeWindow (1 min: Event.Key and Append's retries), AllowDirect when there is one replica (direct
 //     gets of a follower could be stale).
 //
 // Append gives a user's record the seq after the one in the newest message of its subject,
@@ -271,6 +271,10 @@ func (j *JetStream) Append(ctx context.Context, ev Event, users []int64) ([]Reco
 	for i, u := range users {
 		jb := &jobs[i]
 		jb.user, jb.id = u, j.newID()
+		if ev.Key != "" {
+			// The server's duplicate window makes a keyed event idempotent per user.
+			jb.id = ev.Key + "." + strconv.FormatInt(u, 10)
+		}
 		st, ok := j.cache.Get(u)
 		if !ok {
 			var err error

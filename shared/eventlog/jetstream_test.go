@@ -124,7 +124,7 @@ func TestJetStreamStreamLimits(t *testing.T) {
 		{"max msgs", cfg.MaxMsgs, int64(-1)},
 		{"max bytes", cfg.MaxBytes, int64(-1)},
 		{"discard", cfg.Discard, jetstream.DiscardOld},
-		{"duplicates", cfg.Duplicates, 10 * time.Second},
+		{"duplicates", cfg.Duplicates, eventlog.DedupeWindow},
 		{"deny delete", cfg.DenyDelete, true},
 		{"deny purge", cfg.DenyPurge, true},
 		{"allow direct", cfg.AllowDirect, true},

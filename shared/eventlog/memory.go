@@ -18,6 +18,20 @@ type Memory struct {
 	nextPos uint64
 	subs    map[*memSub]struct{}
 	closed  bool
+
+	keys     map[memKey]*Record // keyed records younger than DedupeWindow
+	keyOrder []memKeyAt         // the same, oldest first, for expiry
+}
+
+// memKey names a keyed event of one user.
+type memKey struct {
+	user int64
+	key  string
+}
+
+type memKeyAt struct {
+	k      memKey
+	timeMs int64
 }
 
 type memUser struct {
@@ -49,6 +63,7 @@ func NewMemory(opt Options) *Memory {
 		ring:    make([]*Record, MemoryRingSize),
 		nextPos: 1,
 		subs:    make(map[*memSub]struct{}),
+		keys:    make(map[memKey]*Record),
 	}
 }
 
@@ -64,7 +79,16 @@ func (m *Memory) Append(_ context.Context, ev Event, users []int64) ([]Record, e
 	if m.closed {
 		return nil, errClosed
 	}
+	if ev.Key != "" {
+		m.expireKeys(now.Add(-DedupeWindow).UnixMilli())
+	}
 	for _, u := range users {
+		if ev.Key != "" {
+			if r, ok := m.keys[memKey{u, ev.Key}]; ok {
+				out = append(out, *r)
+				continue
+			}
+		}
 		h := m.users[u]
 		if h == nil {
 			h = &memUser{}
@@ -74,6 +98,11 @@ func (m *Memory) Append(_ context.Context, ev Event, users []int64) ([]Record, e
 		r := &Record{Position: m.nextPos, UserID: u, Seq: h.last, Service: ev.Service, Exclude: ev.Exclude, TimeMs: nowMs, Data: ev.Data}
 		m.nextPos++
 		h.recs = append(h.recs, r)
+		if ev.Key != "" {
+			k := memKey{u, ev.Key}
+			m.keys[k] = r
+			m.keyOrder = append(m.keyOrder, memKeyAt{k, nowMs})
+		}
 		// Drop what is both beyond the newest MaxEvents and older than MaxAge.
 		drop := 0
 		for len(h.recs)-drop > m.opt.MaxEvents && h.recs[drop].TimeMs < oldest {
@@ -98,6 +127,19 @@ func (m *Memory) Append(_ context.Context, ev Event, users []int64) ([]Record, e
 		out = append(out, *r)
 	}
 	return out, nil
+}
+
+// expireKeys forgets the keys remembered before oldestMs. Called with mu held.
+func (m *Memory) expireKeys(oldestMs int64) {
+	n := 0
+	for n < len(m.keyOrder) && m.keyOrder[n].timeMs < oldestMs {
+		delete(m.keys, m.keyOrder[n].k)
+		n++
+	}
+	if n > 0 {
+		clear(m.keyOrder[:n])
+		m.keyOrder = m.keyOrder[n:]
+	}
 }
 
 func (m *Memory) pushRing(r *Record) {

@@ -111,6 +111,15 @@ const (
 // to every edge. With WithOnline, it returns the users that have no connection anywhere,
 // so callers can fall back (an offline notification). event is not modified.
 func (p *Publisher) Publish(ctx context.Context, event proto.Message, userIDs ...int64) (offline []int64, err error) {
+	return p.PublishOnce(ctx, "", event, userIDs...)
+}
+
+// PublishOnce is Publish with an idempotency key for a sequenced event (eventlog.Event.Key):
+// a user who got an event with the same key less than eventlog.DedupeWindow ago gets no
+// second record. A service that cannot tell whether an earlier attempt published (the
+// process that stored a message died before announcing it, and a retry reached another
+// replica) announces again under the same key. An empty key is Publish.
+func (p *Publisher) PublishOnce(ctx context.Context, key string, event proto.Message, userIDs ...int64) (offline []int64, err error) {
 	if len(userIDs) == 0 {
 		return nil, nil
 	}
@@ -145,7 +154,7 @@ func (p *Publisher) Publish(ctx context.Context, event proto.Message, userIDs ..
 	if !sequenced {
 		return offline, errors.Join(err, p.bus.Publish(ctx, BroadcastSubject(p.service), data))
 	}
-	ev := eventlog.Event{Service: p.service, Exclude: excludeOf(msg), Data: data}
+	ev := eventlog.Event{Service: p.service, Exclude: excludeOf(msg), Data: data, Key: key}
 	return offline, errors.Join(err, p.appendRetrying(ctx, ev, users))
 }
 

@@ -7,6 +7,10 @@
 // back makes the next probe SERVING again, with nothing to reset. Drain is one way: a
 // process that started shutting down stays NOT_SERVING.
 //
+// The gRPC Watch call streams the status as it changes: the checks run again every
+// WatchInterval for as long as a watch lasts (one goroutine per watch, ended with it), and
+// Drain is sent at once.
+//
 // A Checker is safe for concurrent use.
 package health
 
@@ -28,6 +32,10 @@ import (
 // before the prober (Kubernetes: 1 s by default, raised to 3 s in deploy/k8s) gives up.
 const DefaultTimeout = 2 * time.Second
 
+// DefaultWatchInterval is how often a gRPC Watch re-runs the checks when
+// Checker.WatchInterval is zero.
+const DefaultWatchInterval = 5 * time.Second
+
 // Check reports whether one dependency answers; it should honour ctx's deadline.
 type Check func(ctx context.Context) error
 
@@ -35,11 +43,16 @@ type Check func(ctx context.Context) error
 type Checker struct {
 	// Timeout bounds each check; zero means DefaultTimeout.
 	Timeout time.Duration
+	// WatchInterval is how often a gRPC Watch re-runs the checks; zero means
+	// DefaultWatchInterval.
+	WatchInterval time.Duration
 
-	services []string
-	mu       sync.Mutex
-	checks   []namedCheck
-	draining atomic.Bool
+	services  []string
+	mu        sync.Mutex
+	checks    []namedCheck
+	draining  atomic.Bool
+	drained   chan struct{} // closed by Drain; made on first use, under mu
+	drainOnce sync.Once
 }
 
 type namedCheck struct {
@@ -62,7 +75,21 @@ func (c *Checker) Add(name string, check Check) {
 
 // Drain marks the process as shutting down: from now on every answer is NOT_SERVING / 503,
 // so load balancers stop sending new work while the process finishes the current work.
-func (c *Checker) Drain() { c.draining.Store(true) }
+func (c *Checker) Drain() {
+	c.draining.Store(true)
+	ch := c.drainedChan()
+	c.drainOnce.Do(func() { close(ch) })
+}
+
+// drainedChan returns the channel Drain closes, for the watches to wait on.
+func (c *Checker) drainedChan() chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.drained == nil {
+		c.drained = make(chan struct{})
+	}
+	return c.drained
+}
 
 // Draining reports whether Drain was called.
 func (c *Checker) Draining() bool { return c.draining.Load() }
@@ -111,8 +138,8 @@ func run(ctx context.Context, check Check) (err error) {
 // Check answers a gRPC health check (grpchealth.Checker): SERVING when Status finds
 // nothing wrong, NOT_SERVING otherwise; NotFound for a service this process does not serve.
 func (c *Checker) Check(ctx context.Context, req *grpchealth.CheckRequest) (*grpchealth.CheckResponse, error) {
-	if req.Service != "" && !slices.Contains(c.services, req.Service) {
-		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("unknown service %q: this process serves %v", req.Service, c.services))
+	if err := c.known(req.Service); err != nil {
+		return nil, err
 	}
 	if len(c.Status(ctx)) > 0 {
 		return &grpchealth.CheckResponse{Status: grpchealth.StatusNotServing}, nil
@@ -120,7 +147,52 @@ func (c *Checker) Check(ctx context.Context, req *grpchealth.CheckRequest) (*grp
 	return &grpchealth.CheckResponse{Status: grpchealth.StatusServing}, nil
 }
 
-var _ grpchealth.Checker = (*Checker)(nil)
+// known returns NotFound for a service this process does not serve.
+func (c *Checker) known(service string) error {
+	if service != "" && !slices.Contains(c.services, service) {
+		return connect.NewError(connect.CodeNotFound, fmt.Errorf("unknown service %q: this process serves %v", service, c.services))
+	}
+	return nil
+}
+
+// Watch serves the gRPC health Watch call (grpchealth.Watcher): grpchealth sends the
+// status at once, then calls onChange's check again at every WatchInterval and when Drain
+// is called, and sends the status each time it differs from the last one sent. The watch's
+// goroutine ends when stop returns. A service this process does not serve is NotFound.
+func (c *Checker) Watch(_ context.Context, req *grpchealth.CheckRequest, onChange func()) (stop func(), err error) {
+	if err := c.known(req.Service); err != nil {
+		return nil, err
+	}
+	interval := c.WatchInterval
+	if interval <= 0 {
+		interval = DefaultWatchInterval
+	}
+	drained := c.drainedChan()
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-drained:
+				drained = nil // one notice is enough: draining is for good
+				onChange()
+			case <-t.C:
+				onChange()
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(quit) })
+		<-done
+	}, nil
+}
+
+var _ grpchealth.Watcher = (*Checker)(nil)
 
 // ServeHTTP answers GET /ready: 200 {"status":"ready"}, or 503
 // {"status":"unavailable","reasons":{"database":"...","process":"draining"}}.

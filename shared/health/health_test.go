@@ -162,3 +162,83 @@ func TestHungOrPanickingCheck(t *testing.T) {
 		})
 	}
 }
+
+// next returns the next status a watch sends, failing on an error or the end of the stream.
+func next(t *testing.T, events <-chan grpchealth.WatchEvent) grpchealth.Status {
+	t.Helper()
+	ev, ok := <-events
+	if !ok {
+		t.Fatal("watch ended")
+	}
+	if ev.Err != nil {
+		t.Fatalf("watch: %v", ev.Err)
+	}
+	return ev.Response.Status
+}
+
+// TestWatch streams every transition: the status at once, the database going away and
+// coming back (found by the periodic re-check), then draining.
+func TestWatch(t *testing.T) {
+	t.Parallel()
+	var db dependency
+	h := health.New("chat.v1.ChatService")
+	h.WatchInterval = 5 * time.Millisecond
+	h.Add("database", db.ping)
+	client, _ := serve(t, h)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events := client.Watch(ctx, &grpchealth.CheckRequest{Service: "chat.v1.ChatService"})
+	if got := next(t, events); got != grpchealth.StatusServing {
+		t.Fatalf("first status: got %v, want SERVING", got)
+	}
+	steps := []struct {
+		name string
+		act  func()
+		want grpchealth.Status
+	}{
+		{"database down", func() { db.down.Store(true) }, grpchealth.StatusNotServing},
+		{"database back", func() { db.down.Store(false) }, grpchealth.StatusServing},
+		{"draining", h.Drain, grpchealth.StatusNotServing},
+	}
+	for _, s := range steps {
+		s.act()
+		// Only changes are sent: the next message is the new status.
+		if got := next(t, events); got != s.want {
+			t.Errorf("%s: got %v, want %v", s.name, got, s.want)
+		}
+	}
+	cancel()
+	for range events { // the client's goroutine ends with the stream
+	}
+}
+
+// TestWatchSendsDrainAtOnce: a drain reaches a watcher without waiting for the next
+// periodic check.
+func TestWatchSendsDrainAtOnce(t *testing.T) {
+	t.Parallel()
+	h := health.New()
+	h.WatchInterval = time.Hour
+	client, _ := serve(t, h)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events := client.Watch(ctx, &grpchealth.CheckRequest{})
+	if got := next(t, events); got != grpchealth.StatusServing {
+		t.Fatalf("first status: got %v, want SERVING", got)
+	}
+	h.Drain()
+	if got := next(t, events); got != grpchealth.StatusNotServing {
+		t.Errorf("after Drain: got %v, want NOT_SERVING", got)
+	}
+	cancel()
+	for range events {
+	}
+}
+
+func TestWatchUnknownService(t *testing.T) {
+	t.Parallel()
+	client, _ := serve(t, health.New("chat.v1.ChatService"))
+	ev := <-client.Watch(context.Background(), &grpchealth.CheckRequest{Service: "profile.v1.ProfileService"})
+	if connect.CodeOf(ev.Err) != connect.CodeNotFound {
+		t.Errorf("watch of a service not served: %+v, want not_found", ev)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,6 +46,9 @@ type DB struct {
 	Dialect Dialect
 
 	ckpt *checkpointer // SQLite's background WAL checkpointer; nil for MySQL
+
+	// onRetry, when set (by tests), is told of every attempt InTx or Retry runs again.
+	onRetry func(attempt int, err error)
 }
 
 // ErrDuplicate is returned (wrapped) when an insert or update hits a unique key.
@@ -235,7 +239,7 @@ func IsDuplicate(err error) bool {
 // are the drivers' own: MySQL's "invalid connection" (the connection broke mid-statement),
 // too many connections (1040), server shutdown (1053), a read-only server during a failover
 // (1290, 1836), a connection killed (1927), a deadlock or lock wait timeout that outlived
-// InTxRetry (1213, 1205); SQLite busy or locked once busy_timeout has run out.
+// InTx's attempts (1213, 1205); SQLite busy or locked once busy_timeout has run out.
 func IsUnavailable(err error) bool {
 	if rpc.IsUnavailable(err) || errors.Is(err, mysql.ErrInvalidConn) {
 		return true
@@ -256,9 +260,68 @@ func IsUnavailable(err error) bool {
 	return false
 }
 
-// InTx runs fn in a transaction, committing when fn returns nil and rolling back otherwise.
+// The transaction policy every store shares (InTx): the isolation level, which failures
+// run a transaction again, how often and after what pause.
+const (
+	// TxAttempts bounds how often InTx runs one transaction.
+	TxAttempts = 8
+	// txBackoffBase and txBackoffMax bound the pause before another attempt: it doubles
+	// from the base per attempt up to the max, and a random part of it is skipped, so that
+	// the transactions that collided do not meet again at the same instant.
+	txBackoffBase = 2 * time.Millisecond
+	txBackoffMax  = 100 * time.Millisecond
+)
+
+// InTx runs fn in a transaction, committing when fn returns nil and rolling back
+// otherwise, under the one policy every store shares:
+//
+//   - On MySQL the transaction runs at READ COMMITTED: rewrites of different users' rows
+//     would otherwise take gap locks on shared secondary indexes and deadlock each other at
+//     REPEATABLE READ (lock what must not change with SELECT ... FOR UPDATE). SQLite
+//     serializes writers (BEGIN IMMEDIATE), so its transactions are serializable.
+//   - A transaction that lost a lock race (IsRetryable: a MySQL deadlock or lock wait
+//     timeout, SQLite busy or locked once busy_timeout has run out) is run again from the
+//     start, up to TxAttempts times, after a growing, jittered pause. fn must therefore
+//     have no effects outside the transaction (or effects that may repeat).
+//   - The pauses end with ctx: InTx then returns an error that wraps both ctx's error and
+//     the last attempt's.
 func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	return db.inTx(ctx, nil, fn)
+	var opts *sql.TxOptions
+	if db.Dialect == MySQL {
+		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+	}
+	return db.Retry(ctx, func() error { return db.inTx(ctx, opts, fn) })
+}
+
+// Retry runs attempt, the whole of one transaction, under InTx's retry policy: again
+// while it fails with IsRetryable, up to TxAttempts times, after a jittered pause that
+// ends with ctx. It is for stores that begin their transactions themselves (a group
+// commit over savepoints, transactions on prepared statements); the others call InTx.
+func (db *DB) Retry(ctx context.Context, attempt func() error) error {
+	var err error
+	for n := 1; ; n++ {
+		if err = attempt(); err == nil || !IsRetryable(err) || n == TxAttempts {
+			return err
+		}
+		if db.onRetry != nil {
+			db.onRetry(n, err)
+		}
+		t := time.NewTimer(txBackoff(n))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("transaction given up after %d attempts: %w (last attempt: %w)", n, ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}
+
+// txBackoff is the pause after the nth failed attempt: base·2^(n-1) capped at the max,
+// of which a random part up to a half is skipped.
+func txBackoff(n int) time.Duration {
+	d := txBackoffBase << min(n-1, 16)
+	d = min(d, txBackoffMax)
+	return d - rand.N(d/2+1)
 }
 
 func (db *DB) inTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
@@ -276,41 +339,20 @@ func (db *DB) inTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx)
 	return nil
 }
 
-// txAttempts bounds how often InTxRetry runs a transaction MySQL rolled back.
-const txAttempts = 5
-
-// InTxRetry runs fn in a transaction like InTx, with the two choices every service's writes
-// share. On MySQL the transaction runs at READ COMMITTED: rewrites of different users'
-// rows would otherwise take gap locks on shared secondary indexes and deadlock each other
-// at REPEATABLE READ (lock what must not change with SELECT ... FOR UPDATE). And a
-// transaction MySQL rolled back as a deadlock victim or after a lock wait timeout is run
-// again from the start, up to txAttempts times with a short growing pause. fn must
-// therefore have no effects outside the transaction. SQLite serializes writers, so there
-// it is InTx.
-func (db *DB) InTxRetry(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	if db.Dialect != MySQL {
-		return db.InTx(ctx, fn)
-	}
-	opts := &sql.TxOptions{Isolation: sql.LevelReadCommitted}
-	var err error
-	for attempt := 1; attempt <= txAttempts; attempt++ {
-		if err = db.inTx(ctx, opts, fn); err == nil || !IsRetryable(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
-		}
-	}
-	return err
-}
-
-// IsRetryable reports a MySQL deadlock (1213) or lock wait timeout (1205): the server
-// rolled the whole transaction back, and it may simply run again.
+// IsRetryable reports a transaction that lost a lock race and may simply run again from
+// the start: a MySQL deadlock (1213: the server rolled it back) or lock wait timeout
+// (1205), SQLite busy or locked (the primary result code, once busy_timeout has run out).
 func IsRetryable(err error) bool {
 	var me *mysql.MySQLError
-	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
+	if errors.As(err, &me) {
+		return me.Number == 1213 || me.Number == 1205
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		code := se.Code() & 0xff
+		return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
+	}
+	return false
 }
 
 // Int64s reads a result of one integer column, such as a list of ids, and closes rows.

@@ -1,6 +1,7 @@
 // Package svc is what the four services have in common at the process level: the
 // dependencies a service is built from, the interface the process wiring needs from it,
-// and Main, which runs one service as its own process (deployed apart).
+// the settings of the backends they run on, and Main, which runs one service as its own
+// process (deployed apart).
 package svc
 
 import (
@@ -10,17 +11,16 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
+	"slices"
 	"time"
 
 	"connectrpc.com/connect"
 
+	"github.com/charla/charla/shared/boot"
 	"github.com/charla/charla/shared/bus"
 	"github.com/charla/charla/shared/config"
 	"github.com/charla/charla/shared/eventlog"
 	"github.com/charla/charla/shared/health"
-	"github.com/charla/charla/shared/logging"
 	"github.com/charla/charla/shared/peers"
 	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/sqldb"
@@ -45,6 +45,13 @@ type Deps struct {
 	HandlerOptions []connect.HandlerOption
 }
 
+// HandlerOptionsWith returns the options for a service's generated New...Handler:
+// d.HandlerOptions, then own. Connect applies options in order, so a service's own choices
+// (a compression threshold, a smaller request bound) win over the shared ones.
+func (d Deps) HandlerOptionsWith(own ...connect.HandlerOption) []connect.HandlerOption {
+	return append(slices.Clone(d.HandlerOptions), own...)
+}
+
 // Service is a running service.
 type Service interface {
 	// RPC is the Connect handler to mount.
@@ -56,70 +63,66 @@ type Service interface {
 // Constructor builds a service from its dependencies.
 type Constructor func(ctx context.Context, deps Deps) (Service, error)
 
-// Main runs one service as a process: configuration from .env, the environment and flags;
-// telemetry (traces over OTLP when OTEL_* asks for them, GET /metrics on the RPC listener);
-// its database, the bus, clients of its peers; the RPC listener until SIGINT or SIGTERM.
-// It returns the process exit code.
-func Main(name, defaultAddr string, newService Constructor) int {
-	cfg := config.New(name)
-	addr := cfg.String("RPC_ADDR", defaultAddr, "address of this service's RPC listener", config.HostPort)
+// Configure declares a service's own settings on cfg (most services have none) and
+// returns its constructor, which reads them: call the constructor after cfg.Parse. Every
+// service exports one (chatsvc.Configure, ...), so that its settings behave the same in
+// its own binary (Main) and in the one-process binary (cmd/charla).
+type Configure func(cfg *config.Loader) Constructor
+
+// Backends are the settings of a process that runs services: their database, the bus
+// and the user event log's history.
+type Backends struct {
+	// DatabaseURL is DATABASE_URL (sqldb.ParseURL).
+	DatabaseURL string
+	// BusURL is BUS_URL: empty for in-process, nats://... for NATS.
+	BusURL string
+	// History is RESUME_MAX_EVENTS and RESUME_MAX_AGE.
+	History eventlog.Options
+}
+
+// DeclareBackends declares DATABASE_URL, BUS_URL, RESUME_MAX_EVENTS and RESUME_MAX_AGE on
+// cfg; call the result after cfg.Parse.
+func DeclareBackends(cfg *config.Loader) func() Backends {
 	dbURL := cfg.String("DATABASE_URL", "", "sqlite://PATH (default "+sqldb.DefaultURL+") or mysql://DSN", func(v string) error {
 		_, _, err := sqldb.ParseURL(v)
 		return err
 	})
 	busURL := cfg.String("BUS_URL", "", "empty for in-process, nats://host:4222 for NATS", nil)
 	history := HistoryOptions(cfg)
-	token := cfg.String("INTERNAL_API_TOKEN", "", "bearer token required on every internal RPC", nil)
-	chatURL := cfg.String("CHAT_URL", "127.0.0.1:8091", "chat service address: host:port, http(s)://host:port, or a comma-separated list of replicas", rpc.CheckTarget)
-	profileURL := cfg.String("PROFILE_URL", "127.0.0.1:8092", "profile service address: host:port, http(s)://host:port, or a comma-separated list of replicas", rpc.CheckTarget)
-	notifyURL := cfg.String("NOTIFY_URL", "127.0.0.1:8093", "notification service address: host:port, http(s)://host:port, or a comma-separated list of replicas", rpc.CheckTarget)
-	presenceURL := cfg.String("PRESENCE_URL", "127.0.0.1:8094", "presence service address: host:port, http(s)://host:port, or a comma-separated list of replicas", rpc.CheckTarget)
-	logFormat := cfg.String("LOG_FORMAT", "text", "json or text", config.OneOf("json", "text"))
-	logLevel := cfg.String("LOG_LEVEL", "info", "debug, info, warn or error", config.OneOf("debug", "info", "warn", "error"))
-	if err := cfg.Parse(os.Args[1:]); err != nil {
-		if config.Exit(err) {
-			return 0
-		}
-		fmt.Fprintf(os.Stderr, "%s: configuration: %v\n", name, err)
-		return 2
-	}
-	root, err := logging.New(os.Stderr, logging.Options{Format: *logFormat, Level: *logLevel})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: configuration: %v\n", name, err)
-		return 2
-	}
-	// "pid" is the client's request id in every log line (docs/protocol.md §3.2); the OS process id
-	// goes under its own key.
-	log := logging.Component(root, name).With("process_id", os.Getpid())
-	if err := rpc.CheckListenAddr("RPC_ADDR", *addr, *token); err != nil {
-		log.Error("refusing to start", "err", err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, log, name, *addr, *dbURL, *busURL, history(), *token, peers.URLs{
-		Chat: *chatURL, Profile: *profileURL, Notify: *notifyURL, Presence: *presenceURL,
-	}, newService); err != nil {
-		log.Error("stopped", "err", err)
-		return 1
-	}
-	return 0
+	return func() Backends { return Backends{DatabaseURL: *dbURL, BusURL: *busURL, History: history()} }
 }
 
-func run(ctx context.Context, log *slog.Logger, name, addr, dbURL, busURL string, history eventlog.Options, token string, urls peers.URLs, newService Constructor) error {
-	tel, err := telemetry.Setup(ctx, name)
-	if err != nil {
-		return fmt.Errorf("telemetry: %w", err)
+// Main runs one service as a process, started like every Charla process (shared/boot:
+// .env, the environment and flags; logging; telemetry, with GET /metrics on the RPC
+// listener; SIGINT and SIGTERM): its database, the bus, clients of its peers, and the RPC
+// listener until a signal. It returns the process exit code.
+func Main(name, defaultAddr string, configure Configure) int {
+	ctx, stop := boot.Signals()
+	defer stop()
+	p := boot.New(name, os.Stderr)
+	addr := p.Config.String("RPC_ADDR", defaultAddr, "address of this service's RPC listener", config.HostPort)
+	backends := DeclareBackends(p.Config)
+	token := boot.Token(p.Config)
+	urls := boot.PeerURLs(p.Config)
+	newService := configure(p.Config)
+	if code, ok := p.Start(ctx, os.Args[1:]); !ok {
+		return code
 	}
-	defer func() {
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := tel.Shutdown(shutdownCtx); err != nil {
-			log.Warn("telemetry shutdown", "err", err)
-		}
-	}()
-	log.Info("telemetry", "tracing", tel.TracingEnabled(), "service_name", tel.ServiceName())
-	db, err := sqldb.Open(ctx, dbURL)
+	defer p.Close()
+	if err := rpc.CheckListenAddr("RPC_ADDR", *addr, *token); err != nil {
+		p.Log.Error("refusing to start", "err", err)
+		return boot.ExitConfig
+	}
+	if err := run(ctx, stop, p, *addr, backends(), *token, urls(), newService); err != nil {
+		p.Log.Error("stopped", "err", err)
+		return boot.ExitFailed
+	}
+	return boot.ExitOK
+}
+
+func run(ctx context.Context, stopSignals func(), p *boot.Process, addr string, backends Backends, token string, urls peers.URLs, newService Constructor) error {
+	log, tel, name := p.Log, p.Telemetry, p.Name
+	db, err := sqldb.Open(ctx, backends.DatabaseURL)
 	if err != nil {
 		return err
 	}
@@ -127,12 +130,12 @@ func run(ctx context.Context, log *slog.Logger, name, addr, dbURL, busURL string
 	if err := tel.RegisterDB(name, db.DB); err != nil {
 		return err
 	}
-	b, err := bus.Open(busURL, bus.WithLogger(log), bus.WithMeterProvider(tel.MeterProvider()))
+	b, err := bus.Open(backends.BusURL, bus.WithLogger(log), bus.WithMeterProvider(tel.MeterProvider()))
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	events, err := eventlog.Open(ctx, b, history)
+	events, err := eventlog.Open(ctx, b, backends.History)
 	if err != nil {
 		return err
 	}
@@ -162,7 +165,9 @@ func run(ctx context.Context, log *slog.Logger, name, addr, dbURL, busURL string
 		return fmt.Errorf("serve RPC: %w", err)
 	case <-ctx.Done():
 	}
-	// NOT_SERVING from now on, while the calls in flight finish.
+	// A second signal ends the process at once. NOT_SERVING from now on, while the calls
+	// in flight finish.
+	stopSignals()
 	h.Drain()
 	log.Info("draining")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -211,7 +216,8 @@ func HandlerOptions(tel *telemetry.Telemetry, token string) []connect.HandlerOpt
 	if tel != nil {
 		opts = append(opts, tel.ConnectHandlerOptions()...)
 	}
-	// Most answers are a few hundred bytes; gzip costs more than it saves below 1 KiB.
+	// Most answers are a few hundred bytes; gzip costs more than it saves below 1 KiB. A
+	// service with other needs gives its own options after these (Deps.HandlerOptionsWith).
 	// A request message larger than rpc.MaxRequestBytes (decompressed) is refused
 	// (resource_exhausted) before it is decoded.
 	return append(opts, connect.WithInterceptors(rpc.AuthInterceptor(token)), connect.WithCompressMinBytes(1024),

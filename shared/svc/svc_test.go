@@ -43,7 +43,7 @@ func TestMuxMetricsWithoutToken(t *testing.T) {
 	if got := m.Sum("rpc_server_call_duration_seconds_count", `rpc_response_status_code="UNAUTHENTICATED"`); got != 1 {
 		t.Errorf("refused calls counted: got %v, want 1\n%s", got, m.Grep("rpc_server_call_duration_seconds_count"))
 	}
-	if strings.Contains(strings.Join(m, "\n"), token) {
+	if strings.Contains(m.String(), token) {
 		t.Errorf("the token appears in /metrics")
 	}
 }

@@ -1,7 +1,6 @@
 // Package telemetry is Charla's observability: OpenTelemetry traces exported over OTLP,
-// metrics exposed in Prometheus text format, and the instruments the edge records
-// (active connections, frames by type, errors by code, event delivery lag,
-// send-buffer drops).
+// metrics exposed in Prometheus text format, the RPC and database instruments, and the
+// process's own series (build info, connection pools).
 //
 // A process calls Setup once, early, and Shutdown on the way out:
 //
@@ -23,37 +22,20 @@
 // them. The global propagator is installed even with tracing off, so a process without an
 // exporter still passes the trace context of its callers on to its callees and its events.
 //
-// The edge records its part through EdgeMetrics (tel.EdgeMetrics()):
-//
-//	ctx, end := em.StartFrameSpan(conn.Context(), frameType, userID, pid)
-//	em.FrameReceived(ctx, frameType)
-//	... call the services with ctx ...
-//	em.FrameResult(ctx, frameType, code) // 200, or the ERROR_NOTIFICATION code
-//	end(code)
-//
-// and for each event written to a connection:
-//
-//	ctx, done := em.StartDeliverySpan(ctx, ev.GetTraceContext(), "NEW_CHAT_MESSAGE", userID, connID)
-//	... write it; call MarkDelivered with ctx ...
-//	em.EventDelivered(ctx, "chat", time.Since(created))
-//	done()
-//
-// plus ConnectionOpened/ConnectionClosed and SendDropped. A service doing work once for
+// The edge's own instruments and spans (frames, connections, refused handshakes, delivery
+// lag) are in package edge/edgemetrics, built on a Telemetry. A service doing work once for
 // many requests (a group commit) runs it under StartBatchSpan so each request's trace
 // reaches the statements.
 //
-// Metric names in /metrics: charla_edge_connections_active, charla_edge_frames_total{type},
-// charla_edge_frame_results_total{type,code}, charla_edge_errors_total{type,code},
-// charla_edge_send_dropped_total, charla_event_delivery_lag_seconds{service} (histogram),
+// Metric names in /metrics (the edge's are listed in edge/edgemetrics):
 // rpc_server_call_duration_seconds and rpc_client_call_duration_seconds (otelconnect,
 // by rpc_method and rpc_response_status_code), db_client_operation_duration_seconds
 // (otelsql, by db_operation_name: sql.conn.query/exec and sql.stmt.query/exec are the
 // statements; sql.rows is the time spent reading results), charla_build_info{version,
 // revision,go_version} (always 1), go_sql_*{db_name} (each service's connection pool, from
 // RegisterDB), charla_bus_nats_connected and charla_bus_nats_{disconnects,reconnects}_total
-// (shared/bus, with NATS), and the Go runtime and process collectors. Unlabelled counters
-// are exported at 0 from the start. deploy/observability alerts on them.
+// (shared/bus, with NATS), and the Go runtime and process collectors. deploy/observability
+// alerts on them.
 //
-// Call Setup once per process. Concurrency: a Telemetry and an EdgeMetrics are safe for
-// concurrent use.
+// Call Setup once per process. Concurrency: a Telemetry is safe for concurrent use.
 package telemetry

@@ -40,9 +40,6 @@ type Telemetry struct {
 
 	interceptor *otelconnect.Interceptor
 
-	edgeOnce sync.Once
-	edge     *EdgeMetrics
-
 	shutdownOnce sync.Once
 	shutdownErr  error
 }

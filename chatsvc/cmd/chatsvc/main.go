@@ -2,7 +2,6 @@
 package main
 
 import (
-	"context"
 	"os"
 
 	"github.com/charla/charla/chatsvc"
@@ -10,7 +9,5 @@ import (
 )
 
 func main() {
-	os.Exit(svc.Main("chatsvc", "127.0.0.1:8091", func(ctx context.Context, deps svc.Deps) (svc.Service, error) {
-		return chatsvc.New(ctx, deps)
-	}))
+	os.Exit(svc.Main("chatsvc", "127.0.0.1:8091", chatsvc.Configure))
 }

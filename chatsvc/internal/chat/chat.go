@@ -3,10 +3,10 @@
 package chat
 
 import (
-	"errors"
-	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/charla/charla/shared/svcerr"
 )
 
 // Status is the delivery status of a message; it only moves forward.
@@ -88,41 +88,28 @@ type ChatSummary struct {
 	UnreadCount   int64
 }
 
-// Code classifies a domain error; the handler maps it to a Connect code.
-type Code int
+// Error is the chat service's domain error (shared/svcerr): a code and a message safe to
+// show to clients. The handler maps it to a Connect code in one place.
+type Error = svcerr.Error
+
+// Code classifies a domain error.
+type Code = svcerr.Code
 
 // Codes, in the order docs/protocol.md §3.5 checks them.
 const (
-	CodeInvalid     Code = iota + 1 // invalid_argument
-	CodeTooLong                     // out_of_range
-	CodeNotFound                    // not_found
-	CodeForbidden                   // permission_denied
-	CodeConflict                    // already_exists
-	CodeUnavailable                 // unavailable
+	CodeInvalid     = svcerr.CodeInvalid     // invalid_argument
+	CodeTooLong     = svcerr.CodeTooLong     // out_of_range
+	CodeNotFound    = svcerr.CodeNotFound    // not_found
+	CodeForbidden   = svcerr.CodeForbidden   // permission_denied
+	CodeConflict    = svcerr.CodeConflict    // already_exists
+	CodeUnavailable = svcerr.CodeUnavailable // unavailable
 )
 
-// Error is a domain error whose message is safe to show to clients.
-type Error struct {
-	Code    Code
-	Message string
-}
-
-// Error returns the client-safe message.
-func (e *Error) Error() string { return e.Message }
-
 // Errorf returns a domain error with a client-safe message.
-func Errorf(code Code, format string, args ...any) error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
-}
+func Errorf(code Code, format string, args ...any) error { return svcerr.Errorf(code, format, args...) }
 
 // CodeOf returns the domain code of err, or 0 when err is not a domain error.
-func CodeOf(err error) Code {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	return 0
-}
+func CodeOf(err error) Code { return svcerr.CodeOf(err) }
 
 // Errors shared by several operations.
 var (

@@ -339,8 +339,15 @@ func (s *Server) send(ctx context.Context, m *chatv1.SendMessageRequest) (*chatv
 	}
 	if ins.Duplicate {
 		// A repeat (acknowledged even if the contact is gone since), or a concurrent
-		// retry that stored it first and announced it.
-		return repeat(ins.Message, true, c.ID, text)
+		// retry that stored it first. It is announced again, under the message's key:
+		// the attempt that stored it may have died (or lost its database connection)
+		// before announcing it, and then this is the only announcement; when it did
+		// announce, the event log keeps that one and this adds nothing.
+		res, err := repeat(ins.Message, true, c.ID, text)
+		if err == nil {
+			s.announce(context.WithoutCancel(ctx), ins.Message, fromName, m.GetOriginConnectionId())
+		}
+		return res, err
 	}
 	if ins.Refused {
 		return nil, chat.ErrNotContact
@@ -369,7 +376,7 @@ func (s *Server) announce(ctx context.Context, msg chat.Message, fromName, origi
 			FromUsername: fromName,
 		}},
 	}
-	unrouted := s.publish(ctx, ev, msg.ToUserID, msg.FromUserID)
+	unrouted := s.publishOnce(ctx, messageKey(msg.ID), ev, msg.ToUserID, msg.FromUserID)
 	if slices.Contains(unrouted, msg.ToUserID) {
 		s.notifyNewMessage(ctx, msg, fromName)
 	}
@@ -377,6 +384,9 @@ func (s *Server) announce(ctx context.Context, msg chat.Message, fromName, origi
 		s.publishTyping(ctx, msg.ChatID, msg.FromUserID, other, false)
 	}
 }
+
+// messageKey is the idempotency key of a message's NEW_CHAT_MESSAGE (fanout.PublishOnce).
+func messageKey(id int64) string { return "chat.msg." + strconv.FormatInt(id, 10) }
 
 // notifyNewMessage raises new_message for an offline recipient, once per chat until the
 // recipient reads it (the ChatNotified mark).

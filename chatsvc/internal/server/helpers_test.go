@@ -95,12 +95,30 @@ func (o *online) GetPresence(_ context.Context, req *connect.Request[presencev1.
 type eventLog struct {
 	*eventlog.Memory
 	seen func([]eventlog.Record)
+
+	mu      sync.Mutex
+	lastPos uint64 // the highest position seen: a keyed repeat returns older records
 }
 
+// Append reports the records the append added (not those a keyed repeat returned).
 func (l *eventLog) Append(ctx context.Context, ev eventlog.Event, users []int64) ([]eventlog.Record, error) {
 	recs, err := l.Memory.Append(ctx, ev, users)
-	if err == nil && len(recs) > 0 {
-		l.seen(recs)
+	if err != nil {
+		return recs, err
+	}
+	l.mu.Lock()
+	var added []eventlog.Record
+	for _, r := range recs {
+		if r.Position > l.lastPos {
+			added = append(added, r)
+		}
+	}
+	for _, r := range added {
+		l.lastPos = max(l.lastPos, r.Position)
+	}
+	l.mu.Unlock()
+	if len(added) > 0 {
+		l.seen(added)
 	}
 	return recs, err
 }

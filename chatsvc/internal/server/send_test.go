@@ -8,6 +8,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/charla/charla/chatsvc/internal/chat"
 	chatv1 "github.com/charla/charla/proto/gen/chat/v1"
 	"github.com/charla/charla/shared/sqldb/dbtest"
 )
@@ -196,6 +197,49 @@ func TestSendEvents(t *testing.T) {
 		e.send(t, &chatv1.SendMessageRequest{UserId: 1, ToUserId: 2, Text: "again"})
 		if n := len(e.notifier.take()); n != 1 {
 			t.Fatalf("new_message after reading: got %d, want 1", n)
+		}
+	})
+}
+
+// TestRetryAnnouncesWhatTheDeadAttemptDidNot: a message stored by an attempt that never
+// announced it (its replica was killed between the commit and the publish, or its
+// database connection dropped after the COMMIT arrived) is announced by the client's
+// retry, which finds it stored; a retry of a message that was announced adds nothing.
+// Either way the recipient's history holds its NEW_CHAT_MESSAGE exactly once.
+func TestRetryAnnouncesWhatTheDeadAttemptDidNot(t *testing.T) {
+	t.Parallel()
+	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
+		e := newEnv(t, url, 2)
+		c12 := e.contact(t, 1, 2)
+		e.online.set(2, true)
+		// The dead attempt: stored, never announced.
+		stored, err := e.store.InsertMessages(context.Background(), []chat.Message{{
+			ChatID: c12, FromUserID: 1, ToUserID: 2, Text: "lost?", ClientMessageID: "k-dead", CreatedAt: 1,
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := stored[0].Message.ID
+		newMessages := func() []int64 {
+			var ids []int64
+			for _, ev := range e.history(t, 2) {
+				if nm := ev.GetNewChatMessage(); nm != nil {
+					ids = append(ids, nm.GetMessage().GetId())
+				}
+			}
+			return ids
+		}
+		if got := newMessages(); len(got) != 0 {
+			t.Fatalf("before the retry: recipient's history has %v, want nothing", got)
+		}
+		for range 2 { // the retry, then a retry of the retry
+			res := e.send(t, &chatv1.SendMessageRequest{UserId: 1, ToUserId: 2, Text: "lost?", ClientMessageId: "k-dead"})
+			if res.GetMessageId() != id {
+				t.Fatalf("retry acked %d, want the stored %d", res.GetMessageId(), id)
+			}
+			if got := newMessages(); !slices.Equal(got, []int64{id}) {
+				t.Fatalf("after the retry: recipient's NEW_CHAT_MESSAGEs %v, want [%d] once", got, id)
+			}
 		}
 	})
 }

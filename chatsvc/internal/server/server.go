@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -20,7 +19,7 @@ import (
 	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
-	"github.com/charla/charla/shared/sqldb"
+	"github.com/charla/charla/shared/svcerr"
 )
 
 // Profiles is the part of the profile service the chat service uses.
@@ -42,6 +41,8 @@ type Notifier interface {
 // connection anywhere.
 type Publisher interface {
 	Publish(ctx context.Context, event proto.Message, userIDs ...int64) (unrouted []int64, err error)
+	// PublishOnce is Publish under an idempotency key (fanout.Publisher.PublishOnce).
+	PublishOnce(ctx context.Context, key string, event proto.Message, userIDs ...int64) (unrouted []int64, err error)
 }
 
 // Config holds what a Server is built from.
@@ -155,62 +156,18 @@ const publishTimeout = time.Minute
 // peerTimeout bounds a call to another service made on the way (a notification).
 const peerTimeout = 5 * time.Second
 
-// peerError is a failed call to another service.
-type peerError struct {
-	service string
-	err     error
-}
-
-// Error names the service and the cause (for logs only).
-func (e *peerError) Error() string { return e.service + " service: " + e.err.Error() }
-
-// Unwrap returns the cause.
-func (e *peerError) Unwrap() error { return e.err }
-
-// errUnavailable is what clients see when the database (or a peer) could not be reached.
-var errUnavailable = errors.New("chat service temporarily unavailable")
+// errShuttingDown answers a message sent while the writer is closing.
+var errShuttingDown = chat.Errorf(chat.CodeUnavailable, "chat service shutting down")
 
 // toConnect maps any error to the Connect error a client sees; it is the only place that
-// does. Domain errors keep their client-safe message; the database or a peer out of reach
-// (sqldb.IsUnavailable) is unavailable; everything else is logged and answered without
-// internals.
+// does (shared/svcerr: domain errors keep their client-safe message, a peer or the
+// database out of reach is unavailable, everything else is logged and answered without
+// internals).
 func (s *Server) toConnect(ctx context.Context, op string, user int64, err error) error {
-	var de *chat.Error
-	if errors.As(err, &de) {
-		code := map[chat.Code]connect.Code{
-			chat.CodeInvalid:     connect.CodeInvalidArgument,
-			chat.CodeTooLong:     connect.CodeOutOfRange,
-			chat.CodeNotFound:    connect.CodeNotFound,
-			chat.CodeForbidden:   connect.CodePermissionDenied,
-			chat.CodeConflict:    connect.CodeAlreadyExists,
-			chat.CodeUnavailable: connect.CodeUnavailable,
-		}[de.Code]
-		if code == 0 {
-			code = connect.CodeInternal
-		}
-		return connect.NewError(code, errors.New(de.Message))
-	}
-	if errors.Is(err, context.DeadlineExceeded) || connect.CodeOf(err) == connect.CodeDeadlineExceeded {
-		s.log.WarnContext(ctx, op+": deadline exceeded", "user_id", user, "err", err)
-		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("deadline exceeded"))
-	}
-	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
-		return connect.NewError(connect.CodeCanceled, errors.New("canceled"))
-	}
-	var pe *peerError
-	if errors.As(err, &pe) {
-		s.log.ErrorContext(ctx, op+": peer failed", "user_id", user, "service", pe.service, "err", pe.err)
-		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("%s service unavailable", pe.service))
-	}
 	if errors.Is(err, store.ErrWriterClosed) {
-		return connect.NewError(connect.CodeUnavailable, errors.New("chat service shutting down"))
+		err = errShuttingDown
 	}
-	if sqldb.IsUnavailable(err) {
-		s.log.WarnContext(ctx, op+": backing service unavailable", "user_id", user, "err", err)
-		return connect.NewError(connect.CodeUnavailable, errUnavailable)
-	}
-	s.log.ErrorContext(ctx, op+" failed", "user_id", user, "err", err)
-	return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+	return svcerr.Mapper{Service: "chat", Log: s.log}.ToConnect(ctx, op, err, "user_id", user)
 }
 
 // userNames caches userNames, which never change once a user exists.
@@ -281,7 +238,7 @@ func (s *Server) users(ctx context.Context, ids ...int64) (map[int64]string, err
 func (s *Server) getUsers(ctx context.Context, ids []int64) ([]*profilev1.User, error) {
 	res, err := s.profiles.GetUsers(ctx, connect.NewRequest(&profilev1.GetUsersRequest{UserIds: ids}))
 	if err != nil {
-		return nil, &peerError{service: "profile", err: err}
+		return nil, svcerr.Peer("profile", err)
 	}
 	for _, u := range res.Msg.GetUsers() {
 		s.names.put(u.GetId(), u.GetUserName())
@@ -293,9 +250,14 @@ func (s *Server) getUsers(ctx context.Context, ids []int64) ([]*profilev1.User, 
 // so clients catch up from it (GET_CHAT_LIST, GET_CHAT_MESSAGES) even when it is lost.
 // The event goes out even if the caller has gone: the change it announces is committed.
 func (s *Server) publish(ctx context.Context, ev *chatv1.StreamEventsResponse, users ...int64) []int64 {
+	return s.publishOnce(ctx, "", ev, users...)
+}
+
+// publishOnce is publish under an idempotency key (empty: none).
+func (s *Server) publishOnce(ctx context.Context, key string, ev *chatv1.StreamEventsResponse, users ...int64) []int64 {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
-	unrouted, err := s.pub.Publish(ctx, ev, users...)
+	unrouted, err := s.pub.PublishOnce(ctx, key, ev, users...)
 	if err != nil {
 		s.log.WarnContext(ctx, "publish chat event", "users", users, "err", err)
 	}

@@ -147,12 +147,12 @@ func (s *Store) queryRow(ctx context.Context, q querier, query string, args ...a
 	return q.QueryRowContext(ctx, query, args...)
 }
 
-// inTx runs fn in a transaction and retries it a few times when MySQL picks it as a
-// deadlock victim or a lock wait times out: both roll back the whole transaction, so a
-// retry starts clean. On MySQL it uses READ COMMITTED, which takes no gap locks, so the
-// single message writer never waits on a MESSAGES_READ range lock.
+// inTx runs fn in a transaction under the policy every store shares (sqldb.DB.InTx): it
+// runs again when it loses a lock race (a deadlock, a lock wait timeout, a busy SQLite
+// database). On MySQL it uses READ COMMITTED, which takes no gap locks, so the single
+// message writer never waits on a MESSAGES_READ range lock.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	return s.db.InTxRetry(ctx, fn)
+	return s.db.InTx(ctx, fn)
 }
 
 // ---- contacts ----

@@ -17,10 +17,12 @@ import (
 
 	"github.com/charla/charla/chatsvc"
 	"github.com/charla/charla/edge"
+	"github.com/charla/charla/edge/edgemetrics"
 	"github.com/charla/charla/notifysvc"
 	"github.com/charla/charla/presencesvc"
 	"github.com/charla/charla/profilesvc"
 	"github.com/charla/charla/shared/bus"
+	"github.com/charla/charla/shared/config"
 	"github.com/charla/charla/shared/eventlog"
 	"github.com/charla/charla/shared/health"
 	"github.com/charla/charla/shared/logging"
@@ -55,6 +57,9 @@ type Options struct {
 	HandlerOptions []connect.HandlerOption
 	// Extra routes mounted on the RPC listener beside the services.
 	RPCRoutes map[string]http.Handler
+	// Services builds the four services by name (ConfigureServices, after parsing the
+	// settings); nil builds each with its defaults.
+	Services map[string]svc.Constructor
 }
 
 // System is a running Charla.
@@ -78,15 +83,27 @@ type System struct {
 	errc     chan error
 }
 
-// serviceConstructors are the four services, in the order they are built.
-var serviceConstructors = []struct {
-	name string
-	new  svc.Constructor
+// serviceList is the four services, in the order they are built: each with the settings it
+// declares (as in its own binary) and with its defaults.
+var serviceList = []struct {
+	name      string
+	configure svc.Configure
+	defaults  svc.Constructor
 }{
-	{"profilesvc", func(ctx context.Context, d svc.Deps) (svc.Service, error) { return profilesvc.New(ctx, d) }},
-	{"chatsvc", func(ctx context.Context, d svc.Deps) (svc.Service, error) { return chatsvc.New(ctx, d) }},
-	{"notifysvc", func(ctx context.Context, d svc.Deps) (svc.Service, error) { return notifysvc.New(ctx, d) }},
-	{"presencesvc", func(ctx context.Context, d svc.Deps) (svc.Service, error) { return presencesvc.New(ctx, d) }},
+	{"profilesvc", profilesvc.Configure, func(ctx context.Context, d svc.Deps) (svc.Service, error) { return profilesvc.New(ctx, d) }},
+	{"chatsvc", chatsvc.Configure, func(ctx context.Context, d svc.Deps) (svc.Service, error) { return chatsvc.New(ctx, d) }},
+	{"notifysvc", notifysvc.Configure, func(ctx context.Context, d svc.Deps) (svc.Service, error) { return notifysvc.New(ctx, d) }},
+	{"presencesvc", presencesvc.Configure, func(ctx context.Context, d svc.Deps) (svc.Service, error) { return presencesvc.New(ctx, d) }},
+}
+
+// ConfigureServices declares the settings of the four services on cfg, as each declares
+// them in its own binary; the result goes to Options.Services once cfg is parsed.
+func ConfigureServices(cfg *config.Loader) map[string]svc.Constructor {
+	out := make(map[string]svc.Constructor, len(serviceList))
+	for _, c := range serviceList {
+		out[c.name] = c.configure(cfg)
+	}
+	return out
 }
 
 // StartServices starts the four services on the RPC listener, without the edge. Call
@@ -127,7 +144,14 @@ func StartServices(ctx context.Context, opts Options) (_ *System, err error) {
 	handlerOpts := append(svc.HandlerOptions(opts.Telemetry, opts.Token), opts.HandlerOptions...)
 	var services []rpc.Service
 	checks := map[string]health.Check{"bus": func(ctx context.Context) error { return bus.Ping(ctx, b) }}
-	for _, c := range serviceConstructors {
+	for _, c := range serviceList {
+		newService := c.defaults
+		if opts.Services != nil {
+			if newService = opts.Services[c.name]; newService == nil {
+				rpcLn.Close()
+				return nil, fmt.Errorf("start %s: Options.Services has no constructor for it", c.name)
+			}
+		}
 		db, err := sqldb.Open(ctx, opts.DatabaseURL)
 		if err != nil {
 			rpcLn.Close()
@@ -140,7 +164,7 @@ func StartServices(ctx context.Context, opts Options) (_ *System, err error) {
 				return nil, err
 			}
 		}
-		service, err := c.new(ctx, svc.Deps{
+		service, err := newService(ctx, svc.Deps{
 			DB: db, Bus: b, Events: events, Peers: s.Clients, Log: logging.Component(log, c.name), HandlerOptions: handlerOpts,
 		})
 		if err != nil {
@@ -169,7 +193,7 @@ func StartServices(ctx context.Context, opts Options) (_ *System, err error) {
 func (s *System) StartEdge(opts Options) error {
 	ec := opts.Edge
 	if opts.Telemetry != nil && ec.Metrics == nil {
-		ec.Metrics = opts.Telemetry.EdgeMetrics()
+		ec.Metrics = edgemetrics.New(opts.Telemetry)
 	}
 	e, err := edge.New(ec, s.Clients, logging.Component(nonNil(opts.Log), "edge"))
 	if err != nil {

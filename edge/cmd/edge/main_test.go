@@ -93,7 +93,7 @@ func TestEdgeAloneServesMetricsAndExportsTraces(t *testing.T) {
 	exit := make(chan int, 1)
 	var logs bytes.Buffer
 	go func() {
-		exit <- run(ctx, []string{"-edge-addr", "127.0.0.1:0", "-drain-timeout", "2s"}, &syncWriter{w: &logs}, func(addr string) { addrc <- addr })
+		exit <- run(ctx, func() {}, []string{"-edge-addr", "127.0.0.1:0", "-drain-timeout", "2s"}, &syncWriter{w: &logs}, func(addr string) { addrc <- addr })
 	}()
 	var addr string
 	select {
@@ -111,17 +111,17 @@ func TestEdgeAloneServesMetricsAndExportsTraces(t *testing.T) {
 	if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/plain") {
 		t.Fatalf("GET /metrics: %d %q, want 200 text/plain:\n%s", res.StatusCode, res.Header.Get("Content-Type"), body)
 	}
-	m := telemetrytest.Parse(string(body))
+	m, err := telemetrytest.Parse(string(body))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, series := range []string{"charla_build_info", "charla_edge_connections_active", "charla_edge_send_dropped_total", "go_goroutines"} {
-		found := false
-		for _, l := range m {
-			if strings.HasPrefix(l, series+" ") || strings.HasPrefix(l, series+"{") {
-				found = true
-			}
-		}
-		if !found {
+		if !m.Has(series) {
 			t.Errorf("/metrics lacks %s", series)
 		}
+	}
+	if got := m.Count("charla_edge_handshakes_refused_total"); got < 5 {
+		t.Errorf("charla_edge_handshakes_refused_total: %d reasons at start, want every reason at 0\n%s", got, m.Grep("charla_edge_handshakes_refused_total"))
 	}
 	if got := m.Sum("charla_build_info"); got != 1 {
 		t.Errorf("charla_build_info = %v, want 1", got)
@@ -179,7 +179,7 @@ func TestBadReplicaListNamesTheVariable(t *testing.T) {
 	t.Chdir(t.TempDir()) // no stray .env
 	t.Setenv("PRESENCE_URL", "http://10.0.0.1:8094,10.0.0.2")
 	var stderr bytes.Buffer
-	if code := run(context.Background(), []string{"-edge-addr", "127.0.0.1:0"}, &stderr, nil); code != 2 {
+	if code := run(context.Background(), func() {}, []string{"-edge-addr", "127.0.0.1:0"}, &stderr, nil); code != 2 {
 		t.Fatalf("exit code = %d, want 2; stderr:\n%s", code, stderr.String())
 	}
 	if got, want := stderr.String(), `PRESENCE_URL="http://10.0.0.1:8094,10.0.0.2": entry 2 of 2 ("10.0.0.2"): want host:port`; !strings.Contains(got, want) {

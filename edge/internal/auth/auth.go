@@ -4,23 +4,37 @@
 // does not cost one database query per handshake.
 //
 // The cache is keyed by a SHA-256 of the token (the token itself is never stored or
-// logged), bounded in entries and short-lived (TTL ≤ 10 s), so a revoked token can open new
-// connections for at most TTL after revocation; connections already open are closed by the
-// session watcher (package sessions) within the 60 s of docs/protocol.md §2.6. Concurrent handshakes with
-// the same token share one lookup. Authenticator is safe for concurrent use.
+// logged), bounded in entries (least recently used first out, hashicorp/golang-lru's
+// simplelru under the Authenticator's lock) and short-lived (TTL ≤ 10 s, on the
+// Authenticator's clock), so a revoked token can open new connections for at most TTL
+// after revocation; connections already open are closed by the session watcher
+// (sessions.go) within the 60 s of docs/protocol.md §2.6. Forget (a SESSION_ENDED
+// event, or the watcher finding a session ended) drops a session's entries at once, and
+// an answer that was already on its way when Forget ran is not cached.
+//
+// Concurrent handshakes with the same token share one lookup (golang.org/x/sync's
+// singleflight). The expirable LRU of the same library would add a cleanup goroutine per
+// cache that nothing can stop (hashicorp/golang-lru#159); entries here expire when read,
+// and the size bound reclaims the rest.
+//
+// Authenticator is safe for concurrent use. It logs nothing: the hub logs each refused
+// handshake once, with the Refusal's reason.
 package auth
 
 import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"log/slog"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/charla/charla/edge/internal/door"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
@@ -46,22 +60,28 @@ type Resolver interface {
 	ResolveSession(context.Context, *connect.Request[profilev1.ResolveSessionRequest]) (*connect.Response[profilev1.ResolveSessionResponse], error)
 }
 
-// Refusal is a handshake refusal with its HTTP status and a client-safe message.
+// Refusal is a handshake refusal with its HTTP status, a client-safe message and a
+// short reason code for logs and metrics.
 type Refusal struct {
 	Status  int
 	Message string
+	Reason  string
 }
 
 func (r *Refusal) Error() string { return r.Message }
 
-// Refusals, as docs/protocol.md §2.3 words them.
+// Refusals, as docs/protocol.md §2.3 words them. The profile service gives one answer for
+// an unknown, revoked or expired token, so they share ErrInvalidToken.
 var (
-	ErrNoToken       = &Refusal{Status: http.StatusUnauthorized, Message: "missing session token"}
-	ErrTokenMismatch = &Refusal{Status: http.StatusUnauthorized, Message: "query and header carry different tokens"}
-	ErrInvalidToken  = &Refusal{Status: http.StatusUnauthorized, Message: "invalid, expired or revoked session token"}
-	ErrUnavailable   = &Refusal{Status: http.StatusServiceUnavailable, Message: "authentication temporarily unavailable"}
-	ErrTooManyFailed = &Refusal{Status: http.StatusTooManyRequests, Message: "too many failed handshakes; try again later"}
+	ErrNoToken       = &Refusal{Status: http.StatusUnauthorized, Message: "missing session token", Reason: "no_token"}
+	ErrTokenMismatch = &Refusal{Status: http.StatusUnauthorized, Message: "query and header carry different tokens", Reason: "token_mismatch"}
+	ErrInvalidToken  = &Refusal{Status: http.StatusUnauthorized, Message: "invalid, expired or revoked session token", Reason: "invalid_token"}
+	ErrUnavailable   = &Refusal{Status: http.StatusServiceUnavailable, Message: "authentication temporarily unavailable", Reason: "auth_unavailable"}
+	ErrTooManyFailed = &Refusal{Status: http.StatusTooManyRequests, Message: "too many failed handshakes; try again later", Reason: "too_many_failures"}
 )
+
+// RefusalReasons are the reasons of every Refusal, for metrics that show each from the start.
+var RefusalReasons = []string{ErrNoToken.Reason, ErrTokenMismatch.Reason, ErrInvalidToken.Reason, ErrUnavailable.Reason, ErrTooManyFailed.Reason}
 
 // Defaults of the cache.
 const (
@@ -81,8 +101,6 @@ type Options struct {
 	CacheEntries int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Log receives failed attempts, never with the token.
-	Log *slog.Logger
 	// Door limits failed handshakes per client address (package door); nil means no limit.
 	Door *door.Door
 }
@@ -95,27 +113,24 @@ type entry struct {
 	fetched time.Time
 }
 
-type call struct {
-	done   chan struct{}
+type result struct {
 	userID int64
 	data   UserData
-	err    error
 }
 
 // Authenticator resolves handshake tokens.
 type Authenticator struct {
 	resolver Resolver
 	ttl      time.Duration
-	max      int
 	now      func() time.Time
-	log      *slog.Logger
 	door     *door.Door
+	flight   singleflight.Group
 
-	mu        sync.Mutex
-	cache     map[key]entry
-	inflight  map[key]*call
-	lookups   int64 // ResolveSession calls made, for tests and metrics
-	lastSweep time.Time
+	mu       sync.Mutex
+	cache    *simplelru.LRU[key, entry] // nil when the cache is off
+	sessions map[int64]map[key]struct{} // the cached keys of each session, for Forget
+	gen      uint64                     // bumped by Forget: answers asked for before are not cached
+	lookups  int64                      // ResolveSession calls made, for tests
 }
 
 // New returns an Authenticator over r.
@@ -132,13 +147,12 @@ func New(r Resolver, o Options) *Authenticator {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.Log == nil {
-		o.Log = slog.New(slog.DiscardHandler)
+	a := &Authenticator{resolver: r, ttl: o.CacheTTL, now: o.Now, door: o.Door, sessions: make(map[int64]map[key]struct{})}
+	if a.ttl > 0 {
+		// NewLRU fails only for a size ≤ 0, which CacheEntries is not.
+		a.cache, _ = simplelru.NewLRU(o.CacheEntries, a.evicted)
 	}
-	return &Authenticator{
-		resolver: r, ttl: o.CacheTTL, max: o.CacheEntries, now: o.Now, log: o.Log, door: o.Door,
-		cache: make(map[key]entry), inflight: make(map[key]*call),
-	}
+	return a
 }
 
 // Token extracts the session token of a handshake: ?token= (a leading "Bearer " stripped,
@@ -165,80 +179,119 @@ func Token(r *http.Request) (string, error) {
 }
 
 // Authenticate resolves the handshake's token into the session's user. Its errors are
-// *Refusal values. A client address that failed too often recently (the Door) is refused
-// with 429 before its token is even read; every refusal that is the client's fault (not
-// 503) counts as a failure of its address.
+// (or wrap, with the cause) *Refusal values. A client address that failed too often
+// recently (the Door) is refused with 429 before its token is even read; every refusal
+// that is the client's fault (not 503) counts as a failure of its address.
 func (a *Authenticator) Authenticate(r *http.Request) (int64, UserData, error) {
 	if a.door != nil && !a.door.Allowed(r) {
-		a.log.Debug("handshake refused: too many failures", "remote", r.RemoteAddr)
 		return 0, UserData{}, ErrTooManyFailed
 	}
 	tok, err := Token(r)
 	if err != nil {
-		a.refused(r, err.(*Refusal), nil)
+		a.failed(r, err.(*Refusal))
 		return 0, UserData{}, err
 	}
 	id, data, err := a.Resolve(r.Context(), tok)
 	if err != nil {
 		var ref *Refusal
 		if !errors.As(err, &ref) {
-			ref = ErrUnavailable
+			ref, err = ErrUnavailable, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
-		a.refused(r, ref, err)
-		return 0, UserData{}, ref
+		a.failed(r, ref)
+		return 0, UserData{}, err
 	}
 	return id, data, nil
 }
 
-// refused logs a failed attempt: where it came from and why, never the token; and counts
-// it against the client's address unless the failure was the service's.
-func (a *Authenticator) refused(r *http.Request, ref *Refusal, cause error) {
+// failed counts a refusal against the client's address unless it was the service's fault.
+func (a *Authenticator) failed(r *http.Request, ref *Refusal) {
 	if a.door != nil && ref.Status != http.StatusServiceUnavailable {
 		a.door.Failed(r)
 	}
-	attrs := []any{"status", ref.Status, "reason", ref.Message, "remote", r.RemoteAddr}
-	if cause != nil && !errors.Is(cause, ErrInvalidToken) {
-		attrs = append(attrs, "err", cause)
-	}
-	a.log.Info("authentication failed", attrs...)
 }
 
-// Resolve returns the user and session of tok, from the cache when fresh.
+// Resolve returns the user and session of tok, from the cache when fresh. Concurrent
+// calls for one token share one lookup; a caller whose ctx ends stops waiting for it
+// (ErrUnavailable) without failing the others.
 func (a *Authenticator) Resolve(ctx context.Context, tok string) (int64, UserData, error) {
 	k := key(sha256.Sum256([]byte(tok)))
-	now := a.now()
 	a.mu.Lock()
-	if e, ok := a.cache[k]; ok {
-		if now.Sub(e.fetched) < a.ttl && now.UnixMilli() < e.data.ExpiresAt {
-			a.mu.Unlock()
-			return e.userID, e.data, nil
-		}
-		delete(a.cache, k)
-	}
-	if c, ok := a.inflight[k]; ok {
+	if e, ok := a.cached(k); ok {
 		a.mu.Unlock()
-		select {
-		case <-c.done:
-			return c.userID, c.data, c.err
-		case <-ctx.Done():
-			return 0, UserData{}, ErrUnavailable
+		return e.userID, e.data, nil
+	}
+	gen := a.gen
+	a.mu.Unlock()
+
+	// The generation is part of the flight's key: a handshake arriving after Forget does
+	// not join a lookup that started before it.
+	ch := a.flight.DoChan(string(k[:])+strconv.FormatUint(gen, 36), func() (any, error) {
+		a.mu.Lock()
+		a.lookups++
+		a.mu.Unlock()
+		fetched := a.now()
+		id, data, err := a.lookup(tok)
+		if err != nil {
+			return nil, err
 		}
+		a.mu.Lock()
+		if a.cache != nil && a.gen == gen {
+			a.store(k, entry{userID: id, data: data, fetched: fetched})
+		}
+		a.mu.Unlock()
+		return result{id, data}, nil
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return 0, UserData{}, res.Err
+		}
+		r := res.Val.(result)
+		return r.userID, r.data, nil
+	case <-ctx.Done():
+		return 0, UserData{}, ErrUnavailable
 	}
-	c := &call{done: make(chan struct{})}
-	a.inflight[k] = c
-	a.lookups++
-	a.mu.Unlock()
+}
 
-	c.userID, c.data, c.err = a.lookup(tok)
-
-	a.mu.Lock()
-	delete(a.inflight, k)
-	if c.err == nil && a.ttl > 0 {
-		a.store(k, entry{userID: c.userID, data: c.data, fetched: now})
+// cached returns the fresh entry of k, dropping a stale one. Called with a.mu held.
+func (a *Authenticator) cached(k key) (entry, bool) {
+	if a.cache == nil {
+		return entry{}, false
 	}
-	a.mu.Unlock()
-	close(c.done)
-	return c.userID, c.data, c.err
+	e, ok := a.cache.Get(k)
+	if !ok {
+		return entry{}, false
+	}
+	now := a.now()
+	if now.Sub(e.fetched) >= a.ttl || now.UnixMilli() >= e.data.ExpiresAt {
+		a.cache.Remove(k)
+		return entry{}, false
+	}
+	return e, true
+}
+
+// store caches e under k; the least recently used entry makes room. Called with a.mu held.
+func (a *Authenticator) store(k key, e entry) {
+	if old, ok := a.cache.Peek(k); ok && old.data.SessionID != e.data.SessionID {
+		a.cache.Remove(k)
+	}
+	a.cache.Add(k, e)
+	keys := a.sessions[e.data.SessionID]
+	if keys == nil {
+		keys = make(map[key]struct{}, 1)
+		a.sessions[e.data.SessionID] = keys
+	}
+	keys[k] = struct{}{}
+}
+
+// evicted keeps the session index in step with the cache: simplelru calls it for every
+// entry that leaves (Remove, or room made by Add), under a.mu.
+func (a *Authenticator) evicted(k key, e entry) {
+	keys := a.sessions[e.data.SessionID]
+	delete(keys, k)
+	if len(keys) == 0 {
+		delete(a.sessions, e.data.SessionID)
+	}
 }
 
 // lookup calls the profile service. It does not use the handshake's context: the answer
@@ -253,7 +306,7 @@ func (a *Authenticator) lookup(tok string) (int64, UserData, error) {
 		case connect.CodeUnauthenticated, connect.CodeNotFound, connect.CodeInvalidArgument, connect.CodePermissionDenied:
 			return 0, UserData{}, ErrInvalidToken
 		}
-		return 0, UserData{}, err
+		return 0, UserData{}, fmt.Errorf("resolve session: %w", err)
 	}
 	m := res.Msg
 	u := m.GetUser()
@@ -266,40 +319,18 @@ func (a *Authenticator) lookup(tok string) (int64, UserData, error) {
 	}, nil
 }
 
-// store adds e, making room first: expired entries go (at most one sweep per quarter TTL,
-// so that a full cache of fresh entries does not cost a sweep per handshake), and if the
-// cache is still full one arbitrary entry (map order is random) is evicted. Called with
-// a.mu held.
-func (a *Authenticator) store(k key, e entry) {
-	if len(a.cache) >= a.max {
-		now := a.now()
-		if now.Sub(a.lastSweep) >= a.ttl/4 {
-			a.lastSweep = now
-			for kk, ee := range a.cache {
-				if now.Sub(ee.fetched) >= a.ttl {
-					delete(a.cache, kk)
-				}
-			}
-		}
-		for kk := range a.cache {
-			if len(a.cache) < a.max {
-				break
-			}
-			delete(a.cache, kk)
-		}
-	}
-	a.cache[k] = e
-}
-
 // Forget drops every cached entry of a session, so that a revoked session cannot open new
-// connections from the cache either.
+// connections from the cache either; a lookup already under way is not cached, and later
+// handshakes do not share it.
 func (a *Authenticator) Forget(sessionID int64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for k, e := range a.cache {
-		if e.data.SessionID == sessionID {
-			delete(a.cache, k)
-		}
+	a.gen++
+	if a.cache == nil {
+		return
+	}
+	for k := range a.sessions[sessionID] {
+		a.cache.Remove(k) // evicted updates a.sessions
 	}
 }
 
@@ -314,5 +345,8 @@ func (a *Authenticator) Lookups() int64 {
 func (a *Authenticator) Len() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.cache)
+	if a.cache == nil {
+		return 0
+	}
+	return a.cache.Len()
 }

@@ -1,13 +1,12 @@
 package auth
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -199,43 +198,109 @@ func TestConcurrentHandshakesShareOneLookup(t *testing.T) {
 	}
 }
 
-func TestFailuresLogWithoutToken(t *testing.T) {
+// TestRefusalReasons: every refusal carries one of RefusalReasons; a service failure
+// keeps its cause (for the hub's log) behind ErrUnavailable.
+func TestRefusalReasons(t *testing.T) {
 	t.Parallel()
-	var buf bytes.Buffer
-	var mu sync.Mutex
-	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &buf, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a := New(&fakeResolver{}, Options{Log: log})
-	const secret = "s3cr3t-t0ken-value"
-	for _, r := range []*http.Request{
-		request("?token="+secret, ""),
-		request("", "Bearer "+secret),
-		request("?token="+secret, "Bearer other"),
-		request("?token=down", ""),
+	a := New(&fakeResolver{}, Options{})
+	for _, tt := range []struct {
+		r    *http.Request
+		want *Refusal
+	}{
+		{request("", ""), ErrNoToken},
+		{request("?token=good1", "Bearer good2"), ErrTokenMismatch},
+		{request("?token=nope", ""), ErrInvalidToken},
+		{request("?token=expired", ""), ErrInvalidToken},
+		{request("?token=down", ""), ErrUnavailable},
 	} {
-		if _, _, err := a.Authenticate(r); err == nil {
-			t.Fatal("accepted a bad token")
+		_, _, err := a.Authenticate(tt.r)
+		var ref *Refusal
+		if !errors.As(err, &ref) || ref != tt.want {
+			t.Errorf("got %v, want %v", err, tt.want)
+			continue
+		}
+		if !slices.Contains(RefusalReasons, ref.Reason) {
+			t.Errorf("reason %q of %v is not in RefusalReasons %v", ref.Reason, ref, RefusalReasons)
+		}
+		if ref == ErrUnavailable && !strings.Contains(err.Error(), "db down") {
+			t.Errorf("unavailable: got %q, want the cause in the error", err)
 		}
 	}
-	mu.Lock()
-	out := buf.String()
-	mu.Unlock()
-	if strings.Count(out, "authentication failed") != 4 {
-		t.Errorf("log: got %q, want 4 failed attempts", out)
+}
+
+// TestForgetDuringLookup: an answer that was on its way when the session ended is not
+// cached, and a handshake arriving after Forget does not share the old lookup.
+func TestForgetDuringLookup(t *testing.T) {
+	t.Parallel()
+	f := &fakeResolver{gate: make(chan struct{})}
+	a := New(f, Options{})
+	first := make(chan error, 1)
+	go func() {
+		_, _, err := a.Resolve(context.Background(), "good0")
+		first <- err
+	}()
+	for f.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
 	}
-	if strings.Contains(out, secret) || strings.Contains(out, "other") {
-		t.Errorf("log leaks the token: %q", out)
+	a.Forget(100) // the session of good0 ends while its lookup waits at the gate
+	second := make(chan error, 1)
+	go func() {
+		_, _, err := a.Resolve(context.Background(), "good0")
+		second <- err
+	}()
+	for f.calls.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	close(f.gate)
+	for _, ch := range []chan error{first, second} {
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := f.calls.Load(); got != 2 {
+		t.Errorf("lookups: got %d, want 2 (one before Forget, one after)", got)
+	}
+	// Only the lookup begun after Forget was cached.
+	if got := a.Len(); got != 1 {
+		t.Errorf("cache entries: got %d, want 1", got)
+	}
+	a.Forget(100)
+	if got := a.Len(); got != 0 {
+		t.Errorf("cache entries after the second Forget: got %d, want 0", got)
 	}
 }
 
-type lockedWriter struct {
-	w  *bytes.Buffer
-	mu *sync.Mutex
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
+// TestLeaverDoesNotFailOthers: a handshake that gives up waiting does not fail the lookup
+// the others wait for.
+func TestLeaverDoesNotFailOthers(t *testing.T) {
+	t.Parallel()
+	f := &fakeResolver{gate: make(chan struct{})}
+	a := New(f, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	left := make(chan error, 1)
+	go func() {
+		_, _, err := a.Resolve(ctx, "good0")
+		left <- err
+	}()
+	stayed := make(chan error, 1)
+	go func() {
+		_, _, err := a.Resolve(context.Background(), "good0")
+		stayed <- err
+	}()
+	for f.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-left; err != ErrUnavailable {
+		t.Errorf("the handshake that left: got %v, want %v", err, ErrUnavailable)
+	}
+	close(f.gate)
+	if err := <-stayed; err != nil {
+		t.Errorf("the handshake that stayed: %v", err)
+	}
+	if got := f.calls.Load(); got != 1 {
+		t.Errorf("lookups: got %d, want 1", got)
+	}
 }
 
 // TestFailedHandshakesLimited: an address that failed its burst of handshakes is refused
@@ -251,7 +316,7 @@ func TestFailedHandshakesLimited(t *testing.T) {
 		return r
 	}
 	for range 5 {
-		if _, _, err := a.Authenticate(from("192.0.2.1:1", "down")); err != ErrUnavailable {
+		if _, _, err := a.Authenticate(from("192.0.2.1:1", "down")); !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("lookup while the service is down: got %v, want %v", err, ErrUnavailable)
 		}
 	}

@@ -7,12 +7,19 @@
 // they share one group commit (one UPDATE, one status event per chat and sender): one RPC
 // and one commit per flush, however many recipients it covers.
 //
+// A receipt added with the span context of the message's delivery (AddTraced) ties its
+// MarkDelivered call to the send's trace: the call runs under a "delivery receipts" span
+// that is a child of the first traced message of the call and links to the others (the
+// shared/telemetry batch span), so a message's trace leads from SEND_CHAT_MESSAGE to the
+// "delivered" status update.
+//
 // Memory is bounded: beyond MaxPending ids waiting, new ones are dropped (and logged).
 // A dropped receipt is not lost for good: the recipient's GET_CHAT_MESSAGES marks the
 // message delivered as well. Batcher is safe for concurrent use.
 package delivery
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"slices"
@@ -20,8 +27,10 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"go.opentelemetry.io/otel/trace"
 
 	chatv1 "github.com/charla/charla/proto/gen/chat/v1"
+	"github.com/charla/charla/shared/telemetry"
 )
 
 // Marker is the chat service's MarkDelivered.
@@ -55,6 +64,8 @@ const DefaultWorkers = 8
 const (
 	maxReceiptsPerCall = 1000
 	maxIDsPerReceipt   = 1000
+	// maxTraced bounds the traces one call's span joins: the SDK keeps 128 links.
+	maxTraced = 128
 )
 
 // Batcher coalesces delivery receipts.
@@ -63,7 +74,7 @@ type Batcher struct {
 	opt Options
 
 	mu      sync.Mutex
-	pending map[int64][]int64 // recipient → message ids
+	pending map[int64][]receipt // recipient → its receipts
 	n       int
 	dropped int64
 	wake    chan struct{}
@@ -89,18 +100,29 @@ func New(m Marker, o Options) *Batcher {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Batcher{m: m, opt: o, pending: make(map[int64][]int64), wake: make(chan struct{}, 1)}
+	return &Batcher{m: m, opt: o, pending: make(map[int64][]receipt), wake: make(chan struct{}, 1)}
+}
+
+// receipt is one message written to its recipient, with the span context of that write
+// (invalid when untraced).
+type receipt struct {
+	id   int64
+	sent trace.SpanContext
 }
 
 // Add records that message id was written to a connection of recipient. It never blocks.
-func (b *Batcher) Add(recipient, id int64) {
+func (b *Batcher) Add(recipient, id int64) { b.AddTraced(recipient, id, trace.SpanContext{}) }
+
+// AddTraced is Add for a write traced by sent (the delivery span, in the trace of the
+// message's send): the MarkDelivered call that carries the receipt joins that trace.
+func (b *Batcher) AddTraced(recipient, id int64, sent trace.SpanContext) {
 	b.mu.Lock()
 	if b.n >= b.opt.MaxPending {
 		b.dropped++
 		b.mu.Unlock()
 		return
 	}
-	b.pending[recipient] = append(b.pending[recipient], id)
+	b.pending[recipient] = append(b.pending[recipient], receipt{id, sent})
 	b.n++
 	b.mu.Unlock()
 	select {
@@ -109,8 +131,11 @@ func (b *Batcher) Add(recipient, id int64) {
 	}
 }
 
-// call is the receipts of one MarkDelivered call.
-type call []*chatv1.DeliveryReceipt
+// call is the receipts of one MarkDelivered call, and the span contexts of the traced ones.
+type call struct {
+	receipts []*chatv1.DeliveryReceipt
+	sent     []trace.SpanContext
+}
 
 // take removes everything pending, as calls of at most MaxBatch distinct ids in all.
 func (b *Batcher) take() ([]call, int64) {
@@ -121,20 +146,28 @@ func (b *Batcher) take() ([]call, int64) {
 		cur  call
 		size int // ids in cur
 	)
-	for user, ids := range b.pending {
-		slices.Sort(ids)
-		ids = slices.Compact(ids) // a message written to two tabs is one receipt
-		for len(ids) > 0 {
-			if size == b.opt.MaxBatch || len(cur) == maxReceiptsPerCall {
-				out, cur, size = append(out, cur), nil, 0
+	for user, rs := range b.pending {
+		slices.SortFunc(rs, func(x, y receipt) int { return cmp.Compare(x.id, y.id) })
+		// A message written to two tabs is one receipt.
+		rs = slices.CompactFunc(rs, func(x, y receipt) bool { return x.id == y.id })
+		for len(rs) > 0 {
+			if size == b.opt.MaxBatch || len(cur.receipts) == maxReceiptsPerCall {
+				out, cur, size = append(out, cur), call{}, 0
 			}
-			n := min(len(ids), b.opt.MaxBatch-size, maxIDsPerReceipt)
-			cur = append(cur, &chatv1.DeliveryReceipt{UserId: user, MessageIds: ids[:n:n]})
+			n := min(len(rs), b.opt.MaxBatch-size, maxIDsPerReceipt)
+			ids := make([]int64, n)
+			for i, r := range rs[:n] {
+				ids[i] = r.id
+				if r.sent.IsValid() && len(cur.sent) < maxTraced {
+					cur.sent = append(cur.sent, r.sent)
+				}
+			}
+			cur.receipts = append(cur.receipts, &chatv1.DeliveryReceipt{UserId: user, MessageIds: ids})
 			size += n
-			ids = ids[n:]
+			rs = rs[n:]
 		}
 	}
-	if len(cur) > 0 {
+	if len(cur.receipts) > 0 {
 		out = append(out, cur)
 	}
 	clear(b.pending)
@@ -193,7 +226,17 @@ func (b *Batcher) flush(ctx context.Context) {
 func (b *Batcher) send(c call) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.opt.CallTimeout)
 	defer cancel()
-	if _, err := b.m.MarkDelivered(ctx, connect.NewRequest(&chatv1.MarkDeliveredRequest{Receipts: c})); err != nil {
-		b.opt.Log.Warn("mark delivered", "recipients", len(c), "err", err)
+	end := func(error) {}
+	if len(c.sent) > 0 {
+		members := make([]context.Context, len(c.sent))
+		for i, sc := range c.sent {
+			members[i] = trace.ContextWithSpanContext(context.Background(), sc)
+		}
+		ctx, end = telemetry.StartBatchSpan(ctx, "delivery receipts", members...)
+	}
+	_, err := b.m.MarkDelivered(ctx, connect.NewRequest(&chatv1.MarkDeliveredRequest{Receipts: c.receipts}))
+	end(err)
+	if err != nil {
+		b.opt.Log.Warn("mark delivered", "recipients", len(c.receipts), "err", err)
 	}
 }

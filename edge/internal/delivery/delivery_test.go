@@ -90,7 +90,7 @@ func TestBounded(t *testing.T) {
 	calls, dropped := b.take()
 	n := 0
 	for _, c := range calls {
-		for _, rc := range c {
+		for _, rc := range c.receipts {
 			n += len(rc.GetMessageIds())
 		}
 	}

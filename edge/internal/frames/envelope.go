@@ -96,22 +96,6 @@ type ErrorPayload struct {
 	Message string `json:"message"`
 }
 
-// Server-to-client types.
-const (
-	TypeServerAck           = "SERVER_ACK"
-	TypeErrorNotification   = "ERROR_NOTIFICATION"
-	TypeChatList            = "CHAT_LIST"
-	TypeChatMessages        = "CHAT_MESSAGES"
-	TypeNewChatMessage      = "NEW_CHAT_MESSAGE"
-	TypeMessageStatusUpdate = "MESSAGE_STATUS_UPDATE"
-	TypeTypingIndicator     = "TYPING_INDICATOR"
-	TypeMyProfileData       = "MY_PROFILE_DATA"
-	TypeUserProfileData     = "USER_PROFILE_DATA"
-	TypeNotificationList    = "NOTIFICATION_LIST"
-	TypeNewNotification     = "NEW_NOTIFICATION"
-	TypePresenceEvent       = "PRESENCE_EVENT"
-)
-
 // Marshal encodes a reply frame.
 func Marshal(pid, typ string, payload any) []byte {
 	b, err := json.Marshal(Reply{PID: pid, Type: typ, Payload: payload})

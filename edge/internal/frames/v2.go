@@ -5,13 +5,6 @@ import (
 	"strconv"
 )
 
-// Frame types of protocol version 2 (docs/protocol.md §8).
-const (
-	TypeConnected        = "CONNECTED"
-	TypeRefreshSession   = "REFRESH_SESSION"
-	TypeSessionRefreshed = "SESSION_REFRESHED"
-)
-
 // Resume outcomes of CONNECTED.
 const (
 	ResumeNone   = "none"

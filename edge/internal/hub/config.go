@@ -17,10 +17,6 @@ type Config struct {
 	PongWait time.Duration
 	// WriteWait bounds every write to the socket, the close frame included.
 	WriteWait time.Duration
-	// RequestTimeout is not used by the hub itself: the router applies it as the
-	// deadline of the RPC behind each frame. It lives here because it is part of
-	// the connection contract of docs/protocol.md §2.5.
-	RequestTimeout time.Duration
 	// MaxMessageSize is the largest client message, after reassembly of
 	// fragments; a larger one closes the connection with 1009.
 	MaxMessageSize int64
@@ -50,7 +46,6 @@ func DefaultConfig() Config {
 		PingPeriod:        54 * time.Second,
 		PongWait:          60 * time.Second,
 		WriteWait:         15 * time.Second,
-		RequestTimeout:    20 * time.Second,
 		MaxMessageSize:    16384,
 		SendChannelBuffer: 256,
 		RateLimit:         20,
@@ -73,9 +68,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteWait <= 0 {
 		c.WriteWait = d.WriteWait
-	}
-	if c.RequestTimeout <= 0 {
-		c.RequestTimeout = d.RequestTimeout
 	}
 	if c.MaxMessageSize <= 0 {
 		c.MaxMessageSize = d.MaxMessageSize

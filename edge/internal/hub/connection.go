@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/charla/charla/edge/internal/frames"
 	"io"
 	"net"
 	"runtime/debug"
@@ -142,21 +143,9 @@ func (c *Connection[U]) SendJSON(v any) error {
 	return c.Send(b)
 }
 
-type errorPayload struct {
-	Code    int    `json:"code"`
-	Message string `json:"message"`
-}
-
-type errorNotification struct {
-	PID     string       `json:"pid"`
-	Type    string       `json:"type"`
-	Payload errorPayload `json:"payload"`
-}
-
-// SendErrorNotification sends the error reply of docs/protocol.md §3.5:
-// {"pid", "type": "ERROR_NOTIFICATION", "payload": {"code", "message"}}.
+// SendErrorNotification sends the error reply of docs/protocol.md §3.5 (frames.MarshalError).
 func (c *Connection[U]) SendErrorNotification(pid string, code int, message string) error {
-	return c.SendJSON(errorNotification{PID: pid, Type: "ERROR_NOTIFICATION", Payload: errorPayload{code, message}})
+	return c.Send(frames.MarshalError(pid, code, message))
 }
 
 // Close starts closing the connection with code and reason: the write pump
@@ -568,16 +557,10 @@ func (c *Connection[U]) rateErrorLimitReached(now time.Duration) bool {
 	return false
 }
 
-// pidOf returns the client's pid when it is a valid one (a string of 1–64
-// bytes), or a fresh server pid.
+// pidOf returns the client's pid when it is a valid one, or a fresh server pid.
 func pidOf[U any](msg []byte, m *ConnectionManager[U]) string {
-	var f struct {
-		PID any `json:"pid"`
-	}
-	if json.Unmarshal(msg, &f) == nil {
-		if s, ok := f.PID.(string); ok && len(s) >= 1 && len(s) <= 64 {
-			return s
-		}
+	if pid, ok := frames.ClientPID(msg); ok {
+		return pid
 	}
 	return m.newPID()
 }

@@ -42,7 +42,15 @@
 //
 // The registry is sharded by user id; each shard is guarded by its own RWMutex.
 // A connection is registered before its read pump starts and unregistered after
-// both pumps have ended, before OnDisconnect.
+// both pumps have ended, before OnDisconnect. The application delivers through it:
+// Connections(userID) and each connection's SendEvent. (The design's
+// SendMessageToUser, one frame for all of a user's connections, does not fit
+// protocol v2: every event carries a pid of its own per connection, docs/protocol.md
+// §3, and a sequenced one passes that connection's cursor first.)
+//
+// Frames are the frames package's: error replies the hub sends itself (429 for the
+// rate limit) are frames.MarshalError with the client's pid (frames.ClientPID) or a
+// fresh server pid (Callbacks.GeneratePID, else a frames.PIDs of its own).
 //
 // # Memory
 //

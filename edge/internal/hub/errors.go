@@ -22,11 +22,40 @@ var (
 type HTTPError struct {
 	Status  int
 	Message string
+	// Reason is a short code for logs and metrics ("invalid_token"); empty means
+	// ReasonUnauthorized. It is a label value: a fixed set, never client input.
+	Reason string
+	// Err is the cause, logged with the refusal (never sent to the client); may be nil.
+	Err error
 }
 
 func (e *HTTPError) Error() string {
-	return "hub: http " + strconv.Itoa(e.Status) + ": " + e.Message
+	s := "hub: http " + strconv.Itoa(e.Status) + ": " + e.Message
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
 }
+
+// Unwrap returns the cause.
+func (e *HTTPError) Unwrap() error { return e.Err }
+
+// Reasons of the handshakes the hub refuses itself (see Callbacks.OnHandshakeRefused).
+const (
+	// ReasonShuttingDown: Shutdown has started (503).
+	ReasonShuttingDown = "shutting_down"
+	// ReasonOrigin: the Origin header is not allowed (403).
+	ReasonOrigin = "origin"
+	// ReasonUnauthorized: AuthenticateAndGetUserData failed without an *HTTPError
+	// carrying a reason (401).
+	ReasonUnauthorized = "unauthorized"
+	// ReasonBadUpgrade: the request is not a valid WebSocket upgrade (gorilla answers 4xx).
+	ReasonBadUpgrade = "bad_upgrade"
+)
+
+// RefusalReasons are the reasons the hub itself gives; the application adds its own
+// through HTTPError.Reason.
+var RefusalReasons = []string{ReasonShuttingDown, ReasonOrigin, ReasonUnauthorized, ReasonBadUpgrade}
 
 // CloseError is the reason OnDisconnect receives when the server closed the
 // connection: the close code sent and, in Err, the cause when there is one

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -168,10 +169,10 @@ func TestEchoRegistryAndFanOut(t *testing.T) {
 	if got := len(ts.m.Connections(1)); got != 2 {
 		t.Fatalf("Connections(1): got %d, want 2", got)
 	}
-	if !ts.m.IsUserOnline(2) || ts.m.IsUserOnline(3) {
-		t.Fatalf("IsUserOnline(2), (3): got %v, %v, want true, false", ts.m.IsUserOnline(2), ts.m.IsUserOnline(3))
+	if !ts.m.isUserOnline(2) || ts.m.isUserOnline(3) {
+		t.Fatalf("IsUserOnline(2), (3): got %v, %v, want true, false", ts.m.isUserOnline(2), ts.m.isUserOnline(3))
 	}
-	c, ok := ts.m.GetConnection(2)
+	c, ok := ts.m.oneConnection(2)
 	if !ok || c.ID != 2 || c.UserData.Name != "u2" {
 		t.Fatalf("GetConnection(2): got %+v, %v", c, ok)
 	}
@@ -190,13 +191,13 @@ func TestEchoRegistryAndFanOut(t *testing.T) {
 
 	// Fan-out to every connection of a user, minus the excluded one.
 	conns := ts.m.Connections(1)
-	if got := ts.m.SendMessageToUser(1, []byte("all"), ""); got != 2 {
+	if got := ts.m.sendToUser(1, []byte("all"), ""); got != 2 {
 		t.Fatalf("SendMessageToUser all: got %d, want 2", got)
 	}
-	if got := ts.m.SendMessageToUser(1, []byte("others"), conns[0].ConnID()); got != 1 {
+	if got := ts.m.sendToUser(1, []byte("others"), conns[0].ConnID()); got != 1 {
 		t.Fatalf("SendMessageToUser excluding one: got %d, want 1", got)
 	}
-	if got := ts.m.SendMessageToUser(99, []byte("nobody"), ""); got != 0 {
+	if got := ts.m.sendToUser(99, []byte("nobody"), ""); got != 0 {
 		t.Fatalf("SendMessageToUser offline: got %d, want 0", got)
 	}
 	got := []string{readText(t, a1), readText(t, a2)}
@@ -204,7 +205,7 @@ func TestEchoRegistryAndFanOut(t *testing.T) {
 		t.Fatalf("fan-out: got %q, want all, all", got)
 	}
 	// Exactly one of a1/a2 gets "others": send a marker to both to find out which.
-	ts.m.SendMessageToUser(1, []byte("end"), "")
+	ts.m.sendToUser(1, []byte("end"), "")
 	var others int
 	for _, c := range []*websocket.Conn{a1, a2} {
 		for msg := readText(t, c); msg != "end"; msg = readText(t, c) {
@@ -227,7 +228,7 @@ func TestEchoRegistryAndFanOut(t *testing.T) {
 	if err := <-rec.discCh; err != nil {
 		t.Fatalf("OnDisconnect after a normal close: got %v, want nil", err)
 	}
-	waitFor(t, "user 2 offline", func() bool { return !ts.m.IsUserOnline(2) })
+	waitFor(t, "user 2 offline", func() bool { return !ts.m.isUserOnline(2) })
 	if got := ts.m.GetActiveConnectionsCount(); got != 2 {
 		t.Fatalf("count after one close: got %d, want 2", got)
 	}
@@ -482,7 +483,7 @@ func TestSlowConsumerDoesNotDelayOthers(t *testing.T) {
 
 	chunk := []byte(strings.Repeat("x", 64<<10))
 	sent := 0
-	for ts.m.SendMessageToUser(1, chunk, "") == 1 {
+	for ts.m.sendToUser(1, chunk, "") == 1 {
 		sent++
 		if sent > 100000 {
 			t.Fatal("the slow consumer was never detected")
@@ -492,7 +493,7 @@ func TestSlowConsumerDoesNotDelayOthers(t *testing.T) {
 	// write to the full socket (WriteWait is 15 s): it stays registered until
 	// then. Delivery to the other user goes on meanwhile.
 	for i := range 200 {
-		if got := ts.m.SendMessageToUser(2, []byte("m"+strconv.Itoa(i)), ""); got != 1 {
+		if got := ts.m.sendToUser(2, []byte("m"+strconv.Itoa(i)), ""); got != 1 {
 			t.Fatalf("send %d to the fast user: got %d, want 1", i, got)
 		}
 		if got, want := readText(t, fast), "m"+strconv.Itoa(i); got != want {
@@ -545,8 +546,8 @@ func TestSendWithCallbackAndClose(t *testing.T) {
 	rec := newRecorder()
 	ts := newTestServer(t, DefaultConfig(), echoCallbacks(rec))
 	c := ts.dial(t, 1)
-	waitFor(t, "registration", func() bool { return ts.m.IsUserOnline(1) })
-	conn, _ := ts.m.GetConnection(1)
+	waitFor(t, "registration", func() bool { return ts.m.isUserOnline(1) })
+	conn, _ := ts.m.oneConnection(1)
 
 	written := make(chan struct{})
 	if err := conn.SendWithCallback([]byte("receipt"), func() { close(written) }); err != nil {
@@ -586,7 +587,7 @@ func TestOnConnectErrorCloses1011(t *testing.T) {
 	rec := newRecorder()
 	cb := echoCallbacks(rec)
 	cb.OnConnect = func(c *Connection[testUser]) error {
-		if !c.Manager().IsUserOnline(c.ID) {
+		if !c.Manager().isUserOnline(c.ID) {
 			return errors.New("not registered before OnConnect")
 		}
 		if c.ID == 13 {
@@ -630,7 +631,7 @@ func TestPingPong(t *testing.T) {
 		for range 15 {
 			<-pings
 		}
-		if !ts.m.IsUserOnline(1) {
+		if !ts.m.isUserOnline(1) {
 			t.Fatal("a client that answers pings was dropped")
 		}
 	})
@@ -643,7 +644,7 @@ func TestPingPong(t *testing.T) {
 				break
 			}
 		}
-		waitFor(t, "user 2 dropped", func() bool { return !ts.m.IsUserOnline(2) })
+		waitFor(t, "user 2 dropped", func() bool { return !ts.m.isUserOnline(2) })
 	})
 }
 
@@ -700,7 +701,7 @@ func TestShutdownContextExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	waitFor(t, "registration", func() bool { return m.IsUserOnline(1) })
+	waitFor(t, "registration", func() bool { return m.isUserOnline(1) })
 	// The client never reads, so it never answers the close frame: the drain
 	// waits for closeGrace, longer than ctx allows.
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -753,7 +754,7 @@ func TestNoLeaks(t *testing.T) {
 			default:
 			}
 			for u := range int64(4) {
-				ts.m.SendMessageToUser(u, []byte("noise"), "")
+				ts.m.sendToUser(u, []byte("noise"), "")
 			}
 			runtime.Gosched()
 		}
@@ -804,7 +805,7 @@ func TestNoLeaks(t *testing.T) {
 		t.Fatalf("OnDisconnect calls: got %d, want %d", got, want)
 	}
 	for u := range int64(workers) {
-		if ts.m.IsUserOnline(u) || len(ts.m.Connections(u)) != 0 {
+		if ts.m.isUserOnline(u) || len(ts.m.Connections(u)) != 0 {
 			t.Fatalf("user %d still registered", u)
 		}
 	}
@@ -906,3 +907,97 @@ func expectCloseAsync(t *testing.T, c *websocket.Conn, code int) {
 		return
 	}
 }
+
+// TestRefusalLoggedOnceAndCounted: each refused handshake is one log line (with its
+// reason and cause, never the token) and one OnHandshakeRefused call with its reason.
+func TestRefusalLoggedOnceAndCounted(t *testing.T) {
+	t.Parallel()
+	const secret = "s3cr3t-t0ken"
+	tests := []struct {
+		name       string
+		origin     string
+		query      string
+		wantReason string
+		wantStatus int
+		wantLog    string // a text the log line holds; "" means no line
+	}{
+		{"origin", "http://evil.example", "user=1&token=" + secret, ReasonOrigin, 403, "reason=origin"},
+		{"auth error", "", "token=" + secret, ReasonUnauthorized, 401, "err=\"no user\""},
+		{"reason and cause", "", "deny=why&token=" + secret, "why_not", 401, "err=\"profile down\""},
+		{"not an upgrade", "", "user=1&token=" + secret, ReasonBadUpgrade, 400, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var (
+				mu      sync.Mutex
+				logs    strings.Builder
+				reasons []string
+			)
+			log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				return logs.Write(p)
+			}), &slog.HandlerOptions{Level: slog.LevelInfo}))
+			cb := echoCallbacks(newRecorder())
+			cb.AuthenticateAndGetUserData = func(r *http.Request) (int64, testUser, error) {
+				if r.URL.Query().Get("deny") == "why" {
+					return 0, testUser{}, &HTTPError{Status: 401, Message: "no", Reason: "why_not", Err: errors.New("profile down")}
+				}
+				return authByQuery(r)
+			}
+			cb.OnHandshakeRefused = func(_ *http.Request, status int, reason string) {
+				mu.Lock()
+				defer mu.Unlock()
+				reasons = append(reasons, reason)
+			}
+			m := NewConnectionManager(DefaultConfig(), cb, log)
+			r := httptest.NewRequest(http.MethodGet, "/ws?"+tt.query, nil)
+			if tt.origin != "" {
+				r.Header.Set("Origin", tt.origin)
+			}
+			rw := httptest.NewRecorder()
+			m.ServeHTTP(rw, r)
+			if rw.Code != tt.wantStatus {
+				t.Errorf("status: got %d, want %d", rw.Code, tt.wantStatus)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(reasons) != 1 || reasons[0] != tt.wantReason {
+				t.Errorf("OnHandshakeRefused reasons: got %v, want [%s]", reasons, tt.wantReason)
+			}
+			out := logs.String()
+			if n := strings.Count(out, "handshake refused"); (tt.wantLog != "" && n != 1) || (tt.wantLog == "" && n != 0) {
+				t.Errorf("refusal log lines: got %d in %q", n, out)
+			}
+			if !strings.Contains(out, tt.wantLog) {
+				t.Errorf("log: got %q, want it to hold %q", out, tt.wantLog)
+			}
+			if strings.Contains(out, secret) {
+				t.Errorf("log leaks the token: %q", out)
+			}
+		})
+	}
+}
+
+// TestRefusedWhileShuttingDown: a handshake after Shutdown is refused with the
+// shutting_down reason.
+func TestRefusedWhileShuttingDown(t *testing.T) {
+	t.Parallel()
+	var got []string
+	cb := echoCallbacks(newRecorder())
+	cb.OnHandshakeRefused = func(_ *http.Request, _ int, reason string) { got = append(got, reason) }
+	m := NewConnectionManager(DefaultConfig(), cb, nil)
+	if err := m.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rw := httptest.NewRecorder()
+	m.ServeHTTP(rw, httptest.NewRequest(http.MethodGet, "/ws?user=1", nil))
+	if rw.Code != http.StatusServiceUnavailable || len(got) != 1 || got[0] != ReasonShuttingDown {
+		t.Errorf("got %d %v, want 503 [%s]", rw.Code, got, ReasonShuttingDown)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -5,9 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"github.com/charla/charla/edge/internal/frames"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,8 +46,13 @@ type Callbacks[UserData any] struct {
 	// the hub replies 429 itself, echoing a valid pid when it finds one.
 	OnRateLimited func(c *Connection[UserData], msg []byte)
 	// GeneratePID returns a fresh server-side pid. When nil, the manager uses its
-	// own unique-per-process counter.
+	// own frames.PIDs.
 	GeneratePID func() string
+	// OnHandshakeRefused, when set, runs once for every handshake refused before
+	// the upgrade, with the status sent and the reason (HTTPError.Reason, or one of
+	// RefusalReasons): the application counts refusals by reason. The hub itself logs
+	// each refusal once.
+	OnHandshakeRefused func(r *http.Request, status int, reason string)
 }
 
 // shardCount spreads the registry over independent locks so that delivery to
@@ -74,7 +79,7 @@ type ConnectionManager[U any] struct {
 	started  time.Time
 
 	nextConn atomic.Uint64
-	nextPID  atomic.Uint64
+	pids     *frames.PIDs // server pids when Callbacks.GeneratePID is nil
 	count    atomic.Int64
 	shards   [shardCount]shard[U]
 
@@ -98,6 +103,7 @@ func NewConnectionManager[U any](cfg Config, cb Callbacks[U], log *slog.Logger) 
 		cb:      cb,
 		log:     log,
 		prefix:  base64.RawURLEncoding.EncodeToString(rnd[:]),
+		pids:    frames.NewPIDs(),
 		started: time.Now(),
 	}
 	for i := range m.shards {
@@ -130,6 +136,8 @@ func (m *ConnectionManager[U]) ServeHTTP(w http.ResponseWriter, r *http.Request)
 	m.stateMu.RLock()
 	if m.stopping.Load() {
 		m.stateMu.RUnlock()
+		// Not logged: every client of a draining edge reconnects.
+		m.refused(r, http.StatusServiceUnavailable, ReasonShuttingDown)
 		writeHTTPError(w, http.StatusServiceUnavailable, "server shutting down")
 		return
 	}
@@ -138,8 +146,9 @@ func (m *ConnectionManager[U]) ServeHTTP(w http.ResponseWriter, r *http.Request)
 
 	if !m.cfg.originAllowed(r) {
 		m.wg.Done()
-		m.log.Info("websocket handshake refused", "status", http.StatusForbidden, "reason", "origin not allowed",
+		m.log.Info("websocket handshake refused", "status", http.StatusForbidden, "reason", ReasonOrigin,
 			"origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
+		m.refused(r, http.StatusForbidden, ReasonOrigin)
 		writeHTTPError(w, http.StatusForbidden, "origin not allowed")
 		return
 	}
@@ -154,13 +163,21 @@ func (m *ConnectionManager[U]) ServeHTTP(w http.ResponseWriter, r *http.Request)
 	}
 	if err != nil {
 		m.wg.Done()
-		status, msg := http.StatusUnauthorized, "unauthorized"
+		status, msg, reason, cause := http.StatusUnauthorized, "unauthorized", ReasonUnauthorized, err
 		var he *HTTPError
 		if errors.As(err, &he) {
-			status, msg = he.Status, he.Message
+			status, msg, cause = he.Status, he.Message, he.Err
+			if he.Reason != "" {
+				reason = he.Reason
+			}
 		}
-		// Never log r.URL: its query carries the token.
-		m.log.Info("websocket handshake refused", "status", status, "reason", msg, "remote", r.RemoteAddr)
+		// The one log line of a refusal. Never log r.URL: its query carries the token.
+		attrs := []any{"status", status, "reason", reason, "message", msg, "remote", r.RemoteAddr}
+		if cause != nil {
+			attrs = append(attrs, "err", cause)
+		}
+		m.log.Info("websocket handshake refused", attrs...)
+		m.refused(r, status, reason)
 		writeHTTPError(w, status, msg)
 		return
 	}
@@ -169,6 +186,7 @@ func (m *ConnectionManager[U]) ServeHTTP(w http.ResponseWriter, r *http.Request)
 	if err != nil {
 		m.wg.Done()
 		m.log.Debug("websocket upgrade failed", "user_id", userID, "err", err)
+		m.refused(r, http.StatusBadRequest, ReasonBadUpgrade)
 		return
 	}
 	c := newConnection(m, ws, userID, data)
@@ -177,6 +195,13 @@ func (m *ConnectionManager[U]) ServeHTTP(w http.ResponseWriter, r *http.Request)
 	// net/http releases what it held for the request. The write pump starts
 	// when there is something to write.
 	go c.readPump()
+}
+
+// refused tells the application about a refused handshake.
+func (m *ConnectionManager[U]) refused(r *http.Request, status int, reason string) {
+	if m.cb.OnHandshakeRefused != nil {
+		m.cb.OnHandshakeRefused(r, status, reason)
+	}
 }
 
 func (m *ConnectionManager[U]) shard(userID int64) *shard[U] {
@@ -216,47 +241,6 @@ func (m *ConnectionManager[U]) unregister(c *Connection[U]) {
 	}
 	s.mu.Unlock()
 	m.count.Add(-1)
-}
-
-// IsUserOnline reports whether the user holds at least one connection on this
-// manager.
-func (m *ConnectionManager[U]) IsUserOnline(userID int64) bool {
-	s := m.shard(userID)
-	s.mu.RLock()
-	n := len(s.users[userID])
-	s.mu.RUnlock()
-	return n > 0
-}
-
-// SendMessageToUser enqueues msg as an event (Connection.SendEvent) on every
-// connection of the user except the one whose ConnID is excludeConnID (pass ""
-// to exclude none) and returns how many accepted it. It never blocks: a connection whose queue is full is closed with
-// 1008 and not counted. msg must not be modified afterwards; it is shared.
-func (m *ConnectionManager[U]) SendMessageToUser(userID int64, msg []byte, excludeConnID string) int {
-	s := m.shard(userID)
-	n := 0
-	s.mu.RLock()
-	for _, c := range s.users[userID] {
-		if excludeConnID != "" && c.connID == excludeConnID {
-			continue
-		}
-		if c.SendEvent(msg, nil) == nil {
-			n++
-		}
-	}
-	s.mu.RUnlock()
-	return n
-}
-
-// GetConnection returns one connection of the user, if any.
-func (m *ConnectionManager[U]) GetConnection(userID int64) (*Connection[U], bool) {
-	s := m.shard(userID)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if conns := s.users[userID]; len(conns) > 0 {
-		return conns[0], true
-	}
-	return nil, false
 }
 
 // Connections returns a snapshot of the user's connections.
@@ -333,5 +317,5 @@ func (m *ConnectionManager[U]) newPID() string {
 	if m.cb.GeneratePID != nil {
 		return m.cb.GeneratePID()
 	}
-	return "s-" + m.prefix + "-" + strconv.FormatUint(m.nextPID.Add(1), 36)
+	return m.pids.Next()
 }

@@ -22,7 +22,7 @@ func TestEventsDuringAFrameFollowItsReply(t *testing.T) {
 		go func() {
 			defer close(done)
 			for i := range 3 {
-				if got := c.Manager().SendMessageToUser(c.ID, []byte("event"+strconv.Itoa(i)+":"+string(msg)), ""); got != 1 {
+				if got := c.Manager().sendToUser(c.ID, []byte("event"+strconv.Itoa(i)+":"+string(msg)), ""); got != 1 {
 					t.Errorf("SendMessageToUser: got %d, want 1", got)
 				}
 			}
@@ -43,8 +43,8 @@ func TestEventsDuringAFrameFollowItsReply(t *testing.T) {
 		}
 	}
 	// Idle: an event is not held.
-	waitFor(t, "registration", func() bool { return ts.m.IsUserOnline(1) })
-	conn, _ := ts.m.GetConnection(1)
+	waitFor(t, "registration", func() bool { return ts.m.isUserOnline(1) })
+	conn, _ := ts.m.oneConnection(1)
 	if err := conn.SendEvent([]byte("idle"), nil); err != nil {
 		t.Fatal(err)
 	}

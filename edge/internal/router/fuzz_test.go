@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+
+	"github.com/charla/charla/edge/internal/frames"
 )
 
 // FuzzHandle checks the one-reply rule on arbitrary input: every frame gets exactly one
@@ -34,9 +36,9 @@ func FuzzHandle(f *testing.F) {
 
 // clientTypes are the types of PROTOCOL.md §4, for FuzzPayloads.
 var clientTypes = []string{
-	TypeGetChatList, TypeSendChatMessage, TypeMessagesRead, TypeTypingOn, TypeTypingOff,
-	TypeGetMyProfile, TypeGetUserProfile, TypeUpdateMyProfile, TypeGetNotifications,
-	TypeMarkNotificationRead, TypeGetChatMessages,
+	frames.TypeGetChatList, frames.TypeSendChatMessage, frames.TypeMessagesRead, frames.TypeTypingOn, frames.TypeTypingOff,
+	frames.TypeGetMyProfile, frames.TypeGetUserProfile, frames.TypeUpdateMyProfile, frames.TypeGetNotifications,
+	frames.TypeMarkNotificationRead, frames.TypeGetChatMessages,
 }
 
 // FuzzPayloads runs every client type's payload decoder (and the call behind it, on fake

@@ -16,27 +16,12 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/charla/charla/edge/edgemetrics"
 	"github.com/charla/charla/edge/internal/frames"
 	"github.com/charla/charla/proto/gen/chat/v1/chatv1connect"
 	"github.com/charla/charla/proto/gen/notify/v1/notifyv1connect"
 	"github.com/charla/charla/proto/gen/profile/v1/profilev1connect"
 	"github.com/charla/charla/shared/rpc"
-	"github.com/charla/charla/shared/telemetry"
-)
-
-// Client types (docs/protocol.md §4.1).
-const (
-	TypeGetChatList          = "GET_CHAT_LIST"
-	TypeSendChatMessage      = "SEND_CHAT_MESSAGE"
-	TypeMessagesRead         = "MESSAGES_READ"
-	TypeTypingOn             = "TYPING_INDICATOR_ON"
-	TypeTypingOff            = "TYPING_INDICATOR_OFF"
-	TypeGetMyProfile         = "GET_MY_PROFILE"
-	TypeGetUserProfile       = "GET_USER_PROFILE"
-	TypeUpdateMyProfile      = "UPDATE_MY_PROFILE"
-	TypeGetNotifications     = "GET_NOTIFICATIONS"
-	TypeMarkNotificationRead = "MARK_NOTIFICATION_READ"
-	TypeGetChatMessages      = "GET_CHAT_MESSAGES"
 )
 
 // Caller is the connection a frame came from.
@@ -67,7 +52,7 @@ type Config struct {
 	// Log receives failures worth an operator's eye (500s); never frame contents.
 	Log *slog.Logger
 	// Metrics counts frames and results and traces each frame; nil records nothing.
-	Metrics *telemetry.EdgeMetrics
+	Metrics *edgemetrics.Metrics
 }
 
 // handler answers one frame type: it returns the reply type and payload, or an error.
@@ -88,18 +73,18 @@ func New(cfg Config) *Router {
 		cfg.RequestTimeout = 20 * time.Second
 	}
 	return &Router{cfg: cfg, handlers: map[string]handler{
-		TypeGetChatList:           handleGetChatList,
-		TypeSendChatMessage:       handleSendChatMessage,
-		TypeMessagesRead:          handleMessagesRead,
-		TypeTypingOn:              handleTypingOn,
-		TypeTypingOff:             handleTypingOff,
-		TypeGetChatMessages:       handleGetChatMessages,
-		TypeGetMyProfile:          handleGetMyProfile,
-		TypeGetUserProfile:        handleGetUserProfile,
-		TypeUpdateMyProfile:       handleUpdateMyProfile,
-		TypeGetNotifications:      handleGetNotifications,
-		TypeMarkNotificationRead:  handleMarkNotificationRead,
-		frames.TypeRefreshSession: handleRefreshSession,
+		frames.TypeGetChatList:          handleGetChatList,
+		frames.TypeSendChatMessage:      handleSendChatMessage,
+		frames.TypeMessagesRead:         handleMessagesRead,
+		frames.TypeTypingOn:             handleTypingOn,
+		frames.TypeTypingOff:            handleTypingOff,
+		frames.TypeGetChatMessages:      handleGetChatMessages,
+		frames.TypeGetMyProfile:         handleGetMyProfile,
+		frames.TypeGetUserProfile:       handleGetUserProfile,
+		frames.TypeUpdateMyProfile:      handleUpdateMyProfile,
+		frames.TypeGetNotifications:     handleGetNotifications,
+		frames.TypeMarkNotificationRead: handleMarkNotificationRead,
+		frames.TypeRefreshSession:       handleRefreshSession,
 	}}
 }
 

@@ -123,6 +123,10 @@ type stream struct {
 	up      bool
 	lastErr error
 	opens   int
+	// The current outage, for its log lines: when it began, the failed attempts so
+	// far, and the last WARN about it.
+	downSince, warned time.Time
+	tries             int
 }
 
 // Set is the edge's streams.
@@ -173,6 +177,12 @@ func (s *Set) Run(ctx context.Context) {
 	wg.Wait()
 }
 
+// stillBrokenEvery spaces the WARN lines of a long outage.
+const stillBrokenEvery = time.Minute
+
+// keep runs one stream for as long as ctx lasts. An outage is logged in a summary, not
+// one WARN per attempt: a WARN when it begins (and once a minute while it lasts), the
+// attempts themselves at DEBUG, and one INFO "reopened after N tries in D" at its end.
 func (s *Set) keep(ctx context.Context, st *stream) {
 	failures := 0
 	for ctx.Err() == nil {
@@ -182,7 +192,12 @@ func (s *Set) keep(ctx context.Context, st *stream) {
 			st.up, st.lastErr = true, nil
 			st.opens++
 			first := st.opens == 1
+			tries, since := st.tries, st.downSince
+			st.tries = 0
 			st.mu.Unlock()
+			if tries > 0 {
+				s.log.Info("event stream reopened", "service", st.name, "tries", tries, "after", time.Since(since).Round(time.Millisecond))
+			}
 			if first {
 				s.firstUp()
 			}
@@ -190,15 +205,34 @@ func (s *Set) keep(ctx context.Context, st *stream) {
 		if ctx.Err() != nil {
 			return
 		}
-		st.mu.Lock()
-		st.up, st.lastErr = false, err
-		st.mu.Unlock()
 		if time.Since(start) >= s.backoff.Reset {
 			failures = 0
 		}
 		failures++
 		wait := s.backoff.delay(failures)
-		s.log.Warn("event stream broken; reopening", "service", st.name, "err", err, "retry_in", wait, "attempt", failures)
+		now := time.Now()
+		st.mu.Lock()
+		st.up, st.lastErr = false, err
+		st.tries++
+		tries := st.tries
+		if tries == 1 {
+			st.downSince = now
+		}
+		warn := tries == 1 || now.Sub(st.warned) >= stillBrokenEvery
+		if warn {
+			st.warned = now
+		}
+		since := st.downSince
+		st.mu.Unlock()
+		switch {
+		case tries == 1:
+			s.log.Warn("event stream broken; reopening", "service", st.name, "err", err, "retry_in", wait)
+		case warn:
+			s.log.Warn("event stream still broken; reopening", "service", st.name, "err", err, "tries", tries,
+				"down_for", now.Sub(since).Round(time.Millisecond), "retry_in", wait)
+		default:
+			s.log.Debug("event stream reopen failed", "service", st.name, "err", err, "tries", tries, "retry_in", wait)
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -223,3 +224,80 @@ func TestHasEvent(t *testing.T) {
 		}
 	}
 }
+
+// TestOutageLoggedInSummary: a stream that fails three attempts and then opens logs one
+// WARN, the other attempts at DEBUG, and one INFO with the number of tries; not one WARN
+// per attempt.
+func TestOutageLoggedInSummary(t *testing.T) {
+	t.Parallel()
+	var (
+		mu   sync.Mutex
+		recs []slog.Record
+	)
+	log := slog.New(handlerFunc(func(r slog.Record) {
+		mu.Lock()
+		defer mu.Unlock()
+		recs = append(recs, r)
+	}))
+	set := NewSet(Backoff{Base: time.Millisecond, Max: 2 * time.Millisecond, Reset: time.Hour}, log)
+	var calls atomic.Int64
+	set.Add("chat", func(ctx context.Context, opened func()) error {
+		if calls.Add(1) <= 3 {
+			return errors.New("connection refused")
+		}
+		opened()
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		set.Run(ctx)
+	}()
+	<-set.Started()
+	cancel()
+	<-done
+
+	mu.Lock()
+	defer mu.Unlock()
+	var warns, debugs []string
+	var reopened []slog.Record
+	for _, r := range recs {
+		switch {
+		case r.Level == slog.LevelWarn:
+			warns = append(warns, r.Message)
+		case r.Level == slog.LevelDebug:
+			debugs = append(debugs, r.Message)
+		case r.Message == "event stream reopened":
+			reopened = append(reopened, r)
+		}
+	}
+	if got, want := warns, []string{"event stream broken; reopening"}; !slices.Equal(got, want) {
+		t.Errorf("WARN lines: got %q, want %q", got, want)
+	}
+	if got := len(debugs); got != 2 {
+		t.Errorf("DEBUG lines: got %d (%q), want 2", got, debugs)
+	}
+	if len(reopened) != 1 {
+		t.Fatalf("reopened lines: got %d, want 1", len(reopened))
+	}
+	var tries int64
+	reopened[0].Attrs(func(a slog.Attr) bool {
+		if a.Key == "tries" {
+			tries = a.Value.Int64()
+		}
+		return true
+	})
+	if tries != 3 {
+		t.Errorf("reopened after %d tries, want 3", tries)
+	}
+}
+
+// handlerFunc is a slog.Handler that hands every record to a function.
+type handlerFunc func(slog.Record)
+
+func (h handlerFunc) Enabled(context.Context, slog.Level) bool      { return true }
+func (h handlerFunc) Handle(_ context.Context, r slog.Record) error { h(r); return nil }
+func (h handlerFunc) WithAttrs([]slog.Attr) slog.Handler            { return h }
+func (h handlerFunc) WithGroup(string) slog.Handler                 { return h }

@@ -4,10 +4,12 @@
 package notify
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/charla/charla/shared/svcerr"
 )
 
 // Limits of docs/protocol.md §4.11 and §7.2.
@@ -61,27 +63,58 @@ type ListQuery struct {
 	UnreadOnly bool
 }
 
-// ErrNotFound is returned (wrapped) for an unknown user, or a notification that does not
-// exist or is not the caller's: the two are indistinguishable on purpose.
-var ErrNotFound = errors.New("not found")
-
-// ErrUnavailable is returned (wrapped) when a service this one depends on does not answer.
-var ErrUnavailable = errors.New("unavailable")
-
-// InvalidError is a failed input check; Field names the request field.
-type InvalidError struct {
-	// Field is the request field, as named in the proto (user_id, type, title, ...).
-	Field string
-	// Reason says what was expected.
-	Reason string
+// Store keeps notifications and each user's unread counter (internal/store implements it
+// on SQLite and MySQL). Errors the caller must tell apart are ErrNotFound; anything else is
+// an internal failure or the database out of reach.
+type Store interface {
+	// Create stores n (its ID and IsRead are ignored) and returns it with its id.
+	Create(ctx context.Context, n Notification) (Notification, error)
+	// List returns one page of a user's notifications, newest first.
+	List(ctx context.Context, q ListQuery) ([]Notification, error)
+	// UnreadCount returns the user's unread notifications.
+	UnreadCount(ctx context.Context, userID int64) (int64, error)
+	// MarkRead marks one of the user's notifications read and returns how many rows
+	// changed (0 when it already was); ErrNotFound when it is not the user's.
+	MarkRead(ctx context.Context, userID, id int64) (int64, error)
+	// MarkAllRead marks every notification of the user read and returns how many changed.
+	MarkAllRead(ctx context.Context, userID int64) (int64, error)
 }
 
-// Error reads "field: reason", the text a caller sees in invalid_argument.
-func (e *InvalidError) Error() string { return e.Field + ": " + e.Reason }
+// Error is the notification service's domain error (shared/svcerr): a code and a message
+// safe to show to clients. The handler maps it to a Connect code in one place.
+type Error = svcerr.Error
 
-// Invalid returns an *InvalidError for field.
+// Code classifies a domain error.
+type Code = svcerr.Code
+
+// Codes of the notification service's domain errors.
+const (
+	// CodeInvalid is bad input; the message names the field.
+	CodeInvalid = svcerr.CodeInvalid
+	// CodeNotFound is an unknown user or notification.
+	CodeNotFound = svcerr.CodeNotFound
+	// CodeUnavailable is a service this one depends on that did not answer.
+	CodeUnavailable = svcerr.CodeUnavailable
+)
+
+// Errorf returns a domain error with a client-safe message.
+func Errorf(code Code, format string, args ...any) error { return svcerr.Errorf(code, format, args...) }
+
+// CodeOf returns the code of a domain error in err's chain, or 0.
+func CodeOf(err error) Code { return svcerr.CodeOf(err) }
+
+// ErrNotFound is returned (wrapped) for an unknown user, or a notification that does not
+// exist or is not the caller's: the two are indistinguishable on purpose.
+var ErrNotFound = &Error{Code: CodeNotFound, Message: "not found"}
+
+// ErrUnavailable is returned (wrapped, with the cause) when the profile service does not
+// answer.
+var ErrUnavailable = &Error{Code: CodeUnavailable, Message: "profile service unavailable"}
+
+// Invalid returns a CodeInvalid error reading "field: reason", field named as in the
+// proto (user_id, type, title, ...).
 func Invalid(field, format string, args ...any) error {
-	return &InvalidError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	return Errorf(CodeInvalid, "%s: %s", field, fmt.Sprintf(format, args...))
 }
 
 // ValidateUserID checks an owner id.

@@ -40,14 +40,14 @@ func TestValidateNew(t *testing.T) {
 			n := valid
 			tt.edit(&n)
 			err := ValidateNew(n)
-			var ie *InvalidError
+			var ie *Error
 			switch {
 			case tt.wantField == "" && err != nil:
 				t.Fatalf("ValidateNew: got %v, want nil", err)
-			case tt.wantField != "" && !errors.As(err, &ie):
-				t.Fatalf("ValidateNew: got %v, want an InvalidError for %s", err, tt.wantField)
-			case tt.wantField != "" && ie.Field != tt.wantField:
-				t.Fatalf("ValidateNew field: got %q (%v), want %q", ie.Field, err, tt.wantField)
+			case tt.wantField != "" && (!errors.As(err, &ie) || ie.Code != CodeInvalid):
+				t.Fatalf("ValidateNew: got %v, want an invalid-input error for %s", err, tt.wantField)
+			case tt.wantField != "" && !strings.HasPrefix(ie.Message, tt.wantField+": "):
+				t.Fatalf("ValidateNew: got %q, want a message naming the field %q first", ie.Message, tt.wantField)
 			}
 		})
 	}

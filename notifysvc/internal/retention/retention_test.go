@@ -15,10 +15,11 @@ func TestPruneOnce(t *testing.T) {
 	t.Parallel()
 	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
 		ctx := context.Background()
-		st, err := store.New(ctx, dbtest.OpenURL(t, url))
-		if err != nil {
+		sdb := dbtest.OpenURL(t, url)
+		if err := store.Migrate(ctx, sdb); err != nil {
 			t.Fatal(err)
 		}
+		st := store.New(sdb)
 		now := time.UnixMilli(10_000_000_000)
 		create := func(user int64, age time.Duration) int64 {
 			t.Helper()
@@ -89,10 +90,11 @@ func TestPruneOnce(t *testing.T) {
 
 func TestRunStopsWithContext(t *testing.T) {
 	t.Parallel()
-	st, err := store.New(context.Background(), dbtest.OpenURL(t, dbtest.NewURL(t, "sqlite")))
-	if err != nil {
+	sdb := dbtest.OpenURL(t, dbtest.NewURL(t, "sqlite"))
+	if err := store.Migrate(context.Background(), sdb); err != nil {
 		t.Fatal(err)
 	}
+	st := store.New(sdb)
 	p := New(st, Config{Interval: time.Millisecond}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -13,17 +12,8 @@ import (
 	"github.com/charla/charla/notifysvc/internal/notify"
 	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
 	"github.com/charla/charla/proto/gen/notify/v1/notifyv1connect"
-	"github.com/charla/charla/shared/sqldb"
+	"github.com/charla/charla/shared/svcerr"
 )
-
-// Store is what the handler needs from the notification store.
-type Store interface {
-	Create(ctx context.Context, n notify.Notification) (notify.Notification, error)
-	List(ctx context.Context, q notify.ListQuery) ([]notify.Notification, error)
-	UnreadCount(ctx context.Context, userID int64) (int64, error)
-	MarkRead(ctx context.Context, userID, id int64) (int64, error)
-	MarkAllRead(ctx context.Context, userID int64) (int64, error)
-}
 
 // Users tells whether a user exists. An unknown user is (false, nil); an error means the
 // answer is not known (notify.ErrUnavailable when the profile service does not answer).
@@ -38,7 +28,7 @@ type Publisher interface {
 
 // Config holds the handler's dependencies.
 type Config struct {
-	Store     Store
+	Store     notify.Store
 	Users     Users
 	Publisher Publisher
 	// Log is where failures are logged; discarded when nil.
@@ -96,17 +86,17 @@ func (s *Server) CreateNotification(ctx context.Context, req *connect.Request[no
 	// Fields are checked in order; the payload comes last, so a payload that could not be
 	// encoded (left empty) is reported only when everything else is valid.
 	if err := notify.ValidateNew(n); err != nil {
-		return nil, s.connectError(ctx, "create notification", n.UserID, err)
+		return nil, s.toConnect(ctx, "create notification", n.UserID, err)
 	}
 	if perr != nil {
-		return nil, s.connectError(ctx, "create notification", n.UserID, perr)
+		return nil, s.toConnect(ctx, "create notification", n.UserID, perr)
 	}
 	if err := s.requireUser(ctx, n.UserID); err != nil {
-		return nil, s.connectError(ctx, "create notification", n.UserID, err)
+		return nil, s.toConnect(ctx, "create notification", n.UserID, err)
 	}
 	n, err := s.cfg.Store.Create(ctx, n)
 	if err != nil {
-		return nil, s.connectError(ctx, "create notification", n.UserID, err)
+		return nil, s.toConnect(ctx, "create notification", n.UserID, err)
 	}
 	s.cfg.Log.DebugContext(ctx, "notification created", "user_id", n.UserID, "notification_id", n.ID, "type", n.Type)
 	if s.cfg.OnCreate != nil {
@@ -114,7 +104,7 @@ func (s *Server) CreateNotification(ctx context.Context, req *connect.Request[no
 	}
 	pb, err := ToProto(n)
 	if err != nil {
-		return nil, s.connectError(ctx, "create notification", n.UserID, err)
+		return nil, s.toConnect(ctx, "create notification", n.UserID, err)
 	}
 	event := &notifyv1.StreamEventsResponse{Event: &notifyv1.StreamEventsResponse_NewNotification{NewNotification: pb}}
 	// The notification is committed: its event goes out even if the caller has gone, and
@@ -132,28 +122,28 @@ func (s *Server) ListNotifications(ctx context.Context, req *connect.Request[not
 	m := req.Msg
 	userID := m.GetUserId()
 	if err := notify.ValidateUserID("user_id", userID); err != nil {
-		return nil, s.connectError(ctx, "list notifications", userID, err)
+		return nil, s.toConnect(ctx, "list notifications", userID, err)
 	}
 	limit, err := notify.PageLimit(m.GetLimit())
 	if err != nil {
-		return nil, s.connectError(ctx, "list notifications", userID, err)
+		return nil, s.toConnect(ctx, "list notifications", userID, err)
 	}
 	if m.GetBeforeId() < 0 {
-		return nil, s.connectError(ctx, "list notifications", userID,
+		return nil, s.toConnect(ctx, "list notifications", userID,
 			notify.Invalid("before_id", "must be a positive notification id or 0, got %d", m.GetBeforeId()))
 	}
 	if err := s.requireUser(ctx, userID); err != nil {
-		return nil, s.connectError(ctx, "list notifications", userID, err)
+		return nil, s.toConnect(ctx, "list notifications", userID, err)
 	}
 	page, err := s.cfg.Store.List(ctx, notify.ListQuery{
 		UserID: userID, Limit: limit, BeforeID: m.GetBeforeId(), UnreadOnly: m.GetUnreadOnly(),
 	})
 	if err != nil {
-		return nil, s.connectError(ctx, "list notifications", userID, err)
+		return nil, s.toConnect(ctx, "list notifications", userID, err)
 	}
 	unread, err := s.cfg.Store.UnreadCount(ctx, userID)
 	if err != nil {
-		return nil, s.connectError(ctx, "list notifications", userID, err)
+		return nil, s.toConnect(ctx, "list notifications", userID, err)
 	}
 	res := &notifyv1.ListNotificationsResponse{
 		Notifications: make([]*notifyv1.Notification, 0, len(page)),
@@ -162,7 +152,7 @@ func (s *Server) ListNotifications(ctx context.Context, req *connect.Request[not
 	for _, n := range page {
 		pb, err := ToProto(n)
 		if err != nil {
-			return nil, s.connectError(ctx, "list notifications", userID, err)
+			return nil, s.toConnect(ctx, "list notifications", userID, err)
 		}
 		res.Notifications = append(res.Notifications, pb)
 	}
@@ -174,21 +164,21 @@ func (s *Server) MarkRead(ctx context.Context, req *connect.Request[notifyv1.Mar
 	m := req.Msg
 	userID := m.GetUserId()
 	if err := notify.ValidateUserID("user_id", userID); err != nil {
-		return nil, s.connectError(ctx, "mark read", userID, err)
+		return nil, s.toConnect(ctx, "mark read", userID, err)
 	}
 	switch {
 	case m.GetNotificationId() < 0:
-		return nil, s.connectError(ctx, "mark read", userID,
+		return nil, s.toConnect(ctx, "mark read", userID,
 			notify.Invalid("notification_id", "must be a positive notification id, got %d", m.GetNotificationId()))
 	case m.GetNotificationId() > 0 && m.GetAll():
-		return nil, s.connectError(ctx, "mark read", userID,
+		return nil, s.toConnect(ctx, "mark read", userID,
 			notify.Invalid("notification_id", "give either notification_id or all, not both"))
 	case m.GetNotificationId() == 0 && !m.GetAll():
-		return nil, s.connectError(ctx, "mark read", userID,
+		return nil, s.toConnect(ctx, "mark read", userID,
 			notify.Invalid("notification_id", "give notification_id or all"))
 	}
 	if err := s.requireUser(ctx, userID); err != nil {
-		return nil, s.connectError(ctx, "mark read", userID, err)
+		return nil, s.toConnect(ctx, "mark read", userID, err)
 	}
 	var updated int64
 	var err error
@@ -198,7 +188,7 @@ func (s *Server) MarkRead(ctx context.Context, req *connect.Request[notifyv1.Mar
 		updated, err = s.cfg.Store.MarkRead(ctx, userID, m.GetNotificationId())
 	}
 	if err != nil {
-		return nil, s.connectError(ctx, "mark read", userID, err)
+		return nil, s.toConnect(ctx, "mark read", userID, err)
 	}
 	return connect.NewResponse(&notifyv1.MarkReadResponse{Updated: updated}), nil
 }
@@ -214,29 +204,12 @@ func (s *Server) requireUser(ctx context.Context, userID int64) error {
 	return nil
 }
 
-// connectError is the one place where errors become Connect errors. Only input errors and
-// fixed texts reach the caller; a backing service or the database out of reach is
-// unavailable (sqldb.IsUnavailable); anything else is logged and answered as internal.
-func (s *Server) connectError(ctx context.Context, op string, userID int64, err error) error {
-	var ie *notify.InvalidError
-	switch {
-	case errors.As(err, &ie):
-		return connect.NewError(connect.CodeInvalidArgument, ie)
-	case errors.Is(err, notify.ErrNotFound):
-		return connect.NewError(connect.CodeNotFound, errors.New("not found"))
-	case errors.Is(err, notify.ErrUnavailable):
-		s.cfg.Log.WarnContext(ctx, op, "user_id", userID, "err", err)
-		return connect.NewError(connect.CodeUnavailable, errors.New("a backing service is unavailable"))
-	case errors.Is(err, context.DeadlineExceeded):
-		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("deadline exceeded"))
-	case errors.Is(err, context.Canceled):
-		return connect.NewError(connect.CodeCanceled, errors.New("canceled"))
-	case sqldb.IsUnavailable(err):
-		s.cfg.Log.WarnContext(ctx, op+": database unavailable", "user_id", userID, "err", err)
-		return connect.NewError(connect.CodeUnavailable, errors.New("a backing service is unavailable"))
-	}
-	s.cfg.Log.ErrorContext(ctx, op, "user_id", userID, "err", err)
-	return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+// toConnect maps any error to the Connect error a client sees; it is the only place that
+// does (shared/svcerr: domain errors keep their client-safe message, a peer or the
+// database out of reach is unavailable, everything else is logged and answered without
+// internals).
+func (s *Server) toConnect(ctx context.Context, op string, userID int64, err error) error {
+	return svcerr.Mapper{Service: "notification", Log: s.cfg.Log}.ToConnect(ctx, op, err, "user_id", userID)
 }
 
 // ToProto converts a stored notification.

@@ -102,10 +102,11 @@ func newEnv(t *testing.T, url string, o envOptions) *env {
 	if o.users == nil {
 		o.users = users
 	}
-	st, err := store.New(context.Background(), dbtest.OpenURL(t, url))
-	if err != nil {
+	sdb := dbtest.OpenURL(t, url)
+	if err := store.Migrate(context.Background(), sdb); err != nil {
 		t.Fatal(err)
 	}
+	st := store.New(sdb)
 	e := &env{now: time.UnixMilli(1_700_000_000_123), log: eventlog.NewMemory(eventlog.Options{})}
 	b := bus.NewInProcess()
 	t.Cleanup(func() { b.Close() })

@@ -18,10 +18,10 @@ func BenchmarkStore(b *testing.B) {
 		b.Run(string(backend), func(b *testing.B) {
 			ctx := context.Background()
 			db := dbtest.Open(b, backend)
-			s, err := New(ctx, db)
-			if err != nil {
+			if err := Migrate(ctx, db); err != nil {
 				b.Fatal(err)
 			}
+			s := New(db)
 			for _, u := range []int64{2, 1} {
 				for start := 0; start < 10_000; start += 500 {
 					rows := make([]string, 0, 500)

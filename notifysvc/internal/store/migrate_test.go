@@ -37,10 +37,10 @@ func TestUnreadCounterMigration(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		s, err := New(ctx, db)
-		if err != nil {
+		if err := Migrate(ctx, db); err != nil {
 			t.Fatalf("later migrations: %v", err)
 		}
+		s := New(db)
 		checkUnread(t, s, 1, 2, 3, 4)
 		if got, _ := s.UnreadCount(ctx, 1); got != 2 {
 			t.Fatalf("unread of user 1: got %d, want 2", got)

@@ -35,7 +35,7 @@ func TestQueryPlans(t *testing.T) {
 	}
 	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
 		db := dbtest.OpenURL(t, url)
-		if _, err := New(context.Background(), db); err != nil {
+		if err := Migrate(context.Background(), db); err != nil {
 			t.Fatal(err)
 		}
 		for q, args := range statements(db.Dialect) {

@@ -14,39 +14,24 @@ package store
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"slices"
 	"strings"
-
-	"github.com/go-sql-driver/mysql"
 
 	"github.com/charla/charla/notifysvc/internal/notify"
 	"github.com/charla/charla/shared/sqldb"
 )
-
-//go:embed migrations
-var migrations embed.FS
 
 // Store is the notification table.
 type Store struct {
 	db *sqldb.DB
 }
 
-// New migrates the schema of db (goose, versions kept in goose_notify) and returns a store
-// over it.
-func New(ctx context.Context, db *sqldb.DB) (*Store, error) {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("notify migrations: %w", err)
-	}
-	if err := sqldb.Migrate(ctx, db, "notify", sub); err != nil {
-		return nil, err
-	}
-	return &Store{db: db}, nil
-}
+var _ notify.Store = (*Store)(nil)
+
+// New returns a store over db, whose schema Migrate has applied.
+func New(db *sqldb.DB) *Store { return &Store{db: db} }
 
 const columns = "Id, UserId, Type, Title, Message, Payload, CreatedAt, IsRead"
 
@@ -273,24 +258,11 @@ func decrementUnread(ctx context.Context, tx *sql.Tx, userID, n int64) error {
 	return nil
 }
 
-// maxTxAttempts bounds how often a transaction is run when MySQL picks it as a deadlock
-// victim; the lock order of the statements makes that rare, not impossible.
-const maxTxAttempts = 3
-
-// inTx runs fn in a transaction, again when MySQL reports a deadlock (error 1213).
+// inTx runs fn in a transaction under the policy every store shares (sqldb.DB.InTx:
+// READ COMMITTED on MySQL, run again after a deadlock, a lock wait timeout or a busy
+// SQLite database).
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	var err error
-	for range maxTxAttempts {
-		if err = s.db.InTx(ctx, fn); !isDeadlock(err) {
-			return err
-		}
-	}
-	return err
-}
-
-func isDeadlock(err error) bool {
-	var me *mysql.MySQLError
-	return errors.As(err, &me) && me.Number == 1213
+	return s.db.InTx(ctx, fn)
 }
 
 func execCount(ctx context.Context, tx *sql.Tx, what, q string, args ...any) (int64, error) {

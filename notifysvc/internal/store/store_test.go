@@ -18,13 +18,13 @@ func openStore(t *testing.T, url string) (*Store, *sqldb.DB) {
 	t.Helper()
 	ctx := context.Background()
 	db := dbtest.OpenURL(t, url)
-	s, err := New(ctx, db)
-	if err != nil {
-		t.Fatalf("New: %v", err)
+	if err := Migrate(ctx, db); err != nil {
+		t.Fatalf("Migrate: %v", err)
 	}
+	s := New(db)
 	// Migrating twice is a no-op.
-	if _, err := New(ctx, db); err != nil {
-		t.Fatalf("New again: %v", err)
+	if err := Migrate(ctx, db); err != nil {
+		t.Fatalf("Migrate again: %v", err)
 	}
 	return s, db
 }

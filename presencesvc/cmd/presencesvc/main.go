@@ -2,7 +2,6 @@
 package main
 
 import (
-	"context"
 	"os"
 
 	"github.com/charla/charla/presencesvc"
@@ -10,7 +9,5 @@ import (
 )
 
 func main() {
-	os.Exit(svc.Main("presencesvc", "127.0.0.1:8094", func(ctx context.Context, deps svc.Deps) (svc.Service, error) {
-		return presencesvc.New(ctx, deps)
-	}))
+	os.Exit(svc.Main("presencesvc", "127.0.0.1:8094", presencesvc.Configure))
 }

@@ -5,10 +5,10 @@ package presence
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/charla/charla/shared/fanout"
+	"github.com/charla/charla/shared/svcerr"
 )
 
 // Presence is the stored state of one user.
@@ -72,19 +72,37 @@ type Store interface {
 	Presences(ctx context.Context, userIDs []int64) (map[int64]Presence, error)
 }
 
+// Error is the presence service's domain error (shared/svcerr): a code and a message safe
+// to show to clients. The handler maps it to a Connect code in one place.
+type Error = svcerr.Error
+
+// Code classifies a domain error.
+type Code = svcerr.Code
+
+// Codes of the presence service's domain errors.
+const (
+	// CodeInvalid is bad input; the message names the field.
+	CodeInvalid = svcerr.CodeInvalid
+	// CodeNotFound is an edge without a live lease.
+	CodeNotFound = svcerr.CodeNotFound
+	// CodeConflict is a connection id already used by another connection.
+	CodeConflict = svcerr.CodeConflict
+)
+
+// Errorf returns a domain error with a client-safe message.
+func Errorf(code Code, format string, args ...any) error { return svcerr.Errorf(code, format, args...) }
+
+// CodeOf returns the code of a domain error in err's chain, or 0.
+func CodeOf(err error) Code { return svcerr.CodeOf(err) }
+
 // ErrEdgeNotFound means the edge holds no live lease: it must register again.
-var ErrEdgeNotFound = errors.New("edge holds no lease; register again")
+var ErrEdgeNotFound = &Error{Code: CodeNotFound, Message: "edge holds no lease; register again"}
 
 // ErrConnectionConflict means a connection id is already used by another user or edge.
-var ErrConnectionConflict = errors.New("connection_id is already used by another connection")
+var ErrConnectionConflict = &Error{Code: CodeConflict, Message: "connection_id is already used by another connection"}
 
-// InvalidArgumentError names the request field that failed validation.
-type InvalidArgumentError struct {
-	Field  string
-	Reason string
-}
-
-func (e *InvalidArgumentError) Error() string { return e.Field + ": " + e.Reason }
+// invalid returns a CodeInvalid error reading "field: reason".
+func invalid(field, reason string) error { return Errorf(CodeInvalid, "%s: %s", field, reason) }
 
 // MaxConnectionIDLen bounds connection ids, which edges generate.
 const MaxConnectionIDLen = 128
@@ -95,7 +113,7 @@ const MaxUserIDs = 10000
 // ValidateEdgeID checks an edge id: it becomes part of a bus subject.
 func ValidateEdgeID(id string) error {
 	if !fanout.ValidEdgeID(id) {
-		return &InvalidArgumentError{Field: "edge_id", Reason: "want 1-64 of [A-Za-z0-9_-]"}
+		return invalid("edge_id", "want 1-64 of [A-Za-z0-9_-]")
 	}
 	return nil
 }
@@ -103,7 +121,7 @@ func ValidateEdgeID(id string) error {
 // ValidateUserID checks one user id.
 func ValidateUserID(id int64) error {
 	if id <= 0 {
-		return &InvalidArgumentError{Field: "user_id", Reason: "want a positive id"}
+		return invalid("user_id", "want a positive id")
 	}
 	return nil
 }
@@ -111,7 +129,7 @@ func ValidateUserID(id int64) error {
 // ValidateConnectionID checks a connection id.
 func ValidateConnectionID(id string) error {
 	if id == "" || len(id) > MaxConnectionIDLen {
-		return &InvalidArgumentError{Field: "connection_id", Reason: fmt.Sprintf("want 1-%d bytes", MaxConnectionIDLen)}
+		return invalid("connection_id", fmt.Sprintf("want 1-%d bytes", MaxConnectionIDLen))
 	}
 	return nil
 }
@@ -119,11 +137,11 @@ func ValidateConnectionID(id string) error {
 // ValidateUserIDs checks the ids of a batch lookup.
 func ValidateUserIDs(ids []int64) error {
 	if len(ids) > MaxUserIDs {
-		return &InvalidArgumentError{Field: "user_ids", Reason: fmt.Sprintf("at most %d ids", MaxUserIDs)}
+		return invalid("user_ids", fmt.Sprintf("at most %d ids", MaxUserIDs))
 	}
 	for _, id := range ids {
 		if id <= 0 {
-			return &InvalidArgumentError{Field: "user_ids", Reason: "want positive ids"}
+			return invalid("user_ids", "want positive ids")
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 // Package server implements presence.v1.PresenceService (all but StreamEvents, which the
 // root package serves from the bus), the announcement of transitions to online contacts,
-// and the sweeper that takes the users of dead edges offline.
+// and the sweeper that takes the users of dead edges offline. Errors become Connect errors
+// in one place, toConnect (shared/svcerr).
 //
 // Concurrency: the store makes every transition exact (one transaction per change, holding
 // the user's row). The server adds the order of announcements: a change to a user and the

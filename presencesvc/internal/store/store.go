@@ -10,7 +10,8 @@
 // row (shared); the statements that lock an Edge row exclusively (leases, edge cleanup) lock
 // no user, so no cycle can form. MySQL transactions run at READ COMMITTED, so each statement
 // reads the latest committed rows once the user's lock is held; deadlocks and lock-wait
-// timeouts are retried.
+// timeouts are retried
+// (sqldb.DB.InTx, the policy every store shares).
 //
 // On SQLite the store also serializes its own write transactions with a mutex: SQLite has one
 // writer anyway, and waiting on a Go mutex is far cheaper than SQLite's sleeping busy handler.
@@ -19,43 +20,14 @@ package store
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"slices"
 	"sync"
-	"time"
-
-	"github.com/go-sql-driver/mysql"
-	sqlite "modernc.org/sqlite"
 
 	"github.com/charla/charla/presencesvc/internal/presence"
 	"github.com/charla/charla/shared/sqldb"
 )
-
-//go:embed migrations
-var migrations embed.FS
-
-// ServiceName names this service's goose version table (goose_presence).
-const ServiceName = "presence"
-
-// Migrate applies the presence migrations.
-func Migrate(ctx context.Context, db *sqldb.DB) error {
-	sub, err := fsSub()
-	if err != nil {
-		return err
-	}
-	return sqldb.Migrate(ctx, db, ServiceName, sub)
-}
-
-func fsSub() (fs.FS, error) {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("presence migrations: %w", err)
-	}
-	return sub, nil
-}
 
 // leaseEnded is the LeaseExpiresAt of an edge whose lease the sweeper ended (EndLeases).
 const leaseEnded = 0
@@ -63,9 +35,6 @@ const leaseEnded = 0
 // maxInList bounds the ids of one IN list, well under SQLite's 32766 and MySQL's 65535
 // placeholders; longer lists are split. A power of two, see inList.
 const maxInList = 4096
-
-// maxAttempts bounds the retries of a transaction that hit a deadlock or lock timeout.
-const maxAttempts = 8
 
 // Store is the SQL implementation of presence.Store.
 type Store struct {
@@ -290,59 +259,21 @@ func (t *tx) queryRow(query string, args ...any) *sql.Row {
 	return st.QueryRowContext(t.ctx, args...)
 }
 
-// inTx runs fn in a write transaction, retrying it on deadlocks and busy databases.
+// inTx runs fn in a write transaction under the policy every store shares (sqldb.DB.InTx:
+// READ COMMITTED on MySQL, run again after a lost lock race). On SQLite it goes through
+// the writer (writer.go), which applies the same policy.
 func (s *Store) inTx(ctx context.Context, fn func(t *tx) error) error {
-	var opts *sql.TxOptions
-	if s.db.Dialect == sqldb.MySQL {
-		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
-	} else {
+	if s.db.Dialect != sqldb.MySQL {
 		return s.write(ctx, fn)
 	}
-	return s.retryTx(ctx, opts, fn)
+	return s.runTx(ctx, fn)
 }
 
-// retryTx runs fn in a transaction of its own, retrying lost lock races.
-func (s *Store) retryTx(ctx context.Context, opts *sql.TxOptions, fn func(t *tx) error) error {
-	for attempt := 1; ; attempt++ {
-		err := s.runTx(ctx, opts, fn)
-		if err == nil || attempt == maxAttempts || !retryable(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(attempt) * time.Millisecond):
-		}
-	}
-}
-
-func (s *Store) runTx(ctx context.Context, opts *sql.TxOptions, fn func(t *tx) error) error {
-	sqlTx, err := s.db.BeginTx(ctx, opts)
-	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
-	}
-	defer sqlTx.Rollback() //nolint:errcheck // a no-op after Commit
-	if err := fn(&tx{Tx: sqlTx, s: s, ctx: ctx}); err != nil {
-		return err
-	}
-	if err := sqlTx.Commit(); err != nil {
-		return fmt.Errorf("commit transaction: %w", err)
-	}
-	return nil
-}
-
-// retryable reports a transaction that lost a lock race and may simply be run again.
-func retryable(err error) bool {
-	var me *mysql.MySQLError
-	if errors.As(err, &me) {
-		return me.Number == 1213 || me.Number == 1205 // deadlock, lock wait timeout
-	}
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		code := se.Code() & 0xff
-		return code == 5 || code == 6 // SQLITE_BUSY, SQLITE_LOCKED
-	}
-	return false
+// runTx runs fn in a transaction of its own (sqldb.DB.InTx).
+func (s *Store) runTx(ctx context.Context, fn func(t *tx) error) error {
+	return s.db.InTx(ctx, func(sqlTx *sql.Tx) error {
+		return fn(&tx{Tx: sqlTx, s: s, ctx: ctx})
+	})
 }
 
 // lockUser locks the user's UserStatus row for the rest of the transaction and returns the

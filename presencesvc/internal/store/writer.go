@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 )
@@ -85,13 +86,13 @@ func (s *Store) runGroup(group []*writeReq) {
 	}
 	if len(live) == 1 {
 		r := live[0]
-		r.done <- s.retryTx(r.ctx, nil, r.fn)
+		r.done <- s.runTx(r.ctx, r.fn)
 		return
 	}
 	results, err := s.groupTx(live)
 	if err != nil {
 		for _, r := range live {
-			r.done <- s.retryTx(r.ctx, nil, r.fn)
+			r.done <- s.runTx(r.ctx, r.fn)
 		}
 		return
 	}
@@ -100,33 +101,32 @@ func (s *Store) runGroup(group []*writeReq) {
 	}
 }
 
-// groupTx runs every request in a savepoint of one transaction. Statements use a context
-// of their own, not the requests': interrupting a statement could roll back the whole
-// transaction, and everyone else's work with it.
+// groupTx runs every request in a savepoint of one transaction (sqldb.DB.InTx, so a busy
+// database runs the group again). Statements use a context of their own, not the
+// requests': interrupting a statement could roll back the whole transaction, and everyone
+// else's work with it.
 func (s *Store) groupTx(group []*writeReq) ([]error, error) {
 	ctx := context.Background()
-	sqlTx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("begin group transaction: %w", err)
-	}
-	defer sqlTx.Rollback() //nolint:errcheck // a no-op after Commit
-	t := &tx{Tx: sqlTx, s: s, ctx: ctx}
 	results := make([]error, len(group))
-	for i, r := range group {
-		if _, err := t.exec(qSavepoint); err != nil {
-			return nil, fmt.Errorf("savepoint: %w", err)
-		}
-		if results[i] = r.fn(t); results[i] != nil {
-			if _, err := t.exec(qRollbackToSavepoint); err != nil {
-				return nil, fmt.Errorf("rollback to savepoint: %w", err)
+	err := s.db.InTx(ctx, func(sqlTx *sql.Tx) error {
+		t := &tx{Tx: sqlTx, s: s, ctx: ctx}
+		for i, r := range group {
+			if _, err := t.exec(qSavepoint); err != nil {
+				return fmt.Errorf("savepoint: %w", err)
+			}
+			if results[i] = r.fn(t); results[i] != nil {
+				if _, err := t.exec(qRollbackToSavepoint); err != nil {
+					return fmt.Errorf("rollback to savepoint: %w", err)
+				}
+			}
+			if _, err := t.exec(qReleaseSavepoint); err != nil {
+				return fmt.Errorf("release savepoint: %w", err)
 			}
 		}
-		if _, err := t.exec(qReleaseSavepoint); err != nil {
-			return nil, fmt.Errorf("release savepoint: %w", err)
-		}
-	}
-	if err := sqlTx.Commit(); err != nil {
-		return nil, fmt.Errorf("commit group transaction: %w", err)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("group transaction: %w", err)
 	}
 	return results, nil
 }

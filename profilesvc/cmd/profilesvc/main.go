@@ -2,7 +2,6 @@
 package main
 
 import (
-	"context"
 	"os"
 
 	"github.com/charla/charla/profilesvc"
@@ -10,7 +9,5 @@ import (
 )
 
 func main() {
-	os.Exit(svc.Main("profilesvc", "127.0.0.1:8092", func(ctx context.Context, deps svc.Deps) (svc.Service, error) {
-		return profilesvc.New(ctx, deps)
-	}))
+	os.Exit(svc.Main("profilesvc", "127.0.0.1:8092", profilesvc.Configure))
 }

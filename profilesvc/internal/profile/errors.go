@@ -1,46 +1,31 @@
 package profile
 
-import (
-	"errors"
-	"fmt"
-)
+import "github.com/charla/charla/shared/svcerr"
 
-// Code classifies a domain error; the server maps each code to one Connect code.
-type Code int
+// Error is the profile service's domain error (shared/svcerr): a code and a message safe
+// to show to clients (never SQL, driver errors or tokens). The handler maps it to a
+// Connect code in one place.
+type Error = svcerr.Error
 
+// Code classifies a domain error.
+type Code = svcerr.Code
+
+// Codes of the profile service's domain errors.
 const (
-	// Invalid is bad input; the message names the field.
-	Invalid Code = iota + 1
-	// NotFound is an unknown user.
-	NotFound
-	// Conflict is a taken unique value (userName, email).
-	Conflict
-	// Unauthenticated is an unknown, revoked or expired session token.
-	Unauthenticated
-	// Unavailable is a peer service that could not answer.
-	Unavailable
+	// CodeInvalid is bad input; the message names the field.
+	CodeInvalid = svcerr.CodeInvalid
+	// CodeNotFound is an unknown user.
+	CodeNotFound = svcerr.CodeNotFound
+	// CodeConflict is a taken unique value (userName, email).
+	CodeConflict = svcerr.CodeConflict
+	// CodeUnauthenticated is an unknown, revoked or expired session token.
+	CodeUnauthenticated = svcerr.CodeUnauthenticated
+	// CodeUnavailable is a peer service that could not answer.
+	CodeUnavailable = svcerr.CodeUnavailable
 )
 
-// Error is a domain error whose message is safe to show to clients: it never carries SQL,
-// driver errors or tokens.
-type Error struct {
-	Code Code
-	Msg  string
-}
-
-// Error returns the client-safe message.
-func (e *Error) Error() string { return e.Msg }
-
-// Errorf returns an *Error with a formatted message.
-func Errorf(code Code, format string, args ...any) error {
-	return &Error{Code: code, Msg: fmt.Sprintf(format, args...)}
-}
+// Errorf returns a domain error with a client-safe message.
+func Errorf(code Code, format string, args ...any) error { return svcerr.Errorf(code, format, args...) }
 
 // CodeOf returns the code of a domain error in err's chain, or 0.
-func CodeOf(err error) Code {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	return 0
-}
+func CodeOf(err error) Code { return svcerr.CodeOf(err) }

@@ -27,7 +27,7 @@ func FuzzValidateNewUser(f *testing.F) {
 		req := &profilev1.CreateUserRequest{UserName: userName, FirstName: first, LastName: last, Email: email, Phone: phone}
 		u, err := profile.ValidateNewUser(req)
 		if err != nil {
-			if profile.CodeOf(err) != profile.Invalid || !strings.Contains(err.Error(), ":") {
+			if profile.CodeOf(err) != profile.CodeInvalid || !strings.Contains(err.Error(), ":") {
 				t.Fatalf("ValidateNewUser(%v): %v, want an invalid error naming the field", req, err)
 			}
 			return
@@ -78,7 +78,7 @@ func FuzzValidateUpdate(f *testing.F) {
 		}
 		u, err := profile.ValidateUpdate(req)
 		if err != nil {
-			if profile.CodeOf(err) != profile.Invalid {
+			if profile.CodeOf(err) != profile.CodeInvalid {
 				t.Fatalf("ValidateUpdate(%v): %v, want invalid", req, err)
 			}
 			return

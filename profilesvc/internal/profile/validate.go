@@ -50,11 +50,11 @@ func FoldUserName(s string) string {
 // CheckUserName validates a folded userName.
 func CheckUserName(s string) error {
 	if n := len(s); n < MinUserNameLen || n > MaxUserNameLen {
-		return Errorf(Invalid, "userName: want %d to %d characters, got %d", MinUserNameLen, MaxUserNameLen, utf8.RuneCountInString(s))
+		return Errorf(CodeInvalid, "userName: want %d to %d characters, got %d", MinUserNameLen, MaxUserNameLen, utf8.RuneCountInString(s))
 	}
 	for _, c := range []byte(s) {
 		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
-			return Errorf(Invalid, "userName: only letters a-z, digits and _ . - are allowed")
+			return Errorf(CodeInvalid, "userName: only letters a-z, digits and _ . - are allowed")
 		}
 	}
 	return nil
@@ -65,24 +65,24 @@ func CheckUserName(s string) error {
 func CheckEmail(s string) error {
 	switch {
 	case s == "":
-		return Errorf(Invalid, "email: required")
+		return Errorf(CodeInvalid, "email: required")
 	case len(s) > MaxEmailLen:
-		return Errorf(Invalid, "email: at most %d bytes, got %d", MaxEmailLen, len(s))
+		return Errorf(CodeInvalid, "email: at most %d bytes, got %d", MaxEmailLen, len(s))
 	case strings.Count(s, "@") != 1:
-		return Errorf(Invalid, "email: want exactly one @")
+		return Errorf(CodeInvalid, "email: want exactly one @")
 	case !utf8.ValidString(s):
-		return Errorf(Invalid, "email: not valid UTF-8")
+		return Errorf(CodeInvalid, "email: not valid UTF-8")
 	}
 	local, domain, _ := strings.Cut(s, "@")
 	if local == "" || domain == "" {
-		return Errorf(Invalid, "email: want name@domain")
+		return Errorf(CodeInvalid, "email: want name@domain")
 	}
 	if strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") || strings.Contains(domain, "..") {
-		return Errorf(Invalid, "email: malformed domain")
+		return Errorf(CodeInvalid, "email: malformed domain")
 	}
 	for _, r := range s {
 		if unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune(`<>()[]\,;:"`, r) {
-			return Errorf(Invalid, "email: contains a character not allowed in an address")
+			return Errorf(CodeInvalid, "email: contains a character not allowed in an address")
 		}
 	}
 	return nil
@@ -94,7 +94,7 @@ func CheckPhone(field, s string) error {
 		return nil
 	}
 	if n := utf8.RuneCountInString(s); n > MaxPhoneLen {
-		return Errorf(Invalid, "%s: at most %d characters, got %d", field, MaxPhoneLen, n)
+		return Errorf(CodeInvalid, "%s: at most %d characters, got %d", field, MaxPhoneLen, n)
 	}
 	digits := 0
 	for _, r := range s {
@@ -103,11 +103,11 @@ func CheckPhone(field, s string) error {
 			digits++
 		case r == ' ' || r == '+' || r == '-' || r == '(' || r == ')':
 		default:
-			return Errorf(Invalid, "%s: only digits, spaces and + - ( ) are allowed", field)
+			return Errorf(CodeInvalid, "%s: only digits, spaces and + - ( ) are allowed", field)
 		}
 	}
 	if digits == 0 {
-		return Errorf(Invalid, "%s: needs at least one digit", field)
+		return Errorf(CodeInvalid, "%s: needs at least one digit", field)
 	}
 	return nil
 }
@@ -116,18 +116,18 @@ func CheckPhone(field, s string) error {
 // blank. Single-line text refuses control characters; multi-line text allows tab and newlines.
 func checkText(field, s string, required bool, max int, multiline bool) error {
 	if required && s == "" {
-		return Errorf(Invalid, "%s: required", field)
+		return Errorf(CodeInvalid, "%s: required", field)
 	}
 	if !utf8.ValidString(s) {
 		// Protobuf refuses such strings on the wire; the rule holds for any caller.
-		return Errorf(Invalid, "%s: not valid UTF-8", field)
+		return Errorf(CodeInvalid, "%s: not valid UTF-8", field)
 	}
 	if n := utf8.RuneCountInString(s); n > max {
-		return Errorf(Invalid, "%s: at most %d characters, got %d", field, max, n)
+		return Errorf(CodeInvalid, "%s: at most %d characters, got %d", field, max, n)
 	}
 	for _, r := range s {
 		if unicode.IsControl(r) && !(multiline && (r == '\n' || r == '\r' || r == '\t')) {
-			return Errorf(Invalid, "%s: control characters are not allowed", field)
+			return Errorf(CodeInvalid, "%s: control characters are not allowed", field)
 		}
 	}
 	return nil
@@ -144,16 +144,16 @@ func CheckURL(field, s string) error {
 		return nil
 	}
 	if len(s) > MaxURLLen {
-		return Errorf(Invalid, "%s: at most %d bytes, got %d", field, MaxURLLen, len(s))
+		return Errorf(CodeInvalid, "%s: at most %d bytes, got %d", field, MaxURLLen, len(s))
 	}
 	for _, r := range s {
 		if unicode.IsSpace(r) || unicode.IsControl(r) {
-			return Errorf(Invalid, "%s: a URL cannot contain white space", field)
+			return Errorf(CodeInvalid, "%s: a URL cannot contain white space", field)
 		}
 	}
 	u, err := url.Parse(s)
 	if err != nil || (!strings.EqualFold(u.Scheme, "http") && !strings.EqualFold(u.Scheme, "https")) || u.Host == "" {
-		return Errorf(Invalid, "%s: want an http or https URL", field)
+		return Errorf(CodeInvalid, "%s: want an http or https URL", field)
 	}
 	return nil
 }
@@ -164,10 +164,10 @@ func CheckDate(field, s string) error {
 		return nil
 	}
 	if len(s) != len(time.DateOnly) {
-		return Errorf(Invalid, "%s: want YYYY-MM-DD", field)
+		return Errorf(CodeInvalid, "%s: want YYYY-MM-DD", field)
 	}
 	if _, err := time.Parse(time.DateOnly, s); err != nil {
-		return Errorf(Invalid, "%s: want a valid YYYY-MM-DD date", field)
+		return Errorf(CodeInvalid, "%s: want a valid YYYY-MM-DD date", field)
 	}
 	return nil
 }
@@ -182,7 +182,7 @@ func checkRange(prefix, startName, start, endName, end string) error {
 		return err
 	}
 	if start != "" && end != "" && start > end {
-		return Errorf(Invalid, "%s%s: %s is before %s %s", prefix, endName, end, startName, start)
+		return Errorf(CodeInvalid, "%s%s: %s is before %s %s", prefix, endName, end, startName, start)
 	}
 	return nil
 }
@@ -190,7 +190,7 @@ func checkRange(prefix, startName, start, endName, end string) error {
 // CheckCountryID validates the shape of a country id; whether it is known is the store's check.
 func CheckCountryID(field string, id int32) error {
 	if id < 0 || id > 999 {
-		return Errorf(Invalid, "%s: want an ISO 3166-1 numeric code, got %d", field, id)
+		return Errorf(CodeInvalid, "%s: want an ISO 3166-1 numeric code, got %d", field, id)
 	}
 	return nil
 }
@@ -198,7 +198,7 @@ func CheckCountryID(field string, id int32) error {
 // CheckID validates a required positive id.
 func CheckID(field string, id int64) error {
 	if id <= 0 {
-		return Errorf(Invalid, "%s: want a positive id, got %d", field, id)
+		return Errorf(CodeInvalid, "%s: want a positive id, got %d", field, id)
 	}
 	return nil
 }
@@ -232,7 +232,7 @@ func SessionTTL(ttlSeconds int64) (time.Duration, error) {
 		return DefaultSessionTTL, nil
 	}
 	if ttlSeconds < 1 || ttlSeconds > int64(MaxSessionTTL/time.Second) {
-		return 0, Errorf(Invalid, "ttlSeconds: want 0 (30 days) or 1 to %d, got %d", int64(MaxSessionTTL/time.Second), ttlSeconds)
+		return 0, Errorf(CodeInvalid, "ttlSeconds: want 0 (30 days) or 1 to %d, got %d", int64(MaxSessionTTL/time.Second), ttlSeconds)
 	}
 	return time.Duration(ttlSeconds) * time.Second, nil
 }
@@ -342,7 +342,7 @@ type item interface {
 // "curriculum.education[2].".
 func validateSection[T item](section string, items []T, check func(prefix string, it T) (T, error)) ([]T, error) {
 	if len(items) > MaxItems {
-		return nil, Errorf(Invalid, "curriculum.%s: at most %d items, got %d", section, MaxItems, len(items))
+		return nil, Errorf(CodeInvalid, "curriculum.%s: at most %d items, got %d", section, MaxItems, len(items))
 	}
 	out := make([]T, 0, len(items))
 	seen := make(map[int64]bool, len(items))
@@ -350,10 +350,10 @@ func validateSection[T item](section string, items []T, check func(prefix string
 		prefix := fmt.Sprintf("curriculum.%s[%d].", section, i)
 		if id := it.GetId(); id != 0 {
 			if id < 0 {
-				return nil, Errorf(Invalid, "%sid: want a positive id, got %d", prefix, id)
+				return nil, Errorf(CodeInvalid, "%sid: want a positive id, got %d", prefix, id)
 			}
 			if seen[id] {
-				return nil, Errorf(Invalid, "%sid: %d appears twice", prefix, id)
+				return nil, Errorf(CodeInvalid, "%sid: %d appears twice", prefix, id)
 			}
 			seen[id] = true
 		}
@@ -447,7 +447,7 @@ func validateSkill(p string, in *profilev1.SkillItem) (*profilev1.SkillItem, err
 	// A skill's level may be left out (docs/protocol.md §4.10); given, it is 1–5, so an
 	// explicit 0 is refused like any other value out of range.
 	if it.Level != nil && (*it.Level < MinSkillLevel || *it.Level > MaxSkillLevel) {
-		return nil, Errorf(Invalid, "%slevel: want %d to %d when given, got %d", p, MinSkillLevel, MaxSkillLevel, *it.Level)
+		return nil, Errorf(CodeInvalid, "%slevel: want %d to %d when given, got %d", p, MinSkillLevel, MaxSkillLevel, *it.Level)
 	}
 	return it, nil
 }
@@ -458,14 +458,14 @@ func validateLanguage(p string, in *profilev1.LanguageItem) (*profilev1.Language
 		return nil, err
 	}
 	if it.Proficiency == "" {
-		return nil, Errorf(Invalid, "%sproficiency: required", p)
+		return nil, Errorf(CodeInvalid, "%sproficiency: required", p)
 	}
 	for _, ok := range Proficiencies {
 		if it.Proficiency == ok {
 			return it, nil
 		}
 	}
-	return nil, Errorf(Invalid, "%sproficiency: want one of %s", p, strings.Join(Proficiencies, ", "))
+	return nil, Errorf(CodeInvalid, "%sproficiency: want one of %s", p, strings.Join(Proficiencies, ", "))
 }
 
 func validateProject(p string, in *profilev1.ProjectItem) (*profilev1.ProjectItem, error) {

@@ -48,7 +48,7 @@ func TestChecks(t *testing.T) {
 		if got := tc.err == nil; got != tc.ok {
 			t.Errorf("%s: got err %v, want ok %v", tc.name, tc.err, tc.ok)
 		}
-		if tc.err != nil && profile.CodeOf(tc.err) != profile.Invalid {
+		if tc.err != nil && profile.CodeOf(tc.err) != profile.CodeInvalid {
 			t.Errorf("%s: got code %v, want Invalid", tc.name, profile.CodeOf(tc.err))
 		}
 	}

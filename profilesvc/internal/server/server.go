@@ -12,7 +12,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -26,7 +25,7 @@ import (
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 	"github.com/charla/charla/proto/gen/profile/v1/profilev1connect"
-	"github.com/charla/charla/shared/sqldb"
+	"github.com/charla/charla/shared/svcerr"
 )
 
 // ContactLister is the part of the chat service the profile service uses
@@ -108,38 +107,12 @@ func newToken() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
-// toConnect turns an error into the Connect error clients see: domain errors keep their
-// (client-safe) message; the database or a peer out of reach (sqldb.IsUnavailable) is
-// unavailable; anything else is logged and becomes a bare internal error.
+// toConnect maps any error to the Connect error a client sees; it is the only place that
+// does (shared/svcerr: domain errors keep their client-safe message, a peer or the
+// database out of reach is unavailable, everything else is logged and answered without
+// internals).
 func (s *Server) toConnect(ctx context.Context, op string, err error) error {
-	var de *profile.Error
-	if errors.As(err, &de) {
-		code := connect.CodeInternal
-		switch de.Code {
-		case profile.Invalid:
-			code = connect.CodeInvalidArgument
-		case profile.NotFound:
-			code = connect.CodeNotFound
-		case profile.Conflict:
-			code = connect.CodeAlreadyExists
-		case profile.Unauthenticated:
-			code = connect.CodeUnauthenticated
-		case profile.Unavailable:
-			code = connect.CodeUnavailable
-		}
-		return connect.NewError(code, errors.New(de.Msg))
-	}
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("deadline exceeded"))
-	case errors.Is(err, context.Canceled):
-		return connect.NewError(connect.CodeCanceled, errors.New("request canceled"))
-	case sqldb.IsUnavailable(err):
-		s.log.WarnContext(ctx, op+": backing service unavailable", "err", err)
-		return connect.NewError(connect.CodeUnavailable, errors.New("profile service temporarily unavailable"))
-	}
-	s.log.ErrorContext(ctx, op+" failed", "err", err)
-	return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+	return svcerr.Mapper{Service: "profile", Log: s.log}.ToConnect(ctx, op, err)
 }
 
 // CreateUser registers a user.
@@ -186,7 +159,7 @@ func (s *Server) CreateSession(ctx context.Context, req *connect.Request[profile
 func (s *Server) RevokeSession(ctx context.Context, req *connect.Request[profilev1.RevokeSessionRequest]) (*connect.Response[profilev1.RevokeSessionResponse], error) {
 	token := req.Msg.GetToken()
 	if token == "" {
-		return nil, s.toConnect(ctx, "revoke session", profile.Errorf(profile.Invalid, "token: required"))
+		return nil, s.toConnect(ctx, "revoke session", profile.Errorf(profile.CodeInvalid, "token: required"))
 	}
 	if len(token) > maxTokenLen {
 		// No session has such a token; revoking it is a successful no-op.
@@ -214,7 +187,7 @@ func (s *Server) RevokeSession(ctx context.Context, req *connect.Request[profile
 func (s *Server) ResolveSession(ctx context.Context, req *connect.Request[profilev1.ResolveSessionRequest]) (*connect.Response[profilev1.ResolveSessionResponse], error) {
 	token := req.Msg.GetToken()
 	if token == "" || len(token) > maxTokenLen {
-		return nil, s.toConnect(ctx, "resolve session", profile.Errorf(profile.Unauthenticated, "token: unknown, revoked or expired session"))
+		return nil, s.toConnect(ctx, "resolve session", profile.Errorf(profile.CodeUnauthenticated, "token: unknown, revoked or expired session"))
 	}
 	ses, err := s.store.ResolveSession(ctx, HashToken(token), s.nowMs())
 	if err != nil {
@@ -227,7 +200,7 @@ func (s *Server) ResolveSession(ctx context.Context, req *connect.Request[profil
 func (s *Server) CheckSessions(ctx context.Context, req *connect.Request[profilev1.CheckSessionsRequest]) (*connect.Response[profilev1.CheckSessionsResponse], error) {
 	ids := req.Msg.GetSessionIds()
 	if len(ids) > MaxCheckSessions {
-		return nil, s.toConnect(ctx, "check sessions", profile.Errorf(profile.Invalid, "sessionIds: at most %d, got %d", MaxCheckSessions, len(ids)))
+		return nil, s.toConnect(ctx, "check sessions", profile.Errorf(profile.CodeInvalid, "sessionIds: at most %d, got %d", MaxCheckSessions, len(ids)))
 	}
 	unique := slices.Clone(ids)
 	slices.Sort(unique)
@@ -264,9 +237,9 @@ func (s *Server) ListUsers(ctx context.Context, req *connect.Request[profilev1.L
 	after, limit := req.Msg.GetAfterId(), int(req.Msg.GetLimit())
 	switch {
 	case after < 0:
-		return nil, s.toConnect(ctx, "list users", profile.Errorf(profile.Invalid, "afterId: must be 0 or a user id, got %d", after))
+		return nil, s.toConnect(ctx, "list users", profile.Errorf(profile.CodeInvalid, "afterId: must be 0 or a user id, got %d", after))
 	case limit < 0 || limit > MaxListUsers:
-		return nil, s.toConnect(ctx, "list users", profile.Errorf(profile.Invalid, "limit: 1 to %d (0 for %d), got %d", MaxListUsers, DefaultListUsers, limit))
+		return nil, s.toConnect(ctx, "list users", profile.Errorf(profile.CodeInvalid, "limit: 1 to %d (0 for %d), got %d", MaxListUsers, DefaultListUsers, limit))
 	case limit == 0:
 		limit = DefaultListUsers
 	}
@@ -287,10 +260,10 @@ func (s *Server) ListUsers(ctx context.Context, req *connect.Request[profilev1.L
 func (s *Server) GetUsers(ctx context.Context, req *connect.Request[profilev1.GetUsersRequest]) (*connect.Response[profilev1.GetUsersResponse], error) {
 	ids, names := req.Msg.GetUserIds(), req.Msg.GetUserNames()
 	if len(ids) > MaxGetUsers {
-		return nil, s.toConnect(ctx, "get users", profile.Errorf(profile.Invalid, "userIds: at most %d, got %d", MaxGetUsers, len(ids)))
+		return nil, s.toConnect(ctx, "get users", profile.Errorf(profile.CodeInvalid, "userIds: at most %d, got %d", MaxGetUsers, len(ids)))
 	}
 	if len(names) > MaxGetUsers {
-		return nil, s.toConnect(ctx, "get users", profile.Errorf(profile.Invalid, "userNames: at most %d, got %d", MaxGetUsers, len(names)))
+		return nil, s.toConnect(ctx, "get users", profile.Errorf(profile.CodeInvalid, "userNames: at most %d, got %d", MaxGetUsers, len(names)))
 	}
 	var askIDs []int64
 	seenID := make(map[int64]bool, len(ids))
@@ -401,7 +374,7 @@ func (s *Server) profileFor(ctx context.Context, viewer, user int64) (*profilev1
 // unavailable rather than a guess.
 func (s *Server) isContact(ctx context.Context, viewer, user int64) (bool, error) {
 	if s.contacts == nil {
-		return false, profile.Errorf(profile.Unavailable, "contacts: chat service unavailable")
+		return false, profile.Errorf(profile.CodeUnavailable, "contacts: chat service unavailable")
 	}
 	res, err := s.contacts.ListContactIds(ctx, connect.NewRequest(&chatv1.ListContactIdsRequest{UserIds: []int64{viewer}}))
 	if err != nil {
@@ -409,7 +382,7 @@ func (s *Server) isContact(ctx context.Context, viewer, user int64) (bool, error
 			return false, ctxErr
 		}
 		s.log.WarnContext(ctx, "list contacts", "user_id", viewer, "err", err)
-		return false, profile.Errorf(profile.Unavailable, "contacts: chat service unavailable")
+		return false, profile.Errorf(profile.CodeUnavailable, "contacts: chat service unavailable")
 	}
 	for _, uc := range res.Msg.GetContacts() {
 		if uc.GetUserId() == viewer && slices.Contains(uc.GetContactIds(), user) {

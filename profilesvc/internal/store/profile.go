@@ -33,7 +33,7 @@ func (s *Store) Profile(ctx context.Context, userID int64) (*profilev1.ProfileDa
 			" FROM `User` u LEFT JOIN `Country` c ON c.Id = u.CountryId WHERE u.Id = ?", userID).
 		Scan(&p.Id, &p.UserName, &p.FirstName, &p.LastName, &p.Email, &p.Phone, &p.Picture, &p.Summary, &p.CountryId, &p.CountryName)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, profile.Errorf(profile.NotFound, "userId: no user %d", userID)
+		return nil, profile.Errorf(profile.CodeNotFound, "userId: no user %d", userID)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get user %d: %w", userID, err)
@@ -242,7 +242,7 @@ func (s *Store) UpdateProfile(ctx context.Context, u profile.Update) error {
 			}
 		}
 		if userMissing {
-			return profile.Errorf(profile.NotFound, "userId: no user %d", u.UserID)
+			return profile.Errorf(profile.CodeNotFound, "userId: no user %d", u.UserID)
 		}
 		if err := updateBasics(ctx, tx, u); err != nil {
 			return err
@@ -284,7 +284,7 @@ func checkCountries(ctx context.Context, tx *sql.Tx, refs []countryRef) error {
 	}
 	for _, r := range refs {
 		if !known[int64(r.id)] {
-			return profile.Errorf(profile.Invalid, "%s: unknown country %d", r.field, r.id)
+			return profile.Errorf(profile.CodeInvalid, "%s: unknown country %d", r.field, r.id)
 		}
 	}
 	return nil
@@ -321,7 +321,7 @@ func checkItemIDs(ctx context.Context, tx *sql.Tx, userID int64, sec section) er
 	}
 	for i, id := range sec.ids {
 		if id != 0 && !mine[id] {
-			return profile.Errorf(profile.Invalid, "curriculum.%s[%d].id: %d is not one of your %s items", sec.name, i, id, sec.name)
+			return profile.Errorf(profile.CodeInvalid, "curriculum.%s[%d].id: %d is not one of your %s items", sec.name, i, id, sec.name)
 		}
 	}
 	return nil

@@ -10,7 +10,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"errors"
 	"fmt"
 	"slices"
@@ -20,20 +19,6 @@ import (
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 	"github.com/charla/charla/shared/sqldb"
 )
-
-// Migrations holds the goose migrations, in the folders "sqlite" and "mysql".
-//
-//go:embed migrations
-var migrations embed.FS
-
-// Migrate applies the pending migrations to db.
-func Migrate(ctx context.Context, db *sqldb.DB) error {
-	sub, err := fsSub()
-	if err != nil {
-		return err
-	}
-	return sqldb.Migrate(ctx, db, "profile", sub)
-}
 
 // Store implements profile.Store.
 type Store struct {
@@ -97,9 +82,9 @@ func (s *Store) whichDuplicate(ctx context.Context, nu profile.NewUser) error {
 		return fmt.Errorf("find duplicate user: %w", err)
 	}
 	if n > 0 {
-		return profile.Errorf(profile.Conflict, "userName: %q is taken", nu.UserName)
+		return profile.Errorf(profile.CodeConflict, "userName: %q is taken", nu.UserName)
 	}
-	return profile.Errorf(profile.Conflict, "email: already registered")
+	return profile.Errorf(profile.CodeConflict, "email: already registered")
 }
 
 // CreateSession implements profile.Store.
@@ -114,7 +99,7 @@ func (s *Store) CreateSession(ctx context.Context, userID int64, tokenHash strin
 	if n, err := res.RowsAffected(); err != nil {
 		return 0, fmt.Errorf("insert session: %w", err)
 	} else if n == 0 {
-		return 0, profile.Errorf(profile.NotFound, "userId: no user %d", userID)
+		return 0, profile.Errorf(profile.CodeNotFound, "userId: no user %d", userID)
 	}
 	id, err := res.LastInsertId()
 	if err != nil {
@@ -161,7 +146,7 @@ func (s *Store) ResolveSession(ctx context.Context, tokenHash string, now int64)
 	)
 	err := row.Scan(&ses.ID, &ses.ExpiresAt, &u.Id, &u.UserName, &u.FirstName, &u.LastName, &u.Email, &u.Phone, &u.Picture)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, profile.Errorf(profile.Unauthenticated, "token: unknown, revoked or expired session")
+		return nil, profile.Errorf(profile.CodeUnauthenticated, "token: unknown, revoked or expired session")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("resolve session: %w", err)

@@ -9,8 +9,9 @@ import (
 // runs at READ COMMITTED: the section rewrites (DELETE by user, then INSERT) of different
 // users would otherwise take gap locks on the shared UserId index and deadlock each other
 // at REPEATABLE READ. Each transaction locks its user's row first, so what it reads of that
-// user cannot change under it. A deadlock or lock-wait timeout still reported by MySQL
-// rolls back the whole transaction, which is then run again from the start.
+// user cannot change under it. A transaction that lost a lock race (a deadlock, a lock wait
+// timeout, a busy SQLite database) is run again from the start: the policy every store
+// shares, sqldb.DB.InTx.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	return s.db.InTxRetry(ctx, fn)
+	return s.db.InTx(ctx, fn)
 }

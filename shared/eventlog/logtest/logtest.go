@@ -26,6 +26,42 @@ func Run(t *testing.T, factory Factory, exactAge bool) {
 	t.Run("TailResumesWithoutGapWhileAppending", func(t *testing.T) { testTailResume(t, factory) })
 	t.Run("TailTooOld", func(t *testing.T) { testTailTooOld(t, factory) })
 	t.Run("RetentionKeepsNewestMaxEvents", func(t *testing.T) { testRetention(t, factory, exactAge) })
+	t.Run("KeyedAppendIsIdempotentPerUser", func(t *testing.T) { testKeyed(t, factory) })
+}
+
+// testKeyed: an event appended again with the same Key (another process announcing what
+// a dead one may have announced) adds no record for the users who have it, and does for
+// the others; the caller gets the earlier record.
+func testKeyed(t *testing.T, factory Factory) {
+	open := factory(t, eventlog.Options{})
+	l1, l2 := open(), open()
+	defer l1.Close()
+	defer l2.Close()
+	keyed := ev("m")
+	keyed.Key = "chat.msg.42"
+	first := mustAppend(t, l1, keyed, 1, 2)
+	mustAppend(t, l1, ev("other"), 1)
+	again := mustAppend(t, l2, keyed, 1, 3)
+	if len(again) != 2 || again[0].UserID != 1 || again[0].Seq != first[0].Seq || again[0].Position != first[0].Position {
+		t.Fatalf("keyed append again for user 1 gave %+v, want the earlier record %+v", again, first[0])
+	}
+	if again[1].UserID != 3 || again[1].Seq != 1 || string(again[1].Data) != "m" {
+		t.Fatalf("keyed append for a new user 3 gave %+v, want its first record", again[1])
+	}
+	for user, want := range map[int64]uint64{1: 2, 2: 1, 3: 1} {
+		h, err := l1.Read(context.Background(), user, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.LastSeq != want || len(h.Records) != int(want) {
+			t.Errorf("user %d: last seq %d, %d records; want %d (the key stored once)", user, h.LastSeq, len(h.Records), want)
+		}
+	}
+	other := ev("m")
+	other.Key = "chat.msg.43"
+	if r := mustAppend(t, l2, other, 1); r[0].Seq != 3 {
+		t.Errorf("another key for user 1 got seq %d, want 3", r[0].Seq)
+	}
 }
 
 func ev(s string) eventlog.Event {

@@ -6,17 +6,13 @@
 //	root := rec.Find("SEND_CHAT_MESSAGE")[0]
 //	for _, s := range rec.Trace(root.TraceID) { ... }
 //	m := telemetrytest.Scrape(t, tel.MetricsHandler())
-//	m.Sum("charla_edge_frames_total", `charla_message_type="PING"`)
+//	m.Sum("rpc_server_call_duration_seconds_count", `rpc_response_status_code="OK"`)
 //
 // New installs the telemetry as the OpenTelemetry globals for the test's duration; tests
 // calling it take turns (see Setup).
 package telemetrytest
 
 import (
-	"bufio"
-	"net/http"
-	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -145,83 +141,4 @@ func Descends(spans []Span, s, ancestor Span) bool {
 		s = parent
 	}
 	return false
-}
-
-// Metrics is one scrape of a /metrics handler: its sample lines.
-type Metrics []string
-
-// Scrape gets h's /metrics and checks it is Prometheus text.
-func Scrape(tb testing.TB, h http.Handler) Metrics {
-	tb.Helper()
-	rw := httptest.NewRecorder()
-	h.ServeHTTP(rw, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	if rw.Code != http.StatusOK {
-		tb.Fatalf("scrape: status %d: %s", rw.Code, rw.Body)
-	}
-	if ct := rw.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
-		tb.Fatalf("scrape: content type %q, want text/plain", ct)
-	}
-	return Parse(rw.Body.String())
-}
-
-// Parse keeps the sample lines of a Prometheus text exposition.
-func Parse(text string) Metrics {
-	var m Metrics
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if l := sc.Text(); l != "" && !strings.HasPrefix(l, "#") {
-			m = append(m, l)
-		}
-	}
-	return m
-}
-
-// match reports whether line is a sample of the series name carrying all of labels
-// (each written as in the exposition: name="value").
-func match(line, name string, labels []string) bool {
-	rest, ok := strings.CutPrefix(line, name)
-	if !ok || rest == "" || (rest[0] != '{' && rest[0] != ' ') {
-		return false
-	}
-	for _, l := range labels {
-		if !strings.Contains(rest, l) {
-			return false
-		}
-	}
-	return true
-}
-
-// Sum adds the values of the samples of name that carry all of labels.
-func (m Metrics) Sum(name string, labels ...string) float64 {
-	var total float64
-	for _, l := range m {
-		if match(l, name, labels) {
-			if v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64); err == nil {
-				total += v
-			}
-		}
-	}
-	return total
-}
-
-// Has reports whether a sample of name with all of labels is present.
-func (m Metrics) Has(name string, labels ...string) bool {
-	for _, l := range m {
-		if match(l, name, labels) {
-			return true
-		}
-	}
-	return false
-}
-
-// Grep returns the samples of name, one a line, for failure messages.
-func (m Metrics) Grep(name string) string {
-	var b strings.Builder
-	for _, l := range m {
-		if match(l, name, nil) {
-			b.WriteString(l + "\n")
-		}
-	}
-	return b.String()
 }

@@ -1,4 +1,4 @@
-package telemetry_test
+package edgemetrics_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/charla/charla/edge/edgemetrics"
 	"github.com/charla/charla/shared/telemetry"
 )
 
@@ -13,7 +14,7 @@ import (
 // sampled and handed to an exporter that discards it), not installed as the globals.
 func benchTelemetry(b *testing.B, tracing bool) *telemetry.Telemetry {
 	b.Helper()
-	for _, k := range otelVars {
+	for _, k := range []string{"OTEL_SDK_DISABLED", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"} {
 		b.Setenv(k, "")
 	}
 	opts := []telemetry.Option{telemetry.WithoutGlobals()}
@@ -41,7 +42,7 @@ var modes = []struct {
 func BenchmarkFramePath(b *testing.B) {
 	for _, m := range modes {
 		b.Run(m.name, func(b *testing.B) {
-			e := benchTelemetry(b, m.tracing).EdgeMetrics()
+			e := edgemetrics.New(benchTelemetry(b, m.tracing))
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
@@ -58,7 +59,7 @@ func BenchmarkFramePath(b *testing.B) {
 func BenchmarkStartFrameSpan(b *testing.B) {
 	for _, m := range modes {
 		b.Run(m.name, func(b *testing.B) {
-			e := benchTelemetry(b, m.tracing).EdgeMetrics()
+			e := edgemetrics.New(benchTelemetry(b, m.tracing))
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
@@ -73,7 +74,7 @@ func BenchmarkStartFrameSpan(b *testing.B) {
 func BenchmarkFrameResult(b *testing.B) {
 	for _, m := range modes {
 		b.Run(m.name, func(b *testing.B) {
-			e := benchTelemetry(b, m.tracing).EdgeMetrics()
+			e := edgemetrics.New(benchTelemetry(b, m.tracing))
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
@@ -88,7 +89,7 @@ func BenchmarkFrameResult(b *testing.B) {
 func BenchmarkFramePathParallel(b *testing.B) {
 	for _, m := range modes {
 		b.Run(m.name, func(b *testing.B) {
-			e := benchTelemetry(b, m.tracing).EdgeMetrics()
+			e := edgemetrics.New(benchTelemetry(b, m.tracing))
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				ctx := context.Background()

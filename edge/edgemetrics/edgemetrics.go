@@ -1,4 +1,37 @@
-package telemetry
+// Package edgemetrics is the edge's part of Charla's telemetry (package shared/telemetry
+// holds the process-wide part): the instruments the edge records (active connections,
+// frames by type, results and errors by code, refused handshakes by reason, event delivery
+// lag by service and type, send-buffer drops) and its spans (one per client frame, one per
+// event written to a connection).
+//
+// The edge builds it from the process's Telemetry:
+//
+//	em := edgemetrics.New(tel)
+//	ctx, end := em.StartFrameSpan(conn.Context(), frameType, userID, pid)
+//	em.FrameReceived(ctx, frameType)
+//	... call the services with ctx ...
+//	em.FrameResult(ctx, frameType, code) // 200, or the ERROR_NOTIFICATION code
+//	end(code)
+//
+// and for each event written to a connection:
+//
+//	ctx, done := em.StartDeliverySpan(ctx, ev.GetTraceContext(), "NEW_CHAT_MESSAGE", userID, connID)
+//	... write it ...
+//	em.EventDelivered(ctx, "chat", "NEW_CHAT_MESSAGE", time.Since(created))
+//	done()
+//
+// plus ConnectionOpened/ConnectionClosed, HandshakeRefused and SendDropped.
+//
+// Metric names in /metrics: charla_edge_connections_active, charla_edge_frames_total{type},
+// charla_edge_frame_results_total{type,code}, charla_edge_errors_total{type,code},
+// charla_edge_handshakes_refused_total{reason}, charla_edge_send_dropped_total and
+// charla_event_delivery_lag_seconds{service,type} (histogram), where type is the
+// charla_message_type label. Counters without labels, and the refusals of every reason
+// declared with DeclareRefusalReasons, are exported at 0 from the start.
+//
+// A nil *Metrics is valid and records nothing, so the edge's unit tests need no
+// Telemetry. A Metrics is safe for concurrent use.
+package edgemetrics
 
 import (
 	"context"
@@ -13,6 +46,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/charla/charla/shared/telemetry"
 )
 
 // Attribute keys of the frame and delivery spans and of the edge's metrics.
@@ -29,6 +64,8 @@ const (
 	AttrService = attribute.Key("charla.service")
 	// AttrConnectionID is the connection an event was written to.
 	AttrConnectionID = attribute.Key("charla.connection.id")
+	// AttrReason is why a handshake was refused (a short code such as "invalid_token").
+	AttrReason = attribute.Key("reason")
 )
 
 // maxTypes bounds the distinct message types kept as label values and span names, so a
@@ -39,9 +76,9 @@ const maxTypes = 64
 // OtherType stands for message types past the first maxTypes seen.
 const OtherType = "other"
 
-// EdgeMetrics are the instruments and spans of the WebSocket edge. A nil *EdgeMetrics is
-// valid and records nothing, so the edge's unit tests need no Telemetry.
-type EdgeMetrics struct {
+// Metrics are the instruments and spans of the WebSocket edge. A nil *Metrics is valid and
+// records nothing.
+type Metrics struct {
 	tracing bool
 	tracer  trace.Tracer
 
@@ -50,14 +87,18 @@ type EdgeMetrics struct {
 	results     metric.Int64Counter
 	errors      metric.Int64Counter
 	drops       metric.Int64Counter
+	refused     metric.Int64Counter
 	lag         metric.Float64Histogram
 
 	// Label sets are built once per type, (type, code) and service; the frame path then
 	// only reads them, without a lock.
 	types     cowMap[string, *typeEntry]
 	resultMap cowMap[resultKey, *resultEntry]
-	services  cowMap[string, []metric.RecordOption]
+	lagOpts   cowMap[lagKey, []metric.RecordOption]
+	reasons   cowMap[string, []metric.AddOption]
 }
+
+type lagKey struct{ service, typ string }
 
 // cowMap is a copy-on-write map for a few keys read very often from many goroutines:
 // reads are one atomic load, writes copy the map under a lock.
@@ -121,18 +162,21 @@ var (
 	endNothingNone = func() {}
 )
 
-// EdgeMetrics returns the edge's instruments on this Telemetry; every call returns the same.
-func (t *Telemetry) EdgeMetrics() *EdgeMetrics {
-	t.edgeOnce.Do(func() { t.edge = NewEdgeMetrics(t.mp, t.tp, t.tracing) })
-	return t.edge
+// New returns the edge's instruments on tel's meter provider and its spans on tel's tracer
+// provider; a nil tel gives a nil *Metrics, which records nothing. Two calls on one
+// Telemetry (two edges in one process) report to the same series.
+func New(tel *telemetry.Telemetry) *Metrics {
+	if tel == nil {
+		return nil
+	}
+	return NewWith(tel.MeterProvider(), tel.TracerProvider(), tel.TracingEnabled())
 }
 
-// NewEdgeMetrics builds the edge's instruments on mp and its spans on tp; tracing false
-// skips spans entirely (cheaper than a no-op tracer). Most callers want
-// (*Telemetry).EdgeMetrics.
-func NewEdgeMetrics(mp metric.MeterProvider, tp trace.TracerProvider, tracing bool) *EdgeMetrics {
+// NewWith builds the edge's instruments on mp and its spans on tp; tracing false skips
+// spans entirely (cheaper than a no-op tracer). Most callers want New.
+func NewWith(mp metric.MeterProvider, tp trace.TracerProvider, tracing bool) *Metrics {
 	m := mp.Meter("github.com/charla/charla/edge")
-	e := &EdgeMetrics{
+	e := &Metrics{
 		tracing: tracing,
 		tracer:  tp.Tracer("github.com/charla/charla/edge"),
 	}
@@ -148,8 +192,10 @@ func NewEdgeMetrics(mp metric.MeterProvider, tp trace.TracerProvider, tracing bo
 		metric.WithDescription("Client frames answered with an ERROR_NOTIFICATION, by code and message type."), metric.WithUnit("{error}"))
 	e.drops, _ = m.Int64Counter("charla.edge.send.dropped",
 		metric.WithDescription("Outgoing frames dropped because a connection's send buffer was full."), metric.WithUnit("{frame}"))
+	e.refused, _ = m.Int64Counter("charla.edge.handshakes.refused",
+		metric.WithDescription("WebSocket handshakes refused before the upgrade, by reason."), metric.WithUnit("{handshake}"))
 	e.lag, _ = m.Float64Histogram("charla.event.delivery.lag",
-		metric.WithDescription("Time from an event's creation to its write to a connection."), metric.WithUnit("s"),
+		metric.WithDescription("Time from an event's creation to its live write to a connection, by service and event type."), metric.WithUnit("s"),
 		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 	// Unlabelled series exist from the start at 0, so that rate() and alerts see a counter
 	// that has not moved yet rather than no series at all.
@@ -159,7 +205,7 @@ func NewEdgeMetrics(mp metric.MeterProvider, tp trace.TracerProvider, tracing bo
 }
 
 // typ returns the precomputed entry of a message type.
-func (e *EdgeMetrics) typ(name string) *typeEntry {
+func (e *Metrics) typ(name string) *typeEntry {
 	return e.types.get(name, func(n int) (string, *typeEntry) {
 		key := name
 		if n >= maxTypes {
@@ -174,7 +220,7 @@ func (e *EdgeMetrics) typ(name string) *typeEntry {
 	})
 }
 
-func (e *EdgeMetrics) result(te *typeEntry, code int) *resultEntry {
+func (e *Metrics) result(te *typeEntry, code int) *resultEntry {
 	k := resultKey{te.name, code}
 	return e.resultMap.get(k, func(int) (resultKey, *resultEntry) {
 		set := attribute.NewSet(te.attr, AttrCode.Int(code))
@@ -187,7 +233,7 @@ func (e *EdgeMetrics) result(te *typeEntry, code int) *resultEntry {
 }
 
 // ConnectionOpened counts a WebSocket connection that completed its handshake.
-func (e *EdgeMetrics) ConnectionOpened(ctx context.Context) {
+func (e *Metrics) ConnectionOpened(ctx context.Context) {
 	if e == nil {
 		return
 	}
@@ -195,7 +241,7 @@ func (e *EdgeMetrics) ConnectionOpened(ctx context.Context) {
 }
 
 // ConnectionClosed counts a connection that ended; call it once per ConnectionOpened.
-func (e *EdgeMetrics) ConnectionClosed(ctx context.Context) {
+func (e *Metrics) ConnectionClosed(ctx context.Context) {
 	if e == nil {
 		return
 	}
@@ -204,7 +250,7 @@ func (e *EdgeMetrics) ConnectionClosed(ctx context.Context) {
 
 // FrameReceived counts a client frame of msgType. Pass the type only once it is known to
 // be one of docs/protocol.md §4.1 (else "unknown"): it becomes a label value.
-func (e *EdgeMetrics) FrameReceived(ctx context.Context, msgType string) {
+func (e *Metrics) FrameReceived(ctx context.Context, msgType string) {
 	if e == nil {
 		return
 	}
@@ -213,7 +259,7 @@ func (e *EdgeMetrics) FrameReceived(ctx context.Context, msgType string) {
 
 // FrameResult counts the reply to a frame of msgType: code 200 for the typed reply, or the
 // code of its ERROR_NOTIFICATION, which is also counted as an error.
-func (e *EdgeMetrics) FrameResult(ctx context.Context, msgType string, code int) {
+func (e *Metrics) FrameResult(ctx context.Context, msgType string, code int) {
 	if e == nil {
 		return
 	}
@@ -226,7 +272,7 @@ func (e *EdgeMetrics) FrameResult(ctx context.Context, msgType string, code int)
 
 // SendDropped counts an outgoing frame dropped because the connection's send buffer was
 // full (the connection is then closed, docs/protocol.md §3.8).
-func (e *EdgeMetrics) SendDropped(ctx context.Context) {
+func (e *Metrics) SendDropped(ctx context.Context) {
 	if e == nil {
 		return
 	}
@@ -234,26 +280,60 @@ func (e *EdgeMetrics) SendDropped(ctx context.Context) {
 }
 
 // EventDelivered records the lag of one event written to a connection: now minus the
-// event's creation time. service is the short name of the service that raised it.
-func (e *EdgeMetrics) EventDelivered(ctx context.Context, service string, lag time.Duration) {
+// event's creation time. service is the short name of the service that raised it,
+// eventType its frame type (docs/protocol.md §5.1).
+func (e *Metrics) EventDelivered(ctx context.Context, service, eventType string, lag time.Duration) {
 	if e == nil {
 		return
 	}
-	opts := e.services.get(service, func(n int) (string, []metric.RecordOption) {
-		key := service
+	opts := e.lagOpts.get(lagKey{service, eventType}, func(n int) (lagKey, []metric.RecordOption) {
+		key := lagKey{service, eventType}
+		if n >= maxTypes {
+			key = lagKey{OtherType, OtherType}
+		}
+		set := attribute.NewSet(AttrService.String(key.service), AttrType.String(key.typ))
+		return key, []metric.RecordOption{metric.WithAttributeSet(set)}
+	})
+	e.lag.Record(ctx, lag.Seconds(), opts...)
+}
+
+// DeclareRefusalReasons exports the refused-handshake counter of each reason at 0, so that
+// rate() and alerts see every reason before its first refusal. The edge calls it once
+// with every reason it can refuse for.
+func (e *Metrics) DeclareRefusalReasons(reasons ...string) {
+	if e == nil {
+		return
+	}
+	for _, r := range reasons {
+		e.refused.Add(context.Background(), 0, e.reason(r)...)
+	}
+}
+
+// HandshakeRefused counts a handshake refused before the upgrade. reason is one of a
+// fixed set of codes (never client input); past maxTypes distinct ones it is counted as
+// OtherType.
+func (e *Metrics) HandshakeRefused(ctx context.Context, reason string) {
+	if e == nil {
+		return
+	}
+	e.refused.Add(ctx, 1, e.reason(reason)...)
+}
+
+func (e *Metrics) reason(r string) []metric.AddOption {
+	return e.reasons.get(r, func(n int) (string, []metric.AddOption) {
+		key := r
 		if n >= maxTypes {
 			key = OtherType
 		}
-		return key, []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(AttrService.String(key)))}
+		return key, []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(AttrReason.String(key)))}
 	})
-	e.lag.Record(ctx, lag.Seconds(), opts...)
 }
 
 // StartFrameSpan starts the span of one client frame, named by its message type, with the
 // user id, the pid and the type; the returned end records the result code and ends it.
 // Call the Connect clients with the returned context so the services' spans join the trace.
 // With tracing off it returns ctx itself and an end that does nothing, allocating nothing.
-func (e *EdgeMetrics) StartFrameSpan(ctx context.Context, msgType string, userID int64, pid string) (context.Context, func(code int)) {
+func (e *Metrics) StartFrameSpan(ctx context.Context, msgType string, userID int64, pid string) (context.Context, func(code int)) {
 	if e == nil || !e.tracing {
 		return ctx, endNothing
 	}
@@ -274,7 +354,7 @@ func (e *EdgeMetrics) StartFrameSpan(ctx context.Context, msgType string, userID
 // the operation that raised the event: traceContext is the event's trace_context field,
 // so the delivery of a NEW_CHAT_MESSAGE sits in the trace of the SEND_CHAT_MESSAGE that
 // caused it. With tracing off, or an event without trace context, it records nothing.
-func (e *EdgeMetrics) StartDeliverySpan(ctx context.Context, traceContext map[string]string, eventType string, userID int64, connectionID string) (context.Context, func()) {
+func (e *Metrics) StartDeliverySpan(ctx context.Context, traceContext map[string]string, eventType string, userID int64, connectionID string) (context.Context, func()) {
 	if e == nil || !e.tracing || len(traceContext) == 0 {
 		return ctx, endNothingNone
 	}

@@ -1,0 +1,28 @@
+package store
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+
+	"github.com/charla/charla/shared/sqldb"
+)
+
+// migrations holds the goose migrations, one folder per dialect ("sqlite", "mysql").
+//
+//go:embed migrations
+var migrations embed.FS
+
+// ServiceName names the service's goose version table (goose_presence).
+const ServiceName = "presence"
+
+// Migrate applies the pending presence migrations to db (shared/sqldb.Migrate). The
+// service's New calls it first, before New of this package.
+func Migrate(ctx context.Context, db *sqldb.DB) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("presence migrations: %w", err)
+	}
+	return sqldb.Migrate(ctx, db, ServiceName, sub)
+}
