@@ -63,6 +63,10 @@ const (
 // this bug instead of failing.
 const knownStalledAppend = "stored and acknowledged, never published: its append hung on a JetStream request lost when NATS went down (shared/eventlog: no per-attempt timeout), chat dropped the event after publishTimeout"
 
+// stallLogLimit bounds the wait, from the start of a NATS outage, for chatsvc's log of the
+// event a stalled append dropped: chat's publishTimeout (1 min) and a margin.
+const stallLogLimit = 80 * time.Second
+
 // busStallLimit replaces recoverLimit for a fault that stops NATS when the known bug is
 // tolerated: a stalled send is acknowledged after chat's publishTimeout (1 min).
 const busStallLimit = 90 * time.Second
@@ -484,14 +488,23 @@ func (d *drill) phase(f fault) faultReport {
 		t.Fatalf("%s: the clients failed:\n%s", f.name, strings.Join(failures, "\n"))
 	}
 	r.refused = refusedHandshakes.take()
-	// The known bug's sign in chatsvc's logs (knownStalledAppend).
-	stalledSign := f.busLoss && d.logCount("chatsvc", publishFailed) > publishFailed0 && os.Getenv("CHARLA_DRILL_KNOWN") != "1"
+	// The known bug's sign in chatsvc's logs (knownStalledAppend), looked for (and waited
+	// for: the stalled append gives up a minute after the outage began) only when needed.
+	var signLooked, sign bool
+	stalledSign := func() bool {
+		if !signLooked {
+			signLooked = true
+			sign = f.busLoss && os.Getenv("CHARLA_DRILL_KNOWN") != "1" &&
+				d.waitLog("chatsvc", publishFailed, publishFailed0, injected.Add(stallLogLimit))
+		}
+		return sign
+	}
 	for k, n := range codes {
 		if strings.HasSuffix(k, " 503") && !f.baseline {
 			r.unavailable += n
 			continue
 		}
-		if strings.HasSuffix(k, " 504") && stalledSign {
+		if strings.HasSuffix(k, " 504") && stalledSign() {
 			r.timeouts += n // the stalled append held the user's lock past REQUEST_TIMEOUT
 			t.Logf("%s: known bug, %d replies %s while an append stalled (%s)", f.name, n, k, knownStalledAppend)
 			continue
@@ -725,7 +738,7 @@ func (d *drill) undelivered(p *dpair) []string {
 // never published). Those with the signature of the known bug (knownStalledAppend) are
 // logged and counted apart instead, unless CHARLA_DRILL_KNOWN=1. It returns how many never
 // arrived (the known bug's included) and how many of them are the known bug's.
-func (d *drill) waitDelivered(f fault, stalledSign bool) (total, known int) {
+func (d *drill) waitDelivered(f fault, stalledSign func() bool) (total, known int) {
 	d.t.Helper()
 	phase := f.name
 	deadline := time.Now().Add(deliverLimit)
@@ -749,7 +762,7 @@ func (d *drill) waitDelivered(f fault, stalledSign bool) (total, known int) {
 				where = fmt.Sprintf("the recipient's history could not be read: %v", err)
 			} else if !historyHas(h, "msg:"+id) {
 				where = "its NEW_CHAT_MESSAGE is not in the recipient's history: stored and acknowledged, never published"
-				if stalledSign {
+				if stalledSign() {
 					known++
 					d.known[cmid] = true
 					d.t.Logf("%s: known bug, %s: %s never got %s (id %s)", phase, knownStalledAppend, p.recipient.name, cmid, id)
@@ -781,6 +794,20 @@ func (d *drill) logCount(prefix, pattern string) int {
 		n += strings.Count(readFile(path), pattern)
 	}
 	return n
+}
+
+// waitLog waits until deadline for the logs of the processes whose name starts with prefix
+// to hold more than before lines with pattern, and reports whether they do.
+func (d *drill) waitLog(prefix, pattern string, before int, deadline time.Time) bool {
+	for {
+		if d.logCount(prefix, pattern) > before {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func historyHas(h history, key string) bool {
