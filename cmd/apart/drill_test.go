@@ -63,6 +63,10 @@ const (
 // this bug instead of failing.
 const knownStalledAppend = "stored and acknowledged, never published: its append hung on a JetStream request lost when NATS went down (shared/eventlog: no per-attempt timeout), chat dropped the event after publishTimeout"
 
+// requestTimeout is the edges' REQUEST_TIMEOUT (the default): a fault held longer may
+// answer 504 (docs/protocol.md §3.5), as with APART_DRILL_SCALE=2's 20 s freeze.
+const requestTimeout = 20 * time.Second
+
 // stallLogLimit bounds the wait, from the start of a NATS outage, for chatsvc's log of the
 // event a stalled append dropped: chat's publishTimeout (1 min) and a margin.
 const stallLogLimit = 80 * time.Second
@@ -121,6 +125,7 @@ type faultReport struct {
 	refused                                  map[int]int
 	lost, twice, orphans, undelivered, flaps int
 	stalled, timeouts                        int // the known bug (knownStalledAppend): never published, 504s
+	overdue                                  int // 504s of a fault held longer than REQUEST_TIMEOUT
 	internal                                 int
 }
 
@@ -162,7 +167,8 @@ type drill struct {
 // After each: no acknowledged message lost or stored twice, nothing stored that was not
 // acknowledged, every acknowledged message delivered to its recipient (who stays connected
 // somewhere, resuming per docs/protocol.md §8), every device's sequenced events exactly
-// once and in order, no error reply but 503 (no 500, no 504) and no handshake refused with
+// once and in order, no error reply but 503 (no 500; no 504 unless the fault held longer
+// than REQUEST_TIMEOUT) and no handshake refused with
 // 500, no user_offline for a pair's user (none ever disconnected for longer than the
 // grace). Each fault's figures are logged, then a table of them all (RELIABILITY.md).
 //
@@ -504,6 +510,10 @@ func (d *drill) phase(f fault) faultReport {
 			r.unavailable += n
 			continue
 		}
+		if strings.HasSuffix(k, " 504") && f.lasts >= requestTimeout {
+			r.overdue += n // §3.5: a request the fault held past REQUEST_TIMEOUT
+			continue
+		}
 		if strings.HasSuffix(k, " 504") && stalledSign() {
 			r.timeouts += n // the stalled append held the user's lock past REQUEST_TIMEOUT
 			t.Logf("%s: known bug, %d replies %s while an append stalled (%s)", f.name, n, k, knownStalledAppend)
@@ -533,9 +543,9 @@ func (d *drill) phase(f fault) faultReport {
 		t.Errorf("%s: %d user_offline events about a pair's user, who stayed connected", f.name, r.flaps)
 	}
 	r.reconnects, r.resent = d.connections()-conns0, d.resent()-resent0
-	t.Logf("%s: held %v, recovered %v after its end; %d messages acked, longest send %v; 503 replies %d (%s); handshakes refused %s; %d sends resent, %d reconnects; churn %d cycles, %d refused; lost %d, stored twice %d, never acked %d, never delivered %d, 500s %d, flaps %d; known bug (append stalled by the NATS outage): %d 504s, %d never published",
+	t.Logf("%s: held %v, recovered %v after its end; %d messages acked, longest send %v; 503 replies %d, 504 replies past REQUEST_TIMEOUT %d (%s); handshakes refused %s; %d sends resent, %d reconnects; churn %d cycles, %d refused; lost %d, stored twice %d, never acked %d, never delivered %d, 500s %d, flaps %d; known bug (append stalled by the NATS outage): %d 504s, %d never published",
 		f.name, r.held.Round(time.Millisecond), r.recovered.Round(time.Millisecond), r.acked, r.maxWait.Round(time.Millisecond),
-		r.unavailable, fmtCodes(codes), fmtStatuses(r.refused), r.resent, r.reconnects, r.churnCycles, r.churnRefused,
+		r.unavailable, r.overdue, fmtCodes(codes), fmtStatuses(r.refused), r.resent, r.reconnects, r.churnCycles, r.churnRefused,
 		r.lost, r.twice, r.orphans, r.undelivered, r.internal, r.flaps, r.timeouts, r.stalled)
 	if t.Failed() {
 		t.FailNow()
