@@ -12,7 +12,7 @@ BENCH   ?= .
 # How long `make fuzz` runs each fuzz target.
 FUZZTIME ?= 10s
 
-.PHONY: promtool check-rules run test test-e2e-mysql test-apart proto proto-check lint staticcheck check-deps bench bench-system tools build fuzz web-deps web web-check test-web browser-deps test-browser
+.PHONY: promtool check-rules run test test-e2e-mysql test-apart drill proto proto-check lint staticcheck check-deps bench bench-system tools build fuzz web-deps web web-check test-web browser-deps test-browser
 
 # Builds first, saying so (the first build compiles every dependency: minutes), then runs
 # the binary itself, so Ctrl-C reaches it directly and it exits 0 after draining.
@@ -37,6 +37,13 @@ test-e2e-mysql:
 # (MYSQL_TEST_DSN) and an embedded NATS; kill -9 of an edge, NATS restart, connection cap.
 test-apart:
 	cd cmd && CHARLA_APART=1 go test $(RACE) $(TESTFLAGS) -run 'TestKillEdgeResumeRestartNATSCap' -v ./apart/
+
+# The fault drill (cmd/apart, RELIABILITY.md): the same deployment with every process given
+# both replicas of each service, MySQL through a TCP fault proxy; under chat load, one at a
+# time: kill -9 of a chat and of a presence replica, SIGTERM of an edge, the database
+# refusing and frozen, NATS down. Checks and reports each fault (go test -v output).
+drill:
+	cd cmd && CHARLA_DRILL=1 go test $(RACE) $(TESTFLAGS) -run 'TestDrillFaults' -timeout 15m -v ./apart/
 
 # Runs every fuzz target (func FuzzXxx in a _test.go file of any module) for FUZZTIME each
 # (a duration such as 10s, or a count such as 100000x, which CI uses: see .ci/run).

@@ -85,6 +85,34 @@ type liveConn struct {
 	done    chan struct{} // closed when the reader has stopped
 }
 
+// statusCounter counts HTTP statuses; safe for concurrent use.
+type statusCounter struct {
+	mu sync.Mutex
+	n  map[int]int
+}
+
+func (c *statusCounter) add(status int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[int]int{}
+	}
+	c.n[status]++
+}
+
+// take returns the counts so far and starts again from zero.
+func (c *statusCounter) take() map[int]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.n
+	c.n = nil
+	return out
+}
+
+// refusedHandshakes counts the statuses of every handshake an edge refused, over every
+// device of the test binary (the fault drill reports and checks them per fault).
+var refusedHandshakes statusCounter
+
 // dialLimit bounds how long a device tries to reconnect before giving up.
 const dialLimit = 20 * time.Second
 
@@ -173,6 +201,7 @@ func (d *device) dial(edge string, resume *uint64) (*liveConn, error) {
 		if res != nil {
 			status = res.StatusCode
 			res.Body.Close()
+			refusedHandshakes.add(status)
 		}
 		return nil, fmt.Errorf("%s: dial %s: %w (HTTP %d)", d.name, edge, err, status)
 	}

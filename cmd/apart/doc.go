@@ -4,8 +4,11 @@
 // issue 11 (item 7) and issue 15: kill -9 an edge while messages, receipts, presence changes
 // and notifications are raised for its users; its clients resume on the other edge and see
 // every sequenced event exactly once, in seq order; NATS restarts and the streams recover;
-// the connection cap holds across edges.
+// the connection cap holds across edges. The fault drill (drill_test.go, issue 15 item 3)
+// gives every process both replicas of each service, reaches MySQL through a TCP fault
+// proxy, and injects one fault at a time under chat load (RELIABILITY.md).
 //
-// The package holds only tests (this file is its doc). They run when CHARLA_APART=1 (make
-// test-apart) and MYSQL_TEST_DSN is set; see apart_test.go.
+// The package holds only tests (this file is its doc). They run when MYSQL_TEST_DSN is set
+// and CHARLA_APART=1 (make test-apart; apart_test.go) or CHARLA_DRILL=1 (make drill;
+// drill_test.go).
 package apart

@@ -1,13 +1,17 @@
-// Package tcpproxy forwards TCP connections to one address until it is cut, which drops
-// every connection at once and refuses new ones, as the death of the process behind it
-// would. Tests use it to put a database or a service out of reach in the middle of a call.
+// Package tcpproxy forwards TCP connections to one address and puts that address out of
+// reach on demand, as the faults of the process or network behind it would: Cut drops
+// every connection at once and refuses new ones for good (the process died); Refuse does
+// the same until Restore listens again on the same address (a restart); Freeze keeps every
+// connection open and accepts new ones but forwards no byte until Thaw (a hung process or
+// a network that drops packets). Tests use it to put a database or a service out of reach
+// in the middle of a call.
 //
 // A Proxy is safe for concurrent use.
 package tcpproxy
 
 import (
+	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 )
@@ -15,12 +19,14 @@ import (
 // Proxy forwards connections from its own loopback address to a target.
 type Proxy struct {
 	target string
-	l      net.Listener
+	addr   string // the listening address, kept across Refuse and Restore
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	cut   bool
-	wg    sync.WaitGroup
+	mu     sync.Mutex
+	l      net.Listener // nil while refusing or cut
+	conns  map[net.Conn]struct{}
+	cut    bool
+	thawed chan struct{} // nil unless frozen; closed by Thaw
+	wg     sync.WaitGroup
 }
 
 // New starts a proxy to target (host:port) on a free loopback port.
@@ -29,19 +35,19 @@ func New(target string) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tcpproxy: listen: %w", err)
 	}
-	p := &Proxy{target: target, l: l, conns: make(map[net.Conn]struct{})}
+	p := &Proxy{target: target, addr: l.Addr().String(), l: l, conns: make(map[net.Conn]struct{})}
 	p.wg.Add(1)
-	go p.accept()
+	go p.accept(l)
 	return p, nil
 }
 
 // Addr is the host:port to dial instead of the target.
-func (p *Proxy) Addr() string { return p.l.Addr().String() }
+func (p *Proxy) Addr() string { return p.addr }
 
-func (p *Proxy) accept() {
+func (p *Proxy) accept(l net.Listener) {
 	defer p.wg.Done()
 	for {
-		in, err := p.l.Accept()
+		in, err := l.Accept()
 		if err != nil {
 			return
 		}
@@ -50,7 +56,7 @@ func (p *Proxy) accept() {
 			in.Close()
 			continue
 		}
-		if !p.track(in, out) {
+		if !p.track(l, in, out) {
 			in.Close()
 			out.Close()
 			return
@@ -61,11 +67,11 @@ func (p *Proxy) accept() {
 	}
 }
 
-// track records a connection pair, unless the proxy was cut meanwhile.
-func (p *Proxy) track(cs ...net.Conn) bool {
+// track records a connection pair accepted on l, unless l was closed meanwhile.
+func (p *Proxy) track(l net.Listener, cs ...net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cut {
+	if p.l != l {
 		return false
 	}
 	for _, c := range cs {
@@ -74,9 +80,22 @@ func (p *Proxy) track(cs ...net.Conn) bool {
 	return true
 }
 
+// pipe copies src to dst until either fails, holding each chunk while the proxy is frozen.
 func (p *Proxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
-	_, _ = io.Copy(dst, src)
+	buf := make([]byte, 32*1024)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.waitThawed()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	dst.Close()
 	src.Close()
 	p.mu.Lock()
@@ -85,17 +104,88 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 	p.mu.Unlock()
 }
 
-// Cut closes every forwarded connection and the listener: from then on the address
-// refuses connections. It waits until every forwarding goroutine has ended.
-func (p *Proxy) Cut() {
+// waitThawed returns once the proxy is not frozen.
+func (p *Proxy) waitThawed() {
 	p.mu.Lock()
-	p.cut = true
-	_ = p.l.Close() // the only failure is a second close
+	ch := p.thawed
+	p.mu.Unlock()
+	if ch != nil {
+		<-ch
+	}
+}
+
+// drop closes the listener and every forwarded connection (thawing the proxy, so that no
+// forwarding goroutine stays blocked) and waits until every forwarding goroutine has ended.
+func (p *Proxy) drop(forever bool) {
+	p.mu.Lock()
+	if forever {
+		p.cut = true
+	}
+	if p.l != nil {
+		_ = p.l.Close() // the only failure is a second close
+		p.l = nil
+	}
 	for c := range p.conns {
 		c.Close()
 	}
+	if p.thawed != nil {
+		close(p.thawed)
+		p.thawed = nil
+	}
 	p.mu.Unlock()
 	p.wg.Wait()
+}
+
+// Cut closes every forwarded connection and the listener: from then on the address
+// refuses connections. It waits until every forwarding goroutine has ended.
+func (p *Proxy) Cut() { p.drop(true) }
+
+// Refuse is Cut until Restore: every forwarded connection is closed and the address
+// refuses connections. It also ends a Freeze.
+func (p *Proxy) Refuse() { p.drop(false) }
+
+// errCut: Restore after Cut.
+var errCut = errors.New("tcpproxy: the proxy was cut for good")
+
+// Restore listens again on the proxy's address after Refuse (nothing when it listens).
+// It fails when the proxy was cut or the port was taken meanwhile.
+func (p *Proxy) Restore() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cut {
+		return errCut
+	}
+	if p.l != nil {
+		return nil
+	}
+	l, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		return fmt.Errorf("tcpproxy: listen again on %s: %w", p.addr, err)
+	}
+	p.l = l
+	p.wg.Add(1)
+	go p.accept(l)
+	return nil
+}
+
+// Freeze stops every byte in both directions until Thaw: connections stay open and new
+// ones are accepted (and dialed through), but what either side sends is held.
+func (p *Proxy) Freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.thawed == nil {
+		p.thawed = make(chan struct{})
+	}
+}
+
+// Thaw forwards again what Freeze held, and everything after it.
+func (p *Proxy) Thaw() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.thawed != nil {
+		close(p.thawed)
+		p.thawed = nil
+	}
 }
 
 // Close is Cut.

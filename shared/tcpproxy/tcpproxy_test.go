@@ -8,6 +8,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/charla/charla/shared/tcpproxy"
 )
@@ -61,5 +62,105 @@ func TestForwardsUntilCut(t *testing.T) {
 	}
 	if _, err := net.Dial("tcp", p.Addr()); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("dial after Cut: %v, want connection refused", err)
+	}
+}
+
+func TestRefuseThenRestore(t *testing.T) {
+	t.Parallel()
+	p, err := tcpproxy.New(echo(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	p.Refuse()
+	if _, err := r.ReadString('\n'); err == nil {
+		t.Fatal("read on a connection of a refusing proxy succeeded, want an error")
+	}
+	if _, err := net.Dial("tcp", p.Addr()); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dial after Refuse: %v, want connection refused", err)
+	}
+	if err := p.Restore(); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	c2, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatalf("dial after Restore: %v", err)
+	}
+	defer c2.Close()
+	if _, err := c2.Write([]byte("otra vez\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := bufio.NewReader(c2).ReadString('\n'); err != nil || got != "otra vez\n" {
+		t.Fatalf("echo after Restore = %q, %v; want %q", got, err, "otra vez\n")
+	}
+	p.Cut()
+	if err := p.Restore(); err == nil {
+		t.Fatal("Restore after Cut succeeded, want an error")
+	}
+}
+
+func TestFreezeHoldsBytesUntilThaw(t *testing.T) {
+	t.Parallel()
+	p, err := tcpproxy.New(echo(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	p.Freeze()
+	// A new connection is accepted while frozen.
+	c2, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatalf("dial while frozen: %v, want accepted", err)
+	}
+	defer c2.Close()
+	got := make(chan string, 1)
+	go func() {
+		line, _ := r.ReadString('\n')
+		got <- line
+	}()
+	if _, err := c.Write([]byte("quieto\n")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case line := <-got:
+		t.Fatalf("read %q through a frozen proxy, want nothing until Thaw", line)
+	case <-time.After(100 * time.Millisecond): // no timed assertion: only a chance to fail
+	}
+	p.Thaw()
+	if line := <-got; line != "quieto\n" {
+		t.Fatalf("after Thaw read %q, want %q", line, "quieto\n")
+	}
+}
+
+func TestCutWhileFrozen(t *testing.T) {
+	t.Parallel()
+	p, err := tcpproxy.New(echo(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p.Freeze()
+	if _, err := c.Write([]byte("held\n")); err != nil {
+		t.Fatal(err)
+	}
+	p.Cut() // returns: no forwarding goroutine stays blocked on the freeze
+	if _, err := bufio.NewReader(c).ReadString('\n'); err == nil {
+		t.Fatal("read after Cut succeeded, want an error")
 	}
 }

@@ -1,0 +1,916 @@
+package apart
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	chatv1 "github.com/charla/charla/proto/gen/chat/v1"
+	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
+	"github.com/charla/charla/shared/peers"
+	"github.com/charla/charla/shared/sqldb/dbtest"
+	"github.com/charla/charla/shared/tcpproxy"
+)
+
+// The fault drill's load and pacing. Each fault is short so that the whole drill stays
+// within a few minutes on a shared 2-core machine.
+const (
+	drillPairs     = 8                      // sender and recipient on different edges
+	drillSendPause = 120 * time.Millisecond // between one sender's messages
+	drillReadEvery = 500 * time.Millisecond // each recipient's MESSAGES_READ
+	drillChurners  = 2                      // contacts of every pair's users who come and go
+	drillChurnOn   = 300 * time.Millisecond // a churner's connection lasts this long
+	drillGrace     = 2 * time.Second        // EDGE_PRESENCE_GRACE (the default)
+	drillDrain     = 5 * time.Second        // DRAIN_TIMEOUT of the edges
+	drillWarm      = 2 * time.Second        // load before each fault
+	drillAfter     = 2 * time.Second        // load after recovery, before the checks
+	drillRetry     = 200 * time.Millisecond // a client's pause before sending again after 503
+	drillGiveUp    = 60 * time.Second       // a send not acknowledged by then fails the drill
+	drillResume    = 20000                  // RESUME_MAX_EVENTS: the whole history stays held
+)
+
+// Fault durations (APART_DRILL_SCALE multiplies them, e.g. 2 for the issue's longer faults).
+const (
+	killFor     = 3 * time.Second  // a killed replica is restarted after this
+	refuseFor   = 6 * time.Second  // the database refuses connections
+	freezeFor   = 10 * time.Second // the database accepts connections but no byte flows
+	natsDownFor = 5 * time.Second  // NATS is stopped
+)
+
+// The known bug the drill tolerates unless CHARLA_DRILL_KNOWN=1 (RELIABILITY.md): when NATS
+// goes down, a JetStream request of an append in flight at that moment (the eventlog's
+// lookup of a user's newest record) can be lost, and nothing bounds one attempt but the
+// caller's context: chat's publish waits its whole publishTimeout (1 min), holding the
+// user's append lock, then drops the event after a WARN "publish chat event". The send
+// waits for its ack meanwhile (the message is announced before the ack): the edge answers
+// 504 after REQUEST_TIMEOUT, and so it does to the client's retries and to the other
+// calls whose events need that user's lock (MESSAGES_READ of the partner); a retry that
+// comes late enough announces the message again (the duplicate path), else it is stored
+// and acknowledged but never in the recipient's event log. When chatsvc logged "publish
+// chat event" during a fault that stops NATS (fault.busLoss), the drill counts that fault's
+// 504 replies, and its acknowledged messages absent from the recipient's history, under
+// this bug instead of failing.
+const knownStalledAppend = "stored and acknowledged, never published: its append hung on a JetStream request lost when NATS went down (shared/eventlog: no per-attempt timeout), chat dropped the event after publishTimeout"
+
+// requestTimeout is the edges' REQUEST_TIMEOUT (the default): a fault held longer may
+// answer 504 (docs/protocol.md §3.5), as with APART_DRILL_SCALE=2's 20 s freeze.
+const requestTimeout = 20 * time.Second
+
+// stallLogLimit bounds the wait, from the start of a NATS outage, for chatsvc's log of the
+// event a stalled append dropped: chat's publishTimeout (1 min) and a margin.
+const stallLogLimit = 80 * time.Second
+
+// busStallLimit replaces recoverLimit for a fault that stops NATS when the known bug is
+// tolerated: a stalled send is acknowledged after chat's publishTimeout (1 min).
+const busStallLimit = 90 * time.Second
+
+// dpair is a pair of the drill: its sender sends without end while a phase runs.
+type dpair struct {
+	*pair
+	next       int       // number of the next message; only the sender goroutine uses it
+	ackedStart time.Time // when the newest acknowledged send began (under pair.mu)
+}
+
+// phaseStats is what the clients saw during one phase; safe for concurrent use.
+type phaseStats struct {
+	mu           sync.Mutex
+	codes        map[string]int // "SEND_CHAT_MESSAGE 503" → count of error replies
+	failures     []string
+	acked        int
+	maxWait      time.Duration // the longest send, from its first try to its ack
+	churnCycles  int
+	churnRefused int
+}
+
+func (s *phaseStats) fail(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures = append(s.failures, fmt.Sprintf(format, args...))
+}
+
+func (s *phaseStats) code(typ string, code int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.codes[fmt.Sprintf("%s %d", typ, code)]++
+}
+
+// fault is one fault of the drill: inject starts it, it holds for lasts, end ends it (a
+// restart, a restore) and returns when the faulty part is back.
+type fault struct {
+	name     string
+	baseline bool // no fault: no error reply at all is allowed
+	busLoss  bool // the fault stops NATS: the known bug may show
+	inject   func()
+	lasts    time.Duration
+	end      func()
+}
+
+// faultReport is one row of the drill's table.
+type faultReport struct {
+	name                                     string
+	held, recovered, maxWait                 time.Duration
+	acked, resent, reconnects                int
+	unavailable, churnRefused, churnCycles   int
+	refused                                  map[int]int
+	lost, twice, orphans, undelivered, flaps int
+	stalled, timeouts                        int // the known bug (knownStalledAppend): never published, 504s
+	overdue                                  int // 504s of a fault held longer than REQUEST_TIMEOUT
+	internal                                 int
+}
+
+// drill is the deployment under faults and its clients.
+type drill struct {
+	t         *failureRecorder
+	ctx       context.Context
+	dep       *deployment
+	nats      *natsServer
+	db        *tcpproxy.Proxy
+	rpc       *peers.Clients
+	edgeAddrs []string
+	edges     []*proc
+	edgeEnv   []map[string]string
+	svc       map[string]*proc // "chatsvc-2" → its process
+	svcEnv    map[string]map[string]string
+	pairs     []*dpair
+	churn     []user
+	devices   []*device       // the pairs' devices
+	known     map[string]bool // clientMessageIds counted under the known bug: not waited for again
+}
+
+// TestDrillFaults is the fault drill of issue 15 (item 3) on the apart deployment with real
+// processes: two edges, two replicas of every service, every process given both replicas
+// of each service as a comma list (CHAT_URL=a,b: rpc.Balancer), MySQL reached through a
+// TCP fault proxy and an embedded NATS. Pairs of users chat across the edges (sender on
+// one, recipient on the other) while recipients mark messages read and churners (contacts
+// of every pair's users) come and go. One fault at a time, each with recovery and checks
+// before the next:
+//
+//   - none (the baseline);
+//   - kill -9 of one chat replica, restarted after killFor;
+//   - kill -9 of one presence replica, restarted after killFor;
+//   - SIGTERM of edge A (its clients move to edge B within the presence grace), restarted;
+//   - the database refusing connections for refuseFor;
+//   - the database frozen (connections accepted, no byte forwarded) for freezeFor;
+//   - NATS down for natsDownFor.
+//
+// After each: no acknowledged message lost or stored twice, nothing stored that was not
+// acknowledged, every acknowledged message delivered to its recipient (who stays connected
+// somewhere, resuming per docs/protocol.md §8), every device's sequenced events exactly
+// once and in order, no error reply but 503 (no 500; no 504 unless the fault held longer
+// than REQUEST_TIMEOUT) and no handshake refused with
+// 500, no user_offline for a pair's user (none ever disconnected for longer than the
+// grace). Each fault's figures are logged, then a table of them all (RELIABILITY.md).
+//
+// One known bug (shared/eventlog under a NATS outage, seen through chatsvc) is tolerated
+// and counted apart, not failed, unless CHARLA_DRILL_KNOWN=1: see knownStalledAppend. APART_DRILL_SCALE lengthens the faults;
+// APART_DRILL_ONLY and APART_DRILL_REPEAT run some of them several times.
+func TestDrillFaults(tt *testing.T) {
+	t := recordFailures(tt)
+	if os.Getenv("CHARLA_DRILL") != "1" {
+		t.Skip("the fault drill runs with CHARLA_DRILL=1 (make drill): it builds the commands and runs 10 processes")
+	}
+	scale := 1.0
+	if v := os.Getenv("APART_DRILL_SCALE"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 {
+			t.Fatalf("APART_DRILL_SCALE=%q: want a positive number", v)
+		}
+		scale = f
+	}
+	dur := func(d time.Duration) time.Duration { return time.Duration(float64(d) * scale) }
+	began := time.Now()
+	d := startDrill(t)
+	t.Logf("deployment ready after %v: edges %v, NATS %s, database through %s", time.Since(began).Round(time.Millisecond), d.edgeAddrs, d.nats.addr, d.db.Addr())
+
+	faults := []fault{
+		{name: "none (baseline)", baseline: true, inject: func() {}, end: func() {}},
+		{name: "kill -9 chat replica", inject: func() { d.svc["chatsvc-2"].kill() }, lasts: dur(killFor), end: func() { d.restartService("chatsvc-2") }},
+		{name: "kill -9 presence replica", inject: func() { d.svc["presencesvc-1"].kill() }, lasts: dur(killFor), end: func() { d.restartService("presencesvc-1") }},
+		{name: "SIGTERM edge A", inject: d.terminateEdgeA, end: d.restartEdgeA},
+		{name: "database refusing", inject: d.db.Refuse, lasts: dur(refuseFor), end: func() {
+			if err := d.db.Restore(); err != nil {
+				t.Fatalf("restore the database proxy: %v", err)
+			}
+		}},
+		{name: "database frozen", inject: d.db.Freeze, lasts: dur(freezeFor), end: d.db.Thaw},
+		{name: "NATS down", busLoss: true, inject: d.nats.stop, lasts: dur(natsDownFor), end: d.nats.start},
+	}
+	// APART_DRILL_ONLY (a part of a fault's name) and APART_DRILL_REPEAT (a count) run
+	// some faults, several times: to chase one, or to check the fix of a known bug.
+	only := os.Getenv("APART_DRILL_ONLY")
+	repeat := 1
+	if v := os.Getenv("APART_DRILL_REPEAT"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("APART_DRILL_REPEAT=%q: want a positive count", v)
+		}
+		repeat = n
+	}
+	var reports []faultReport
+	for rep := range repeat {
+		for _, f := range faults {
+			if f.baseline && rep > 0 {
+				continue
+			}
+			if only != "" && !f.baseline && !strings.Contains(f.name, only) {
+				continue
+			}
+			reports = append(reports, d.phase(f))
+		}
+	}
+	var b strings.Builder
+	b.WriteString("| fault | held | recovered after | longest send | acked | 503 replies | refused handshakes | resent sends | reconnects | churn refused/cycles | lost | stored twice | undelivered | 500s | flaps | known bug, append stalled by the NATS outage: 504s / never published |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range reports {
+		fmt.Fprintf(&b, "| %s | %v | %v | %v | %d | %d | %s | %d | %d | %d/%d | %d | %d | %d | %d | %d | %d/%d |\n",
+			r.name, r.held.Round(100*time.Millisecond), r.recovered.Round(10*time.Millisecond), r.maxWait.Round(10*time.Millisecond),
+			r.acked, r.unavailable, fmtStatuses(r.refused), r.resent, r.reconnects, r.churnRefused, r.churnCycles,
+			r.lost, r.twice+r.orphans, r.undelivered, r.internal, r.flaps, r.timeouts, r.stalled)
+	}
+	t.Logf("fault drill done in %v (scale %v):\n%s", time.Since(began).Round(time.Second), scale, b.String())
+}
+
+// startDrill starts the deployment, provisions the users and connects the devices.
+func startDrill(t *failureRecorder) *drill {
+	t.Helper()
+	dbURL, dbProxy := dbtest.NewCuttableMySQL(t) // skips without MYSQL_TEST_DSN
+	binaries(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	nats := startNATS(t)
+	d := &drill{
+		t: t, ctx: ctx, nats: nats, db: dbProxy,
+		svc: map[string]*proc{}, svcEnv: map[string]map[string]string{}, known: map[string]bool{},
+		dep: newDeployment(t, map[string]string{
+			"DATABASE_URL":       dbURL,
+			"BUS_URL":            nats.url(),
+			"INTERNAL_API_TOKEN": internalToken,
+			"LOG_FORMAT":         "text",
+			"RESUME_MAX_EVENTS":  strconv.Itoa(drillResume),
+		}),
+	}
+	names := []string{"profilesvc", "chatsvc", "notifysvc", "presencesvc"}
+	addrs := map[string][2]string{}
+	for _, n := range names {
+		addrs[n] = [2]string{freeAddr(t), freeAddr(t)}
+	}
+	list := func(n string) string { return addrs[n][0] + "," + addrs[n][1] }
+	urls := peers.URLs{Chat: list("chatsvc"), Profile: list("profilesvc"), Notify: list("notifysvc"), Presence: list("presencesvc")}
+	peerEnv := func() map[string]string {
+		return map[string]string{"CHAT_URL": urls.Chat, "PROFILE_URL": urls.Profile, "NOTIFY_URL": urls.Notify, "PRESENCE_URL": urls.Presence}
+	}
+	// Replica 1 of each service first (it migrates the database), then replica 2.
+	for i := range 2 {
+		for _, n := range names {
+			name := fmt.Sprintf("%s-%d", n, i+1)
+			env := peerEnv()
+			env["RPC_ADDR"] = addrs[n][i]
+			d.svcEnv[name] = env
+			d.svc[name] = d.dep.start(name, n, env)
+		}
+		for _, n := range names {
+			name := fmt.Sprintf("%s-%d", n, i+1)
+			d.dep.waitTCP(d.svc[name], addrs[n][i])
+		}
+	}
+	d.edgeAddrs = []string{freeAddr(t), freeAddr(t)}
+	for i, name := range []string{"edge-a", "edge-b"} {
+		env := peerEnv()
+		env["EDGE_ADDR"] = d.edgeAddrs[i]
+		env["EDGE_PRESENCE_GRACE"] = drillGrace.String()
+		env["DRAIN_TIMEOUT"] = drillDrain.String()
+		env["RATE_LIMIT"] = "1000"
+		env["RATE_BURST"] = "1000"
+		d.edgeEnv = append(d.edgeEnv, env)
+		d.edges = append(d.edges, d.dep.start(name, "edge", env))
+	}
+	for i, e := range d.edges {
+		d.dep.waitReady(e, d.edgeAddrs[i], startLimit)
+	}
+	d.rpc = peers.New(urls, internalToken, nil)
+	t.Cleanup(func() { d.rpc.Close() })
+
+	newUser := func(name string) user {
+		t.Helper()
+		res, err := d.rpc.Profile.CreateUser(ctx, connect.NewRequest(&profilev1.CreateUserRequest{
+			UserName: name, FirstName: "F" + name, LastName: "L" + name, Email: name + "@example.com",
+		}))
+		if err != nil {
+			t.Fatalf("create user %s: %v", name, err)
+		}
+		sess, err := d.rpc.Profile.CreateSession(ctx, connect.NewRequest(&profilev1.CreateSessionRequest{UserId: res.Msg.GetUser().GetId()}))
+		if err != nil {
+			t.Fatalf("session of %s: %v", name, err)
+		}
+		return user{id: res.Msg.GetUser().GetId(), name: name, token: sess.Msg.GetToken()}
+	}
+	contact := func(a, b user) int64 {
+		t.Helper()
+		res, err := d.rpc.Chat.CreateContact(ctx, connect.NewRequest(&chatv1.CreateContactRequest{UserId: a.id, OtherUserId: b.id}))
+		if err != nil {
+			t.Fatalf("contact %s-%s: %v", a.name, b.name, err)
+		}
+		return res.Msg.GetChatId()
+	}
+	for i := range drillPairs {
+		p := &dpair{pair: &pair{sender: newUser(fmt.Sprintf("drill_s%d", i)), recipient: newUser(fmt.Sprintf("drill_r%d", i)), senderEdge: i % 2, acked: map[string]string{}}}
+		p.chatID = contact(p.sender, p.recipient)
+		d.pairs = append(d.pairs, p)
+	}
+	for j := range drillChurners {
+		u := newUser(fmt.Sprintf("drill_x%d", j))
+		for _, p := range d.pairs {
+			contact(u, p.sender)
+			contact(u, p.recipient)
+		}
+		d.churn = append(d.churn, u)
+	}
+	for _, p := range d.pairs {
+		for _, side := range []struct {
+			u    user
+			edge int
+			dst  **device
+		}{{p.sender, p.senderEdge, &p.senderDev}, {p.recipient, 1 - p.senderEdge, &p.recipDev}} {
+			dev, err := newDevice(ctx, side.u.name, side.u.id, side.u.token, d.edgeAddrs, side.edge, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(dev.stop)
+			*side.dst = dev
+			d.devices = append(d.devices, dev)
+		}
+	}
+	return d
+}
+
+// restartService starts the service process name again, on its address, and waits until
+// it listens.
+func (d *drill) restartService(name string) {
+	d.t.Helper()
+	svc := strings.TrimSuffix(strings.TrimSuffix(name, "-1"), "-2")
+	p := d.dep.start(name, svc, d.svcEnv[name])
+	d.svc[name] = p
+	d.dep.waitTCP(p, d.svcEnv[name]["RPC_ADDR"])
+}
+
+// terminateEdgeA sends SIGTERM to edge A and waits until it has drained and exited.
+func (d *drill) terminateEdgeA() {
+	d.t.Helper()
+	p := d.edges[0]
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		d.t.Fatalf("SIGTERM edge A: %v", err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(drillDrain + startLimit):
+		d.t.Fatalf("edge A did not exit within %v of SIGTERM", drillDrain+startLimit)
+	}
+	if p.err != nil {
+		d.t.Errorf("edge A exited with %v after SIGTERM, want 0", p.err)
+	}
+}
+
+// restartEdgeA starts edge A again and moves back the devices that prefer it.
+func (d *drill) restartEdgeA() {
+	d.t.Helper()
+	d.edges[0] = d.dep.start("edge-a", "edge", d.edgeEnv[0])
+	d.dep.waitReady(d.edges[0], d.edgeAddrs[0], startLimit)
+	for _, dev := range d.devices {
+		dev.mu.Lock()
+		pref := dev.preferred
+		dev.mu.Unlock()
+		if pref != 0 {
+			continue
+		}
+		n := dev.connCount()
+		dev.moveTo(0)
+		waitFor(d.t, deliverLimit, dev.name+" back on edge A", func() bool {
+			c := dev.snapshot()
+			return len(c) > n && c[len(c)-1].edge == d.edgeAddrs[0]
+		})
+	}
+}
+
+// procs are the processes that should be running.
+func (d *drill) procs() []*proc {
+	out := append([]*proc(nil), d.edges...)
+	for _, p := range d.svc {
+		out = append(out, p)
+	}
+	return out
+}
+
+// flaps counts the user_offline events a pair's device got about its partner, who never
+// went offline.
+func (d *drill) flaps() int {
+	n := 0
+	for _, p := range d.pairs {
+		n += p.senderDev.keys()[fmt.Sprintf("presence:%d:user_offline", p.recipient.id)]
+		n += p.recipDev.keys()[fmt.Sprintf("presence:%d:user_offline", p.sender.id)]
+	}
+	return n
+}
+
+func (d *drill) connections() int {
+	n := 0
+	for _, dev := range d.devices {
+		n += dev.connCount()
+	}
+	return n
+}
+
+func (d *drill) resent() int {
+	n := 0
+	for _, p := range d.pairs {
+		p.mu.Lock()
+		n += p.resent
+		p.mu.Unlock()
+	}
+	return n
+}
+
+// phase runs the load, injects f after drillWarm, ends it, waits for recovery, runs the
+// load drillAfter more, stops it and checks everything.
+func (d *drill) phase(f fault) faultReport {
+	t := d.t
+	t.Helper()
+	st := &phaseStats{codes: map[string]int{}}
+	refusedHandshakes.take()
+	conns0, resent0, flaps0 := d.connections(), d.resent(), d.flaps()
+	publishFailed0 := d.logCount("chatsvc", publishFailed)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, p := range d.pairs {
+		wg.Add(2)
+		go func() { defer wg.Done(); d.sendLoop(p, stop, st) }()
+		go func() { defer wg.Done(); d.readLoop(p, stop, st) }()
+	}
+	for j, u := range d.churn {
+		wg.Add(1)
+		go func() { defer wg.Done(); d.churnLoop(j, u, stop, st) }()
+	}
+	stopped := false
+	stopLoad := func() {
+		if !stopped {
+			stopped = true
+			close(stop)
+			wg.Wait()
+		}
+	}
+	defer stopLoad() // also when a check fails the test
+
+	time.Sleep(drillWarm)
+	injected := time.Now()
+	f.inject()
+	time.Sleep(f.lasts)
+	f.end()
+	ended := time.Now()
+	limit := recoverLimit
+	if f.busLoss && os.Getenv("CHARLA_DRILL_KNOWN") != "1" {
+		limit = busStallLimit
+	}
+	recovered := d.waitRecovered(ended, st, limit)
+	time.Sleep(drillAfter)
+	stopLoad()
+
+	r := faultReport{name: f.name, held: ended.Sub(injected), recovered: recovered}
+	st.mu.Lock()
+	failures := st.failures
+	r.acked, r.maxWait, r.churnCycles, r.churnRefused = st.acked, st.maxWait, st.churnCycles, st.churnRefused
+	codes := st.codes
+	st.mu.Unlock()
+	if len(failures) > 0 {
+		t.Fatalf("%s: the clients failed:\n%s", f.name, strings.Join(failures, "\n"))
+	}
+	r.refused = refusedHandshakes.take()
+	// The known bug's sign in chatsvc's logs (knownStalledAppend), looked for (and waited
+	// for: the stalled append gives up a minute after the outage began) only when needed.
+	var signLooked, sign bool
+	stalledSign := func() bool {
+		if !signLooked {
+			signLooked = true
+			sign = f.busLoss && os.Getenv("CHARLA_DRILL_KNOWN") != "1" &&
+				d.waitLog("chatsvc", publishFailed, publishFailed0, injected.Add(stallLogLimit))
+		}
+		return sign
+	}
+	for k, n := range codes {
+		if strings.HasSuffix(k, " 503") && !f.baseline {
+			r.unavailable += n
+			continue
+		}
+		if strings.HasSuffix(k, " 504") && f.lasts >= requestTimeout {
+			r.overdue += n // §3.5: a request the fault held past REQUEST_TIMEOUT
+			continue
+		}
+		if strings.HasSuffix(k, " 504") && stalledSign() {
+			r.timeouts += n // the stalled append held the user's lock past REQUEST_TIMEOUT
+			t.Logf("%s: known bug, %d replies %s while an append stalled (%s)", f.name, n, k, knownStalledAppend)
+			continue
+		}
+		if strings.HasSuffix(k, " 500") {
+			r.internal += n
+		}
+		t.Errorf("%s: %d error replies %s (only 503 is allowed, and only during a fault)", f.name, n, k)
+	}
+	if n := r.refused[http.StatusInternalServerError]; n > 0 {
+		r.internal += n
+		t.Errorf("%s: %d handshakes refused with 500", f.name, n)
+	}
+	d.dep.checkAlive(d.procs()...)
+
+	// Every acknowledged message delivered once to its recipient, every acknowledged
+	// message stored once, every device's events exactly once and in order.
+	undelivered, known := d.waitDelivered(f, stalledSign)
+	r.undelivered, r.stalled = undelivered-known, known
+	r.lost, r.twice, r.orphans = d.readBack()
+	if r.lost+r.twice+r.orphans > 0 {
+		t.Errorf("%s: %d acknowledged messages not stored, %d stored twice, %d stored but never acknowledged", f.name, r.lost, r.twice, r.orphans)
+	}
+	r.flaps = d.flaps() - flaps0
+	if r.flaps > 0 {
+		t.Errorf("%s: %d user_offline events about a pair's user, who stayed connected", f.name, r.flaps)
+	}
+	r.reconnects, r.resent = d.connections()-conns0, d.resent()-resent0
+	t.Logf("%s: held %v, recovered %v after its end; %d messages acked, longest send %v; 503 replies %d, 504 replies past REQUEST_TIMEOUT %d (%s); handshakes refused %s; %d sends resent, %d reconnects; churn %d cycles, %d refused; lost %d, stored twice %d, never acked %d, never delivered %d, 500s %d, flaps %d; known bug (append stalled by the NATS outage): %d 504s, %d never published",
+		f.name, r.held.Round(time.Millisecond), r.recovered.Round(time.Millisecond), r.acked, r.maxWait.Round(time.Millisecond),
+		r.unavailable, r.overdue, fmtCodes(codes), fmtStatuses(r.refused), r.resent, r.reconnects, r.churnCycles, r.churnRefused,
+		r.lost, r.twice, r.orphans, r.undelivered, r.internal, r.flaps, r.timeouts, r.stalled)
+	if t.Failed() {
+		t.FailNow()
+	}
+	checkSeqs(t, d.rpc, d.devices, f.name)
+	return r
+}
+
+// waitRecovered waits until both edges are ready and every sender has had a send that
+// began after ended acknowledged; it returns how long that took. A /ready answering
+// neither 200 nor 503 fails the drill.
+func (d *drill) waitRecovered(ended time.Time, st *phaseStats, limit time.Duration) time.Duration {
+	d.t.Helper()
+	for {
+		ok := true
+		for i, addr := range d.edgeAddrs {
+			switch code := ready(d.ctx, addr); code {
+			case http.StatusOK:
+			case http.StatusServiceUnavailable, 0:
+				ok = false
+			default:
+				d.t.Errorf("edge %d /ready answered %d", i, code)
+				ok = false
+			}
+		}
+		for _, p := range d.pairs {
+			p.mu.Lock()
+			if p.ackedStart.Before(ended) {
+				ok = false
+			}
+			p.mu.Unlock()
+		}
+		if ok {
+			return time.Since(ended)
+		}
+		d.dep.checkAlive(d.procs()...)
+		if time.Since(ended) > limit {
+			st.mu.Lock()
+			failures := strings.Join(st.failures, "\n")
+			st.mu.Unlock()
+			d.t.Fatalf("not recovered within %v of the fault's end (edges ready and a send of every sender acknowledged); client failures:\n%s", limit, failures)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// sendLoop sends p's messages until stop, each retried with its clientMessageId after a
+// 503 until acknowledged, as a client would.
+func (d *drill) sendLoop(p *dpair, stop <-chan struct{}, st *phaseStats) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		m := p.next
+		p.next++
+		cmid := fmt.Sprintf("%s-%d", p.sender.name, m)
+		start := time.Now()
+		for {
+			f, resent, err := p.senderDev.call("SEND_CHAT_MESSAGE", map[string]any{
+				"toUserId": p.recipient.id, "text": fmt.Sprintf("message %d of %s", m, p.sender.name), "clientMessageId": cmid,
+			})
+			p.mu.Lock()
+			p.resent += resent
+			p.mu.Unlock()
+			if err != nil {
+				st.fail("%s: send %s: %v", p.sender.name, cmid, err)
+				return
+			}
+			if f.Type == "SERVER_ACK" {
+				var ack struct {
+					MessageID       string `json:"messageId"`
+					ClientMessageID string `json:"clientMessageId"`
+				}
+				if err := json.Unmarshal(f.Payload, &ack); err != nil || ack.MessageID == "" || ack.ClientMessageID != cmid {
+					st.fail("%s: ack of %s: %s", p.sender.name, cmid, f.Payload)
+					return
+				}
+				p.mu.Lock()
+				if prev, ok := p.acked[cmid]; ok && prev != ack.MessageID {
+					st.fail("%s: %s acked as %s and as %s", p.sender.name, cmid, prev, ack.MessageID)
+				}
+				p.acked[cmid] = ack.MessageID
+				p.ackedStart = start
+				p.mu.Unlock()
+				st.mu.Lock()
+				st.acked++
+				st.maxWait = max(st.maxWait, time.Since(start))
+				st.mu.Unlock()
+				break
+			}
+			code := errorCode(f)
+			st.code("SEND_CHAT_MESSAGE", code)
+			if code != http.StatusServiceUnavailable && code != http.StatusGatewayTimeout {
+				st.fail("%s: send %s: %s %s", p.sender.name, cmid, f.Type, f.Payload)
+				return
+			}
+			if time.Since(start) > drillGiveUp {
+				st.fail("%s: send %s not acknowledged within %v (last reply %s)", p.sender.name, cmid, drillGiveUp, f.Payload)
+				return
+			}
+			time.Sleep(drillRetry)
+		}
+		select {
+		case <-stop:
+			return
+		case <-time.After(drillSendPause):
+		}
+	}
+}
+
+// readLoop marks p's chat read by its recipient now and then (MESSAGE_STATUS_UPDATE read
+// to the sender).
+func (d *drill) readLoop(p *dpair, stop <-chan struct{}, st *phaseStats) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-time.After(drillReadEvery):
+		}
+		f, _, err := p.recipDev.call("MESSAGES_READ", map[string]any{"chatId": strconv.FormatInt(p.chatID, 10)})
+		if err != nil {
+			st.fail("%s: MESSAGES_READ: %v", p.recipient.name, err)
+			return
+		}
+		if f.Type != "SERVER_ACK" {
+			code := errorCode(f)
+			st.code("MESSAGES_READ", code)
+			if code != http.StatusServiceUnavailable && code != http.StatusGatewayTimeout {
+				st.fail("%s: MESSAGES_READ: %s %s", p.recipient.name, f.Type, f.Payload)
+				return
+			}
+		}
+	}
+}
+
+// churnLoop connects churner u now to one edge, now to the other, for drillChurnOn, then
+// stays away longer than the presence grace: every pair's users see it come and go. A
+// refused connection is counted (the fault may refuse it) and tried again next cycle.
+func (d *drill) churnLoop(j int, u user, stop <-chan struct{}, st *phaseStats) {
+	for k := 0; ; k++ {
+		select {
+		case <-stop:
+			return
+		case <-time.After(drillGrace + time.Second + time.Duration(j)*400*time.Millisecond):
+		}
+		dev, err := newDevice(d.ctx, u.name, u.id, u.token, d.edgeAddrs, (j+k)%2, true)
+		if err != nil {
+			st.mu.Lock()
+			st.churnRefused++
+			st.mu.Unlock()
+			continue
+		}
+		time.Sleep(drillChurnOn)
+		dev.stop()
+		st.mu.Lock()
+		st.churnCycles++
+		st.mu.Unlock()
+	}
+}
+
+// errorCode is an ERROR_NOTIFICATION's code (0 for any other frame).
+func errorCode(f frame) int {
+	if f.Type != "ERROR_NOTIFICATION" {
+		return 0
+	}
+	var e struct {
+		Code int `json:"code"`
+	}
+	_ = json.Unmarshal(f.Payload, &e)
+	return e.Code
+}
+
+// undelivered lists the acknowledged messages of p its recipient has not received (by
+// clientMessageId), and fails the drill for any it received twice.
+func (d *drill) undelivered(p *dpair) []string {
+	keys := p.recipDev.keys()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for cmid, id := range p.acked {
+		switch keys["msg:"+id] {
+		case 0:
+			if !d.known[cmid] {
+				out = append(out, cmid)
+			}
+		case 1:
+		default:
+			d.t.Errorf("%s got %s (%s) %d times", p.recipient.name, id, cmid, keys["msg:"+id])
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// waitDelivered waits up to deliverLimit until every acknowledged message has reached its
+// recipient, and fails the drill for each that has not, saying whether it is in the
+// recipient's event history at all (if not, it was stored and acknowledged but its event
+// never published). Those with the signature of the known bug (knownStalledAppend) are
+// logged and counted apart instead, unless CHARLA_DRILL_KNOWN=1. It returns how many never
+// arrived (the known bug's included) and how many of them are the known bug's.
+func (d *drill) waitDelivered(f fault, stalledSign func() bool) (total, known int) {
+	d.t.Helper()
+	phase := f.name
+	deadline := time.Now().Add(deliverLimit)
+	for _, p := range d.pairs {
+		missing := d.undelivered(p)
+		for len(missing) > 0 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+			missing = d.undelivered(p)
+		}
+		if len(missing) == 0 {
+			continue
+		}
+		total += len(missing)
+		h, err := readHistory(d.ctx, d.rpc, p.recipient.id)
+		for _, cmid := range missing {
+			p.mu.Lock()
+			id := p.acked[cmid]
+			p.mu.Unlock()
+			where := "its NEW_CHAT_MESSAGE is in the recipient's history, yet was never delivered"
+			if err != nil {
+				where = fmt.Sprintf("the recipient's history could not be read: %v", err)
+			} else if !historyHas(h, "msg:"+id) {
+				where = "its NEW_CHAT_MESSAGE is not in the recipient's history: stored and acknowledged, never published"
+				if stalledSign() {
+					known++
+					d.known[cmid] = true
+					d.t.Logf("%s: known bug, %s: %s never got %s (id %s)", phase, knownStalledAppend, p.recipient.name, cmid, id)
+					continue
+				}
+			}
+			d.t.Errorf("%s: %s never got acknowledged message %s (id %s) within %v: %s", phase, p.recipient.name, cmid, id, deliverLimit, where)
+		}
+	}
+	return total, known
+}
+
+// publishFailed is what chatsvc logs when it drops an event it could not publish.
+const publishFailed = `msg="publish chat event"`
+
+// logCount counts the lines of the logs of the processes whose name starts with prefix
+// (every one the deployment started, restarted ones included) that contain pattern.
+func (d *drill) logCount(prefix, pattern string) int {
+	d.dep.mu.Lock()
+	paths := map[string]bool{}
+	for _, p := range d.dep.procs {
+		if strings.HasPrefix(p.name, prefix) {
+			paths[p.logPath] = true
+		}
+	}
+	d.dep.mu.Unlock()
+	n := 0
+	for path := range paths {
+		n += strings.Count(readFile(path), pattern)
+	}
+	return n
+}
+
+// waitLog waits until deadline for the logs of the processes whose name starts with prefix
+// to hold more than before lines with pattern, and reports whether they do.
+func (d *drill) waitLog(prefix, pattern string, before int, deadline time.Time) bool {
+	for {
+		if d.logCount(prefix, pattern) > before {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func historyHas(h history, key string) bool {
+	for _, r := range h.records {
+		if r.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
+// readBack reads every pair's chat through the chat service and compares it with what was
+// acknowledged: lost (acknowledged, not stored under its id), twice (a clientMessageId
+// stored more than once), orphans (stored, never acknowledged).
+func (d *drill) readBack() (lost, twice, orphans int) {
+	d.t.Helper()
+	for _, p := range d.pairs {
+		stored := map[string][]int64{} // clientMessageId → ids
+		var before int64               // 0: no cursor, the newest page; then older pages
+		for {
+			var res *connect.Response[chatv1.GetMessagesResponse]
+			var err error
+			for try := 0; try < 3; try++ { // GetMessages is idempotent; the balancer retries too
+				res, err = d.rpc.Chat.GetMessages(d.ctx, connect.NewRequest(&chatv1.GetMessagesRequest{
+					UserId: p.sender.id, ChatId: p.chatID, BeforeId: before, Limit: 200,
+				}))
+				if err == nil {
+					break
+				}
+				time.Sleep(500 * time.Millisecond)
+			}
+			if err != nil {
+				d.t.Fatalf("read back the chat of %s: %v", p.sender.name, err)
+			}
+			msgs := res.Msg.GetMessages() // oldest first
+			for _, m := range msgs {
+				stored[m.GetClientMessageId()] = append(stored[m.GetClientMessageId()], m.GetId())
+			}
+			if !res.Msg.GetHasMore() || len(msgs) == 0 {
+				break
+			}
+			before = msgs[0].GetId()
+		}
+		p.mu.Lock()
+		for cmid, id := range p.acked {
+			ids := stored[cmid]
+			if len(ids) == 0 || strconv.FormatInt(ids[0], 10) != id {
+				lost++
+				d.t.Errorf("%s: %s acknowledged as %s, stored as %v", p.sender.name, cmid, id, ids)
+			}
+			if len(ids) > 1 {
+				twice += len(ids) - 1
+			}
+		}
+		for cmid, ids := range stored {
+			if _, ok := p.acked[cmid]; !ok {
+				orphans += len(ids)
+				d.t.Errorf("%s: %q stored as %v, never acknowledged", p.sender.name, cmid, ids)
+			}
+		}
+		p.mu.Unlock()
+	}
+	return lost, twice, orphans
+}
+
+func fmtCodes(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s ×%d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+func fmtStatuses(m map[int]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]int, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Ints(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%d ×%d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}
