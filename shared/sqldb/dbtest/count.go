@@ -3,14 +3,12 @@ package dbtest
 // The query counter: a driver wrapper that counts the statements sent to the database, so
 // tests and benchmarks can assert and report queries per call on a database configured
 // exactly as in production (sqldb.OpenWith). It counts every query and exec, prepared or
-// not, and nothing else (BEGIN, COMMIT, pings and connection resets are not counted, nor
-// the SQLite checkpoints sqldb runs in the background, which no code under test asked for).
+// not, and nothing else (BEGIN, COMMIT, pings and connection resets are not counted).
 
 import (
 	"context"
 	"database/sql/driver"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -72,7 +70,7 @@ func (cn *countingConn) QueryContext(ctx context.Context, query string, args []d
 		return nil, driver.ErrSkip
 	}
 	rows, err := q.QueryContext(ctx, query, args)
-	if err != driver.ErrSkip && counted(query) {
+	if err != driver.ErrSkip {
 		cn.c.n.Add(1)
 	}
 	return rows, err
@@ -84,7 +82,7 @@ func (cn *countingConn) ExecContext(ctx context.Context, query string, args []dr
 		return nil, driver.ErrSkip
 	}
 	res, err := e.ExecContext(ctx, query, args)
-	if err != driver.ErrSkip && counted(query) {
+	if err != driver.ErrSkip {
 		cn.c.n.Add(1)
 	}
 	return res, err
@@ -100,17 +98,10 @@ func (cn *countingConn) PrepareContext(ctx context.Context, query string) (drive
 	} else {
 		st, err = cn.Conn.Prepare(query)
 	}
-	if err != nil || !counted(query) {
-		return st, err
+	if err != nil {
+		return nil, err
 	}
 	return &countingStmt{Stmt: st, c: cn.c}, nil
-}
-
-// counted tells the statements the counter counts: all but the background checkpoints of
-// SQLite (sqldb's checkpointer runs them on its own clock, so counting them made the
-// count of an operation depend on timing).
-func counted(query string) bool {
-	return !strings.HasPrefix(query, "PRAGMA wal_checkpoint")
 }
 
 func (cn *countingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"testing"
 
-	"github.com/charla/charla/shared/sqldb"
 	"github.com/charla/charla/shared/sqldb/dbtest"
 )
 
@@ -56,26 +55,4 @@ func TestCounter(t *testing.T) {
 			t.Errorf("a ping: got %d statements, want 0", got)
 		}
 	})
-}
-
-// TestCounterIgnoresCheckpoints: the background WAL checkpoints of a SQLite database run on
-// their own clock, so the counter leaves them out; otherwise an operation's count would
-// depend on whether a checkpoint fell inside it.
-func TestCounterIgnoresCheckpoints(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db, c := dbtest.OpenCounting(t, dbtest.NewURL(t, sqldb.SQLite))
-	c.Reset()
-	if _, err := db.Checkpoint(ctx, "PASSIVE"); err != nil {
-		t.Fatal(err)
-	}
-	if got := c.Load(); got != 0 {
-		t.Errorf("statements counted for a checkpoint: got %d, want 0", got)
-	}
-	if _, err := db.ExecContext(ctx, "PRAGMA user_version"); err != nil {
-		t.Fatal(err)
-	}
-	if got := c.Load(); got != 1 {
-		t.Errorf("statements counted for one PRAGMA: got %d, want 1", got)
-	}
 }
