@@ -45,8 +45,6 @@ type DB struct {
 	// Dialect tells which SQL the database speaks.
 	Dialect Dialect
 
-	ckpt *checkpointer // SQLite's background WAL checkpointer; nil for MySQL
-
 	// onRetry, when set (by tests), is told of every attempt InTx or Retry runs again.
 	onRetry func(attempt int, err error)
 }
@@ -127,9 +125,6 @@ func OpenWith(ctx context.Context, url string, wrap func(driver.Connector) drive
 		db.Close()
 		return nil, fmt.Errorf("open %s database: %w", dialect, err)
 	}
-	if dialect == SQLite {
-		d.startCheckpointer(CheckpointInterval) // see checkpoint.go
-	}
 	return d, nil
 }
 
@@ -180,11 +175,10 @@ func sqliteConnector(path string) (driver.Connector, error) {
 	}
 	// WAL lets readers run beside the one writer; busy_timeout makes a second writer wait
 	// instead of failing; _txlock=immediate takes the write lock at BEGIN, so two
-	// transactions never deadlock upgrading from read to write; no commit checkpoints the
-	// log itself (wal_autocheckpoint(0)): a background checkpointer does (checkpoint.go).
+	// transactions never deadlock upgrading from read to write.
 	dsn := "file:" + path + "?_txlock=immediate" +
 		"&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
-		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_pragma=wal_autocheckpoint(0)"
+		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)"
 	return dsnConnector{drv: &sqlite.Driver{}, dsn: dsn}, nil
 }
 
