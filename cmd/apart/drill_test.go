@@ -48,34 +48,9 @@ const (
 	natsDownFor = 5 * time.Second  // NATS is stopped
 )
 
-// A fixed bug the drill tolerates only with CHARLA_DRILL_TOLERATE_STALL=1, to run it against
-// a build from before the fix (RELIABILITY.md; fixed by bounding every JetStream request of
-// an append with publishAckTimeout). Before the fix: when NATS
-// goes down, a JetStream request of an append in flight at that moment (the eventlog's
-// lookup of a user's newest record) can be lost, and nothing bounds one attempt but the
-// caller's context: chat's publish waits its whole publishTimeout (1 min), holding the
-// user's append lock, then drops the event after a WARN "publish chat event". The send
-// waits for its ack meanwhile (the message is announced before the ack): the edge answers
-// 504 after REQUEST_TIMEOUT, and so it does to the client's retries and to the other
-// calls whose events need that user's lock (MESSAGES_READ of the partner); a retry that
-// comes late enough announces the message again (the duplicate path), else it is stored
-// and acknowledged but never in the recipient's event log. When chatsvc logged "publish
-// chat event" during a fault that stops NATS (fault.busLoss), the drill counts that fault's
-// 504 replies, and its acknowledged messages absent from the recipient's history, under
-// this bug instead of failing.
-const knownStalledAppend = "stored and acknowledged, never published: its append hung on a JetStream request lost when NATS went down (shared/eventlog: no per-attempt timeout), chat dropped the event after publishTimeout"
-
 // requestTimeout is the edges' REQUEST_TIMEOUT (the default): a fault held longer may
 // answer 504 (docs/protocol.md §3.5), as with APART_DRILL_SCALE=2's 20 s freeze.
 const requestTimeout = 20 * time.Second
-
-// stallLogLimit bounds the wait, from the start of a NATS outage, for chatsvc's log of the
-// event a stalled append dropped: chat's publishTimeout (1 min) and a margin.
-const stallLogLimit = 80 * time.Second
-
-// busStallLimit replaces recoverLimit for a fault that stops NATS when the known bug is
-// tolerated: a stalled send is acknowledged after chat's publishTimeout (1 min).
-const busStallLimit = 90 * time.Second
 
 // dpair is a pair of the drill: its sender sends without end while a phase runs.
 type dpair struct {
@@ -112,7 +87,6 @@ func (s *phaseStats) code(typ string, code int) {
 type fault struct {
 	name     string
 	baseline bool // no fault: no error reply at all is allowed
-	busLoss  bool // the fault stops NATS: the known bug may show
 	inject   func()
 	lasts    time.Duration
 	end      func()
@@ -126,7 +100,6 @@ type faultReport struct {
 	unavailable, churnRefused, churnCycles   int
 	refused                                  map[int]int
 	lost, twice, orphans, undelivered, flaps int
-	stalled, timeouts                        int // the known bug (knownStalledAppend): never published, 504s
 	overdue                                  int // 504s of a fault held longer than REQUEST_TIMEOUT
 	internal                                 int
 }
@@ -146,8 +119,7 @@ type drill struct {
 	svcEnv    map[string]map[string]string
 	pairs     []*dpair
 	churn     []user
-	devices   []*device       // the pairs' devices
-	known     map[string]bool // clientMessageIds counted under the known bug: not waited for again
+	devices   []*device // the pairs' devices
 }
 
 // TestDrillFaults is the fault drill of issue 15 (item 3) on the apart deployment with real
@@ -174,9 +146,8 @@ type drill struct {
 // 500, no user_offline for a pair's user (none ever disconnected for longer than the
 // grace). Each fault's figures are logged, then a table of them all (RELIABILITY.md).
 //
-// One known bug (shared/eventlog under a NATS outage, seen through chatsvc) is tolerated
-// and counted apart, not failed, only with CHARLA_DRILL_TOLERATE_STALL=1 (a fixed bug, for
-// older builds): see knownStalledAppend. APART_DRILL_SCALE lengthens the faults;
+// No fault may make chatsvc drop an event it could not publish. APART_DRILL_SCALE
+// lengthens the faults;
 // APART_DRILL_ONLY and APART_DRILL_REPEAT run some of them several times.
 func TestDrillFaults(tt *testing.T) {
 	t := recordFailures(tt)
@@ -207,7 +178,7 @@ func TestDrillFaults(tt *testing.T) {
 			}
 		}},
 		{name: "database frozen", inject: d.db.Freeze, lasts: dur(freezeFor), end: d.db.Thaw},
-		{name: "NATS down", busLoss: true, inject: d.nats.stop, lasts: dur(natsDownFor), end: d.nats.start},
+		{name: "NATS down", inject: d.nats.stop, lasts: dur(natsDownFor), end: d.nats.start},
 	}
 	// APART_DRILL_ONLY (a part of a fault's name) and APART_DRILL_REPEAT (a count) run
 	// some faults, several times: to chase one, or to check the fix of a known bug.
@@ -233,13 +204,13 @@ func TestDrillFaults(tt *testing.T) {
 		}
 	}
 	var b strings.Builder
-	b.WriteString("| fault | held | recovered after | longest send | acked | 503 replies | refused handshakes | resent sends | reconnects | churn refused/cycles | lost | stored twice | undelivered | 500s | flaps | known bug, append stalled by the NATS outage: 504s / never published |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| fault | held | recovered after | longest send | acked | 503 replies | refused handshakes | resent sends | reconnects | churn refused/cycles | lost | stored twice | undelivered | 500s | flaps |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range reports {
-		fmt.Fprintf(&b, "| %s | %v | %v | %v | %d | %d | %s | %d | %d | %d/%d | %d | %d | %d | %d | %d | %d/%d |\n",
+		fmt.Fprintf(&b, "| %s | %v | %v | %v | %d | %d | %s | %d | %d | %d/%d | %d | %d | %d | %d | %d |\n",
 			r.name, r.held.Round(100*time.Millisecond), r.recovered.Round(10*time.Millisecond), r.maxWait.Round(10*time.Millisecond),
 			r.acked, r.unavailable, fmtStatuses(r.refused), r.resent, r.reconnects, r.churnRefused, r.churnCycles,
-			r.lost, r.twice+r.orphans, r.undelivered, r.internal, r.flaps, r.timeouts, r.stalled)
+			r.lost, r.twice+r.orphans, r.undelivered, r.internal, r.flaps)
 	}
 	t.Logf("fault drill done in %v (scale %v):\n%s", time.Since(began).Round(time.Second), scale, b.String())
 }
@@ -254,7 +225,7 @@ func startDrill(t *failureRecorder) *drill {
 	nats := startNATS(t)
 	d := &drill{
 		t: t, ctx: ctx, nats: nats, db: dbProxy,
-		svc: map[string]*proc{}, svcEnv: map[string]map[string]string{}, known: map[string]bool{},
+		svc: map[string]*proc{}, svcEnv: map[string]map[string]string{},
 		dep: newDeployment(t, map[string]string{
 			"DATABASE_URL":       dbURL,
 			"BUS_URL":            nats.url(),
@@ -479,11 +450,7 @@ func (d *drill) phase(f fault) faultReport {
 	time.Sleep(f.lasts)
 	f.end()
 	ended := time.Now()
-	limit := recoverLimit
-	if f.busLoss && os.Getenv("CHARLA_DRILL_TOLERATE_STALL") == "1" {
-		limit = busStallLimit
-	}
-	recovered := d.waitRecovered(ended, st, limit)
+	recovered := d.waitRecovered(ended, st, recoverLimit)
 	time.Sleep(drillAfter)
 	stopLoad()
 
@@ -497,17 +464,6 @@ func (d *drill) phase(f fault) faultReport {
 		t.Fatalf("%s: the clients failed:\n%s", f.name, strings.Join(failures, "\n"))
 	}
 	r.refused = refusedHandshakes.take()
-	// The known bug's sign in chatsvc's logs (knownStalledAppend), looked for (and waited
-	// for: the stalled append gives up a minute after the outage began) only when needed.
-	var signLooked, sign bool
-	stalledSign := func() bool {
-		if !signLooked {
-			signLooked = true
-			sign = f.busLoss && os.Getenv("CHARLA_DRILL_TOLERATE_STALL") == "1" &&
-				d.waitLog("chatsvc", publishFailed, publishFailed0, injected.Add(stallLogLimit))
-		}
-		return sign
-	}
 	for k, n := range codes {
 		if strings.HasSuffix(k, " 503") && !f.baseline {
 			r.unavailable += n
@@ -515,11 +471,6 @@ func (d *drill) phase(f fault) faultReport {
 		}
 		if strings.HasSuffix(k, " 504") && f.lasts >= requestTimeout {
 			r.overdue += n // §3.5: a request the fault held past REQUEST_TIMEOUT
-			continue
-		}
-		if strings.HasSuffix(k, " 504") && stalledSign() {
-			r.timeouts += n // the stalled append held the user's lock past REQUEST_TIMEOUT
-			t.Logf("%s: known bug, %d replies %s while an append stalled (%s)", f.name, n, k, knownStalledAppend)
 			continue
 		}
 		if strings.HasSuffix(k, " 500") {
@@ -535,8 +486,10 @@ func (d *drill) phase(f fault) faultReport {
 
 	// Every acknowledged message delivered once to its recipient, every acknowledged
 	// message stored once, every device's events exactly once and in order.
-	undelivered, known := d.waitDelivered(f, stalledSign)
-	r.undelivered, r.stalled = undelivered-known, known
+	r.undelivered = d.waitDelivered(f)
+	if n := d.logCount("chatsvc", publishFailed) - publishFailed0; n > 0 {
+		t.Errorf("%s: chatsvc dropped %d events it could not publish (%s)", f.name, n, publishFailed)
+	}
 	r.lost, r.twice, r.orphans = d.readBack()
 	if r.lost+r.twice+r.orphans > 0 {
 		t.Errorf("%s: %d acknowledged messages not stored, %d stored twice, %d stored but never acknowledged", f.name, r.lost, r.twice, r.orphans)
@@ -546,10 +499,10 @@ func (d *drill) phase(f fault) faultReport {
 		t.Errorf("%s: %d user_offline events about a pair's user, who stayed connected", f.name, r.flaps)
 	}
 	r.reconnects, r.resent = d.connections()-conns0, d.resent()-resent0
-	t.Logf("%s: held %v, recovered %v after its end; %d messages acked, longest send %v; 503 replies %d, 504 replies past REQUEST_TIMEOUT %d (%s); handshakes refused %s; %d sends resent, %d reconnects; churn %d cycles, %d refused; lost %d, stored twice %d, never acked %d, never delivered %d, 500s %d, flaps %d; known bug (append stalled by the NATS outage): %d 504s, %d never published",
+	t.Logf("%s: held %v, recovered %v after its end; %d messages acked, longest send %v; 503 replies %d, 504 replies past REQUEST_TIMEOUT %d (%s); handshakes refused %s; %d sends resent, %d reconnects; churn %d cycles, %d refused; lost %d, stored twice %d, never acked %d, never delivered %d, 500s %d, flaps %d",
 		f.name, r.held.Round(time.Millisecond), r.recovered.Round(time.Millisecond), r.acked, r.maxWait.Round(time.Millisecond),
 		r.unavailable, r.overdue, fmtCodes(codes), fmtStatuses(r.refused), r.resent, r.reconnects, r.churnCycles, r.churnRefused,
-		r.lost, r.twice, r.orphans, r.undelivered, r.internal, r.flaps, r.timeouts, r.stalled)
+		r.lost, r.twice, r.orphans, r.undelivered, r.internal, r.flaps)
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -733,9 +686,7 @@ func (d *drill) undelivered(p *dpair) []string {
 	for cmid, id := range p.acked {
 		switch keys["msg:"+id] {
 		case 0:
-			if !d.known[cmid] {
-				out = append(out, cmid)
-			}
+			out = append(out, cmid)
 		case 1:
 		default:
 			d.t.Errorf("%s got %s (%s) %d times", p.recipient.name, id, cmid, keys["msg:"+id])
@@ -748,10 +699,8 @@ func (d *drill) undelivered(p *dpair) []string {
 // waitDelivered waits up to deliverLimit until every acknowledged message has reached its
 // recipient, and fails the drill for each that has not, saying whether it is in the
 // recipient's event history at all (if not, it was stored and acknowledged but its event
-// never published). Those with the signature of the known bug (knownStalledAppend) are
-// logged and counted apart instead, only with CHARLA_DRILL_TOLERATE_STALL=1. It returns how many never
-// arrived (the known bug's included) and how many of them are the known bug's.
-func (d *drill) waitDelivered(f fault, stalledSign func() bool) (total, known int) {
+// never published). It returns how many never arrived.
+func (d *drill) waitDelivered(f fault) (total int) {
 	d.t.Helper()
 	phase := f.name
 	deadline := time.Now().Add(deliverLimit)
@@ -775,17 +724,11 @@ func (d *drill) waitDelivered(f fault, stalledSign func() bool) (total, known in
 				where = fmt.Sprintf("the recipient's history could not be read: %v", err)
 			} else if !historyHas(h, "msg:"+id) {
 				where = "its NEW_CHAT_MESSAGE is not in the recipient's history: stored and acknowledged, never published"
-				if stalledSign() {
-					known++
-					d.known[cmid] = true
-					d.t.Logf("%s: known bug, %s: %s never got %s (id %s)", phase, knownStalledAppend, p.recipient.name, cmid, id)
-					continue
-				}
 			}
 			d.t.Errorf("%s: %s never got acknowledged message %s (id %s) within %v: %s", phase, p.recipient.name, cmid, id, deliverLimit, where)
 		}
 	}
-	return total, known
+	return total
 }
 
 // publishFailed is what chatsvc logs when it drops an event it could not publish.
@@ -807,20 +750,6 @@ func (d *drill) logCount(prefix, pattern string) int {
 		n += strings.Count(readFile(path), pattern)
 	}
 	return n
-}
-
-// waitLog waits until deadline for the logs of the processes whose name starts with prefix
-// to hold more than before lines with pattern, and reports whether they do.
-func (d *drill) waitLog(prefix, pattern string, before int, deadline time.Time) bool {
-	for {
-		if d.logCount(prefix, pattern) > before {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 func historyHas(h history, key string) bool {

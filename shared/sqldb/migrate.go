@@ -41,6 +41,16 @@ func Migrate(ctx context.Context, db *DB, service string, migrations fs.FS) erro
 	return nil
 }
 
+// MigrateEmbedded is Migrate for the layout every service embeds (//go:embed migrations):
+// the folders of Migrate under a top folder "migrations".
+func MigrateEmbedded(ctx context.Context, db *DB, service string, embedded fs.FS) error {
+	sub, err := fs.Sub(embedded, "migrations")
+	if err != nil {
+		return fmt.Errorf("migrations of %s: %w", service, err)
+	}
+	return Migrate(ctx, db, service, sub)
+}
+
 // dialectMigrations is the dialect's folder of migrations overlaid with "common".
 func dialectMigrations(migrations fs.FS, dialect Dialect) (fs.FS, error) {
 	own, err := fs.Sub(migrations, string(dialect))

@@ -490,9 +490,13 @@ func (s *Server) MarkDelivered(ctx context.Context, req *connect.Request[chatv1.
 	if err != nil {
 		return nil, s.toConnect(ctx, "mark delivered", req.Msg.GetUserId(), err)
 	}
-	n, err := s.deliverMany(ctx, receipts)
+	changed, err := s.deliverMany(ctx, receipts)
 	if err != nil {
 		return nil, s.toConnect(ctx, "mark delivered", req.Msg.GetUserId(), err)
+	}
+	var n int64
+	for _, ids := range changed {
+		n += int64(len(ids))
 	}
 	return connect.NewResponse(&chatv1.MarkDeliveredResponse{Updated: n}), nil
 }
@@ -539,15 +543,15 @@ func deliveryReceipts(m *chatv1.MarkDeliveredRequest) ([]store.Receipt, error) {
 	return out, nil
 }
 
-// deliverMany moves the receipts' messages to delivered in shared batches, announces the
-// status updates (one event per chat and sender) and returns how many messages changed.
-// A receipt that failed does not undo the others; the first error is returned.
-func (s *Server) deliverMany(ctx context.Context, receipts []store.Receipt) (int64, error) {
+// deliverMany moves the receipts' messages to delivered through the writer (queued
+// together, so they share group commits: one UPDATE for all the receipts of a batch),
+// announces the status updates (one event per chat and sender) and returns, per receipt,
+// the ids that changed. A receipt that failed does not undo the others; the first error
+// is returned.
+func (s *Server) deliverMany(ctx context.Context, receipts []store.Receipt) ([][]int64, error) {
 	outs, errs := s.writer.DeliverMany(ctx, receipts)
-	var (
-		n     int64
-		first error
-	)
+	changed := make([][]int64, len(receipts))
+	var first error
 	for i, d := range outs {
 		if errs[i] != nil {
 			if first == nil {
@@ -558,26 +562,15 @@ func (s *Server) deliverMany(ctx context.Context, receipts []store.Receipt) (int
 		for _, g := range d.Announce {
 			s.publish(ctx, statusEvent(g.ChatID, g.IDs, chat.StatusDelivered, ""), g.FromUserID)
 		}
-		n += int64(len(d.Changed))
+		changed[i] = d.Changed
 	}
-	return n, first
+	return changed, first
 }
 
-// deliver moves the given messages to delivered through the writer (the receipts of a
-// group commit share one UPDATE), announces the status updates this call was given (one
-// event per chat and sender for the whole batch) and returns the ids that changed.
+// deliver is deliverMany for one recipient: the ids of user that changed.
 func (s *Server) deliver(ctx context.Context, user int64, ids []int64) ([]int64, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	d, err := s.writer.Deliver(ctx, user, ids)
-	if err != nil {
-		return nil, err
-	}
-	for _, g := range d.Announce {
-		s.publish(ctx, statusEvent(g.ChatID, g.IDs, chat.StatusDelivered, ""), g.FromUserID)
-	}
-	return d.Changed, nil
+	changed, err := s.deliverMany(ctx, []store.Receipt{{Recipient: user, IDs: ids}})
+	return changed[0], err
 }
 
 // SetTyping relays TYPING_INDICATOR_ON/OFF to the other participant (docs/protocol.md §5.4).

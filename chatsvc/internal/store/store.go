@@ -6,7 +6,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"slices"
 	"strings"
 
@@ -42,13 +41,10 @@ func New(db *sqldb.DB) *Store { return &Store{db: db} }
 
 // Migrate applies the chat service's migrations.
 func (s *Store) Migrate(ctx context.Context) error {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return fmt.Errorf("chat migrations: %w", err)
-	}
-	if err := sqldb.Migrate(ctx, s.db, "chat", sub); err != nil {
+	if err := sqldb.MigrateEmbedded(ctx, s.db, "chat", migrations); err != nil {
 		return err
 	}
+	var err error
 	if s.byPair, err = s.db.PrepareContext(ctx, contactByPairSQL); err != nil {
 		return fmt.Errorf("prepare contact lookup: %w", err)
 	}

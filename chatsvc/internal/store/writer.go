@@ -134,11 +134,8 @@ func (w *Writer) Insert(ctx context.Context, m chat.Message) (Inserted, error) {
 // sent_to_server to delivered, in the next batch, and returns after its commit. ctx
 // counts as for Insert.
 func (w *Writer) Deliver(ctx context.Context, recipient int64, ids []int64) (Delivery, error) {
-	if len(ids) == 0 {
-		return Delivery{}, nil
-	}
-	r, err := w.submit(&writeReq{ctx: ctx, receipt: &Receipt{Recipient: recipient, IDs: ids}})
-	return r.dlv, err
+	out, errs := w.DeliverMany(ctx, []Receipt{{Recipient: recipient, IDs: ids}})
+	return out[0], errs[0]
 }
 
 // DeliverMany is Deliver for several receipts at once: they are queued back to back, so

@@ -3,8 +3,6 @@ package store
 import (
 	"context"
 	"embed"
-	"fmt"
-	"io/fs"
 
 	"github.com/charla/charla/shared/sqldb"
 )
@@ -17,12 +15,8 @@ var migrations embed.FS
 // ServiceName names the service's goose version table (goose_notify).
 const ServiceName = "notify"
 
-// Migrate applies the pending notification migrations to db (shared/sqldb.Migrate). The
+// Migrate applies the pending notification migrations to db (shared/sqldb.MigrateEmbedded). The
 // service's New calls it first, before New of this package.
 func Migrate(ctx context.Context, db *sqldb.DB) error {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return fmt.Errorf("notify migrations: %w", err)
-	}
-	return sqldb.Migrate(ctx, db, ServiceName, sub)
+	return sqldb.MigrateEmbedded(ctx, db, ServiceName, migrations)
 }
