@@ -32,6 +32,7 @@ type Service struct {
 	*server.Server
 	deps   svc.Deps
 	online *fanout.OnlineCache
+	pub    *fanout.Publisher
 }
 
 var _ chatv1connect.ChatServiceHandler = (*Service)(nil)
@@ -49,20 +50,21 @@ func New(ctx context.Context, deps svc.Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("chat service: %w", err)
 	}
+	pub := fanout.NewPublisher(deps.Bus, deps.Events, EventService, fanout.WithOnline(online),
+		fanout.WithSequenced(func(ev proto.Message) bool {
+			// TYPING_INDICATOR is ephemeral: no seq, never replayed (docs/protocol.md §8.2).
+			e, ok := ev.(*chatv1.StreamEventsResponse)
+			return !ok || e.GetTypingIndicator() == nil
+		}))
 	srv := server.New(server.Config{
-		Store:    st,
-		Profiles: deps.Peers.Profile,
-		Presence: deps.Peers.Presence,
-		Notifier: deps.Peers.Notify,
-		Publisher: fanout.NewPublisher(deps.Bus, deps.Events, EventService, fanout.WithOnline(online),
-			fanout.WithSequenced(func(ev proto.Message) bool {
-				// TYPING_INDICATOR is ephemeral: no seq, never replayed (docs/protocol.md §8.2).
-				e, ok := ev.(*chatv1.StreamEventsResponse)
-				return !ok || e.GetTypingIndicator() == nil
-			})),
-		Log: deps.Log,
+		Store:     st,
+		Profiles:  deps.Peers.Profile,
+		Presence:  deps.Peers.Presence,
+		Notifier:  deps.Peers.Notify,
+		Publisher: pub,
+		Log:       deps.Log,
 	})
-	return &Service{Server: srv, deps: deps, online: online}, nil
+	return &Service{Server: srv, deps: deps, online: online, pub: pub}, nil
 }
 
 // Configure declares the chat service's own settings on cfg (it has none) and returns its
@@ -77,8 +79,12 @@ func (s *Service) RPC() rpc.Service {
 	return rpc.Service{Name: chatv1connect.ChatServiceName, Path: path, Handler: h}
 }
 
-// Close stores the queued messages and stops background work.
-func (s *Service) Close() error { return errors.Join(s.online.Close(), s.Server.Close()) }
+// Close stores the queued messages (announcing them), then gives events kept for an
+// unreachable event log (fanout.ErrKept) a last chance, and stops background work.
+func (s *Service) Close() error {
+	err := s.Server.Close()
+	return errors.Join(err, s.pub.Close(), s.online.Close())
+}
 
 // StreamEvents forwards the events for the users held by one edge.
 func (s *Service) StreamEvents(ctx context.Context, req *connect.Request[chatv1.StreamEventsRequest], stream *connect.ServerStream[chatv1.StreamEventsResponse]) error {

@@ -75,6 +75,7 @@ type Service struct {
 	deps   svc.Deps
 	opts   Options
 	pruner *retention.Pruner
+	pub    *fanout.Publisher // its Close flushes events kept for an unreachable log
 
 	stop      context.CancelFunc
 	done      chan struct{}
@@ -104,6 +105,7 @@ func NewWithOptions(ctx context.Context, deps svc.Deps, opts Options) (*Service,
 		return nil, fmt.Errorf("notifysvc: %w", err)
 	}
 	st := store.New(deps.DB)
+	pub := fanout.NewPublisher(deps.Bus, deps.Events, EventService)
 	pruner := retention.New(st, retention.Config{
 		MaxAge:     opts.RetentionMaxAge,
 		MaxPerUser: opts.RetentionMaxPerUser,
@@ -117,12 +119,13 @@ func NewWithOptions(ctx context.Context, deps svc.Deps, opts Options) (*Service,
 		Server: server.New(server.Config{
 			Store:     st,
 			Users:     server.NewProfileUsers(deps.Peers.Profile),
-			Publisher: fanout.NewPublisher(deps.Bus, deps.Events, EventService),
+			Publisher: pub,
 			Log:       deps.Log,
 			Now:       opts.Now,
 			OnCreate:  pruner.Touch,
 		}),
 		pruner: pruner,
+		pub:    pub,
 		done:   make(chan struct{}),
 	}
 	// The pruner outlives New's ctx (often a start-up context); Close stops it.
@@ -146,13 +149,16 @@ func (s *Service) RPC() rpc.Service {
 	return rpc.Service{Name: notifyv1connect.NotificationServiceName, Path: path, Handler: h}
 }
 
-// Close stops the retention pruner and waits for it. It is safe to call more than once.
+// Close stops the retention pruner and waits for it, then gives events kept for an
+// unreachable event log (fanout.ErrKept) a last chance. It is safe to call more than once.
 func (s *Service) Close() error {
+	var err error
 	s.closeOnce.Do(func() {
 		s.stop()
 		<-s.done
+		err = s.pub.Close()
 	})
-	return nil
+	return err
 }
 
 // StreamEvents forwards the events for the users held by one edge.

@@ -86,9 +86,10 @@ func (o Options) withDefaults() Options {
 // Service implements presencev1connect.PresenceServiceHandler.
 type Service struct {
 	*server.Server
-	deps  svc.Deps
-	opts  Options
-	store *store.Store
+	deps      svc.Deps
+	opts      Options
+	store     *store.Store
+	announcer *server.Announcer
 
 	stopSweep context.CancelFunc
 	sweepDone sync.WaitGroup
@@ -140,10 +141,11 @@ func NewWithOptions(ctx context.Context, deps svc.Deps, opts Options) (*Service,
 		ps = opts.wrapStore(st)
 	}
 	s := &Service{
-		Server: server.New(ps, announcer, deps.Log, opts.Now, opts.Lease),
-		deps:   deps,
-		opts:   opts,
-		store:  st,
+		Server:    server.New(ps, announcer, deps.Log, opts.Now, opts.Lease),
+		deps:      deps,
+		opts:      opts,
+		store:     st,
+		announcer: announcer,
 	}
 	s.SetConnectionCap(opts.MaxConnectionsPerUser, func(ctx context.Context, userID int64, keep int) ([]server.EdgeConnection, error) {
 		conns, err := st.ExcessConnections(ctx, userID, keep)
@@ -185,7 +187,7 @@ func (s *Service) Close() error {
 		s.stopSweep()
 		s.sweepDone.Wait()
 		s.Server.Close()
-		err = s.store.Close()
+		err = errors.Join(s.announcer.Close(), s.store.Close())
 	})
 	return err
 }

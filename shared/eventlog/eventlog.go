@@ -160,4 +160,5 @@ func uniqueUsers(users []int64) []int64 {
 	return out
 }
 
-var errClosed = errors.New("eventlog: closed")
+// ErrClosed is returned by every call on a log after its Close.
+var ErrClosed = errors.New("eventlog: closed")

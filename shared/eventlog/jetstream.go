@@ -264,7 +264,7 @@ func (j *JetStream) Append(ctx context.Context, ev Event, users []int64) ([]Reco
 	j.life.RLock()
 	defer j.life.RUnlock()
 	if j.closed.Load() {
-		return nil, errClosed
+		return nil, ErrClosed
 	}
 	defer j.lockUsers(users)()
 
@@ -500,7 +500,7 @@ func isAPIError(err error) bool {
 // Tail implements Log.
 func (j *JetStream) Tail(ctx context.Context, after *uint64, started func(uint64), h func([]Record) error) error {
 	if j.closed.Load() {
-		return errClosed
+		return ErrClosed
 	}
 	info, err := j.stream.Info(ctx)
 	if err != nil {
@@ -602,7 +602,7 @@ func (j *JetStream) deleteConsumer(ctx context.Context, c consumerInfo) {
 // Read implements Log.
 func (j *JetStream) Read(ctx context.Context, user int64, after uint64) (History, error) {
 	if j.closed.Load() {
-		return History{}, errClosed
+		return History{}, ErrClosed
 	}
 	st, raw, err := j.lookup(ctx, user)
 	if err != nil {

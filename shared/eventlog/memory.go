@@ -77,7 +77,7 @@ func (m *Memory) Append(_ context.Context, ev Event, users []int64) ([]Record, e
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return nil, errClosed
+		return nil, ErrClosed
 	}
 	if ev.Key != "" {
 		m.expireKeys(now.Add(-DedupeWindow).UnixMilli())
@@ -157,7 +157,7 @@ func (m *Memory) Tail(ctx context.Context, after *uint64, started func(uint64), 
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
-		return errClosed
+		return ErrClosed
 	}
 	head := m.nextPos - 1
 	start := head
@@ -226,7 +226,7 @@ func (m *Memory) Read(_ context.Context, user int64, after uint64) (History, err
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return History{}, errClosed
+		return History{}, ErrClosed
 	}
 	h := m.users[user]
 	if h == nil {

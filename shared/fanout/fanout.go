@@ -77,6 +77,7 @@ type Publisher struct {
 	service   string
 	online    OnlineLookup
 	sequenced func(proto.Message) bool
+	backlog   *backlog // events kept for an unreachable log (ErrKept)
 }
 
 // Option configures a Publisher.
@@ -92,7 +93,7 @@ func WithSequenced(f func(proto.Message) bool) Option { return func(p *Publisher
 
 // NewPublisher returns a publisher for service (a short name such as "chat").
 func NewPublisher(b bus.Bus, log eventlog.Log, service string, opts ...Option) *Publisher {
-	p := &Publisher{bus: b, log: log, service: service}
+	p := &Publisher{bus: b, log: log, service: service, backlog: newBacklog()}
 	for _, o := range opts {
 		o(p)
 	}
@@ -107,7 +108,8 @@ const (
 )
 
 // Publish raises event for userIDs. A sequenced event is appended to each user's history
-// (retried while the log is unreachable, until ctx ends); an unsequenced one is broadcast
+// (retried while the log is unreachable, until ctx ends; then kept and appended when the
+// log is back, and the error wraps ErrKept); an unsequenced one is broadcast
 // to every edge. With WithOnline, it returns the users that have no connection anywhere,
 // so callers can fall back (an offline notification). event is not modified.
 func (p *Publisher) Publish(ctx context.Context, event proto.Message, userIDs ...int64) (offline []int64, err error) {
@@ -155,7 +157,18 @@ func (p *Publisher) PublishOnce(ctx context.Context, key string, event proto.Mes
 		return offline, errors.Join(err, p.bus.Publish(ctx, BroadcastSubject(p.service), data))
 	}
 	ev := eventlog.Event{Service: p.service, Exclude: excludeOf(msg), Data: data, Key: key}
-	return offline, errors.Join(err, p.appendRetrying(ctx, ev, users))
+	aerr := p.appendRetrying(ctx, ev, users)
+	switch {
+	case aerr == nil, errors.Is(aerr, eventlog.ErrClosed):
+		// Appended, or this process's log is closed (shutting down): nothing to keep.
+	case p.backlog.keep(p, ev, users):
+		// The fact the event announces is stored; dropping its event would leave the
+		// users' histories without it for good. Keep it for when the log is back.
+		aerr = fmt.Errorf("%w (%w)", aerr, ErrKept)
+	default:
+		aerr = fmt.Errorf("%w (not kept: %d events already wait, or the publisher is closed)", aerr, MaxBacklog)
+	}
+	return offline, errors.Join(err, aerr)
 }
 
 func (p *Publisher) appendRetrying(ctx context.Context, ev eventlog.Event, users []int64) error {
@@ -164,6 +177,10 @@ func (p *Publisher) appendRetrying(ctx context.Context, ev eventlog.Event, users
 		_, err := p.log.Append(ctx, ev, users)
 		if err == nil {
 			return nil
+		}
+		if errors.Is(err, eventlog.ErrClosed) {
+			// This process is shutting down: no retry can succeed.
+			return fmt.Errorf("append %s event for %d users: %w", p.service, len(users), err)
 		}
 		t := time.NewTimer(wait)
 		select {

@@ -627,3 +627,65 @@ func TestServeLogErrors(t *testing.T) {
 		})
 	}
 }
+
+// switchLog refuses every append while down is set, as a JetStream log does while NATS
+// is away.
+type switchLog struct {
+	eventlog.Log
+	down atomic.Bool
+}
+
+func (s *switchLog) Append(ctx context.Context, ev eventlog.Event, users []int64) ([]eventlog.Record, error) {
+	if s.down.Load() {
+		return nil, errors.New("nats: connection closed")
+	}
+	return s.Log.Append(ctx, ev, users)
+}
+
+func TestPublishKeepsEventsWhileTheLogIsAway(t *testing.T) {
+	t.Parallel()
+	mem := eventlog.NewMemory(eventlog.Options{})
+	log := &switchLog{Log: mem}
+	log.down.Store(true)
+	pub := fanout.NewPublisher(bus.NewInProcess(), log, "chat")
+	for chat := int64(1); chat <= 3; chat++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+		_, err := pub.Publish(ctx, status(chat, ""), 7)
+		cancel()
+		if !errors.Is(err, fanout.ErrKept) || !strings.Contains(err.Error(), "connection closed") {
+			t.Fatalf("Publish %d with the log away: got %v, want ErrKept naming the cause", chat, err)
+		}
+	}
+	if n := pub.Backlog(); n != 3 {
+		t.Fatalf("kept: got %d events, want 3", n)
+	}
+	if recs := history(t, mem, 7); len(recs) != 0 {
+		t.Fatalf("history while the log is away: got %d records, want none", len(recs))
+	}
+
+	log.down.Store(false)
+	deadline := time.Now().Add(30 * time.Second)
+	for pub.Backlog() > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	recs := history(t, mem, 7)
+	if len(recs) != 3 {
+		t.Fatalf("history once the log is back: got %d records, want the 3 kept events", len(recs))
+	}
+	for i, r := range recs {
+		if got := decode(t, r).GetMessageStatusUpdate().GetChatId(); got != int64(i+1) || r.Seq != uint64(i+1) {
+			t.Fatalf("record %d: chat %d seq %d, want chat %d seq %d (the order kept)", i, got, r.Seq, i+1, i+1)
+		}
+	}
+	if err := pub.Close(); err != nil {
+		t.Fatalf("Close with nothing left: %v", err)
+	}
+
+	// After Close nothing more is kept: the error says so and the backlog stays empty.
+	log.down.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if _, err := pub.Publish(ctx, status(4, ""), 7); err == nil || errors.Is(err, fanout.ErrKept) || pub.Backlog() != 0 {
+		t.Fatalf("Publish after Close: got %v with %d kept, want an error and nothing kept", err, pub.Backlog())
+	}
+}

@@ -19,6 +19,7 @@ import (
 	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
+	"github.com/charla/charla/shared/fanout"
 	"github.com/charla/charla/shared/svcerr"
 )
 
@@ -146,12 +147,13 @@ func (s *Server) sweepTyping() {
 	}
 }
 
-// publishTimeout bounds the publication of one event (the offline lookup and the append to
-// the user event log, retried while the log is unreachable: NATS restarting). It is long
-// because an event given up on is lost for good (it never gets a seq, so no resume can
-// recover it): a send waits for the log rather than drop its event. Calls to other
-// services that raise events (notifications) keep their own shorter deadline.
-const publishTimeout = time.Minute
+// publishTimeout bounds how long a call waits for the publication of one event (the
+// offline lookup and the append to the user event log, retried while the log is
+// unreachable: NATS restarting). Past it the publisher keeps the event and appends it when
+// the log is back (fanout.ErrKept), so the call answers: a send is acknowledged (its
+// message is stored) within the edges' REQUEST_TIMEOUT (20 s by default) rather than
+// timing out, and its recipients get the event, with its seq, once the log is back.
+const publishTimeout = 10 * time.Second
 
 // peerTimeout bounds a call to another service made on the way (a notification).
 const peerTimeout = 5 * time.Second
@@ -258,8 +260,10 @@ func (s *Server) publishOnce(ctx context.Context, key string, ev *chatv1.StreamE
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
 	unrouted, err := s.pub.PublishOnce(ctx, key, ev, users...)
-	if err != nil {
-		s.log.WarnContext(ctx, "publish chat event", "users", users, "err", err)
+	if errors.Is(err, fanout.ErrKept) {
+		s.log.WarnContext(ctx, "chat event waits for the event log", "users", users, "err", err)
+	} else if err != nil {
+		s.log.ErrorContext(ctx, "publish chat event", "users", users, "err", err)
 	}
 	return unrouted
 }

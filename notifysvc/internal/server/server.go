@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/charla/charla/notifysvc/internal/notify"
 	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
 	"github.com/charla/charla/proto/gen/notify/v1/notifyv1connect"
+	"github.com/charla/charla/shared/fanout"
 	"github.com/charla/charla/shared/svcerr"
 )
 
@@ -44,7 +46,9 @@ type Config struct {
 }
 
 // DefaultPublishTimeout is Config.PublishTimeout's default.
-const DefaultPublishTimeout = time.Minute
+// Past it the publisher keeps the event for when the log is back (fanout.ErrKept) and the
+// call answers; it is shorter than chat's deadline for the call that raises a notification.
+const DefaultPublishTimeout = 3 * time.Second
 
 // Server implements notifyv1connect.NotificationServiceHandler except StreamEvents, which
 // the service's root package serves from the bus.
@@ -111,7 +115,9 @@ func (s *Server) CreateNotification(ctx context.Context, req *connect.Request[no
 	// the call does not wait longer than PublishTimeout for an unreachable event log.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PublishTimeout)
 	defer cancel()
-	if _, err := s.cfg.Publisher.Publish(pctx, event, n.UserID); err != nil {
+	if _, err := s.cfg.Publisher.Publish(pctx, event, n.UserID); errors.Is(err, fanout.ErrKept) {
+		s.cfg.Log.WarnContext(ctx, "new notification event waits for the event log", "user_id", n.UserID, "notification_id", n.ID, "err", err)
+	} else if err != nil {
 		s.cfg.Log.WarnContext(ctx, "push new notification", "user_id", n.UserID, "notification_id", n.ID, "err", err)
 	}
 	return connect.NewResponse(&notifyv1.CreateNotificationResponse{Notification: pb}), nil

@@ -50,6 +50,8 @@ type env struct {
 	client notifyv1connect.NotificationServiceClient
 	now    time.Time
 	log    *eventlog.Memory
+	pub    *fanout.Publisher
+	closed bool // the test closed pub itself
 }
 
 // pushed returns the events in user's history, checking each record against its user.
@@ -112,10 +114,16 @@ func newEnv(t *testing.T, url string, o envOptions) *env {
 	t.Cleanup(func() { b.Close() })
 	log := &flakyLog{Memory: e.log}
 	log.failures.Store(o.logFailures)
+	e.pub = fanout.NewPublisher(b, log, "notify")
+	t.Cleanup(func() {
+		if !e.closed {
+			_ = e.pub.Close()
+		}
+	})
 	h := New(Config{
 		Store:          st,
 		Users:          o.users,
-		Publisher:      fanout.NewPublisher(b, log, "notify"),
+		Publisher:      e.pub,
 		Now:            func() time.Time { return e.now },
 		PublishTimeout: o.publishTimeout,
 	})
@@ -300,6 +308,28 @@ func TestCreateWhenPeersFail(t *testing.T) {
 		}
 		if got := ids(e.list(t, &notifyv1.ListNotificationsRequest{UserId: 1}).GetNotifications()); !slices.Equal(got, []int64{res.Msg.GetNotification().GetId()}) {
 			t.Fatalf("listed: got %v, want [%d]", got, res.Msg.GetNotification().GetId())
+		}
+		// The event is kept for the log, not dropped; a log that never comes back before
+		// the service closes is reported by Close.
+		if n := e.pub.Backlog(); n != 1 {
+			t.Fatalf("events kept for the log: got %d, want 1", n)
+		}
+		e.closed = true
+		if err := e.pub.Close(); err == nil || !strings.Contains(err.Error(), "1 events never appended") {
+			t.Fatalf("Close with the log still down: got %v, want an error counting 1 event", err)
+		}
+	})
+	t.Run("event log down longer than the call waits: stored, and pushed once the log is back", func(t *testing.T) {
+		// 50 ms of PublishTimeout covers the first two or three refused appends; the
+		// publisher keeps the event and appends it when the log takes it (the 8th try).
+		e := newEnv(t, dbtest.NewURL(t, "sqlite"), envOptions{logFailures: 7, publishTimeout: 50 * time.Millisecond})
+		n := e.create(t, &notifyv1.CreateNotificationRequest{UserId: 1, Type: "x", Title: "x"})
+		deadline := time.Now().Add(30 * time.Second)
+		for e.pub.Backlog() > 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if evs := e.pushed(t, 1); len(evs) != 1 || evs[0].GetNewNotification().GetId() != n.GetId() {
+			t.Fatalf("history of user 1 after the log came back: got %v, want notification %d once", evs, n.GetId())
 		}
 	})
 	t.Run("event log briefly unavailable: stored, and pushed once it is back", func(t *testing.T) {

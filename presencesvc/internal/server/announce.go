@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"time"
@@ -48,6 +49,10 @@ type Announcer struct {
 func NewAnnouncer(chat ChatPeer, events eventlog.Log, b bus.Bus, log *slog.Logger, announced func(n int)) *Announcer {
 	return &Announcer{chat: chat, pub: fanout.NewPublisher(b, events, EventService), bus: b, log: log, announced: announced}
 }
+
+// Close gives presence events kept for an unreachable event log (fanout.ErrKept) a last
+// chance to be appended; call it after the last Announce.
+func (a *Announcer) Close() error { return a.pub.Close() }
 
 // Announce publishes PRESENCE_EVENT for every real transition among ts to the online
 // contacts of its user, synchronously: see announceQueued. Failures are logged: the
@@ -136,7 +141,9 @@ func (a *Announcer) publish(ctx context.Context, changed []queued, contacts map[
 		// The request's context carries its trace into the event; the batch's deadline
 		// still bounds the publish.
 		pctx, cancel := context.WithDeadline(it.ctx, deadline)
-		if _, err := a.pub.Publish(pctx, msg, contacts[t.UserID]...); err != nil {
+		if _, err := a.pub.Publish(pctx, msg, contacts[t.UserID]...); errors.Is(err, fanout.ErrKept) {
+			a.log.Warn("presence event waits for the event log", "user_id", t.UserID, "online", t.IsOnline, "err", err)
+		} else if err != nil {
 			a.log.Error("publish presence event", "user_id", t.UserID, "online", t.IsOnline, "err", err)
 		}
 		cancel()
