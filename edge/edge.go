@@ -51,6 +51,7 @@ import (
 	"github.com/charla/charla/edge/internal/hub"
 	"github.com/charla/charla/edge/internal/presence"
 	"github.com/charla/charla/edge/internal/router"
+	"github.com/charla/charla/edge/internal/sendbatch"
 	"github.com/charla/charla/edge/internal/upstream"
 	"github.com/charla/charla/edge/internal/webapp"
 	"github.com/charla/charla/shared/fanout"
@@ -125,7 +126,9 @@ func New(cfg Config, clients *peers.Clients, log *slog.Logger) (*Edge, error) {
 	e.auth = auth.New(clients.Profile, auth.Options{CacheTTL: cfg.AuthCacheTTL, Door: door.New(cfg.Door)})
 	cfg.Metrics.DeclareRefusalReasons(RefusalReasons()...)
 	e.router = router.New(router.Config{
-		Chat: clients.Chat, Profile: clients.Profile, Notify: clients.Notify,
+		// Sends of all connections share SendMessages calls (one per commit, not per message).
+		Chat:    sendbatch.Wrap(clients.Chat, sendbatch.Options{CallTimeout: cfg.RequestTimeout}),
+		Profile: clients.Profile, Notify: clients.Notify,
 		RequestTimeout: cfg.RequestTimeout, NewPID: e.newPID, Log: logWith(e.log, "router"),
 		Metrics: cfg.Metrics,
 	})

@@ -9,9 +9,10 @@ import (
 )
 
 // TestSendTraceOverWebSocket sends one SEND_CHAT_MESSAGE through the real edge and follows
-// it: the edge's Connect call to chatsvc, chatsvc's server span and its statements share one
-// trace, rooted at the edge's frame span, and the delivery of NEW_CHAT_MESSAGE to the
-// recipient's connection is a span of that same trace.
+// it: the edge's Connect call to chatsvc (SendMessages, under the edge's "send messages"
+// batch span, a child of the frame's: edge/internal/sendbatch), chatsvc's server span and
+// its statements share one trace, rooted at the edge's frame span, and the delivery of
+// NEW_CHAT_MESSAGE to the recipient's connection is a span of that same trace.
 func TestSendTraceOverWebSocket(t *testing.T) {
 	sys, tel, rec := startTraced(t)
 	ana, bea := sys.NewUser(t, "ana"), sys.NewUser(t, "bea")
@@ -30,13 +31,13 @@ func TestSendTraceOverWebSocket(t *testing.T) {
 	beaConn.event("NEW_CHAT_MESSAGE", nil)
 
 	var server telemetrytest.Span
-	for _, s := range rec.Find("chat.v1.ChatService/SendMessage") {
+	for _, s := range rec.Find("chat.v1.ChatService/SendMessages") {
 		if s.Kind == "server" {
 			server = s
 		}
 	}
 	if server.SpanID == "" {
-		t.Fatalf("no SendMessage server span")
+		t.Fatalf("no SendMessages server span")
 	}
 	spans := rec.Trace(server.TraceID)
 	var client telemetrytest.Span
@@ -55,10 +56,10 @@ func TestSendTraceOverWebSocket(t *testing.T) {
 		}
 	}
 	if client.SpanID == "" || server.ParentID != client.SpanID {
-		t.Errorf("SendMessage server span's parent: got %q, want the edge's client span %q", server.ParentID, client.SpanID)
+		t.Errorf("SendMessages server span's parent: got %q, want the edge's client span %q", server.ParentID, client.SpanID)
 	}
 	if statements == 0 {
-		t.Errorf("no statement span under the SendMessage server span")
+		t.Errorf("no statement span under the SendMessages server span")
 	}
 
 	if frames := rec.Find("SEND_CHAT_MESSAGE"); len(frames) == 0 {
@@ -94,7 +95,7 @@ func TestSendTraceOverWebSocket(t *testing.T) {
 	}
 
 	m := telemetrytest.Scrape(t, tel.MetricsHandler())
-	if got := m.Sum("rpc_client_call_duration_seconds_count", `rpc_method="chat.v1.ChatService/SendMessage"`); got < 1 {
-		t.Errorf("edge's SendMessage calls counted: got %v, want at least 1", got)
+	if got := m.Sum("rpc_client_call_duration_seconds_count", `rpc_method="chat.v1.ChatService/SendMessages"`); got < 1 {
+		t.Errorf("edge's SendMessages calls counted: got %v, want at least 1", got)
 	}
 }

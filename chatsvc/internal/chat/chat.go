@@ -34,6 +34,7 @@ const (
 	MaxDeliveredIDs      = 1000
 	MaxDeliveryReceipts  = 1000 // receipts of one MarkDelivered call (internal RPC)
 	MaxDeliveredPerCall  = 5000 // ids of one MarkDelivered call, all receipts together
+	MaxSendBatch         = 500  // messages of one SendMessages call (internal RPC)
 	TypingRelayInterval  = 3000 // ms between relayed ONs of one sender in one chat
 	TypingExpiresAfterMs = 6000 // how long a relayed ON lasts unless renewed
 )

@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -239,6 +241,36 @@ func (s *Server) SendMessage(ctx context.Context, req *connect.Request[chatv1.Se
 		return nil, s.toConnect(ctx, "send message", m.GetUserId(), err)
 	}
 	return connect.NewResponse(res), nil
+}
+
+// SendMessages handles each message as SendMessage would, all at once (their inserts
+// share the writer's group commits), and answers each in its position.
+func (s *Server) SendMessages(ctx context.Context, req *connect.Request[chatv1.SendMessagesRequest]) (*connect.Response[chatv1.SendMessagesResponse], error) {
+	msgs := req.Msg.GetMessages()
+	if len(msgs) == 0 || len(msgs) > chat.MaxSendBatch {
+		err := chat.Errorf(chat.CodeInvalid, "messages: 1 to %d, got %d", chat.MaxSendBatch, len(msgs))
+		return nil, s.toConnect(ctx, "send messages", 0, err)
+	}
+	results := make([]*chatv1.SendMessageResult, len(msgs))
+	var wg sync.WaitGroup
+	for i, m := range msgs {
+		wg.Go(func() {
+			res, err := s.send(ctx, m)
+			if err != nil {
+				var ce *connect.Error
+				if !errors.As(s.toConnect(ctx, "send message", m.GetUserId(), err), &ce) {
+					ce = connect.NewError(connect.CodeInternal, errors.New("internal error"))
+				}
+				results[i] = &chatv1.SendMessageResult{Result: &chatv1.SendMessageResult_Error{
+					Error: &chatv1.SendMessageError{Code: uint32(ce.Code()), Message: ce.Message()},
+				}}
+				return
+			}
+			results[i] = &chatv1.SendMessageResult{Result: &chatv1.SendMessageResult_Sent{Sent: res}}
+		})
+	}
+	wg.Wait()
+	return connect.NewResponse(&chatv1.SendMessagesResponse{Results: results}), nil
 }
 
 func ack(m chat.Message) *chatv1.SendMessageResponse {

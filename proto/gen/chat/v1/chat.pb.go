@@ -928,6 +928,239 @@ func (x *SendMessageResponse) GetClientMessageId() string {
 	return ""
 }
 
+// SendMessagesRequest is several messages to send (SendMessages).
+type SendMessagesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The messages, each a SendMessage request of its own; 1 to 500.
+	Messages      []*SendMessageRequest `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendMessagesRequest) Reset() {
+	*x = SendMessagesRequest{}
+	mi := &file_chat_v1_chat_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendMessagesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendMessagesRequest) ProtoMessage() {}
+
+func (x *SendMessagesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendMessagesRequest.ProtoReflect.Descriptor instead.
+func (*SendMessagesRequest) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *SendMessagesRequest) GetMessages() []*SendMessageRequest {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+// SendMessagesResponse answers each message of a SendMessagesRequest, in the same order.
+type SendMessagesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*SendMessageResult   `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendMessagesResponse) Reset() {
+	*x = SendMessagesResponse{}
+	mi := &file_chat_v1_chat_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendMessagesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendMessagesResponse) ProtoMessage() {}
+
+func (x *SendMessagesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendMessagesResponse.ProtoReflect.Descriptor instead.
+func (*SendMessagesResponse) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SendMessagesResponse) GetResults() []*SendMessageResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// SendMessageResult is the answer to one message of SendMessages: what SendMessage would
+// have answered.
+type SendMessageResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Result:
+	//
+	//	*SendMessageResult_Sent
+	//	*SendMessageResult_Error
+	Result        isSendMessageResult_Result `protobuf_oneof:"result"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendMessageResult) Reset() {
+	*x = SendMessageResult{}
+	mi := &file_chat_v1_chat_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendMessageResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendMessageResult) ProtoMessage() {}
+
+func (x *SendMessageResult) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendMessageResult.ProtoReflect.Descriptor instead.
+func (*SendMessageResult) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SendMessageResult) GetResult() isSendMessageResult_Result {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *SendMessageResult) GetSent() *SendMessageResponse {
+	if x != nil {
+		if x, ok := x.Result.(*SendMessageResult_Sent); ok {
+			return x.Sent
+		}
+	}
+	return nil
+}
+
+func (x *SendMessageResult) GetError() *SendMessageError {
+	if x != nil {
+		if x, ok := x.Result.(*SendMessageResult_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isSendMessageResult_Result interface {
+	isSendMessageResult_Result()
+}
+
+type SendMessageResult_Sent struct {
+	// The message is stored (the same acknowledgement as SendMessage's).
+	Sent *SendMessageResponse `protobuf:"bytes,1,opt,name=sent,proto3,oneof"`
+}
+
+type SendMessageResult_Error struct {
+	// The message was refused or could not be stored.
+	Error *SendMessageError `protobuf:"bytes,2,opt,name=error,proto3,oneof"`
+}
+
+func (*SendMessageResult_Sent) isSendMessageResult_Result() {}
+
+func (*SendMessageResult_Error) isSendMessageResult_Result() {}
+
+// SendMessageError is the error SendMessage would have returned for one message.
+type SendMessageError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Connect error code (connect.Code: 3 invalid_argument, 5 not_found, 7
+	// permission_denied, 14 unavailable, ...).
+	Code uint32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	// The error's message, safe to show the client.
+	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendMessageError) Reset() {
+	*x = SendMessageError{}
+	mi := &file_chat_v1_chat_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendMessageError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendMessageError) ProtoMessage() {}
+
+func (x *SendMessageError) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendMessageError.ProtoReflect.Descriptor instead.
+func (*SendMessageError) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SendMessageError) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *SendMessageError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 // MarkReadRequest marks messages to the caller as read.
 type MarkReadRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -945,7 +1178,7 @@ type MarkReadRequest struct {
 
 func (x *MarkReadRequest) Reset() {
 	*x = MarkReadRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[13]
+	mi := &file_chat_v1_chat_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -957,7 +1190,7 @@ func (x *MarkReadRequest) String() string {
 func (*MarkReadRequest) ProtoMessage() {}
 
 func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[13]
+	mi := &file_chat_v1_chat_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1203,7 @@ func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadRequest.ProtoReflect.Descriptor instead.
 func (*MarkReadRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{13}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *MarkReadRequest) GetUserId() int64 {
@@ -1014,7 +1247,7 @@ type MarkReadResponse struct {
 
 func (x *MarkReadResponse) Reset() {
 	*x = MarkReadResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[14]
+	mi := &file_chat_v1_chat_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +1259,7 @@ func (x *MarkReadResponse) String() string {
 func (*MarkReadResponse) ProtoMessage() {}
 
 func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[14]
+	mi := &file_chat_v1_chat_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +1272,7 @@ func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadResponse.ProtoReflect.Descriptor instead.
 func (*MarkReadResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{14}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *MarkReadResponse) GetChatId() int64 {
@@ -1074,7 +1307,7 @@ type MarkDeliveredRequest struct {
 
 func (x *MarkDeliveredRequest) Reset() {
 	*x = MarkDeliveredRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[15]
+	mi := &file_chat_v1_chat_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1086,7 +1319,7 @@ func (x *MarkDeliveredRequest) String() string {
 func (*MarkDeliveredRequest) ProtoMessage() {}
 
 func (x *MarkDeliveredRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[15]
+	mi := &file_chat_v1_chat_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1099,7 +1332,7 @@ func (x *MarkDeliveredRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkDeliveredRequest.ProtoReflect.Descriptor instead.
 func (*MarkDeliveredRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{15}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MarkDeliveredRequest) GetUserId() int64 {
@@ -1136,7 +1369,7 @@ type DeliveryReceipt struct {
 
 func (x *DeliveryReceipt) Reset() {
 	*x = DeliveryReceipt{}
-	mi := &file_chat_v1_chat_proto_msgTypes[16]
+	mi := &file_chat_v1_chat_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1148,7 +1381,7 @@ func (x *DeliveryReceipt) String() string {
 func (*DeliveryReceipt) ProtoMessage() {}
 
 func (x *DeliveryReceipt) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[16]
+	mi := &file_chat_v1_chat_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1161,7 +1394,7 @@ func (x *DeliveryReceipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryReceipt.ProtoReflect.Descriptor instead.
 func (*DeliveryReceipt) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{16}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeliveryReceipt) GetUserId() int64 {
@@ -1189,7 +1422,7 @@ type MarkDeliveredResponse struct {
 
 func (x *MarkDeliveredResponse) Reset() {
 	*x = MarkDeliveredResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[17]
+	mi := &file_chat_v1_chat_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1201,7 +1434,7 @@ func (x *MarkDeliveredResponse) String() string {
 func (*MarkDeliveredResponse) ProtoMessage() {}
 
 func (x *MarkDeliveredResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[17]
+	mi := &file_chat_v1_chat_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1214,7 +1447,7 @@ func (x *MarkDeliveredResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkDeliveredResponse.ProtoReflect.Descriptor instead.
 func (*MarkDeliveredResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{17}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *MarkDeliveredResponse) GetUpdated() int64 {
@@ -1241,7 +1474,7 @@ type SetTypingRequest struct {
 
 func (x *SetTypingRequest) Reset() {
 	*x = SetTypingRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[18]
+	mi := &file_chat_v1_chat_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1486,7 @@ func (x *SetTypingRequest) String() string {
 func (*SetTypingRequest) ProtoMessage() {}
 
 func (x *SetTypingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[18]
+	mi := &file_chat_v1_chat_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1499,7 @@ func (x *SetTypingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTypingRequest.ProtoReflect.Descriptor instead.
 func (*SetTypingRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{18}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SetTypingRequest) GetUserId() int64 {
@@ -1306,7 +1539,7 @@ type SetTypingResponse struct {
 
 func (x *SetTypingResponse) Reset() {
 	*x = SetTypingResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[19]
+	mi := &file_chat_v1_chat_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1318,7 +1551,7 @@ func (x *SetTypingResponse) String() string {
 func (*SetTypingResponse) ProtoMessage() {}
 
 func (x *SetTypingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[19]
+	mi := &file_chat_v1_chat_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1331,7 +1564,7 @@ func (x *SetTypingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTypingResponse.ProtoReflect.Descriptor instead.
 func (*SetTypingResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{19}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{23}
 }
 
 // StopTypingRequest names a user whose last connection closed.
@@ -1345,7 +1578,7 @@ type StopTypingRequest struct {
 
 func (x *StopTypingRequest) Reset() {
 	*x = StopTypingRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[20]
+	mi := &file_chat_v1_chat_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1357,7 +1590,7 @@ func (x *StopTypingRequest) String() string {
 func (*StopTypingRequest) ProtoMessage() {}
 
 func (x *StopTypingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[20]
+	mi := &file_chat_v1_chat_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1370,7 +1603,7 @@ func (x *StopTypingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopTypingRequest.ProtoReflect.Descriptor instead.
 func (*StopTypingRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{20}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StopTypingRequest) GetUserId() int64 {
@@ -1389,7 +1622,7 @@ type StopTypingResponse struct {
 
 func (x *StopTypingResponse) Reset() {
 	*x = StopTypingResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[21]
+	mi := &file_chat_v1_chat_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1401,7 +1634,7 @@ func (x *StopTypingResponse) String() string {
 func (*StopTypingResponse) ProtoMessage() {}
 
 func (x *StopTypingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[21]
+	mi := &file_chat_v1_chat_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1414,7 +1647,7 @@ func (x *StopTypingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopTypingResponse.ProtoReflect.Descriptor instead.
 func (*StopTypingResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{21}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{25}
 }
 
 // GetMessagesRequest asks for one page of a chat's history. At most one cursor is set.
@@ -1436,7 +1669,7 @@ type GetMessagesRequest struct {
 
 func (x *GetMessagesRequest) Reset() {
 	*x = GetMessagesRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[22]
+	mi := &file_chat_v1_chat_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1448,7 +1681,7 @@ func (x *GetMessagesRequest) String() string {
 func (*GetMessagesRequest) ProtoMessage() {}
 
 func (x *GetMessagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[22]
+	mi := &file_chat_v1_chat_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1461,7 +1694,7 @@ func (x *GetMessagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMessagesRequest.ProtoReflect.Descriptor instead.
 func (*GetMessagesRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{22}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetMessagesRequest) GetUserId() int64 {
@@ -1514,7 +1747,7 @@ type GetMessagesResponse struct {
 
 func (x *GetMessagesResponse) Reset() {
 	*x = GetMessagesResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[23]
+	mi := &file_chat_v1_chat_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1526,7 +1759,7 @@ func (x *GetMessagesResponse) String() string {
 func (*GetMessagesResponse) ProtoMessage() {}
 
 func (x *GetMessagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[23]
+	mi := &file_chat_v1_chat_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1539,7 +1772,7 @@ func (x *GetMessagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMessagesResponse.ProtoReflect.Descriptor instead.
 func (*GetMessagesResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{23}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetMessagesResponse) GetChatId() int64 {
@@ -1574,7 +1807,7 @@ type StreamEventsRequest struct {
 
 func (x *StreamEventsRequest) Reset() {
 	*x = StreamEventsRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[24]
+	mi := &file_chat_v1_chat_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1586,7 +1819,7 @@ func (x *StreamEventsRequest) String() string {
 func (*StreamEventsRequest) ProtoMessage() {}
 
 func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[24]
+	mi := &file_chat_v1_chat_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1599,7 +1832,7 @@ func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsRequest.ProtoReflect.Descriptor instead.
 func (*StreamEventsRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{24}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *StreamEventsRequest) GetEdgeId() string {
@@ -1622,7 +1855,7 @@ type NewChatMessageEvent struct {
 
 func (x *NewChatMessageEvent) Reset() {
 	*x = NewChatMessageEvent{}
-	mi := &file_chat_v1_chat_proto_msgTypes[25]
+	mi := &file_chat_v1_chat_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1634,7 +1867,7 @@ func (x *NewChatMessageEvent) String() string {
 func (*NewChatMessageEvent) ProtoMessage() {}
 
 func (x *NewChatMessageEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[25]
+	mi := &file_chat_v1_chat_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1647,7 +1880,7 @@ func (x *NewChatMessageEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewChatMessageEvent.ProtoReflect.Descriptor instead.
 func (*NewChatMessageEvent) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{25}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *NewChatMessageEvent) GetMessage() *ChatMessage {
@@ -1679,7 +1912,7 @@ type MessageStatusUpdateEvent struct {
 
 func (x *MessageStatusUpdateEvent) Reset() {
 	*x = MessageStatusUpdateEvent{}
-	mi := &file_chat_v1_chat_proto_msgTypes[26]
+	mi := &file_chat_v1_chat_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1691,7 +1924,7 @@ func (x *MessageStatusUpdateEvent) String() string {
 func (*MessageStatusUpdateEvent) ProtoMessage() {}
 
 func (x *MessageStatusUpdateEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[26]
+	mi := &file_chat_v1_chat_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1704,7 +1937,7 @@ func (x *MessageStatusUpdateEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageStatusUpdateEvent.ProtoReflect.Descriptor instead.
 func (*MessageStatusUpdateEvent) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{26}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *MessageStatusUpdateEvent) GetChatId() int64 {
@@ -1745,7 +1978,7 @@ type TypingIndicatorEvent struct {
 
 func (x *TypingIndicatorEvent) Reset() {
 	*x = TypingIndicatorEvent{}
-	mi := &file_chat_v1_chat_proto_msgTypes[27]
+	mi := &file_chat_v1_chat_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1757,7 +1990,7 @@ func (x *TypingIndicatorEvent) String() string {
 func (*TypingIndicatorEvent) ProtoMessage() {}
 
 func (x *TypingIndicatorEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[27]
+	mi := &file_chat_v1_chat_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1770,7 +2003,7 @@ func (x *TypingIndicatorEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TypingIndicatorEvent.ProtoReflect.Descriptor instead.
 func (*TypingIndicatorEvent) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{27}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TypingIndicatorEvent) GetChatId() int64 {
@@ -1824,7 +2057,7 @@ type StreamEventsResponse struct {
 
 func (x *StreamEventsResponse) Reset() {
 	*x = StreamEventsResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[28]
+	mi := &file_chat_v1_chat_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1836,7 +2069,7 @@ func (x *StreamEventsResponse) String() string {
 func (*StreamEventsResponse) ProtoMessage() {}
 
 func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[28]
+	mi := &file_chat_v1_chat_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1849,7 +2082,7 @@ func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsResponse.ProtoReflect.Descriptor instead.
 func (*StreamEventsResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{28}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *StreamEventsResponse) GetUserIds() []int64 {
@@ -1995,7 +2228,18 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\achat_id\x18\x02 \x01(\x03R\x06chatId\x12\x1c\n" +
 	"\ttimestamp\x18\x03 \x01(\x03R\ttimestamp\x12.\n" +
 	"\x06status\x18\x04 \x01(\x0e2\x16.chat.v1.MessageStatusR\x06status\x12*\n" +
-	"\x11client_message_id\x18\x05 \x01(\tR\x0fclientMessageId\"\x9e\x01\n" +
+	"\x11client_message_id\x18\x05 \x01(\tR\x0fclientMessageId\"N\n" +
+	"\x13SendMessagesRequest\x127\n" +
+	"\bmessages\x18\x01 \x03(\v2\x1b.chat.v1.SendMessageRequestR\bmessages\"L\n" +
+	"\x14SendMessagesResponse\x124\n" +
+	"\aresults\x18\x01 \x03(\v2\x1a.chat.v1.SendMessageResultR\aresults\"\x84\x01\n" +
+	"\x11SendMessageResult\x122\n" +
+	"\x04sent\x18\x01 \x01(\v2\x1c.chat.v1.SendMessageResponseH\x00R\x04sent\x121\n" +
+	"\x05error\x18\x02 \x01(\v2\x19.chat.v1.SendMessageErrorH\x00R\x05errorB\b\n" +
+	"\x06result\"@\n" +
+	"\x10SendMessageError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x9e\x01\n" +
 	"\x0fMarkReadRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x17\n" +
 	"\achat_id\x18\x02 \x01(\x03R\x06chatId\x12'\n" +
@@ -2065,13 +2309,14 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x1aMESSAGE_STATUS_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dMESSAGE_STATUS_SENT_TO_SERVER\x10\x01\x12\x1c\n" +
 	"\x18MESSAGE_STATUS_DELIVERED\x10\x02\x12\x17\n" +
-	"\x13MESSAGE_STATUS_READ\x10\x032\xe7\x06\n" +
+	"\x13MESSAGE_STATUS_READ\x10\x032\xb4\a\n" +
 	"\vChatService\x12N\n" +
 	"\rCreateContact\x12\x1d.chat.v1.CreateContactRequest\x1a\x1e.chat.v1.CreateContactResponse\x12N\n" +
 	"\rRemoveContact\x12\x1d.chat.v1.RemoveContactRequest\x1a\x1e.chat.v1.RemoveContactResponse\x12V\n" +
 	"\x0eListContactIds\x12\x1e.chat.v1.ListContactIdsRequest\x1a\x1f.chat.v1.ListContactIdsResponse\"\x03\x90\x02\x01\x12M\n" +
 	"\vGetChatList\x12\x1b.chat.v1.GetChatListRequest\x1a\x1c.chat.v1.GetChatListResponse\"\x03\x90\x02\x01\x12H\n" +
-	"\vSendMessage\x12\x1b.chat.v1.SendMessageRequest\x1a\x1c.chat.v1.SendMessageResponse\x12D\n" +
+	"\vSendMessage\x12\x1b.chat.v1.SendMessageRequest\x1a\x1c.chat.v1.SendMessageResponse\x12K\n" +
+	"\fSendMessages\x12\x1c.chat.v1.SendMessagesRequest\x1a\x1d.chat.v1.SendMessagesResponse\x12D\n" +
 	"\bMarkRead\x12\x18.chat.v1.MarkReadRequest\x1a\x19.chat.v1.MarkReadResponse\"\x03\x90\x02\x02\x12S\n" +
 	"\rMarkDelivered\x12\x1d.chat.v1.MarkDeliveredRequest\x1a\x1e.chat.v1.MarkDeliveredResponse\"\x03\x90\x02\x02\x12B\n" +
 	"\tSetTyping\x12\x19.chat.v1.SetTypingRequest\x1a\x1a.chat.v1.SetTypingResponse\x12J\n" +
@@ -2094,7 +2339,7 @@ func file_chat_v1_chat_proto_rawDescGZIP() []byte {
 }
 
 var file_chat_v1_chat_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_chat_v1_chat_proto_goTypes = []any{
 	(MessageStatus)(0),               // 0: chat.v1.MessageStatus
 	(*CreateContactRequest)(nil),     // 1: chat.v1.CreateContactRequest
@@ -2110,64 +2355,74 @@ var file_chat_v1_chat_proto_goTypes = []any{
 	(*ChatMessage)(nil),              // 11: chat.v1.ChatMessage
 	(*SendMessageRequest)(nil),       // 12: chat.v1.SendMessageRequest
 	(*SendMessageResponse)(nil),      // 13: chat.v1.SendMessageResponse
-	(*MarkReadRequest)(nil),          // 14: chat.v1.MarkReadRequest
-	(*MarkReadResponse)(nil),         // 15: chat.v1.MarkReadResponse
-	(*MarkDeliveredRequest)(nil),     // 16: chat.v1.MarkDeliveredRequest
-	(*DeliveryReceipt)(nil),          // 17: chat.v1.DeliveryReceipt
-	(*MarkDeliveredResponse)(nil),    // 18: chat.v1.MarkDeliveredResponse
-	(*SetTypingRequest)(nil),         // 19: chat.v1.SetTypingRequest
-	(*SetTypingResponse)(nil),        // 20: chat.v1.SetTypingResponse
-	(*StopTypingRequest)(nil),        // 21: chat.v1.StopTypingRequest
-	(*StopTypingResponse)(nil),       // 22: chat.v1.StopTypingResponse
-	(*GetMessagesRequest)(nil),       // 23: chat.v1.GetMessagesRequest
-	(*GetMessagesResponse)(nil),      // 24: chat.v1.GetMessagesResponse
-	(*StreamEventsRequest)(nil),      // 25: chat.v1.StreamEventsRequest
-	(*NewChatMessageEvent)(nil),      // 26: chat.v1.NewChatMessageEvent
-	(*MessageStatusUpdateEvent)(nil), // 27: chat.v1.MessageStatusUpdateEvent
-	(*TypingIndicatorEvent)(nil),     // 28: chat.v1.TypingIndicatorEvent
-	(*StreamEventsResponse)(nil),     // 29: chat.v1.StreamEventsResponse
-	nil,                              // 30: chat.v1.StreamEventsResponse.TraceContextEntry
+	(*SendMessagesRequest)(nil),      // 14: chat.v1.SendMessagesRequest
+	(*SendMessagesResponse)(nil),     // 15: chat.v1.SendMessagesResponse
+	(*SendMessageResult)(nil),        // 16: chat.v1.SendMessageResult
+	(*SendMessageError)(nil),         // 17: chat.v1.SendMessageError
+	(*MarkReadRequest)(nil),          // 18: chat.v1.MarkReadRequest
+	(*MarkReadResponse)(nil),         // 19: chat.v1.MarkReadResponse
+	(*MarkDeliveredRequest)(nil),     // 20: chat.v1.MarkDeliveredRequest
+	(*DeliveryReceipt)(nil),          // 21: chat.v1.DeliveryReceipt
+	(*MarkDeliveredResponse)(nil),    // 22: chat.v1.MarkDeliveredResponse
+	(*SetTypingRequest)(nil),         // 23: chat.v1.SetTypingRequest
+	(*SetTypingResponse)(nil),        // 24: chat.v1.SetTypingResponse
+	(*StopTypingRequest)(nil),        // 25: chat.v1.StopTypingRequest
+	(*StopTypingResponse)(nil),       // 26: chat.v1.StopTypingResponse
+	(*GetMessagesRequest)(nil),       // 27: chat.v1.GetMessagesRequest
+	(*GetMessagesResponse)(nil),      // 28: chat.v1.GetMessagesResponse
+	(*StreamEventsRequest)(nil),      // 29: chat.v1.StreamEventsRequest
+	(*NewChatMessageEvent)(nil),      // 30: chat.v1.NewChatMessageEvent
+	(*MessageStatusUpdateEvent)(nil), // 31: chat.v1.MessageStatusUpdateEvent
+	(*TypingIndicatorEvent)(nil),     // 32: chat.v1.TypingIndicatorEvent
+	(*StreamEventsResponse)(nil),     // 33: chat.v1.StreamEventsResponse
+	nil,                              // 34: chat.v1.StreamEventsResponse.TraceContextEntry
 }
 var file_chat_v1_chat_proto_depIdxs = []int32{
 	6,  // 0: chat.v1.ListContactIdsResponse.contacts:type_name -> chat.v1.UserContacts
 	9,  // 1: chat.v1.GetChatListResponse.chats:type_name -> chat.v1.ChatInfo
 	0,  // 2: chat.v1.ChatMessage.status:type_name -> chat.v1.MessageStatus
 	0,  // 3: chat.v1.SendMessageResponse.status:type_name -> chat.v1.MessageStatus
-	17, // 4: chat.v1.MarkDeliveredRequest.receipts:type_name -> chat.v1.DeliveryReceipt
-	11, // 5: chat.v1.GetMessagesResponse.messages:type_name -> chat.v1.ChatMessage
-	11, // 6: chat.v1.NewChatMessageEvent.message:type_name -> chat.v1.ChatMessage
-	0,  // 7: chat.v1.MessageStatusUpdateEvent.status:type_name -> chat.v1.MessageStatus
-	30, // 8: chat.v1.StreamEventsResponse.trace_context:type_name -> chat.v1.StreamEventsResponse.TraceContextEntry
-	26, // 9: chat.v1.StreamEventsResponse.new_chat_message:type_name -> chat.v1.NewChatMessageEvent
-	27, // 10: chat.v1.StreamEventsResponse.message_status_update:type_name -> chat.v1.MessageStatusUpdateEvent
-	28, // 11: chat.v1.StreamEventsResponse.typing_indicator:type_name -> chat.v1.TypingIndicatorEvent
-	1,  // 12: chat.v1.ChatService.CreateContact:input_type -> chat.v1.CreateContactRequest
-	3,  // 13: chat.v1.ChatService.RemoveContact:input_type -> chat.v1.RemoveContactRequest
-	5,  // 14: chat.v1.ChatService.ListContactIds:input_type -> chat.v1.ListContactIdsRequest
-	8,  // 15: chat.v1.ChatService.GetChatList:input_type -> chat.v1.GetChatListRequest
-	12, // 16: chat.v1.ChatService.SendMessage:input_type -> chat.v1.SendMessageRequest
-	14, // 17: chat.v1.ChatService.MarkRead:input_type -> chat.v1.MarkReadRequest
-	16, // 18: chat.v1.ChatService.MarkDelivered:input_type -> chat.v1.MarkDeliveredRequest
-	19, // 19: chat.v1.ChatService.SetTyping:input_type -> chat.v1.SetTypingRequest
-	21, // 20: chat.v1.ChatService.StopTyping:input_type -> chat.v1.StopTypingRequest
-	23, // 21: chat.v1.ChatService.GetMessages:input_type -> chat.v1.GetMessagesRequest
-	25, // 22: chat.v1.ChatService.StreamEvents:input_type -> chat.v1.StreamEventsRequest
-	2,  // 23: chat.v1.ChatService.CreateContact:output_type -> chat.v1.CreateContactResponse
-	4,  // 24: chat.v1.ChatService.RemoveContact:output_type -> chat.v1.RemoveContactResponse
-	7,  // 25: chat.v1.ChatService.ListContactIds:output_type -> chat.v1.ListContactIdsResponse
-	10, // 26: chat.v1.ChatService.GetChatList:output_type -> chat.v1.GetChatListResponse
-	13, // 27: chat.v1.ChatService.SendMessage:output_type -> chat.v1.SendMessageResponse
-	15, // 28: chat.v1.ChatService.MarkRead:output_type -> chat.v1.MarkReadResponse
-	18, // 29: chat.v1.ChatService.MarkDelivered:output_type -> chat.v1.MarkDeliveredResponse
-	20, // 30: chat.v1.ChatService.SetTyping:output_type -> chat.v1.SetTypingResponse
-	22, // 31: chat.v1.ChatService.StopTyping:output_type -> chat.v1.StopTypingResponse
-	24, // 32: chat.v1.ChatService.GetMessages:output_type -> chat.v1.GetMessagesResponse
-	29, // 33: chat.v1.ChatService.StreamEvents:output_type -> chat.v1.StreamEventsResponse
-	23, // [23:34] is the sub-list for method output_type
-	12, // [12:23] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	12, // 4: chat.v1.SendMessagesRequest.messages:type_name -> chat.v1.SendMessageRequest
+	16, // 5: chat.v1.SendMessagesResponse.results:type_name -> chat.v1.SendMessageResult
+	13, // 6: chat.v1.SendMessageResult.sent:type_name -> chat.v1.SendMessageResponse
+	17, // 7: chat.v1.SendMessageResult.error:type_name -> chat.v1.SendMessageError
+	21, // 8: chat.v1.MarkDeliveredRequest.receipts:type_name -> chat.v1.DeliveryReceipt
+	11, // 9: chat.v1.GetMessagesResponse.messages:type_name -> chat.v1.ChatMessage
+	11, // 10: chat.v1.NewChatMessageEvent.message:type_name -> chat.v1.ChatMessage
+	0,  // 11: chat.v1.MessageStatusUpdateEvent.status:type_name -> chat.v1.MessageStatus
+	34, // 12: chat.v1.StreamEventsResponse.trace_context:type_name -> chat.v1.StreamEventsResponse.TraceContextEntry
+	30, // 13: chat.v1.StreamEventsResponse.new_chat_message:type_name -> chat.v1.NewChatMessageEvent
+	31, // 14: chat.v1.StreamEventsResponse.message_status_update:type_name -> chat.v1.MessageStatusUpdateEvent
+	32, // 15: chat.v1.StreamEventsResponse.typing_indicator:type_name -> chat.v1.TypingIndicatorEvent
+	1,  // 16: chat.v1.ChatService.CreateContact:input_type -> chat.v1.CreateContactRequest
+	3,  // 17: chat.v1.ChatService.RemoveContact:input_type -> chat.v1.RemoveContactRequest
+	5,  // 18: chat.v1.ChatService.ListContactIds:input_type -> chat.v1.ListContactIdsRequest
+	8,  // 19: chat.v1.ChatService.GetChatList:input_type -> chat.v1.GetChatListRequest
+	12, // 20: chat.v1.ChatService.SendMessage:input_type -> chat.v1.SendMessageRequest
+	14, // 21: chat.v1.ChatService.SendMessages:input_type -> chat.v1.SendMessagesRequest
+	18, // 22: chat.v1.ChatService.MarkRead:input_type -> chat.v1.MarkReadRequest
+	20, // 23: chat.v1.ChatService.MarkDelivered:input_type -> chat.v1.MarkDeliveredRequest
+	23, // 24: chat.v1.ChatService.SetTyping:input_type -> chat.v1.SetTypingRequest
+	25, // 25: chat.v1.ChatService.StopTyping:input_type -> chat.v1.StopTypingRequest
+	27, // 26: chat.v1.ChatService.GetMessages:input_type -> chat.v1.GetMessagesRequest
+	29, // 27: chat.v1.ChatService.StreamEvents:input_type -> chat.v1.StreamEventsRequest
+	2,  // 28: chat.v1.ChatService.CreateContact:output_type -> chat.v1.CreateContactResponse
+	4,  // 29: chat.v1.ChatService.RemoveContact:output_type -> chat.v1.RemoveContactResponse
+	7,  // 30: chat.v1.ChatService.ListContactIds:output_type -> chat.v1.ListContactIdsResponse
+	10, // 31: chat.v1.ChatService.GetChatList:output_type -> chat.v1.GetChatListResponse
+	13, // 32: chat.v1.ChatService.SendMessage:output_type -> chat.v1.SendMessageResponse
+	15, // 33: chat.v1.ChatService.SendMessages:output_type -> chat.v1.SendMessagesResponse
+	19, // 34: chat.v1.ChatService.MarkRead:output_type -> chat.v1.MarkReadResponse
+	22, // 35: chat.v1.ChatService.MarkDelivered:output_type -> chat.v1.MarkDeliveredResponse
+	24, // 36: chat.v1.ChatService.SetTyping:output_type -> chat.v1.SetTypingResponse
+	26, // 37: chat.v1.ChatService.StopTyping:output_type -> chat.v1.StopTypingResponse
+	28, // 38: chat.v1.ChatService.GetMessages:output_type -> chat.v1.GetMessagesResponse
+	33, // 39: chat.v1.ChatService.StreamEvents:output_type -> chat.v1.StreamEventsResponse
+	28, // [28:40] is the sub-list for method output_type
+	16, // [16:28] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_chat_v1_chat_proto_init() }
@@ -2175,7 +2430,11 @@ func file_chat_v1_chat_proto_init() {
 	if File_chat_v1_chat_proto != nil {
 		return
 	}
-	file_chat_v1_chat_proto_msgTypes[28].OneofWrappers = []any{
+	file_chat_v1_chat_proto_msgTypes[15].OneofWrappers = []any{
+		(*SendMessageResult_Sent)(nil),
+		(*SendMessageResult_Error)(nil),
+	}
+	file_chat_v1_chat_proto_msgTypes[32].OneofWrappers = []any{
 		(*StreamEventsResponse_NewChatMessage)(nil),
 		(*StreamEventsResponse_MessageStatusUpdate)(nil),
 		(*StreamEventsResponse_TypingIndicator)(nil),
@@ -2186,7 +2445,7 @@ func file_chat_v1_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_v1_chat_proto_rawDesc), len(file_chat_v1_chat_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   30,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -54,6 +54,9 @@ const (
 	ChatServiceGetChatListProcedure = "/chat.v1.ChatService/GetChatList"
 	// ChatServiceSendMessageProcedure is the fully-qualified name of the ChatService's SendMessage RPC.
 	ChatServiceSendMessageProcedure = "/chat.v1.ChatService/SendMessage"
+	// ChatServiceSendMessagesProcedure is the fully-qualified name of the ChatService's SendMessages
+	// RPC.
+	ChatServiceSendMessagesProcedure = "/chat.v1.ChatService/SendMessages"
 	// ChatServiceMarkReadProcedure is the fully-qualified name of the ChatService's MarkRead RPC.
 	ChatServiceMarkReadProcedure = "/chat.v1.ChatService/MarkRead"
 	// ChatServiceMarkDeliveredProcedure is the fully-qualified name of the ChatService's MarkDelivered
@@ -84,6 +87,11 @@ type ChatServiceClient interface {
 	GetChatList(context.Context, *connect.Request[v1.GetChatListRequest]) (*connect.Response[v1.GetChatListResponse], error)
 	// SendMessage persists a message and pushes it to the recipient (SEND_CHAT_MESSAGE).
 	SendMessage(context.Context, *connect.Request[v1.SendMessageRequest]) (*connect.Response[v1.SendMessageResponse], error)
+	// SendMessages sends several messages in one call: an edge gathers the sends of all its
+	// connections that arrive while its previous call is in flight. Each message is handled
+	// exactly as SendMessage would handle it alone, and answered in the same position; one
+	// message failing does not fail the others.
+	SendMessages(context.Context, *connect.Request[v1.SendMessagesRequest]) (*connect.Response[v1.SendMessagesResponse], error)
 	// MarkRead marks messages sent to the caller in a chat as read (MESSAGES_READ).
 	MarkRead(context.Context, *connect.Request[v1.MarkReadRequest]) (*connect.Response[v1.MarkReadResponse], error)
 	// MarkDelivered records that messages were written to one of the recipient's connections.
@@ -142,6 +150,12 @@ func NewChatServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(chatServiceMethods.ByName("SendMessage")),
 			connect.WithClientOptions(opts...),
 		),
+		sendMessages: connect.NewClient[v1.SendMessagesRequest, v1.SendMessagesResponse](
+			httpClient,
+			baseURL+ChatServiceSendMessagesProcedure,
+			connect.WithSchema(chatServiceMethods.ByName("SendMessages")),
+			connect.WithClientOptions(opts...),
+		),
 		markRead: connect.NewClient[v1.MarkReadRequest, v1.MarkReadResponse](
 			httpClient,
 			baseURL+ChatServiceMarkReadProcedure,
@@ -192,6 +206,7 @@ type chatServiceClient struct {
 	listContactIds *connect.Client[v1.ListContactIdsRequest, v1.ListContactIdsResponse]
 	getChatList    *connect.Client[v1.GetChatListRequest, v1.GetChatListResponse]
 	sendMessage    *connect.Client[v1.SendMessageRequest, v1.SendMessageResponse]
+	sendMessages   *connect.Client[v1.SendMessagesRequest, v1.SendMessagesResponse]
 	markRead       *connect.Client[v1.MarkReadRequest, v1.MarkReadResponse]
 	markDelivered  *connect.Client[v1.MarkDeliveredRequest, v1.MarkDeliveredResponse]
 	setTyping      *connect.Client[v1.SetTypingRequest, v1.SetTypingResponse]
@@ -223,6 +238,11 @@ func (c *chatServiceClient) GetChatList(ctx context.Context, req *connect.Reques
 // SendMessage calls chat.v1.ChatService.SendMessage.
 func (c *chatServiceClient) SendMessage(ctx context.Context, req *connect.Request[v1.SendMessageRequest]) (*connect.Response[v1.SendMessageResponse], error) {
 	return c.sendMessage.CallUnary(ctx, req)
+}
+
+// SendMessages calls chat.v1.ChatService.SendMessages.
+func (c *chatServiceClient) SendMessages(ctx context.Context, req *connect.Request[v1.SendMessagesRequest]) (*connect.Response[v1.SendMessagesResponse], error) {
+	return c.sendMessages.CallUnary(ctx, req)
 }
 
 // MarkRead calls chat.v1.ChatService.MarkRead.
@@ -269,6 +289,11 @@ type ChatServiceHandler interface {
 	GetChatList(context.Context, *connect.Request[v1.GetChatListRequest]) (*connect.Response[v1.GetChatListResponse], error)
 	// SendMessage persists a message and pushes it to the recipient (SEND_CHAT_MESSAGE).
 	SendMessage(context.Context, *connect.Request[v1.SendMessageRequest]) (*connect.Response[v1.SendMessageResponse], error)
+	// SendMessages sends several messages in one call: an edge gathers the sends of all its
+	// connections that arrive while its previous call is in flight. Each message is handled
+	// exactly as SendMessage would handle it alone, and answered in the same position; one
+	// message failing does not fail the others.
+	SendMessages(context.Context, *connect.Request[v1.SendMessagesRequest]) (*connect.Response[v1.SendMessagesResponse], error)
 	// MarkRead marks messages sent to the caller in a chat as read (MESSAGES_READ).
 	MarkRead(context.Context, *connect.Request[v1.MarkReadRequest]) (*connect.Response[v1.MarkReadResponse], error)
 	// MarkDelivered records that messages were written to one of the recipient's connections.
@@ -323,6 +348,12 @@ func NewChatServiceHandler(svc ChatServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(chatServiceMethods.ByName("SendMessage")),
 		connect.WithHandlerOptions(opts...),
 	)
+	chatServiceSendMessagesHandler := connect.NewUnaryHandler(
+		ChatServiceSendMessagesProcedure,
+		svc.SendMessages,
+		connect.WithSchema(chatServiceMethods.ByName("SendMessages")),
+		connect.WithHandlerOptions(opts...),
+	)
 	chatServiceMarkReadHandler := connect.NewUnaryHandler(
 		ChatServiceMarkReadProcedure,
 		svc.MarkRead,
@@ -375,6 +406,8 @@ func NewChatServiceHandler(svc ChatServiceHandler, opts ...connect.HandlerOption
 			chatServiceGetChatListHandler.ServeHTTP(w, r)
 		case ChatServiceSendMessageProcedure:
 			chatServiceSendMessageHandler.ServeHTTP(w, r)
+		case ChatServiceSendMessagesProcedure:
+			chatServiceSendMessagesHandler.ServeHTTP(w, r)
 		case ChatServiceMarkReadProcedure:
 			chatServiceMarkReadHandler.ServeHTTP(w, r)
 		case ChatServiceMarkDeliveredProcedure:
@@ -414,6 +447,10 @@ func (UnimplementedChatServiceHandler) GetChatList(context.Context, *connect.Req
 
 func (UnimplementedChatServiceHandler) SendMessage(context.Context, *connect.Request[v1.SendMessageRequest]) (*connect.Response[v1.SendMessageResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("chat.v1.ChatService.SendMessage is not implemented"))
+}
+
+func (UnimplementedChatServiceHandler) SendMessages(context.Context, *connect.Request[v1.SendMessagesRequest]) (*connect.Response[v1.SendMessagesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("chat.v1.ChatService.SendMessages is not implemented"))
 }
 
 func (UnimplementedChatServiceHandler) MarkRead(context.Context, *connect.Request[v1.MarkReadRequest]) (*connect.Response[v1.MarkReadResponse], error) {

@@ -1,0 +1,239 @@
+// Package sendbatch carries the SEND_CHAT_MESSAGE frames of all an edge's connections to
+// the chat service in few calls: a send that arrives while MaxInFlight calls are already
+// running waits for the next call, which takes every send waiting by then (up to MaxBatch
+// messages or MaxBatchBytes) in one ChatService/SendMessages. At a low rate every send
+// still goes out at once, alone; under load the calls grow instead of multiplying, as the
+// chat service's group commit does for its transactions. One call instead of one per
+// message saves, per message, an HTTP/2 request and response, the Connect and
+// OpenTelemetry interceptors and a handler goroutine's start.
+//
+// Each send keeps its own deadline and answer: the chat service answers every message of
+// a call in its position, with the ack or the error SendMessage would have given it alone.
+// A send whose context ends while it waits is answered at once and left out of the call
+// if that has not started (once sent, it may be stored, exactly as a timed-out
+// SendMessage may). A call's span is a child of its first traced send and links to the
+// others (shared/telemetry.StartBatchSpan). No goroutine runs while nothing is waiting.
+package sendbatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
+
+	chatv1 "github.com/charla/charla/proto/gen/chat/v1"
+	"github.com/charla/charla/proto/gen/chat/v1/chatv1connect"
+	"github.com/charla/charla/shared/telemetry"
+)
+
+// Sender is the chat service's SendMessages.
+type Sender interface {
+	SendMessages(context.Context, *connect.Request[chatv1.SendMessagesRequest]) (*connect.Response[chatv1.SendMessagesResponse], error)
+}
+
+// Options tune a Batcher. Zero values take the defaults.
+type Options struct {
+	// MaxInFlight is how many calls run at once; 0 means 2, so one call is always being
+	// gathered while the other waits for the chat service's commit.
+	MaxInFlight int
+	// MaxBatch bounds the messages of one call; 0 means 200 (the chat service takes 500).
+	MaxBatch int
+	// MaxBatchBytes bounds the encoded messages of one call; 0 means 1 MiB (the internal
+	// listener takes 4 MiB). A call holds at least one message whatever its size.
+	MaxBatchBytes int
+	// CallTimeout bounds a call whose sends have no deadline; 0 means 20 s. Otherwise a
+	// call runs until the latest deadline of its sends.
+	CallTimeout time.Duration
+}
+
+// Batcher gathers sends into SendMessages calls. It is safe for concurrent use.
+type Batcher struct {
+	to  Sender
+	opt Options
+
+	mu       sync.Mutex
+	waiting  []*send
+	inFlight int // calls running, each in its own goroutine
+}
+
+// send is one SendMessage waiting for its call.
+type send struct {
+	ctx   context.Context
+	req   *chatv1.SendMessageRequest
+	size  int
+	reply chan result // buffered: the call never waits for the sender
+}
+
+type result struct {
+	res *chatv1.SendMessageResponse
+	err error
+}
+
+// New returns a batcher that sends through to.
+func New(to Sender, opt Options) *Batcher {
+	if opt.MaxInFlight <= 0 {
+		opt.MaxInFlight = 2
+	}
+	if opt.MaxBatch <= 0 {
+		opt.MaxBatch = 200
+	}
+	if opt.MaxBatchBytes <= 0 {
+		opt.MaxBatchBytes = 1 << 20
+	}
+	if opt.CallTimeout <= 0 {
+		opt.CallTimeout = 20 * time.Second
+	}
+	return &Batcher{to: to, opt: opt}
+}
+
+// SendMessage sends one message in the next call and returns its answer: the ack, the
+// error the chat service gave that message (a *connect.Error with its code and message),
+// the call's error, or ctx's.
+func (b *Batcher) SendMessage(ctx context.Context, req *connect.Request[chatv1.SendMessageRequest]) (*connect.Response[chatv1.SendMessageResponse], error) {
+	s := &send{ctx: ctx, req: req.Msg, size: proto.Size(req.Msg), reply: make(chan result, 1)}
+	b.mu.Lock()
+	b.waiting = append(b.waiting, s)
+	start := b.inFlight < b.opt.MaxInFlight
+	if start {
+		b.inFlight++
+	}
+	b.mu.Unlock()
+	if start {
+		go b.run()
+	}
+	select {
+	case r := <-s.reply:
+		if r.err != nil {
+			return nil, r.err
+		}
+		return connect.NewResponse(r.res), nil
+	case <-ctx.Done():
+		return nil, contextError(ctx.Err())
+	}
+}
+
+// contextError is the Connect error a call ended by err would have returned.
+func contextError(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return connect.NewError(connect.CodeDeadlineExceeded, err)
+	}
+	return connect.NewError(connect.CodeCanceled, err)
+}
+
+// run makes calls while sends wait, then exits.
+func (b *Batcher) run() {
+	for {
+		batch := b.take()
+		if batch == nil {
+			return
+		}
+		b.call(batch)
+	}
+}
+
+// take removes the next call's sends from the waiting ones (skipping those whose context
+// has ended: their senders have their answer); nil, and one call fewer in flight, when
+// none waits.
+func (b *Batcher) take() []*send {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var batch []*send
+	bytes := 0
+	n := 0
+	for _, s := range b.waiting {
+		if len(batch) == b.opt.MaxBatch || (len(batch) > 0 && bytes+s.size > b.opt.MaxBatchBytes) {
+			break
+		}
+		n++
+		if s.ctx.Err() != nil {
+			continue
+		}
+		batch = append(batch, s)
+		bytes += s.size
+	}
+	clear(b.waiting[:n])
+	b.waiting = b.waiting[n:]
+	if len(b.waiting) == 0 {
+		b.waiting = nil // let a queue that once grew large shrink
+	}
+	if len(batch) == 0 && len(b.waiting) == 0 {
+		b.inFlight--
+		return nil
+	}
+	return batch
+}
+
+// call sends batch in one SendMessages and answers each send.
+func (b *Batcher) call(batch []*send) {
+	if len(batch) == 0 {
+		return
+	}
+	deadline, ok := latestDeadline(batch)
+	if !ok {
+		deadline = time.Now().Add(b.opt.CallTimeout)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	members := make([]context.Context, len(batch))
+	req := &chatv1.SendMessagesRequest{Messages: make([]*chatv1.SendMessageRequest, len(batch))}
+	for i, s := range batch {
+		members[i] = s.ctx
+		req.Messages[i] = s.req
+	}
+	ctx, end := telemetry.StartBatchSpan(ctx, "send messages", members...)
+	res, err := b.to.SendMessages(ctx, connect.NewRequest(req))
+	end(err)
+	if err == nil && len(res.Msg.GetResults()) != len(batch) {
+		err = connect.NewError(connect.CodeInternal, fmt.Errorf("chat service answered %d results for %d messages", len(res.Msg.GetResults()), len(batch)))
+	}
+	for i, s := range batch {
+		if err != nil {
+			s.reply <- result{err: err}
+			continue
+		}
+		r := res.Msg.GetResults()[i]
+		switch {
+		case r.GetSent() != nil:
+			s.reply <- result{res: r.GetSent()}
+		case r.GetError() != nil:
+			s.reply <- result{err: connect.NewError(connect.Code(r.GetError().GetCode()), errors.New(r.GetError().GetMessage()))}
+		default:
+			s.reply <- result{err: connect.NewError(connect.CodeInternal, fmt.Errorf("chat service answered message %d of %d with nothing", i+1, len(batch)))}
+		}
+	}
+}
+
+// latestDeadline returns the latest deadline of the sends; ok is false if one has none.
+func latestDeadline(batch []*send) (latest time.Time, ok bool) {
+	for _, s := range batch {
+		d, has := s.ctx.Deadline()
+		if !has {
+			return time.Time{}, false
+		}
+		if d.After(latest) {
+			latest = d
+		}
+	}
+	return latest, true
+}
+
+// Client is a chat service client whose SendMessage goes through a Batcher; every other
+// call goes straight to the client.
+type Client struct {
+	chatv1connect.ChatServiceClient
+	batcher *Batcher
+}
+
+// Wrap returns c with SendMessage batched (New(c, opt)).
+func Wrap(c chatv1connect.ChatServiceClient, opt Options) *Client {
+	return &Client{ChatServiceClient: c, batcher: New(c, opt)}
+}
+
+// SendMessage sends through the batcher.
+func (c *Client) SendMessage(ctx context.Context, req *connect.Request[chatv1.SendMessageRequest]) (*connect.Response[chatv1.SendMessageResponse], error) {
+	return c.batcher.SendMessage(ctx, req)
+}

@@ -1,0 +1,265 @@
+package sendbatch_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/charla/charla/edge/internal/sendbatch"
+	chatv1 "github.com/charla/charla/proto/gen/chat/v1"
+)
+
+// chatPeer answers SendMessages as the chat service does, one result per message in its
+// position: a message whose text starts with "deny" is refused (permission_denied), any
+// other gets the next message id. While gate is set, each call waits for a value on it.
+type chatPeer struct {
+	mu     sync.Mutex
+	calls  [][]string // texts of each call, in call order
+	nextID int64
+	gate   chan struct{}
+	fail   error // when set, every call fails with it
+}
+
+func (p *chatPeer) SendMessages(ctx context.Context, req *connect.Request[chatv1.SendMessagesRequest]) (*connect.Response[chatv1.SendMessagesResponse], error) {
+	var texts []string
+	for _, m := range req.Msg.GetMessages() {
+		texts = append(texts, m.GetText())
+	}
+	p.mu.Lock()
+	p.calls = append(p.calls, texts)
+	gate, fail := p.gate, p.fail
+	p.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if fail != nil {
+		return nil, fail
+	}
+	res := &chatv1.SendMessagesResponse{}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range req.Msg.GetMessages() {
+		if strings.HasPrefix(m.GetText(), "deny") {
+			res.Results = append(res.Results, &chatv1.SendMessageResult{Result: &chatv1.SendMessageResult_Error{
+				Error: &chatv1.SendMessageError{Code: uint32(connect.CodePermissionDenied), Message: "not an accepted contact: " + m.GetText()},
+			}})
+			continue
+		}
+		p.nextID++
+		res.Results = append(res.Results, &chatv1.SendMessageResult{Result: &chatv1.SendMessageResult_Sent{
+			Sent: &chatv1.SendMessageResponse{MessageId: p.nextID, ChatId: m.GetChatId(), ClientMessageId: m.GetClientMessageId()},
+		}})
+	}
+	return connect.NewResponse(res), nil
+}
+
+func (p *chatPeer) callTexts() [][]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([][]string(nil), p.calls...)
+}
+
+// waitCalls waits until the peer has received n calls.
+func (p *chatPeer) waitCalls(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(p.callTexts()) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited for %d calls, got %v", n, p.callTexts())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func msg(text string) *connect.Request[chatv1.SendMessageRequest] {
+	return connect.NewRequest(&chatv1.SendMessageRequest{UserId: 1, ChatId: 7, Text: text, ClientMessageId: "c-" + text})
+}
+
+func TestASendAloneGoesOutAtOnce(t *testing.T) {
+	t.Parallel()
+	peer := &chatPeer{}
+	b := sendbatch.New(peer, sendbatch.Options{})
+	res, err := b.SendMessage(context.Background(), msg("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Msg.GetMessageId() != 1 || res.Msg.GetClientMessageId() != "c-hello" {
+		t.Fatalf("ack: got %v, want message 1 for c-hello", res.Msg)
+	}
+	if calls := peer.callTexts(); len(calls) != 1 || len(calls[0]) != 1 {
+		t.Fatalf("calls: got %v, want one call of one message", calls)
+	}
+}
+
+// TestSendsWaitingForACallShareTheNext: with both calls in flight held by the chat
+// service, ten more sends wait and then go out together in one call, each answered with
+// its own result.
+func TestSendsWaitingForACallShareTheNext(t *testing.T) {
+	t.Parallel()
+	peer := &chatPeer{gate: make(chan struct{})}
+	b := sendbatch.New(peer, sendbatch.Options{MaxInFlight: 2})
+	type answer struct {
+		text string
+		id   int64
+		err  error
+	}
+	answers := make(chan answer, 12)
+	send := func(text string) {
+		res, err := b.SendMessage(context.Background(), msg(text))
+		a := answer{text: text, err: err}
+		if err == nil {
+			a.id = res.Msg.GetMessageId()
+			if res.Msg.GetClientMessageId() != "c-"+text {
+				a.err = fmt.Errorf("ack of %q names %q", text, res.Msg.GetClientMessageId())
+			}
+		}
+		answers <- a
+	}
+	go send("first")
+	peer.waitCalls(t, 1)
+	go send("second")
+	peer.waitCalls(t, 2)
+	for i := range 10 {
+		text := fmt.Sprintf("m%d", i)
+		if i == 4 {
+			text = "deny-m4"
+		}
+		go send(text)
+	}
+	// Let the ten queue up behind the two held calls, then release everything.
+	time.Sleep(50 * time.Millisecond)
+	close(peer.gate)
+	ids := map[int64]string{}
+	for range 12 {
+		a := <-answers
+		switch {
+		case a.text == "deny-m4":
+			if connect.CodeOf(a.err) != connect.CodePermissionDenied || !strings.Contains(a.err.Error(), "not an accepted contact: deny-m4") {
+				t.Fatalf("refused send: got %v, want permission_denied with the service's message", a.err)
+			}
+		case a.err != nil:
+			t.Fatalf("send %q: %v", a.text, a.err)
+		default:
+			if other, dup := ids[a.id]; dup {
+				t.Fatalf("sends %q and %q both got message %d", a.text, other, a.id)
+			}
+			ids[a.id] = a.text
+		}
+	}
+	calls := peer.callTexts()
+	if len(calls) != 3 || len(calls[0]) != 1 || len(calls[1]) != 1 || len(calls[2]) != 10 {
+		t.Fatalf("calls: got %v, want two of one message, then one of the ten that waited", calls)
+	}
+}
+
+func TestCallsAreBoundedInMessagesAndBytes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		opt  sendbatch.Options
+		text func(i int) string
+		want []int // messages per call after the held first one
+	}{
+		{"by count", sendbatch.Options{MaxInFlight: 1, MaxBatch: 4}, func(i int) string { return fmt.Sprint("m", i) }, []int{4, 4, 2}},
+		// Each message encodes to about 2 KB (its text and its clientMessageId).
+		{"by bytes", sendbatch.Options{MaxInFlight: 1, MaxBatchBytes: 4500}, func(i int) string { return strings.Repeat("x", 1000) + fmt.Sprint(i) }, []int{2, 2, 2, 2, 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			peer := &chatPeer{gate: make(chan struct{})}
+			b := sendbatch.New(peer, tc.opt)
+			var wg sync.WaitGroup
+			errs := make(chan error, 11)
+			wg.Go(func() {
+				_, err := b.SendMessage(context.Background(), msg("held"))
+				errs <- err
+			})
+			peer.waitCalls(t, 1)
+			for i := range 10 {
+				wg.Go(func() {
+					_, err := b.SendMessage(context.Background(), msg(tc.text(i)))
+					errs <- err
+				})
+			}
+			time.Sleep(50 * time.Millisecond)
+			close(peer.gate)
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			var got []int
+			for _, c := range peer.callTexts()[1:] {
+				got = append(got, len(c))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("messages per call after the first: got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestAFailedCallFailsEachOfItsSends(t *testing.T) {
+	t.Parallel()
+	cause := connect.NewError(connect.CodeUnavailable, errors.New("dial tcp 127.0.0.1:1: connection refused"))
+	peer := &chatPeer{fail: cause}
+	b := sendbatch.New(peer, sendbatch.Options{})
+	var wg sync.WaitGroup
+	for i := range 5 {
+		wg.Go(func() {
+			_, err := b.SendMessage(context.Background(), msg(fmt.Sprint("m", i)))
+			if connect.CodeOf(err) != connect.CodeUnavailable {
+				t.Errorf("send %d with the chat service down: got %v, want unavailable", i, err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestASendThatGivesUpLeavesTheQueue: a send whose deadline passes while it waits is
+// answered deadline_exceeded at once and is not in the next call.
+func TestASendThatGivesUpLeavesTheQueue(t *testing.T) {
+	t.Parallel()
+	peer := &chatPeer{gate: make(chan struct{})}
+	b := sendbatch.New(peer, sendbatch.Options{MaxInFlight: 1})
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.SendMessage(context.Background(), msg("held"))
+		done <- err
+	}()
+	peer.waitCalls(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := b.SendMessage(ctx, msg("impatient")); connect.CodeOf(err) != connect.CodeDeadlineExceeded {
+		t.Fatalf("send past its deadline: got %v, want deadline_exceeded", err)
+	}
+	later := make(chan error, 1)
+	go func() {
+		_, err := b.SendMessage(context.Background(), msg("patient"))
+		later <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	close(peer.gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-later; err != nil {
+		t.Fatal(err)
+	}
+	calls := peer.callTexts()
+	if len(calls) != 2 || fmt.Sprint(calls[1]) != "[patient]" {
+		t.Fatalf("calls: got %v, want the held one, then [patient] without the one that gave up", calls)
+	}
+}
