@@ -47,7 +47,7 @@ const (
 // Fault lengths: issue 15's (item 3). APART_DRILL_SCALE multiplies them (0.5 for a quicker
 // drill, 2 for longer faults); slowBy stays as it is.
 const (
-	killFor     = 3 * time.Second        // a killed or terminated process is started again after this
+	killFor     = 3 * time.Second        // a killed process is started again after this
 	refuseFor   = 10 * time.Second       // the database refuses connections
 	freezeFor   = 25 * time.Second       // the database accepts connections but no byte flows
 	slowFor     = 30 * time.Second       // the database answers slowBy later
@@ -168,8 +168,8 @@ type drill struct {
 //   - none (the baseline);
 //   - kill -9 of one chat replica, of one presence replica, of edge A, each started again
 //     after killFor (edge A's clients resume on edge B, then move back);
-//   - SIGTERM of one replica of each service and of edge A: each must drain and exit 0; a
-//     service is started again after killFor, edge A at once;
+//   - SIGTERM of one replica of each service and of edge A: each must drain and exit 0,
+//     and is started again at once;
 //   - the database refusing connections for refuseFor, frozen (connections accepted, no
 //     byte forwarded) for freezeFor, slowBy slower on every round trip for slowFor;
 //   - NATS down for natsDownFor;
@@ -212,7 +212,7 @@ func TestDrillFaults(tt *testing.T) {
 	}
 	term := func(name string) fault {
 		return fault{name: "SIGTERM " + strings.TrimSuffix(name[:len(name)-2], "svc") + " replica",
-			inject: func() { d.terminate(d.svc[name], svcShutdown) }, lasts: dur(killFor), end: func() { d.restartService(name) }}
+			inject: func() { d.terminate(d.svc[name], svcShutdown) }, end: func() { d.restartService(name) }}
 	}
 	faults := []fault{
 		{name: "none (baseline)", baseline: true, inject: func() {}, end: func() {}},
