@@ -38,7 +38,7 @@ const (
 	drillDrain     = 5 * time.Second        // DRAIN_TIMEOUT of the edges
 	drillWarm      = 2 * time.Second        // load before each fault
 	drillAfter     = 2 * time.Second        // load after recovery, before the checks
-	drillRetry     = 200 * time.Millisecond // a client's pause before sending again after 503
+	drillRetry     = 200 * time.Millisecond // a client's pause before sending again after 503 or 504
 	drillGiveUp    = 60 * time.Second       // a send not acknowledged by then fails the drill
 	drillResume    = 20000                  // RESUME_MAX_EVENTS: the whole history stays held
 	svcShutdown    = 10 * time.Second       // a service's own bound on its drain (shared/svc)
@@ -132,8 +132,7 @@ type faultReport struct {
 	lost, twice, orphans, undelivered, flaps int
 	overdue                                  int // 504s of a fault held longer than REQUEST_TIMEOUT
 	internal                                 int
-	restarted                                []string // processes started anew (a new baseline)
-	growth                                   usageGrowth
+	growth                                   usageGrowth // the largest growth over the baselines once settled
 }
 
 // drill is the deployment under faults and its clients.
@@ -608,7 +607,7 @@ func (d *drill) phase(f fault) faultReport {
 		t.FailNow()
 	}
 	checkSeqs(t, d.rpc, d.devices, f.name)
-	r.growth, r.restarted = d.settle(f.name)
+	r.growth = d.settle(f.name)
 	return r
 }
 
@@ -658,7 +657,7 @@ func (d *drill) waitRecovered(ended time.Time, st *phaseStats, limit time.Durati
 }
 
 // sendLoop sends p's messages until stop, each retried with its clientMessageId after a
-// 503 until acknowledged, as a client would; between two messages, once every
+// 503 or 504 until acknowledged, as a client would; between two messages, once every
 // drillLookEvery, the sender reads its profile (GET_MY_PROFILE, not retried).
 func (d *drill) sendLoop(p *dpair, stop <-chan struct{}, st *phaseStats) {
 	var looked time.Time
@@ -1063,12 +1062,10 @@ func (d *drill) measure(p *proc) (usage, error) {
 // holds at most allowance(its baseline) goroutines and open files, and fails the drill for
 // each that does not. A process started during the phase (or not measured yet) gets its
 // baseline now, with the load stopped, as every baseline is taken (a restarted one: no
-// less than its predecessor's). It returns the largest
-// growths left over the baselines and the processes given a new baseline.
-func (d *drill) settle(phase string) (usageGrowth, []string) {
+// less than its predecessor's). It returns the largest growths left over the baselines.
+func (d *drill) settle(phase string) usageGrowth {
 	d.t.Helper()
 	start := time.Now()
-	var fresh []string
 	for {
 		var over, figures []string
 		var worstG, worstF, gName, fName = -1 << 31, -1 << 31, "", ""
@@ -1086,7 +1083,6 @@ func (d *drill) settle(phase string) (usageGrowth, []string) {
 					nb.goroutines, nb.files, nb.sockets = max(u.goroutines, b.goroutines), max(u.files, b.files), max(u.sockets, b.sockets)
 				}
 				d.base[p.name] = nb
-				fresh = append(fresh, p.name)
 				figures = append(figures, fmt.Sprintf("%s: new baseline %v (now %v)", p.name, nb, u))
 				continue
 			}
@@ -1115,7 +1111,7 @@ func (d *drill) settle(phase string) (usageGrowth, []string) {
 			} else {
 				g = usageGrowth{goroutines: "baseline", files: "baseline"}
 			}
-			return g, fresh
+			return g
 		}
 		// Measured again: a restarted process keeps the baseline just taken.
 		time.Sleep(500 * time.Millisecond)
