@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,34 +25,51 @@ import (
 	"github.com/charla/charla/shared/tcpproxy"
 )
 
-// The fault drill's load and pacing. Each fault is short so that the whole drill stays
-// within a few minutes on a shared 2-core machine.
+// The fault drill's load and pacing. Each phase is short so that the whole drill stays
+// within about five minutes on a shared 2-core machine.
 const (
 	drillPairs     = 8                      // sender and recipient on different edges
 	drillSendPause = 120 * time.Millisecond // between one sender's messages
-	drillReadEvery = 500 * time.Millisecond // each recipient's MESSAGES_READ
+	drillReadEvery = 500 * time.Millisecond // a recipient's MESSAGES_READ and GET_NOTIFICATIONS, in turn
+	drillLookEvery = time.Second            // a sender's GET_MY_PROFILE, between two messages
 	drillChurners  = 2                      // contacts of every pair's users who come and go
 	drillChurnOn   = 300 * time.Millisecond // a churner's connection lasts this long
 	drillGrace     = 2 * time.Second        // EDGE_PRESENCE_GRACE (the default)
 	drillDrain     = 5 * time.Second        // DRAIN_TIMEOUT of the edges
 	drillWarm      = 2 * time.Second        // load before each fault
 	drillAfter     = 2 * time.Second        // load after recovery, before the checks
-	drillRetry     = 200 * time.Millisecond // a client's pause before sending again after 503
+	drillRetry     = 200 * time.Millisecond // a client's pause before sending again after 503 or 504
 	drillGiveUp    = 60 * time.Second       // a send not acknowledged by then fails the drill
 	drillResume    = 20000                  // RESUME_MAX_EVENTS: the whole history stays held
+	svcShutdown    = 10 * time.Second       // a service's own bound on its drain (shared/svc)
 )
 
-// Fault durations (APART_DRILL_SCALE multiplies them, e.g. 2 for the issue's longer faults).
+// Fault lengths: issue 15's (item 3). APART_DRILL_SCALE multiplies them (0.5 for a quicker
+// drill, 2 for longer faults); slowBy stays as it is.
 const (
-	killFor     = 3 * time.Second  // a killed replica is restarted after this
-	refuseFor   = 6 * time.Second  // the database refuses connections
-	freezeFor   = 10 * time.Second // the database accepts connections but no byte flows
-	natsDownFor = 5 * time.Second  // NATS is stopped
+	killFor     = 3 * time.Second        // a killed process is started again after this
+	refuseFor   = 10 * time.Second       // the database refuses connections
+	freezeFor   = 25 * time.Second       // the database accepts connections but no byte flows
+	slowFor     = 30 * time.Second       // the database answers slowBy later
+	slowBy      = 200 * time.Millisecond // added to every database round trip
+	natsDownFor = 10 * time.Second       // NATS is stopped
+	cutFor      = 20 * time.Second       // edge A cannot reach the profile service
 )
 
-// requestTimeout is the edges' REQUEST_TIMEOUT (the default): a fault held longer may
-// answer 504 (docs/protocol.md §3.5), as with APART_DRILL_SCALE=2's 20 s freeze.
+// requestTimeout is the edges' REQUEST_TIMEOUT (the default): a fault that holds requests
+// (fault.holds) longer than this may answer 504 (docs/protocol.md §3.5), as the 25 s
+// database freeze does.
 const requestTimeout = 20 * time.Second
+
+// Resources back to their baseline after each fault: within settleLimit, every process
+// that ran through the whole phase must hold at most allowance(baseline) goroutines and
+// open files. The allowance is loose enough for what comes and goes with the load (a
+// database pool of up to 16 idle connections, each with the driver's goroutine; HTTP/2
+// connections to peers) and tight enough that a leak per request, connection or retry
+// shows after a fault (each fault makes hundreds of them).
+const settleLimit = 20 * time.Second
+
+func allowance(base int) int { return base + base/4 + 20 }
 
 // dpair is a pair of the drill: its sender sends without end while a phase runs.
 type dpair struct {
@@ -90,6 +109,17 @@ type fault struct {
 	inject   func()
 	lasts    time.Duration
 	end      func()
+	// holds: requests wait for the faulty part rather than fail at once (a frozen
+	// database, NATS down), so when the fault lasts REQUEST_TIMEOUT or longer, 504 is
+	// allowed besides 503.
+	holds bool
+	// needs, when set, is the one request type the fault may fail (with 503) and must:
+	// every other request is answered without error, and at least one of these is refused
+	// (the fault did bite).
+	needs string
+	// slower, when set, is a delay the fault adds to every send: at least one send must
+	// have taken that long (the fault did bite).
+	slower time.Duration
 }
 
 // faultReport is one row of the drill's table.
@@ -102,6 +132,7 @@ type faultReport struct {
 	lost, twice, orphans, undelivered, flaps int
 	overdue                                  int // 504s of a fault held longer than REQUEST_TIMEOUT
 	internal                                 int
+	growth                                   usageGrowth // the largest growth over the baselines once settled
 }
 
 // drill is the deployment under faults and its clients.
@@ -111,6 +142,7 @@ type drill struct {
 	dep       *deployment
 	nats      *natsServer
 	db        *tcpproxy.Proxy
+	profileA  []*tcpproxy.Proxy // edge A's way to the profile replicas
 	rpc       *peers.Clients
 	edgeAddrs []string
 	edges     []*proc
@@ -119,36 +151,41 @@ type drill struct {
 	svcEnv    map[string]map[string]string
 	pairs     []*dpair
 	churn     []user
-	devices   []*device // the pairs' devices
+	devices   []*device        // the pairs' devices
+	base      map[string]usage // each process's baseline, by name (a restart takes a new one)
 }
 
 // TestDrillFaults is the fault drill of issue 15 (item 3) on the apart deployment with real
 // processes: two edges, two replicas of every service, every process given both replicas
 // of each service as a comma list (CHAT_URL=a,b: rpc.Balancer), MySQL reached through a
-// TCP fault proxy and an embedded NATS. Pairs of users chat across the edges (sender on
-// one, recipient on the other) while recipients mark messages read and churners (contacts
-// of every pair's users) come and go. One fault at a time, each with recovery and checks
-// before the next:
+// TCP fault proxy, edge A reaching the profile replicas through a fault proxy each, and an
+// embedded NATS. Pairs of users chat across the edges (sender on one, recipient on the
+// other) while recipients mark messages read, senders read their profile, recipients
+// their notifications, and churners (contacts of every pair's users) come and go. One
+// fault at a time, each with recovery and checks before the next:
 //
 //   - none (the baseline);
-//   - kill -9 of one chat replica, restarted after killFor;
-//   - kill -9 of one presence replica, restarted after killFor;
-//   - SIGTERM of edge A (its clients move to edge B within the presence grace), restarted;
-//   - the database refusing connections for refuseFor;
-//   - the database frozen (connections accepted, no byte forwarded) for freezeFor;
-//   - NATS down for natsDownFor.
+//   - kill -9 of one chat replica, of one presence replica, of edge A, each started again
+//     after killFor (edge A's clients resume on edge B, then move back);
+//   - SIGTERM of one replica of each service and of edge A: each must drain and exit 0,
+//     and is started again at once;
+//   - the database refusing connections for refuseFor, frozen (connections accepted, no
+//     byte forwarded) for freezeFor, slowBy slower on every round trip for slowFor;
+//   - NATS down for natsDownFor;
+//   - edge A cut off from the profile service (both replicas refuse it) for cutFor.
 //
 // After each: no acknowledged message lost or stored twice, nothing stored that was not
 // acknowledged, every acknowledged message delivered to its recipient (who stays connected
 // somewhere, resuming per docs/protocol.md §8), every device's sequenced events exactly
-// once and in order, no error reply but 503 (no 500; no 504 unless the fault held longer
-// than REQUEST_TIMEOUT) and no handshake refused with
-// 500, no user_offline for a pair's user (none ever disconnected for longer than the
-// grace). Each fault's figures are logged, then a table of them all (RELIABILITY.md).
+// once and in order, no error reply but 503 (no 500; 504 only from a fault that holds
+// requests REQUEST_TIMEOUT or longer) and no handshake refused with 500, no user_offline
+// for a pair's user (none ever disconnected for longer than the grace), no event chatsvc
+// dropped because it could not publish it, and every process that ran through the fault
+// back within allowance of its baseline of goroutines and open files. Each fault's
+// figures are logged, then a table of them all (RELIABILITY.md).
 //
-// No fault may make chatsvc drop an event it could not publish. APART_DRILL_SCALE
-// lengthens the faults;
-// APART_DRILL_ONLY and APART_DRILL_REPEAT run some of them several times.
+// APART_DRILL_SCALE multiplies the faults' lengths; APART_DRILL_ONLY and
+// APART_DRILL_REPEAT run some of them several times.
 func TestDrillFaults(tt *testing.T) {
 	t := recordFailures(tt)
 	if os.Getenv("CHARLA_DRILL") != "1" {
@@ -165,20 +202,46 @@ func TestDrillFaults(tt *testing.T) {
 	dur := func(d time.Duration) time.Duration { return time.Duration(float64(d) * scale) }
 	began := time.Now()
 	d := startDrill(t)
-	t.Logf("deployment ready after %v: edges %v, NATS %s, database through %s", time.Since(began).Round(time.Millisecond), d.edgeAddrs, d.nats.addr, d.db.Addr())
+	t.Logf("deployment ready after %v: edges %v, NATS %s, database through %s, edge A's profile through %s and %s",
+		time.Since(began).Round(time.Millisecond), d.edgeAddrs, d.nats.addr, d.db.Addr(), d.profileA[0].Addr(), d.profileA[1].Addr())
 
+	kill := func(name string) fault {
+		return fault{name: "kill -9 " + strings.TrimSuffix(name[:len(name)-2], "svc") + " replica",
+			inject: func() { d.svc[name].kill() }, lasts: dur(killFor), end: func() { d.restartService(name) }}
+	}
+	term := func(name string) fault {
+		return fault{name: "SIGTERM " + strings.TrimSuffix(name[:len(name)-2], "svc") + " replica",
+			inject: func() { d.terminate(d.svc[name], svcShutdown) }, end: func() { d.restartService(name) }}
+	}
 	faults := []fault{
 		{name: "none (baseline)", baseline: true, inject: func() {}, end: func() {}},
-		{name: "kill -9 chat replica", inject: func() { d.svc["chatsvc-2"].kill() }, lasts: dur(killFor), end: func() { d.restartService("chatsvc-2") }},
-		{name: "kill -9 presence replica", inject: func() { d.svc["presencesvc-1"].kill() }, lasts: dur(killFor), end: func() { d.restartService("presencesvc-1") }},
-		{name: "SIGTERM edge A", inject: d.terminateEdgeA, end: d.restartEdgeA},
+		kill("chatsvc-2"),
+		kill("presencesvc-1"),
+		{name: "kill -9 edge A", inject: func() { d.edges[0].kill() }, lasts: dur(killFor), end: d.restartEdgeA},
+		term("chatsvc-1"),
+		term("profilesvc-2"),
+		term("notifysvc-1"),
+		term("presencesvc-2"),
+		{name: "SIGTERM edge A", inject: func() { d.terminate(d.edges[0], drillDrain) }, end: d.restartEdgeA},
 		{name: "database refusing", inject: d.db.Refuse, lasts: dur(refuseFor), end: func() {
 			if err := d.db.Restore(); err != nil {
 				t.Fatalf("restore the database proxy: %v", err)
 			}
 		}},
-		{name: "database frozen", inject: d.db.Freeze, lasts: dur(freezeFor), end: d.db.Thaw},
-		{name: "NATS down", inject: d.nats.stop, lasts: dur(natsDownFor), end: d.nats.start},
+		{name: "database frozen", inject: d.db.Freeze, lasts: dur(freezeFor), end: d.db.Thaw, holds: true},
+		{name: fmt.Sprintf("database %v slower", slowBy), inject: func() { d.db.Slow(slowBy) }, lasts: dur(slowFor), end: d.db.Fast, slower: slowBy},
+		{name: "NATS down", inject: d.nats.stop, lasts: dur(natsDownFor), end: d.nats.start, holds: true},
+		{name: "edge A cut off from profile", inject: func() {
+			for _, p := range d.profileA {
+				p.Refuse()
+			}
+		}, lasts: dur(cutFor), end: func() {
+			for _, p := range d.profileA {
+				if err := p.Restore(); err != nil {
+					t.Fatalf("restore edge A's way to profile: %v", err)
+				}
+			}
+		}, needs: "GET_MY_PROFILE"},
 	}
 	// APART_DRILL_ONLY (a part of a fault's name) and APART_DRILL_REPEAT (a count) run
 	// some faults, several times: to chase one, or to check the fix of a known bug.
@@ -204,13 +267,13 @@ func TestDrillFaults(tt *testing.T) {
 		}
 	}
 	var b strings.Builder
-	b.WriteString("| fault | held | recovered after | longest send | acked | 503 replies | refused handshakes | resent sends | reconnects | churn refused/cycles | lost | stored twice | undelivered | 500s | flaps |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| fault | held | recovered after | longest send | acked | 503 replies | 504 replies | refused handshakes | resent sends | reconnects | churn refused/cycles | lost | stored twice | undelivered | 500s | flaps | goroutines vs baseline | open files vs baseline |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
 	for _, r := range reports {
-		fmt.Fprintf(&b, "| %s | %v | %v | %v | %d | %d | %s | %d | %d | %d/%d | %d | %d | %d | %d | %d |\n",
+		fmt.Fprintf(&b, "| %s | %v | %v | %v | %d | %d | %d | %s | %d | %d | %d/%d | %d | %d | %d | %d | %d | %s | %s |\n",
 			r.name, r.held.Round(100*time.Millisecond), r.recovered.Round(10*time.Millisecond), r.maxWait.Round(10*time.Millisecond),
-			r.acked, r.unavailable, fmtStatuses(r.refused), r.resent, r.reconnects, r.churnRefused, r.churnCycles,
-			r.lost, r.twice+r.orphans, r.undelivered, r.internal, r.flaps)
+			r.acked, r.unavailable, r.overdue, fmtStatuses(r.refused), r.resent, r.reconnects, r.churnRefused, r.churnCycles,
+			r.lost, r.twice+r.orphans, r.undelivered, r.internal, r.flaps, r.growth.goroutines, r.growth.files)
 	}
 	t.Logf("fault drill done in %v (scale %v):\n%s", time.Since(began).Round(time.Second), scale, b.String())
 }
@@ -225,7 +288,7 @@ func startDrill(t *failureRecorder) *drill {
 	nats := startNATS(t)
 	d := &drill{
 		t: t, ctx: ctx, nats: nats, db: dbProxy,
-		svc: map[string]*proc{}, svcEnv: map[string]map[string]string{},
+		svc: map[string]*proc{}, svcEnv: map[string]map[string]string{}, base: map[string]usage{},
 		dep: newDeployment(t, map[string]string{
 			"DATABASE_URL":       dbURL,
 			"BUS_URL":            nats.url(),
@@ -258,9 +321,24 @@ func startDrill(t *failureRecorder) *drill {
 			d.dep.waitTCP(d.svc[name], addrs[n][i])
 		}
 	}
+	// Edge A reaches each profile replica through a proxy of its own, which the drill can
+	// cut without touching the other processes' way to profile.
+	var viaProxies []string
+	for _, target := range addrs["profilesvc"] {
+		p, err := tcpproxy.New(target)
+		if err != nil {
+			t.Fatalf("proxy to %s: %v", target, err)
+		}
+		t.Cleanup(func() { p.Close() })
+		d.profileA = append(d.profileA, p)
+		viaProxies = append(viaProxies, p.Addr())
+	}
 	d.edgeAddrs = []string{freeAddr(t), freeAddr(t)}
 	for i, name := range []string{"edge-a", "edge-b"} {
 		env := peerEnv()
+		if i == 0 {
+			env["PROFILE_URL"] = strings.Join(viaProxies, ",")
+		}
 		env["EDGE_ADDR"] = d.edgeAddrs[i]
 		env["EDGE_PRESENCE_GRACE"] = drillGrace.String()
 		env["DRAIN_TIMEOUT"] = drillDrain.String()
@@ -338,24 +416,27 @@ func (d *drill) restartService(name string) {
 	d.dep.waitTCP(p, d.svcEnv[name]["RPC_ADDR"])
 }
 
-// terminateEdgeA sends SIGTERM to edge A and waits until it has drained and exited.
-func (d *drill) terminateEdgeA() {
+// terminate sends SIGTERM to p and waits until it has drained and exited, which it must
+// do within limit (its own bound on draining) and with status 0.
+func (d *drill) terminate(p *proc, limit time.Duration) {
 	d.t.Helper()
-	p := d.edges[0]
+	start := time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		d.t.Fatalf("SIGTERM edge A: %v", err)
+		d.t.Fatalf("SIGTERM %s: %v", p.name, err)
 	}
 	select {
 	case <-p.done:
-	case <-time.After(drillDrain + startLimit):
-		d.t.Fatalf("edge A did not exit within %v of SIGTERM", drillDrain+startLimit)
+	case <-time.After(limit + startLimit):
+		d.t.Fatalf("%s did not exit within %v of SIGTERM\n%s", p.name, limit+startLimit, tail(p.logPath, 40))
 	}
 	if p.err != nil {
-		d.t.Errorf("edge A exited with %v after SIGTERM, want 0", p.err)
+		d.t.Errorf("%s exited with %v after SIGTERM, want 0\n%s", p.name, p.err, tail(p.logPath, 40))
 	}
+	d.t.Logf("%s drained and exited (%v) %v after SIGTERM", p.name, p.err, time.Since(start).Round(time.Millisecond))
 }
 
-// restartEdgeA starts edge A again and moves back the devices that prefer it.
+// restartEdgeA starts edge A again and moves back the devices that prefer it (after a
+// kill -9 or a SIGTERM of edge A they resumed on edge B).
 func (d *drill) restartEdgeA() {
 	d.t.Helper()
 	d.edges[0] = d.dep.start("edge-a", "edge", d.edgeEnv[0])
@@ -415,7 +496,7 @@ func (d *drill) resent() int {
 }
 
 // phase runs the load, injects f after drillWarm, ends it, waits for recovery, runs the
-// load drillAfter more, stops it and checks everything.
+// load drillAfter more, stops it and checks everything, the processes' resources last.
 func (d *drill) phase(f fault) faultReport {
 	t := d.t
 	t.Helper()
@@ -426,9 +507,18 @@ func (d *drill) phase(f fault) faultReport {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for _, p := range d.pairs {
+		// One requester per device: the edge serves a connection's frames one at a
+		// time, so a second requester's frame could wait behind one held for up to
+		// REQUEST_TIMEOUT before its own REQUEST_TIMEOUT starts.
 		wg.Add(2)
 		go func() { defer wg.Done(); d.sendLoop(p, stop, st) }()
-		go func() { defer wg.Done(); d.readLoop(p, stop, st) }()
+		go func() {
+			defer wg.Done()
+			d.askLoop(p.recipDev, []request{
+				{"MESSAGES_READ", map[string]any{"chatId": strconv.FormatInt(p.chatID, 10)}, "SERVER_ACK"},
+				{"GET_NOTIFICATIONS", map[string]any{"limit": 1}, "NOTIFICATION_LIST"},
+			}, drillReadEvery, stop, st)
+		}()
 	}
 	for j, u := range d.churn {
 		wg.Add(1)
@@ -465,18 +555,28 @@ func (d *drill) phase(f fault) faultReport {
 	}
 	r.refused = refusedHandshakes.take()
 	for k, n := range codes {
-		if strings.HasSuffix(k, " 503") && !f.baseline {
+		typ, _, _ := strings.Cut(k, " ")
+		switch {
+		case f.needs != "" && typ != f.needs:
+			// Only the requests that need the missing service may fail.
+		case strings.HasSuffix(k, " 503") && !f.baseline:
 			r.unavailable += n
 			continue
-		}
-		if strings.HasSuffix(k, " 504") && f.lasts >= requestTimeout {
+		case strings.HasSuffix(k, " 504") && f.holds && f.lasts >= requestTimeout:
 			r.overdue += n // §3.5: a request the fault held past REQUEST_TIMEOUT
 			continue
 		}
 		if strings.HasSuffix(k, " 500") {
 			r.internal += n
 		}
-		t.Errorf("%s: %d error replies %s (only 503 is allowed, and only during a fault)", f.name, n, k)
+		t.Errorf("%s: %d error replies %s (allowed: 503 during a fault, only to %s; 504 only when a fault holds requests longer than REQUEST_TIMEOUT)",
+			f.name, n, k, orAny(f.needs))
+	}
+	if f.needs != "" && codes[f.needs+" 503"] == 0 {
+		t.Errorf("%s: no %s answered 503: the fault did not bite (replies %s)", f.name, f.needs, fmtCodes(codes))
+	}
+	if f.slower > 0 && r.maxWait < f.slower {
+		t.Errorf("%s: the longest send took %v, less than the %v the fault adds to each: the fault did not bite", f.name, r.maxWait, f.slower)
 	}
 	if n := r.refused[http.StatusInternalServerError]; n > 0 {
 		r.internal += n
@@ -507,7 +607,15 @@ func (d *drill) phase(f fault) faultReport {
 		t.FailNow()
 	}
 	checkSeqs(t, d.rpc, d.devices, f.name)
+	r.growth = d.settle(f.name)
 	return r
+}
+
+func orAny(typ string) string {
+	if typ == "" {
+		return "any request"
+	}
+	return typ
 }
 
 // waitRecovered waits until both edges are ready and every sender has had a send that
@@ -549,8 +657,10 @@ func (d *drill) waitRecovered(ended time.Time, st *phaseStats, limit time.Durati
 }
 
 // sendLoop sends p's messages until stop, each retried with its clientMessageId after a
-// 503 until acknowledged, as a client would.
+// 503 or 504 until acknowledged, as a client would; between two messages, once every
+// drillLookEvery, the sender reads its profile (GET_MY_PROFILE, not retried).
 func (d *drill) sendLoop(p *dpair, stop <-chan struct{}, st *phaseStats) {
+	var looked time.Time
 	for {
 		select {
 		case <-stop:
@@ -606,6 +716,12 @@ func (d *drill) sendLoop(p *dpair, stop <-chan struct{}, st *phaseStats) {
 			}
 			time.Sleep(drillRetry)
 		}
+		if time.Since(looked) >= drillLookEvery {
+			looked = time.Now()
+			if !d.ask(p.senderDev, request{"GET_MY_PROFILE", map[string]any{}, "MY_PROFILE_DATA"}, st) {
+				return
+			}
+		}
 		select {
 		case <-stop:
 			return
@@ -614,29 +730,46 @@ func (d *drill) sendLoop(p *dpair, stop <-chan struct{}, st *phaseStats) {
 	}
 }
 
-// readLoop marks p's chat read by its recipient now and then (MESSAGE_STATUS_UPDATE read
-// to the sender).
-func (d *drill) readLoop(p *dpair, stop <-chan struct{}, st *phaseStats) {
-	for {
+// request is a frame a device sends now and then, and the type of its answer.
+type request struct {
+	typ     string
+	payload any
+	answer  string
+}
+
+// askLoop sends reqs from dev in turn, one every period, until stop: a recipient marks its
+// chat read (MESSAGE_STATUS_UPDATE read to the sender) and reads its notifications.
+func (d *drill) askLoop(dev *device, reqs []request, period time.Duration, stop <-chan struct{}, st *phaseStats) {
+	for k := 0; ; k++ {
 		select {
 		case <-stop:
 			return
-		case <-time.After(drillReadEvery):
+		case <-time.After(period):
 		}
-		f, _, err := p.recipDev.call("MESSAGES_READ", map[string]any{"chatId": strconv.FormatInt(p.chatID, 10)})
-		if err != nil {
-			st.fail("%s: MESSAGES_READ: %v", p.recipient.name, err)
+		if !d.ask(dev, reqs[k%len(reqs)], st) {
 			return
 		}
-		if f.Type != "SERVER_ACK" {
-			code := errorCode(f)
-			st.code("MESSAGES_READ", code)
-			if code != http.StatusServiceUnavailable && code != http.StatusGatewayTimeout {
-				st.fail("%s: MESSAGES_READ: %s %s", p.recipient.name, f.Type, f.Payload)
-				return
-			}
+	}
+}
+
+// ask sends r from dev once and counts an error reply (the phase's checks say which are
+// allowed). A reply that is neither r's answer nor 503 or 504 fails the drill: ask
+// returns false.
+func (d *drill) ask(dev *device, r request, st *phaseStats) bool {
+	f, _, err := dev.call(r.typ, r.payload)
+	if err != nil {
+		st.fail("%s: %s: %v", dev.name, r.typ, err)
+		return false
+	}
+	if f.Type != r.answer {
+		code := errorCode(f)
+		st.code(r.typ, code)
+		if code != http.StatusServiceUnavailable && code != http.StatusGatewayTimeout {
+			st.fail("%s: %s: %s %s", dev.name, r.typ, f.Type, f.Payload)
+			return false
 		}
 	}
+	return true
 }
 
 // churnLoop connects churner u now to one edge, now to the other, for drillChurnOn, then
@@ -845,4 +978,142 @@ func fmtStatuses(m map[int]int) string {
 		parts[i] = fmt.Sprintf("%d ×%d", k, m[k])
 	}
 	return strings.Join(parts, ", ")
+}
+
+// usage is what one process holds: its goroutines (go_goroutines on its GET /metrics) and
+// its open files (/proc/<pid>/fd), sockets among them (its TCP connections and listeners).
+type usage struct {
+	pid                        int
+	goroutines, files, sockets int
+}
+
+func (u usage) String() string {
+	return fmt.Sprintf("%d goroutines, %d files (%d sockets)", u.goroutines, u.files, u.sockets)
+}
+
+// usageGrowth is how far the processes were above their baselines once settled: the
+// largest growth of each kind, with the process ("+3 (chatsvc-1)").
+type usageGrowth struct{ goroutines, files string }
+
+// metricsAddr is the address of p's GET /metrics: an edge's EDGE_ADDR, a service's RPC_ADDR.
+func (d *drill) metricsAddr(p *proc) string {
+	if env, ok := d.svcEnv[p.name]; ok {
+		return env["RPC_ADDR"]
+	}
+	for i, e := range d.edges {
+		if e == p {
+			return d.edgeAddrs[i]
+		}
+	}
+	d.t.Fatalf("no metrics address for %s", p.name)
+	return ""
+}
+
+// measure reads p's usage.
+func (d *drill) measure(p *proc) (usage, error) {
+	u := usage{pid: p.cmd.Process.Pid}
+	ctx, cancel := context.WithTimeout(d.ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.metricsAddr(p)+"/metrics", nil)
+	if err != nil {
+		return u, err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return u, fmt.Errorf("GET /metrics of %s: %w", p.name, err)
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		return u, fmt.Errorf("GET /metrics of %s: %w", p.name, err)
+	}
+	found := false
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "go_goroutines "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				return u, fmt.Errorf("go_goroutines of %s: %q: %w", p.name, v, err)
+			}
+			u.goroutines, found = int(f), true
+		}
+	}
+	if !found {
+		return u, fmt.Errorf("no go_goroutines on the /metrics of %s (HTTP %d)", p.name, res.StatusCode)
+	}
+	dir := fmt.Sprintf("/proc/%d/fd", u.pid)
+	fds, err := os.ReadDir(dir)
+	if err != nil {
+		return u, fmt.Errorf("open files of %s: %w", p.name, err)
+	}
+	for _, fd := range fds {
+		link, err := os.Readlink(filepath.Join(dir, fd.Name()))
+		if err != nil {
+			continue // closed since ReadDir
+		}
+		u.files++
+		if strings.HasPrefix(link, "socket:") {
+			u.sockets++
+		}
+	}
+	return u, nil
+}
+
+// settle waits up to settleLimit until every process that ran through the whole phase
+// holds at most allowance(its baseline) goroutines and open files, and fails the drill for
+// each that does not. A process started during the phase (or not measured yet) gets its
+// baseline now, with the load stopped, as every baseline is taken (a restarted one: no
+// less than its predecessor's). It returns the largest growths left over the baselines.
+func (d *drill) settle(phase string) usageGrowth {
+	d.t.Helper()
+	start := time.Now()
+	for {
+		var over, figures []string
+		var worstG, worstF, gName, fName = -1 << 31, -1 << 31, "", ""
+		for _, p := range d.procs() {
+			u, err := d.measure(p)
+			if err != nil {
+				d.t.Fatalf("%s: %v", phase, err)
+			}
+			b, ok := d.base[p.name]
+			if !ok || b.pid != u.pid {
+				// A process just started has not filled its pools yet: its baseline is
+				// what it holds now, or what its predecessor held, whichever is more.
+				nb := u
+				if ok {
+					nb.goroutines, nb.files, nb.sockets = max(u.goroutines, b.goroutines), max(u.files, b.files), max(u.sockets, b.sockets)
+				}
+				d.base[p.name] = nb
+				figures = append(figures, fmt.Sprintf("%s: new baseline %v (now %v)", p.name, nb, u))
+				continue
+			}
+			figures = append(figures, fmt.Sprintf("%s: %d/%d goroutines, %d/%d files (%d/%d sockets)",
+				p.name, u.goroutines, b.goroutines, u.files, b.files, u.sockets, b.sockets))
+			if g := u.goroutines - b.goroutines; g > worstG {
+				worstG, gName = g, p.name
+			}
+			if f := u.files - b.files; f > worstF {
+				worstF, fName = f, p.name
+			}
+			if u.goroutines > allowance(b.goroutines) || u.files > allowance(b.files) {
+				over = append(over, fmt.Sprintf("%s: %v, baseline %v, allowed %d goroutines and %d files",
+					p.name, u, b, allowance(b.goroutines), allowance(b.files)))
+			}
+		}
+		if len(over) == 0 || time.Since(start) > settleLimit {
+			sort.Strings(figures)
+			d.t.Logf("%s: resources after %v (now/baseline): %s", phase, time.Since(start).Round(time.Millisecond), strings.Join(figures, "; "))
+			if len(over) > 0 {
+				d.t.Errorf("%s: not back within the allowance of the baseline %v after the checks:\n%s", phase, settleLimit, strings.Join(over, "\n"))
+			}
+			var g usageGrowth
+			if gName != "" {
+				g = usageGrowth{goroutines: fmt.Sprintf("%+d (%s)", worstG, gName), files: fmt.Sprintf("%+d (%s)", worstF, fName)}
+			} else {
+				g = usageGrowth{goroutines: "baseline", files: "baseline"}
+			}
+			return g
+		}
+		// Measured again: a restarted process keeps the baseline just taken.
+		time.Sleep(500 * time.Millisecond)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -315,10 +316,11 @@ func (b *Balancer) resolve(ctx context.Context) {
 	b.mu.Unlock()
 }
 
-// isDialError reports a failure to connect: the request was not sent.
+// isDialError reports a failure to connect: the request was not sent (the dial failed,
+// or the new connection closed before the request could be written on it).
 func isDialError(err error) bool {
 	var opErr *net.OpError
-	return errors.As(err, &opErr) && opErr.Op == "dial"
+	return errors.As(err, &opErr) && opErr.Op == "dial" || strings.Contains(err.Error(), errNotSent)
 }
 
 // rewind returns req ready to be sent again, if its body can be read again.

@@ -225,6 +225,54 @@ func TestBalancerRetriesCallNotSent(t *testing.T) {
 	})
 }
 
+// notEstablished fails every request to addr as net/http fails the first request of a new
+// HTTP/2 connection that closed before the request could be written (a replica accepting
+// the connection as it shuts down: a race a test cannot provoke at will), and sends the
+// others on next.
+type notEstablished struct {
+	addr  string
+	next  http.RoundTripper
+	tries atomic.Int64
+}
+
+func (n *notEstablished) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Host == n.addr {
+		n.tries.Add(1)
+		return nil, errors.New("http2: client conn could not be established")
+	}
+	return n.next.RoundTrip(req)
+}
+
+// TestBalancerRetriesCallOnConnectionClosedBeforeUse: a call whose new connection closed
+// before the call was written on it was not sent either, so it goes to another replica
+// even when it is not idempotent, and the replica is ejected.
+func TestBalancerRetriesCallOnConnectionClosedBeforeUse(t *testing.T) {
+	t.Parallel()
+	rs := startReplicas(t, 2, nil)
+	closing := strings.TrimPrefix(rs[0].addr(), "http://")
+	tr := rpc.NewHTTPClient().Transport.(*http.Transport).Clone()
+	t.Cleanup(tr.CloseIdleConnections)
+	ne := &notEstablished{addr: closing, next: tr}
+	b, err := rpc.NewBalancer(list(rs), ne, longEjection)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	c := presencev1connect.NewPresenceServiceClient(&http.Client{Transport: b}, b.BaseURL(),
+		rpc.ClientOptions("", connect.WithIdempotency(connect.IdempotencyUnknown))...)
+	for i := range 2 { // one of them is the closing replica's turn
+		if got, err := call(context.Background(), c); err != nil || got != 1 {
+			t.Fatalf("call %d = %d, %v; want replica 1's answer", i, got, err)
+		}
+	}
+	if got, want := b.Ejected(), []string{rs[0].addr()}; !slices.Equal(got, want) {
+		t.Errorf("ejected = %v, want %v", got, want)
+	}
+	if got := ne.tries.Load(); got != 1 {
+		t.Errorf("tries on the closing replica = %d, want 1", got)
+	}
+}
+
 // trapped starts two replicas whose first call is held, makes call in the background,
 // kills the replica holding it, and returns the replicas, the killed one and the result.
 func trapped(t *testing.T, b func(addr string) (*rpc.Balancer, func() (int, error))) ([]*replica, *replica, *rpc.Balancer, int, error) {

@@ -31,8 +31,9 @@
 //     clears its record. When every replica is ejected, requests still try them in turn,
 //     so a single replica behaves as without a Balancer.
 //   - A request whose replica could not be reached goes once more, to another replica,
-//     when that cannot do harm: the connection could not be made (nothing was sent), or
-//     the call is idempotent (its procedure has an idempotency_level, or its context was
+//     when that cannot do harm: the connection could not be made, or closed before the
+//     request was written on it, as that of a replica shutting down may (nothing was
+//     sent), or the call is idempotent (its procedure has an idempotency_level, or its context was
 //     marked with Idempotent). A call that may have reached the replica is not sent
 //     again: the caller gets the error (unavailable) and decides. Client streams, whose
 //     bodies cannot be read twice, are never sent again.

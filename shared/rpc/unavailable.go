@@ -58,14 +58,20 @@ var transportErrnos = []error{
 }
 
 // transportMessages are net/http's HTTP/2 transport errors that have no exported value or
-// type: the connection to the server went away under a call.
+// type: the connection to the server went away under a call, or before it (errNotSent).
 var transportMessages = []string{
+	errNotSent,
 	"http2: client connection lost",
 	"http2: client conn is closed",
 	"http2: client connection force closed",
 	"http2: server sent GOAWAY",
 	"http2: Transport: cannot retry err",
 }
+
+// errNotSent is net/http's error for the first request of a new HTTP/2 connection that
+// closed before the request could be written (a replica that accepted the connection as
+// it shut down): the request was not sent.
+const errNotSent = "http2: client conn could not be established"
 
 // isTransport reports a failure of the connection to a peer, whatever protocol ran on it.
 func isTransport(err error) bool {

@@ -46,6 +46,7 @@ func TestIsUnavailableClassifies(t *testing.T) {
 		{"bad conn", fmt.Errorf("query: %w", driver.ErrBadConn), true},
 		{"net closed", net.ErrClosed, true},
 		{"h2 connection lost", errors.New("http2: client connection lost"), true},
+		{"h2 connection closed before its first request", errors.New("http2: client conn could not be established"), true},
 	} {
 		if got := rpc.IsUnavailable(tc.err); got != tc.want {
 			t.Errorf("%s: IsUnavailable(%v) = %v, want %v", tc.name, tc.err, got, tc.want)

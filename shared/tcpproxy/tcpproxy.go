@@ -3,8 +3,10 @@
 // every connection at once and refuses new ones for good (the process died); Refuse does
 // the same until Restore listens again on the same address (a restart); Freeze keeps every
 // connection open and accepts new ones but forwards no byte until Thaw (a hung process or
-// a network that drops packets). Tests use it to put a database or a service out of reach
-// in the middle of a call.
+// a network that drops packets); Slow holds every byte the target sends for a while before
+// forwarding it until Fast (a slow network or an overloaded server: each round trip takes
+// that much longer). Tests use it to put a database or a service out of reach, or slow it
+// down, in the middle of a call.
 //
 // A Proxy is safe for concurrent use.
 package tcpproxy
@@ -14,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 )
 
 // Proxy forwards connections from its own loopback address to a target.
@@ -26,6 +29,8 @@ type Proxy struct {
 	conns  map[net.Conn]struct{}
 	cut    bool
 	thawed chan struct{} // nil unless frozen; closed by Thaw
+	delay  time.Duration // added to what the target sends; 0 unless slowed
+	hasted chan struct{} // nil unless slowed; closed by Fast (held chunks go at once)
 	wg     sync.WaitGroup
 }
 
@@ -62,8 +67,8 @@ func (p *Proxy) accept(l net.Listener) {
 			return
 		}
 		p.wg.Add(2)
-		go p.pipe(out, in)
-		go p.pipe(in, out)
+		go p.pipe(out, in, false)
+		go p.pipe(in, out, true)
 	}
 }
 
@@ -80,13 +85,17 @@ func (p *Proxy) track(l net.Listener, cs ...net.Conn) bool {
 	return true
 }
 
-// pipe copies src to dst until either fails, holding each chunk while the proxy is frozen.
-func (p *Proxy) pipe(dst, src net.Conn) {
+// pipe copies src to dst until either fails, holding each chunk while the proxy is frozen
+// and, when fromTarget, for the delay of Slow after it was read.
+func (p *Proxy) pipe(dst, src net.Conn, fromTarget bool) {
 	defer p.wg.Done()
 	buf := make([]byte, 32*1024)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
+			if fromTarget {
+				p.waitDelay(time.Now())
+			}
 			p.waitThawed()
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				break
@@ -114,8 +123,25 @@ func (p *Proxy) waitThawed() {
 	}
 }
 
-// drop closes the listener and every forwarded connection (thawing the proxy, so that no
-// forwarding goroutine stays blocked) and waits until every forwarding goroutine has ended.
+// waitDelay returns once the delay of Slow has passed since read, or at once when the proxy
+// is not slowed (or Fast, Cut or Refuse ends the slowing meanwhile).
+func (p *Proxy) waitDelay(read time.Time) {
+	p.mu.Lock()
+	d, ch := p.delay, p.hasted
+	p.mu.Unlock()
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(time.Until(read.Add(d)))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ch:
+	}
+}
+
+// drop closes the listener and every forwarded connection (thawing the proxy and ending
+// Slow, so that no forwarding goroutine stays blocked) and waits until every forwarding goroutine has ended.
 func (p *Proxy) drop(forever bool) {
 	p.mu.Lock()
 	if forever {
@@ -132,6 +158,7 @@ func (p *Proxy) drop(forever bool) {
 		close(p.thawed)
 		p.thawed = nil
 	}
+	p.fastLocked()
 	p.mu.Unlock()
 	p.wg.Wait()
 }
@@ -185,6 +212,41 @@ func (p *Proxy) Thaw() {
 	if p.thawed != nil {
 		close(p.thawed)
 		p.thawed = nil
+	}
+}
+
+// Slow adds d to every round trip through the proxy until Fast: each chunk the target
+// sends is forwarded d after the proxy read it. The proxy reads a connection's next chunk
+// only once it has forwarded the one before, so an answer the target sends in several
+// chunks at once may take a multiple of d (request-and-answer protocols such as a
+// database's send one chunk per answer). It applies to the connections already open and
+// to new ones, including the target's first bytes (a server greeting). Slow with another
+// d applies to the chunks read from then on; Slow(0) is Fast.
+func (p *Proxy) Slow(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if d <= 0 {
+		p.fastLocked()
+		return
+	}
+	p.delay = d
+	if p.hasted == nil {
+		p.hasted = make(chan struct{})
+	}
+}
+
+// Fast ends Slow: chunks held for the delay are forwarded at once, later ones without delay.
+func (p *Proxy) Fast() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.fastLocked()
+}
+
+func (p *Proxy) fastLocked() {
+	p.delay = 0
+	if p.hasted != nil {
+		close(p.hasted)
+		p.hasted = nil
 	}
 }
 

@@ -164,3 +164,106 @@ func TestCutWhileFrozen(t *testing.T) {
 		t.Fatal("read after Cut succeeded, want an error")
 	}
 }
+
+// roundTrip writes a line on c and reads it back through r, returning how long it took.
+func roundTrip(t *testing.T, c net.Conn, r *bufio.Reader, line string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	if _, err := c.Write([]byte(line)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.ReadString('\n')
+	if err != nil || got != line {
+		t.Fatalf("echo through the proxy = %q, %v; want %q", got, err, line)
+	}
+	return time.Since(start)
+}
+
+func TestSlowAddsDelayToEveryRoundTrip(t *testing.T) {
+	t.Parallel()
+	const d = 150 * time.Millisecond
+	p, err := tcpproxy.New(echo(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	before := roundTrip(t, c, r, "rápido\n")
+	p.Slow(d)
+	// On the connection already open, and on one opened while slowed.
+	for i := range 3 {
+		if rt := roundTrip(t, c, r, "lento\n"); rt < d {
+			t.Errorf("round trip %d with Slow(%v) took %v, want at least %v (before: %v)", i, d, rt, d, before)
+		}
+	}
+	c2, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if rt := roundTrip(t, c2, bufio.NewReader(c2), "nueva\n"); rt < d {
+		t.Errorf("round trip of a new connection with Slow(%v) took %v, want at least %v", d, rt, d)
+	}
+	p.Fast()
+	roundTrip(t, c, r, "otra vez rápido\n") // still forwards (no upper bound: timing is the machine's)
+}
+
+func TestFastReleasesHeldBytes(t *testing.T) {
+	t.Parallel()
+	p, err := tcpproxy.New(echo(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p.Slow(time.Hour)
+	got := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		got <- line
+	}()
+	if _, err := c.Write([]byte("espera\n")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case line := <-got:
+		t.Fatalf("read %q through a proxy slowed by an hour, want nothing until Fast", line)
+	case <-time.After(100 * time.Millisecond): // no timed assertion: only a chance to fail
+	}
+	p.Fast()
+	if line := <-got; line != "espera\n" {
+		t.Fatalf("after Fast read %q, want %q", line, "espera\n")
+	}
+}
+
+func TestCutWhileSlow(t *testing.T) {
+	t.Parallel()
+	p, err := tcpproxy.New(echo(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p.Slow(time.Hour)
+	if _, err := c.Write([]byte("held\n")); err != nil {
+		t.Fatal(err)
+	}
+	// Let the echo reach the proxy, so that Cut finds a held chunk rather than an empty pipe.
+	time.Sleep(50 * time.Millisecond)
+	p.Cut() // returns: no forwarding goroutine stays held by the delay
+	if _, err := bufio.NewReader(c).ReadString('\n'); err == nil {
+		t.Fatal("read after Cut succeeded, want an error")
+	}
+}
