@@ -197,7 +197,10 @@ func TestReadUserEvents(t *testing.T) {
 	}{
 		{"after the first", &presencev1.ReadUserEventsRequest{UserId: watcher, AfterSeq: 1}, 2, true, []uint64{2}},
 		{"up to date", &presencev1.ReadUserEventsRequest{UserId: watcher, AfterSeq: 2}, 2, true, nil},
-		{"last only", &presencev1.ReadUserEventsRequest{UserId: watcher, LastOnly: true}, 2, true, nil},
+		// last_only reads no record: complete only says whether after_seq is the last seq.
+		{"last only", &presencev1.ReadUserEventsRequest{UserId: watcher, LastOnly: true}, 2, false, nil},
+		{"last only, up to date", &presencev1.ReadUserEventsRequest{UserId: watcher, AfterSeq: 2, LastOnly: true}, 2, true, nil},
+		{"last only, never had an event", &presencev1.ReadUserEventsRequest{UserId: dave, LastOnly: true}, 0, true, nil},
 		{"ahead of the history", &presencev1.ReadUserEventsRequest{UserId: watcher, AfterSeq: 3}, 2, false, nil},
 		{"offline contact", &presencev1.ReadUserEventsRequest{UserId: bob}, 2, true, []uint64{1, 2}},
 		{"never had an event", &presencev1.ReadUserEventsRequest{UserId: dave}, 0, true, nil},

@@ -87,6 +87,10 @@ type Log interface {
 	Tail(ctx context.Context, after *uint64, started func(after uint64), h func([]Record) error) error
 	// Read returns the records of user with a seq above after.
 	Read(ctx context.Context, user int64, after uint64) (History, error)
+	// LastSeq returns user's newest seq (0 if the user never had a record) without
+	// reading any record: all a new connection needs, so a handshake costs one lookup,
+	// not a read of the user's whole history.
+	LastSeq(ctx context.Context, user int64) (uint64, error)
 	// Close releases the log.
 	Close() error
 }

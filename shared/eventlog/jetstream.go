@@ -636,6 +636,19 @@ func (j *JetStream) Read(ctx context.Context, user int64, after uint64) (History
 	return out, nil
 }
 
+// LastSeq implements Log: one request for the user's newest record (never the cache, which
+// only knows this process's appends).
+func (j *JetStream) LastSeq(ctx context.Context, user int64) (uint64, error) {
+	if j.closed.Load() {
+		return 0, ErrClosed
+	}
+	st, _, err := j.lookup(ctx, user)
+	if err != nil {
+		return 0, err
+	}
+	return st.seq, nil
+}
+
 // readAll returns the held records of user, up to at least the one at stream seq upTo.
 func (j *JetStream) readAll(ctx context.Context, user int64, upTo uint64) ([]Record, error) {
 	subj := j.subject(user)

@@ -250,6 +250,19 @@ func (m *Memory) Read(_ context.Context, user int64, after uint64) (History, err
 	return out, nil
 }
 
+// LastSeq implements Log.
+func (m *Memory) LastSeq(_ context.Context, user int64) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return 0, ErrClosed
+	}
+	if h := m.users[user]; h != nil {
+		return h.last, nil
+	}
+	return 0, nil
+}
+
 // Close implements Log: appends fail from now on; running tails end with their context.
 func (m *Memory) Close() error {
 	m.mu.Lock()

@@ -359,6 +359,13 @@ func ReadUserEvents(ctx context.Context, l eventlog.Log, req *presencev1.ReadUse
 	if user <= 0 {
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("user_id: must be a positive id"))
 	}
+	if req.GetLastOnly() {
+		last, err := l.LastSeq(ctx, user)
+		if err != nil {
+			return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("read the last seq of user %d: %w", user, err))
+		}
+		return &presencev1.ReadUserEventsResponse{LastSeq: last, Complete: req.GetAfterSeq() == last}, nil
+	}
 	h, err := l.Read(ctx, user, req.GetAfterSeq())
 	if err != nil {
 		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("read the event history of user %d: %w", user, err))

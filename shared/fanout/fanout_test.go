@@ -587,6 +587,8 @@ func (f tailFunc) Read(context.Context, int64, uint64) (eventlog.History, error)
 	return eventlog.History{}, errors.New("not used")
 }
 
+func (f tailFunc) LastSeq(context.Context, int64) (uint64, error) { return 0, nil }
+
 func (f tailFunc) Close() error { return nil }
 
 func TestServeLogErrors(t *testing.T) {

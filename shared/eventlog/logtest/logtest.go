@@ -166,6 +166,9 @@ func testRead(t *testing.T, factory Factory) {
 	if err != nil || !h.Complete || h.LastSeq != 0 || len(h.Records) != 0 {
 		t.Fatalf("never seen user, after 0: %+v %v; want complete, empty", h, err)
 	}
+	if last, err := l.LastSeq(ctx, 42); err != nil || last != 0 {
+		t.Fatalf("LastSeq of a never seen user: %d, %v; want 0", last, err)
+	}
 	if h, _ := l.Read(ctx, 42, 3); h.Complete {
 		t.Fatalf("never seen user, after 3: complete; want failed")
 	}
@@ -175,6 +178,10 @@ func testRead(t *testing.T, factory Factory) {
 	h, _ = l.Read(ctx, 42, 2)
 	if !h.Complete || h.LastSeq != 5 || len(h.Records) != 3 || h.Records[0].Seq != 3 || string(h.Records[2].Data) != "4" {
 		t.Fatalf("after 2: %+v; want seqs 3..5", h)
+	}
+	mustAppend(t, l, ev("other"), 43)
+	if last, err := l.LastSeq(ctx, 42); err != nil || last != 5 {
+		t.Fatalf("LastSeq after 5 appends (and one for another user): %d, %v; want 5", last, err)
 	}
 	if h, _ := l.Read(ctx, 42, 5); !h.Complete || len(h.Records) != 0 || h.LastSeq != 5 {
 		t.Fatalf("after 5: %+v; want complete, empty", h)
@@ -327,6 +334,9 @@ func testRetention(t *testing.T, factory Factory, exactAge bool) {
 	h, _ = l.Read(ctx, 9, 3)
 	if !h.Complete || len(h.Records) != 3 || h.Records[0].Seq != 4 {
 		t.Fatalf("the newest 3 are held: %+v", h)
+	}
+	if last, err := l.LastSeq(ctx, 9); err != nil || last != 6 {
+		t.Fatalf("LastSeq once older records are gone: %d, %v; want 6", last, err)
 	}
 	// The counter survives retention.
 	recs := mustAppend(t, l, ev("6"), 9)

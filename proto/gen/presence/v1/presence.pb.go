@@ -1239,7 +1239,8 @@ type ReadUserEventsRequest struct {
 	UserId int64 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// Events with a higher seq; 0 for all held.
 	AfterSeq uint64 `protobuf:"varint,2,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
-	// When true, return only last_seq (no events).
+	// When true, return only last_seq (no events, and complete only when after_seq is
+	// last_seq): one lookup, whatever the length of the user's history.
 	LastOnly      bool `protobuf:"varint,3,opt,name=last_only,json=lastOnly,proto3" json:"last_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
