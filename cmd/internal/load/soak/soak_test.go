@@ -116,7 +116,7 @@ func TestJudge(t *testing.T) {
 	// An edge at 1,000 connections: RSS climbs during the warm-up, then wobbles with GC
 	// (one outlier sample of +40 % at the end is outvoted by the median); goroutines and
 	// fds follow reconnections ±2 %.
-	wobble := func(t time.Duration) float64 { return math.Sin(float64(t/(30*time.Second))) }
+	wobble := func(t time.Duration) float64 { return math.Sin(float64(t / (30 * time.Second))) }
 	at, flat := series(30*time.Minute, func(t time.Duration) (float64, int, int) {
 		if t < warm {
 			return 20 + 40*t.Minutes()/3, 1500, 900

@@ -30,7 +30,7 @@ func TestScan(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name, frame, typ, pid, cmid, code string
-		seq                                int64
+		seq                               int64
 	}{
 		{"v1 event", `{"pid":"s-1","type":"NEW_CHAT_MESSAGE","payload":{"id":"5","text":"a \"type\": b","clientMessageId":"L9","status":"sent_to_server"}}`, TypeNewMsg, "s-1", "L9", "", 0},
 		{"v2 event with seq first", ` { "seq" : 12 , "type":"NEW_CHAT_MESSAGE", "pid":"s-2","payload":{"nested":{"clientMessageId":"no"},"clientMessageId":"L10"}}`, TypeNewMsg, "s-2", "L10", "", 12},
