@@ -144,9 +144,14 @@ const maxAttempts = 20
 // jittered backoff, at most maxAttempts times and until ctx ends. It returns how many
 // attempts failed.
 func (c *connector) dial(ctx context.Context, id, edge int, u provision.User, h client.Handler) (*client.Conn, int, error) {
+	return c.dialURL(ctx, id, c.target.URL(edge, u.Token), h)
+}
+
+// dialURL is dial to a WebSocket URL with its token (and any other query) already on it.
+func (c *connector) dialURL(ctx context.Context, id int, url string, h client.Handler) (*client.Conn, int, error) {
 	backoff := 50 * time.Millisecond
 	for failures := 0; ; failures++ {
-		conn, err := c.opts.Dialer.Dial(ctx, id, c.target.URL(edge, u.Token), h)
+		conn, err := c.opts.Dialer.Dial(ctx, id, url, h)
 		if err == nil && c.waitFirst {
 			select {
 			case <-conn.First():

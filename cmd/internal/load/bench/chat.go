@@ -111,6 +111,14 @@ type tracker struct {
 	start   []int64
 	phases  []phaseState
 	unknown atomic.Int64
+	written atomic.Int64 // messages written, over every phase
+
+	// The soak's extras: deliveries that are replays after a resume (counted delivered
+	// in their phase, their latency kept apart, since it includes the time the recipient
+	// was away), and the histogram of the current sampling window, if any.
+	replayed   atomic.Int64
+	replayHist hist.Histogram
+	window     atomic.Pointer[hist.Histogram]
 }
 
 type phaseState struct {
@@ -146,8 +154,9 @@ func (t *tracker) phaseOf(seq int64) int {
 	return k
 }
 
-// deliver records that message seq reached its recipient at now.
-func (t *tracker) deliver(seq, now int64) {
+// deliver records that message seq reached its recipient at now; replayed says it came
+// in the replay that follows a resume.
+func (t *tracker) deliver(seq, now int64, replayed bool) {
 	if seq < 0 || seq >= int64(len(t.got)) {
 		t.unknown.Add(1)
 		return
@@ -165,7 +174,15 @@ func (t *tracker) deliver(seq, now int64) {
 		return
 	}
 	p.delivered++
+	if replayed {
+		t.replayed.Add(1)
+		t.replayHist.Record(lat)
+		return
+	}
 	p.hist.Record(lat)
+	if w := t.window.Load(); w != nil {
+		w.Record(lat)
+	}
 }
 
 func (t *tracker) delivered(k int) int64 {
@@ -207,16 +224,20 @@ func (t *tracker) reply(f wire.Frame) {
 // clientMessageId "L<seq>", or by the "load#<seq>" token in its text when the event does
 // not carry the id.
 func (t *tracker) onRecipient(_ *client.Conn, f wire.Frame) {
-	if string(f.Type) != wire.TypeNewMsg {
-		return
+	if string(f.Type) == wire.TypeNewMsg {
+		t.onMessage(f, false)
 	}
+}
+
+// onMessage matches a NEW_CHAT_MESSAGE to its send.
+func (t *tracker) onMessage(f wire.Frame, replayed bool) {
 	now := t.now()
 	if seq, ok := seqOf(wire.Field(f.Payload, "clientMessageId"), "L"); ok {
-		t.deliver(seq, now)
+		t.deliver(seq, now, replayed)
 		return
 	}
 	if seq, ok := seqOf(wire.Field(f.Payload, "text"), "load#"); ok {
-		t.deliver(seq, now)
+		t.deliver(seq, now, replayed)
 		return
 	}
 	t.unknown.Add(1)
@@ -261,6 +282,80 @@ type job struct {
 	pair int
 }
 
+// chatSession is what the chat and soak modes share: the pairs, their connections (each
+// sender on edge i, its recipient on edge i+1) and the tracker, warmed up.
+type chatSession struct {
+	pairs               [][2]provision.User
+	senders, recipients []*client.Conn
+	tr                  *tracker
+	con                 *connector
+	provision           time.Duration
+	warmup, warmupLost  int64
+}
+
+// openChat provisions 2×pairs users and their contacts, connects each sender and
+// recipient (recipient i with the handler recipient(i), or the tracker's), and runs the
+// warm-up rounds; measured are the phases the caller will run after them (the tracker
+// plans their sequence numbers). On error what was opened is closed.
+func openChat(ctx context.Context, opts *Options, t *Target, pairsN int, measured []phaseSpec, cfg ChatConfig, recipient func(tr *tracker, i int) client.Handler) (*chatSession, error) {
+	s := &chatSession{}
+	start := time.Now()
+	users, err := t.Prov.Users(ctx, 2*pairsN)
+	if err != nil {
+		return nil, fmt.Errorf("%s: provision %d users: %w", t.Name, 2*pairsN, err)
+	}
+	s.pairs = make([][2]provision.User, pairsN)
+	for i := range s.pairs {
+		s.pairs[i] = [2]provision.User{users[2*i], users[2*i+1]}
+	}
+	if err := t.Prov.Contacts(ctx, s.pairs); err != nil {
+		return nil, fmt.Errorf("%s: provision contacts: %w", t.Name, err)
+	}
+	s.provision = time.Since(start)
+	opts.logf(t, "provisioned %d chat users and %d contacts in %v", len(users), len(s.pairs), s.provision.Round(time.Millisecond))
+
+	var specs []phaseSpec
+	for range warmups {
+		specs = append(specs, phaseSpec{rate: pairsN, dur: time.Second, grace: warmupGrace})
+	}
+	specs = append(specs, measured...)
+	s.tr = newTracker(specs)
+	if s.con, err = newConnector(ctx, opts, t, users[0]); err != nil {
+		return nil, err
+	}
+	s.senders = make([]*client.Conn, pairsN)
+	s.recipients = make([]*client.Conn, pairsN)
+	handler := func(i int) client.Handler { return s.tr.onRecipient }
+	if recipient != nil {
+		handler = func(i int) client.Handler { return recipient(s.tr, i) }
+	}
+	if err := connectPairs(ctx, s.con, s.pairs, s.senders, s.recipients, s.tr.onSender, handler); err != nil {
+		s.close()
+		return nil, fmt.Errorf("%s: connect pairs: %w", t.Name, err)
+	}
+	if err := sleep(ctx, opts.Settle); err != nil {
+		s.close()
+		return nil, err
+	}
+	for k := range warmups {
+		ph, err := runPhase(ctx, t, s.tr, k, specs[k], cfg, s.pairs, s.senders)
+		if err != nil {
+			s.close()
+			return nil, err
+		}
+		opts.logf(t, "chat warm-up %d: %d of %d messages arrived, %d acks (p99 %v)", k+1, ph.Delivered, ph.Sent, ph.Acks, ph.P99)
+		s.warmup += ph.Sent
+		s.warmupLost = ph.Lost
+		if ph.Lost == 0 {
+			break
+		}
+	}
+	return s, nil
+}
+
+// close drops every connection and waits for their readers.
+func (s *chatSession) close() { closeAll(s.senders); closeAll(s.recipients) }
+
 // RunChat provisions 2×Pairs users and their contacts, connects each sender and recipient
 // (on different edges when there are several), runs one phase per rate and closes.
 func RunChat(ctx context.Context, opts *Options, t *Target, cfg ChatConfig) (ChatResult, error) {
@@ -268,60 +363,21 @@ func RunChat(ctx context.Context, opts *Options, t *Target, cfg ChatConfig) (Cha
 	if cfg.Pairs < 1 || len(cfg.Rates) == 0 {
 		return res, fmt.Errorf("chat: want at least one pair and one rate, got %d pairs and %d rates", cfg.Pairs, len(cfg.Rates))
 	}
-	start := time.Now()
-	users, err := t.Prov.Users(ctx, 2*cfg.Pairs)
-	if err != nil {
-		return res, fmt.Errorf("%s: provision %d users: %w", t.Name, 2*cfg.Pairs, err)
-	}
-	pairs := make([][2]provision.User, cfg.Pairs)
-	for i := range pairs {
-		pairs[i] = [2]provision.User{users[2*i], users[2*i+1]}
-	}
-	if err := t.Prov.Contacts(ctx, pairs); err != nil {
-		return res, fmt.Errorf("%s: provision contacts: %w", t.Name, err)
-	}
-	res.Provision = time.Since(start)
-	opts.logf(t, "provisioned %d chat users and %d contacts in %v", len(users), len(pairs), res.Provision.Round(time.Millisecond))
-
-	var specs []phaseSpec
-	for range warmups {
-		specs = append(specs, phaseSpec{rate: cfg.Pairs, dur: time.Second, grace: warmupGrace})
-	}
 	measured := cfg.specs()
-	specs = append(specs, measured...)
-	tr := newTracker(specs)
-	con, err := newConnector(ctx, opts, t, users[0])
+	s, err := openChat(ctx, opts, t, cfg.Pairs, measured, cfg, nil)
 	if err != nil {
 		return res, err
 	}
-	senders := make([]*client.Conn, cfg.Pairs)
-	recipients := make([]*client.Conn, cfg.Pairs)
-	defer func() { closeAll(senders); closeAll(recipients) }()
-	if err := connectPairs(ctx, con, pairs, senders, recipients, tr); err != nil {
-		return res, fmt.Errorf("%s: connect pairs: %w", t.Name, err)
-	}
-	if err := sleep(ctx, opts.Settle); err != nil {
-		return res, err
-	}
-	for k := range warmups {
-		ph, err := runPhase(ctx, t, tr, k, specs[k], cfg, pairs, senders)
-		if err != nil {
-			return res, err
-		}
-		opts.logf(t, "chat warm-up %d: %d of %d messages arrived, %d acks (p99 %v)", k+1, ph.Delivered, ph.Sent, ph.Acks, ph.P99)
-		res.Warmup += ph.Sent
-		res.WarmupLost = ph.Lost
-		if ph.Lost == 0 {
-			break
-		}
-	}
+	defer s.close()
+	res.Provision, res.Warmup, res.WarmupLost = s.provision, s.warmup, s.warmupLost
+	tr := s.tr
 	for i, spec := range measured {
 		k := warmups + i
-		ph, err := runPhase(ctx, t, tr, k, spec, cfg, pairs, senders)
+		ph, err := runPhase(ctx, t, tr, k, spec, cfg, s.pairs, s.senders)
 		if err != nil {
 			return res, err
 		}
-		ph.Dropped = dropped(senders) + dropped(recipients)
+		ph.Dropped = dropped(s.senders) + dropped(s.recipients)
 		res.Phases = append(res.Phases, ph)
 		rate := spec.rate
 		opts.logf(t, "chat %d msg/s for %v: achieved %.0f, p50 %v p99 %v max %v, lost %d of %d, %d acks, errors %v, %d connections closed, cpu %.3f s/1k (db %.3f, load tool %.3f)",
@@ -352,7 +408,7 @@ func dropped(conns []*client.Conn) int {
 	return n
 }
 
-func connectPairs(ctx context.Context, con *connector, pairs [][2]provision.User, senders, recipients []*client.Conn, tr *tracker) error {
+func connectPairs(ctx context.Context, con *connector, pairs [][2]provision.User, senders, recipients []*client.Conn, onSender client.Handler, onRecipient func(i int) client.Handler) error {
 	var mu sync.Mutex
 	var firstErr error
 	sem := make(chan struct{}, max(con.opts.Concurrency, 1))
@@ -362,9 +418,9 @@ func connectPairs(ctx context.Context, con *connector, pairs [][2]provision.User
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				h, edge, dst := client.Handler(tr.onSender), i, senders
+				h, edge, dst := onSender, i, senders
 				if side == 1 {
-					h, edge, dst = tr.onRecipient, i+1, recipients
+					h, edge, dst = onRecipient(i), i+1, recipients
 				}
 				c, _, err := con.dial(ctx, i, edge, pairs[i][side], h)
 				mu.Lock()
@@ -423,6 +479,7 @@ func runPhase(ctx context.Context, t *Target, tr *tracker, k int, spec phaseSpec
 					continue
 				}
 				sent.Add(1)
+				tr.written.Add(1)
 				lastWrite.Store(int64(time.Since(begin)))
 			}
 		})
