@@ -127,7 +127,7 @@ type soakRun struct {
 	slots []soakSlot
 
 	reconnects, resumeOK, resumeFailed, reconnectErrs, dialFailures, churnSkipped, closedByServer atomic.Int64
-	gaps, repeats, skipped                                                                      atomic.Int64
+	gaps, repeats, skipped                                                                        atomic.Int64
 }
 
 // recipient returns the frame handler of recipient i's connections: it follows the seqs
