@@ -54,3 +54,40 @@ func TestQuickAndCommand(t *testing.T) {
 		t.Errorf("command %q: want the mysql rates and no soak", cmd)
 	}
 }
+
+func TestSoakFlags(t *testing.T) {
+	t.Parallel()
+	c, err := parseFlags([]string{"-soak", "30m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.targets, []string{"apart"}) || c.soakRate != 1000 || c.timeout != 45*time.Minute || c.flatAfter != 3*time.Minute || c.sampleEvery != 30*time.Second {
+		t.Errorf("soak defaults: targets %v rate %d timeout %v flat-after %v sample-every %v; want apart, 1000, 45m, 3m, 30s", c.targets, c.soakRate, c.timeout, c.flatAfter, c.sampleEvery)
+	}
+	if cmd := c.soakCommand("apart"); !strings.Contains(cmd, "-soak 30m0s -targets apart -pairs 1000 -soak-rate 1000 -churn 2 -offline 2s -sample-every 30s -flat-after 3m0s") {
+		t.Errorf("soak command %q", cmd)
+	}
+	// A short soak on two targets: the warm-up shrinks to a third, the timeout covers both.
+	short, err := parseFlags([]string{"-soak", "3m", "-targets", "sqlite,mysql", "-soak-rate", "500"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if short.flatAfter != time.Minute || short.timeout != 36*time.Minute || short.soakRate != 500 || !slices.Equal(short.targets, []string{"sqlite", "mysql"}) {
+		t.Errorf("short soak: flat-after %v timeout %v rate %d targets %v; want 1m, 36m, 500, sqlite,mysql", short.flatAfter, short.timeout, short.soakRate, short.targets)
+	}
+	for _, args := range [][]string{
+		{"-soak", "2h"},
+		{"-soak", "30m", "-timeout", "20m"},
+		{"-soak", "30m", "-targets", "relay"},
+		{"-soak", "30m", "-churn", "-1"},
+		{"-soak", "30m", "-offline", "5m"},
+		{"-soak", "30m", "-sample-every", "100ms"},
+		{"-soak", "30m", "-flat-after", "30m"},
+		{"-soak", "100m", "-soak-rate", "5000"}, // 30 million messages
+		{"-soak", "-1m"},
+	} {
+		if _, err := parseFlags(args); err == nil {
+			t.Errorf("parseFlags(%q): no error", args)
+		}
+	}
+}
