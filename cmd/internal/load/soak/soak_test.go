@@ -114,18 +114,22 @@ func TestJudge(t *testing.T) {
 	t.Parallel()
 	const warm = 3 * time.Minute
 	// An edge at 1,000 connections: RSS climbs during the warm-up, then wobbles with GC
-	// (one outlier sample of +40 % at the end is outvoted by the median); goroutines and
-	// fds follow reconnections ±2 %.
+	// (one outlier sample of +40 % at the end does not move the floor); goroutines and
+	// fds follow reconnections ±2 %, with a backlog tripling the goroutines in the last
+	// two samples.
 	wobble := func(t time.Duration) float64 { return math.Sin(float64(t / (30 * time.Second))) }
 	at, flat := series(30*time.Minute, func(t time.Duration) (float64, int, int) {
 		if t < warm {
 			return 20 + 40*t.Minutes()/3, 1500, 900
 		}
-		rss := 62 + 3*wobble(t)
+		rss, g := 62+3*wobble(t), 3010+int(40*wobble(t))
 		if t == 29*time.Minute+30*time.Second {
 			rss = 90
 		}
-		return rss, 3010 + int(40*wobble(t)), 1012 + int(15*wobble(t))
+		if t >= 29*time.Minute+30*time.Second {
+			g *= 3
+		}
+		return rss, g, 1012 + int(15*wobble(t))
 	})
 	cs := Judge(at, flat, warm, DefaultBounds)
 	if !Flat(cs) {
@@ -151,10 +155,10 @@ func TestJudge(t *testing.T) {
 		t.Errorf("goroutine check %+v: want a slope of 1200/h and limit base×1.1+10", g)
 	}
 
-	// RSS growing 30 % over the run fails; the same growth during the warm-up only passes.
-	at, grow := series(30*time.Minute, func(t time.Duration) (float64, int, int) { return 100 + t.Minutes(), 50, 20 })
-	if c := checkOf(t, Judge(at, grow, warm, DefaultBounds), FigRSS); c.Flat || !c.Known {
-		t.Errorf("RSS 103 → 130 MiB judged %+v, want not flat", c)
+	// RSS growing 40 % over the run fails; the same growth during the warm-up only passes.
+	at, grow := series(30*time.Minute, func(t time.Duration) (float64, int, int) { return 100 + 1.5*t.Minutes(), 50, 20 })
+	if c := checkOf(t, Judge(at, grow, warm, DefaultBounds), FigRSS); c.Flat || !c.Known || c.Base != 104.5*(1<<20) || c.End != 142*(1<<20) {
+		t.Errorf("RSS 104.5 → 145 MiB judged %+v, want not flat, floors 104.5 and 142 MiB", c)
 	}
 	if c := checkOf(t, Judge(at, grow, 29*time.Minute, DefaultBounds), FigRSS); !c.Flat {
 		t.Errorf("RSS growth before a 29 min warm-up judged %+v, want flat", c)

@@ -5,10 +5,12 @@ import (
 	"time"
 )
 
-// Bounds are what "flat" allows between a figure just after the warm-up (the base: the
-// median of the first Window samples taken at or after it) and at the end (the median of
-// the last Window samples). Medians, so one sample taken in the middle of a GC cycle or a
-// burst of reconnections does not decide the verdict.
+// Bounds are what "flat" allows between a figure's floor just after the warm-up (the
+// base: the lowest of the first Window samples taken at or after it) and its floor at the
+// end (the lowest of the last Window samples). Floors, because what passes is transient:
+// a backlog on an overloaded machine raises goroutines (requests in flight) for a sample
+// or two, garbage raises RSS until the next GC; what leaks raises every sample. A leak
+// slower than the bounds allow over the run shows only in Check.PerHour.
 type Bounds struct {
 	// RSSGrowth and RSSSlack: the end RSS may be at most base × (1 + RSSGrowth) + RSSSlack.
 	RSSGrowth float64
@@ -17,13 +19,14 @@ type Bounds struct {
 	// base × (1 + CountGrowth) + CountSlack.
 	CountGrowth float64
 	CountSlack  int
-	// Window is how many samples the base and the end are medians of (fewer when the
+	// Window is how many samples the base and the end are the lowest of (fewer when the
 	// series is short: half of the samples after the warm-up, at least one).
 	Window int
 }
 
-// DefaultBounds: RSS within +20 % + 4 MiB, goroutines and open files within +10 % + 10.
-var DefaultBounds = Bounds{RSSGrowth: 0.20, RSSSlack: 4 << 20, CountGrowth: 0.10, CountSlack: 10, Window: 3}
+// DefaultBounds: RSS within +20 % + 4 MiB, goroutines and open files within +10 % + 10,
+// floors of 5 samples (2.5 minutes at the soak's default interval).
+var DefaultBounds = Bounds{RSSGrowth: 0.20, RSSSlack: 4 << 20, CountGrowth: 0.10, CountSlack: 10, Window: 5}
 
 // Figure names a watched figure.
 type Figure string
@@ -62,7 +65,8 @@ type Check struct {
 	// Known is false when the figure could not be read at the base or the end (no
 	// /metrics, the process gone) or no sample was taken after the warm-up.
 	Known bool
-	// Base, End, Max (over the samples after the warm-up) and Limit (what End may reach).
+	// Base and End (the floors), Max (over the samples after the warm-up) and Limit (what
+	// End may reach).
 	Base, End, Max, Limit float64
 	// PerHour is the least-squares slope over the samples after the warm-up, per hour.
 	PerHour float64
@@ -95,7 +99,7 @@ func Judge(at []time.Duration, samples []Sample, warmup time.Duration, b Bounds)
 			continue
 		}
 		w := min(max(b.Window, 1), max(len(vs)/2, 1))
-		c.Base, c.End, c.Max = median(vs[:w]), median(vs[len(vs)-w:]), slices.Max(vs)
+		c.Base, c.End, c.Max = slices.Min(vs[:w]), slices.Min(vs[len(vs)-w:]), slices.Max(vs)
 		c.PerHour = slope(ts, vs)
 		if f == FigRSS {
 			c.Limit = c.Base*(1+b.RSSGrowth) + float64(b.RSSSlack)
@@ -118,16 +122,6 @@ func Flat(checks []Check) bool {
 		}
 	}
 	return true
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // slope is the least-squares slope of y over x; 0 with fewer than two distinct x.
