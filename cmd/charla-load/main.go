@@ -571,7 +571,48 @@ func runSoak(ctx context.Context, c *config, key string, b *target.Builder, opts
 	if err != nil && len(res.Rows) == 0 {
 		sc.Result = nil
 	}
+	if err == nil && c.out != "" {
+		sc.Dumps = dumpGoroutines(&res, strings.TrimSuffix(c.out, ".md"))
+	}
 	return sc
+}
+
+// dumpGoroutines asks every server process the tool started that is not flat for its
+// goroutines with SIGQUIT (the Go runtime writes every goroutine's stack to the process's
+// log and exits) and copies the dump to <prefix>.<name>.goroutines.txt; it returns the
+// files written.
+func dumpGoroutines(res *bench.SoakResult, prefix string) []string {
+	var out []string
+	for i, p := range res.Config.Procs {
+		if p.Role != soak.Server || p.Log == "" || i >= len(res.Checks) || soak.Flat(res.Checks[i]) {
+			continue
+		}
+		if err := syscall.Kill(p.PID, syscall.SIGQUIT); err != nil {
+			fmt.Fprintf(os.Stderr, "charla-load: goroutine dump of %s: %v\n", p.Name, err)
+			continue
+		}
+		// The runtime writes the dump and exits; wait for the process to be gone.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if _, err := procfs.RSS(p.PID); err != nil {
+				break
+			}
+		}
+		b, err := os.ReadFile(p.Log)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "charla-load: goroutine dump of %s: %v\n", p.Name, err)
+			continue
+		}
+		if i := bytes.Index(b, []byte("SIGQUIT: quit")); i >= 0 {
+			b = b[i:]
+		}
+		name := prefix + "." + p.Name + ".goroutines.txt"
+		if err := os.WriteFile(name, b, 0o644); err != nil {
+			fmt.Fprintf(os.Stderr, "charla-load: goroutine dump of %s: %v\n", p.Name, err)
+			continue
+		}
+		out = append(out, name)
+	}
+	return out
 }
 
 // watched lists the processes the soak samples: the server's, the database's and NATS's

@@ -17,6 +17,8 @@ type SoakScenario struct {
 	Describe string
 	Result   *bench.SoakResult // nil when it stopped before the load
 	Err      error
+	// Dumps are the goroutine dumps taken of the processes that were not flat.
+	Dumps []string
 }
 
 // SoakPassed reports whether a soak passed: every server process flat, no message lost,
@@ -68,6 +70,9 @@ func WriteSoak(w io.Writer, s SoakScenario) {
 		c.Pairs, c.Rate, c.Duration, r.Warmup, 1/max(c.Churn, 1e-9), 2*c.Offline, c.Interval)
 	writeSoakMessages(w, r)
 	writeSoakChecks(w, r)
+	if len(s.Dumps) > 0 {
+		fmt.Fprintf(w, "Goroutine dumps of the processes that were not flat (SIGQUIT after the load): %s.\n\n", strings.Join(s.Dumps, ", "))
+	}
 	writeSoakOverTime(w, r)
 }
 

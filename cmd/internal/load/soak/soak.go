@@ -40,6 +40,9 @@ type Proc struct {
 	// MetricsURL is the process's Prometheus endpoint (http://127.0.0.1:8090/metrics), read
 	// for go_goroutines; empty when it has none. The load tool counts its own goroutines.
 	MetricsURL string
+	// Log is the file the process writes its output to, when the tool started it (where
+	// a goroutine dump lands).
+	Log string
 }
 
 // Sample is one process at one moment; -1 marks a figure that could not be read.

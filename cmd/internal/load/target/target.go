@@ -152,7 +152,7 @@ func OneProcess(ctx context.Context, b *Builder, databaseURL, prefix string, dbP
 	}
 	r.Closers = append(r.Closers, p.stop)
 	r.PIDs = []int{p.pid}
-	r.Procs = []soak.Proc{{Name: "charla", PID: p.pid, Role: soak.Server, MetricsURL: "http://" + edgeAddr + "/metrics"}}
+	r.Procs = []soak.Proc{{Name: "charla", PID: p.pid, Role: soak.Server, MetricsURL: "http://" + edgeAddr + "/metrics", Log: filepath.Join(b.Dir, "charla.log")}}
 	if err := waitReady(ctx, p, "http://"+edgeAddr+"/ready", filepath.Join(b.Dir, "charla.log")); err != nil {
 		r.Close()
 		return nil, err
@@ -195,7 +195,7 @@ func Apart(ctx context.Context, b *Builder, databaseURL, busURL string, edges in
 		}
 		r.Closers = append(r.Closers, p.stop)
 		r.PIDs = append(r.PIDs, p.pid)
-		r.Procs = append(r.Procs, soak.Proc{Name: s.name, PID: p.pid, Role: soak.Server, MetricsURL: "http://" + addrs[s.name] + "/metrics"})
+		r.Procs = append(r.Procs, soak.Proc{Name: s.name, PID: p.pid, Role: soak.Server, MetricsURL: "http://" + addrs[s.name] + "/metrics", Log: filepath.Join(b.Dir, s.name+".log")})
 	}
 	bin, err := b.Build(ctx, "./edge/cmd/edge")
 	if err != nil {
@@ -212,7 +212,7 @@ func Apart(ctx context.Context, b *Builder, databaseURL, busURL string, edges in
 		}
 		r.Closers = append(r.Closers, p.stop)
 		r.PIDs = append(r.PIDs, p.pid)
-		r.Procs = append(r.Procs, soak.Proc{Name: name, PID: p.pid, Role: soak.Server, MetricsURL: "http://" + addr + "/metrics"})
+		r.Procs = append(r.Procs, soak.Proc{Name: name, PID: p.pid, Role: soak.Server, MetricsURL: "http://" + addr + "/metrics", Log: filepath.Join(b.Dir, name+".log")})
 		r.Edges = append(r.Edges, "ws://"+addr+"/ws")
 		if err := waitReady(ctx, p, "http://"+addr+"/ready", filepath.Join(b.Dir, name+".log")); err != nil {
 			r.Close()
