@@ -120,8 +120,9 @@ var errNoFirstFrame = errors.New("no first frame (CONNECTED) in time")
 // firstFrameWait bounds how long a v2 connection may take to send CONNECTED.
 const firstFrameWait = 15 * time.Second
 
-// newConnector probes the target with one connection: if a frame arrives within a second
-// of the handshake, every later connection waits for its first frame too.
+// newConnector probes the target with one connection: if a frame arrives within
+// firstFrameWait of the handshake (protocol v2's CONNECTED comes at once, unless the
+// server is struggling), every later connection waits for its first frame too.
 func newConnector(ctx context.Context, opts *Options, t *Target, probe provision.User) (*connector, error) {
 	c := &connector{opts: opts, target: t}
 	conn, err := opts.Dialer.Dial(ctx, -1, t.URL(0, probe.Token), nil)
@@ -131,7 +132,7 @@ func newConnector(ctx context.Context, opts *Options, t *Target, probe provision
 	select {
 	case <-conn.First():
 		c.waitFirst = conn.Err() == nil
-	case <-time.After(time.Second):
+	case <-time.After(firstFrameWait):
 	}
 	conn.Close(true)
 	return c, nil

@@ -338,7 +338,7 @@ func openChat(ctx context.Context, opts *Options, t *Target, pairsN int, measure
 		return nil, err
 	}
 	for k := range warmups {
-		ph, err := runPhase(ctx, t, s.tr, k, specs[k], cfg, s.pairs, s.senders)
+		ph, err := runPhase(ctx, t, s.tr, k, specs[k], cfg, s.pairs, s.sender)
 		if err != nil {
 			s.close()
 			return nil, err
@@ -355,6 +355,9 @@ func openChat(ctx context.Context, opts *Options, t *Target, pairsN int, measure
 
 // close drops every connection and waits for their readers.
 func (s *chatSession) close() { closeAll(s.senders); closeAll(s.recipients) }
+
+// sender returns pair i's sender connection, for runPhase.
+func (s *chatSession) sender(i int) *client.Conn { return s.senders[i] }
 
 // RunChat provisions 2×Pairs users and their contacts, connects each sender and recipient
 // (on different edges when there are several), runs one phase per rate and closes.
@@ -373,7 +376,7 @@ func RunChat(ctx context.Context, opts *Options, t *Target, cfg ChatConfig) (Cha
 	tr := s.tr
 	for i, spec := range measured {
 		k := warmups + i
-		ph, err := runPhase(ctx, t, tr, k, spec, cfg, s.pairs, s.senders)
+		ph, err := runPhase(ctx, t, tr, k, spec, cfg, s.pairs, s.sender)
 		if err != nil {
 			return res, err
 		}
@@ -440,7 +443,9 @@ func connectPairs(ctx context.Context, con *connector, pairs [][2]provision.User
 // rest count as unsent.
 const sendWindow = time.Second
 
-func runPhase(ctx context.Context, t *Target, tr *tracker, k int, spec phaseSpec, cfg ChatConfig, pairs [][2]provision.User, senders []*client.Conn) (ChatPhase, error) {
+// runPhase offers spec's rate for its duration; sender(i) is pair i's sender connection
+// at the moment of a write.
+func runPhase(ctx context.Context, t *Target, tr *tracker, k int, spec phaseSpec, cfg ChatConfig, pairs [][2]provision.User, sender func(i int) *client.Conn) (ChatPhase, error) {
 	rate := spec.rate
 	ph := ChatPhase{Rate: rate, Duration: spec.dur}
 	pacer, err := sched.NewPacer(float64(rate), spec.dur)
@@ -474,7 +479,7 @@ func runPhase(ctx context.Context, t *Target, tr *tracker, k int, spec phaseSpec
 				}
 				buf = appendMessage(buf[:0], j.seq, pairs[j.pair][1].ID)
 				tr.sentAt[j.seq].Store(tr.now())
-				if err := senders[j.pair].Write(buf); err != nil {
+				if err := sender(j.pair).Write(buf); err != nil {
 					writeErrs.Add(1)
 					continue
 				}

@@ -82,14 +82,19 @@ type SoakResult struct {
 	Phase                           ChatPhase
 	Replayed                        int64
 	ReplayP50, ReplayP99, ReplayMax time.Duration
-	// Reconnects are the recipients' reconnections begun; ResumeOK and ResumeFailed what
-	// CONNECTED answered; ReconnectErrors those that never got back (every attempt
-	// failed); DialFailures the failed attempts among all; ChurnSkipped the ticks that
-	// found the recipient or every reconnection slot busy; ClosedByServer the recipients
-	// found already closed when their turn came, and SendersClosed the senders closed by
-	// the end.
-	Reconnects, ResumeOK, ResumeFailed, ReconnectErrors, DialFailures, ChurnSkipped, ClosedByServer int64
-	SendersClosed                                                                                   int
+	// Reconnects are the recipients' reconnections begun by the churn; ResumeOK and
+	// ResumeFailed what CONNECTED answered to every resume (the churn's and the mends');
+	// ReconnectErrors the reconnections that never got back (every attempt failed);
+	// DialFailures the failed attempts among all; ChurnSkipped the ticks that found the
+	// recipient busy or every reconnection slot taken.
+	Reconnects, ResumeOK, ResumeFailed, ReconnectErrors, DialFailures, ChurnSkipped int64
+	// Mends are the connections the server closed (or that broke) and the tool reopened
+	// at once, as a client does (recipients with resume); ServerCloses counts them by side,
+	// close code and reason ("recipient 1011 events unavailable: reconnect"); Closed is
+	// how many connections were closed at the end of the load.
+	Mends        int64
+	ServerCloses map[string]int64
+	Closed       int
 	// SeqGaps counts events a recipient never saw (a seq skipped, across reconnections
 	// too), SeqRepeats events seen again (a seq not above the last one), SkippedByFailed
 	// the events a failed resume skipped (as the protocol allows; the client would refetch).
@@ -110,12 +115,21 @@ func (r *SoakResult) Flat() bool {
 	return true
 }
 
-// soakSlot is recipient i's state across its connections.
+// Sides of a pair.
+const (
+	senderSide    = 0
+	recipientSide = 1
+)
+
+var sideNames = [2]string{"sender", "recipient"}
+
+// soakSlot is one connection of a pair across its reconnections.
 type soakSlot struct {
-	last     atomic.Int64 // the highest seq the user's connections saw
-	replayTo atomic.Int64 // on the current connection, events up to this seq are replays
-	busy     atomic.Bool  // a reconnection is under way
-	moves    int          // reconnections so far (picks the next edge); owned by the reconnection under way
+	conn     atomic.Pointer[client.Conn] // nil while away
+	last     atomic.Int64                // recipients: the highest seq the user's connections saw
+	replayTo atomic.Int64                // recipients: on the current connection, events up to this seq are replays
+	busy     atomic.Bool                 // a reconnection is under way
+	moves    int                         // reconnections so far (picks the next edge); owned by the reconnection under way
 }
 
 // soakRun is one soak's shared state.
@@ -124,17 +138,29 @@ type soakRun struct {
 	opts  *Options
 	t     *Target
 	s     *chatSession
-	slots []soakSlot
+	slots [2][]soakSlot // by side, by pair
 
-	reconnects, resumeOK, resumeFailed, reconnectErrs, dialFailures, churnSkipped, closedByServer atomic.Int64
-	gaps, repeats, skipped                                                                        atomic.Int64
+	reconnects, resumeOK, resumeFailed, reconnectErrs, dialFailures, churnSkipped, mends atomic.Int64
+	gaps, repeats, skipped                                                               atomic.Int64
+
+	mu     sync.Mutex
+	closes map[string]int64
+}
+
+// sender returns pair i's sender connection, for runPhase (a closed one while away, so
+// the write fails and counts as such).
+func (r *soakRun) sender(i int) *client.Conn {
+	if c := r.slots[senderSide][i].conn.Load(); c != nil {
+		return c
+	}
+	return r.s.senders[i]
 }
 
 // recipient returns the frame handler of recipient i's connections: it follows the seqs
 // (gaps, repeats), tells replays from live events after CONNECTED and hands every
 // NEW_CHAT_MESSAGE to the tracker.
 func (r *soakRun) recipient(tr *tracker, i int) client.Handler {
-	sl := &r.slots[i]
+	sl := &r.slots[recipientSide][i]
 	return func(_ *client.Conn, f wire.Frame) {
 		if string(f.Type) == wire.TypeConnected {
 			last := wire.ParseUint(wire.Field(f.Payload, "lastSeq"))
@@ -182,7 +208,8 @@ func RunSoak(ctx context.Context, opts *Options, t *Target, cfg SoakConfig) (Soa
 	case cfg.Churn < 0 || cfg.Offline < 0:
 		return res, errors.New("soak: churn and offline time must not be negative")
 	}
-	r := &soakRun{cfg: cfg, opts: opts, t: t, slots: make([]soakSlot, cfg.Pairs)}
+	r := &soakRun{cfg: cfg, opts: opts, t: t, closes: map[string]int64{}}
+	r.slots = [2][]soakSlot{make([]soakSlot, cfg.Pairs), make([]soakSlot, cfg.Pairs)}
 	spec := phaseSpec{rate: cfg.Rate, dur: cfg.Duration}
 	ccfg := ChatConfig{Grace: cfg.Grace, Workers: cfg.Workers}
 	s, err := openChat(ctx, opts, t, cfg.Pairs, []phaseSpec{spec}, ccfg, r.recipient)
@@ -192,23 +219,37 @@ func RunSoak(ctx context.Context, opts *Options, t *Target, cfg SoakConfig) (Soa
 	r.s = s
 	defer s.close()
 	res.Provision, res.Warmup, res.WarmupLost = s.provision, s.warmup, s.warmupLost
-	if cfg.Churn > 0 && !s.con.waitFirst {
-		return res, fmt.Errorf("%s: the server sends no CONNECTED: resume (protocol v2) is needed for the churn", t.Name)
+	if !s.con.waitFirst {
+		return res, fmt.Errorf("%s: the server sent no CONNECTED within %v: the soak needs protocol v2 (resume)", t.Name, firstFrameWait)
+	}
+	// From here the slots own the connections; s's slices get the last ones back for
+	// closing once every goroutine is done.
+	for i := range cfg.Pairs {
+		r.slots[senderSide][i].conn.Store(s.senders[i])
+		r.slots[recipientSide][i].conn.Store(s.recipients[i])
 	}
 
 	bg, stop := context.WithCancel(ctx)
-	defer stop()
 	begin := time.Now()
 	var wg sync.WaitGroup
 	wg.Go(func() { res.Rows = r.sample(bg, begin) })
+	wg.Go(func() { r.mend(bg) })
 	if cfg.Churn > 0 {
 		last := begin.Add(cfg.Duration - 2*cfg.Offline - churnStopsBefore(cfg.Duration))
 		wg.Go(func() { r.churn(bg, last) })
 	}
 	opts.logf(t, "soak: %d msg/s for %v over %d pairs, %.1f reconnections/s, sampling %d processes every %v", cfg.Rate, cfg.Duration, cfg.Pairs, cfg.Churn, len(cfg.Procs), cfg.Interval)
-	ph, err := runPhase(ctx, t, s.tr, warmups, spec, ccfg, s.pairs, s.senders)
+	ph, err := runPhase(ctx, t, s.tr, warmups, spec, ccfg, s.pairs, r.sender)
 	stop()
 	wg.Wait()
+	for i := range cfg.Pairs {
+		for side, dst := range [2][]*client.Conn{s.senders, s.recipients} {
+			if c := r.slots[side][i].conn.Load(); c != nil && c != dst[i] {
+				dst[i].Close(false) // closed already; waits for its reader
+				dst[i] = c
+			}
+		}
+	}
 	if err != nil {
 		return res, err
 	}
@@ -217,17 +258,18 @@ func RunSoak(ctx context.Context, opts *Options, t *Target, cfg SoakConfig) (Soa
 	ph.Late = p.late
 	p.mu.Unlock()
 	ph.Dropped = dropped(s.senders) + dropped(s.recipients)
+	res.Closed = ph.Dropped
 	res.Phase = ph
 	res.Replayed = s.tr.replayed.Load()
 	h := &s.tr.replayHist
 	res.ReplayP50, res.ReplayP99, res.ReplayMax = h.Percentile(0.50), h.Percentile(0.99), h.Max()
 	res.Reconnects, res.ResumeOK, res.ResumeFailed = r.reconnects.Load(), r.resumeOK.Load(), r.resumeFailed.Load()
 	res.ReconnectErrors, res.DialFailures, res.ChurnSkipped = r.reconnectErrs.Load(), r.dialFailures.Load(), r.churnSkipped.Load()
-	res.ClosedByServer, res.SendersClosed = r.closedByServer.Load(), dropped(s.senders)
+	res.Mends, res.ServerCloses = r.mends.Load(), r.closes
 	res.SeqGaps, res.SeqRepeats, res.SkippedByFailed = r.gaps.Load(), r.repeats.Load(), r.skipped.Load()
 	res.Checks = Judge(res.Rows, cfg)
-	opts.logf(t, "soak done: sent %d, delivered %d (%d replayed), lost %d, duplicates %d, late %d, %d reconnections (%d resumed, %d failed), seq gaps %d, repeats %d, p50 %v p99 %v",
-		ph.Sent, ph.Delivered, res.Replayed, ph.Lost, ph.Dups, ph.Late, res.Reconnects, res.ResumeOK, res.ResumeFailed, res.SeqGaps, res.SeqRepeats, ph.P50, ph.P99)
+	opts.logf(t, "soak done: sent %d, delivered %d (%d replayed), lost %d, duplicates %d, late %d, %d reconnections (%d resumed, %d failed), %d mended after %v, seq gaps %d, repeats %d, p50 %v p99 %v",
+		ph.Sent, ph.Delivered, res.Replayed, ph.Lost, ph.Dups, ph.Late, res.Reconnects, res.ResumeOK, res.ResumeFailed, res.Mends, res.ServerCloses, res.SeqGaps, res.SeqRepeats, ph.P50, ph.P99)
 	return res, nil
 }
 
@@ -323,52 +365,100 @@ func (r *soakRun) churn(ctx context.Context, last time.Time) {
 		if time.Now().After(last) {
 			return
 		}
-		i := next % len(r.slots)
-		if !r.slots[i].busy.CompareAndSwap(false, true) {
+		i := next % r.cfg.Pairs
+		sl := &r.slots[recipientSide][i]
+		if !sl.busy.CompareAndSwap(false, true) {
 			r.churnSkipped.Add(1)
 			continue
 		}
 		select {
 		case inFlight <- struct{}{}:
 		default:
-			r.slots[i].busy.Store(false)
+			sl.busy.Store(false)
 			r.churnSkipped.Add(1)
 			continue
 		}
+		r.reconnects.Add(1)
 		wg.Go(func() {
-			defer func() { <-inFlight; r.slots[i].busy.Store(false) }()
-			r.reconnect(ctx, i)
+			defer func() { <-inFlight; sl.busy.Store(false) }()
+			r.reconnect(ctx, recipientSide, i, true)
 		})
 	}
 }
 
-// reconnect closes recipient i's connection, stays away a while and reconnects on the next
-// edge with resume=<the highest seq seen>.
-func (r *soakRun) reconnect(ctx context.Context, i int) {
-	sl := &r.slots[i]
-	n := r.reconnects.Add(1)
-	if old := r.s.recipients[i]; old != nil {
-		if old.Err() != nil {
-			r.closedByServer.Add(1)
+// mendEvery is how often the mender looks for connections the server closed.
+const mendEvery = time.Second
+
+// mend reopens, once a second, every connection whose reader has ended while no
+// reconnection of it was under way: the server closed it (1011 "events unavailable:
+// reconnect and resume", a slow consumer's 1008, ...), as a client would at once. It waits
+// for the reopenings under way when ctx ends.
+func (r *soakRun) mend(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	tick := time.NewTicker(mendEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
 		}
-		old.Close(n%2 == 0) // waits for its reader: sl.last is final
-		r.s.recipients[i] = nil
+		for side := range r.slots {
+			for i := range r.slots[side] {
+				sl := &r.slots[side][i]
+				if c := sl.conn.Load(); c == nil || c.Err() == nil || !sl.busy.CompareAndSwap(false, true) {
+					continue
+				}
+				r.mends.Add(1)
+				wg.Go(func() {
+					defer sl.busy.Store(false)
+					r.reconnect(ctx, side, i, false)
+				})
+			}
+		}
 	}
-	if r.cfg.Offline > 0 {
+}
+
+// reconnect closes connection i of side (the churn's choice) or finds it closed (the
+// server's, recorded by close code), stays away a while when churned, and reconnects on
+// the next edge; a recipient asks resume=<the highest seq it saw>.
+func (r *soakRun) reconnect(ctx context.Context, side, i int, churned bool) {
+	sl := &r.slots[side][i]
+	if old := sl.conn.Load(); old != nil {
+		if err := old.Err(); err != nil {
+			code, reason := client.CloseCode(err)
+			key := fmt.Sprintf("%s %d %s", sideNames[side], code, reason)
+			if code == 0 {
+				key = sideNames[side] + " broken (" + err.Error() + ")"
+			}
+			r.mu.Lock()
+			r.closes[key]++
+			r.mu.Unlock()
+		}
+		old.Close(r.reconnects.Load()%2 == 0) // waits for its reader: sl.last is final
+	}
+	if churned && r.cfg.Offline > 0 {
 		if sleep(ctx, rand.N(2*r.cfg.Offline+1)) != nil {
 			return
 		}
 	}
 	sl.moves++
-	url := r.t.URL(i+1+sl.moves, r.s.pairs[i][1].Token) + "&resume=" + strconv.FormatInt(sl.last.Load(), 10)
-	c, failures, err := r.s.con.dialURL(ctx, i, url, r.recipient(r.s.tr, i))
+	u := r.s.pairs[i][side]
+	url := r.t.URL(i+side+sl.moves, u.Token)
+	h := client.Handler(r.s.tr.onSender)
+	if side == recipientSide {
+		url += "&resume=" + strconv.FormatInt(sl.last.Load(), 10)
+		h = r.recipient(r.s.tr, i)
+	}
+	c, failures, err := r.s.con.dialURL(ctx, i, url, h)
 	r.dialFailures.Add(int64(failures))
 	if err != nil {
 		if ctx.Err() == nil {
 			r.reconnectErrs.Add(1)
-			r.opts.logf(r.t, "soak: recipient %d did not get back: %v", i, err)
+			r.opts.logf(r.t, "soak: %s %d did not get back: %v", sideNames[side], i, err)
 		}
 		return
 	}
-	r.s.recipients[i] = c
+	sl.conn.Store(c)
 }

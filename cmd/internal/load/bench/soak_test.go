@@ -16,10 +16,14 @@ import (
 // messages and seq gaps, and as duplicates and seq repeats.
 func TestSoakCountsAcrossResumes(t *testing.T) {
 	t.Parallel()
-	for _, fault := range []string{"", "skip", "repeat"} {
+	for _, fault := range []string{"", "skip", "repeat", "kick"} {
 		t.Run("fault="+fault, func(t *testing.T) {
 			t.Parallel()
-			target := relayTarget(t, relay.Options{Resume: true, ResumeFault: fault})
+			ro := relay.Options{Resume: true, ResumeFault: fault}
+			if fault == "kick" {
+				ro = relay.Options{Resume: true, KickEvery: 25}
+			}
+			target := relayTarget(t, ro)
 			cfg := SoakConfig{
 				Pairs: 4, Rate: 80, Duration: 4 * time.Second, Grace: 3 * time.Second, Workers: 2,
 				Churn: 5, Offline: 150 * time.Millisecond,
@@ -35,8 +39,9 @@ func TestSoakCountsAcrossResumes(t *testing.T) {
 				t.Errorf("sent %d unsent %d write errors %d acks %d, want all %d offered sent and acknowledged", ph.Sent, ph.Unsent, ph.WriteErrs, ph.Acks, ph.Offered)
 			}
 			back := res.ResumeOK + res.ResumeFailed
-			if res.Reconnects < 5 || back != res.Reconnects || res.ResumeFailed != 0 || res.ReconnectErrors != 0 {
-				t.Errorf("%d reconnections, %d resumed, %d failed, %d never back; want at least 5, all resumed", res.Reconnects, res.ResumeOK, res.ResumeFailed, res.ReconnectErrors)
+			if res.Reconnects < 5 || back != res.Reconnects+res.Mends || res.ResumeFailed != 0 || res.ReconnectErrors != 0 || res.Closed != 0 {
+				t.Errorf("%d reconnections and %d mends, %d resumed, %d failed, %d never back, %d closed at the end; want at least 5, all resumed, none closed",
+					res.Reconnects, res.Mends, res.ResumeOK, res.ResumeFailed, res.ReconnectErrors, res.Closed)
 			}
 			// Rows at 0, 1, 2, 3 and 4 s, each with the one process and cumulative counts.
 			if len(res.Rows) != 5 || res.Rows[4].At < 4*time.Second || len(res.Rows[4].Samples) != 1 || res.Rows[4].Samples[0].RSS <= 0 {
@@ -52,12 +57,20 @@ func TestSoakCountsAcrossResumes(t *testing.T) {
 				t.Errorf("checks %+v, want one process's", res.Checks)
 			}
 			switch fault {
-			case "":
+			case "", "kick":
 				if ph.Lost != 0 || ph.Dups != 0 || ph.Late != 0 || res.SeqGaps != 0 || res.SeqRepeats != 0 {
 					t.Errorf("lost %d dups %d late %d gaps %d repeats %d, want none", ph.Lost, ph.Dups, ph.Late, res.SeqGaps, res.SeqRepeats)
 				}
 				if res.Replayed == 0 || res.ReplayMax <= 0 || ph.Delivered != ph.Sent {
 					t.Errorf("replayed %d (max latency %v), delivered %d of %d; want some replayed, all delivered", res.Replayed, res.ReplayMax, ph.Delivered, ph.Sent)
+				}
+				kicked := res.ServerCloses["recipient 1011 events unavailable: reconnect and resume"]
+				// A kicked recipient is mended, or reconnected by the churn if its turn comes first.
+				if fault == "kick" && (res.Mends == 0 || kicked < res.Mends || len(res.ServerCloses) != 1) {
+					t.Errorf("%d mends, closes %v; want only the relay's kicks, some mended", res.Mends, res.ServerCloses)
+				}
+				if fault == "" && (res.Mends != 0 || len(res.ServerCloses) != 0) {
+					t.Errorf("%d mends, closes %v; want none", res.Mends, res.ServerCloses)
 				}
 			case "skip":
 				if ph.Lost == 0 || res.SeqGaps < ph.Lost || res.Replayed != 0 || ph.Dups != 0 {

@@ -42,6 +42,10 @@ type Options struct {
 	// answers ok and replays nothing; "repeat" replays from the resumed seq itself, one
 	// event too many.
 	ResumeFault string
+	// KickEvery, with Resume, closes the recipient's connections with 1011 instead of
+	// writing every KickEvery-th numbered event to them (the event is held: a resume
+	// replays it), as an edge does when the events are unavailable.
+	KickEvery int64
 }
 
 // HistoryMax is how many events per user the relay holds for resume.
@@ -300,9 +304,22 @@ func (r *Relay) deliverNumbered(to int64, msg chatMessage) {
 	r.mu.Lock()
 	targets := append([]*conn(nil), r.users[to]...)
 	r.mu.Unlock()
+	kick := r.opts.KickEvery > 0 && ul.seq%r.opts.KickEvery == 0
 	for _, t := range targets {
+		if kick {
+			t.kick(1011, "events unavailable: reconnect and resume")
+			continue
+		}
 		t.write(ev)
 	}
+}
+
+// kick closes the connection with a close frame.
+func (c *conn) kick(code int, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(writeWait))
+	c.ws.Close()
 }
 
 // write sends one frame; a failed write closes the connection, whose reader then ends.

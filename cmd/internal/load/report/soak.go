@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -97,8 +98,9 @@ func writeSoakMessages(w io.Writer, r *bench.SoakResult) {
 		{"reconnections that never got back", fmt.Sprint(r.ReconnectErrors)},
 		{"failed handshake attempts while reconnecting", fmt.Sprint(r.DialFailures)},
 		{"churn ticks skipped (recipient still away)", fmt.Sprint(r.ChurnSkipped)},
-		{"recipients found closed by the server at their turn", fmt.Sprint(r.ClosedByServer)},
-		{"senders closed by the end", fmt.Sprint(r.SendersClosed)},
+		{"connections the server closed, reopened at once (recipients resuming)", fmt.Sprint(r.Mends)},
+		{"of which, by side and close code", closes(r.ServerCloses)},
+		{"connections closed at the end of the load", fmt.Sprint(r.Closed)},
 		{"writes failed / due but unsent", fmt.Sprintf("%d / %d", p.WriteErrs, p.Unsent)},
 		{"latency of live deliveries p50 / p90 / p99 / max (ms)", fmt.Sprintf("%s / %s / %s / %s", ms(p.P50), ms(p.P90), ms(p.P99), ms(p.Max))},
 		{"latency of replayed deliveries p50 / p99 / max (ms; includes the time away)", fmt.Sprintf("%s / %s / %s", ms(r.ReplayP50), ms(r.ReplayP99), ms(r.ReplayMax))},
@@ -110,6 +112,23 @@ func writeSoakMessages(w io.Writer, r *bench.SoakResult) {
 		fmt.Fprintf(w, "| %s | %s |\n", row[0], row[1])
 	}
 	fmt.Fprintln(w)
+}
+
+// closes formats the server's closes by kind, most frequent first ("none" when none).
+func closes(m map[string]int64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return m[keys[i]] > m[keys[j]] || m[keys[i]] == m[keys[j]] && keys[i] < keys[j] })
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%d× %s", m[k], k)
+	}
+	return strings.Join(parts, "; ")
 }
 
 func writeSoakChecks(w io.Writer, r *bench.SoakResult) {

@@ -18,7 +18,8 @@ func soakResult(lost int64) *bench.SoakResult {
 		Interval: 30 * time.Second, FlatAfter: 3 * time.Minute, Bounds: soak.DefaultBounds,
 		Procs: []soak.Proc{{Name: "edge1", PID: 11, Role: soak.Server}, {Name: "chatsvc", PID: 12, Role: soak.Server}, {Name: "mariadbd", PID: 13, Role: soak.Database}},
 	}
-	r := &bench.SoakResult{Config: cfg, Warmup: 1000, Phase: bench.ChatPhase{Offered: 1800000, Sent: 1800000, Delivered: 1800000 - lost, Lost: lost, Acks: 1800000, P50: 3 * time.Millisecond, P99: 40 * time.Millisecond}, Replayed: 7000, ResumeOK: 3580, Reconnects: 3580}
+	r := &bench.SoakResult{Config: cfg, Warmup: 1000, Phase: bench.ChatPhase{Offered: 1800000, Sent: 1800000, Delivered: 1800000 - lost, Lost: lost, Acks: 1800000, P50: 3 * time.Millisecond, P99: 40 * time.Millisecond}, Replayed: 7000, ResumeOK: 3580, Reconnects: 3580,
+		Mends: 4, ServerCloses: map[string]int64{"sender 1008 slow consumer": 1, "recipient 1011 events unavailable: reconnect and resume": 3}}
 	for at := time.Duration(0); at <= cfg.Duration; at += cfg.Interval {
 		m := int(at.Minutes())
 		r.Rows = append(r.Rows, bench.SoakRow{
@@ -48,6 +49,7 @@ func TestWriteSoak(t *testing.T) {
 		"every 0.5 s a recipient",
 		"| **lost** | 0 |",
 		"| resumed (`ok`) / `failed` | 3580 / 0 |",
+		"| of which, by side and close code | 3× recipient 1011 events unavailable: reconnect and resume; 1× sender 1008 slow consumer |",
 		// The edge: goroutines from 2190 (the lowest of minutes 3 to 5) to 2940 (28 to 30).
 		"| edge1 (pid 11) | server | 80.0 → 80.0 (80.0) | +0.0 | 2190 → 2940 (3000) | 1030 → 1030 (1030) | 9 → 9 | **no**: goroutines grows |",
 		"| chatsvc (pid 12) | server | 40.0 → 40.0 (40.0) | +0.0 | 60 → 60 (60) | 25 → 25 (25) | 8 → 8 | yes |",
