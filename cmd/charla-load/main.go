@@ -569,7 +569,7 @@ func runSoak(ctx context.Context, c *config, key string, b *target.Builder, opts
 	fmt.Fprintf(os.Stderr, "[%s] %s\n", key, srv.Describe)
 	cfg := bench.SoakConfig{
 		Pairs: c.pairs, Rate: c.soakRate, Duration: c.soakMode, Grace: c.grace, Workers: c.workers,
-		Churn: c.churn, Offline: c.offline, Interval: c.sampleEvery, FlatAfter: c.flatAfter, Bounds: soak.DefaultBounds,
+		Churn: c.churn, Offline: c.offline, Interval: c.sampleEvery, FlatAfter: c.flatAfter, Bounds: soak.DefaultBounds, Rest: c.sampleEvery,
 		Procs: watched(key, srv),
 	}
 	res, err := bench.RunSoak(ctx, opts, &srv.Target, cfg)
@@ -678,9 +678,11 @@ func startTarget(ctx context.Context, c *config, key string, b *target.Builder) 
 	return withCloser(r, drop), nil
 }
 
+// withCloser returns r with f to run after r's own closers (Closers run last first): the
+// database is dropped once the processes using it have stopped.
 func withCloser(r *target.Running, f func()) *target.Running {
 	inner := *r
-	return &target.Running{Target: r.Target, Describe: r.Describe, Procs: r.Procs, Closers: []func(){inner.Close, f}}
+	return &target.Running{Target: r.Target, Describe: r.Describe, Procs: r.Procs, Closers: []func(){f, inner.Close}}
 }
 
 func dbPIDs(flagValue string, auto bool) ([]int, error) {

@@ -128,6 +128,7 @@ type phaseState struct {
 	late      int64
 	dups      atomic.Int64
 	acks      atomic.Int64
+	replies   atomic.Int64 // acks and errors
 	errs      sync.Map // code → *atomic.Int64
 	hist      hist.Histogram
 }
@@ -213,10 +214,12 @@ func (t *tracker) reply(f wire.Frame) {
 	switch string(f.Type) {
 	case wire.TypeAck:
 		p.acks.Add(1)
+		p.replies.Add(1)
 	case wire.TypeError:
 		code, _ := strconv.Atoi(string(wire.Field(f.Payload, "code")))
 		v, _ := p.errs.LoadOrStore(code, new(atomic.Int64))
 		v.(*atomic.Int64).Add(1)
+		p.replies.Add(1)
 	}
 }
 
@@ -518,13 +521,14 @@ func runPhase(ctx context.Context, t *Target, tr *tracker, k int, spec phaseSpec
 	ph.Sent, ph.Unsent, ph.WriteErrs = sent.Load(), unsent.Load(), writeErrs.Load()
 	ph.SendTook = max(spec.dur, time.Duration(lastWrite.Load()))
 	ph.Achieved = float64(ph.Sent) / ph.SendTook.Seconds()
-	// Drain: wait for every written message, at most Grace after the last write.
 	grace := cfg.Grace
 	if spec.grace > 0 {
 		grace = spec.grace
 	}
 	drainEnd := begin.Add(ph.SendTook + grace)
-	for tr.delivered(k) < ph.Sent && time.Now().Before(drainEnd) {
+	// Drain: wait for every written message and its reply (on the sender's connection,
+	// read by another goroutine than the delivery), at most Grace after the last write.
+	for (tr.delivered(k) < ph.Sent || tr.phases[k].replies.Load() < ph.Sent) && time.Now().Before(drainEnd) {
 		if err := sleep(ctx, 5*time.Millisecond); err != nil {
 			return ph, err
 		}

@@ -43,6 +43,9 @@ type SoakConfig struct {
 	Bounds    soak.Bounds
 	// Procs are the watched processes.
 	Procs []soak.Proc
+	// Rest, when > 0, is how long the connections stay open and idle after the drain
+	// before a last sample (SoakResult.Rest), to compare with the one before the load.
+	Rest time.Duration
 }
 
 // churnInFlight bounds the reconnections under way at once; a churn tick finding them all
@@ -99,8 +102,12 @@ type SoakResult struct {
 	// too), SeqRepeats events seen again (a seq not above the last one), SkippedByFailed
 	// the events a failed resume skipped (as the protocol allows; the client would refetch).
 	SeqGaps, SeqRepeats, SkippedByFailed int64
-	// Rows are the samples, every Interval from the start of the load to its end.
+	// Rows are the samples, every Interval from the start of the load to its end; the
+	// first is taken at rest (the connections open, the warm-up over).
 	Rows []SoakRow
+	// Rest is the sample at rest after the load: Config.Rest after the drain, the
+	// connections still open. Goroutines and open files should be back to Rows[0]'s.
+	Rest *SoakRow
 	// Checks are the verdicts per process (the order of Config.Procs).
 	Checks [][]soak.Check
 }
@@ -252,6 +259,11 @@ func RunSoak(ctx context.Context, opts *Options, t *Target, cfg SoakConfig) (Soa
 	}
 	if err != nil {
 		return res, err
+	}
+	if cfg.Rest > 0 && sleep(ctx, cfg.Rest) == nil {
+		hc := &http.Client{Timeout: 10 * time.Second}
+		res.Rest = &SoakRow{At: time.Since(begin), Traffic: r.traffic(), Samples: soak.ReadAll(ctx, hc, cfg.Procs)}
+		hc.CloseIdleConnections()
 	}
 	p := &s.tr.phases[warmups]
 	p.mu.Lock()

@@ -29,6 +29,7 @@ func TestSoakCountsAcrossResumes(t *testing.T) {
 				Churn: 5, Offline: 150 * time.Millisecond,
 				Interval: time.Second, FlatAfter: time.Second, Bounds: soak.DefaultBounds,
 				Procs: []soak.Proc{{Name: "relay", PID: os.Getpid(), Role: soak.Server}},
+				Rest:  100 * time.Millisecond,
 			}
 			res, err := RunSoak(context.Background(), testOptions(), target, cfg)
 			if err != nil {
@@ -52,6 +53,9 @@ func TestSoakCountsAcrossResumes(t *testing.T) {
 				if b.Sent < a.Sent || b.Delivered < a.Delivered || b.Reconnects < a.Reconnects {
 					t.Errorf("row %d traffic %+v after %+v: counts went down", i, b, a)
 				}
+			}
+			if res.Rest == nil || res.Rest.At < 4*time.Second || len(res.Rest.Samples) != 1 || res.Rest.Traffic.Delivered != ph.Delivered {
+				t.Errorf("rest sample %+v, want one after the load with every delivery counted", res.Rest)
 			}
 			if len(res.Checks) != 1 || len(res.Checks[0]) != len(soak.Figures) {
 				t.Errorf("checks %+v, want one process's", res.Checks)

@@ -133,8 +133,11 @@ func closes(m map[string]int64) string {
 
 func writeSoakChecks(w io.Writer, r *bench.SoakResult) {
 	fmt.Fprintf(w, "### Processes\n\nBase: the floor just after the warm-up; end: the floor at the end; max: the highest sample after the warm-up; slope: least squares over the samples after the warm-up, per hour.\n\n")
-	fmt.Fprintf(w, "| process | role | RSS MiB base → end (max) | RSS slope MiB/h | goroutines base → end (max) | open files base → end (max) | threads base → end | flat |\n")
-	fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---|\n")
+	if r.Rest != nil {
+		fmt.Fprintf(w, "At rest: the sample before the load (connections open, warm-up over) and the one %v after the drain (the same connections open, idle): goroutines and open files should be back.\n\n", r.Config.Rest)
+	}
+	fmt.Fprintf(w, "| process | role | RSS MiB base → end (max) | RSS slope MiB/h | goroutines base → end (max) | open files base → end (max) | threads base → end | at rest: goroutines, open files before → after | flat |\n")
+	fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---:|---|\n")
 	for i, p := range r.Config.Procs {
 		if i >= len(r.Checks) {
 			break
@@ -164,9 +167,14 @@ func writeSoakChecks(w io.Writer, r *bench.SoakResult) {
 		}
 		mib := func(v float64) string { return fmt.Sprintf("%.1f", v/(1<<20)) }
 		num := func(v float64) string { return fmt.Sprintf("%.0f", v) }
-		fmt.Fprintf(w, "| %s (pid %d) | %s | %s | %s | %s | %s | %s | %s |\n", p.Name, p.PID, p.Role,
+		rest := ""
+		if r.Rest != nil && len(r.Rows) > 0 && i < len(r.Rest.Samples) {
+			b, a := r.Rows[0].Samples[i], r.Rest.Samples[i]
+			rest = fmt.Sprintf("%s → %s, %s → %s", count(b.Goroutines), count(a.Goroutines), count(b.FDs), count(a.FDs))
+		}
+		fmt.Fprintf(w, "| %s (pid %d) | %s | %s | %s | %s | %s | %s | %s | %s |\n", p.Name, p.PID, p.Role,
 			span(rss, mib, true), cond(rss.Known, func() string { return fmt.Sprintf("%+.1f", rss.PerHour/(1<<20)) }),
-			span(g, num, true), span(fd, num, true), span(th, num, false), flat)
+			span(g, num, true), span(fd, num, true), span(th, num, false), rest, flat)
 	}
 	fmt.Fprintln(w)
 }
@@ -246,6 +254,14 @@ func writeSoakOverTime(w io.Writer, r *bench.SoakResult) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// count formats a figure that may be unknown (-1).
+func count(n int) string {
+	if n < 0 {
+		return "—"
+	}
+	return fmt.Sprint(n)
 }
 
 func known(ok bool, f func() string) string {
