@@ -263,12 +263,14 @@ func (r *Relay) readPump(c *conn, userID int64) {
 		ack, _ := json.Marshal(frame{Type: "SERVER_ACK", PID: in.PID, Payload: map[string]any{
 			"messageId": id, "chatId": msg.ChatID, "timestamp": now, "status": "sent_to_server", "clientMessageId": msg.ClientMessageID,
 		}})
-		c.write(ack)
-		if n := r.count.Add(1); r.opts.DropEvery > 0 && n%r.opts.DropEvery == 0 {
+		if r.opts.Resume {
+			// Stored (numbered) before it is acknowledged, as Charla does.
+			r.deliverNumbered(in.Payload.ToUserID, msg)
+			c.write(ack)
 			continue
 		}
-		if r.opts.Resume {
-			r.deliverNumbered(in.Payload.ToUserID, msg)
+		c.write(ack)
+		if n := r.count.Add(1); r.opts.DropEvery > 0 && n%r.opts.DropEvery == 0 {
 			continue
 		}
 		r.mu.Lock()
