@@ -161,8 +161,8 @@ var titles = map[string]string{
 // Bounds of the soak mode.
 const (
 	defaultSoakRate = 1000
-	soakGrace       = 2 * time.Minute
-	soakMargin      = 15 * time.Minute // per target: building, provisioning, warm-up, drain
+	soakGrace       = 10 * time.Minute
+	soakMargin      = 20 * time.Minute // per target: building, provisioning, warm-up, drain
 	maxSoakMessages = 20_000_000       // the tracker holds 12 bytes per message
 )
 
@@ -177,7 +177,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.pairs, "pairs", 1000, "chat: sender→recipient pairs")
 	rates := fs.String("rates", "", "chat: total rates in msg/s, one phase each (default per target: sqlite "+ints(defaultRates["sqlite"])+", mysql "+ints(defaultRates["mysql"])+", apart "+ints(defaultRates["apart"])+")")
 	fs.DurationVar(&c.phase, "phase", 10*time.Second, "chat: duration of each rate")
-	fs.DurationVar(&c.grace, "grace", 3*time.Second, "chat: how long after a phase a message may still arrive before it counts lost (soak: 2m)")
+	fs.DurationVar(&c.grace, "grace", 3*time.Second, "chat: how long after a phase a message may still arrive before it counts lost (soak: 10m)")
 	fs.DurationVar(&c.settle, "settle", 2*time.Second, "pause before reading memory and before chatting")
 	fs.DurationVar(&c.stormWait, "storm-timeout", time.Minute, "storm: bound on the reconnection")
 	fs.IntVar(&c.concurrency, "dial-concurrency", 64, "handshakes in flight while ramping up")
@@ -326,7 +326,7 @@ func (c *config) soakDefaults(set map[string]bool, targets *string) error {
 	}
 	if !set["grace"] {
 		// A message is lost only if it never comes; on a shared machine a backlog of
-		// seconds is late, not lost. The drain ends as soon as everything has arrived.
+		// minutes is late, not lost. The drain ends as soon as everything has arrived.
 		c.grace = soakGrace
 	}
 	if !set["flat-after"] && 2*c.flatAfter > c.soakMode {

@@ -69,10 +69,10 @@ func TestSoakFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(c.targets, []string{"apart"}) || c.soakRate != 1000 || c.timeout != 45*time.Minute || c.flatAfter != 3*time.Minute || c.sampleEvery != 30*time.Second || c.grace != 2*time.Minute {
-		t.Errorf("soak defaults: targets %v rate %d timeout %v flat-after %v sample-every %v grace %v; want apart, 1000, 45m, 3m, 30s, 2m", c.targets, c.soakRate, c.timeout, c.flatAfter, c.sampleEvery, c.grace)
+	if !slices.Equal(c.targets, []string{"apart"}) || c.soakRate != 1000 || c.timeout != 50*time.Minute || c.flatAfter != 3*time.Minute || c.sampleEvery != 30*time.Second || c.grace != 10*time.Minute {
+		t.Errorf("soak defaults: targets %v rate %d timeout %v flat-after %v sample-every %v grace %v; want apart, 1000, 50m, 3m, 30s, 10m", c.targets, c.soakRate, c.timeout, c.flatAfter, c.sampleEvery, c.grace)
 	}
-	if cmd := c.soakCommand("apart"); !strings.Contains(cmd, "-soak 30m0s -targets apart -pairs 1000 -soak-rate 1000 -churn 2 -offline 2s -sample-every 30s -flat-after 3m0s -grace 2m0s") {
+	if cmd := c.soakCommand("apart"); !strings.Contains(cmd, "-soak 30m0s -targets apart -pairs 1000 -soak-rate 1000 -churn 2 -offline 2s -sample-every 30s -flat-after 3m0s -grace 10m0s") {
 		t.Errorf("soak command %q", cmd)
 	}
 	// A short soak on two targets: the warm-up shrinks to a third, the timeout covers both.
@@ -80,11 +80,11 @@ func TestSoakFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if short.flatAfter != time.Minute || short.timeout != 36*time.Minute || short.soakRate != 500 || !slices.Equal(short.targets, []string{"sqlite", "mysql"}) {
-		t.Errorf("short soak: flat-after %v timeout %v rate %d targets %v; want 1m, 36m, 500, sqlite,mysql", short.flatAfter, short.timeout, short.soakRate, short.targets)
+	if short.flatAfter != time.Minute || short.timeout != 46*time.Minute || short.soakRate != 500 || !slices.Equal(short.targets, []string{"sqlite", "mysql"}) {
+		t.Errorf("short soak: flat-after %v timeout %v rate %d targets %v; want 1m, 46m, 500, sqlite,mysql", short.flatAfter, short.timeout, short.soakRate, short.targets)
 	}
 	for _, args := range [][]string{
-		{"-soak", "2h"},
+		{"-soak", "101m"},
 		{"-soak", "30m", "-timeout", "20m"},
 		{"-soak", "30m", "-targets", "relay"},
 		{"-soak", "30m", "-churn", "-1"},

@@ -69,6 +69,7 @@ type ChatPhase struct {
 	Sent               int64         // messages written
 	Unsent             int64         // due but not written before the phase's window closed
 	SendTook           time.Duration // from the phase's start to its last write (at least Phase)
+	Drain              time.Duration // from then until every message and reply arrived (or the grace ended)
 	Achieved           float64       // Sent / SendTook, messages per second
 	Delivered          int64         // NEW_CHAT_MESSAGE read by the recipient within the grace
 	Lost               int64         // Sent − Delivered
@@ -533,6 +534,7 @@ func runPhase(ctx context.Context, t *Target, tr *tracker, k int, spec phaseSpec
 			return ph, err
 		}
 	}
+	ph.Drain = max(time.Since(begin)-ph.SendTook, 0)
 	tr.close(k)
 	cpu1, db1, err := t.Sample()
 	if err != nil {

@@ -83,6 +83,7 @@ func writeSoakMessages(w io.Writer, r *bench.SoakResult) {
 	rows := [][2]string{
 		{"offered / sent (written)", fmt.Sprintf("%d / %d", p.Offered, p.Sent)},
 		{"achieved rate (msg/s)", fmt.Sprintf("%.0f", p.Achieved)},
+		{"drain: from the last write until everything arrived (grace " + r.Config.Grace.String() + ")", p.Drain.Round(time.Second).String()},
 		{"acknowledged (SERVER_ACK)", fmt.Sprint(p.Acks)},
 		{"ack errors", errs(p.AckErrors)},
 		{"delivered (NEW_CHAT_MESSAGE read)", fmt.Sprint(p.Delivered)},
