@@ -73,6 +73,7 @@ type ChatPhase struct {
 	Achieved           float64       // Sent / SendTook, messages per second
 	Delivered          int64         // NEW_CHAT_MESSAGE read by the recipient within the grace
 	Lost               int64         // Sent − Delivered
+	AckedLost          int64         // acknowledged (SERVER_ACK) but not delivered within the grace
 	Late               int64         // delivered after the grace (counted lost)
 	Dups               int64         // delivered more than once
 	Acks               int64         // SERVER_ACK read by senders
@@ -109,6 +110,7 @@ type tracker struct {
 	base    time.Time
 	sentAt  []atomic.Int64 // monotonic ns since base, stored before the write
 	got     []atomic.Bool
+	acked   []atomic.Bool
 	start   []int64
 	phases  []phaseState
 	unknown atomic.Int64
@@ -130,7 +132,7 @@ type phaseState struct {
 	dups      atomic.Int64
 	acks      atomic.Int64
 	replies   atomic.Int64 // acks and errors
-	errs      sync.Map // code → *atomic.Int64
+	errs      sync.Map     // code → *atomic.Int64
 	hist      hist.Histogram
 }
 
@@ -143,6 +145,7 @@ func newTracker(specs []phaseSpec) *tracker {
 	}
 	t.sentAt = make([]atomic.Int64, n)
 	t.got = make([]atomic.Bool, n)
+	t.acked = make([]atomic.Bool, n)
 	return t
 }
 
@@ -214,6 +217,7 @@ func (t *tracker) reply(f wire.Frame) {
 	p := &t.phases[t.phaseOf(seq)]
 	switch string(f.Type) {
 	case wire.TypeAck:
+		t.acked[seq].Store(true)
 		p.acks.Add(1)
 		p.replies.Add(1)
 	case wire.TypeError:
@@ -548,6 +552,11 @@ func runPhase(ctx context.Context, t *Target, tr *tracker, k int, spec phaseSpec
 	p := &tr.phases[k]
 	ph.Delivered = tr.delivered(k)
 	ph.Lost = ph.Sent - ph.Delivered
+	for seq := tr.start[k]; seq < tr.start[k]+pacer.Total(); seq++ {
+		if tr.acked[seq].Load() && !tr.got[seq].Load() {
+			ph.AckedLost++
+		}
+	}
 	ph.Dups = p.dups.Load()
 	ph.Acks = p.acks.Load()
 	ph.AckErrors = map[int]int64{}

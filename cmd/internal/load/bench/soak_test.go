@@ -62,7 +62,7 @@ func TestSoakCountsAcrossResumes(t *testing.T) {
 			}
 			switch fault {
 			case "", "kick":
-				if ph.Lost != 0 || ph.Dups != 0 || ph.Late != 0 || res.SeqGaps != 0 || res.SeqRepeats != 0 {
+				if ph.Lost != 0 || ph.AckedLost != 0 || ph.Dups != 0 || ph.Late != 0 || res.SeqGaps != 0 || res.SeqRepeats != 0 {
 					t.Errorf("lost %d dups %d late %d gaps %d repeats %d, want none", ph.Lost, ph.Dups, ph.Late, res.SeqGaps, res.SeqRepeats)
 				}
 				if res.Replayed == 0 || res.ReplayMax <= 0 || ph.Delivered != ph.Sent {
@@ -77,7 +77,7 @@ func TestSoakCountsAcrossResumes(t *testing.T) {
 					t.Errorf("%d mends, closes %v; want none", res.Mends, res.ServerCloses)
 				}
 			case "skip":
-				if ph.Lost == 0 || res.SeqGaps < ph.Lost || res.Replayed != 0 || ph.Dups != 0 {
+				if ph.Lost == 0 || ph.AckedLost != ph.Lost || res.SeqGaps < ph.Lost || res.Replayed != 0 || ph.Dups != 0 {
 					t.Errorf("nothing replayed: lost %d, gaps %d, replayed %d, dups %d; want losses, as many gaps at least, no replay, no duplicate", ph.Lost, res.SeqGaps, res.Replayed, ph.Dups)
 				}
 			case "repeat":

@@ -53,7 +53,8 @@ func TestWriteSoak(t *testing.T) {
 		"Verdict: **failed**.",
 		"the lowest of a figure's last 5 samples is at most the lowest of its first 5 samples after the 3m0s warm-up plus 20 % (RSS, plus 4 MiB) or plus 10 % + 10 (goroutines, open files)",
 		"every 0.5 s a recipient",
-		"| **lost** | 0 |",
+		"| **not delivered within the grace** (lost, or still queued if unacknowledged) | 0 |",
+		"| **acknowledged, then not delivered** (lost) | 0 |",
 		"| resumed (`ok`) / `failed` | 3580 / 0 |",
 		"| of which, by side and close code | 3× recipient 1011 events unavailable: reconnect and resume; 1× sender 1008 slow consumer |",
 		// The edge: goroutines from 2190 (the lowest of minutes 3 to 5) to 2940 (28 to 30).
