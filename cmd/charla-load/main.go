@@ -11,8 +11,15 @@
 // phase per rate: latency, loss, CPU per 1,000 messages). The report is Markdown, on
 // standard output and in -out.
 //
+// With -soak it runs the soak instead (by default on apart): chat pairs at -soak-rate
+// (1,000 msg/s) for the -soak duration while recipients close their connections and
+// resume (-churn per second), counting every message lost, duplicated or out of
+// sequence, and samples every server process (RSS, goroutines, open files) every
+// -sample-every; it fails unless they stay flat and nothing is lost.
+//
 //	go run ./cmd/charla-load -targets sqlite -quick
 //	go run ./cmd/charla-load -targets attach -edge ws://127.0.0.1:8080/ws -rpc http://127.0.0.1:8090 -server-pid 1234
+//	go run ./cmd/charla-load -soak 30m -out soak.md
 //
 // "charla-load relay -addr 127.0.0.1:0" is the relay alone (the tool runs itself so).
 package main
@@ -38,8 +45,10 @@ import (
 
 	"github.com/charla/charla/cmd/internal/load/bench"
 	"github.com/charla/charla/cmd/internal/load/client"
+	"github.com/charla/charla/cmd/internal/load/procfs"
 	"github.com/charla/charla/cmd/internal/load/relay"
 	"github.com/charla/charla/cmd/internal/load/report"
+	"github.com/charla/charla/cmd/internal/load/soak"
 	"github.com/charla/charla/cmd/internal/load/target"
 )
 
@@ -116,6 +125,12 @@ type config struct {
 	quick       bool
 	soak        time.Duration
 	soakRate    int
+	// the soak mode
+	soakMode    time.Duration
+	churn       float64
+	offline     time.Duration
+	sampleEvery time.Duration
+	flatAfter   time.Duration
 	// attach
 	edgeURLs   []string
 	rpcURL     string
@@ -143,6 +158,14 @@ var titles = map[string]string{
 	"relay":  "The relay alone (calibrates the load tool: its own CPU and the floor)",
 }
 
+// Bounds of the soak mode.
+const (
+	defaultSoakRate = 1000
+	soakGrace       = 10 * time.Minute
+	soakMargin      = 20 * time.Minute // per target: building, provisioning, warm-up, drain
+	maxSoakMessages = 20_000_000       // the tracker holds 12 bytes per message
+)
+
 func parseFlags(args []string) (*config, error) {
 	c := &config{}
 	fs := flag.NewFlagSet("charla-load", flag.ContinueOnError)
@@ -154,7 +177,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.pairs, "pairs", 1000, "chat: sender→recipient pairs")
 	rates := fs.String("rates", "", "chat: total rates in msg/s, one phase each (default per target: sqlite "+ints(defaultRates["sqlite"])+", mysql "+ints(defaultRates["mysql"])+", apart "+ints(defaultRates["apart"])+")")
 	fs.DurationVar(&c.phase, "phase", 10*time.Second, "chat: duration of each rate")
-	fs.DurationVar(&c.grace, "grace", 3*time.Second, "chat: how long after a phase a message may still arrive before it counts lost")
+	fs.DurationVar(&c.grace, "grace", 3*time.Second, "chat: how long after a phase a message may still arrive before it counts lost (soak: 10m)")
 	fs.DurationVar(&c.settle, "settle", 2*time.Second, "pause before reading memory and before chatting")
 	fs.DurationVar(&c.stormWait, "storm-timeout", time.Minute, "storm: bound on the reconnection")
 	fs.IntVar(&c.concurrency, "dial-concurrency", 64, "handshakes in flight while ramping up")
@@ -170,7 +193,12 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVar(&c.noRelay, "no-relay", false, "skip the relay baseline")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory (binaries, servers' logs, SQLite database) and print its path")
 	fs.DurationVar(&c.soak, "apart-soak", time.Minute, "apart: a last chat phase this long at -soak-rate (0: none)")
-	fs.IntVar(&c.soakRate, "soak-rate", 2000, "apart: rate of the soak phase in msg/s")
+	fs.IntVar(&c.soakRate, "soak-rate", 2000, "apart: rate of the soak phase in msg/s; with -soak, the soak's rate (default 1000)")
+	fs.DurationVar(&c.soakMode, "soak", 0, "run the soak instead of -modes, this long (30m for make soak): chat pairs at -soak-rate with recipients resuming, every server process sampled; default target apart")
+	fs.Float64Var(&c.churn, "churn", 2, "soak: recipients per second that close their connection and resume (0: none)")
+	fs.DurationVar(&c.offline, "offline", 2*time.Second, "soak: mean time a churned recipient stays away (uniform in [0, 2×offline])")
+	fs.DurationVar(&c.sampleEvery, "sample-every", 30*time.Second, "soak: time between samples of the processes")
+	fs.DurationVar(&c.flatAfter, "flat-after", 3*time.Minute, "soak: warm-up left out of the flatness verdict (a third of a soak shorter than twice it)")
 	fs.BoolVar(&c.quick, "quick", false, "a smoke run of about two minutes: small levels, few pairs, short phases")
 	edge := fs.String("edge", "", "attach: comma-separated WebSocket URLs of the edges (ws://127.0.0.1:8080/ws)")
 	fs.StringVar(&c.rpcURL, "rpc", "", "attach: internal RPC base URL of the one-process build (http://127.0.0.1:8090)")
@@ -209,6 +237,11 @@ func parseFlags(args []string) (*config, error) {
 		}
 		if !set["apart-soak"] {
 			c.soak = 0
+		}
+	}
+	if c.soakMode != 0 {
+		if err := c.soakDefaults(set, targets); err != nil {
+			return nil, err
 		}
 	}
 	var err error
@@ -253,6 +286,9 @@ func parseFlags(args []string) (*config, error) {
 	case c.sources < 1 || c.sources > 250:
 		return nil, fmt.Errorf("-source-addrs %d: want 1 to 250", c.sources)
 	}
+	if c.soakMode != 0 && slices.Contains(c.targets, "relay") {
+		return nil, errors.New("-soak: the relay has no resume; want sqlite, mysql, apart or attach")
+	}
 	c.edgeURLs = split(*edge)
 	if c.serverPIDs, err = parseInts("-server-pid", *pids); err != nil {
 		return nil, err
@@ -277,6 +313,59 @@ func parseFlags(args []string) (*config, error) {
 		}
 	}
 	return c, nil
+}
+
+// soakDefaults fills in and checks the soak's settings: apart unless -targets is given,
+// 1,000 msg/s unless -soak-rate is, a timeout that fits the soaks.
+func (c *config) soakDefaults(set map[string]bool, targets *string) error {
+	if !set["targets"] {
+		*targets = "apart"
+	}
+	if !set["soak-rate"] {
+		c.soakRate = defaultSoakRate
+	}
+	if !set["grace"] {
+		// A message is lost only if it never comes; on a shared machine a backlog of
+		// minutes is late, not lost. The drain ends as soon as everything has arrived.
+		c.grace = soakGrace
+	}
+	if !set["flat-after"] && 2*c.flatAfter > c.soakMode {
+		c.flatAfter = (c.soakMode / 3).Truncate(time.Second)
+	}
+	n := time.Duration(len(split(*targets)))
+	if !set["timeout"] {
+		c.timeout = min(maxDuration, n*(c.soakMode+soakMargin))
+	}
+	switch {
+	case c.soakMode < 0 || c.soakMode > maxDuration-soakMargin:
+		return fmt.Errorf("-soak %v: want (0, %v]", c.soakMode, maxDuration-soakMargin)
+	case c.soakMode+5*time.Minute > c.timeout:
+		return fmt.Errorf("-soak %v does not fit in -timeout %v with 5 minutes to set up", c.soakMode, c.timeout)
+	case c.soakRate < 1 || int64(c.soakRate)*int64(c.soakMode/time.Second) > maxSoakMessages:
+		return fmt.Errorf("-soak-rate %d for %v: want between 1 and %d messages in all", c.soakRate, c.soakMode, maxSoakMessages)
+	case c.churn < 0 || c.churn > 1000:
+		return fmt.Errorf("-churn %v: want 0 to 1000 per second", c.churn)
+	case c.offline < 0 || c.offline > time.Minute:
+		return fmt.Errorf("-offline %v: want 0 to 1m (the server holds 5 minutes of events for resume)", c.offline)
+	case c.sampleEvery < time.Second || c.sampleEvery > c.soakMode:
+		return fmt.Errorf("-sample-every %v: want 1s to the soak's duration", c.sampleEvery)
+	case c.flatAfter < 0 || c.flatAfter >= c.soakMode:
+		return fmt.Errorf("-flat-after %v: want less than the soak's %v", c.flatAfter, c.soakMode)
+	}
+	return nil
+}
+
+// soakCommand is the invocation that reproduces one target's soak alone.
+func (c *config) soakCommand(key string) string {
+	args := []string{"go run ./cmd/charla-load", "-soak " + c.soakMode.String(), "-targets " + key,
+		fmt.Sprintf("-pairs %d -soak-rate %d -churn %v -offline %v -sample-every %v -flat-after %v -grace %v", c.pairs, c.soakRate, c.churn, c.offline, c.sampleEvery, c.flatAfter, c.grace)}
+	if key == "apart" && c.edges != 2 {
+		args = append(args, fmt.Sprintf("-edges %d", c.edges))
+	}
+	if key == "attach" {
+		args = append(args, "-edge "+strings.Join(c.edgeURLs, ","), "-profile-rpc "+c.profileURL, "-chat-rpc "+c.chatURL, "-server-pid "+ints(c.serverPIDs))
+	}
+	return strings.Join(args, " ")
 }
 
 func (c *config) has(mode string) bool { return slices.Contains(c.modes, mode) }
@@ -345,6 +434,9 @@ func run(args []string) int {
 	}
 	builder := &target.Builder{Repo: c.repo, Dir: tmp}
 	opts := &bench.Options{Dialer: client.NewDialer(c.sources), Concurrency: c.concurrency, Settle: c.settle, Progress: os.Stderr, Start: time.Now()}
+	if c.soakMode > 0 {
+		return runSoaks(ctx, c, args, builder, opts)
+	}
 	rb := &relayBaseline{cfg: c, opts: opts}
 	defer rb.close()
 
@@ -430,6 +522,127 @@ func runScenario(ctx context.Context, c *config, key string, b *target.Builder, 
 	return sc
 }
 
+// runSoaks runs the soak on every target in turn and writes the report; it fails unless
+// every soak passed.
+func runSoaks(ctx context.Context, c *config, args []string, b *target.Builder, opts *bench.Options) int {
+	start, loadStart := time.Now(), loadAvg()
+	var body bytes.Buffer
+	passed := true
+	for _, key := range c.targets {
+		sc := runSoak(ctx, c, key, b, opts)
+		if sc.Err != nil {
+			fmt.Fprintf(os.Stderr, "charla-load: %s: %v\n", key, sc.Err)
+		}
+		passed = passed && sc.Err == nil && report.SoakPassed(sc.Result)
+		report.WriteSoak(&body, sc)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	var doc bytes.Buffer
+	report.SoakHeader(&doc, start, commit(c.repo), cpuModel(), runtime.NumCPU(), loadStart, loadAvg(),
+		"go run ./cmd/charla-load "+strings.Join(args, " "), runtime.Version())
+	doc.Write(body.Bytes())
+	os.Stdout.Write(doc.Bytes())
+	if c.out != "" {
+		if err := os.WriteFile(c.out, doc.Bytes(), 0o644); err != nil {
+			fmt.Fprintf(os.Stderr, "charla-load: %v\n", err)
+			return 1
+		}
+	}
+	if !passed {
+		fmt.Fprintln(os.Stderr, "charla-load: the soak failed (see the verdict in the report)")
+		return 1
+	}
+	return 0
+}
+
+func runSoak(ctx context.Context, c *config, key string, b *target.Builder, opts *bench.Options) report.SoakScenario {
+	sc := report.SoakScenario{Title: titles[key], Command: c.soakCommand(key)}
+	srv, err := startTarget(ctx, c, key, b)
+	if err != nil {
+		sc.Err = err
+		return sc
+	}
+	defer srv.Close()
+	sc.Describe = srv.Describe
+	fmt.Fprintf(os.Stderr, "[%s] %s\n", key, srv.Describe)
+	cfg := bench.SoakConfig{
+		Pairs: c.pairs, Rate: c.soakRate, Duration: c.soakMode, Grace: c.grace, Workers: c.workers,
+		Churn: c.churn, Offline: c.offline, Interval: c.sampleEvery, FlatAfter: c.flatAfter, Bounds: soak.DefaultBounds, Rest: c.sampleEvery,
+		Procs: watched(key, srv),
+	}
+	res, err := bench.RunSoak(ctx, opts, &srv.Target, cfg)
+	sc.Result, sc.Err = &res, err
+	if err != nil && len(res.Rows) == 0 {
+		sc.Result = nil
+	}
+	if err == nil && c.out != "" {
+		sc.Dumps = dumpGoroutines(&res, strings.TrimSuffix(c.out, ".md"))
+	}
+	return sc
+}
+
+// dumpGoroutines asks every server process the tool started that is not flat for its
+// goroutines with SIGQUIT (the Go runtime writes every goroutine's stack to the process's
+// log and exits) and copies the dump to <prefix>.<name>.goroutines.txt; it returns the
+// files written.
+func dumpGoroutines(res *bench.SoakResult, prefix string) []string {
+	var out []string
+	for i, p := range res.Config.Procs {
+		if p.Role != soak.Server || p.Log == "" || i >= len(res.Checks) || soak.Flat(res.Checks[i]) {
+			continue
+		}
+		if err := syscall.Kill(p.PID, syscall.SIGQUIT); err != nil {
+			fmt.Fprintf(os.Stderr, "charla-load: goroutine dump of %s: %v\n", p.Name, err)
+			continue
+		}
+		// The runtime writes the dump and exits; wait for the process to be gone.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if _, err := procfs.RSS(p.PID); err != nil {
+				break
+			}
+		}
+		b, err := os.ReadFile(p.Log)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "charla-load: goroutine dump of %s: %v\n", p.Name, err)
+			continue
+		}
+		if i := bytes.Index(b, []byte("SIGQUIT: quit")); i >= 0 {
+			b = b[i:]
+		}
+		name := prefix + "." + p.Name + ".goroutines.txt"
+		if err := os.WriteFile(name, b, 0o644); err != nil {
+			fmt.Fprintf(os.Stderr, "charla-load: goroutine dump of %s: %v\n", p.Name, err)
+			continue
+		}
+		out = append(out, name)
+	}
+	return out
+}
+
+// watched lists the processes the soak samples: the server's, the database's and NATS's
+// (not judged: their memory follows the data) and the load tool itself.
+func watched(key string, srv *target.Running) []soak.Proc {
+	procs := slices.Clone(srv.Procs)
+	if len(procs) == 0 { // attached: pids only
+		for _, pid := range srv.PIDs {
+			procs = append(procs, soak.Proc{Name: fmt.Sprintf("server pid %d", pid), PID: pid, Role: soak.Server})
+		}
+	}
+	for _, pid := range srv.DBPIDs {
+		procs = append(procs, soak.Proc{Name: "mariadbd", PID: pid, Role: soak.Database})
+	}
+	if key == "apart" {
+		if pids, err := procfs.FindByName("nats-server"); err == nil {
+			for _, pid := range pids {
+				procs = append(procs, soak.Proc{Name: "nats-server", PID: pid, Role: soak.Bus})
+			}
+		}
+	}
+	return append(procs, soak.Proc{Name: "charla-load", PID: os.Getpid(), Role: soak.LoadTool})
+}
+
 func startTarget(ctx context.Context, c *config, key string, b *target.Builder) (*target.Running, error) {
 	prefix := "ld" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 	dbPIDs, err := dbPIDs(c.dbPIDs, key == "mysql" || key == "apart")
@@ -465,9 +678,11 @@ func startTarget(ctx context.Context, c *config, key string, b *target.Builder) 
 	return withCloser(r, drop), nil
 }
 
+// withCloser returns r with f to run after r's own closers (Closers run last first): the
+// database is dropped once the processes using it have stopped.
 func withCloser(r *target.Running, f func()) *target.Running {
 	inner := *r
-	return &target.Running{Target: r.Target, Describe: r.Describe, Closers: []func(){inner.Close, f}}
+	return &target.Running{Target: r.Target, Describe: r.Describe, Procs: r.Procs, Closers: []func(){f, inner.Close}}
 }
 
 func dbPIDs(flagValue string, auto bool) ([]int, error) {

@@ -1,10 +1,18 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/charla/charla/cmd/internal/load/bench"
+	"github.com/charla/charla/cmd/internal/load/soak"
 )
 
 func TestParseFlagsRejectsBadInput(t *testing.T) {
@@ -52,5 +60,112 @@ func TestQuickAndCommand(t *testing.T) {
 	}
 	if cmd := full.command("mysql"); !strings.Contains(cmd, "-rates 500,1000,2500,5000") || strings.Contains(cmd, "soak") {
 		t.Errorf("command %q: want the mysql rates and no soak", cmd)
+	}
+}
+
+func TestSoakFlags(t *testing.T) {
+	t.Parallel()
+	c, err := parseFlags([]string{"-soak", "30m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.targets, []string{"apart"}) || c.soakRate != 1000 || c.timeout != 50*time.Minute || c.flatAfter != 3*time.Minute || c.sampleEvery != 30*time.Second || c.grace != 10*time.Minute {
+		t.Errorf("soak defaults: targets %v rate %d timeout %v flat-after %v sample-every %v grace %v; want apart, 1000, 50m, 3m, 30s, 10m", c.targets, c.soakRate, c.timeout, c.flatAfter, c.sampleEvery, c.grace)
+	}
+	if cmd := c.soakCommand("apart"); !strings.Contains(cmd, "-soak 30m0s -targets apart -pairs 1000 -soak-rate 1000 -churn 2 -offline 2s -sample-every 30s -flat-after 3m0s -grace 10m0s") {
+		t.Errorf("soak command %q", cmd)
+	}
+	// A short soak on two targets: the warm-up shrinks to a third, the timeout covers both.
+	short, err := parseFlags([]string{"-soak", "3m", "-targets", "sqlite,mysql", "-soak-rate", "500"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if short.flatAfter != time.Minute || short.timeout != 46*time.Minute || short.soakRate != 500 || !slices.Equal(short.targets, []string{"sqlite", "mysql"}) {
+		t.Errorf("short soak: flat-after %v timeout %v rate %d targets %v; want 1m, 46m, 500, sqlite,mysql", short.flatAfter, short.timeout, short.soakRate, short.targets)
+	}
+	for _, args := range [][]string{
+		{"-soak", "101m"},
+		{"-soak", "30m", "-timeout", "20m"},
+		{"-soak", "30m", "-targets", "relay"},
+		{"-soak", "30m", "-churn", "-1"},
+		{"-soak", "30m", "-offline", "5m"},
+		{"-soak", "30m", "-sample-every", "100ms"},
+		{"-soak", "30m", "-flat-after", "30m"},
+		{"-soak", "100m", "-soak-rate", "5000"}, // 30 million messages
+		{"-soak", "-1m"},
+	} {
+		if _, err := parseFlags(args); err == nil {
+			t.Errorf("parseFlags(%q): no error", args)
+		}
+	}
+}
+
+// TestMain lets TestDumpGoroutines run this test binary as a server that only waits.
+func TestMain(m *testing.M) {
+	if os.Getenv("CHARLA_LOAD_TEST_IDLE") == "1" {
+		fmt.Println("idle")
+		time.Sleep(time.Minute)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestDumpGoroutines starts a Go process, judges it not flat, and gets its goroutine
+// dump from its log; a flat process is left alone.
+func TestDumpGoroutines(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	start := func(name string) soak.Proc {
+		log, err := os.Create(filepath.Join(dir, name+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer log.Close()
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "CHARLA_LOAD_TEST_IDLE=1")
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+		return soak.Proc{Name: name, PID: cmd.Process.Pid, Role: soak.Server, Log: log.Name()}
+	}
+	leaky, fine := start("leaky"), start("fine")
+	for _, p := range []soak.Proc{leaky, fine} { // wait until both print and sleep
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if b, _ := os.ReadFile(p.Log); strings.Contains(string(b), "idle\n") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not start", p.Name)
+			}
+		}
+	}
+	res := &bench.SoakResult{
+		Config: bench.SoakConfig{Procs: []soak.Proc{leaky, fine}},
+		Checks: [][]soak.Check{
+			{{Figure: soak.FigGoroutines, Known: true, Base: 10, End: 500, Limit: 21, Flat: false}},
+			{{Figure: soak.FigGoroutines, Known: true, Base: 10, End: 10, Limit: 21, Flat: true}},
+		},
+	}
+	files := dumpGoroutines(res, filepath.Join(dir, "soak"))
+	want := filepath.Join(dir, "soak.leaky.goroutines.txt")
+	if len(files) != 1 || files[0] != want {
+		t.Fatalf("dumps %v, want only %s", files, want)
+	}
+	b, err := os.ReadFile(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(b), "SIGQUIT: quit") || !strings.Contains(string(b), ".TestMain(") || strings.Contains(string(b), "idle\n") {
+		t.Errorf("dump %q: want the runtime's stacks from SIGQUIT on, without what came before", b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "soak.fine.goroutines.txt")); err == nil {
+		t.Error("the flat process was dumped too")
+	}
+	if err := syscall.Kill(fine.PID, 0); err != nil {
+		t.Errorf("the flat process is gone: %v", err)
 	}
 }

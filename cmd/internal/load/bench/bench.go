@@ -120,8 +120,9 @@ var errNoFirstFrame = errors.New("no first frame (CONNECTED) in time")
 // firstFrameWait bounds how long a v2 connection may take to send CONNECTED.
 const firstFrameWait = 15 * time.Second
 
-// newConnector probes the target with one connection: if a frame arrives within a second
-// of the handshake, every later connection waits for its first frame too.
+// newConnector probes the target with one connection: if a frame arrives within
+// firstFrameWait of the handshake (protocol v2's CONNECTED comes at once, unless the
+// server is struggling), every later connection waits for its first frame too.
 func newConnector(ctx context.Context, opts *Options, t *Target, probe provision.User) (*connector, error) {
 	c := &connector{opts: opts, target: t}
 	conn, err := opts.Dialer.Dial(ctx, -1, t.URL(0, probe.Token), nil)
@@ -131,7 +132,7 @@ func newConnector(ctx context.Context, opts *Options, t *Target, probe provision
 	select {
 	case <-conn.First():
 		c.waitFirst = conn.Err() == nil
-	case <-time.After(time.Second):
+	case <-time.After(firstFrameWait):
 	}
 	conn.Close(true)
 	return c, nil
@@ -144,9 +145,14 @@ const maxAttempts = 20
 // jittered backoff, at most maxAttempts times and until ctx ends. It returns how many
 // attempts failed.
 func (c *connector) dial(ctx context.Context, id, edge int, u provision.User, h client.Handler) (*client.Conn, int, error) {
+	return c.dialURL(ctx, id, c.target.URL(edge, u.Token), h)
+}
+
+// dialURL is dial to a WebSocket URL with its token (and any other query) already on it.
+func (c *connector) dialURL(ctx context.Context, id int, url string, h client.Handler) (*client.Conn, int, error) {
 	backoff := 50 * time.Millisecond
 	for failures := 0; ; failures++ {
-		conn, err := c.opts.Dialer.Dial(ctx, id, c.target.URL(edge, u.Token), h)
+		conn, err := c.opts.Dialer.Dial(ctx, id, url, h)
 		if err == nil && c.waitFirst {
 			select {
 			case <-conn.First():

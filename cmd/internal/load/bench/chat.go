@@ -69,9 +69,11 @@ type ChatPhase struct {
 	Sent               int64         // messages written
 	Unsent             int64         // due but not written before the phase's window closed
 	SendTook           time.Duration // from the phase's start to its last write (at least Phase)
+	Drain              time.Duration // from then until every message and reply arrived (or the grace ended)
 	Achieved           float64       // Sent / SendTook, messages per second
 	Delivered          int64         // NEW_CHAT_MESSAGE read by the recipient within the grace
 	Lost               int64         // Sent − Delivered
+	AckedLost          int64         // acknowledged (SERVER_ACK) but not delivered within the grace
 	Late               int64         // delivered after the grace (counted lost)
 	Dups               int64         // delivered more than once
 	Acks               int64         // SERVER_ACK read by senders
@@ -108,9 +110,18 @@ type tracker struct {
 	base    time.Time
 	sentAt  []atomic.Int64 // monotonic ns since base, stored before the write
 	got     []atomic.Bool
+	acked   []atomic.Bool
 	start   []int64
 	phases  []phaseState
 	unknown atomic.Int64
+	written atomic.Int64 // messages written, over every phase
+
+	// The soak's extras: deliveries that are replays after a resume (counted delivered
+	// in their phase, their latency kept apart, since it includes the time the recipient
+	// was away), and the histogram of the current sampling window, if any.
+	replayed   atomic.Int64
+	replayHist hist.Histogram
+	window     atomic.Pointer[hist.Histogram]
 }
 
 type phaseState struct {
@@ -120,7 +131,8 @@ type phaseState struct {
 	late      int64
 	dups      atomic.Int64
 	acks      atomic.Int64
-	errs      sync.Map // code → *atomic.Int64
+	replies   atomic.Int64 // acks and errors
+	errs      sync.Map     // code → *atomic.Int64
 	hist      hist.Histogram
 }
 
@@ -133,6 +145,7 @@ func newTracker(specs []phaseSpec) *tracker {
 	}
 	t.sentAt = make([]atomic.Int64, n)
 	t.got = make([]atomic.Bool, n)
+	t.acked = make([]atomic.Bool, n)
 	return t
 }
 
@@ -146,8 +159,9 @@ func (t *tracker) phaseOf(seq int64) int {
 	return k
 }
 
-// deliver records that message seq reached its recipient at now.
-func (t *tracker) deliver(seq, now int64) {
+// deliver records that message seq reached its recipient at now; replayed says it came
+// in the replay that follows a resume.
+func (t *tracker) deliver(seq, now int64, replayed bool) {
 	if seq < 0 || seq >= int64(len(t.got)) {
 		t.unknown.Add(1)
 		return
@@ -165,7 +179,15 @@ func (t *tracker) deliver(seq, now int64) {
 		return
 	}
 	p.delivered++
+	if replayed {
+		t.replayed.Add(1)
+		t.replayHist.Record(lat)
+		return
+	}
 	p.hist.Record(lat)
+	if w := t.window.Load(); w != nil {
+		w.Record(lat)
+	}
 }
 
 func (t *tracker) delivered(k int) int64 {
@@ -195,11 +217,14 @@ func (t *tracker) reply(f wire.Frame) {
 	p := &t.phases[t.phaseOf(seq)]
 	switch string(f.Type) {
 	case wire.TypeAck:
+		t.acked[seq].Store(true)
 		p.acks.Add(1)
+		p.replies.Add(1)
 	case wire.TypeError:
 		code, _ := strconv.Atoi(string(wire.Field(f.Payload, "code")))
 		v, _ := p.errs.LoadOrStore(code, new(atomic.Int64))
 		v.(*atomic.Int64).Add(1)
+		p.replies.Add(1)
 	}
 }
 
@@ -207,16 +232,20 @@ func (t *tracker) reply(f wire.Frame) {
 // clientMessageId "L<seq>", or by the "load#<seq>" token in its text when the event does
 // not carry the id.
 func (t *tracker) onRecipient(_ *client.Conn, f wire.Frame) {
-	if string(f.Type) != wire.TypeNewMsg {
-		return
+	if string(f.Type) == wire.TypeNewMsg {
+		t.onMessage(f, false)
 	}
+}
+
+// onMessage matches a NEW_CHAT_MESSAGE to its send.
+func (t *tracker) onMessage(f wire.Frame, replayed bool) {
 	now := t.now()
 	if seq, ok := seqOf(wire.Field(f.Payload, "clientMessageId"), "L"); ok {
-		t.deliver(seq, now)
+		t.deliver(seq, now, replayed)
 		return
 	}
 	if seq, ok := seqOf(wire.Field(f.Payload, "text"), "load#"); ok {
-		t.deliver(seq, now)
+		t.deliver(seq, now, replayed)
 		return
 	}
 	t.unknown.Add(1)
@@ -261,6 +290,83 @@ type job struct {
 	pair int
 }
 
+// chatSession is what the chat and soak modes share: the pairs, their connections (each
+// sender on edge i, its recipient on edge i+1) and the tracker, warmed up.
+type chatSession struct {
+	pairs               [][2]provision.User
+	senders, recipients []*client.Conn
+	tr                  *tracker
+	con                 *connector
+	provision           time.Duration
+	warmup, warmupLost  int64
+}
+
+// openChat provisions 2×pairs users and their contacts, connects each sender and
+// recipient (recipient i with the handler recipient(i), or the tracker's), and runs the
+// warm-up rounds; measured are the phases the caller will run after them (the tracker
+// plans their sequence numbers). On error what was opened is closed.
+func openChat(ctx context.Context, opts *Options, t *Target, pairsN int, measured []phaseSpec, cfg ChatConfig, recipient func(tr *tracker, i int) client.Handler) (*chatSession, error) {
+	s := &chatSession{}
+	start := time.Now()
+	users, err := t.Prov.Users(ctx, 2*pairsN)
+	if err != nil {
+		return nil, fmt.Errorf("%s: provision %d users: %w", t.Name, 2*pairsN, err)
+	}
+	s.pairs = make([][2]provision.User, pairsN)
+	for i := range s.pairs {
+		s.pairs[i] = [2]provision.User{users[2*i], users[2*i+1]}
+	}
+	if err := t.Prov.Contacts(ctx, s.pairs); err != nil {
+		return nil, fmt.Errorf("%s: provision contacts: %w", t.Name, err)
+	}
+	s.provision = time.Since(start)
+	opts.logf(t, "provisioned %d chat users and %d contacts in %v", len(users), len(s.pairs), s.provision.Round(time.Millisecond))
+
+	var specs []phaseSpec
+	for range warmups {
+		specs = append(specs, phaseSpec{rate: pairsN, dur: time.Second, grace: warmupGrace})
+	}
+	specs = append(specs, measured...)
+	s.tr = newTracker(specs)
+	if s.con, err = newConnector(ctx, opts, t, users[0]); err != nil {
+		return nil, err
+	}
+	s.senders = make([]*client.Conn, pairsN)
+	s.recipients = make([]*client.Conn, pairsN)
+	handler := func(i int) client.Handler { return s.tr.onRecipient }
+	if recipient != nil {
+		handler = func(i int) client.Handler { return recipient(s.tr, i) }
+	}
+	if err := connectPairs(ctx, s.con, s.pairs, s.senders, s.recipients, s.tr.onSender, handler); err != nil {
+		s.close()
+		return nil, fmt.Errorf("%s: connect pairs: %w", t.Name, err)
+	}
+	if err := sleep(ctx, opts.Settle); err != nil {
+		s.close()
+		return nil, err
+	}
+	for k := range warmups {
+		ph, err := runPhase(ctx, t, s.tr, k, specs[k], cfg, s.pairs, s.sender)
+		if err != nil {
+			s.close()
+			return nil, err
+		}
+		opts.logf(t, "chat warm-up %d: %d of %d messages arrived, %d acks (p99 %v)", k+1, ph.Delivered, ph.Sent, ph.Acks, ph.P99)
+		s.warmup += ph.Sent
+		s.warmupLost = ph.Lost
+		if ph.Lost == 0 {
+			break
+		}
+	}
+	return s, nil
+}
+
+// close drops every connection and waits for their readers.
+func (s *chatSession) close() { closeAll(s.senders); closeAll(s.recipients) }
+
+// sender returns pair i's sender connection, for runPhase.
+func (s *chatSession) sender(i int) *client.Conn { return s.senders[i] }
+
 // RunChat provisions 2×Pairs users and their contacts, connects each sender and recipient
 // (on different edges when there are several), runs one phase per rate and closes.
 func RunChat(ctx context.Context, opts *Options, t *Target, cfg ChatConfig) (ChatResult, error) {
@@ -268,60 +374,21 @@ func RunChat(ctx context.Context, opts *Options, t *Target, cfg ChatConfig) (Cha
 	if cfg.Pairs < 1 || len(cfg.Rates) == 0 {
 		return res, fmt.Errorf("chat: want at least one pair and one rate, got %d pairs and %d rates", cfg.Pairs, len(cfg.Rates))
 	}
-	start := time.Now()
-	users, err := t.Prov.Users(ctx, 2*cfg.Pairs)
-	if err != nil {
-		return res, fmt.Errorf("%s: provision %d users: %w", t.Name, 2*cfg.Pairs, err)
-	}
-	pairs := make([][2]provision.User, cfg.Pairs)
-	for i := range pairs {
-		pairs[i] = [2]provision.User{users[2*i], users[2*i+1]}
-	}
-	if err := t.Prov.Contacts(ctx, pairs); err != nil {
-		return res, fmt.Errorf("%s: provision contacts: %w", t.Name, err)
-	}
-	res.Provision = time.Since(start)
-	opts.logf(t, "provisioned %d chat users and %d contacts in %v", len(users), len(pairs), res.Provision.Round(time.Millisecond))
-
-	var specs []phaseSpec
-	for range warmups {
-		specs = append(specs, phaseSpec{rate: cfg.Pairs, dur: time.Second, grace: warmupGrace})
-	}
 	measured := cfg.specs()
-	specs = append(specs, measured...)
-	tr := newTracker(specs)
-	con, err := newConnector(ctx, opts, t, users[0])
+	s, err := openChat(ctx, opts, t, cfg.Pairs, measured, cfg, nil)
 	if err != nil {
 		return res, err
 	}
-	senders := make([]*client.Conn, cfg.Pairs)
-	recipients := make([]*client.Conn, cfg.Pairs)
-	defer func() { closeAll(senders); closeAll(recipients) }()
-	if err := connectPairs(ctx, con, pairs, senders, recipients, tr); err != nil {
-		return res, fmt.Errorf("%s: connect pairs: %w", t.Name, err)
-	}
-	if err := sleep(ctx, opts.Settle); err != nil {
-		return res, err
-	}
-	for k := range warmups {
-		ph, err := runPhase(ctx, t, tr, k, specs[k], cfg, pairs, senders)
-		if err != nil {
-			return res, err
-		}
-		opts.logf(t, "chat warm-up %d: %d of %d messages arrived, %d acks (p99 %v)", k+1, ph.Delivered, ph.Sent, ph.Acks, ph.P99)
-		res.Warmup += ph.Sent
-		res.WarmupLost = ph.Lost
-		if ph.Lost == 0 {
-			break
-		}
-	}
+	defer s.close()
+	res.Provision, res.Warmup, res.WarmupLost = s.provision, s.warmup, s.warmupLost
+	tr := s.tr
 	for i, spec := range measured {
 		k := warmups + i
-		ph, err := runPhase(ctx, t, tr, k, spec, cfg, pairs, senders)
+		ph, err := runPhase(ctx, t, tr, k, spec, cfg, s.pairs, s.sender)
 		if err != nil {
 			return res, err
 		}
-		ph.Dropped = dropped(senders) + dropped(recipients)
+		ph.Dropped = dropped(s.senders) + dropped(s.recipients)
 		res.Phases = append(res.Phases, ph)
 		rate := spec.rate
 		opts.logf(t, "chat %d msg/s for %v: achieved %.0f, p50 %v p99 %v max %v, lost %d of %d, %d acks, errors %v, %d connections closed, cpu %.3f s/1k (db %.3f, load tool %.3f)",
@@ -352,7 +419,7 @@ func dropped(conns []*client.Conn) int {
 	return n
 }
 
-func connectPairs(ctx context.Context, con *connector, pairs [][2]provision.User, senders, recipients []*client.Conn, tr *tracker) error {
+func connectPairs(ctx context.Context, con *connector, pairs [][2]provision.User, senders, recipients []*client.Conn, onSender client.Handler, onRecipient func(i int) client.Handler) error {
 	var mu sync.Mutex
 	var firstErr error
 	sem := make(chan struct{}, max(con.opts.Concurrency, 1))
@@ -362,9 +429,9 @@ func connectPairs(ctx context.Context, con *connector, pairs [][2]provision.User
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				h, edge, dst := client.Handler(tr.onSender), i, senders
+				h, edge, dst := onSender, i, senders
 				if side == 1 {
-					h, edge, dst = tr.onRecipient, i+1, recipients
+					h, edge, dst = onRecipient(i), i+1, recipients
 				}
 				c, _, err := con.dial(ctx, i, edge, pairs[i][side], h)
 				mu.Lock()
@@ -384,7 +451,9 @@ func connectPairs(ctx context.Context, con *connector, pairs [][2]provision.User
 // rest count as unsent.
 const sendWindow = time.Second
 
-func runPhase(ctx context.Context, t *Target, tr *tracker, k int, spec phaseSpec, cfg ChatConfig, pairs [][2]provision.User, senders []*client.Conn) (ChatPhase, error) {
+// runPhase offers spec's rate for its duration; sender(i) is pair i's sender connection
+// at the moment of a write.
+func runPhase(ctx context.Context, t *Target, tr *tracker, k int, spec phaseSpec, cfg ChatConfig, pairs [][2]provision.User, sender func(i int) *client.Conn) (ChatPhase, error) {
 	rate := spec.rate
 	ph := ChatPhase{Rate: rate, Duration: spec.dur}
 	pacer, err := sched.NewPacer(float64(rate), spec.dur)
@@ -418,11 +487,12 @@ func runPhase(ctx context.Context, t *Target, tr *tracker, k int, spec phaseSpec
 				}
 				buf = appendMessage(buf[:0], j.seq, pairs[j.pair][1].ID)
 				tr.sentAt[j.seq].Store(tr.now())
-				if err := senders[j.pair].Write(buf); err != nil {
+				if err := sender(j.pair).Write(buf); err != nil {
 					writeErrs.Add(1)
 					continue
 				}
 				sent.Add(1)
+				tr.written.Add(1)
 				lastWrite.Store(int64(time.Since(begin)))
 			}
 		})
@@ -456,17 +526,19 @@ func runPhase(ctx context.Context, t *Target, tr *tracker, k int, spec phaseSpec
 	ph.Sent, ph.Unsent, ph.WriteErrs = sent.Load(), unsent.Load(), writeErrs.Load()
 	ph.SendTook = max(spec.dur, time.Duration(lastWrite.Load()))
 	ph.Achieved = float64(ph.Sent) / ph.SendTook.Seconds()
-	// Drain: wait for every written message, at most Grace after the last write.
 	grace := cfg.Grace
 	if spec.grace > 0 {
 		grace = spec.grace
 	}
 	drainEnd := begin.Add(ph.SendTook + grace)
-	for tr.delivered(k) < ph.Sent && time.Now().Before(drainEnd) {
+	// Drain: wait for every written message and its reply (on the sender's connection,
+	// read by another goroutine than the delivery), at most Grace after the last write.
+	for (tr.delivered(k) < ph.Sent || tr.phases[k].replies.Load() < ph.Sent) && time.Now().Before(drainEnd) {
 		if err := sleep(ctx, 5*time.Millisecond); err != nil {
 			return ph, err
 		}
 	}
+	ph.Drain = max(time.Since(begin)-ph.SendTook, 0)
 	tr.close(k)
 	cpu1, db1, err := t.Sample()
 	if err != nil {
@@ -480,6 +552,11 @@ func runPhase(ctx context.Context, t *Target, tr *tracker, k int, spec phaseSpec
 	p := &tr.phases[k]
 	ph.Delivered = tr.delivered(k)
 	ph.Lost = ph.Sent - ph.Delivered
+	for seq := tr.start[k]; seq < tr.start[k]+pacer.Total(); seq++ {
+		if tr.acked[seq].Load() && !tr.got[seq].Load() {
+			ph.AckedLost++
+		}
+	}
 	ph.Dups = p.dups.Load()
 	ph.Acks = p.acks.Load()
 	ph.AckErrors = map[int]int64{}

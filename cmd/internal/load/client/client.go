@@ -11,6 +11,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -203,6 +204,18 @@ func (c *Conn) Close(polite bool) {
 	}
 	c.ws.Close()
 	<-c.closed
+}
+
+// CloseCode returns the close code and reason of the error a connection's reader ended
+// with: the server's close frame's (1011, 4001, ...), 1005 for a close frame without a
+// code, 1006 when the connection ended without a close frame (gorilla's abnormal
+// closure); 0 for any other error (a reset) and for nil.
+func CloseCode(err error) (code int, reason string) {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return ce.Code, ce.Text
+	}
+	return 0, ""
 }
 
 // redact drops the query (the token) from a URL for error messages.

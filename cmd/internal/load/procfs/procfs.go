@@ -1,12 +1,14 @@
 // Package procfs reads what the load tool measures of a server from Linux's /proc: resident
-// memory (VmRSS of /proc/<pid>/status) and CPU time (utime + stime of /proc/<pid>/stat),
-// and finds a process by its command name (the database server).
+// memory (VmRSS of /proc/<pid>/status), threads (Threads of the same file), CPU time
+// (utime + stime of /proc/<pid>/stat) and open files (the entries of /proc/<pid>/fd), and
+// finds a process by its command name (the database server).
 package procfs
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -49,6 +51,61 @@ func ParseRSS(status []byte) (int64, error) {
 		return kb * 1024, nil
 	}
 	return 0, errors.New("no VmRSS line (a zombie or kernel thread?)")
+}
+
+// Threads returns how many threads a process has.
+func Threads(pid int) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("threads of pid %d: %w", pid, err)
+	}
+	n, err := ParseThreads(b)
+	if err != nil {
+		return 0, fmt.Errorf("threads of pid %d: %w", pid, err)
+	}
+	return n, nil
+}
+
+// ParseThreads returns the Threads count from the text of /proc/<pid>/status.
+func ParseThreads(status []byte) (int, error) {
+	for line := range bytes.Lines(status) {
+		rest, ok := bytes.CutPrefix(line, []byte("Threads:"))
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(string(bytes.TrimSpace(rest)))
+		if err != nil || n < 1 {
+			return 0, fmt.Errorf("Threads line %q: want a positive count", bytes.TrimSpace(line))
+		}
+		return n, nil
+	}
+	return 0, errors.New("no Threads line")
+}
+
+// OpenFiles returns how many file descriptors a process holds open: the entries of
+// /proc/<pid>/fd (sockets included). Reading another user's process needs privileges.
+func OpenFiles(pid int) (int, error) {
+	return countEntries(fmt.Sprintf("/proc/%d/fd", pid))
+}
+
+// countEntries counts the entries of a directory without sorting or statting them.
+func countEntries(dir string) (int, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return 0, fmt.Errorf("open files: %w", err)
+	}
+	defer f.Close()
+	n := 0
+	for {
+		names, err := f.Readdirnames(1024)
+		n += len(names)
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("open files: read %s: %w", dir, err)
+		}
+	}
 }
 
 // CPU returns the user plus system CPU time a process has used.

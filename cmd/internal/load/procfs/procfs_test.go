@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -75,5 +76,78 @@ func TestFindByName(t *testing.T) {
 	slices.Sort(got)
 	if want := []int{10, 12}; !slices.Equal(got, want) {
 		t.Errorf("findByName = %v, want %v", got, want)
+	}
+}
+
+// TestParseStatusOfARealProcess reads a /proc/<pid>/status captured from nats-server on
+// the development machine.
+func TestParseStatusOfARealProcess(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("testdata/status-nats-server.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rss, err := ParseRSS(b)
+	if err != nil || rss != 12644*1024 {
+		t.Errorf("ParseRSS = %d, %v; want %d", rss, err, 12644*1024)
+	}
+	threads, err := ParseThreads(b)
+	if err != nil || threads != 9 {
+		t.Errorf("ParseThreads = %d, %v; want 9", threads, err)
+	}
+	for _, bad := range []string{"Name:\tx\n", "Threads:\tmany\n", "Threads:\t0\n"} {
+		if _, err := ParseThreads([]byte(bad)); err == nil {
+			t.Errorf("ParseThreads(%q): no error", bad)
+		}
+	}
+}
+
+// TestOpenFilesCountsOwnDescriptors opens files in this process and watches the count of
+// /proc/self/fd follow. Not parallel: other tests open files too.
+func TestOpenFilesCountsOwnDescriptors(t *testing.T) {
+	before, err := OpenFiles(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []*os.File
+	for range 5 {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	during, err := OpenFiles(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		f.Close()
+	}
+	after, err := OpenFiles(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if during != before+5 || after != before {
+		t.Errorf("open files %d, then %d with 5 more open, then %d; want %d, %d, %d", before, during, after, before, before+5, before)
+	}
+	if th, err := Threads(os.Getpid()); err != nil || th < 1 {
+		t.Errorf("own threads = %d, %v; want ≥ 1", th, err)
+	}
+	if _, err := OpenFiles(-1); err == nil {
+		t.Error("OpenFiles(-1): no error")
+	}
+}
+
+func TestCountEntries(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for i := range 2100 { // more than one Readdirnames batch
+		if err := os.WriteFile(filepath.Join(dir, strconv.Itoa(i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := countEntries(dir); err != nil || n != 2100 {
+		t.Errorf("countEntries = %d, %v; want 2100", n, err)
 	}
 }

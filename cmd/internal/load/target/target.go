@@ -29,6 +29,7 @@ import (
 	"github.com/charla/charla/cmd/internal/load/bench"
 	"github.com/charla/charla/cmd/internal/load/procfs"
 	"github.com/charla/charla/cmd/internal/load/provision"
+	"github.com/charla/charla/cmd/internal/load/soak"
 )
 
 // readyTimeout bounds a server's start (migrations included).
@@ -39,6 +40,9 @@ type Running struct {
 	bench.Target
 	// Describe says how it runs, for the report (environment, binaries).
 	Describe string
+	// Procs names the server's processes (in the order of PIDs) and their /metrics, for
+	// the soak; the relay and attached servers have none.
+	Procs []soak.Proc
 	// Closers run in reverse order on Close.
 	Closers []func()
 }
@@ -148,6 +152,7 @@ func OneProcess(ctx context.Context, b *Builder, databaseURL, prefix string, dbP
 	}
 	r.Closers = append(r.Closers, p.stop)
 	r.PIDs = []int{p.pid}
+	r.Procs = []soak.Proc{{Name: "charla", PID: p.pid, Role: soak.Server, MetricsURL: "http://" + edgeAddr + "/metrics", Log: filepath.Join(b.Dir, "charla.log")}}
 	if err := waitReady(ctx, p, "http://"+edgeAddr+"/ready", filepath.Join(b.Dir, "charla.log")); err != nil {
 		r.Close()
 		return nil, err
@@ -190,6 +195,7 @@ func Apart(ctx context.Context, b *Builder, databaseURL, busURL string, edges in
 		}
 		r.Closers = append(r.Closers, p.stop)
 		r.PIDs = append(r.PIDs, p.pid)
+		r.Procs = append(r.Procs, soak.Proc{Name: s.name, PID: p.pid, Role: soak.Server, MetricsURL: "http://" + addrs[s.name] + "/metrics", Log: filepath.Join(b.Dir, s.name+".log")})
 	}
 	bin, err := b.Build(ctx, "./edge/cmd/edge")
 	if err != nil {
@@ -206,6 +212,7 @@ func Apart(ctx context.Context, b *Builder, databaseURL, busURL string, edges in
 		}
 		r.Closers = append(r.Closers, p.stop)
 		r.PIDs = append(r.PIDs, p.pid)
+		r.Procs = append(r.Procs, soak.Proc{Name: name, PID: p.pid, Role: soak.Server, MetricsURL: "http://" + addr + "/metrics", Log: filepath.Join(b.Dir, name+".log")})
 		r.Edges = append(r.Edges, "ws://"+addr+"/ws")
 		if err := waitReady(ctx, p, "http://"+addr+"/ready", filepath.Join(b.Dir, name+".log")); err != nil {
 			r.Close()

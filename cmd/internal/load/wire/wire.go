@@ -58,10 +58,13 @@ type Frame struct {
 	Type    []byte // the envelope's "type", raw (without quotes)
 	PID     []byte // the envelope's "pid", raw
 	Payload []byte // the envelope's "payload" value, a JSON object or nil
+	// Seq is the envelope's "seq" (protocol v2 §8.2: a per-user event number from 1); 0
+	// when absent or not a non-negative integer.
+	Seq int64
 }
 
 // Scan reads the envelope of a server frame: a JSON object whose "type" and "pid" are
-// strings. Other keys (seq, anything new) are skipped.
+// strings, and its "seq" when present. Other keys (anything new) are skipped.
 func Scan(b []byte) (Frame, error) {
 	var f Frame
 	err := fields(b, func(key, val []byte) {
@@ -72,6 +75,8 @@ func Scan(b []byte) (Frame, error) {
 			f.PID = unquote(val)
 		case "payload":
 			f.Payload = val
+		case "seq":
+			f.Seq = ParseUint(val)
 		}
 	})
 	if err != nil {
@@ -81,6 +86,22 @@ func Scan(b []byte) (Frame, error) {
 		return Frame{}, errors.New("frame without a string \"type\"")
 	}
 	return f, nil
+}
+
+// ParseUint returns the non-negative decimal integer b holds, or 0 when b is anything else
+// (empty, signed, fractional, too long).
+func ParseUint(b []byte) int64 {
+	if len(b) == 0 || len(b) > 18 {
+		return 0
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n
 }
 
 // Field returns the raw value of key in a JSON object (strings without their quotes), or

@@ -30,13 +30,19 @@ func TestScan(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name, frame, typ, pid, cmid, code string
+		seq                               int64
 	}{
-		{"v1 event", `{"pid":"s-1","type":"NEW_CHAT_MESSAGE","payload":{"id":"5","text":"a \"type\": b","clientMessageId":"L9","status":"sent_to_server"}}`, TypeNewMsg, "s-1", "L9", ""},
-		{"v2 event with seq first", ` { "seq" : 12 , "type":"NEW_CHAT_MESSAGE", "pid":"s-2","payload":{"nested":{"clientMessageId":"no"},"clientMessageId":"L10"}}`, TypeNewMsg, "s-2", "L10", ""},
-		{"payload before type", `{"payload":{"type":"new_message","x":[1,{"y":"}"}]},"type":"NEW_NOTIFICATION","pid":"p"}`, "NEW_NOTIFICATION", "p", "", ""},
-		{"error", `{"pid":"c-3","type":"ERROR_NOTIFICATION","payload":{"code":429,"message":"rate limited"}}`, TypeError, "c-3", "", "429"},
-		{"connected", `{"type":"CONNECTED","pid":"s","payload":{"userId":1,"lastSeq":0,"resume":"none"}}`, TypeConnected, "s", "", ""},
-		{"null payload", `{"type":"SERVER_ACK","pid":"c","payload":null}`, TypeAck, "c", "", ""},
+		{"v1 event", `{"pid":"s-1","type":"NEW_CHAT_MESSAGE","payload":{"id":"5","text":"a \"type\": b","clientMessageId":"L9","status":"sent_to_server"}}`, TypeNewMsg, "s-1", "L9", "", 0},
+		{"v2 event with seq first", ` { "seq" : 12 , "type":"NEW_CHAT_MESSAGE", "pid":"s-2","payload":{"nested":{"clientMessageId":"no"},"clientMessageId":"L10"}}`, TypeNewMsg, "s-2", "L10", "", 12},
+		{"payload before type", `{"payload":{"type":"new_message","x":[1,{"y":"}"}]},"type":"NEW_NOTIFICATION","pid":"p"}`, "NEW_NOTIFICATION", "p", "", "", 0},
+		{"error", `{"pid":"c-3","type":"ERROR_NOTIFICATION","payload":{"code":429,"message":"rate limited"}}`, TypeError, "c-3", "", "429", 0},
+		{"connected", `{"type":"CONNECTED","pid":"s","payload":{"userId":1,"lastSeq":0,"resume":"none"}}`, TypeConnected, "s", "", "", 0},
+		{"null payload", `{"type":"SERVER_ACK","pid":"c","payload":null}`, TypeAck, "c", "", "", 0},
+		// As the edge writes it (edge/internal/frames.SeqEventFrame), with a payload key
+		// "seq" that is not the envelope's.
+		{"v2 presence", `{"pid":"s-9f","type":"PRESENCE_EVENT","seq":1234567,"payload":{"userId":3,"event":"user_online","seq":5}}`, "PRESENCE_EVENT", "s-9f", "", "", 1234567},
+		{"negative seq", `{"type":"X","pid":"p","seq":-3}`, "X", "p", "", "", 0},
+		{"string seq", `{"type":"X","pid":"p","seq":"4"}`, "X", "p", "", "", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -49,6 +55,9 @@ func TestScan(t *testing.T) {
 			}
 			if got := string(Field(f.Payload, "clientMessageId")); got != tc.cmid {
 				t.Errorf("clientMessageId = %q, want %q", got, tc.cmid)
+			}
+			if f.Seq != tc.seq {
+				t.Errorf("seq = %d, want %d", f.Seq, tc.seq)
 			}
 			if got := string(Field(f.Payload, "code")); got != tc.code {
 				t.Errorf("code = %q, want %q", got, tc.code)

@@ -1,0 +1,109 @@
+package report
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/charla/charla/cmd/internal/load/bench"
+	"github.com/charla/charla/cmd/internal/load/soak"
+)
+
+// soakResult is a 30-minute soak sampled every 30 s: an edge whose goroutines leak 30 a
+// minute, a flat chatsvc and MariaDB (not judged, no /metrics).
+func soakResult(lost int64) *bench.SoakResult {
+	cfg := bench.SoakConfig{
+		Pairs: 1000, Rate: 1000, Duration: 30 * time.Minute, Churn: 2, Offline: 2 * time.Second,
+		Interval: 30 * time.Second, FlatAfter: 3 * time.Minute, Bounds: soak.DefaultBounds,
+		Procs: []soak.Proc{{Name: "edge1", PID: 11, Role: soak.Server}, {Name: "chatsvc", PID: 12, Role: soak.Server}, {Name: "mariadbd", PID: 13, Role: soak.Database}},
+	}
+	r := &bench.SoakResult{Config: cfg, Warmup: 1000, Phase: bench.ChatPhase{Offered: 1800000, Sent: 1800000, Delivered: 1800000 - lost, Lost: lost, Acks: 1800000, P50: 3 * time.Millisecond, P99: 40 * time.Millisecond}, Replayed: 7000, ResumeOK: 3580, Reconnects: 3580,
+		Mends: 4, ServerCloses: map[string]int64{"sender 1008 slow consumer": 1, "recipient 1011 events unavailable: reconnect and resume": 3}}
+	for at := time.Duration(0); at <= cfg.Duration; at += cfg.Interval {
+		m := int(at.Minutes())
+		r.Rows = append(r.Rows, bench.SoakRow{
+			At:      at + 3*time.Millisecond,
+			Traffic: bench.SoakTraffic{Sent: int64(at.Seconds()) * 1000, Delivered: int64(at.Seconds())*1000 - 12, Window: 30000, P50: 3 * time.Millisecond, P99: 41 * time.Millisecond},
+			Samples: []soak.Sample{
+				{RSS: 80 << 20, Goroutines: 2100 + 30*m, FDs: 1030, Threads: 9},
+				{RSS: 40 << 20, Goroutines: 60, FDs: 25, Threads: 8},
+				{RSS: int64(300+m) << 20, Goroutines: -1, FDs: 60, Threads: 40},
+			},
+		})
+	}
+	r.Checks = bench.Judge(r.Rows, cfg)
+	r.Config.Rest = 30 * time.Second
+	r.Rest = &bench.SoakRow{At: 31 * time.Minute, Samples: []soak.Sample{
+		{RSS: 90 << 20, Goroutines: 3000, FDs: 1030, Threads: 9},
+		{RSS: 40 << 20, Goroutines: 61, FDs: 25, Threads: 8},
+		{RSS: 340 << 20, Goroutines: -1, FDs: 60, Threads: 40},
+	}}
+	return r
+}
+
+func TestWriteSoak(t *testing.T) {
+	t.Parallel()
+	r := soakResult(0)
+	var b bytes.Buffer
+	WriteSoak(&b, SoakScenario{Title: "Apart", Command: "go run ./cmd/charla-load -soak 30m", Result: r})
+	out := b.String()
+	for _, want := range []string{
+		"## Apart",
+		"Verdict: **failed**.",
+		"the lowest of a figure's last 5 samples is at most the lowest of its first 5 samples after the 3m0s warm-up plus 20 % (RSS, plus 4 MiB) or plus 10 % + 10 (goroutines, open files)",
+		"every 0.5 s a recipient",
+		"| **not delivered within the grace** (lost, or still queued if unacknowledged) | 0 |",
+		"| **acknowledged, then not delivered** (lost) | 0 |",
+		"| resumed (`ok`) / `failed` | 3580 / 0 |",
+		"| of which, by side and close code | 3× recipient 1011 events unavailable: reconnect and resume; 1× sender 1008 slow consumer |",
+		// The edge: goroutines from 2190 (the lowest of minutes 3 to 5) to 2940 (28 to 30).
+		"| edge1 (pid 11) | server | 80.0 → 80.0 (80.0) | +0.0 | 2190 → 2940 (3000) | 1030 → 1030 (1030) | 9 → 9 | 2100 → 3000, 1030 → 1030 | **no**: goroutines grows |",
+		"| chatsvc (pid 12) | server | 40.0 → 40.0 (40.0) | +0.0 | 60 → 60 (60) | 25 → 25 (25) | 8 → 8 | 60 → 61, 25 → 25 | yes |",
+		"| mariadbd (pid 13) | database | 303.0 → 328.0 (330.0) | +60.0 | — | 60 → 60 (60) | 40 → 40 | — → —, 60 → 60 | (not judged) |",
+		"the one 30s after the drain",
+		"One row every 3m0s of load",
+		"| 0:00 | 0 | -12 |",
+		"| 3:00 | 180000 | 179988 | 0 | 12 | 0 | 0 | 3.00 | 41.00 |",
+		"| t | edge1 | chatsvc | mariadbd |",
+		"| 30:00 | 3000 | 60 | — |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("soak report lacks %q:\n%s", want, out)
+		}
+	}
+	// Eleven rows over time per table: 0, 3, ..., 30 minutes.
+	if n := strings.Count(out, "\n| 27:00 |"); n != 4 {
+		t.Errorf("%d rows at 27:00, want one per table (4)", n)
+	}
+	if SoakPassed(r) {
+		t.Error("a soak with a goroutine leak passed")
+	}
+}
+
+func TestSoakPassed(t *testing.T) {
+	t.Parallel()
+	flat := func(lost int64) *bench.SoakResult {
+		r := soakResult(lost)
+		for i := range r.Rows {
+			r.Rows[i].Samples[0].Goroutines = 2100
+		}
+		r.Checks = bench.Judge(r.Rows, r.Config)
+		return r
+	}
+	if !SoakPassed(flat(0)) {
+		t.Error("a flat soak without loss did not pass")
+	}
+	if SoakPassed(flat(1)) {
+		t.Error("a soak that lost a message passed")
+	}
+	dup := flat(0)
+	dup.Phase.Dups = 1
+	gap := flat(0)
+	gap.SeqGaps = 2
+	for _, r := range []*bench.SoakResult{dup, gap, nil} {
+		if SoakPassed(r) {
+			t.Errorf("soak %+v passed", r)
+		}
+	}
+}
