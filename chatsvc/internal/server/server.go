@@ -19,6 +19,7 @@ import (
 	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
+	"github.com/charla/charla/shared/eventlog"
 	"github.com/charla/charla/shared/fanout"
 	"github.com/charla/charla/shared/svcerr"
 )
@@ -150,10 +151,12 @@ func (s *Server) sweepTyping() {
 // publishTimeout bounds how long a call waits for the publication of one event (the
 // offline lookup and the append to the user event log, retried while the log is
 // unreachable: NATS restarting). Past it the publisher keeps the event and appends it when
-// the log is back (fanout.ErrKept), so the call answers: a send is acknowledged (its
-// message is stored) within the edges' REQUEST_TIMEOUT (20 s by default) rather than
-// timing out, and its recipients get the event, with its seq, once the log is back.
-const publishTimeout = 10 * time.Second
+// the log is back (fanout.ErrKept). It stays as long as JetStream's duplicate window
+// (eventlog.DedupeWindow): an attempt whose outcome is unknown (its acknowledgement late,
+// NATS overloaded) may still be stored, and a retry of a keyed event within the window is
+// recognised as the same record. With 10 s, a soak on an overloaded NATS kept thousands
+// of events whose retries came minutes later and were stored a second time.
+const publishTimeout = eventlog.DedupeWindow
 
 // peerTimeout bounds a call to another service made on the way (a notification).
 const peerTimeout = 5 * time.Second

@@ -47,8 +47,8 @@ type Config struct {
 
 // DefaultPublishTimeout is Config.PublishTimeout's default.
 // Past it the publisher keeps the event for when the log is back (fanout.ErrKept) and the
-// call answers; it is shorter than chat's deadline for the call that raises a notification.
-const DefaultPublishTimeout = 3 * time.Second
+// call answers.
+const DefaultPublishTimeout = time.Minute
 
 // Server implements notifyv1connect.NotificationServiceHandler except StreamEvents, which
 // the service's root package serves from the bus.
