@@ -264,6 +264,8 @@ func RunSoak(ctx context.Context, opts *Options, t *Target, cfg SoakConfig) (Soa
 		}
 	}
 	if err != nil {
+		// Stopped early: the samples so far and their verdict still tell something.
+		res.Checks = Judge(res.Rows, cfg)
 		return res, err
 	}
 	if cfg.Rest > 0 && sleep(ctx, cfg.Rest) == nil {
