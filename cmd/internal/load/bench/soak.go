@@ -239,7 +239,10 @@ func RunSoak(ctx context.Context, opts *Options, t *Target, cfg SoakConfig) (Soa
 	bg, stop := context.WithCancel(ctx)
 	begin := time.Now()
 	var wg sync.WaitGroup
-	wg.Go(func() { res.Rows = r.sample(bg, begin) })
+	// The sampler stops by itself after its row at Duration (runPhase lasts at least that
+	// long), or early when ctx ends or the load fails.
+	failed := make(chan struct{})
+	wg.Go(func() { res.Rows = r.sample(ctx, failed, begin) })
 	wg.Go(func() { r.mend(bg) })
 	if cfg.Churn > 0 {
 		last := begin.Add(cfg.Duration - 2*cfg.Offline - churnStopsBefore(cfg.Duration))
@@ -247,6 +250,9 @@ func RunSoak(ctx context.Context, opts *Options, t *Target, cfg SoakConfig) (Soa
 	}
 	opts.logf(t, "soak: %d msg/s for %v over %d pairs, %.1f reconnections/s, sampling %d processes every %v", cfg.Rate, cfg.Duration, cfg.Pairs, cfg.Churn, len(cfg.Procs), cfg.Interval)
 	ph, err := runPhase(ctx, t, s.tr, warmups, spec, ccfg, s.pairs, r.sender)
+	if err != nil {
+		close(failed)
+	}
 	stop()
 	wg.Wait()
 	for i := range cfg.Pairs {
@@ -258,6 +264,8 @@ func RunSoak(ctx context.Context, opts *Options, t *Target, cfg SoakConfig) (Soa
 		}
 	}
 	if err != nil {
+		// Stopped early: the samples so far and their verdict still tell something.
+		res.Checks = Judge(res.Rows, cfg)
 		return res, err
 	}
 	if cfg.Rest > 0 && sleep(ctx, cfg.Rest) == nil {
@@ -303,20 +311,18 @@ func Judge(rows []SoakRow, cfg SoakConfig) [][]soak.Check {
 }
 
 // sample takes a row at the start of the load and every Interval after, the last at
-// Duration, and returns them once ctx ends or the duration has passed.
-func (r *soakRun) sample(ctx context.Context, begin time.Time) []SoakRow {
+// Duration, and returns them after that one, or early once ctx ends or failed is closed.
+func (r *soakRun) sample(ctx context.Context, failed <-chan struct{}, begin time.Time) []SoakRow {
 	hc := &http.Client{Timeout: 10 * time.Second}
 	defer hc.CloseIdleConnections()
 	var rows []SoakRow
 	for k := 0; ; k++ {
-		at := time.Duration(k) * r.cfg.Interval
-		if at > r.cfg.Duration {
-			at = r.cfg.Duration
-			if len(rows) > 0 && rows[len(rows)-1].At == at {
-				return rows
-			}
-		}
-		if sleep(ctx, time.Until(begin.Add(at))) != nil {
+		at := min(time.Duration(k)*r.cfg.Interval, r.cfg.Duration) // the loop ends at Duration
+		select {
+		case <-time.After(time.Until(begin.Add(at))):
+		case <-ctx.Done():
+			return rows
+		case <-failed:
 			return rows
 		}
 		rows = append(rows, SoakRow{At: time.Since(begin), Traffic: r.traffic(), Samples: soak.ReadAll(ctx, hc, r.cfg.Procs)})

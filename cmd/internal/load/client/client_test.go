@@ -55,7 +55,10 @@ func TestCloseCode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		<-c.First() // the reader ended without a frame
+		// Wait for the reader to end (First is closed just before Err is set visible).
+		for deadline := time.Now().Add(5 * time.Second); c.Err() == nil && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
 		code, reason := CloseCode(c.Err())
 		if code != want || (how == "frame" && reason != "events unavailable: reconnect") {
 			t.Errorf("%s: CloseCode(%v) = %d %q, want %d", how, c.Err(), code, reason, want)

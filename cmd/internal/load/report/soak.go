@@ -69,7 +69,14 @@ func WriteSoak(w io.Writer, s SoakScenario) {
 		"with `resume=<the highest seq it saw>` (protocol §8.3). Processes sampled every %v: RSS (VmRSS), threads and open files "+
 		"(entries of /proc/<pid>/fd) from /proc, goroutines from `go_goroutines` of the process's /metrics.\n\n",
 		c.Pairs, c.Rate, c.Duration, r.Warmup, 1/max(c.Churn, 1e-9), 2*c.Offline, c.Interval)
-	writeSoakMessages(w, r)
+	if r.Phase.Sent == 0 && len(r.Rows) > 0 {
+		// The load stopped before its end: runPhase's totals were never taken.
+		last := r.Rows[len(r.Rows)-1]
+		fmt.Fprintf(w, "The load stopped before its end; at its last sample (%s): sent %d, delivered %d (%d replayed), duplicates %d, %d reconnections.\n\n",
+			clock(last.At), last.Traffic.Sent, last.Traffic.Delivered, last.Traffic.Replayed, last.Traffic.Dups, last.Traffic.Reconnects)
+	} else {
+		writeSoakMessages(w, r)
+	}
 	writeSoakChecks(w, r)
 	if len(s.Dumps) > 0 {
 		fmt.Fprintf(w, "Goroutine dumps of the processes that were not flat (SIGQUIT after the load): %s.\n\n", strings.Join(s.Dumps, ", "))

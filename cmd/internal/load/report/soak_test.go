@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -105,5 +106,31 @@ func TestSoakPassed(t *testing.T) {
 		if SoakPassed(r) {
 			t.Errorf("soak %+v passed", r)
 		}
+	}
+}
+
+// TestWriteSoakStoppedEarly shows the counts of the last sample, not a table of zeros, when
+// the load did not reach its end.
+func TestWriteSoakStoppedEarly(t *testing.T) {
+	t.Parallel()
+	r := soakResult(0)
+	r.Phase = bench.ChatPhase{}
+	r.Rows = r.Rows[:14] // up to 6:30
+	r.Checks = bench.Judge(r.Rows, r.Config)
+	var b bytes.Buffer
+	WriteSoak(&b, SoakScenario{Title: "Apart", Result: r, Err: context.Canceled})
+	out := b.String()
+	for _, want := range []string{
+		"**Stopped early:** context canceled",
+		"Verdict: **failed**.",
+		"The load stopped before its end; at its last sample (6:30): sent 390000, delivered 389988 (0 replayed), duplicates 0, 0 reconnections.",
+		"| chatsvc (pid 12) | server | 40.0 → 40.0 (40.0) |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "### Messages") {
+		t.Errorf("a stopped soak has a messages table:\n%s", out)
 	}
 }
