@@ -125,44 +125,7 @@ func TestFreezeHoldsBytesUntilThaw(t *testing.T) {
 		t.Fatalf("dial while frozen: %v, want accepted", err)
 	}
 	defer c2.Close()
-	got := make(chan string, 1)
-	go func() {
-		line, _ := r.ReadString('\n')
-		got <- line
-	}()
-	if _, err := c.Write([]byte("quieto\n")); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case line := <-got:
-		t.Fatalf("read %q through a frozen proxy, want nothing until Thaw", line)
-	case <-time.After(100 * time.Millisecond): // no timed assertion: only a chance to fail
-	}
-	p.Thaw()
-	if line := <-got; line != "quieto\n" {
-		t.Fatalf("after Thaw read %q, want %q", line, "quieto\n")
-	}
-}
-
-func TestCutWhileFrozen(t *testing.T) {
-	t.Parallel()
-	p, err := tcpproxy.New(echo(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.Dial("tcp", p.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	p.Freeze()
-	if _, err := c.Write([]byte("held\n")); err != nil {
-		t.Fatal(err)
-	}
-	p.Cut() // returns: no forwarding goroutine stays blocked on the freeze
-	if _, err := bufio.NewReader(c).ReadString('\n'); err == nil {
-		t.Fatal("read after Cut succeeded, want an error")
-	}
+	heldUntil(t, c, r, "quieto\n", "Thaw", p.Thaw)
 }
 
 // roundTrip writes a line on c and reads it back through r, returning how long it took.
@@ -226,44 +189,65 @@ func TestFastReleasesHeldBytes(t *testing.T) {
 	}
 	defer c.Close()
 	p.Slow(time.Hour)
-	got := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(c).ReadString('\n')
-		got <- line
-	}()
-	if _, err := c.Write([]byte("espera\n")); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case line := <-got:
-		t.Fatalf("read %q through a proxy slowed by an hour, want nothing until Fast", line)
-	case <-time.After(100 * time.Millisecond): // no timed assertion: only a chance to fail
-	}
-	p.Fast()
-	if line := <-got; line != "espera\n" {
-		t.Fatalf("after Fast read %q, want %q", line, "espera\n")
+	heldUntil(t, c, bufio.NewReader(c), "espera\n", "Fast", p.Fast)
+}
+
+// TestCutWhileHolding: Cut returns and closes the client's connection while the proxy
+// holds bytes (frozen, or slowed by an hour): no forwarding goroutine stays blocked.
+func TestCutWhileHolding(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		hold func(*tcpproxy.Proxy)
+	}{
+		{"frozen", (*tcpproxy.Proxy).Freeze},
+		{"slow", func(p *tcpproxy.Proxy) { p.Slow(time.Hour) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p, err := tcpproxy.New(echo(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := net.Dial("tcp", p.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			tc.hold(p)
+			if _, err := c.Write([]byte("held\n")); err != nil {
+				t.Fatal(err)
+			}
+			// Let the bytes reach the proxy, so that Cut finds a held chunk rather than an
+			// empty pipe.
+			time.Sleep(50 * time.Millisecond)
+			p.Cut()
+			if _, err := bufio.NewReader(c).ReadString('\n'); err == nil {
+				t.Fatal("read after Cut succeeded, want an error")
+			}
+		})
 	}
 }
 
-func TestCutWhileSlow(t *testing.T) {
-	t.Parallel()
-	p, err := tcpproxy.New(echo(t))
-	if err != nil {
+// heldUntil writes line on c and checks that it does not come back through r until
+// release (named what) is called, and then does.
+func heldUntil(t *testing.T, c net.Conn, r *bufio.Reader, line, what string, release func()) {
+	t.Helper()
+	got := make(chan string, 1)
+	go func() {
+		l, _ := r.ReadString('\n')
+		got <- l
+	}()
+	if _, err := c.Write([]byte(line)); err != nil {
 		t.Fatal(err)
 	}
-	c, err := net.Dial("tcp", p.Addr())
-	if err != nil {
-		t.Fatal(err)
+	select {
+	case l := <-got:
+		t.Fatalf("read %q while the proxy holds bytes, want nothing until %s", l, what)
+	case <-time.After(100 * time.Millisecond): // no timed assertion: only a chance to fail
 	}
-	defer c.Close()
-	p.Slow(time.Hour)
-	if _, err := c.Write([]byte("held\n")); err != nil {
-		t.Fatal(err)
-	}
-	// Let the echo reach the proxy, so that Cut finds a held chunk rather than an empty pipe.
-	time.Sleep(50 * time.Millisecond)
-	p.Cut() // returns: no forwarding goroutine stays held by the delay
-	if _, err := bufio.NewReader(c).ReadString('\n'); err == nil {
-		t.Fatal("read after Cut succeeded, want an error")
+	release()
+	if l := <-got; l != line {
+		t.Fatalf("after %s read %q, want %q", what, l, line)
 	}
 }

@@ -154,17 +154,25 @@ func Goals(key string) []Goal {
 	return nil
 }
 
-// Header writes the top of BENCHMARKS.md.
-func Header(w io.Writer, date time.Time, commit, cpuModel string, cores int, loadAvg, command, goVersion string) {
-	fmt.Fprintf(w, "# Benchmarks\n\n")
-	fmt.Fprintf(w, "Written by `make bench-system` (`cmd/charla-load`); do not edit by hand.\n\n")
+// runTable writes the table that says where and how a report was made; loads are
+// pairs of a row name and its load averages.
+func runTable(w io.Writer, date time.Time, commit, cpuModel string, cores int, loads []string, command, goVersion string) {
 	fmt.Fprintf(w, "| | |\n|---|---|\n")
 	fmt.Fprintf(w, "| date | %s |\n", date.UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(w, "| commit | `%s` |\n", commit)
 	fmt.Fprintf(w, "| machine | %d cores, %s |\n", cores, cpuModel)
-	fmt.Fprintf(w, "| load average at start | %s |\n", loadAvg)
+	for i := 0; i+1 < len(loads); i += 2 {
+		fmt.Fprintf(w, "| %s | %s |\n", loads[i], loads[i+1])
+	}
 	fmt.Fprintf(w, "| Go | %s |\n", goVersion)
 	fmt.Fprintf(w, "| command | `%s` |\n\n", command)
+}
+
+// Header writes the top of BENCHMARKS.md.
+func Header(w io.Writer, date time.Time, commit, cpuModel string, cores int, loadAvg, command, goVersion string) {
+	fmt.Fprintf(w, "# Benchmarks\n\n")
+	fmt.Fprintf(w, "Written by `make bench-system` (`cmd/charla-load`); do not edit by hand.\n\n")
+	runTable(w, date, commit, cpuModel, cores, []string{"load average at start", loadAvg}, command, goVersion)
 	fmt.Fprintf(w, "How to read: the load tool runs on the same machine as the server, loopback only. "+
 		"Every figure stands beside the same figure of a raw gorilla/websocket relay (no persistence, same "+
 		"frames, same client code) started by the tool in the same run: the floor. \"× relay\" is Charla's "+

@@ -31,14 +31,8 @@ func SoakPassed(r *bench.SoakResult) bool {
 // SoakHeader writes the top of the soak report.
 func SoakHeader(w io.Writer, date time.Time, commit, cpuModel string, cores int, loadStart, loadEnd, command, goVersion string) {
 	fmt.Fprintf(w, "# Soak\n\n")
-	fmt.Fprintf(w, "| | |\n|---|---|\n")
-	fmt.Fprintf(w, "| date | %s |\n", date.UTC().Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(w, "| commit | `%s` |\n", commit)
-	fmt.Fprintf(w, "| machine | %d cores, %s |\n", cores, cpuModel)
-	fmt.Fprintf(w, "| load average at start | %s |\n", loadStart)
-	fmt.Fprintf(w, "| load average at end | %s |\n", loadEnd)
-	fmt.Fprintf(w, "| Go | %s |\n", goVersion)
-	fmt.Fprintf(w, "| command | `%s` |\n\n", command)
+	runTable(w, date, commit, cpuModel, cores,
+		[]string{"load average at start", loadStart, "load average at end", loadEnd}, command, goVersion)
 }
 
 // WriteSoak writes one soak's section: the verdict, the messages, each process's verdict

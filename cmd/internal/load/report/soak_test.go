@@ -134,3 +134,24 @@ func TestWriteSoakStoppedEarly(t *testing.T) {
 		t.Errorf("a stopped soak has a messages table:\n%s", out)
 	}
 }
+
+// TestHeadersSayWhereTheRunWas: both reports start with the same run table, the soak's
+// with the load average at its end too.
+func TestHeadersSayWhereTheRunWas(t *testing.T) {
+	at := time.Date(2026, 12, 5, 18, 0, 0, 0, time.UTC)
+	var bench, soak strings.Builder
+	Header(&bench, at, "abc1234", "AMD EPYC", 2, "1.00 2.00 3.00", "charla-load -targets sqlite", "go1.26.8")
+	SoakHeader(&soak, at, "abc1234", "AMD EPYC", 2, "1.00 2.00 3.00", "4.00 5.00 6.00", "charla-load -soak 30m", "go1.26.8")
+	for _, want := range []string{"| date | 2026-12-05 18:00 UTC |", "| commit | `abc1234` |", "| machine | 2 cores, AMD EPYC |",
+		"| load average at start | 1.00 2.00 3.00 |", "| Go | go1.26.8 |"} {
+		if !strings.Contains(bench.String(), want) || !strings.Contains(soak.String(), want) {
+			t.Errorf("a header lacks %q:\n%s\n%s", want, bench.String(), soak.String())
+		}
+	}
+	if !strings.Contains(soak.String(), "| load average at end | 4.00 5.00 6.00 |") || strings.Contains(bench.String(), "at end") {
+		t.Errorf("only the soak's header has the load average at its end:\n%s\n%s", bench.String(), soak.String())
+	}
+	if !strings.Contains(bench.String(), "| command | `charla-load -targets sqlite` |") || !strings.Contains(soak.String(), "| command | `charla-load -soak 30m` |") {
+		t.Errorf("each header names its command:\n%s\n%s", bench.String(), soak.String())
+	}
+}
