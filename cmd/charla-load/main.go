@@ -669,7 +669,10 @@ func startTarget(ctx context.Context, c *config, key string, b *target.Builder) 
 	if key == "mysql" {
 		r, err = target.OneProcess(ctx, b, url, prefix, dbPIDs, c.provConc)
 	} else {
-		r, err = target.Apart(ctx, b, url, c.natsURL, c.edges, prefix, dbPIDs, c.provConc)
+		stream, dropStream := target.FreshStream(c.natsURL)
+		dropDB := drop
+		drop = func() { dropStream(); dropDB() }
+		r, err = target.Apart(ctx, b, url, c.natsURL, stream, c.edges, prefix, dbPIDs, c.provConc)
 	}
 	if err != nil {
 		drop()

@@ -187,6 +187,19 @@ func OpenJetStream(ctx context.Context, nc *nats.Conn, opt Options, jsopt JetStr
 	}, nil
 }
 
+// StreamOptions returns the options of a log in the stream named name (EVENTS_STREAM):
+// DefaultStream keeps DefaultSubject; any other stream gets its own subject prefix,
+// "charla.events.<name>", so several deployments can share one NATS server without their
+// histories meeting. It fails on a name JetStream would refuse.
+func StreamOptions(name string) (JetStreamOptions, error) {
+	o := JetStreamOptions{Stream: name}
+	if name != "" && name != DefaultStream {
+		o.Subject = "charla.events." + name
+	}
+	_, err := o.withDefaults()
+	return o, err
+}
+
 func (o JetStreamOptions) withDefaults() (JetStreamOptions, error) {
 	if o.Stream == "" {
 		o.Stream = DefaultStream

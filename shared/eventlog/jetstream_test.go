@@ -497,3 +497,59 @@ func benchAppend(b *testing.B, l eventlog.Log) {
 		report(b)
 	})
 }
+
+// TestStreamOptions: EVENTS_STREAM names the stream; any stream but the default gets
+// subjects of its own, and a name JetStream would refuse is an error naming it.
+func TestStreamOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name, wantStream, wantSubject, wantErr string
+	}{
+		{name: "", wantStream: "", wantSubject: ""},
+		{name: eventlog.DefaultStream, wantStream: eventlog.DefaultStream, wantSubject: ""},
+		{name: "CHARLA_LOAD_1A", wantStream: "CHARLA_LOAD_1A", wantSubject: "charla.events.CHARLA_LOAD_1A"},
+		{name: "a.b", wantErr: `stream name "a.b"`},
+		{name: "a b", wantErr: `stream name "a b"`},
+	} {
+		o, err := eventlog.StreamOptions(tc.name)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("StreamOptions(%q): err %v, want one containing %q", tc.name, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || o.Stream != tc.wantStream || o.Subject != tc.wantSubject {
+			t.Errorf("StreamOptions(%q) = %+v, %v; want stream %q subject %q", tc.name, o, err, tc.wantStream, tc.wantSubject)
+		}
+	}
+}
+
+// TestStreamsKeepApart: two logs on one server under different EVENTS_STREAM names do
+// not share histories (a load run's users do not inherit another run's seqs).
+func TestStreamsKeepApart(t *testing.T) {
+	nc := connect(t, natsURL(t))
+	ctx := context.Background()
+	open := func(name string) *eventlog.JetStream {
+		o, err := eventlog.StreamOptions(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := eventlog.OpenJetStream(ctx, nc, eventlog.Options{}, o)
+		if err != nil {
+			t.Fatalf("open %s: %v", name, err)
+		}
+		t.Cleanup(func() { l.Close() })
+		return l
+	}
+	a, b := open("KEEP_APART_A"), open("KEEP_APART_B")
+	for range 3 {
+		if _, err := a.Append(ctx, eventlog.Event{Service: "chat", Data: []byte("x")}, []int64{7}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if seq, err := a.LastSeq(ctx, 7); err != nil || seq != 3 {
+		t.Fatalf("stream A: last seq %d, %v; want 3", seq, err)
+	}
+	if seq, err := b.LastSeq(ctx, 7); err != nil || seq != 0 {
+		t.Fatalf("stream B: last seq %d, %v; want 0 (nothing of A's)", seq, err)
+	}
+}

@@ -76,12 +76,12 @@ type Backends struct {
 	DatabaseURL string
 	// BusURL is BUS_URL: empty for in-process, nats://... for NATS.
 	BusURL string
-	// History is RESUME_MAX_EVENTS and RESUME_MAX_AGE.
+	// History is RESUME_MAX_EVENTS, RESUME_MAX_AGE and EVENTS_STREAM.
 	History eventlog.Options
 }
 
-// DeclareBackends declares DATABASE_URL, BUS_URL, RESUME_MAX_EVENTS and RESUME_MAX_AGE on
-// cfg; call the result after cfg.Parse.
+// DeclareBackends declares DATABASE_URL, BUS_URL and the history's settings
+// (HistoryOptions) on cfg; call the result after cfg.Parse.
 func DeclareBackends(cfg *config.Loader) func() Backends {
 	dbURL := cfg.String("DATABASE_URL", "", "sqlite://PATH (default "+sqldb.DefaultURL+") or mysql://DSN", func(v string) error {
 		_, _, err := sqldb.ParseURL(v)
@@ -224,10 +224,17 @@ func HandlerOptions(tel *telemetry.Telemetry, token string) []connect.HandlerOpt
 		connect.WithReadMaxBytes(rpc.MaxRequestBytes))
 }
 
-// HistoryOptions declares RESUME_MAX_EVENTS and RESUME_MAX_AGE on cfg (docs/protocol.md
-// §8.3); call the result after cfg.Parse.
+// HistoryOptions declares RESUME_MAX_EVENTS, RESUME_MAX_AGE (docs/protocol.md §8.3) and
+// EVENTS_STREAM on cfg; call the result after cfg.Parse.
 func HistoryOptions(cfg *config.Loader) func() eventlog.Options {
 	maxEvents := cfg.Int("RESUME_MAX_EVENTS", eventlog.DefaultMaxEvents, 1000, 1_000_000, "sequenced events held per user for resume, at least")
 	maxAge := cfg.Duration("RESUME_MAX_AGE", eventlog.DefaultMaxAge, "how long sequenced events are held for resume, at least (in memory; JetStream holds RESUME_MAX_EVENTS per user)")
-	return func() eventlog.Options { return eventlog.Options{MaxEvents: *maxEvents, MaxAge: *maxAge} }
+	stream := cfg.String("EVENTS_STREAM", eventlog.DefaultStream, "JetStream stream of the user event log (with a NATS BUS_URL); every process of one deployment must name the same", func(v string) error {
+		_, err := eventlog.StreamOptions(v)
+		return err
+	})
+	return func() eventlog.Options {
+		js, _ := eventlog.StreamOptions(*stream) // validated by Parse
+		return eventlog.Options{MaxEvents: *maxEvents, MaxAge: *maxAge, JetStream: js}
+	}
 }

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/charla/charla/cmd/internal/load/bench"
 	"github.com/charla/charla/cmd/internal/load/procfs"
@@ -161,15 +163,16 @@ func OneProcess(ctx context.Context, b *Builder, databaseURL, prefix string, dbP
 }
 
 // Apart builds and starts the four services and edges edges, as deploy/run-apart.sh does
-// (on databaseURL and busURL), on free ports, and waits for every edge's /ready.
-func Apart(ctx context.Context, b *Builder, databaseURL, busURL string, edges int, prefix string, dbPIDs []int, concurrency int) (*Running, error) {
+// (on databaseURL, busURL and the event log's stream eventsStream, see FreshStream), on
+// free ports, and waits for every edge's /ready.
+func Apart(ctx context.Context, b *Builder, databaseURL, busURL, eventsStream string, edges int, prefix string, dbPIDs []int, concurrency int) (*Running, error) {
 	services := []struct{ pkg, name, urlVar string }{
 		{"./profilesvc/cmd/profilesvc", "profilesvc", "PROFILE_URL"},
 		{"./chatsvc/cmd/chatsvc", "chatsvc", "CHAT_URL"},
 		{"./notifysvc/cmd/notifysvc", "notifysvc", "NOTIFY_URL"},
 		{"./presencesvc/cmd/presencesvc", "presencesvc", "PRESENCE_URL"},
 	}
-	common := append([]string{"DATABASE_URL=" + databaseURL, "BUS_URL=" + busURL}, ServerEnv...)
+	common := append([]string{"DATABASE_URL=" + databaseURL, "BUS_URL=" + busURL, "EVENTS_STREAM=" + eventsStream}, ServerEnv...)
 	addrs := map[string]string{}
 	for _, s := range services {
 		addrs[s.name] = freeAddr()
@@ -250,6 +253,32 @@ func FreshMySQL(ctx context.Context, adminDSN string) (url string, drop func(), 
 	}
 	cfg.DBName = name
 	return "mysql://" + cfg.FormatDSN(), drop, nil
+}
+
+// FreshStream names a JetStream stream for one run's user event log (EVENTS_STREAM): each
+// run starts with empty histories, not the ones earlier runs left on the same NATS server
+// under the same user ids. The services create the stream; drop deletes it.
+func FreshStream(natsURL string) (name string, drop func()) {
+	var suffix [4]byte
+	_, _ = rand.Read(suffix[:])
+	name = "CHARLA_LOAD_" + strings.ToUpper(hex.EncodeToString(suffix[:]))
+	return name, func() {
+		nc, err := nats.Connect(natsURL, nats.Timeout(5*time.Second))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "charla-load: delete stream %s: %v\n", name, err)
+			return
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			err = js.DeleteStream(ctx, name)
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			fmt.Fprintf(os.Stderr, "charla-load: delete stream %s: %v\n", name, err)
+		}
+	}
 }
 
 // MySQLServerPIDs finds the database server's processes (mariadbd, else mysqld).
