@@ -7,9 +7,11 @@
 // and two edges built into a temporary directory, on a fresh database) or attaches to one
 // that runs (-targets attach with -edge, -rpc and -server-pid). Modes: idle (connections
 // held at rising levels: handshakes per second, RSS per connection), storm (clients
-// reconnecting at once) and chat (sender→recipient pairs at an open-loop fixed rate, one
-// phase per rate: latency, loss, CPU per 1,000 messages). The report is Markdown, on
-// standard output and in -out.
+// reconnecting at once), chat (sender→recipient pairs at an open-loop fixed rate, one
+// phase per rate: latency, loss, CPU per 1,000 messages) and overload (chat pairs at a
+// base rate, then beyond what the server sustains, then the base rate again at once:
+// acknowledged messages lost, server RSS, time until p99 is back). The report is
+// Markdown, on standard output and in -out.
 //
 // With -soak it runs the soak instead (by default on apart): chat pairs at -soak-rate
 // (1,000 msg/s) for the -soak duration while recipients close their connections and
@@ -125,6 +127,7 @@ type config struct {
 	quick       bool
 	soak        time.Duration
 	soakRate    int
+	overload    overloadFlags
 	// the soak mode
 	soakMode    time.Duration
 	churn       float64
@@ -158,6 +161,31 @@ var titles = map[string]string{
 	"relay":  "The relay alone (calibrates the load tool: its own CPU and the floor)",
 }
 
+// overloadFlags set the overload mode.
+type overloadFlags struct {
+	rate                           int // 0: derived (overloadRate)
+	base                           int
+	baseline, dur, recovery, drain time.Duration
+}
+
+// defaultOverloadRates are the overload's rates when -overload-rate is not given and the
+// chat mode did not run (or found no sustainable rate) for the target: twice the issue's
+// max sustainable rate target (sqlite 5,000 at least, mysql 2,500), apart twice the
+// 2,000 of its soak, the relay twice the 10,000 it sustains in BENCHMARKS.md.
+var defaultOverloadRates = map[string]int{
+	"sqlite": 10000,
+	"mysql":  5000,
+	"apart":  4000,
+	"attach": 10000,
+	"relay":  20000,
+}
+
+// Bounds of the overload mode.
+const (
+	maxOverloadDrain    = 10 * time.Minute
+	maxOverloadMessages = 5_000_000
+)
+
 // Bounds of the soak mode.
 const (
 	defaultSoakRate = 1000
@@ -170,7 +198,7 @@ func parseFlags(args []string) (*config, error) {
 	c := &config{}
 	fs := flag.NewFlagSet("charla-load", flag.ContinueOnError)
 	targets := fs.String("targets", "sqlite", "comma-separated: sqlite, mysql, apart (started by the tool), attach, or relay (the relay alone, to calibrate the tool)")
-	modes := fs.String("modes", "idle,storm,chat", "comma-separated: idle, storm, chat")
+	modes := fs.String("modes", "idle,storm,chat", "comma-separated: idle, storm, chat, overload")
 	levels := fs.String("levels", "2000,5000,10000,19000", "idle: connection levels, rising")
 	fs.IntVar(&c.storm, "storm", 5000, "storm: clients that drop and reconnect at once (0: none)")
 	fs.IntVar(&c.perUser, "conns-per-user", 1, "idle and storm: connections per user")
@@ -199,6 +227,12 @@ func parseFlags(args []string) (*config, error) {
 	fs.DurationVar(&c.offline, "offline", 2*time.Second, "soak: mean time a churned recipient stays away (uniform in [0, 2×offline])")
 	fs.DurationVar(&c.sampleEvery, "sample-every", 30*time.Second, "soak: time between samples of the processes")
 	fs.DurationVar(&c.flatAfter, "flat-after", 3*time.Minute, "soak: warm-up left out of the flatness verdict (a third of a soak shorter than twice it)")
+	fs.IntVar(&c.overload.rate, "overload-rate", 0, "overload: the overload's total rate in msg/s (default: 2 × the max sustainable rate the chat mode found in this run for the target, else sqlite "+strconv.Itoa(defaultOverloadRates["sqlite"])+", mysql "+strconv.Itoa(defaultOverloadRates["mysql"])+", apart "+strconv.Itoa(defaultOverloadRates["apart"])+")")
+	fs.DurationVar(&c.overload.dur, "overload-for", 30*time.Second, "overload: how long the overload's rate is offered")
+	fs.IntVar(&c.overload.base, "overload-base", 2000, "overload: total rate of the baseline and the recovery in msg/s")
+	fs.DurationVar(&c.overload.baseline, "overload-baseline", 10*time.Second, "overload: duration of the baseline before the overload")
+	fs.DurationVar(&c.overload.recovery, "overload-recovery", 20*time.Second, "overload: duration of the recovery, at once after the overload")
+	fs.DurationVar(&c.overload.drain, "overload-drain", time.Minute, "overload: bound on the wait for every message after the recovery (later ones are lost)")
 	fs.BoolVar(&c.quick, "quick", false, "a smoke run of about two minutes: small levels, few pairs, short phases")
 	edge := fs.String("edge", "", "attach: comma-separated WebSocket URLs of the edges (ws://127.0.0.1:8080/ws)")
 	fs.StringVar(&c.rpcURL, "rpc", "", "attach: internal RPC base URL of the one-process build (http://127.0.0.1:8090)")
@@ -238,6 +272,7 @@ func parseFlags(args []string) (*config, error) {
 		if !set["apart-soak"] {
 			c.soak = 0
 		}
+		c.overload.quick(set)
 	}
 	if c.soakMode != 0 {
 		if err := c.soakDefaults(set, targets); err != nil {
@@ -253,9 +288,12 @@ func parseFlags(args []string) (*config, error) {
 	}
 	c.modes = split(*modes)
 	for _, m := range c.modes {
-		if m != "idle" && m != "storm" && m != "chat" {
-			return nil, fmt.Errorf("-modes: unknown mode %q (want idle, storm or chat)", m)
+		if m != "idle" && m != "storm" && m != "chat" && m != "overload" {
+			return nil, fmt.Errorf("-modes: unknown mode %q (want idle, storm, chat or overload)", m)
 		}
+	}
+	if err := c.overload.check(); err != nil {
+		return nil, err
 	}
 	if c.levels, err = parseInts("-levels", *levels); err != nil {
 		return nil, err
@@ -398,6 +436,9 @@ func (c *config) command(key string) string {
 	if key == "apart" && c.has("chat") {
 		args = append(args, fmt.Sprintf("-apart-soak %v -soak-rate %d", c.soak, c.soakRate))
 	}
+	if c.has("overload") {
+		args = append(args, c.overload.args())
+	}
 	if key == "attach" {
 		args = append(args, "-edge "+strings.Join(c.edgeURLs, ","), "-profile-rpc "+c.profileURL, "-chat-rpc "+c.chatURL, "-server-pid "+ints(c.serverPIDs))
 	}
@@ -518,8 +559,99 @@ func runScenario(ctx context.Context, c *config, key string, b *target.Builder, 
 			errs = append(errs, err)
 		}
 	}
+	if c.has("overload") {
+		if c.has("chat") || c.has("idle") || c.has("storm") {
+			// Let the server finish the previous mode's disconnections.
+			if err := pause(ctx, 2*c.settle); err != nil {
+				sc.Err = errors.Join(append(errs, err)...)
+				return sc
+			}
+		}
+		rate, from := c.overloadRate(key, sc.Charla.Chat)
+		sc.OverloadFrom = from
+		res, err := bench.RunOverload(ctx, opts, &srv.Target, c.overloadConfig(rate))
+		sc.Charla.Overload = &res
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	sc.Err = errors.Join(errs...)
 	return sc
+}
+
+// overloadRate is the overload's rate for a target: -overload-rate, else twice the max
+// sustainable rate of the chat mode's phases (chat is nil when it did not run), else
+// the target's default; the second result says which, for the report.
+func (c *config) overloadRate(key string, chat *bench.ChatResult) (int, string) {
+	if c.overload.rate > 0 {
+		return c.overload.rate, "-overload-rate"
+	}
+	if chat != nil {
+		if s := report.Sustainable(chat.Phases); s > 0 {
+			return 2 * s, fmt.Sprintf("2 × %d msg/s, the max sustainable rate of the chat mode above", s)
+		}
+	}
+	r := defaultOverloadRates[key]
+	why := "the chat mode did not run"
+	if chat != nil {
+		why = "the chat mode found no sustainable rate"
+	}
+	return r, fmt.Sprintf("%s: the default for %s, 2 × %d msg/s", why, key, r/2)
+}
+
+// overloadConfig is the overload mode's configuration at an overload rate.
+func (c *config) overloadConfig(rate int) bench.OverloadConfig {
+	o := c.overload
+	return bench.OverloadConfig{
+		Pairs: c.pairs, BaseRate: o.base, Baseline: o.baseline, Rate: rate, Overload: o.dur, Recovery: o.recovery,
+		Drain: o.drain, Workers: c.workers, Window: time.Second,
+	}
+}
+
+// quick shortens the overload mode for -quick, unless its flags are given.
+func (o *overloadFlags) quick(set map[string]bool) {
+	if !set["overload-base"] {
+		o.base = 200
+	}
+	if !set["overload-baseline"] {
+		o.baseline = 3 * time.Second
+	}
+	if !set["overload-for"] {
+		o.dur = 5 * time.Second
+	}
+	if !set["overload-recovery"] {
+		o.recovery = 5 * time.Second
+	}
+	if !set["overload-drain"] {
+		o.drain = 20 * time.Second
+	}
+}
+
+// check bounds the overload mode's flags (RunOverload bounds a derived rate's messages
+// the same way).
+func (o *overloadFlags) check() error {
+	switch {
+	case o.rate < 0 || o.base < 1:
+		return fmt.Errorf("-overload-rate %d, -overload-base %d: want ≥ 0 and ≥ 1", o.rate, o.base)
+	case o.baseline <= 0 || o.baseline > maxPhase || o.dur <= 0 || o.dur > maxPhase || o.recovery <= 0 || o.recovery > maxPhase:
+		return fmt.Errorf("-overload-baseline %v, -overload-for %v, -overload-recovery %v: want (0, %v]", o.baseline, o.dur, o.recovery, maxPhase)
+	case o.drain <= 0 || o.drain > maxOverloadDrain:
+		return fmt.Errorf("-overload-drain %v: want (0, %v]", o.drain, maxOverloadDrain)
+	}
+	n := float64(o.base)*(o.baseline+o.recovery).Seconds() + float64(o.rate)*o.dur.Seconds()
+	if n > maxOverloadMessages {
+		return fmt.Errorf("the overload mode would send %.0f messages, want at most %d", n, maxOverloadMessages)
+	}
+	return nil
+}
+
+// args are the overload's flags, for the command that reproduces a scenario.
+func (o *overloadFlags) args() string {
+	s := fmt.Sprintf("-overload-base %d -overload-baseline %v -overload-for %v -overload-recovery %v -overload-drain %v", o.base, o.baseline, o.dur, o.recovery, o.drain)
+	if o.rate > 0 {
+		s += fmt.Sprintf(" -overload-rate %d", o.rate)
+	}
+	return s
 }
 
 // runSoaks runs the soak on every target in turn and writes the report; it fails unless

@@ -169,3 +169,73 @@ func TestDumpGoroutines(t *testing.T) {
 		t.Errorf("the flat process is gone: %v", err)
 	}
 }
+
+func TestOverloadFlags(t *testing.T) {
+	t.Parallel()
+	c, err := parseFlags([]string{"-targets", "sqlite", "-modes", "chat,overload"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := c.overloadConfig(4000)
+	if cfg.BaseRate != 2000 || cfg.Baseline != 10*time.Second || cfg.Rate != 4000 || cfg.Overload != 30*time.Second ||
+		cfg.Recovery != 20*time.Second || cfg.Drain != time.Minute || cfg.Window != time.Second || cfg.Pairs != 1000 {
+		t.Errorf("overload defaults %+v: want 2000 msg/s for 10s, 4000 for 30s, 2000 for 20s, drain 1m, 1s windows, 1000 pairs", cfg)
+	}
+	if cmd := c.command("sqlite"); !strings.Contains(cmd, "-modes chat,overload") || !strings.Contains(cmd, "-overload-base 2000 -overload-baseline 10s -overload-for 30s -overload-recovery 20s -overload-drain 1m0s") || strings.Contains(cmd, "-overload-rate") {
+		t.Errorf("command %q: want the overload flags, the rate derived", cmd)
+	}
+	quick, err := parseFlags([]string{"-quick", "-modes", "overload", "-overload-rate", "3000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := quick.overload; o.base != 200 || o.baseline != 3*time.Second || o.dur != 5*time.Second || o.recovery != 5*time.Second || o.drain != 20*time.Second || o.rate != 3000 {
+		t.Errorf("quick overload %+v: want 200 msg/s, 3s, 5s, 5s, drain 20s and the given rate 3000", o)
+	}
+	if cmd := quick.command("sqlite"); !strings.Contains(cmd, "-overload-rate 3000") {
+		t.Errorf("command %q lacks the given rate", cmd)
+	}
+	for _, args := range [][]string{
+		{"-modes", "overload", "-overload-base", "0"},
+		{"-modes", "overload", "-overload-rate", "-5"},
+		{"-modes", "overload", "-overload-for", "0s"},
+		{"-modes", "overload", "-overload-recovery", "6m"},
+		{"-modes", "overload", "-overload-drain", "11m"},
+		{"-modes", "overload", "-overload-rate", "100000", "-overload-for", "1m"}, // 6 million messages
+	} {
+		if _, err := parseFlags(args); err == nil {
+			t.Errorf("parseFlags(%q): no error", args)
+		}
+	}
+}
+
+// TestOverloadRate derives the overload's rate: the flag, else twice the chat mode's max
+// sustainable rate, else the target's default.
+func TestOverloadRate(t *testing.T) {
+	t.Parallel()
+	c, err := parseFlags([]string{"-modes", "chat,overload"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := bench.ChatPhase{Rate: 2000, Sent: 20000, Delivered: 20000, Achieved: 2000, P99: 10 * time.Millisecond}
+	slow := bench.ChatPhase{Rate: 5000, Sent: 50000, Delivered: 50000, Achieved: 5000, P99: time.Second}
+	for _, tc := range []struct {
+		name string
+		key  string
+		flag int
+		chat *bench.ChatResult
+		want int
+		from string
+	}{
+		{"chat found 2000", "sqlite", 0, &bench.ChatResult{Phases: []bench.ChatPhase{ok, slow}}, 4000, "2 × 2000 msg/s, the max sustainable rate of the chat mode above"},
+		{"chat found none", "mysql", 0, &bench.ChatResult{Phases: []bench.ChatPhase{slow}}, 5000, "the chat mode found no sustainable rate: the default for mysql, 2 × 2500 msg/s"},
+		{"no chat", "apart", 0, nil, 4000, "the chat mode did not run: the default for apart, 2 × 2000 msg/s"},
+		{"the flag wins", "sqlite", 7000, &bench.ChatResult{Phases: []bench.ChatPhase{ok}}, 7000, "-overload-rate"},
+	} {
+		cc := *c
+		cc.overload.rate = tc.flag
+		rate, from := cc.overloadRate(tc.key, tc.chat)
+		if rate != tc.want || from != tc.from {
+			t.Errorf("%s: overloadRate = %d, %q; want %d, %q", tc.name, rate, from, tc.want, tc.from)
+		}
+	}
+}

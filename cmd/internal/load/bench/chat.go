@@ -122,6 +122,10 @@ type tracker struct {
 	replayed   atomic.Int64
 	replayHist hist.Histogram
 	window     atomic.Pointer[hist.Histogram]
+
+	// replied, when set, is told the seq and time (as now) of every SERVER_ACK or
+	// ERROR_NOTIFICATION: the overload mode's reply latency.
+	replied atomic.Pointer[func(seq, now int64)]
 }
 
 type phaseState struct {
@@ -213,6 +217,9 @@ func (t *tracker) reply(f wire.Frame) {
 	seq, err := strconv.ParseInt(string(f.PID[1:]), 10, 64)
 	if err != nil || seq < 0 || seq >= int64(len(t.got)) {
 		return
+	}
+	if h := t.replied.Load(); h != nil {
+		(*h)(seq, t.now())
 	}
 	p := &t.phases[t.phaseOf(seq)]
 	switch string(f.Type) {

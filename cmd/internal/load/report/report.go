@@ -35,8 +35,9 @@ func Sustainable(phases []bench.ChatPhase) int {
 
 // Figures are one target's results; nil parts were not run.
 type Figures struct {
-	Idle *bench.IdleResult
-	Chat *bench.ChatResult
+	Idle     *bench.IdleResult
+	Chat     *bench.ChatResult
+	Overload *bench.OverloadResult
 }
 
 // Phase returns the chat phase at rate, if run.
@@ -76,6 +77,9 @@ type Scenario struct {
 	Charla   Figures
 	Relay    Figures
 	Err      error // why it stopped early, if it did
+	// OverloadFrom says where the overload's rate came from ("2 × the max sustainable
+	// rate of the chat mode above").
+	OverloadFrom string
 }
 
 // Goal is a target of the issue checked against a scenario.
@@ -85,6 +89,7 @@ type Goal struct {
 	value  func(f Figures) (float64, bool)
 	format string
 	ok     func(v float64) bool
+	inf    string // what a value of +Inf stands for; "messages lost" when empty
 }
 
 // Goals returns the issue's targets for a scenario key (none for apart and attach).
@@ -123,20 +128,20 @@ func Goals(key string) []Goal {
 	atMost := func(x float64) func(float64) bool { return func(v float64) bool { return v <= x } }
 	switch key {
 	case "sqlite":
-		return []Goal{
-			{"max sustainable rate (msg/s)", "≥ 10,000 (5,000 at least)", sust, "%.0f", atLeast(10000)},
-			{"p99 at 2,000 msg/s (ms)", "≤ 10", p99At(2000), "%.2f", atMost(10)},
-			{"server CPU s per 1,000 msgs at 5,000 msg/s", "≤ 0.25", cpuAt(5000), "%.3f", atMost(0.25)},
-			{"handshakes/s at 10,000 conns", "≥ 4,000", hsAt(10000), "%.0f", atLeast(4000)},
-			{"RSS KiB per idle conn at 19,000 conns", "≤ 12", rssAt(19000), "%.1f", atMost(12)},
-		}
+		return append([]Goal{
+			{"max sustainable rate (msg/s)", "≥ 10,000 (5,000 at least)", sust, "%.0f", atLeast(10000), ""},
+			{"p99 at 2,000 msg/s (ms)", "≤ 10", p99At(2000), "%.2f", atMost(10), ""},
+			{"server CPU s per 1,000 msgs at 5,000 msg/s", "≤ 0.25", cpuAt(5000), "%.3f", atMost(0.25), ""},
+			{"handshakes/s at 10,000 conns", "≥ 4,000", hsAt(10000), "%.0f", atLeast(4000), ""},
+			{"RSS KiB per idle conn at 19,000 conns", "≤ 12", rssAt(19000), "%.1f", atMost(12), ""},
+		}, overloadGoals(true)...)
 	case "mysql":
-		return []Goal{
-			{"max sustainable rate (msg/s)", "≥ 2,500 (goal 5,000)", sust, "%.0f", atLeast(2500)},
-			{"p99 at 1,000 msg/s (ms)", "≤ 20", p99At(1000), "%.2f", atMost(20)},
-			{"handshakes/s at 10,000 conns", "≥ 3,000", hsAt(10000), "%.0f", atLeast(3000)},
-			{"Charla + MariaDB CPU s per 1,000 msgs at 1,000 msg/s", "(reported)", cpuAt(1000), "%.3f", nil},
-		}
+		return append([]Goal{
+			{"max sustainable rate (msg/s)", "≥ 2,500 (goal 5,000)", sust, "%.0f", atLeast(2500), ""},
+			{"p99 at 1,000 msg/s (ms)", "≤ 20", p99At(1000), "%.2f", atMost(20), ""},
+			{"handshakes/s at 10,000 conns", "≥ 3,000", hsAt(10000), "%.0f", atLeast(3000), ""},
+			{"Charla + MariaDB CPU s per 1,000 msgs at 1,000 msg/s", "(reported)", cpuAt(1000), "%.3f", nil, ""},
+		}, overloadGoals(true)...)
 	case "apart":
 		soakLost := func(f Figures) (float64, bool) {
 			if f.Chat == nil || f.Chat.Soak == nil {
@@ -144,12 +149,12 @@ func Goals(key string) []Goal {
 			}
 			return float64(f.Chat.Soak.Lost), true
 		}
-		return []Goal{
-			{"lost in the soak (2,000 msg/s for 60 s)", "0", soakLost, "%.0f", atMost(0)},
-			{"max sustainable rate (msg/s)", "(reported)", sust, "%.0f", nil},
-			{"p99 at 2,000 msg/s (ms)", "(reported)", p99At(2000), "%.2f", nil},
-			{"handshakes/s at 10,000 conns", "(reported)", hsAt(10000), "%.0f", nil},
-		}
+		return append([]Goal{
+			{"lost in the soak (2,000 msg/s for 60 s)", "0", soakLost, "%.0f", atMost(0), ""},
+			{"max sustainable rate (msg/s)", "(reported)", sust, "%.0f", nil, ""},
+			{"p99 at 2,000 msg/s (ms)", "(reported)", p99At(2000), "%.2f", nil, ""},
+			{"handshakes/s at 10,000 conns", "(reported)", hsAt(10000), "%.0f", nil, ""},
+		}, overloadGoals(false)...)
 	}
 	return nil
 }
@@ -197,6 +202,7 @@ func Write(w io.Writer, s Scenario) {
 	writeIdle(w, s)
 	writeStorm(w, s)
 	writeChat(w, s)
+	writeOverload(w, s)
 }
 
 func writeGoals(w io.Writer, s Scenario) {
@@ -216,18 +222,18 @@ func writeGoals(w io.Writer, s Scenario) {
 		if g.ok != nil {
 			met = map[bool]string{true: "yes", false: "**no**"}[!math.IsInf(v, 0) && g.ok(v)]
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", g.Figure, g.Target, goalValue(g.format, v),
-			cond(rok, func() string { return goalValue(g.format, rv) }), ratio(v, rv, rok && !math.IsInf(v, 0) && !math.IsInf(rv, 0)), met)
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", g.Figure, g.Target, g.show(v),
+			cond(rok, func() string { return g.show(rv) }), ratio(v, rv, rok && !math.IsInf(v, 0) && !math.IsInf(rv, 0)), met)
 	}
 	fmt.Fprintln(w)
 }
 
-// goalValue formats a goal's figure; +Inf stands for "messages were lost".
-func goalValue(format string, v float64) string {
+// show formats a goal's figure; +Inf stands for g.inf, by default "messages lost".
+func (g Goal) show(v float64) string {
 	if math.IsInf(v, 0) {
-		return "messages lost"
+		return cond(g.inf == "", "messages lost") + g.inf
 	}
-	return fmt.Sprintf(format, v)
+	return fmt.Sprintf(g.format, v)
 }
 
 func writeIdle(w io.Writer, s Scenario) {
