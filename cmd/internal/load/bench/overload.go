@@ -129,6 +129,10 @@ type OverloadResult struct {
 	// start of the first window from which every window is good (0: at once).
 	Recovered   bool
 	RecoveredIn time.Duration
+	// FirstOK is the Start of the first good window at or after the overload's end, if
+	// FirstOKFound: later than RecoveredIn never, earlier when p99 relapsed after it.
+	FirstOK      time.Duration
+	FirstOKFound bool
 	// BaselineDrain is the wait after the baseline, Drain the wait after the recovery's
 	// last write until every message and reply arrived (or Config.Drain ended).
 	BaselineDrain, Drain time.Duration
@@ -285,6 +289,7 @@ func (o *overloadRun) collect(res *OverloadResult, segs []*segment, zero int64, 
 	overloadEnd := zero + int64(o.cfg.Overload)
 	res.Windows = o.windows(segs[1:], overloadEnd, res.Threshold)
 	res.RecoveredIn, res.Recovered = RecoveryTime(res.Windows)
+	res.FirstOK, res.FirstOKFound = firstOK(res.Windows)
 	res.RSSBefore, res.RSSAfter = before, after
 	res.RSSPeak = before
 	recoveryEnd := overloadEnd + int64(o.cfg.Recovery)
@@ -402,6 +407,16 @@ func RecoveryTime(windows []OverloadWindow) (time.Duration, bool) {
 		return 0, false
 	}
 	return at, true
+}
+
+// firstOK returns the Start of the first OK window at or after the overload's end.
+func firstOK(windows []OverloadWindow) (time.Duration, bool) {
+	for _, w := range windows {
+		if w.Start >= 0 && w.OK {
+			return w.Start, true
+		}
+	}
+	return 0, false
 }
 
 func (o *overloadRun) summary(r *OverloadResult) string {

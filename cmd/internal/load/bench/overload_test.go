@@ -176,17 +176,23 @@ func TestRecoveryTime(t *testing.T) {
 		windows []OverloadWindow
 		at      time.Duration
 		found   bool
+		// the first good window after the overload
+		first      time.Duration
+		firstFound bool
 	}{
-		{"none", nil, 0, false},
-		{"good at once; the overload's windows do not count", []OverloadWindow{w(-2, false), w(-1, false), w(0, true), w(1, true)}, 0, true},
-		{"after a bad second", []OverloadWindow{w(-1, true), w(0, false), w(1, true), w(2, true)}, time.Second, true},
-		{"a relapse restarts the count", []OverloadWindow{w(0, true), w(1, false), w(2, true), w(3, false), w(4, true)}, 4 * time.Second, true},
-		{"bad at the end", []OverloadWindow{w(0, true), w(1, true), w(2, false)}, 0, false},
-		{"overload only", []OverloadWindow{w(-1, true)}, 0, false},
+		{"none", nil, 0, false, 0, false},
+		{"good at once; the overload's windows do not count", []OverloadWindow{w(-2, false), w(-1, false), w(0, true), w(1, true)}, 0, true, 0, true},
+		{"after a bad second", []OverloadWindow{w(-1, true), w(0, false), w(1, true), w(2, true)}, time.Second, true, time.Second, true},
+		{"a relapse restarts the count", []OverloadWindow{w(0, true), w(1, false), w(2, true), w(3, false), w(4, true)}, 4 * time.Second, true, 0, true},
+		{"bad at the end", []OverloadWindow{w(0, true), w(1, true), w(2, false)}, 0, false, 0, true},
+		{"overload only", []OverloadWindow{w(-1, true)}, 0, false, 0, false},
 	} {
 		at, found := RecoveryTime(tc.windows)
 		if at != tc.at || found != tc.found {
 			t.Errorf("%s: RecoveryTime = %v, %v; want %v, %v", tc.name, at, found, tc.at, tc.found)
+		}
+		if first, ok := firstOK(tc.windows); ok != tc.firstFound || first != tc.first {
+			t.Errorf("%s: firstOK = %v, %v; want %v, %v", tc.name, first, ok, tc.first, tc.firstFound)
 		}
 	}
 }

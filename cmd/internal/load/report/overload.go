@@ -102,7 +102,23 @@ func writeOverload(w io.Writer, s Scenario) {
 		c.Rate, c.Overload, from, c.BaseRate, c.Recovery, c.Drain, r.Drain.Round(time.Millisecond))
 	writeOverloadVerdict(w, r)
 	writeOverloadPhases(w, r)
+	writeOverloadRSS(w, r)
 	writeOverloadWindows(w, r)
+}
+
+// maxRSSShown bounds the RSS samples listed: every n-th is shown beyond it.
+const maxRSSShown = 60
+
+func writeOverloadRSS(w io.Writer, r *bench.OverloadResult) {
+	if len(r.RSS) == 0 {
+		return
+	}
+	step := (len(r.RSS) + maxRSSShown - 1) / maxRSSShown
+	var v []string
+	for i := 0; i < len(r.RSS); i += step {
+		v = append(v, fmt.Sprintf("%.0f", mibs(r.RSS[i].RSS)))
+	}
+	fmt.Fprintf(w, "Server RSS MiB from the overload's start to the end of the drain, every %v: %s.\n\n", time.Duration(step)*r.Config.Window, strings.Join(v, ", "))
 }
 
 func writeOverloadVerdict(w io.Writer, r *bench.OverloadResult) {
@@ -111,6 +127,9 @@ func writeOverloadVerdict(w io.Writer, r *bench.OverloadResult) {
 	rec := "not within the recovery"
 	if r.Recovered {
 		rec = fmt.Sprintf("in %.1f s", r.RecoveredIn.Seconds())
+	}
+	if r.FirstOKFound && (!r.Recovered || r.FirstOK < r.RecoveredIn) {
+		rec += fmt.Sprintf(", though a window was first good %.1f s after the overload", r.FirstOK.Seconds())
 	}
 	var acked int64
 	for _, p := range r.Phases {
