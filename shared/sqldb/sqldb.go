@@ -47,6 +47,15 @@ type DB struct {
 
 	// onRetry, when set (by tests), is told of every attempt InTx or Retry runs again.
 	onRetry func(attempt int, err error)
+	// checkpoints runs SQLite's checkpoints off the writers' commits (checkpoint.go); nil
+	// with MySQL.
+	checkpoints *checkpointer
+}
+
+// Close stops the checkpointer, if any, then closes the database.
+func (d *DB) Close() error {
+	d.checkpoints.stop()
+	return d.DB.Close()
 }
 
 // ErrDuplicate is returned (wrapped) when an insert or update hits a unique key.
@@ -125,6 +134,9 @@ func OpenWith(ctx context.Context, url string, wrap func(driver.Connector) drive
 		db.Close()
 		return nil, fmt.Errorf("open %s database: %w", dialect, err)
 	}
+	if dialect == SQLite {
+		d.checkpoints = startCheckpointer(d)
+	}
 	return d, nil
 }
 
@@ -175,10 +187,15 @@ func sqliteConnector(path string) (driver.Connector, error) {
 	}
 	// WAL lets readers run beside the one writer; busy_timeout makes a second writer wait
 	// instead of failing; _txlock=immediate takes the write lock at BEGIN, so two
-	// transactions never deadlock upgrading from read to write.
+	// transactions never deadlock upgrading from read to write. Checkpoints run off the
+	// commits (checkpoint.go). temp_store(MEMORY) keeps statement journals (a multi-row
+	// INSERT's undo inside a transaction) in memory instead of a temporary file created and
+	// removed by every batch.
 	dsn := "file:" + path + "?_txlock=immediate" +
 		"&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
-		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)"
+		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)" +
+		"&_pragma=temp_store(MEMORY)" +
+		fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)&_pragma=journal_size_limit(%d)", autoCheckpointPages, journalSizeLimit)
 	return dsnConnector{drv: &sqlite.Driver{}, dsn: dsn}, nil
 }
 

@@ -3,7 +3,8 @@ package dbtest
 // The query counter: a driver wrapper that counts the statements sent to the database, so
 // tests and benchmarks can assert and report queries per call on a database configured
 // exactly as in production (sqldb.OpenWith). It counts every query and exec, prepared or
-// not, and nothing else (BEGIN, COMMIT, pings and connection resets are not counted).
+// not, and nothing else (BEGIN, COMMIT, pings, connection resets and SQLite's background
+// checkpoints, sqldb.CheckpointSQL, are not counted).
 
 import (
 	"context"
@@ -82,7 +83,7 @@ func (cn *countingConn) ExecContext(ctx context.Context, query string, args []dr
 		return nil, driver.ErrSkip
 	}
 	res, err := e.ExecContext(ctx, query, args)
-	if err != driver.ErrSkip {
+	if err != driver.ErrSkip && query != sqldb.CheckpointSQL {
 		cn.c.n.Add(1)
 	}
 	return res, err
