@@ -18,6 +18,7 @@ import (
 
 	"github.com/charla/charla/edge/edgemetrics"
 	"github.com/charla/charla/edge/internal/frames"
+	"github.com/charla/charla/edge/internal/sendbatch"
 	"github.com/charla/charla/proto/gen/chat/v1/chatv1connect"
 	"github.com/charla/charla/proto/gen/notify/v1/notifyv1connect"
 	"github.com/charla/charla/proto/gen/profile/v1/profilev1connect"
@@ -200,6 +201,11 @@ func (r *Router) errorReply(c Caller, typ string, err error) (int, string) {
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return 504, "request timed out"
+	}
+	if errors.Is(err, sendbatch.ErrBusy) {
+		// The edge's own push-back under overload: thousands a second, not worth a log
+		// line each (the error replies' metric counts them).
+		return 503, "server busy: try again shortly"
 	}
 	if rpc.IsUnavailable(err) {
 		r.cfg.Log.Warn("service unavailable", "user_id", c.UserID, "type", typ, "err", err)

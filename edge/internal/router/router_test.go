@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/charla/charla/edge/internal/sendbatch"
 	chatv1 "github.com/charla/charla/proto/gen/chat/v1"
 	notifyv1 "github.com/charla/charla/proto/gen/notify/v1"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
@@ -396,6 +397,8 @@ func TestErrorMapping(t *testing.T) {
 		{connect.NewError(connect.CodeAlreadyExists, errors.New("clientMessageId reused")), 409, "clientMessageId reused"},
 		{connect.NewError(connect.CodeResourceExhausted, errors.New("slow down")), 429, ""},
 		{connect.NewError(connect.CodeUnavailable, errors.New("dial tcp 10.0.0.1: refused")), 503, ""},
+		// The edge's own push-back (its queue of sends is full): 503 that says so.
+		{connect.NewError(connect.CodeUnavailable, sendbatch.ErrBusy), 503, "server busy: try again shortly"},
 		{connect.NewError(connect.CodeDeadlineExceeded, errors.New("ctx")), 504, ""},
 		{connect.NewError(connect.CodeInternal, errors.New("SELECT * FROM ChatMessage failed")), 500, ""},
 		{connect.NewError(connect.CodeUnauthenticated, errors.New("bad internal token")), 500, ""},

@@ -13,6 +13,14 @@
 // if that has not started (once sent, it may be stored, exactly as a timed-out
 // SendMessage may). A call's span is a child of its first traced send and links to the
 // others (shared/telemetry.StartBatchSpan). No goroutine runs while nothing is waiting.
+//
+// The queue is bounded (Options.MaxWaiting): a send that finds more sends waiting than the
+// next calls can take is refused at once with ErrBusy (503 to the client) instead of
+// waiting. That is the edge's push-back when the chat service is slower than the sends
+// arrive: refusing costs a fraction of serving, so the edge keeps reading its connections
+// and answering within the time the queue takes to drain, rather than leaving an
+// ever-growing backlog in the connections' socket buffers that would take minutes to clear
+// once the load drops.
 package sendbatch
 
 import (
@@ -48,7 +56,16 @@ type Options struct {
 	// CallTimeout bounds a call whose sends have no deadline; 0 means 20 s. Otherwise a
 	// call runs until the latest deadline of its sends.
 	CallTimeout time.Duration
+	// MaxWaiting bounds the sends waiting for a call: a send that finds that many waiting
+	// is refused with ErrBusy. 0 means MaxInFlight × MaxBatch, what the next calls take
+	// (400 by default); negative means no bound.
+	MaxWaiting int
 }
+
+// ErrBusy refuses a send that found Options.MaxWaiting sends already waiting: the chat
+// service is busier than the sends arriving, and the client should try again shortly. It
+// comes wrapped in a *connect.Error with code Unavailable.
+var ErrBusy = errors.New("chat service busy: too many messages waiting; try again shortly")
 
 // Batcher gathers sends into SendMessages calls. It is safe for concurrent use.
 type Batcher struct {
@@ -87,15 +104,22 @@ func New(to Sender, opt Options) *Batcher {
 	if opt.CallTimeout <= 0 {
 		opt.CallTimeout = 20 * time.Second
 	}
+	if opt.MaxWaiting == 0 {
+		opt.MaxWaiting = opt.MaxInFlight * opt.MaxBatch
+	}
 	return &Batcher{to: to, opt: opt}
 }
 
 // SendMessage sends one message in the next call and returns its answer: the ack, the
 // error the chat service gave that message (a *connect.Error with its code and message),
-// the call's error, or ctx's.
+// the call's error, ctx's, or ErrBusy without waiting when the queue is full.
 func (b *Batcher) SendMessage(ctx context.Context, req *connect.Request[chatv1.SendMessageRequest]) (*connect.Response[chatv1.SendMessageResponse], error) {
 	s := &send{ctx: ctx, req: req.Msg, size: proto.Size(req.Msg), reply: make(chan result, 1)}
 	b.mu.Lock()
+	if b.opt.MaxWaiting > 0 && len(b.waiting) >= b.opt.MaxWaiting {
+		b.mu.Unlock()
+		return nil, connect.NewError(connect.CodeUnavailable, ErrBusy)
+	}
 	b.waiting = append(b.waiting, s)
 	start := b.inFlight < b.opt.MaxInFlight
 	if start {
@@ -114,6 +138,13 @@ func (b *Batcher) SendMessage(ctx context.Context, req *connect.Request[chatv1.S
 	case <-ctx.Done():
 		return nil, contextError(ctx.Err())
 	}
+}
+
+// Waiting returns how many sends wait for a call (for tests and metrics).
+func (b *Batcher) Waiting() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.waiting)
 }
 
 // contextError is the Connect error a call ended by err would have returned.

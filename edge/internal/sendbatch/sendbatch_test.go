@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -170,7 +171,7 @@ func TestCallsAreBoundedInMessagesAndBytes(t *testing.T) {
 		text func(i int) string
 		want []int // messages per call after the held first one
 	}{
-		{"by count", sendbatch.Options{MaxInFlight: 1, MaxBatch: 4}, func(i int) string { return fmt.Sprint("m", i) }, []int{4, 4, 2}},
+		{"by count", sendbatch.Options{MaxInFlight: 1, MaxBatch: 4, MaxWaiting: 100}, func(i int) string { return fmt.Sprint("m", i) }, []int{4, 4, 2}},
 		// Each message encodes to about 2 KB (its text and its clientMessageId).
 		{"by bytes", sendbatch.Options{MaxInFlight: 1, MaxBatchBytes: 4500}, func(i int) string { return strings.Repeat("x", 1000) + fmt.Sprint(i) }, []int{2, 2, 2, 2, 2}},
 	} {
@@ -261,5 +262,56 @@ func TestASendThatGivesUpLeavesTheQueue(t *testing.T) {
 	calls := peer.callTexts()
 	if len(calls) != 2 || fmt.Sprint(calls[1]) != "[patient]" {
 		t.Fatalf("calls: got %v, want the held one, then [patient] without the one that gave up", calls)
+	}
+}
+
+// TestAFullQueueRefusesAtOnce: with MaxWaiting sends waiting behind a held call, the next
+// send is refused with ErrBusy (unavailable) without waiting; the waiting ones are still
+// served, and once the queue has drained sends are taken again.
+func TestAFullQueueRefusesAtOnce(t *testing.T) {
+	t.Parallel()
+	peer := &chatPeer{gate: make(chan struct{})}
+	b := sendbatch.New(peer, sendbatch.Options{MaxInFlight: 1, MaxWaiting: 3})
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	send := func(text string) {
+		wg.Go(func() {
+			_, err := b.SendMessage(context.Background(), msg(text))
+			errs <- err
+		})
+	}
+	send("held")
+	peer.waitCalls(t, 1)
+	for i := range 3 {
+		send(fmt.Sprint("w", i))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for b.Waiting() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting sends: %d, want 3", b.Waiting())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	_, err := b.SendMessage(context.Background(), msg("one too many"))
+	if connect.CodeOf(err) != connect.CodeUnavailable || !errors.Is(err, sendbatch.ErrBusy) {
+		t.Fatalf("send beyond MaxWaiting: got %v, want unavailable wrapping ErrBusy", err)
+	}
+	close(peer.gate)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("a send that waited: %v", err)
+		}
+	}
+	if _, err := b.SendMessage(context.Background(), msg("after")); err != nil {
+		t.Fatalf("send after the queue drained: %v", err)
+	}
+	calls := peer.callTexts()
+	if len(calls) == 3 {
+		slices.Sort(calls[1])
+	}
+	if len(calls) != 3 || fmt.Sprint(calls[1]) != "[w0 w1 w2]" || fmt.Sprint(calls[2]) != "[after]" {
+		t.Fatalf("calls: got %v, want [held], [w0 w1 w2] (in some order), [after]", calls)
 	}
 }
