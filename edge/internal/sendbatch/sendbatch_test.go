@@ -171,7 +171,7 @@ func TestCallsAreBoundedInMessagesAndBytes(t *testing.T) {
 		text func(i int) string
 		want []int // messages per call after the held first one
 	}{
-		{"by count", sendbatch.Options{MaxInFlight: 1, MaxBatch: 4, MaxWaiting: 100}, func(i int) string { return fmt.Sprint("m", i) }, []int{4, 4, 2}},
+		{"by count", sendbatch.Options{MaxInFlight: 1, MaxBatch: 4}, func(i int) string { return fmt.Sprint("m", i) }, []int{4, 4, 2}},
 		// Each message encodes to about 2 KB (its text and its clientMessageId).
 		{"by bytes", sendbatch.Options{MaxInFlight: 1, MaxBatchBytes: 4500}, func(i int) string { return strings.Repeat("x", 1000) + fmt.Sprint(i) }, []int{2, 2, 2, 2, 2}},
 	} {
