@@ -229,7 +229,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.DurationVar(&c.flatAfter, "flat-after", 3*time.Minute, "soak: warm-up left out of the flatness verdict (a third of a soak shorter than twice it)")
 	fs.IntVar(&c.overload.rate, "overload-rate", 0, "overload: the overload's total rate in msg/s (default: 2 × the max sustainable rate the chat mode found in this run for the target, else sqlite "+strconv.Itoa(defaultOverloadRates["sqlite"])+", mysql "+strconv.Itoa(defaultOverloadRates["mysql"])+", apart "+strconv.Itoa(defaultOverloadRates["apart"])+")")
 	fs.DurationVar(&c.overload.dur, "overload-for", 30*time.Second, "overload: how long the overload's rate is offered")
-	fs.IntVar(&c.overload.base, "overload-base", 2000, "overload: total rate of the baseline and the recovery in msg/s")
+	fs.IntVar(&c.overload.base, "overload-base", 2000, "overload: total rate of the baseline and the recovery in msg/s (at most half the overload rate)")
 	fs.DurationVar(&c.overload.baseline, "overload-baseline", 10*time.Second, "overload: duration of the baseline before the overload")
 	fs.DurationVar(&c.overload.recovery, "overload-recovery", 20*time.Second, "overload: duration of the recovery, at once after the overload")
 	fs.DurationVar(&c.overload.drain, "overload-drain", time.Minute, "overload: bound on the wait for every message after the recovery (later ones are lost)")
@@ -599,11 +599,18 @@ func (c *config) overloadRate(key string, chat *bench.ChatResult) (int, string) 
 	return r, fmt.Sprintf("%s: the default for %s, 2 × %d msg/s", why, key, r/2)
 }
 
-// overloadConfig is the overload mode's configuration at an overload rate.
+// overloadConfig is the overload mode's configuration at an overload rate. The baseline
+// and the recovery run at -overload-base, or at half the overload rate when that is lower:
+// where the max sustainable rate is below the base (MySQL: 500 msg/s), an overload at
+// twice it would otherwise be lighter than the baseline around it.
 func (c *config) overloadConfig(rate int) bench.OverloadConfig {
 	o := c.overload
+	base := o.base
+	if rate < 2*base {
+		base = max(rate/2, 1)
+	}
 	return bench.OverloadConfig{
-		Pairs: c.pairs, BaseRate: o.base, Baseline: o.baseline, Rate: rate, Overload: o.dur, Recovery: o.recovery,
+		Pairs: c.pairs, BaseRate: base, Baseline: o.baseline, Rate: rate, Overload: o.dur, Recovery: o.recovery,
 		Drain: o.drain, Workers: c.workers, Window: time.Second,
 	}
 }

@@ -181,6 +181,9 @@ func TestOverloadFlags(t *testing.T) {
 		cfg.Recovery != 20*time.Second || cfg.Drain != time.Minute || cfg.Window != time.Second || cfg.Pairs != 1000 {
 		t.Errorf("overload defaults %+v: want 2000 msg/s for 10s, 4000 for 30s, 2000 for 20s, drain 1m, 1s windows, 1000 pairs", cfg)
 	}
+	if low := c.overloadConfig(1000); low.BaseRate != 500 || low.Rate != 1000 {
+		t.Errorf("overload at 1000 msg/s: base %d, rate %d; want 500 around 1000 (never a baseline above the overload)", low.BaseRate, low.Rate)
+	}
 	if cmd := c.command("sqlite"); !strings.Contains(cmd, "-modes chat,overload") || !strings.Contains(cmd, "-overload-base 2000 -overload-baseline 10s -overload-for 30s -overload-recovery 20s -overload-drain 1m0s") || strings.Contains(cmd, "-overload-rate") {
 		t.Errorf("command %q: want the overload flags, the rate derived", cmd)
 	}
