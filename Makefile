@@ -150,7 +150,7 @@ test-browser: web-deps browser-deps
 
 # Measures the whole system with cmd/charla-load and rewrites BENCHMARKS.md: the one-process
 # build on SQLite and on MySQL, and the services apart with two edges on MySQL + NATS, each
-# beside a raw WebSocket relay measured in the same run (about 35 minutes). QUICK=1 is a
+# beside a raw WebSocket relay measured in the same run (about 15 minutes). QUICK=1 is a
 # smoke run of a few minutes; BENCH_TARGETS picks the scenarios and BENCH_MODES the modes
 # (overload: twice the max sustainable rate for 30 s, then the recovery). Needs MariaDB on
 # 127.0.0.1:3306 and NATS on 127.0.0.1:4222 for mysql and apart.
