@@ -526,8 +526,11 @@ func TestStreamOptions(t *testing.T) {
 // TestStreamsKeepApart: two logs on one server under different EVENTS_STREAM names do
 // not share histories (a load run's users do not inherit another run's seqs).
 func TestStreamsKeepApart(t *testing.T) {
-	nc := connect(t, natsURL(t))
+	url := natsURL(t)
+	nc := connect(t, url)
 	ctx := context.Background()
+	// Names of this run alone (CI's NATS server outlives the test), deleted at the end.
+	nameA, nameB := testStream(t, url).Stream, testStream(t, url).Stream
 	open := func(name string) *eventlog.JetStream {
 		o, err := eventlog.StreamOptions(name)
 		if err != nil {
@@ -540,7 +543,7 @@ func TestStreamsKeepApart(t *testing.T) {
 		t.Cleanup(func() { l.Close() })
 		return l
 	}
-	a, b := open("KEEP_APART_A"), open("KEEP_APART_B")
+	a, b := open(nameA), open(nameB)
 	for range 3 {
 		if _, err := a.Append(ctx, eventlog.Event{Service: "chat", Data: []byte("x")}, []int64{7}); err != nil {
 			t.Fatal(err)
