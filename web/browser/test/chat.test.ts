@@ -237,7 +237,9 @@ describe("two people chatting", () => {
     }
 
     // Alice's page is still away: it has not seen them (so it must catch up, not just listen).
-    expect(await alice.page.locator(".conn").getAttribute("data-state")).toBe("reconnecting");
+    // Offline, her page learns that its socket is gone when the close or its heartbeat says
+    // so, which may come after bob's sends on a busy machine: wait for it.
+    await alice.page.locator('.conn[data-state="reconnecting"]').waitFor({ timeout: 60_000 });
     for (const m of during) expect(await message(alice.page, m).count(), m).toBe(0);
 
     // Alice comes back: her page reconnects and catches up (resume or refetch).
