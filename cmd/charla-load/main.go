@@ -511,7 +511,7 @@ func run(args []string) int {
 
 func runScenario(ctx context.Context, c *config, key string, b *target.Builder, opts *bench.Options, rb *relayBaseline) report.Scenario {
 	sc := report.Scenario{Key: key, Title: titles[key], Command: c.command(key), Pairs: c.pairs, Phase: c.phase}
-	srv, err := startTarget(ctx, c, key, b)
+	srv, err := startAnnounced(ctx, c, key, b)
 	if err != nil {
 		sc.Err = err
 		return sc
@@ -520,7 +520,6 @@ func runScenario(ctx context.Context, c *config, key string, b *target.Builder, 
 	sc.Describe = srv.Describe
 	rb.skip = key == "relay"
 	defer func() { rb.skip = false }()
-	fmt.Fprintf(os.Stderr, "[%s] %s\n", key, srv.Describe)
 	var errs []error
 	if c.has("idle") || c.has("storm") {
 		icfg := bench.IdleConfig{ConnsPerUser: c.perUser, StormTimeout: c.stormWait}
@@ -698,14 +697,13 @@ func runSoaks(ctx context.Context, c *config, args []string, b *target.Builder, 
 
 func runSoak(ctx context.Context, c *config, key string, b *target.Builder, opts *bench.Options) report.SoakScenario {
 	sc := report.SoakScenario{Title: titles[key], Command: c.soakCommand(key)}
-	srv, err := startTarget(ctx, c, key, b)
+	srv, err := startAnnounced(ctx, c, key, b)
 	if err != nil {
 		sc.Err = err
 		return sc
 	}
 	defer srv.Close()
 	sc.Describe = srv.Describe
-	fmt.Fprintf(os.Stderr, "[%s] %s\n", key, srv.Describe)
 	cfg := bench.SoakConfig{
 		Pairs: c.pairs, Rate: c.soakRate, Duration: c.soakMode, Grace: c.grace, Workers: c.workers,
 		Churn: c.churn, Offline: c.offline, Interval: c.sampleEvery, FlatAfter: c.flatAfter, Bounds: soak.DefaultBounds, Rest: c.sampleEvery,
@@ -780,6 +778,15 @@ func watched(key string, srv *target.Running) []soak.Proc {
 		}
 	}
 	return append(procs, soak.Proc{Name: "charla-load", PID: os.Getpid(), Role: soak.LoadTool})
+}
+
+// startAnnounced starts the target of key and says on stderr what runs.
+func startAnnounced(ctx context.Context, c *config, key string, b *target.Builder) (*target.Running, error) {
+	srv, err := startTarget(ctx, c, key, b)
+	if err == nil {
+		fmt.Fprintf(os.Stderr, "[%s] %s\n", key, srv.Describe)
+	}
+	return srv, err
 }
 
 func startTarget(ctx context.Context, c *config, key string, b *target.Builder) (*target.Running, error) {

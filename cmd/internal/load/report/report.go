@@ -188,16 +188,22 @@ func Header(w io.Writer, date time.Time, commit, cpuModel string, cores int, loa
 		"where one is used), over the phase and its drain.\n\n", MaxP99, MinAchieved*100)
 }
 
+// writeSectionHead writes what every section (bench or soak) starts with: its title, the
+// command that reproduces it, the server it ran against and, if the run ended early, why.
+func writeSectionHead(w io.Writer, title, command, describe string, err error) {
+	fmt.Fprintf(w, "## %s\n\n", title)
+	fmt.Fprintf(w, "Reproduce: `%s`\n\n", command)
+	if describe != "" {
+		fmt.Fprintf(w, "Server: %s.\n\n", describe)
+	}
+	if err != nil {
+		fmt.Fprintf(w, "**Stopped early:** %s\n\n", oneLine(err.Error()))
+	}
+}
+
 // Write writes a scenario's section.
 func Write(w io.Writer, s Scenario) {
-	fmt.Fprintf(w, "## %s\n\n", s.Title)
-	fmt.Fprintf(w, "Reproduce: `%s`\n\n", s.Command)
-	if s.Describe != "" {
-		fmt.Fprintf(w, "Server: %s.\n\n", s.Describe)
-	}
-	if s.Err != nil {
-		fmt.Fprintf(w, "**Stopped early:** %s\n\n", oneLine(s.Err.Error()))
-	}
+	writeSectionHead(w, s.Title, s.Command, s.Describe, s.Err)
 	writeGoals(w, s)
 	writeIdle(w, s)
 	writeStorm(w, s)

@@ -38,14 +38,7 @@ func SoakHeader(w io.Writer, date time.Time, commit, cpuModel string, cores int,
 // WriteSoak writes one soak's section: the verdict, the messages, each process's verdict
 // and the figures over time.
 func WriteSoak(w io.Writer, s SoakScenario) {
-	fmt.Fprintf(w, "## %s\n\n", s.Title)
-	fmt.Fprintf(w, "Reproduce: `%s`\n\n", s.Command)
-	if s.Describe != "" {
-		fmt.Fprintf(w, "Server: %s.\n\n", s.Describe)
-	}
-	if s.Err != nil {
-		fmt.Fprintf(w, "**Stopped early:** %s\n\n", oneLine(s.Err.Error()))
-	}
+	writeSectionHead(w, s.Title, s.Command, s.Describe, s.Err)
 	r := s.Result
 	if r == nil {
 		return
