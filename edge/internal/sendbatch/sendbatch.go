@@ -21,6 +21,13 @@
 // and answering within the time the queue takes to drain, rather than leaving an
 // ever-growing backlog in the connections' socket buffers that would take minutes to clear
 // once the load drops.
+//
+// A length bound alone is not enough: each connection has at most one send in progress
+// (the edge reads its next frame after answering the last), so with fewer connections
+// than MaxWaiting the queue never fills and the backlog waits in the sockets instead.
+// The queue therefore also watches how long the sends it hands to calls have waited
+// (Options.QueueTarget, after CoDel): a queue that stays above the target for an interval
+// is standing, and refuses from a call's worth of waiting sends on.
 package sendbatch
 
 import (
@@ -59,13 +66,28 @@ type Options struct {
 	// MaxWaiting bounds the sends waiting for a call: a send that finds that many waiting
 	// is refused with ErrBusy. 0 means DefaultMaxWaiting; negative means no bound.
 	MaxWaiting int
+	// QueueTarget and QueueInterval detect a standing queue, as CoDel does: once every
+	// call for QueueInterval has taken sends that waited QueueTarget or longer, the queue
+	// is standing, and a send that finds a call's worth (MaxBatch) already waiting is
+	// refused with ErrBusy. The first call whose sends waited less ends it. 0 means
+	// DefaultQueueTarget and DefaultQueueInterval; a negative QueueTarget turns it off.
+	QueueTarget, QueueInterval time.Duration
 }
 
 // DefaultMaxWaiting is Options.MaxWaiting's default: about a second of the chat service's
 // work at the rates BENCHMARKS.md measures (one process, 2,000–4,000 msg/s). A tighter
 // bound refused messages at rates the server still carried (5,000 msg/s: 100 of 50,000
-// with a bound of 400) and changed nothing at twice the sustainable rate.
+// with a bound of 400) and changed nothing at twice the sustainable rate: with 1,000
+// sending connections 2,000 is never reached, and the standing-queue rule does the work.
 const DefaultMaxWaiting = 2000
+
+// Defaults of Options.QueueTarget and QueueInterval. At the rates the server sustains a
+// send waits for a call a few milliseconds at most (p50 of a whole message's trip at 5,000
+// msg/s is 4 ms); 20 ms for a tenth of a second is a queue that is not draining.
+const (
+	DefaultQueueTarget   = 20 * time.Millisecond
+	DefaultQueueInterval = 100 * time.Millisecond
+)
 
 // ErrBusy refuses a send that found Options.MaxWaiting sends already waiting: the chat
 // service is busier than the sends arriving, and the client should try again shortly. It
@@ -80,14 +102,21 @@ type Batcher struct {
 	mu       sync.Mutex
 	waiting  []*send
 	inFlight int // calls running, each in its own goroutine
+
+	// The standing-queue detector (Options.QueueTarget), guarded by mu: aboveSince is
+	// when calls began taking sends that had waited QueueTarget or longer (zero while
+	// they wait less), standing is set once that has lasted QueueInterval.
+	aboveSince time.Time
+	standing   bool
 }
 
 // send is one SendMessage waiting for its call.
 type send struct {
-	ctx   context.Context
-	req   *chatv1.SendMessageRequest
-	size  int
-	reply chan result // buffered: the call never waits for the sender
+	ctx    context.Context
+	req    *chatv1.SendMessageRequest
+	size   int
+	queued time.Time   // when it began waiting
+	reply  chan result // buffered: the call never waits for the sender
 }
 
 type result struct {
@@ -112,6 +141,12 @@ func New(to Sender, opt Options) *Batcher {
 	if opt.MaxWaiting == 0 {
 		opt.MaxWaiting = DefaultMaxWaiting
 	}
+	if opt.QueueTarget == 0 {
+		opt.QueueTarget = DefaultQueueTarget
+	}
+	if opt.QueueInterval <= 0 {
+		opt.QueueInterval = DefaultQueueInterval
+	}
 	return &Batcher{to: to, opt: opt}
 }
 
@@ -119,9 +154,9 @@ func New(to Sender, opt Options) *Batcher {
 // error the chat service gave that message (a *connect.Error with its code and message),
 // the call's error, ctx's, or ErrBusy without waiting when the queue is full.
 func (b *Batcher) SendMessage(ctx context.Context, req *connect.Request[chatv1.SendMessageRequest]) (*connect.Response[chatv1.SendMessageResponse], error) {
-	s := &send{ctx: ctx, req: req.Msg, size: proto.Size(req.Msg), reply: make(chan result, 1)}
+	s := &send{ctx: ctx, req: req.Msg, size: proto.Size(req.Msg), queued: time.Now(), reply: make(chan result, 1)}
 	b.mu.Lock()
-	if b.opt.MaxWaiting > 0 && len(b.waiting) >= b.opt.MaxWaiting {
+	if b.full() {
 		b.mu.Unlock()
 		return nil, connect.NewError(connect.CodeUnavailable, ErrBusy)
 	}
@@ -143,6 +178,29 @@ func (b *Batcher) SendMessage(ctx context.Context, req *connect.Request[chatv1.S
 	case <-ctx.Done():
 		return nil, contextError(ctx.Err())
 	}
+}
+
+// full says whether a new send is refused: the queue holds MaxWaiting sends, or it is
+// standing and holds a call's worth. Called with mu held.
+func (b *Batcher) full() bool {
+	n := len(b.waiting)
+	return (b.opt.MaxWaiting > 0 && n >= b.opt.MaxWaiting) || (b.standing && n >= b.opt.MaxBatch)
+}
+
+// observe feeds the standing-queue detector with the wait of the oldest send a call
+// takes. Called with mu held.
+func (b *Batcher) observe(now time.Time, waited time.Duration) {
+	if b.opt.QueueTarget < 0 {
+		return
+	}
+	if waited < b.opt.QueueTarget {
+		b.aboveSince, b.standing = time.Time{}, false
+		return
+	}
+	if b.aboveSince.IsZero() {
+		b.aboveSince = now
+	}
+	b.standing = now.Sub(b.aboveSince) >= b.opt.QueueInterval
 }
 
 // Waiting returns how many sends wait for a call (for tests and metrics).
@@ -190,6 +248,10 @@ func (b *Batcher) take() []*send {
 		}
 		batch = append(batch, s)
 		bytes += s.size
+	}
+	if len(batch) > 0 {
+		now := time.Now()
+		b.observe(now, now.Sub(batch[0].queued))
 	}
 	clear(b.waiting[:n])
 	b.waiting = b.waiting[n:]

@@ -315,3 +315,66 @@ func TestAFullQueueRefusesAtOnce(t *testing.T) {
 		t.Fatalf("calls: got %v, want [held], [w0 w1 w2] (in some order), [after]", calls)
 	}
 }
+
+// TestAStandingQueueRefusesBeyondACall: calls that keep taking sends which waited past
+// QueueTarget for QueueInterval make the queue standing; from then on a send that finds a
+// call's worth (MaxBatch) waiting is refused with ErrBusy, far below MaxWaiting, and the
+// sends already waiting are still served.
+func TestAStandingQueueRefusesBeyondACall(t *testing.T) {
+	t.Parallel()
+	peer := &chatPeer{gate: make(chan struct{})}
+	b := sendbatch.New(peer, sendbatch.Options{MaxInFlight: 1, MaxBatch: 2, MaxWaiting: 100,
+		QueueTarget: 5 * time.Millisecond, QueueInterval: 20 * time.Millisecond})
+	var wg sync.WaitGroup
+	errs := make(chan error, 10)
+	send := func(text string) {
+		wg.Go(func() {
+			_, err := b.SendMessage(context.Background(), msg(text))
+			errs <- err
+		})
+	}
+	waitFor := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for b.Waiting() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("waiting sends: %d, want %d", b.Waiting(), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	send("held")
+	peer.waitCalls(t, 1)
+	// Two rounds of sends that wait 30 ms behind a held call: each round's call takes
+	// sends older than the target, the second one an interval after the first.
+	for round, calls := range []int{2, 3} {
+		send(fmt.Sprint("a", round))
+		send(fmt.Sprint("b", round))
+		waitFor(2)
+		time.Sleep(30 * time.Millisecond)
+		peer.gate <- struct{}{} // the held call returns; the next takes the two
+		peer.waitCalls(t, calls)
+	}
+	send("x0")
+	send("x1")
+	waitFor(2)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // a send accepted by mistake waits for the held call
+	_, err := b.SendMessage(ctx, msg("refused"))
+	cancel()
+	if connect.CodeOf(err) != connect.CodeUnavailable || !errors.Is(err, sendbatch.ErrBusy) {
+		t.Fatalf("send behind a standing queue holding a call's worth: got %v, want unavailable wrapping ErrBusy", err)
+	}
+	close(peer.gate)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("a send that waited: %v", err)
+		}
+	}
+	for _, c := range peer.callTexts() {
+		if slices.Contains(c, "refused") {
+			t.Fatalf("the refused send reached the chat service: %v", peer.callTexts())
+		}
+	}
+}
