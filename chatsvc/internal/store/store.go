@@ -31,7 +31,7 @@ type Store struct {
 	// one statement. It saves a statement (a round trip on MySQL) per message.
 	multiRow bool
 	// stmts holds the statements of the writer's batches, prepared once per connection.
-	stmts stmtCache
+	stmts sqldb.StmtCache // the writer's per-batch statements: IN lists padded to a power of two, INSERTs of at most maxInsertRows rows
 }
 
 const insertMessageSQL = "INSERT INTO ChatMessage (ChatId, FromUserId, ToUserId, Content, CreatedAt, StatusId, ClientMessageId) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -117,7 +117,7 @@ func (s *Store) Close() error {
 			errs = append(errs, st.Close())
 		}
 	}
-	errs = append(errs, s.stmts.close()...)
+	errs = append(errs, s.stmts.Close()...)
 	return errors.Join(errs...)
 }
 
