@@ -414,8 +414,13 @@ func (c *Connection[U]) readPump() {
 	})
 
 	if m.cb.OnConnect != nil {
-		err := c.guard("OnConnect", func() error { return m.cb.OnConnect(c) })
-		if err != nil {
+		// OnConnect runs on a goroutine of its own, and the read pump waits for it: its RPCs
+		// go deep (HTTP/2, Connect, protobuf) and would grow the read pump's stack, which
+		// then stays grown (8 KiB and more) for the connection's whole life. An idle
+		// connection's read pump only needs the shallow read loop's stack.
+		done := make(chan error, 1)
+		go func() { done <- c.guard("OnConnect", func() error { return m.cb.OnConnect(c) }) }()
+		if err := <-done; err != nil {
 			m.log.Error("websocket OnConnect failed", "user_id", c.ID, "conn_id", c.connID, "err", err)
 			c.Close(websocket.CloseInternalServerErr, "internal error")
 		}

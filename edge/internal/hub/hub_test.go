@@ -582,6 +582,8 @@ func TestSendWithCallbackAndClose(t *testing.T) {
 	}
 }
 
+// TestOnConnectErrorCloses1011: an OnConnect that fails or panics closes its own
+// connection with 1011; the others go on.
 func TestOnConnectErrorCloses1011(t *testing.T) {
 	t.Parallel()
 	rec := newRecorder()
@@ -593,6 +595,9 @@ func TestOnConnectErrorCloses1011(t *testing.T) {
 		if c.ID == 13 {
 			return errors.New("unlucky")
 		}
+		if c.ID == 14 {
+			panic("OnConnect bug") // OnConnect runs on a goroutine of its own: recovered there
+		}
 		return nil
 	}
 	ts := newTestServer(t, DefaultConfig(), cb)
@@ -603,6 +608,12 @@ func TestOnConnectErrorCloses1011(t *testing.T) {
 	}
 	bad := ts.dial(t, 13)
 	expectClose(t, bad, websocket.CloseInternalServerErr)
+	panicky := ts.dial(t, 14)
+	expectClose(t, panicky, websocket.CloseInternalServerErr)
+	_ = ok.WriteMessage(websocket.TextMessage, []byte("still here"))
+	if got := readText(t, ok); got != "echo:still here" {
+		t.Fatalf("after another connection's OnConnect panicked: got %q", got)
+	}
 }
 
 func TestPingPong(t *testing.T) {
