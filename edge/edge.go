@@ -291,18 +291,33 @@ func (e *Edge) authenticate(r *http.Request) (int64, auth.UserData, error) {
 	return id, data, nil
 }
 
-// onConnect runs before a connection's first frame is served. Its two calls, presence's
-// Connect and the user's last seq (startEvents), do not depend on each other: they run at
-// once, so a handshake costs one round trip instead of two.
+// onConnect runs before a connection's first frame is served. Without resume, presence's
+// Connect answers the user's last seq too, so the handshake makes that one call (and
+// ReadUserEvents only when Connect could not tell). With resume the events come from
+// ReadUserEvents, which does not depend on Connect: the two run at once.
 func (e *Edge) onConnect(c *Conn) error {
 	e.cfg.Metrics.ConnectionOpened(c.Context())
-	reported := make(chan struct{})
-	go func() {
-		defer close(reported)
-		e.reporter.Connected(c.Context(), presence.Conn{UserID: c.ID, ConnID: c.ConnID()})
-	}()
-	err := e.startEvents(c)
-	<-reported
+	pc := presence.Conn{UserID: c.ID, ConnID: c.ConnID()}
+	// The cursor first: it holds the events that arrive from now on, so a last seq read
+	// by any of the calls below leaves no gap before the live events.
+	cur := e.newState(c).cursor
+	var err error
+	if !c.UserData.Resuming {
+		last, ok := e.reporter.Connected(c.Context(), pc)
+		var known *uint64
+		if ok {
+			known = &last
+		}
+		err = e.startEvents(c, cur, known)
+	} else {
+		reported := make(chan struct{})
+		go func() {
+			defer close(reported)
+			e.reporter.Connected(c.Context(), pc)
+		}()
+		err = e.startEvents(c, cur, nil)
+		<-reported
+	}
 	if err != nil {
 		if c.Context().Err() == nil {
 			c.Close(closeInternal, "events unavailable: reconnect")

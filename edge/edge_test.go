@@ -70,6 +70,8 @@ type client struct {
 	in     chan []byte
 	done   chan struct{}
 	err    error
+	// connected is the CONNECTED frame's payload.
+	connected json.RawMessage
 }
 
 // dial connects as user n and learns the connection id the edge reported to presence.
@@ -97,9 +99,11 @@ func (te *testEdge) dial(tb testing.TB, n int64) *client {
 	case <-time.After(waitLimit):
 		tb.Fatal("presence Connect not called")
 	}
-	if f := c.next(); f.Type != "CONNECTED" || !strings.Contains(string(f.Payload), `"connectionId":"`+c.connID+`"`) {
+	f := c.next()
+	if f.Type != "CONNECTED" || !strings.Contains(string(f.Payload), `"connectionId":"`+c.connID+`"`) {
 		tb.Fatalf("first frame: %s %s, want CONNECTED naming the connection", f.Type, f.Payload)
 	}
+	c.connected = f.Payload
 	return c
 }
 

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,6 +67,10 @@ type fakePresence struct {
 	mu        sync.Mutex
 	conns     map[string]int64 // connection id → user
 	connected chan string
+	// Connect answers the user's last seq, as the presence service does, unless
+	// noLastSeq (a service whose log could not be read); reads counts ReadUserEvents.
+	noLastSeq bool
+	reads     atomic.Int64
 }
 
 func newFakes(tb testing.TB) (*fakes, *peers.Clients) {
@@ -214,7 +219,15 @@ func (p *fakePresence) Connect(_ context.Context, r *connect.Request[presencev1.
 	case p.connected <- r.Msg.GetConnectionId():
 	default:
 	}
-	return connect.NewResponse(&presencev1.ConnectResponse{}), nil
+	res := &presencev1.ConnectResponse{}
+	if !p.noLastSeq {
+		last, err := p.log.LastSeq(context.Background(), r.Msg.GetUserId())
+		if err != nil {
+			return nil, err
+		}
+		res.LastSeq = &last
+	}
+	return connect.NewResponse(res), nil
 }
 
 func (p *fakePresence) Disconnect(_ context.Context, r *connect.Request[presencev1.DisconnectRequest]) (*connect.Response[presencev1.DisconnectResponse], error) {
@@ -276,6 +289,7 @@ func (p *fakePresence) StreamUserEvents(ctx context.Context, r *connect.Request[
 }
 
 func (p *fakePresence) ReadUserEvents(ctx context.Context, r *connect.Request[presencev1.ReadUserEventsRequest]) (*connect.Response[presencev1.ReadUserEventsResponse], error) {
+	p.reads.Add(1)
 	res, err := fanout.ReadUserEvents(ctx, p.log, r.Msg)
 	if err != nil {
 		return nil, err

@@ -254,13 +254,20 @@ const replayPart = 64
 
 // startEvents runs on a new connection before any other frame: it reads the user's last
 // seq (and, on resume, the missed events), sends CONNECTED, the replay, and then lets the
-// cursor pass live events on.
-func (e *Edge) startEvents(c *Conn) error {
-	cur := e.newState(c).cursor
+// cursor pass live events on. cur is the connection's cursor, made (newState) before
+// anything was read, so that it holds every event that arrives meanwhile. lastSeq, when not
+// nil, is the user's last seq as presence's Connect answered it, read after cur was made
+// (onConnect): without resume, nothing more is read.
+func (e *Edge) startEvents(c *Conn, cur *cursor.Cursor[*userEvent], lastSeq *uint64) error {
 	d := c.UserData
-	res, err := e.readEvents(c.Context(), c.ID, d.Resume, !d.Resuming)
-	if err != nil {
-		return err
+	var res *presencev1.ReadUserEventsResponse
+	if lastSeq != nil && !d.Resuming {
+		res = &presencev1.ReadUserEventsResponse{LastSeq: *lastSeq, Complete: true}
+	} else {
+		var err error
+		if res, err = e.readEvents(c.Context(), c.ID, d.Resume, !d.Resuming); err != nil {
+			return err
+		}
 	}
 	resume := frames.ResumeNone
 	var replay []*userEvent

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -93,5 +94,44 @@ func TestLogStreamTooOldCatchesUpFromHistory(t *testing.T) {
 	appendStatus(te.f, 3, 4)
 	if got := nextSeqs(t, c, 1); got[0] != 4 {
 		t.Fatalf("live after catch-up: seq %d, want 4", got[0])
+	}
+}
+
+// TestConnectedLastSeq: without resume, CONNECTED carries the user's last seq as
+// presence's Connect answered it, and the edge reads nothing more; a Connect that could
+// not tell (its log unreadable) makes the edge ask ReadUserEvents. Either way live events
+// follow from that seq + 1.
+func TestConnectedLastSeq(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		noLastSeq bool
+		wantReads int64
+	}{
+		{"from Connect", false, 0},
+		{"Connect could not tell", true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			te := startEdgeWith(t, nil, func(f *fakes, _ *Edge) { f.presence.noLastSeq = tc.noLastSeq })
+			waitLogOpen(t, te.f)
+			for id := range int64(3) {
+				appendStatus(te.f, 4, id+1)
+			}
+			c := te.dial(t, 4)
+			var connected struct {
+				LastSeq uint64 `json:"lastSeq"`
+			}
+			if err := json.Unmarshal(c.connected, &connected); err != nil || connected.LastSeq != 3 {
+				t.Fatalf("CONNECTED %s: lastSeq %d (%v), want 3", c.connected, connected.LastSeq, err)
+			}
+			if got := te.f.presence.reads.Load(); got != tc.wantReads {
+				t.Fatalf("ReadUserEvents calls: %d, want %d", got, tc.wantReads)
+			}
+			appendStatus(te.f, 4, 4)
+			if got := nextSeqs(t, c, 1); got[0] != 4 {
+				t.Fatalf("first live event: seq %d, want 4", got[0])
+			}
+		})
 	}
 }

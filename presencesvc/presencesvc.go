@@ -207,6 +207,24 @@ func (s *Service) StreamUserEvents(ctx context.Context, req *connect.Request[pre
 	return fanout.ServeLog(ctx, s.deps.Events, s.deps.Log, req.Msg.GetEdgeId(), req.Msg.AfterPosition, stream.Send)
 }
 
+// Connect records a connection (server.Server.Connect) and answers the user's newest
+// event seq beside, read after the record: the edge sends it in CONNECTED without a
+// ReadUserEvents of its own. A log that cannot be read leaves last_seq absent rather than
+// failing a connection that is already recorded; the edge then asks ReadUserEvents.
+func (s *Service) Connect(ctx context.Context, req *connect.Request[presencev1.ConnectRequest]) (*connect.Response[presencev1.ConnectResponse], error) {
+	res, err := s.Server.Connect(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	last, err := s.deps.Events.LastSeq(ctx, req.Msg.GetUserId())
+	if err != nil {
+		s.deps.Log.WarnContext(ctx, "connect: read the last seq", "user_id", req.Msg.GetUserId(), "err", err)
+		return res, nil
+	}
+	res.Msg.LastSeq = &last
+	return res, nil
+}
+
 // ReadUserEvents returns a user's held events after a seq (resume, catch-up).
 func (s *Service) ReadUserEvents(ctx context.Context, req *connect.Request[presencev1.ReadUserEventsRequest]) (*connect.Response[presencev1.ReadUserEventsResponse], error) {
 	res, err := fanout.ReadUserEvents(ctx, s.deps.Events, req.Msg)

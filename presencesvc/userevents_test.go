@@ -275,3 +275,28 @@ func TestOnlineCacheFollowsPresence(t *testing.T) {
 	h.disconnect(t, "e1", bob, "b-1")
 	offline(alice)
 }
+
+// TestConnectAnswersLastSeq: Connect answers the user's newest event seq, read after the
+// connection is recorded (0, present, for a user who never had an event), so an edge needs
+// no ReadUserEvents to open a connection without resume.
+func TestConnectAnswersLastSeq(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, dbtest.NewURL(t, sqldb.SQLite))
+	setup(t, h)
+	h.connect(t, "e1", alice, "a-1")
+	h.disconnect(t, "e1", alice, "a-1")
+	h.svc.Flush() // watcher now holds alice's two transitions
+	for _, tc := range []struct {
+		user int64
+		conn string
+		want uint64
+	}{{watcher, "w-1", 2}, {alice, "a-2", 0}} {
+		res, err := h.client.Connect(context.Background(), connect.NewRequest(&presencev1.ConnectRequest{EdgeId: "e1", UserId: tc.user, ConnectionId: tc.conn}))
+		if err != nil {
+			t.Fatalf("Connect(user %d): %v", tc.user, err)
+		}
+		if res.Msg.LastSeq == nil || res.Msg.GetLastSeq() != tc.want {
+			t.Fatalf("Connect(user %d): last_seq %v, want %d", tc.user, res.Msg.LastSeq, tc.want)
+		}
+	}
+}

@@ -300,23 +300,28 @@ func (r *Reporter) markOwed() {
 }
 
 // record sends the connection's Connect unless it is closed or already recorded.
-func (r *Reporter) record(ctx context.Context, c *conn) {
+// It returns the user's newest event seq when the call landed and presence read it.
+func (r *Reporter) record(ctx context.Context, c *conn) (lastSeq uint64, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed.Load() || c.recorded {
-		return
+		return 0, false
 	}
 	cctx, cancel := context.WithTimeout(ctx, r.opt.CallTimeout)
 	defer cancel()
-	_, err := r.c.Connect(cctx, connect.NewRequest(&presencev1.ConnectRequest{EdgeId: r.opt.EdgeID, UserId: c.UserID, ConnectionId: c.ConnID}))
+	res, err := r.c.Connect(cctx, connect.NewRequest(&presencev1.ConnectRequest{EdgeId: r.opt.EdgeID, UserId: c.UserID, ConnectionId: c.ConnID}))
 	if err != nil {
 		r.markOwed()
 		if !c.closed.Load() {
 			r.opt.Log.Warn("record connection", "user_id", c.UserID, "err", err)
 		}
-		return
+		return 0, false
 	}
 	c.recorded = true
+	if res.Msg.LastSeq == nil {
+		return 0, false
+	}
+	return res.Msg.GetLastSeq(), true
 }
 
 // release sends the connection's Disconnect; once presence has it, the reporter forgets
@@ -344,7 +349,12 @@ func (r *Reporter) release(c *conn) {
 // first lease, so that a connection accepted during start-up is routed as soon as
 // possible. A failure is logged and not fatal: the connection stays up, and is recorded
 // after the next heartbeat that lands.
-func (r *Reporter) Connected(ctx context.Context, cn Conn) {
+//
+// When presence recorded it and read the user's event log, Connected returns the user's
+// newest event seq (presence's ConnectResponse.last_seq) with ok set; otherwise (no lease
+// yet, the call failed, the log was unreadable) ok is false and the caller asks
+// ReadUserEvents itself.
+func (r *Reporter) Connected(ctx context.Context, cn Conn) (lastSeq uint64, ok bool) {
 	c := &conn{Conn: cn}
 	r.mu.Lock()
 	r.conns[cn.ConnID] = c
@@ -358,13 +368,13 @@ func (r *Reporter) Connected(ctx context.Context, cn Conn) {
 			t.Stop()
 		case <-ctx.Done():
 			t.Stop()
-			return
+			return 0, false
 		case <-t.C:
 			r.opt.Log.Warn("connection accepted before the edge holds a lease", "user_id", cn.UserID)
-			return // recorded once the lease is held
+			return 0, false // recorded once the lease is held
 		}
 	}
-	r.record(ctx, c)
+	return r.record(ctx, c)
 }
 
 // Disconnected records a closed connection after the grace period.

@@ -573,7 +573,12 @@ func (x *ConnectRequest) GetConnectionId() string {
 type ConnectResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// True when the user was offline before.
-	BecameOnline  bool `protobuf:"varint,1,opt,name=became_online,json=becameOnline,proto3" json:"became_online,omitempty"`
+	BecameOnline bool `protobuf:"varint,1,opt,name=became_online,json=becameOnline,proto3" json:"became_online,omitempty"`
+	// The user's newest event seq (docs/protocol.md §8.2; 0 when never had an event), read
+	// after the connection was recorded: what ReadUserEvents with last_only would answer,
+	// so that an edge opening a connection without resume needs no second call. Absent when
+	// the event log could not be read (the connection is recorded all the same).
+	LastSeq       *uint64 `protobuf:"varint,2,opt,name=last_seq,json=lastSeq,proto3,oneof" json:"last_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -613,6 +618,13 @@ func (x *ConnectResponse) GetBecameOnline() bool {
 		return x.BecameOnline
 	}
 	return false
+}
+
+func (x *ConnectResponse) GetLastSeq() uint64 {
+	if x != nil && x.LastSeq != nil {
+		return *x.LastSeq
+	}
+	return 0
 }
 
 // DisconnectRequest records a closed connection.
@@ -1391,9 +1403,11 @@ const file_presence_v1_presence_proto_rawDesc = "" +
 	"\x0eConnectRequest\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\x03R\x06userId\x12#\n" +
-	"\rconnection_id\x18\x03 \x01(\tR\fconnectionId\"6\n" +
+	"\rconnection_id\x18\x03 \x01(\tR\fconnectionId\"c\n" +
 	"\x0fConnectResponse\x12#\n" +
-	"\rbecame_online\x18\x01 \x01(\bR\fbecameOnline\"j\n" +
+	"\rbecame_online\x18\x01 \x01(\bR\fbecameOnline\x12\x1e\n" +
+	"\blast_seq\x18\x02 \x01(\x04H\x00R\alastSeq\x88\x01\x01B\v\n" +
+	"\t_last_seq\"j\n" +
 	"\x11DisconnectRequest\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\x03R\x06userId\x12#\n" +
@@ -1535,6 +1549,7 @@ func file_presence_v1_presence_proto_init() {
 	if File_presence_v1_presence_proto != nil {
 		return
 	}
+	file_presence_v1_presence_proto_msgTypes[11].OneofWrappers = []any{}
 	file_presence_v1_presence_proto_msgTypes[16].OneofWrappers = []any{
 		(*StreamEventsResponse_Presence)(nil),
 		(*StreamEventsResponse_CloseConnection)(nil),
