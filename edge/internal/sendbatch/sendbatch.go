@@ -89,9 +89,10 @@ const (
 	DefaultQueueInterval = 100 * time.Millisecond
 )
 
-// ErrBusy refuses a send that found Options.MaxWaiting sends already waiting: the chat
-// service is busier than the sends arriving, and the client should try again shortly. It
-// comes wrapped in a *connect.Error with code Unavailable.
+// ErrBusy refuses a send that found Options.MaxWaiting sends already waiting, or a call's
+// worth behind a standing queue (Options.QueueTarget): the chat service is busier than the
+// sends arriving, and the client should try again shortly. It comes wrapped in a
+// *connect.Error with code Unavailable.
 var ErrBusy = errors.New("chat service busy: too many messages waiting; try again shortly")
 
 // Batcher gathers sends into SendMessages calls. It is safe for concurrent use.
