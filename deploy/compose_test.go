@@ -37,6 +37,12 @@ func TestCompose(t *testing.T) {
 		if s.Build != nil && s.Build.Target != target {
 			t.Errorf("%s: builds target %q for image %s", name, s.Build.Target, s.Image)
 		}
+		if target == "edge" {
+			// Each WebSocket is a descriptor; a reconnection storm holds old and new at once.
+			if l := s.Ulimits["nofile"]; l == nil || l.Soft < 100_000 || l.Hard < l.Soft {
+				t.Errorf("%s: nofile limit %+v, want at least 100,000 open files", name, l)
+			}
+		}
 		for _, k := range []string{"BUS_URL", "INTERNAL_API_TOKEN", "CHAT_URL", "PROFILE_URL", "NOTIFY_URL", "PRESENCE_URL"} {
 			if v := s.Environment[k]; v == nil || *v == "" {
 				t.Errorf("%s: %s is not set", name, k)
