@@ -272,38 +272,16 @@ func TestAFullQueueRefusesAtOnce(t *testing.T) {
 	t.Parallel()
 	peer := &chatPeer{gate: make(chan struct{})}
 	b := sendbatch.New(peer, sendbatch.Options{MaxInFlight: 1, MaxWaiting: 3})
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	send := func(text string) {
-		wg.Go(func() {
-			_, err := b.SendMessage(context.Background(), msg(text))
-			errs <- err
-		})
-	}
-	send("held")
+	bg := &background{b: b}
+	bg.send("held")
 	peer.waitCalls(t, 1)
 	for i := range 3 {
-		send(fmt.Sprint("w", i))
+		bg.send(fmt.Sprint("w", i))
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for b.Waiting() < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting sends: %d, want 3", b.Waiting())
-		}
-		time.Sleep(time.Millisecond)
-	}
-	_, err := b.SendMessage(context.Background(), msg("one too many"))
-	if connect.CodeOf(err) != connect.CodeUnavailable || !errors.Is(err, sendbatch.ErrBusy) {
-		t.Fatalf("send beyond MaxWaiting: got %v, want unavailable wrapping ErrBusy", err)
-	}
+	waitQueued(t, b, 3)
+	wantBusy(t, b, "one too many", "send beyond MaxWaiting")
 	close(peer.gate)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatalf("a send that waited: %v", err)
-		}
-	}
+	bg.wait(t)
 	if _, err := b.SendMessage(context.Background(), msg("after")); err != nil {
 		t.Fatalf("send after the queue drained: %v", err)
 	}
@@ -325,56 +303,80 @@ func TestAStandingQueueRefusesBeyondACall(t *testing.T) {
 	peer := &chatPeer{gate: make(chan struct{})}
 	b := sendbatch.New(peer, sendbatch.Options{MaxInFlight: 1, MaxBatch: 2, MaxWaiting: 100,
 		QueueTarget: 5 * time.Millisecond, QueueInterval: 20 * time.Millisecond})
-	var wg sync.WaitGroup
-	errs := make(chan error, 10)
-	send := func(text string) {
-		wg.Go(func() {
-			_, err := b.SendMessage(context.Background(), msg(text))
-			errs <- err
-		})
-	}
-	waitFor := func(n int) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for b.Waiting() < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("waiting sends: %d, want %d", b.Waiting(), n)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
-	send("held")
+	bg := &background{b: b}
+	bg.send("held")
 	peer.waitCalls(t, 1)
 	// Two rounds of sends that wait 30 ms behind a held call: each round's call takes
 	// sends older than the target, the second one an interval after the first.
 	for round, calls := range []int{2, 3} {
-		send(fmt.Sprint("a", round))
-		send(fmt.Sprint("b", round))
-		waitFor(2)
+		bg.send(fmt.Sprint("a", round))
+		bg.send(fmt.Sprint("b", round))
+		waitQueued(t, b, 2)
 		time.Sleep(30 * time.Millisecond)
 		peer.gate <- struct{}{} // the held call returns; the next takes the two
 		peer.waitCalls(t, calls)
 	}
-	send("x0")
-	send("x1")
-	waitFor(2)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // a send accepted by mistake waits for the held call
-	_, err := b.SendMessage(ctx, msg("refused"))
-	cancel()
-	if connect.CodeOf(err) != connect.CodeUnavailable || !errors.Is(err, sendbatch.ErrBusy) {
-		t.Fatalf("send behind a standing queue holding a call's worth: got %v, want unavailable wrapping ErrBusy", err)
-	}
+	bg.send("x0")
+	bg.send("x1")
+	waitQueued(t, b, 2)
+	wantBusy(t, b, "refused", "send behind a standing queue holding a call's worth")
 	close(peer.gate)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatalf("a send that waited: %v", err)
-		}
-	}
+	bg.wait(t)
 	for _, c := range peer.callTexts() {
 		if slices.Contains(c, "refused") {
 			t.Fatalf("the refused send reached the chat service: %v", peer.callTexts())
 		}
+	}
+}
+
+// background runs sends in goroutines of their own, as the edge's connections do.
+type background struct {
+	b    *sendbatch.Batcher
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	errs []error
+}
+
+func (bg *background) send(text string) {
+	bg.wg.Go(func() {
+		_, err := bg.b.SendMessage(context.Background(), msg(text))
+		bg.mu.Lock()
+		bg.errs = append(bg.errs, err)
+		bg.mu.Unlock()
+	})
+}
+
+// wait waits for every send and fails the test if one was not served.
+func (bg *background) wait(t *testing.T) {
+	t.Helper()
+	bg.wg.Wait()
+	for _, err := range bg.errs {
+		if err != nil {
+			t.Fatalf("a send that waited: %v", err)
+		}
+	}
+}
+
+// waitQueued waits until n sends wait for a call.
+func waitQueued(t *testing.T, b *sendbatch.Batcher, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for b.Waiting() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting sends: %d, want %d", b.Waiting(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// wantBusy sends text and wants it refused at once with ErrBusy; a send accepted by
+// mistake would wait for the held call, so it gives up after 5 s.
+func wantBusy(t *testing.T, b *sendbatch.Batcher, text, what string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := b.SendMessage(ctx, msg(text))
+	if connect.CodeOf(err) != connect.CodeUnavailable || !errors.Is(err, sendbatch.ErrBusy) {
+		t.Fatalf("%s: got %v, want unavailable wrapping ErrBusy", what, err)
 	}
 }
