@@ -303,7 +303,7 @@ func (e *Edge) onConnect(c *Conn) error {
 	cur := e.newState(c).cursor
 	var err error
 	if !c.UserData.Resuming {
-		last, ok := e.reporter.Connected(c.Context(), pc)
+		last, ok := e.reporter.Connected(c.Context(), pc, true)
 		var known *uint64
 		if ok {
 			known = &last
@@ -313,7 +313,7 @@ func (e *Edge) onConnect(c *Conn) error {
 		reported := make(chan struct{})
 		go func() {
 			defer close(reported)
-			e.reporter.Connected(c.Context(), pc)
+			e.reporter.Connected(c.Context(), pc, false)
 		}()
 		err = e.startEvents(c, cur, nil)
 		<-reported

@@ -67,7 +67,7 @@ type fakePresence struct {
 	mu        sync.Mutex
 	conns     map[string]int64 // connection id → user
 	connected chan string
-	// Connect answers the user's last seq, as the presence service does, unless
+	// Connect answers the user's last seq when asked, as the presence service does, unless
 	// noLastSeq (a service whose log could not be read); reads counts ReadUserEvents.
 	noLastSeq bool
 	reads     atomic.Int64
@@ -220,7 +220,7 @@ func (p *fakePresence) Connect(_ context.Context, r *connect.Request[presencev1.
 	default:
 	}
 	res := &presencev1.ConnectResponse{}
-	if !p.noLastSeq {
+	if r.Msg.GetWantLastSeq() && !p.noLastSeq {
 		last, err := p.log.LastSeq(context.Background(), r.Msg.GetUserId())
 		if err != nil {
 			return nil, err

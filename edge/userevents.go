@@ -261,7 +261,7 @@ const replayPart = 64
 func (e *Edge) startEvents(c *Conn, cur *cursor.Cursor[*userEvent], lastSeq *uint64) error {
 	d := c.UserData
 	var res *presencev1.ReadUserEventsResponse
-	if lastSeq != nil && !d.Resuming {
+	if lastSeq != nil { // onConnect passes one only without resume
 		res = &presencev1.ReadUserEventsResponse{LastSeq: *lastSeq, Complete: true}
 	} else {
 		var err error

@@ -207,14 +207,15 @@ func (s *Service) StreamUserEvents(ctx context.Context, req *connect.Request[pre
 	return fanout.ServeLog(ctx, s.deps.Events, s.deps.Log, req.Msg.GetEdgeId(), req.Msg.AfterPosition, stream.Send)
 }
 
-// Connect records a connection (server.Server.Connect) and answers the user's newest
-// event seq beside, read after the record: the edge sends it in CONNECTED without a
-// ReadUserEvents of its own. A log that cannot be read leaves last_seq absent rather than
-// failing a connection that is already recorded; the edge then asks ReadUserEvents.
+// Connect records a connection (server.Server.Connect) and, when asked (want_last_seq),
+// answers the user's newest event seq beside, read after the record: the edge sends it in
+// CONNECTED without a ReadUserEvents of its own. A log that cannot be read leaves last_seq
+// absent rather than failing a connection that is already recorded; the edge then asks
+// ReadUserEvents.
 func (s *Service) Connect(ctx context.Context, req *connect.Request[presencev1.ConnectRequest]) (*connect.Response[presencev1.ConnectResponse], error) {
 	res, err := s.Server.Connect(ctx, req)
-	if err != nil {
-		return nil, err
+	if err != nil || !req.Msg.GetWantLastSeq() {
+		return res, err
 	}
 	last, err := s.deps.Events.LastSeq(ctx, req.Msg.GetUserId())
 	if err != nil {

@@ -276,9 +276,10 @@ func TestOnlineCacheFollowsPresence(t *testing.T) {
 	offline(alice)
 }
 
-// TestConnectAnswersLastSeq: Connect answers the user's newest event seq, read after the
-// connection is recorded (0, present, for a user who never had an event), so an edge needs
-// no ReadUserEvents to open a connection without resume.
+// TestConnectAnswersLastSeq: asked to, Connect answers the user's newest event seq, read
+// after the connection is recorded (0, present, for a user who never had an event), so an
+// edge needs no ReadUserEvents to open a connection without resume; not asked, it reads
+// nothing.
 func TestConnectAnswersLastSeq(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, dbtest.NewURL(t, sqldb.SQLite))
@@ -291,12 +292,20 @@ func TestConnectAnswersLastSeq(t *testing.T) {
 		conn string
 		want uint64
 	}{{watcher, "w-1", 2}, {alice, "a-2", 0}} {
-		res, err := h.client.Connect(context.Background(), connect.NewRequest(&presencev1.ConnectRequest{EdgeId: "e1", UserId: tc.user, ConnectionId: tc.conn}))
+		res, err := h.client.Connect(context.Background(), connect.NewRequest(&presencev1.ConnectRequest{EdgeId: "e1", UserId: tc.user, ConnectionId: tc.conn, WantLastSeq: true}))
 		if err != nil {
 			t.Fatalf("Connect(user %d): %v", tc.user, err)
 		}
 		if res.Msg.LastSeq == nil || res.Msg.GetLastSeq() != tc.want {
 			t.Fatalf("Connect(user %d): last_seq %v, want %d", tc.user, res.Msg.LastSeq, tc.want)
 		}
+	}
+	// Not asked (a resume, a record made again after a lost lease): nothing is read.
+	res, err := h.client.Connect(context.Background(), connect.NewRequest(&presencev1.ConnectRequest{EdgeId: "e1", UserId: watcher, ConnectionId: "w-2"}))
+	if err != nil {
+		t.Fatalf("Connect without want_last_seq: %v", err)
+	}
+	if res.Msg.LastSeq != nil {
+		t.Fatalf("Connect without want_last_seq: last_seq %d, want absent", res.Msg.GetLastSeq())
 	}
 }

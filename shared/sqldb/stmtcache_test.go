@@ -15,11 +15,7 @@ func TestStmtCache(t *testing.T) {
 	t.Parallel()
 	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
 		ctx := context.Background()
-		db, err := sqldb.Open(ctx, url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
+		db := dbtest.OpenURL(t, url)
 		var c sqldb.StmtCache
 		const q = "SELECT 1 + ?"
 		first, err := c.Get(ctx, db, q)

@@ -31,7 +31,9 @@ type Store struct {
 	// one statement. It saves a statement (a round trip on MySQL) per message.
 	multiRow bool
 	// stmts holds the statements of the writer's batches, prepared once per connection.
-	stmts sqldb.StmtCache // the writer's per-batch statements: IN lists padded to a power of two, INSERTs of at most maxInsertRows rows
+	// Their texts are bounded: IN lists padded to a power of two (paddedIn), INSERTs of at
+	// most maxInsertRows rows.
+	stmts sqldb.StmtCache
 }
 
 const insertMessageSQL = "INSERT INTO ChatMessage (ChatId, FromUserId, ToUserId, Content, CreatedAt, StatusId, ClientMessageId) VALUES (?, ?, ?, ?, ?, ?, ?)"

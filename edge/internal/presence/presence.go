@@ -287,7 +287,7 @@ func (r *Reporter) resync(ctx context.Context) {
 		if c.closed.Load() {
 			r.release(c)
 		} else {
-			r.record(ctx, c)
+			r.record(ctx, c, false)
 		}
 	}
 }
@@ -299,9 +299,10 @@ func (r *Reporter) markOwed() {
 	r.mu.Unlock()
 }
 
-// record sends the connection's Connect unless it is closed or already recorded.
-// It returns the user's newest event seq when the call landed and presence read it.
-func (r *Reporter) record(ctx context.Context, c *conn) (lastSeq uint64, ok bool) {
+// record sends the connection's Connect unless it is closed or already recorded. With
+// wantLastSeq it asks presence for the user's newest event seq too, and returns it when
+// the call landed and presence could read it.
+func (r *Reporter) record(ctx context.Context, c *conn, wantLastSeq bool) (lastSeq uint64, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed.Load() || c.recorded {
@@ -309,7 +310,9 @@ func (r *Reporter) record(ctx context.Context, c *conn) (lastSeq uint64, ok bool
 	}
 	cctx, cancel := context.WithTimeout(ctx, r.opt.CallTimeout)
 	defer cancel()
-	res, err := r.c.Connect(cctx, connect.NewRequest(&presencev1.ConnectRequest{EdgeId: r.opt.EdgeID, UserId: c.UserID, ConnectionId: c.ConnID}))
+	res, err := r.c.Connect(cctx, connect.NewRequest(&presencev1.ConnectRequest{
+		EdgeId: r.opt.EdgeID, UserId: c.UserID, ConnectionId: c.ConnID, WantLastSeq: wantLastSeq,
+	}))
 	if err != nil {
 		r.markOwed()
 		if !c.closed.Load() {
@@ -350,11 +353,11 @@ func (r *Reporter) release(c *conn) {
 // possible. A failure is logged and not fatal: the connection stays up, and is recorded
 // after the next heartbeat that lands.
 //
-// When presence recorded it and read the user's event log, Connected returns the user's
-// newest event seq (presence's ConnectResponse.last_seq) with ok set; otherwise (no lease
-// yet, the call failed, the log was unreadable) ok is false and the caller asks
-// ReadUserEvents itself.
-func (r *Reporter) Connected(ctx context.Context, cn Conn) (lastSeq uint64, ok bool) {
+// With wantLastSeq, when presence recorded it and read the user's event log, Connected
+// returns the user's newest event seq (presence's ConnectResponse.last_seq) with ok set;
+// otherwise (not asked, no lease yet, the call failed, the log was unreadable) ok is false
+// and the caller asks ReadUserEvents itself if it needs the seq.
+func (r *Reporter) Connected(ctx context.Context, cn Conn, wantLastSeq bool) (lastSeq uint64, ok bool) {
 	c := &conn{Conn: cn}
 	r.mu.Lock()
 	r.conns[cn.ConnID] = c
@@ -374,7 +377,7 @@ func (r *Reporter) Connected(ctx context.Context, cn Conn) (lastSeq uint64, ok b
 			return 0, false // recorded once the lease is held
 		}
 	}
-	return r.record(ctx, c)
+	return r.record(ctx, c, wantLastSeq)
 }
 
 // Disconnected records a closed connection after the grace period.

@@ -176,8 +176,8 @@ func TestLostLeaseRecordsEveryConnectionAgain(t *testing.T) {
 	r := New(f, Options{EdgeID: "e1", Grace: time.Hour, after: clock.after})
 	run(t, r)
 	ctx := context.Background()
-	r.Connected(ctx, Conn{UserID: 1, ConnID: "c1"})
-	r.Connected(ctx, Conn{UserID: 2, ConnID: "c2"})
+	r.Connected(ctx, Conn{UserID: 1, ConnID: "c1"}, false)
+	r.Connected(ctx, Conn{UserID: 2, ConnID: "c2"}, false)
 	for range 2 {
 		<-f.connects
 	}
@@ -209,10 +209,10 @@ func TestFailedCallsAreMadeAgain(t *testing.T) {
 	r := New(f, Options{EdgeID: "e1", after: clock.after})
 	run(t, r)
 	ctx := context.Background()
-	r.Connected(ctx, Conn{UserID: 1, ConnID: "gone"})
+	r.Connected(ctx, Conn{UserID: 1, ConnID: "gone"}, false)
 	<-f.connects
 	f.set(func(f *fakeClient) { f.failCalls = true })
-	r.Connected(ctx, Conn{UserID: 2, ConnID: "new"})
+	r.Connected(ctx, Conn{UserID: 2, ConnID: "new"}, false)
 	if got := <-f.connects; got != "failed new" {
 		t.Fatalf("connect while away: got %q", got)
 	}
@@ -293,7 +293,7 @@ func TestDisconnectNeverPrecedesConnect(t *testing.T) {
 	run(t, r)
 	connected := make(chan struct{})
 	go func() {
-		r.Connected(context.Background(), Conn{UserID: 1, ConnID: "c1"})
+		r.Connected(context.Background(), Conn{UserID: 1, ConnID: "c1"}, false)
 		close(connected)
 	}()
 	<-b.entered

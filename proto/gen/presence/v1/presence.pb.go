@@ -513,7 +513,10 @@ type ConnectRequest struct {
 	// The connection's user.
 	UserId int64 `protobuf:"varint,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// Id of the connection, unique across edges.
-	ConnectionId  string `protobuf:"bytes,3,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	ConnectionId string `protobuf:"bytes,3,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// Answer the user's last seq (ConnectResponse.last_seq): set for a connection that opens
+	// without resume. Unset (a resume, a record made again after a lost lease) reads nothing.
+	WantLastSeq   bool `protobuf:"varint,4,opt,name=want_last_seq,json=wantLastSeq,proto3" json:"want_last_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -569,6 +572,13 @@ func (x *ConnectRequest) GetConnectionId() string {
 	return ""
 }
 
+func (x *ConnectRequest) GetWantLastSeq() bool {
+	if x != nil {
+		return x.WantLastSeq
+	}
+	return false
+}
+
 // ConnectResponse tells whether this connection made the user online.
 type ConnectResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -576,8 +586,9 @@ type ConnectResponse struct {
 	BecameOnline bool `protobuf:"varint,1,opt,name=became_online,json=becameOnline,proto3" json:"became_online,omitempty"`
 	// The user's newest event seq (docs/protocol.md §8.2; 0 when never had an event), read
 	// after the connection was recorded: what ReadUserEvents with last_only would answer,
-	// so that an edge opening a connection without resume needs no second call. Absent when
-	// the event log could not be read (the connection is recorded all the same).
+	// so that an edge opening a connection without resume needs no second call. Only when
+	// want_last_seq was set; absent too when the event log could not be read (the
+	// connection is recorded all the same).
 	LastSeq       *uint64 `protobuf:"varint,2,opt,name=last_seq,json=lastSeq,proto3,oneof" json:"last_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1399,11 +1410,12 @@ const file_presence_v1_presence_proto_rawDesc = "" +
 	"\blease_ms\x18\x01 \x01(\x03R\aleaseMs\"+\n" +
 	"\x10HeartbeatRequest\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\"\x13\n" +
-	"\x11HeartbeatResponse\"g\n" +
+	"\x11HeartbeatResponse\"\x8b\x01\n" +
 	"\x0eConnectRequest\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\x03R\x06userId\x12#\n" +
-	"\rconnection_id\x18\x03 \x01(\tR\fconnectionId\"c\n" +
+	"\rconnection_id\x18\x03 \x01(\tR\fconnectionId\x12\"\n" +
+	"\rwant_last_seq\x18\x04 \x01(\bR\vwantLastSeq\"c\n" +
 	"\x0fConnectResponse\x12#\n" +
 	"\rbecame_online\x18\x01 \x01(\bR\fbecameOnline\x12\x1e\n" +
 	"\blast_seq\x18\x02 \x01(\x04H\x00R\alastSeq\x88\x01\x01B\v\n" +
