@@ -91,7 +91,8 @@ func FuzzValidateUpdate(f *testing.F) {
 				t.Fatalf("ValidateUpdate(%v) accepted name %q", req, *p)
 			}
 		}
-		if u.Picture != nil && *u.Picture != "" && !strings.HasPrefix(*u.Picture, "http://") && !strings.HasPrefix(*u.Picture, "https://") {
+		// URL schemes are case-insensitive (RFC 3986 §3.1): "HTTPS://" is an https URL.
+		if pic := strings.ToLower(derefOr(u.Picture)); pic != "" && !strings.HasPrefix(pic, "http://") && !strings.HasPrefix(pic, "https://") {
 			t.Fatalf("ValidateUpdate(%v) accepted picture %q", req, *u.Picture)
 		}
 		if u.Summary != nil && utf8.RuneCountInString(*u.Summary) > profile.MaxSummaryLen {
@@ -108,4 +109,12 @@ func FuzzValidateUpdate(f *testing.F) {
 			}
 		}
 	})
+}
+
+// derefOr returns *p, or "" for nil.
+func derefOr(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }
