@@ -150,6 +150,10 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 			b.Fatalf("memclient: %q, %v", line, err)
 		}
 		waitFor(b, "all connections registered", func() bool { return m.GetActiveConnectionsCount() == n })
+		if m.poller != nil {
+			// Idle means parked: no goroutine reads them (ParkAfter after the handshake).
+			waitFor(b, "all connections parked", func() bool { return m.ParkedCount() == n })
+		}
 
 		runtime.GC()
 		held := readMem(b)

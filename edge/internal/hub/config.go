@@ -38,6 +38,10 @@ type Config struct {
 	AllowedOrigins []string
 	// HandshakeTimeout bounds writing the 101 response.
 	HandshakeTimeout time.Duration
+	// ParkAfter is how long a connection's reader waits for the client's next
+	// message before the connection parks: no goroutine reads it until its socket
+	// is readable (see doc.go, "Idle connections"). Negative: never park.
+	ParkAfter time.Duration
 }
 
 // DefaultConfig returns the defaults of docs/protocol.md §2.5 and §3.7.
@@ -53,6 +57,7 @@ func DefaultConfig() Config {
 		MaxRateErrors:     100,
 		RateErrorWindow:   60 * time.Second,
 		HandshakeTimeout:  10 * time.Second,
+		ParkAfter:         time.Second,
 	}
 }
 
@@ -86,6 +91,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = d.HandshakeTimeout
+	}
+	if c.ParkAfter == 0 {
+		c.ParkAfter = d.ParkAfter
 	}
 	return c
 }

@@ -1,11 +1,11 @@
 package hub
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/charla/charla/edge/internal/frames"
 	"io"
 	"net"
 	"runtime/debug"
@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/charla/charla/edge/internal/frames"
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 )
@@ -60,11 +61,22 @@ type Connection[UserData any] struct {
 	closeSent     bool // gorilla already wrote the close frame (1009)
 	closeDeadline time.Time
 	closeCause    error
-	// inFrame: the read pump is inside ProcessClientMessage. Events sent meanwhile
+	// inFrame: the reader is inside ProcessClientMessage. Events sent meanwhile
 	// wait in held (counted in pending) until the frame's reply is queued, so a
 	// command's reply always precedes the events it causes (docs/protocol.md §3.4).
 	inFrame bool
 	held    []outMsg // nil unless an event arrived during a frame
+	// readDeadline is the socket's read deadline outside a reader's short wait
+	// before parking: PongWait after the last message or pong, or the close grace.
+	readDeadline time.Time
+	parked       bool        // no goroutine reads: the poller or parkTimer wakes it
+	parkTimer    *time.Timer // enforces readDeadline while parked; nil until the first park
+
+	// Set at upgrade. br is gorilla's read buffer; fd is the socket's descriptor,
+	// or -1 when the connection never parks.
+	br     *bufio.Reader
+	fd     int
+	wakeFn func() // c.wake, made once rather than per park
 
 	// Read pump only.
 	limiter  *rate.Limiter
@@ -79,7 +91,9 @@ func newConnection[U any](m *ConnectionManager[U], ws *websocket.Conn, userID in
 		connID:   m.prefix + "-" + strconv.FormatUint(m.nextConn.Add(1), 36),
 		m:        m,
 		ws:       ws,
+		fd:       -1,
 	}
+	c.wakeFn = c.wake
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if m.cfg.RateLimit > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(m.cfg.RateLimit), m.cfg.RateBurst)
@@ -224,8 +238,8 @@ func (c *Connection[U]) releaseHeld() {
 
 // startWriterLocked starts the write pump unless it runs. The write pump only
 // lives while there is something to write, so an idle connection costs one
-// goroutine (the read pump), not two. c.mu must be held: that makes
-// writers.Add happen before the read pump's writers.Wait, which only runs
+// goroutine at most (the reader; none once parked), not two. c.mu must be held: that makes
+// writers.Add happen before the last reader's writers.Wait, which only runs
 // once closing is set, after which nothing starts a writer.
 func (c *Connection[U]) startWriterLocked() {
 	if c.writing {
@@ -272,6 +286,9 @@ func (c *Connection[U]) closeWith(code int, reason string, cause error, drop boo
 	}
 	c.mu.Unlock()
 	c.cancel()
+	// A parked connection has no reader to finish the close handshake, see the
+	// peer's answer or tear down: start one. Closing, it never parks again.
+	c.wake()
 }
 
 // dropLocked discards the queued and held messages; c.mu must be held.
@@ -295,9 +312,15 @@ func (c *Connection[U]) isClosing() bool {
 func (c *Connection[U]) refreshReadDeadline() {
 	c.mu.Lock()
 	if !c.closing {
-		_ = c.ws.SetReadDeadline(time.Now().Add(c.m.cfg.PongWait))
+		c.setReadDeadlineLocked(time.Now().Add(c.m.cfg.PongWait))
 	}
 	c.mu.Unlock()
+}
+
+// setReadDeadlineLocked sets the socket's read deadline and remembers it; c.mu must be held.
+func (c *Connection[U]) setReadDeadlineLocked(t time.Time) {
+	c.readDeadline = t
+	_ = c.ws.SetReadDeadline(t)
 }
 
 // writePump is the only goroutine that writes data frames and pings. It runs
@@ -369,7 +392,7 @@ func (c *Connection[U]) writePump() {
 }
 
 // writeClose writes the close frame and gives the client closeGrace to answer;
-// the read pump sees the answer (or the deadline) and tears down.
+// the reader sees the answer (or the deadline) and tears down.
 func (c *Connection[U]) writeClose() {
 	c.mu.Lock()
 	code, reason, sent, deadline := c.closeCode, c.closeReason, c.closeSent, c.closeDeadline
@@ -387,12 +410,12 @@ func (c *Connection[U]) writeClose() {
 		}
 	}
 	c.mu.Lock()
-	_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
+	c.setReadDeadlineLocked(time.Now().Add(closeGrace))
 	c.mu.Unlock()
 }
 
 // writeFailed ends a connection whose socket cannot be written: closing the
-// socket unblocks the read pump, which tears down.
+// socket unblocks the reader, which tears down.
 func (c *Connection[U]) writeFailed(err error) {
 	c.closeWith(0, "", err, true)
 	if !errors.Is(err, websocket.ErrCloseSent) {
@@ -400,14 +423,15 @@ func (c *Connection[U]) writeFailed(err error) {
 	}
 }
 
-// readPump is the only goroutine that reads. It owns the connection's life:
-// OnConnect, the message loop, then teardown and OnDisconnect.
+// readPump is the connection's first reader. It sets up reading, runs OnConnect and
+// then reads (see read): the connection's life ends in teardown, on this
+// goroutine or on a reader started after the connection parked.
 func (c *Connection[U]) readPump() {
 	m := c.m
-	defer m.wg.Done()
-
 	c.ws.SetReadLimit(m.cfg.MaxMessageSize)
-	_ = c.ws.SetReadDeadline(time.Now().Add(m.cfg.PongWait))
+	c.mu.Lock()
+	c.setReadDeadlineLocked(time.Now().Add(m.cfg.PongWait))
+	c.mu.Unlock()
 	c.ws.SetPongHandler(func(string) error {
 		c.refreshReadDeadline()
 		return nil
@@ -416,8 +440,7 @@ func (c *Connection[U]) readPump() {
 	if m.cb.OnConnect != nil {
 		// OnConnect runs on a goroutine of its own, and the read pump waits for it: its RPCs
 		// go deep (HTTP/2, Connect, protobuf) and would grow the read pump's stack, which
-		// then stays grown (8 KiB and more) for the connection's whole life. An idle
-		// connection's read pump only needs the shallow read loop's stack.
+		// then stays grown (8 KiB and more) for as long as the read pump lives.
 		done := make(chan error, 1)
 		go func() { done <- c.guard("OnConnect", func() error { return m.cb.OnConnect(c) }) }()
 		if err := <-done; err != nil {
@@ -425,18 +448,38 @@ func (c *Connection[U]) readPump() {
 			c.Close(websocket.CloseInternalServerErr, "internal error")
 		}
 	}
+	c.read()
+}
 
+// read is the only reader while it runs: it reads messages until the connection
+// ends, then tears it down, or until it parks, and then returns without tearing
+// down; wake starts it again on a new goroutine.
+func (c *Connection[U]) read() {
 	// A panicking callback closes its own connection with 1011, like net/http
 	// recovers a panicking handler, instead of taking every connection of the
 	// process down with it. The loop then resumes to finish the close handshake.
-	var readErr error
-	for c.guard("message callback", func() error { readErr = c.readLoop(); return nil }) != nil {
+	var (
+		readErr error
+		parked  bool
+	)
+	for c.guard("message callback", func() error { parked, readErr = c.readLoop(); return nil }) != nil {
 		c.Close(websocket.CloseInternalServerErr, "internal error")
 	}
+	if !parked {
+		c.teardown(readErr)
+	}
+}
+
+// teardown ends the connection once reading has ended with readErr: it
+// unregisters it and calls OnDisconnect.
+func (c *Connection[U]) teardown(readErr error) {
+	m := c.m
+	defer m.wg.Done()
 
 	// Whatever ended the loop, the connection is over: mark it (no close frame
 	// if nothing was decided yet: the peer is gone or has closed), close the
 	// socket to unblock a write in progress, and wait for the write pump.
+	// Closing, it cannot be parked, so the poller no longer holds its descriptor.
 	c.closeWith(0, "", nil, true)
 	_ = c.ws.NetConn().Close()
 	c.writers.Wait()
@@ -475,10 +518,13 @@ func (c *Connection[U]) guard(what string, fn func() error) (err error) {
 }
 
 // readLoop reads messages until the socket fails or the close handshake ends,
-// and returns that error.
-func (c *Connection[U]) readLoop() error {
+// and returns that error, or until the connection parks (parked true).
+func (c *Connection[U]) readLoop() (parked bool, _ error) {
 	m := c.m
 	for {
+		if c.fd >= 0 && c.awaitMessage() {
+			return true, nil
+		}
 		mt, r, err := c.ws.NextReader()
 		if err == nil && c.isClosing() {
 			// Closing: discard until the client answers the close frame.
@@ -492,7 +538,7 @@ func (c *Connection[U]) readLoop() error {
 			if errors.Is(err, websocket.ErrReadLimit) {
 				c.tooBig()
 			}
-			return err
+			return false, err
 		}
 		if mt != websocket.TextMessage {
 			c.Close(websocket.CloseUnsupportedData, "binary messages are not supported")
@@ -537,7 +583,7 @@ func (c *Connection[U]) tooBig() {
 		c.dropLocked()
 	}
 	nc := c.ws.NetConn()
-	_ = nc.SetReadDeadline(time.Now().Add(closeGrace))
+	c.setReadDeadlineLocked(time.Now().Add(closeGrace))
 	c.mu.Unlock()
 	c.cancel()
 	_, _ = io.Copy(io.Discard, nc)

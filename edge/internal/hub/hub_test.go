@@ -84,8 +84,15 @@ type testServer struct {
 	url string // ws://host/ws
 }
 
+// newTestServer serves a manager with cfg. In tests (not benchmarks, which
+// measure the defaults), unless cfg sets a ParkAfter other than the default,
+// connections park after a millisecond without a message, so every test also
+// runs through parking and waking (park.go).
 func newTestServer(tb testing.TB, cfg Config, cb Callbacks[testUser]) *testServer {
 	tb.Helper()
+	if _, bench := tb.(*testing.B); !bench && (cfg.ParkAfter == 0 || cfg.ParkAfter == DefaultConfig().ParkAfter) {
+		cfg.ParkAfter = time.Millisecond
+	}
 	m := NewConnectionManager(cfg, cb, nil)
 	mux := http.NewServeMux()
 	mux.Handle("/ws", m)

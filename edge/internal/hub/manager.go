@@ -1,17 +1,20 @@
 package hub
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"github.com/charla/charla/edge/internal/frames"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/charla/charla/edge/internal/frames"
+	"github.com/charla/charla/edge/internal/netpoll"
 	"github.com/gorilla/websocket"
 )
 
@@ -33,7 +36,7 @@ type Callbacks[UserData any] struct {
 	// 1000; a *CloseError for other closes the server initiated; otherwise the
 	// read or write error (a *websocket.CloseError for the client's close code).
 	OnDisconnect func(c *Connection[UserData], err error)
-	// ProcessClientMessage runs on the read pump for every accepted text message,
+	// ProcessClientMessage runs on the connection's reader for every accepted text message,
 	// one at a time, in order. msg belongs to the callee. The hub refreshes the
 	// read deadline after it returns, so a slow handler is not the client's fault,
 	// but the connection reads nothing else meanwhile: long work belongs on
@@ -88,6 +91,9 @@ type ConnectionManager[U any] struct {
 	stateMu  sync.RWMutex
 	stopping atomic.Bool
 	wg       sync.WaitGroup // handshakes in progress and live connections
+
+	poller *netpoll.Poller // nil: connections never park (ParkAfter < 0, or no poller here)
+	parked atomic.Int64
 }
 
 // NewConnectionManager returns a manager with cfg (zero fields take the
@@ -109,12 +115,18 @@ func NewConnectionManager[U any](cfg Config, cb Callbacks[U], log *slog.Logger) 
 	for i := range m.shards {
 		m.shards[i].users = make(map[int64][]*Connection[U])
 	}
+	if m.cfg.ParkAfter >= 0 {
+		if p, err := netpoll.Default(); err == nil {
+			m.poller = p
+		} else {
+			log.Info("websocket connections will not park", "err", err)
+		}
+	}
 	m.upgrader = websocket.Upgrader{
 		HandshakeTimeout: m.cfg.HandshakeTimeout,
-		// 512 bytes hold a frame header and most chat frames; larger messages are
-		// read through it in pieces. It is held for the connection's life, so it
-		// is a quarter of an idle connection's live heap at 1 KiB.
-		ReadBufferSize:  512,
+		// Zero: gorilla reads through the *bufio.Reader that the hijack returns,
+		// which readBufferHijacker makes (see readBufferSize) and hands to the hub too.
+		ReadBufferSize:  0,
 		WriteBufferSize: 4096,
 		WriteBufferPool: &writeBufferPool,
 		// The origin was checked before authentication (it must answer 403
@@ -183,7 +195,8 @@ func (m *ConnectionManager[U]) ServeHTTP(w http.ResponseWriter, r *http.Request)
 		return
 	}
 
-	ws, err := m.upgrader.Upgrade(w, r, nil)
+	hj := &readBufferHijacker{ResponseWriter: w}
+	ws, err := m.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
 		m.wg.Done()
 		m.log.Debug("websocket upgrade failed", "user_id", userID, "err", err)
@@ -191,12 +204,65 @@ func (m *ConnectionManager[U]) ServeHTTP(w http.ResponseWriter, r *http.Request)
 		return
 	}
 	c := newConnection(m, ws, userID, data)
+	c.br, c.fd = hj.br, m.parkableFD(ws.NetConn(), hj.br)
 	m.register(c)
 	// The read pump runs on its own goroutine so that this handler returns and
 	// net/http releases what it held for the request. The write pump starts
 	// when there is something to write.
 	go c.readPump()
 }
+
+// readBufferSize is a connection's read buffer. 512 bytes hold a frame header and
+// most chat frames; larger messages are read through it in pieces. It is held for
+// the connection's life, so it is a quarter of an idle connection's live heap at 1 KiB.
+const readBufferSize = 512
+
+// readBufferHijacker gives gorilla, through the hijack, the read buffer the
+// connection will read from, and keeps it: the hub must see how many bytes it
+// holds to know when a connection may park. (gorilla, with ReadBufferSize 0,
+// reads through the hijacked *bufio.Reader when it is larger than 256 bytes.)
+type readBufferHijacker struct {
+	http.ResponseWriter
+	br *bufio.Reader
+}
+
+// Hijack hijacks the request's connection and replaces the server's 4 KiB read
+// buffer with a readBufferSize one, unless the client already sent bytes after
+// its request (which the protocol forbids before the 101): then the server's
+// buffer, which holds them, is kept.
+func (h *readBufferHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if brw.Reader.Buffered() == 0 {
+		brw = bufio.NewReadWriter(bufio.NewReaderSize(conn, readBufferSize), brw.Writer)
+	}
+	h.br = brw.Reader
+	return conn, brw, nil
+}
+
+// parkableFD returns the socket's descriptor when the connection can park, else
+// -1: parking needs the poller, gorilla's read buffer and a plain TCP socket
+// (a TLS connection buffers records of its own, which the hub cannot see).
+func (m *ConnectionManager[U]) parkableFD(conn net.Conn, br *bufio.Reader) int {
+	tcp, ok := conn.(*net.TCPConn)
+	if m.poller == nil || br == nil || !ok {
+		return -1
+	}
+	rc, err := tcp.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	fd := -1
+	if err := rc.Control(func(d uintptr) { fd = int(d) }); err != nil {
+		return -1
+	}
+	return fd
+}
+
+// ParkedCount returns how many connections are parked (no goroutine reads them).
+func (m *ConnectionManager[U]) ParkedCount() int { return int(m.parked.Load()) }
 
 // refused tells the application about a refused handshake.
 func (m *ConnectionManager[U]) refused(r *http.Request, status int, reason string) {
