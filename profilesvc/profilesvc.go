@@ -35,7 +35,8 @@ const EventService = "profile"
 // plus StreamEvents.
 type Service struct {
 	*server.Server
-	deps svc.Deps
+	deps  svc.Deps
+	store *store.Store
 }
 
 var _ profilev1connect.ProfileServiceHandler = (*Service)(nil)
@@ -48,8 +49,9 @@ func New(ctx context.Context, deps svc.Deps) (*Service, error) {
 	if err := store.Migrate(ctx, deps.DB); err != nil {
 		return nil, fmt.Errorf("profilesvc: %w", err)
 	}
+	st := store.New(deps.DB)
 	srv := server.New(server.Config{
-		Store:    store.New(deps.DB),
+		Store:    st,
 		Contacts: deps.Peers.Chat,
 		Presence: deps.Peers.Presence,
 		// SessionEnded is for edges, not a client event: broadcast, never sequenced.
@@ -57,7 +59,7 @@ func New(ctx context.Context, deps svc.Deps) (*Service, error) {
 			fanout.WithSequenced(func(proto.Message) bool { return false })),
 		Log: deps.Log,
 	})
-	return &Service{Server: srv, deps: deps}, nil
+	return &Service{Server: srv, deps: deps, store: st}, nil
 }
 
 // Configure declares the profile service's own settings on cfg (it has none) and returns
@@ -72,8 +74,8 @@ func (s *Service) RPC() rpc.Service {
 	return rpc.Service{Name: profilev1connect.ProfileServiceName, Path: path, Handler: h}
 }
 
-// Close stops background work; the service has none.
-func (s *Service) Close() error { return nil }
+// Close closes the store's prepared statements; the service has no background work.
+func (s *Service) Close() error { return s.store.Close() }
 
 // StreamEvents forwards the events for the users held by one edge.
 func (s *Service) StreamEvents(ctx context.Context, req *connect.Request[profilev1.StreamEventsRequest], stream *connect.ServerStream[profilev1.StreamEventsResponse]) error {

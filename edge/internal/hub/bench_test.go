@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 )
@@ -23,12 +24,25 @@ import (
 // reply, the write pump writes it and the client reads it. window is how many
 // messages the client keeps in flight. Allocations include the client's
 // (gorilla's reader and writer on the client side), not only the hub's. The
-// rate limit is disabled: it is not what is measured.
+// rate limit is disabled: it is not what is measured. "parked" parks the
+// connection after every message (ParkAfter 1 ns): each message is read by a
+// reader that the poller started.
 func BenchmarkMessageRoundTrip(b *testing.B) {
-	for _, window := range []int{1, 64} {
-		b.Run("window="+strconv.Itoa(window), func(b *testing.B) {
+	for _, bc := range []struct {
+		window int
+		parked bool
+	}{{1, false}, {64, false}, {1, true}} {
+		window := bc.window
+		name := "window=" + strconv.Itoa(window)
+		if bc.parked {
+			name += "/parked"
+		}
+		b.Run(name, func(b *testing.B) {
 			cfg := DefaultConfig()
 			cfg.RateLimit = 0
+			if bc.parked {
+				cfg.ParkAfter = time.Nanosecond
+			}
 			reply := []byte(`{"pid":"c-1","type":"SERVER_ACK","payload":{}}`)
 			ts := newTestServer(b, cfg, Callbacks[testUser]{
 				AuthenticateAndGetUserData: authByQuery,

@@ -70,6 +70,7 @@ type Connection[UserData any] struct {
 	// before parking: PongWait after the last message or pong, or the close grace.
 	readDeadline time.Time
 	parked       bool        // no goroutine reads: the poller or parkTimer wakes it
+	woken        bool        // the reader was started by wake: its first wait is not short
 	parkTimer    *time.Timer // enforces readDeadline while parked; nil until the first park
 
 	// Set at upgrade. br is gorilla's read buffer; fd is the socket's descriptor,

@@ -36,8 +36,14 @@ func (c *Connection[U]) awaitMessage() bool {
 			c.mu.Unlock()
 			return false
 		}
+		// A reader that wake started reads first under the real deadline: the socket is
+		// readable (or the deadline has passed), and a short deadline could expire
+		// before the read is even tried (Go checks it first), parking the connection
+		// again at once, over and over.
+		woken := c.woken
+		c.woken = false
 		grace := time.Now().Add(c.m.cfg.ParkAfter)
-		short := grace.Before(c.readDeadline)
+		short := !woken && grace.Before(c.readDeadline)
 		if short {
 			_ = c.ws.SetReadDeadline(grace)
 		}
@@ -120,6 +126,7 @@ func (c *Connection[U]) wake() {
 		return
 	}
 	c.parked = false
+	c.woken = true
 	c.m.parked.Add(-1)
 	c.m.poller.Cancel(c.fd)
 	c.parkTimer.Stop()

@@ -203,3 +203,24 @@ func maskedText(s string) []byte {
 	}
 	return f
 }
+
+// A grace so short that it has passed before the read is tried (Go checks the
+// deadline first) must not park a woken connection again and again: a reader
+// that wake started reads under the real deadline.
+func TestTinyParkAfterStillReads(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.ParkAfter = time.Nanosecond
+	ts := newTestServer(t, cfg, echoCallbacks(newRecorder()))
+	c := ts.dial(t, 1)
+	for i := range 5 {
+		time.Sleep(2 * time.Millisecond)
+		msg := "t" + string(rune('0'+i))
+		if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if got := readText(t, c); got != "echo:"+msg {
+			t.Fatalf("reply %d: got %q", i, got)
+		}
+	}
+}

@@ -8,7 +8,9 @@
 // readable (or hung up); the caller then starts a goroutine to read. One goroutine
 // serves every registration, and it runs only while at least one socket waits:
 // with none it exits, so a process (or a test) with nothing parked has no
-// goroutine of this package.
+// goroutine of this package. That goroutine does not block a thread in epoll_wait:
+// the epoll instance is itself registered with Go's poller, and the goroutine waits
+// there for it to become readable, so a wake-up is scheduled like any network read.
 //
 // The file descriptor stays owned by its net.Conn: the caller must Cancel a wait
 // before it closes the socket, so that a descriptor number the kernel reuses is

@@ -41,6 +41,10 @@ func New(db *sqldb.DB) *Store {
 	return s
 }
 
+// Close closes the store's prepared statements. The database stays open: its owner
+// closes it.
+func (s *Store) Close() error { return errors.Join(s.stmts.Close()...) }
+
 // nullCountry stores country 0 as NULL, so the foreign key holds.
 func nullCountry(id int32) any {
 	if id == 0 {
