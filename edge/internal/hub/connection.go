@@ -79,7 +79,7 @@ type Connection[UserData any] struct {
 	fd     int
 	wakeFn func() // c.wake, made once rather than per park
 
-	// Read pump only.
+	// The reader's only (readers follow one another, ordered by mu through park and wake).
 	limiter  *rate.Limiter
 	rateErrs []time.Duration // ring of the last MaxRateErrors rate errors, since manager start
 	rateNext int
