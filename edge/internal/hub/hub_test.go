@@ -143,6 +143,27 @@ func readText(tb testing.TB, c *websocket.Conn) string {
 	return string(b)
 }
 
+// answerPings makes c answer the server's pings with pongs, as browsers do, and
+// reads (and drops) everything else until c fails. The channel gets one value per ping.
+func answerPings(c *websocket.Conn) <-chan struct{} {
+	pings := make(chan struct{}, 100)
+	c.SetPingHandler(func(data string) error {
+		select {
+		case pings <- struct{}{}:
+		default:
+		}
+		return c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	go func() {
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	return pings
+}
+
 // expectClose reads until the connection fails and checks the close code.
 func expectClose(tb testing.TB, c *websocket.Conn, code int) {
 	tb.Helper()
@@ -632,19 +653,7 @@ func TestPingPong(t *testing.T) {
 	ts := newTestServer(t, cfg, echoCallbacks(rec))
 
 	t.Run("answering client stays", func(t *testing.T) {
-		c := ts.dial(t, 1)
-		pings := make(chan struct{}, 100)
-		c.SetPingHandler(func(data string) error {
-			pings <- struct{}{}
-			return c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
-		})
-		go func() {
-			for {
-				if _, _, err := c.ReadMessage(); err != nil {
-					return
-				}
-			}
-		}()
+		pings := answerPings(ts.dial(t, 1))
 		// 15 pings span 1.5 PongWait: only the pongs kept it alive.
 		for range 15 {
 			<-pings

@@ -70,19 +70,7 @@ func TestPongsKeepAConnectionParked(t *testing.T) {
 	cfg.PongWait = 300 * time.Millisecond
 	rec := newRecorder()
 	ts := newTestServer(t, cfg, echoCallbacks(rec))
-	c := ts.dial(t, 1)
-	pings := make(chan struct{}, 100)
-	c.SetPingHandler(func(data string) error {
-		pings <- struct{}{}
-		return c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
-	})
-	go func() {
-		for {
-			if _, _, err := c.ReadMessage(); err != nil {
-				return
-			}
-		}
-	}()
+	pings := answerPings(ts.dial(t, 1))
 	// 25 pings span 500 ms, beyond PongWait: only the pongs kept it open.
 	for range 25 {
 		select {

@@ -42,6 +42,45 @@ func tcpPair(t *testing.T) (client, server net.Conn, fd int) {
 	return client, server, fd
 }
 
+func newPoller(t *testing.T) *Poller {
+	t.Helper()
+	p, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// arm waits on fd and returns a channel closed when the callback runs.
+func arm(t *testing.T, p *Poller, fd int) <-chan struct{} {
+	t.Helper()
+	fired := make(chan struct{})
+	if err := p.Wait(fd, func() { close(fired) }); err != nil {
+		t.Fatal(err)
+	}
+	return fired
+}
+
+// expectFired fails with why unless fired is closed within 5 s.
+func expectFired(t *testing.T, fired <-chan struct{}, why string) {
+	t.Helper()
+	select {
+	case <-fired:
+	case <-time.After(5 * time.Second):
+		t.Fatal(why)
+	}
+}
+
+// waitLoopExit waits until the poller's goroutine has ended.
+func waitLoopExit(t *testing.T, p *Poller) {
+	t.Helper()
+	waitFor(t, "the loop to exit", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return !p.running
+	})
+}
+
 func waitFor(t *testing.T, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -54,10 +93,7 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 }
 
 func TestReadyOnceWhenReadable(t *testing.T) {
-	p, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPoller(t)
 	client, _, fd := tcpPair(t)
 	fired := make(chan struct{}, 2)
 	if err := p.Wait(fd, func() { fired <- struct{}{} }); err != nil {
@@ -83,60 +119,32 @@ func TestReadyOnceWhenReadable(t *testing.T) {
 		t.Fatal("Cancel after ready ran reported the wait as pending")
 	}
 	// One-shot: the unread byte does not fire it again, and the loop has exited.
-	waitFor(t, "the loop to exit", func() bool {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return !p.running
-	})
+	waitLoopExit(t, p)
 	if len(fired) != 0 {
 		t.Fatal("ready ran twice for one Wait")
 	}
 }
 
 func TestDataBeforeWaitFiresAtOnce(t *testing.T) {
-	p, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPoller(t)
 	client, _, fd := tcpPair(t)
 	if _, err := client.Write([]byte("early")); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(20 * time.Millisecond) // let it reach the socket's buffer
-	fired := make(chan struct{})
-	if err := p.Wait(fd, func() { close(fired) }); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-fired:
-	case <-time.After(5 * time.Second):
-		t.Fatal("data already buffered did not fire the wait (lost wake-up)")
-	}
+	expectFired(t, arm(t, p, fd), "data already buffered did not fire the wait (lost wake-up)")
 }
 
 func TestHangUpFires(t *testing.T) {
-	p, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPoller(t)
 	client, _, fd := tcpPair(t)
-	fired := make(chan struct{})
-	if err := p.Wait(fd, func() { close(fired) }); err != nil {
-		t.Fatal(err)
-	}
+	fired := arm(t, p, fd)
 	client.Close()
-	select {
-	case <-fired:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the peer's close did not fire the wait")
-	}
+	expectFired(t, fired, "the peer's close did not fire the wait")
 }
 
 func TestCancelStopsTheLoop(t *testing.T) {
-	p, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPoller(t)
 	client, _, fd := tcpPair(t)
 	if err := p.Wait(fd, func() { t.Error("ready ran for a cancelled wait") }); err != nil {
 		t.Fatal(err)
@@ -153,28 +161,13 @@ func TestCancelStopsTheLoop(t *testing.T) {
 	if _, err := client.Write([]byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the loop to exit", func() bool {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return !p.running
-	})
+	waitLoopExit(t, p)
 	// The descriptor can wait again after a cancel.
-	fired := make(chan struct{})
-	if err := p.Wait(fd, func() { close(fired) }); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-fired:
-	case <-time.After(5 * time.Second):
-		t.Fatal("a second wait after Cancel did not fire")
-	}
+	expectFired(t, arm(t, p, fd), "a second wait after Cancel did not fire")
 }
 
 func TestManyDescriptors(t *testing.T) {
-	p, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPoller(t)
 	const n = 50
 	clients := make([]net.Conn, n)
 	fired := make(chan int, n)
