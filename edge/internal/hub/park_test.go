@@ -20,6 +20,16 @@ func parkingConfig() Config {
 	return cfg
 }
 
+// pingingServer serves parkingConfig with the server's pings every ping and a
+// PongWait of pongWait, and echo callbacks recorded by the returned recorder.
+func pingingServer(t *testing.T, ping, pongWait time.Duration) (*testServer, *recorder) {
+	cfg := parkingConfig()
+	cfg.PingPeriod = ping
+	cfg.PongWait = pongWait
+	rec := newRecorder()
+	return newTestServer(t, cfg, echoCallbacks(rec)), rec
+}
+
 func TestIdleConnectionParksAndWakes(t *testing.T) {
 	t.Parallel()
 	rec := newRecorder()
@@ -55,7 +65,15 @@ func TestNeverParkKeepsTheReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	readText(t, c)
-	time.Sleep(50 * time.Millisecond)
+	// Waiting for a park that must not come would take longer than the default's
+	// second and still prove little: check what parking needs instead.
+	conn, ok := ts.m.oneConnection(1)
+	if !ok {
+		t.Fatal("user 1 has no connection")
+	}
+	if ts.m.poller != nil || conn.fd != -1 {
+		t.Fatalf("ParkAfter < 0: poller %v, descriptor %d; want no poller and -1", ts.m.poller, conn.fd)
+	}
 	if n := ts.m.ParkedCount(); n != 0 {
 		t.Fatalf("ParkAfter < 0: %d connections parked", n)
 	}
@@ -65,11 +83,7 @@ func TestNeverParkKeepsTheReader(t *testing.T) {
 // read them, its reader would stay blocked in NextReader until the next message.
 func TestPongsKeepAConnectionParked(t *testing.T) {
 	t.Parallel()
-	cfg := parkingConfig()
-	cfg.PingPeriod = 20 * time.Millisecond
-	cfg.PongWait = 300 * time.Millisecond
-	rec := newRecorder()
-	ts := newTestServer(t, cfg, echoCallbacks(rec))
+	ts, rec := pingingServer(t, 20*time.Millisecond, 300*time.Millisecond)
 	pings := answerPings(ts.dial(t, 1))
 	// 25 pings span 500 ms, beyond PongWait: only the pongs kept it open.
 	for range 25 {
@@ -89,11 +103,7 @@ func TestPongsKeepAConnectionParked(t *testing.T) {
 // answering pings is dropped after PongWait.
 func TestSilentParkedConnectionIsDropped(t *testing.T) {
 	t.Parallel()
-	cfg := parkingConfig()
-	cfg.PingPeriod = 50 * time.Millisecond
-	cfg.PongWait = 200 * time.Millisecond
-	rec := newRecorder()
-	ts := newTestServer(t, cfg, echoCallbacks(rec))
+	ts, rec := pingingServer(t, 50*time.Millisecond, 200*time.Millisecond)
 	c := ts.dial(t, 1)
 	c.SetPingHandler(func(string) error { return nil }) // no pong
 	waitFor(t, "the connection to park", func() bool { return ts.m.ParkedCount() == 1 })

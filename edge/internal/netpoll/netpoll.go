@@ -11,16 +11,7 @@ var ErrUnsupported = errors.New("netpoll: not supported on this platform")
 // ErrWaiting is returned by Wait for a descriptor that already waits.
 var ErrWaiting = errors.New("netpoll: descriptor already waits")
 
-var (
-	defaultOnce   sync.Once
-	defaultPoller *Poller
-	defaultErr    error
-)
-
 // Default returns the process's poller, created on first use. Like Go's own
 // network poller it is never closed: its goroutine runs only while some socket
 // waits.
-func Default() (*Poller, error) {
-	defaultOnce.Do(func() { defaultPoller, defaultErr = New() })
-	return defaultPoller, defaultErr
-}
+var Default = sync.OnceValues(New)

@@ -101,13 +101,6 @@ func (p *Poller) Cancel(fd int) bool {
 	return true
 }
 
-// Waiting returns how many descriptors wait.
-func (p *Poller) Waiting() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.waiting)
-}
-
 // signal wakes the loop so that it sees an empty table and exits.
 func (p *Poller) signal() {
 	var one [8]byte

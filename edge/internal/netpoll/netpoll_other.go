@@ -13,6 +13,3 @@ func (p *Poller) Wait(fd int, ready func()) error { return ErrUnsupported }
 
 // Cancel is never reached: there is no Poller.
 func (p *Poller) Cancel(fd int) bool { return false }
-
-// Waiting is never reached: there is no Poller.
-func (p *Poller) Waiting() int { return 0 }
