@@ -18,7 +18,7 @@ import (
 var exported = []string{
 	"up",
 	"charla_build_info",
-	"charla_edge_connections_active", "charla_edge_frames_total", "charla_edge_frame_results_total",
+	"charla_edge_connections_active", "charla_edge_connections_parked", "charla_edge_frames_total", "charla_edge_frame_results_total",
 	"charla_edge_errors_total", "charla_edge_send_dropped_total",
 	"charla_event_delivery_lag_seconds_bucket", "charla_event_delivery_lag_seconds_count", "charla_event_delivery_lag_seconds_sum",
 	"charla_bus_nats_connected", "charla_bus_nats_disconnects_total", "charla_bus_nats_reconnects_total",

@@ -68,13 +68,15 @@ type Edge struct {
 	log     *slog.Logger
 	mux     *http.ServeMux
 
-	edgeID   string
-	hub      *hub.ConnectionManager[auth.UserData]
-	auth     *auth.Authenticator
-	router   *router.Router
-	reporter *presence.Reporter
-	receipts *delivery.Batcher
-	streams  *upstream.Set
+	edgeID string
+	hub    *hub.ConnectionManager[auth.UserData]
+	// stopParkedGauge ends the hub's part in charla_edge_connections_parked (Shutdown).
+	stopParkedGauge func()
+	auth            *auth.Authenticator
+	router          *router.Router
+	reporter        *presence.Reporter
+	receipts        *delivery.Batcher
+	streams         *upstream.Set
 
 	conns   sync.Map // connection id → *connState
 	userLog logState
@@ -143,6 +145,7 @@ func New(cfg Config, clients *peers.Clients, log *slog.Logger) (*Edge, error) {
 			cfg.Metrics.HandshakeRefused(r.Context(), reason)
 		},
 	}, logWith(e.log, "hub"))
+	e.stopParkedGauge = cfg.Metrics.WatchParked(func() int64 { return int64(e.hub.ParkedCount()) })
 	e.reporter = presence.New(clients.Presence, presence.Options{
 		EdgeID: cfg.EdgeID, Grace: cfg.PresenceGrace, CallTimeout: cfg.RequestTimeout,
 		Log: logWith(e.log, "presence"),
@@ -208,6 +211,7 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 			defer cancel()
 		}
 		err = errors.Join(e.hub.Shutdown(ctx), e.reporter.Drain(ctx))
+		e.stopParkedGauge()
 	})
 	return err
 }

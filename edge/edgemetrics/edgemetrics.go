@@ -20,9 +20,11 @@
 //	em.EventDelivered(ctx, "chat", "NEW_CHAT_MESSAGE", time.Since(created))
 //	done()
 //
-// plus ConnectionOpened/ConnectionClosed, HandshakeRefused and SendDropped.
+// plus ConnectionOpened/ConnectionClosed, HandshakeRefused and SendDropped. The edge also
+// hands it a count of its parked connections (WatchParked), read at each scrape.
 //
-// Metric names in /metrics: charla_edge_connections_active, charla_edge_frames_total{type},
+// Metric names in /metrics: charla_edge_connections_active, charla_edge_connections_parked,
+// charla_edge_frames_total{type},
 // charla_edge_frame_results_total{type,code}, charla_edge_errors_total{type,code},
 // charla_edge_handshakes_refused_total{reason}, charla_edge_send_dropped_total and
 // charla_event_delivery_lag_seconds{service,type} (histogram), where type is the
@@ -89,6 +91,12 @@ type Metrics struct {
 	drops       metric.Int64Counter
 	refused     metric.Int64Counter
 	lag         metric.Float64Histogram
+
+	// parked counts, read at each collection and summed: one per edge that called
+	// WatchParked, keyed by a number of its own so that its stop removes it.
+	parkedMu     sync.Mutex
+	parkedCounts map[int]func() int64
+	parkedNext   int
 
 	// Label sets are built once per type, (type, code) and service; the frame path then
 	// only reads them, without a lock.
@@ -197,6 +205,15 @@ func NewWith(mp metric.MeterProvider, tp trace.TracerProvider, tracing bool) *Me
 	e.lag, _ = m.Float64Histogram("charla.event.delivery.lag",
 		metric.WithDescription("Time from an event's creation to its live write to a connection, by service and event type."), metric.WithUnit("s"),
 		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+	parked, err := m.Int64ObservableGauge("charla.edge.connections.parked",
+		metric.WithDescription("Open WebSocket connections that are parked: idle, read by no goroutine until their socket is readable."),
+		metric.WithUnit("{connection}"))
+	if err == nil {
+		_, _ = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+			o.ObserveInt64(parked, e.parkedNow())
+			return nil
+		}, parked)
+	}
 	// Unlabelled series exist from the start at 0, so that rate() and alerts see a counter
 	// that has not moved yet rather than no series at all.
 	e.connections.Add(context.Background(), 0)
@@ -230,6 +247,38 @@ func (e *Metrics) result(te *typeEntry, code int) *resultEntry {
 		}
 		return k, re
 	})
+}
+
+// WatchParked adds count, the number of an edge's parked connections, to
+// charla_edge_connections_parked (the sum over the edges watched) until stop is called.
+func (e *Metrics) WatchParked(count func() int64) (stop func()) {
+	if e == nil {
+		return endNothingNone
+	}
+	e.parkedMu.Lock()
+	defer e.parkedMu.Unlock()
+	if e.parkedCounts == nil {
+		e.parkedCounts = make(map[int]func() int64)
+	}
+	id := e.parkedNext
+	e.parkedNext++
+	e.parkedCounts[id] = count
+	return func() {
+		e.parkedMu.Lock()
+		defer e.parkedMu.Unlock()
+		delete(e.parkedCounts, id)
+	}
+}
+
+// parkedNow sums the watched parked counts.
+func (e *Metrics) parkedNow() int64 {
+	e.parkedMu.Lock()
+	defer e.parkedMu.Unlock()
+	var n int64
+	for _, count := range e.parkedCounts {
+		n += count()
+	}
+	return n
 }
 
 // ConnectionOpened counts a WebSocket connection that completed its handshake.

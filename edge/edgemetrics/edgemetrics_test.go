@@ -3,6 +3,7 @@ package edgemetrics_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,6 +97,32 @@ func TestMetricsMove(t *testing.T) {
 			t.Errorf("%s%v: got %v, want %v\n%s", tt.name, tt.labels, got, tt.want, m.Grep(tt.name))
 		}
 	}
+}
+
+// TestParkedGauge: charla_edge_connections_parked is the sum of the watched counts at the
+// scrape, 0 before any, and a stopped watch no longer counts.
+func TestParkedGauge(t *testing.T) {
+	tel := newLocal(t)
+	em := edgemetrics.New(tel)
+	if got := telemetrytest.Scrape(t, tel.MetricsHandler()).Sum("charla_edge_connections_parked"); got != 0 {
+		t.Fatalf("parked before any edge: %v, want 0", got)
+	}
+	var a, b atomic.Int64
+	stopA := em.WatchParked(a.Load)
+	em.WatchParked(b.Load)
+	a.Store(3)
+	b.Store(4)
+	m := telemetrytest.Scrape(t, tel.MetricsHandler())
+	if got := m.Sum("charla_edge_connections_parked"); got != 7 {
+		t.Fatalf("parked with two edges at 3 and 4: %v, want 7\n%s", got, m.Grep("parked"))
+	}
+	stopA()
+	b.Store(5)
+	if got := telemetrytest.Scrape(t, tel.MetricsHandler()).Sum("charla_edge_connections_parked"); got != 5 {
+		t.Fatalf("parked after the first edge stopped: %v, want 5", got)
+	}
+	var none *edgemetrics.Metrics
+	none.WatchParked(a.Load)() // a nil Metrics watches nothing
 }
 
 // A nil Metrics records nothing and does not panic, for the edge's unit tests.
