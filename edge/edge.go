@@ -68,15 +68,15 @@ type Edge struct {
 	log     *slog.Logger
 	mux     *http.ServeMux
 
-	edgeID string
-	hub    *hub.ConnectionManager[auth.UserData]
+	edgeID   string
+	hub      *hub.ConnectionManager[auth.UserData]
+	auth     *auth.Authenticator
+	router   *router.Router
+	reporter *presence.Reporter
+	receipts *delivery.Batcher
+	streams  *upstream.Set
 	// stopParkedGauge ends the hub's part in charla_edge_connections_parked (Shutdown).
 	stopParkedGauge func()
-	auth            *auth.Authenticator
-	router          *router.Router
-	reporter        *presence.Reporter
-	receipts        *delivery.Batcher
-	streams         *upstream.Set
 
 	conns   sync.Map // connection id → *connState
 	userLog logState
