@@ -10,7 +10,7 @@ import (
 // when it exits (a client that resumes after a restart is told "failed" and refetches).
 //
 // The history holds no Go pointers per record: each user's records are fixed-size structs
-// in one slice and their bytes (exclude and data) are appended to one byte slice per user,
+// in one slice and their bytes (exclude and data) are appended to a few byte chunks per user,
 // the ring of recent positions names records by user and seq, and keys are remembered by
 // a 128-bit hash. At 2,000 msg/s the history reaches a million records in minutes; held
 // as a *Record each (with pointers to its strings and data) the garbage collector had to
@@ -61,19 +61,29 @@ type memUser struct {
 	last uint64
 	// recs are the held records, oldest first, with consecutive seqs ending at last.
 	recs []memRec
-	// data holds each held record's exclude then data bytes, oldest first; dataBase is
-	// the offset (in all bytes ever appended for the user) of data[0]. Bytes are never
-	// overwritten: dropping reslices from the front and appending writes past len, so the
-	// Data slices handed out stay valid and unchanged.
-	data     []byte
-	dataBase uint64
+	// chunks hold each held record's exclude then data bytes, oldest first, a record's
+	// bytes always within one chunk; firstChunk is the number (counted over all the user's
+	// chunks ever) of chunks[0]. Appending fills the last chunk or starts a new one, and
+	// dropping releases whole chunks from the front: no byte is ever moved or overwritten,
+	// so the Data slices handed out stay valid and unchanged, and no append copies the
+	// user's history (a single growing slice did, under the log's lock).
+	chunks     [][]byte
+	firstChunk uint64
 }
+
+// Chunk sizes: a user's first chunk is small (most users have few events) and each next
+// one twice the last, up to maxChunk; a record larger than that gets a chunk of its own.
+const (
+	minChunk = 256
+	maxChunk = 16 << 10
+)
 
 // memRec is one held record, without pointers.
 type memRec struct {
 	pos        uint64
 	timeMs     int64
-	off        uint64 // of its bytes, counted like memUser.dataBase
+	chunk      uint64 // the chunk holding its bytes, numbered like memUser.firstChunk
+	off        uint32 // of its bytes in that chunk
 	dataLen    uint32
 	excludeLen uint32
 	service    uint16
@@ -199,20 +209,32 @@ func (m *Memory) keyedRecord(user int64, h *memUser, k keyedRec, ev Event) Recor
 
 // store appends r to the user's held records.
 func (h *memUser) store(r *Record, service uint16) {
-	off := h.dataBase + uint64(len(h.data))
-	h.data = append(h.data, r.Exclude...)
-	h.data = append(h.data, r.Data...)
+	n := len(r.Exclude) + len(r.Data)
+	if len(h.chunks) == 0 || cap(h.chunks[len(h.chunks)-1])-len(h.chunks[len(h.chunks)-1]) < n {
+		size := minChunk
+		if len(h.chunks) > 0 {
+			size = min(2*cap(h.chunks[len(h.chunks)-1]), maxChunk)
+		}
+		h.chunks = append(h.chunks, make([]byte, 0, max(size, n)))
+	}
+	last := len(h.chunks) - 1
+	c := h.chunks[last]
+	off := len(c)
+	c = append(c, r.Exclude...)
+	h.chunks[last] = append(c, r.Data...)
 	h.recs = append(h.recs, memRec{
 		pos:        r.Position,
 		timeMs:     r.TimeMs,
-		off:        off,
+		chunk:      h.firstChunk + uint64(last),
+		off:        uint32(off),
 		dataLen:    uint32(len(r.Data)),
 		excludeLen: uint32(len(r.Exclude)),
 		service:    service,
 	})
 }
 
-// dropOld drops what is both beyond the newest maxEvents and older than oldestMs.
+// dropOld drops what is both beyond the newest maxEvents and older than oldestMs, and
+// the chunks only they used.
 func (h *memUser) dropOld(maxEvents int, oldestMs int64) {
 	drop := 0
 	for len(h.recs)-drop > maxEvents && h.recs[drop].timeMs < oldestMs {
@@ -222,14 +244,15 @@ func (h *memUser) dropOld(maxEvents int, oldestMs int64) {
 		return
 	}
 	h.recs = h.recs[drop:]
-	if len(h.recs) == 0 {
-		h.dataBase += uint64(len(h.data))
-		h.data = nil
-		return
+	dead := len(h.chunks)
+	if len(h.recs) > 0 {
+		dead = int(h.recs[0].chunk - h.firstChunk)
 	}
-	dead := h.recs[0].off - h.dataBase
-	h.data = h.data[dead:]
-	h.dataBase += dead
+	if dead > 0 {
+		clear(h.chunks[:dead])
+		h.chunks = h.chunks[dead:]
+		h.firstChunk += uint64(dead)
+	}
 }
 
 // firstSeq is the seq of the oldest held record (last+1 when none is held).
@@ -248,17 +271,18 @@ func (h *memUser) record(m *Memory, user int64, seq uint64) (Record, bool) {
 // its Exclude is a copy. Called with m.mu held.
 func (h *memUser) at(m *Memory, user int64, i int) Record {
 	mr := h.recs[i]
-	start := mr.off - h.dataBase
-	mid := start + uint64(mr.excludeLen)
-	end := mid + uint64(mr.dataLen)
+	c := h.chunks[mr.chunk-h.firstChunk]
+	start := int(mr.off)
+	mid := start + int(mr.excludeLen)
+	end := mid + int(mr.dataLen)
 	return Record{
 		Position: mr.pos,
 		UserID:   user,
 		Seq:      h.firstSeq() + uint64(i),
 		Service:  m.services[mr.service],
-		Exclude:  string(h.data[start:mid]),
+		Exclude:  string(c[start:mid]),
 		TimeMs:   mr.timeMs,
-		Data:     h.data[mid:end:end],
+		Data:     c[mid:end:end],
 	}
 }
 

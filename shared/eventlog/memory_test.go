@@ -54,6 +54,41 @@ func TestMemoryDataOutlivesRetention(t *testing.T) {
 	}
 }
 
+// TestMemoryRecordsOfEverySize: records from empty to larger than a chunk, many of them,
+// read back byte for byte while retention drops the oldest.
+func TestMemoryRecordsOfEverySize(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := eventlog.NewMemory(eventlog.Options{MaxEvents: 50, MaxAge: time.Second, Now: func() time.Time { return now }})
+	ctx := context.Background()
+	payload := func(i int) []byte {
+		b := make([]byte, (i*997)%20_000)
+		for j := range b {
+			b[j] = byte(i + j)
+		}
+		return b
+	}
+	for i := range 300 {
+		now = now.Add(100 * time.Millisecond)
+		if _, err := l.Append(ctx, eventlog.Event{Service: "chat", Exclude: fmt.Sprint("c", i), Data: payload(i)}, []int64{4}); err != nil {
+			t.Fatal(err)
+		}
+		if i%37 != 0 {
+			continue
+		}
+		h, err := l.Read(ctx, 4, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := uint64(i+1) - uint64(len(h.Records)) + 1
+		for k, r := range h.Records {
+			n := int(first) + k - 1
+			if r.Seq != uint64(n+1) || r.Exclude != fmt.Sprint("c", n) || string(r.Data) != string(payload(n)) {
+				t.Fatalf("after %d appends, record seq %d (event %d) came back as seq %d, exclude %q, %d bytes", i+1, n+1, n, r.Seq, r.Exclude, len(r.Data))
+			}
+		}
+	}
+}
+
 // TestMemoryTailPastRetention: a tail resuming at records its users' retention already
 // dropped gets ErrTooOld (the edge then catches its users up by their seqs), not records
 // with a gap.
