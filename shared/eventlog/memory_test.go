@@ -19,11 +19,18 @@ func TestMemory(t *testing.T) {
 	}, true)
 }
 
+// clockedMemory is a memory log that keeps maxEvents per user beyond a MaxAge of one
+// second, on a clock the test moves by setting *now.
+func clockedMemory(maxEvents int) (*eventlog.Memory, *time.Time) {
+	now := time.Unix(1_700_000_000, 0)
+	l := eventlog.NewMemory(eventlog.Options{MaxEvents: maxEvents, MaxAge: time.Second, Now: func() time.Time { return now }})
+	return l, &now
+}
+
 // TestMemoryDataOutlivesRetention: the Data of a record read from the history stays the
 // same while later appends grow the user's bytes and retention drops the record.
 func TestMemoryDataOutlivesRetention(t *testing.T) {
-	now := time.Unix(1_700_000_000, 0)
-	l := eventlog.NewMemory(eventlog.Options{MaxEvents: 2, MaxAge: time.Second, Now: func() time.Time { return now }})
+	l, now := clockedMemory(2)
 	ctx := context.Background()
 	for i := range 3 {
 		if _, err := l.Append(ctx, eventlog.Event{Service: "chat", Exclude: fmt.Sprint("conn-", i), Data: []byte(fmt.Sprint("event-", i))}, []int64{7}); err != nil {
@@ -34,7 +41,7 @@ func TestMemoryDataOutlivesRetention(t *testing.T) {
 	if err != nil || len(h.Records) != 3 {
 		t.Fatalf("Read: %+v, %v; want 3 records", h, err)
 	}
-	now = now.Add(time.Minute)
+	*now = now.Add(time.Minute)
 	for i := 3; i < 40; i++ {
 		if _, err := l.Append(ctx, eventlog.Event{Service: "profile", Data: []byte(fmt.Sprint("later-", i))}, []int64{7}); err != nil {
 			t.Fatal(err)
@@ -57,8 +64,7 @@ func TestMemoryDataOutlivesRetention(t *testing.T) {
 // TestMemoryRecordsOfEverySize: records from empty to larger than a chunk, many of them,
 // read back byte for byte while retention drops the oldest.
 func TestMemoryRecordsOfEverySize(t *testing.T) {
-	now := time.Unix(1_700_000_000, 0)
-	l := eventlog.NewMemory(eventlog.Options{MaxEvents: 50, MaxAge: time.Second, Now: func() time.Time { return now }})
+	l, now := clockedMemory(50)
 	ctx := context.Background()
 	payload := func(i int) []byte {
 		b := make([]byte, (i*997)%20_000)
@@ -68,7 +74,7 @@ func TestMemoryRecordsOfEverySize(t *testing.T) {
 		return b
 	}
 	for i := range 300 {
-		now = now.Add(100 * time.Millisecond)
+		*now = now.Add(100 * time.Millisecond)
 		if _, err := l.Append(ctx, eventlog.Event{Service: "chat", Exclude: fmt.Sprint("c", i), Data: payload(i)}, []int64{4}); err != nil {
 			t.Fatal(err)
 		}
@@ -93,15 +99,14 @@ func TestMemoryRecordsOfEverySize(t *testing.T) {
 // dropped gets ErrTooOld (the edge then catches its users up by their seqs), not records
 // with a gap.
 func TestMemoryTailPastRetention(t *testing.T) {
-	now := time.Unix(1_700_000_000, 0)
-	l := eventlog.NewMemory(eventlog.Options{MaxEvents: 1, MaxAge: time.Second, Now: func() time.Time { return now }})
+	l, now := clockedMemory(1)
 	ctx := context.Background()
 	first, err := l.Append(ctx, eventlog.Event{Data: []byte("a")}, []int64{1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	l.Append(ctx, eventlog.Event{Data: []byte("b")}, []int64{1})
-	now = now.Add(time.Minute)
+	*now = now.Add(time.Minute)
 	l.Append(ctx, eventlog.Event{Data: []byte("c")}, []int64{1}) // drops "a" and "b"
 	before := first[0].Position - 1
 	err = l.Tail(ctx, &before, func(uint64) {}, func([]eventlog.Record) error { return nil })
