@@ -579,6 +579,164 @@ func (x *ConnectRequest) GetWantLastSeq() bool {
 	return false
 }
 
+// ConnectManyRequest records many connections.
+type ConnectManyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The connections, at most 256, each as Connect takes it.
+	Connections   []*ConnectRequest `protobuf:"bytes,1,rep,name=connections,proto3" json:"connections,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectManyRequest) Reset() {
+	*x = ConnectManyRequest{}
+	mi := &file_presence_v1_presence_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectManyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectManyRequest) ProtoMessage() {}
+
+func (x *ConnectManyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_v1_presence_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectManyRequest.ProtoReflect.Descriptor instead.
+func (*ConnectManyRequest) Descriptor() ([]byte, []int) {
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ConnectManyRequest) GetConnections() []*ConnectRequest {
+	if x != nil {
+		return x.Connections
+	}
+	return nil
+}
+
+// ConnectManyResponse answers each connection of the request, in its order.
+type ConnectManyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per connection, in the request's order.
+	Results       []*ConnectManyResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectManyResponse) Reset() {
+	*x = ConnectManyResponse{}
+	mi := &file_presence_v1_presence_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectManyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectManyResponse) ProtoMessage() {}
+
+func (x *ConnectManyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_v1_presence_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectManyResponse.ProtoReflect.Descriptor instead.
+func (*ConnectManyResponse) Descriptor() ([]byte, []int) {
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ConnectManyResponse) GetResults() []*ConnectManyResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// ConnectManyResult is one connection's answer: Connect's response, or its error.
+type ConnectManyResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Connect's response; absent when error_code is set.
+	Response *ConnectResponse `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
+	// The Connect error code Connect would have answered for this connection alone
+	// (for example "not_found" for an edge without a lease, "invalid_argument",
+	// "unavailable"); empty on success.
+	ErrorCode string `protobuf:"bytes,2,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	// A message for the error, naming what was wrong.
+	ErrorMessage  string `protobuf:"bytes,3,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectManyResult) Reset() {
+	*x = ConnectManyResult{}
+	mi := &file_presence_v1_presence_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectManyResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectManyResult) ProtoMessage() {}
+
+func (x *ConnectManyResult) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_v1_presence_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectManyResult.ProtoReflect.Descriptor instead.
+func (*ConnectManyResult) Descriptor() ([]byte, []int) {
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ConnectManyResult) GetResponse() *ConnectResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *ConnectManyResult) GetErrorCode() string {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ""
+}
+
+func (x *ConnectManyResult) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
 // ConnectResponse tells whether this connection made the user online.
 type ConnectResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -596,7 +754,7 @@ type ConnectResponse struct {
 
 func (x *ConnectResponse) Reset() {
 	*x = ConnectResponse{}
-	mi := &file_presence_v1_presence_proto_msgTypes[11]
+	mi := &file_presence_v1_presence_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -608,7 +766,7 @@ func (x *ConnectResponse) String() string {
 func (*ConnectResponse) ProtoMessage() {}
 
 func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_v1_presence_proto_msgTypes[11]
+	mi := &file_presence_v1_presence_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -621,7 +779,7 @@ func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectResponse.ProtoReflect.Descriptor instead.
 func (*ConnectResponse) Descriptor() ([]byte, []int) {
-	return file_presence_v1_presence_proto_rawDescGZIP(), []int{11}
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ConnectResponse) GetBecameOnline() bool {
@@ -653,7 +811,7 @@ type DisconnectRequest struct {
 
 func (x *DisconnectRequest) Reset() {
 	*x = DisconnectRequest{}
-	mi := &file_presence_v1_presence_proto_msgTypes[12]
+	mi := &file_presence_v1_presence_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -665,7 +823,7 @@ func (x *DisconnectRequest) String() string {
 func (*DisconnectRequest) ProtoMessage() {}
 
 func (x *DisconnectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_v1_presence_proto_msgTypes[12]
+	mi := &file_presence_v1_presence_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -678,7 +836,7 @@ func (x *DisconnectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectRequest.ProtoReflect.Descriptor instead.
 func (*DisconnectRequest) Descriptor() ([]byte, []int) {
-	return file_presence_v1_presence_proto_rawDescGZIP(), []int{12}
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DisconnectRequest) GetEdgeId() string {
@@ -713,7 +871,7 @@ type DisconnectResponse struct {
 
 func (x *DisconnectResponse) Reset() {
 	*x = DisconnectResponse{}
-	mi := &file_presence_v1_presence_proto_msgTypes[13]
+	mi := &file_presence_v1_presence_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +883,7 @@ func (x *DisconnectResponse) String() string {
 func (*DisconnectResponse) ProtoMessage() {}
 
 func (x *DisconnectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_v1_presence_proto_msgTypes[13]
+	mi := &file_presence_v1_presence_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,7 +896,7 @@ func (x *DisconnectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectResponse.ProtoReflect.Descriptor instead.
 func (*DisconnectResponse) Descriptor() ([]byte, []int) {
-	return file_presence_v1_presence_proto_rawDescGZIP(), []int{13}
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DisconnectResponse) GetBecameOffline() bool {
@@ -759,7 +917,7 @@ type StreamEventsRequest struct {
 
 func (x *StreamEventsRequest) Reset() {
 	*x = StreamEventsRequest{}
-	mi := &file_presence_v1_presence_proto_msgTypes[14]
+	mi := &file_presence_v1_presence_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -771,7 +929,7 @@ func (x *StreamEventsRequest) String() string {
 func (*StreamEventsRequest) ProtoMessage() {}
 
 func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_v1_presence_proto_msgTypes[14]
+	mi := &file_presence_v1_presence_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -784,7 +942,7 @@ func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsRequest.ProtoReflect.Descriptor instead.
 func (*StreamEventsRequest) Descriptor() ([]byte, []int) {
-	return file_presence_v1_presence_proto_rawDescGZIP(), []int{14}
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StreamEventsRequest) GetEdgeId() string {
@@ -809,7 +967,7 @@ type PresenceEvent struct {
 
 func (x *PresenceEvent) Reset() {
 	*x = PresenceEvent{}
-	mi := &file_presence_v1_presence_proto_msgTypes[15]
+	mi := &file_presence_v1_presence_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -821,7 +979,7 @@ func (x *PresenceEvent) String() string {
 func (*PresenceEvent) ProtoMessage() {}
 
 func (x *PresenceEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_v1_presence_proto_msgTypes[15]
+	mi := &file_presence_v1_presence_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -834,7 +992,7 @@ func (x *PresenceEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceEvent.ProtoReflect.Descriptor instead.
 func (*PresenceEvent) Descriptor() ([]byte, []int) {
-	return file_presence_v1_presence_proto_rawDescGZIP(), []int{15}
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PresenceEvent) GetUserId() int64 {
@@ -880,7 +1038,7 @@ type StreamEventsResponse struct {
 
 func (x *StreamEventsResponse) Reset() {
 	*x = StreamEventsResponse{}
-	mi := &file_presence_v1_presence_proto_msgTypes[16]
+	mi := &file_presence_v1_presence_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +1050,7 @@ func (x *StreamEventsResponse) String() string {
 func (*StreamEventsResponse) ProtoMessage() {}
 
 func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_v1_presence_proto_msgTypes[16]
+	mi := &file_presence_v1_presence_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1063,7 @@ func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsResponse.ProtoReflect.Descriptor instead.
 func (*StreamEventsResponse) Descriptor() ([]byte, []int) {
-	return file_presence_v1_presence_proto_rawDescGZIP(), []int{16}
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StreamEventsResponse) GetUserIds() []int64 {
@@ -989,7 +1147,7 @@ type CloseConnectionEvent struct {
 
 func (x *CloseConnectionEvent) Reset() {
 	*x = CloseConnectionEvent{}
-	mi := &file_presence_v1_presence_proto_msgTypes[17]
+	mi := &file_presence_v1_presence_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1001,7 +1159,7 @@ func (x *CloseConnectionEvent) String() string {
 func (*CloseConnectionEvent) ProtoMessage() {}
 
 func (x *CloseConnectionEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_v1_presence_proto_msgTypes[17]
+	mi := &file_presence_v1_presence_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1014,7 +1172,7 @@ func (x *CloseConnectionEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseConnectionEvent.ProtoReflect.Descriptor instead.
 func (*CloseConnectionEvent) Descriptor() ([]byte, []int) {
-	return file_presence_v1_presence_proto_rawDescGZIP(), []int{17}
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CloseConnectionEvent) GetConnectionId() string {
@@ -1068,7 +1226,7 @@ type UserEvent struct {
 
 func (x *UserEvent) Reset() {
 	*x = UserEvent{}
-	mi := &file_presence_v1_presence_proto_msgTypes[18]
+	mi := &file_presence_v1_presence_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1080,7 +1238,7 @@ func (x *UserEvent) String() string {
 func (*UserEvent) ProtoMessage() {}
 
 func (x *UserEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_v1_presence_proto_msgTypes[18]
+	mi := &file_presence_v1_presence_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1093,7 +1251,7 @@ func (x *UserEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserEvent.ProtoReflect.Descriptor instead.
 func (*UserEvent) Descriptor() ([]byte, []int) {
-	return file_presence_v1_presence_proto_rawDescGZIP(), []int{18}
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UserEvent) GetPosition() uint64 {
@@ -1158,7 +1316,7 @@ type StreamUserEventsRequest struct {
 
 func (x *StreamUserEventsRequest) Reset() {
 	*x = StreamUserEventsRequest{}
-	mi := &file_presence_v1_presence_proto_msgTypes[19]
+	mi := &file_presence_v1_presence_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1170,7 +1328,7 @@ func (x *StreamUserEventsRequest) String() string {
 func (*StreamUserEventsRequest) ProtoMessage() {}
 
 func (x *StreamUserEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_v1_presence_proto_msgTypes[19]
+	mi := &file_presence_v1_presence_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1183,7 +1341,7 @@ func (x *StreamUserEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamUserEventsRequest.ProtoReflect.Descriptor instead.
 func (*StreamUserEventsRequest) Descriptor() ([]byte, []int) {
-	return file_presence_v1_presence_proto_rawDescGZIP(), []int{19}
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StreamUserEventsRequest) GetEdgeId() string {
@@ -1213,7 +1371,7 @@ type StreamUserEventsResponse struct {
 
 func (x *StreamUserEventsResponse) Reset() {
 	*x = StreamUserEventsResponse{}
-	mi := &file_presence_v1_presence_proto_msgTypes[20]
+	mi := &file_presence_v1_presence_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1225,7 +1383,7 @@ func (x *StreamUserEventsResponse) String() string {
 func (*StreamUserEventsResponse) ProtoMessage() {}
 
 func (x *StreamUserEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_v1_presence_proto_msgTypes[20]
+	mi := &file_presence_v1_presence_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1238,7 +1396,7 @@ func (x *StreamUserEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamUserEventsResponse.ProtoReflect.Descriptor instead.
 func (*StreamUserEventsResponse) Descriptor() ([]byte, []int) {
-	return file_presence_v1_presence_proto_rawDescGZIP(), []int{20}
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StreamUserEventsResponse) GetStartedAfter() uint64 {
@@ -1271,7 +1429,7 @@ type ReadUserEventsRequest struct {
 
 func (x *ReadUserEventsRequest) Reset() {
 	*x = ReadUserEventsRequest{}
-	mi := &file_presence_v1_presence_proto_msgTypes[21]
+	mi := &file_presence_v1_presence_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1283,7 +1441,7 @@ func (x *ReadUserEventsRequest) String() string {
 func (*ReadUserEventsRequest) ProtoMessage() {}
 
 func (x *ReadUserEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_v1_presence_proto_msgTypes[21]
+	mi := &file_presence_v1_presence_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1296,7 +1454,7 @@ func (x *ReadUserEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadUserEventsRequest.ProtoReflect.Descriptor instead.
 func (*ReadUserEventsRequest) Descriptor() ([]byte, []int) {
-	return file_presence_v1_presence_proto_rawDescGZIP(), []int{21}
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReadUserEventsRequest) GetUserId() int64 {
@@ -1335,7 +1493,7 @@ type ReadUserEventsResponse struct {
 
 func (x *ReadUserEventsResponse) Reset() {
 	*x = ReadUserEventsResponse{}
-	mi := &file_presence_v1_presence_proto_msgTypes[22]
+	mi := &file_presence_v1_presence_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1347,7 +1505,7 @@ func (x *ReadUserEventsResponse) String() string {
 func (*ReadUserEventsResponse) ProtoMessage() {}
 
 func (x *ReadUserEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_v1_presence_proto_msgTypes[22]
+	mi := &file_presence_v1_presence_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1360,7 +1518,7 @@ func (x *ReadUserEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadUserEventsResponse.ProtoReflect.Descriptor instead.
 func (*ReadUserEventsResponse) Descriptor() ([]byte, []int) {
-	return file_presence_v1_presence_proto_rawDescGZIP(), []int{22}
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReadUserEventsResponse) GetLastSeq() uint64 {
@@ -1415,7 +1573,16 @@ const file_presence_v1_presence_proto_rawDesc = "" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\x03R\x06userId\x12#\n" +
 	"\rconnection_id\x18\x03 \x01(\tR\fconnectionId\x12\"\n" +
-	"\rwant_last_seq\x18\x04 \x01(\bR\vwantLastSeq\"c\n" +
+	"\rwant_last_seq\x18\x04 \x01(\bR\vwantLastSeq\"S\n" +
+	"\x12ConnectManyRequest\x12=\n" +
+	"\vconnections\x18\x01 \x03(\v2\x1b.presence.v1.ConnectRequestR\vconnections\"O\n" +
+	"\x13ConnectManyResponse\x128\n" +
+	"\aresults\x18\x01 \x03(\v2\x1e.presence.v1.ConnectManyResultR\aresults\"\x91\x01\n" +
+	"\x11ConnectManyResult\x128\n" +
+	"\bresponse\x18\x01 \x01(\v2\x1c.presence.v1.ConnectResponseR\bresponse\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x02 \x01(\tR\terrorCode\x12#\n" +
+	"\rerror_message\x18\x03 \x01(\tR\ferrorMessage\"c\n" +
 	"\x0fConnectResponse\x12#\n" +
 	"\rbecame_online\x18\x01 \x01(\bR\fbecameOnline\x12\x1e\n" +
 	"\blast_seq\x18\x02 \x01(\x04H\x00R\alastSeq\x88\x01\x01B\v\n" +
@@ -1470,13 +1637,14 @@ const file_presence_v1_presence_proto_rawDesc = "" +
 	"\x16ReadUserEventsResponse\x12\x19\n" +
 	"\blast_seq\x18\x01 \x01(\x04R\alastSeq\x12\x1a\n" +
 	"\bcomplete\x18\x02 \x01(\bR\bcomplete\x12.\n" +
-	"\x06events\x18\x03 \x03(\v2\x16.presence.v1.UserEventR\x06events2\x89\x06\n" +
+	"\x06events\x18\x03 \x03(\v2\x16.presence.v1.UserEventR\x06events2\xdb\x06\n" +
 	"\x0fPresenceService\x12U\n" +
 	"\vGetPresence\x12\x1f.presence.v1.GetPresenceRequest\x1a .presence.v1.GetPresenceResponse\"\x03\x90\x02\x01\x12O\n" +
 	"\tGetRoutes\x12\x1d.presence.v1.GetRoutesRequest\x1a\x1e.presence.v1.GetRoutesResponse\"\x03\x90\x02\x01\x12S\n" +
 	"\fRegisterEdge\x12 .presence.v1.RegisterEdgeRequest\x1a!.presence.v1.RegisterEdgeResponse\x12J\n" +
 	"\tHeartbeat\x12\x1d.presence.v1.HeartbeatRequest\x1a\x1e.presence.v1.HeartbeatResponse\x12D\n" +
-	"\aConnect\x12\x1b.presence.v1.ConnectRequest\x1a\x1c.presence.v1.ConnectResponse\x12M\n" +
+	"\aConnect\x12\x1b.presence.v1.ConnectRequest\x1a\x1c.presence.v1.ConnectResponse\x12P\n" +
+	"\vConnectMany\x12\x1f.presence.v1.ConnectManyRequest\x1a .presence.v1.ConnectManyResponse\x12M\n" +
 	"\n" +
 	"Disconnect\x12\x1e.presence.v1.DisconnectRequest\x1a\x1f.presence.v1.DisconnectResponse\x12U\n" +
 	"\fStreamEvents\x12 .presence.v1.StreamEventsRequest\x1a!.presence.v1.StreamEventsResponse0\x01\x12a\n" +
@@ -1496,7 +1664,7 @@ func file_presence_v1_presence_proto_rawDescGZIP() []byte {
 	return file_presence_v1_presence_proto_rawDescData
 }
 
-var file_presence_v1_presence_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_presence_v1_presence_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_presence_v1_presence_proto_goTypes = []any{
 	(*GetPresenceRequest)(nil),       // 0: presence.v1.GetPresenceRequest
 	(*Presence)(nil),                 // 1: presence.v1.Presence
@@ -1509,51 +1677,59 @@ var file_presence_v1_presence_proto_goTypes = []any{
 	(*HeartbeatRequest)(nil),         // 8: presence.v1.HeartbeatRequest
 	(*HeartbeatResponse)(nil),        // 9: presence.v1.HeartbeatResponse
 	(*ConnectRequest)(nil),           // 10: presence.v1.ConnectRequest
-	(*ConnectResponse)(nil),          // 11: presence.v1.ConnectResponse
-	(*DisconnectRequest)(nil),        // 12: presence.v1.DisconnectRequest
-	(*DisconnectResponse)(nil),       // 13: presence.v1.DisconnectResponse
-	(*StreamEventsRequest)(nil),      // 14: presence.v1.StreamEventsRequest
-	(*PresenceEvent)(nil),            // 15: presence.v1.PresenceEvent
-	(*StreamEventsResponse)(nil),     // 16: presence.v1.StreamEventsResponse
-	(*CloseConnectionEvent)(nil),     // 17: presence.v1.CloseConnectionEvent
-	(*UserEvent)(nil),                // 18: presence.v1.UserEvent
-	(*StreamUserEventsRequest)(nil),  // 19: presence.v1.StreamUserEventsRequest
-	(*StreamUserEventsResponse)(nil), // 20: presence.v1.StreamUserEventsResponse
-	(*ReadUserEventsRequest)(nil),    // 21: presence.v1.ReadUserEventsRequest
-	(*ReadUserEventsResponse)(nil),   // 22: presence.v1.ReadUserEventsResponse
-	nil,                              // 23: presence.v1.StreamEventsResponse.TraceContextEntry
+	(*ConnectManyRequest)(nil),       // 11: presence.v1.ConnectManyRequest
+	(*ConnectManyResponse)(nil),      // 12: presence.v1.ConnectManyResponse
+	(*ConnectManyResult)(nil),        // 13: presence.v1.ConnectManyResult
+	(*ConnectResponse)(nil),          // 14: presence.v1.ConnectResponse
+	(*DisconnectRequest)(nil),        // 15: presence.v1.DisconnectRequest
+	(*DisconnectResponse)(nil),       // 16: presence.v1.DisconnectResponse
+	(*StreamEventsRequest)(nil),      // 17: presence.v1.StreamEventsRequest
+	(*PresenceEvent)(nil),            // 18: presence.v1.PresenceEvent
+	(*StreamEventsResponse)(nil),     // 19: presence.v1.StreamEventsResponse
+	(*CloseConnectionEvent)(nil),     // 20: presence.v1.CloseConnectionEvent
+	(*UserEvent)(nil),                // 21: presence.v1.UserEvent
+	(*StreamUserEventsRequest)(nil),  // 22: presence.v1.StreamUserEventsRequest
+	(*StreamUserEventsResponse)(nil), // 23: presence.v1.StreamUserEventsResponse
+	(*ReadUserEventsRequest)(nil),    // 24: presence.v1.ReadUserEventsRequest
+	(*ReadUserEventsResponse)(nil),   // 25: presence.v1.ReadUserEventsResponse
+	nil,                              // 26: presence.v1.StreamEventsResponse.TraceContextEntry
 }
 var file_presence_v1_presence_proto_depIdxs = []int32{
 	1,  // 0: presence.v1.GetPresenceResponse.presences:type_name -> presence.v1.Presence
 	4,  // 1: presence.v1.GetRoutesResponse.routes:type_name -> presence.v1.Route
-	23, // 2: presence.v1.StreamEventsResponse.trace_context:type_name -> presence.v1.StreamEventsResponse.TraceContextEntry
-	15, // 3: presence.v1.StreamEventsResponse.presence:type_name -> presence.v1.PresenceEvent
-	17, // 4: presence.v1.StreamEventsResponse.close_connection:type_name -> presence.v1.CloseConnectionEvent
-	18, // 5: presence.v1.StreamUserEventsResponse.events:type_name -> presence.v1.UserEvent
-	18, // 6: presence.v1.ReadUserEventsResponse.events:type_name -> presence.v1.UserEvent
-	0,  // 7: presence.v1.PresenceService.GetPresence:input_type -> presence.v1.GetPresenceRequest
-	3,  // 8: presence.v1.PresenceService.GetRoutes:input_type -> presence.v1.GetRoutesRequest
-	6,  // 9: presence.v1.PresenceService.RegisterEdge:input_type -> presence.v1.RegisterEdgeRequest
-	8,  // 10: presence.v1.PresenceService.Heartbeat:input_type -> presence.v1.HeartbeatRequest
-	10, // 11: presence.v1.PresenceService.Connect:input_type -> presence.v1.ConnectRequest
-	12, // 12: presence.v1.PresenceService.Disconnect:input_type -> presence.v1.DisconnectRequest
-	14, // 13: presence.v1.PresenceService.StreamEvents:input_type -> presence.v1.StreamEventsRequest
-	19, // 14: presence.v1.PresenceService.StreamUserEvents:input_type -> presence.v1.StreamUserEventsRequest
-	21, // 15: presence.v1.PresenceService.ReadUserEvents:input_type -> presence.v1.ReadUserEventsRequest
-	2,  // 16: presence.v1.PresenceService.GetPresence:output_type -> presence.v1.GetPresenceResponse
-	5,  // 17: presence.v1.PresenceService.GetRoutes:output_type -> presence.v1.GetRoutesResponse
-	7,  // 18: presence.v1.PresenceService.RegisterEdge:output_type -> presence.v1.RegisterEdgeResponse
-	9,  // 19: presence.v1.PresenceService.Heartbeat:output_type -> presence.v1.HeartbeatResponse
-	11, // 20: presence.v1.PresenceService.Connect:output_type -> presence.v1.ConnectResponse
-	13, // 21: presence.v1.PresenceService.Disconnect:output_type -> presence.v1.DisconnectResponse
-	16, // 22: presence.v1.PresenceService.StreamEvents:output_type -> presence.v1.StreamEventsResponse
-	20, // 23: presence.v1.PresenceService.StreamUserEvents:output_type -> presence.v1.StreamUserEventsResponse
-	22, // 24: presence.v1.PresenceService.ReadUserEvents:output_type -> presence.v1.ReadUserEventsResponse
-	16, // [16:25] is the sub-list for method output_type
-	7,  // [7:16] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	10, // 2: presence.v1.ConnectManyRequest.connections:type_name -> presence.v1.ConnectRequest
+	13, // 3: presence.v1.ConnectManyResponse.results:type_name -> presence.v1.ConnectManyResult
+	14, // 4: presence.v1.ConnectManyResult.response:type_name -> presence.v1.ConnectResponse
+	26, // 5: presence.v1.StreamEventsResponse.trace_context:type_name -> presence.v1.StreamEventsResponse.TraceContextEntry
+	18, // 6: presence.v1.StreamEventsResponse.presence:type_name -> presence.v1.PresenceEvent
+	20, // 7: presence.v1.StreamEventsResponse.close_connection:type_name -> presence.v1.CloseConnectionEvent
+	21, // 8: presence.v1.StreamUserEventsResponse.events:type_name -> presence.v1.UserEvent
+	21, // 9: presence.v1.ReadUserEventsResponse.events:type_name -> presence.v1.UserEvent
+	0,  // 10: presence.v1.PresenceService.GetPresence:input_type -> presence.v1.GetPresenceRequest
+	3,  // 11: presence.v1.PresenceService.GetRoutes:input_type -> presence.v1.GetRoutesRequest
+	6,  // 12: presence.v1.PresenceService.RegisterEdge:input_type -> presence.v1.RegisterEdgeRequest
+	8,  // 13: presence.v1.PresenceService.Heartbeat:input_type -> presence.v1.HeartbeatRequest
+	10, // 14: presence.v1.PresenceService.Connect:input_type -> presence.v1.ConnectRequest
+	11, // 15: presence.v1.PresenceService.ConnectMany:input_type -> presence.v1.ConnectManyRequest
+	15, // 16: presence.v1.PresenceService.Disconnect:input_type -> presence.v1.DisconnectRequest
+	17, // 17: presence.v1.PresenceService.StreamEvents:input_type -> presence.v1.StreamEventsRequest
+	22, // 18: presence.v1.PresenceService.StreamUserEvents:input_type -> presence.v1.StreamUserEventsRequest
+	24, // 19: presence.v1.PresenceService.ReadUserEvents:input_type -> presence.v1.ReadUserEventsRequest
+	2,  // 20: presence.v1.PresenceService.GetPresence:output_type -> presence.v1.GetPresenceResponse
+	5,  // 21: presence.v1.PresenceService.GetRoutes:output_type -> presence.v1.GetRoutesResponse
+	7,  // 22: presence.v1.PresenceService.RegisterEdge:output_type -> presence.v1.RegisterEdgeResponse
+	9,  // 23: presence.v1.PresenceService.Heartbeat:output_type -> presence.v1.HeartbeatResponse
+	14, // 24: presence.v1.PresenceService.Connect:output_type -> presence.v1.ConnectResponse
+	12, // 25: presence.v1.PresenceService.ConnectMany:output_type -> presence.v1.ConnectManyResponse
+	16, // 26: presence.v1.PresenceService.Disconnect:output_type -> presence.v1.DisconnectResponse
+	19, // 27: presence.v1.PresenceService.StreamEvents:output_type -> presence.v1.StreamEventsResponse
+	23, // 28: presence.v1.PresenceService.StreamUserEvents:output_type -> presence.v1.StreamUserEventsResponse
+	25, // 29: presence.v1.PresenceService.ReadUserEvents:output_type -> presence.v1.ReadUserEventsResponse
+	20, // [20:30] is the sub-list for method output_type
+	10, // [10:20] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_presence_v1_presence_proto_init() }
@@ -1561,19 +1737,19 @@ func file_presence_v1_presence_proto_init() {
 	if File_presence_v1_presence_proto != nil {
 		return
 	}
-	file_presence_v1_presence_proto_msgTypes[11].OneofWrappers = []any{}
-	file_presence_v1_presence_proto_msgTypes[16].OneofWrappers = []any{
+	file_presence_v1_presence_proto_msgTypes[14].OneofWrappers = []any{}
+	file_presence_v1_presence_proto_msgTypes[19].OneofWrappers = []any{
 		(*StreamEventsResponse_Presence)(nil),
 		(*StreamEventsResponse_CloseConnection)(nil),
 	}
-	file_presence_v1_presence_proto_msgTypes[19].OneofWrappers = []any{}
+	file_presence_v1_presence_proto_msgTypes[22].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_presence_v1_presence_proto_rawDesc), len(file_presence_v1_presence_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

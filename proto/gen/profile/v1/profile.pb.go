@@ -616,6 +616,164 @@ func (x *ResolveSessionResponse) GetUser() *User {
 	return nil
 }
 
+// ResolveSessionsRequest carries tokens presented at handshakes.
+type ResolveSessionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session tokens, at most 256.
+	Tokens        []string `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveSessionsRequest) Reset() {
+	*x = ResolveSessionsRequest{}
+	mi := &file_profile_v1_profile_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveSessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveSessionsRequest) ProtoMessage() {}
+
+func (x *ResolveSessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_profile_v1_profile_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveSessionsRequest.ProtoReflect.Descriptor instead.
+func (*ResolveSessionsRequest) Descriptor() ([]byte, []int) {
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ResolveSessionsRequest) GetTokens() []string {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+// ResolveSessionsResponse answers each token of the request, in its order.
+type ResolveSessionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per token, in the request's order.
+	Results       []*ResolveSessionsResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveSessionsResponse) Reset() {
+	*x = ResolveSessionsResponse{}
+	mi := &file_profile_v1_profile_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveSessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveSessionsResponse) ProtoMessage() {}
+
+func (x *ResolveSessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_profile_v1_profile_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveSessionsResponse.ProtoReflect.Descriptor instead.
+func (*ResolveSessionsResponse) Descriptor() ([]byte, []int) {
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ResolveSessionsResponse) GetResults() []*ResolveSessionsResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// ResolveSessionsResult is one token's answer: its session, or why there is none.
+type ResolveSessionsResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session, as ResolveSession answers it; absent when error_code is set.
+	Session *ResolveSessionResponse `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	// The Connect error code ResolveSession would have answered for this token alone
+	// ("unauthenticated" for an unknown, revoked or expired token; "invalid_argument"
+	// for a malformed one); empty on success.
+	ErrorCode string `protobuf:"bytes,2,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	// A message for the error, naming what was wrong.
+	ErrorMessage  string `protobuf:"bytes,3,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveSessionsResult) Reset() {
+	*x = ResolveSessionsResult{}
+	mi := &file_profile_v1_profile_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveSessionsResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveSessionsResult) ProtoMessage() {}
+
+func (x *ResolveSessionsResult) ProtoReflect() protoreflect.Message {
+	mi := &file_profile_v1_profile_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveSessionsResult.ProtoReflect.Descriptor instead.
+func (*ResolveSessionsResult) Descriptor() ([]byte, []int) {
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ResolveSessionsResult) GetSession() *ResolveSessionResponse {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+func (x *ResolveSessionsResult) GetErrorCode() string {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ""
+}
+
+func (x *ResolveSessionsResult) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
 // CheckSessionsRequest names sessions by id.
 type CheckSessionsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -627,7 +785,7 @@ type CheckSessionsRequest struct {
 
 func (x *CheckSessionsRequest) Reset() {
 	*x = CheckSessionsRequest{}
-	mi := &file_profile_v1_profile_proto_msgTypes[9]
+	mi := &file_profile_v1_profile_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +797,7 @@ func (x *CheckSessionsRequest) String() string {
 func (*CheckSessionsRequest) ProtoMessage() {}
 
 func (x *CheckSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[9]
+	mi := &file_profile_v1_profile_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +810,7 @@ func (x *CheckSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSessionsRequest.ProtoReflect.Descriptor instead.
 func (*CheckSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{9}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CheckSessionsRequest) GetSessionIds() []int64 {
@@ -675,7 +833,7 @@ type SessionStatus struct {
 
 func (x *SessionStatus) Reset() {
 	*x = SessionStatus{}
-	mi := &file_profile_v1_profile_proto_msgTypes[10]
+	mi := &file_profile_v1_profile_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -687,7 +845,7 @@ func (x *SessionStatus) String() string {
 func (*SessionStatus) ProtoMessage() {}
 
 func (x *SessionStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[10]
+	mi := &file_profile_v1_profile_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -700,7 +858,7 @@ func (x *SessionStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionStatus.ProtoReflect.Descriptor instead.
 func (*SessionStatus) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{10}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SessionStatus) GetSessionId() int64 {
@@ -728,7 +886,7 @@ type CheckSessionsResponse struct {
 
 func (x *CheckSessionsResponse) Reset() {
 	*x = CheckSessionsResponse{}
-	mi := &file_profile_v1_profile_proto_msgTypes[11]
+	mi := &file_profile_v1_profile_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -740,7 +898,7 @@ func (x *CheckSessionsResponse) String() string {
 func (*CheckSessionsResponse) ProtoMessage() {}
 
 func (x *CheckSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[11]
+	mi := &file_profile_v1_profile_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -753,7 +911,7 @@ func (x *CheckSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSessionsResponse.ProtoReflect.Descriptor instead.
 func (*CheckSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{11}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CheckSessionsResponse) GetSessions() []*SessionStatus {
@@ -772,7 +930,7 @@ type ListCountriesRequest struct {
 
 func (x *ListCountriesRequest) Reset() {
 	*x = ListCountriesRequest{}
-	mi := &file_profile_v1_profile_proto_msgTypes[12]
+	mi := &file_profile_v1_profile_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +942,7 @@ func (x *ListCountriesRequest) String() string {
 func (*ListCountriesRequest) ProtoMessage() {}
 
 func (x *ListCountriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[12]
+	mi := &file_profile_v1_profile_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +955,7 @@ func (x *ListCountriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCountriesRequest.ProtoReflect.Descriptor instead.
 func (*ListCountriesRequest) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{12}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{15}
 }
 
 // Country is an ISO 3166-1 country.
@@ -813,7 +971,7 @@ type Country struct {
 
 func (x *Country) Reset() {
 	*x = Country{}
-	mi := &file_profile_v1_profile_proto_msgTypes[13]
+	mi := &file_profile_v1_profile_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -825,7 +983,7 @@ func (x *Country) String() string {
 func (*Country) ProtoMessage() {}
 
 func (x *Country) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[13]
+	mi := &file_profile_v1_profile_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -838,7 +996,7 @@ func (x *Country) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Country.ProtoReflect.Descriptor instead.
 func (*Country) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{13}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Country) GetId() int32 {
@@ -866,7 +1024,7 @@ type ListCountriesResponse struct {
 
 func (x *ListCountriesResponse) Reset() {
 	*x = ListCountriesResponse{}
-	mi := &file_profile_v1_profile_proto_msgTypes[14]
+	mi := &file_profile_v1_profile_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -878,7 +1036,7 @@ func (x *ListCountriesResponse) String() string {
 func (*ListCountriesResponse) ProtoMessage() {}
 
 func (x *ListCountriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[14]
+	mi := &file_profile_v1_profile_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -891,7 +1049,7 @@ func (x *ListCountriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCountriesResponse.ProtoReflect.Descriptor instead.
 func (*ListCountriesResponse) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{14}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListCountriesResponse) GetCountries() []*Country {
@@ -914,7 +1072,7 @@ type GetUsersRequest struct {
 
 func (x *GetUsersRequest) Reset() {
 	*x = GetUsersRequest{}
-	mi := &file_profile_v1_profile_proto_msgTypes[15]
+	mi := &file_profile_v1_profile_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -926,7 +1084,7 @@ func (x *GetUsersRequest) String() string {
 func (*GetUsersRequest) ProtoMessage() {}
 
 func (x *GetUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[15]
+	mi := &file_profile_v1_profile_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -939,7 +1097,7 @@ func (x *GetUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUsersRequest.ProtoReflect.Descriptor instead.
 func (*GetUsersRequest) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{15}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetUsersRequest) GetUserIds() []int64 {
@@ -967,7 +1125,7 @@ type GetUsersResponse struct {
 
 func (x *GetUsersResponse) Reset() {
 	*x = GetUsersResponse{}
-	mi := &file_profile_v1_profile_proto_msgTypes[16]
+	mi := &file_profile_v1_profile_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -979,7 +1137,7 @@ func (x *GetUsersResponse) String() string {
 func (*GetUsersResponse) ProtoMessage() {}
 
 func (x *GetUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[16]
+	mi := &file_profile_v1_profile_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -992,7 +1150,7 @@ func (x *GetUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUsersResponse.ProtoReflect.Descriptor instead.
 func (*GetUsersResponse) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{16}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetUsersResponse) GetUsers() []*User {
@@ -1015,7 +1173,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_profile_v1_profile_proto_msgTypes[17]
+	mi := &file_profile_v1_profile_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1027,7 +1185,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[17]
+	mi := &file_profile_v1_profile_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1040,7 +1198,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{17}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListUsersRequest) GetAfterId() int64 {
@@ -1070,7 +1228,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_profile_v1_profile_proto_msgTypes[18]
+	mi := &file_profile_v1_profile_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1082,7 +1240,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[18]
+	mi := &file_profile_v1_profile_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1095,7 +1253,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{18}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -1139,7 +1297,7 @@ type EducationItem struct {
 
 func (x *EducationItem) Reset() {
 	*x = EducationItem{}
-	mi := &file_profile_v1_profile_proto_msgTypes[19]
+	mi := &file_profile_v1_profile_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +1309,7 @@ func (x *EducationItem) String() string {
 func (*EducationItem) ProtoMessage() {}
 
 func (x *EducationItem) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[19]
+	mi := &file_profile_v1_profile_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +1322,7 @@ func (x *EducationItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EducationItem.ProtoReflect.Descriptor instead.
 func (*EducationItem) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{19}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *EducationItem) GetId() int64 {
@@ -1255,7 +1413,7 @@ type ExperienceItem struct {
 
 func (x *ExperienceItem) Reset() {
 	*x = ExperienceItem{}
-	mi := &file_profile_v1_profile_proto_msgTypes[20]
+	mi := &file_profile_v1_profile_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1267,7 +1425,7 @@ func (x *ExperienceItem) String() string {
 func (*ExperienceItem) ProtoMessage() {}
 
 func (x *ExperienceItem) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[20]
+	mi := &file_profile_v1_profile_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1280,7 +1438,7 @@ func (x *ExperienceItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExperienceItem.ProtoReflect.Descriptor instead.
 func (*ExperienceItem) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{20}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ExperienceItem) GetId() int64 {
@@ -1358,7 +1516,7 @@ type CertificationItem struct {
 
 func (x *CertificationItem) Reset() {
 	*x = CertificationItem{}
-	mi := &file_profile_v1_profile_proto_msgTypes[21]
+	mi := &file_profile_v1_profile_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1370,7 +1528,7 @@ func (x *CertificationItem) String() string {
 func (*CertificationItem) ProtoMessage() {}
 
 func (x *CertificationItem) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[21]
+	mi := &file_profile_v1_profile_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1383,7 +1541,7 @@ func (x *CertificationItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificationItem.ProtoReflect.Descriptor instead.
 func (*CertificationItem) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{21}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CertificationItem) GetId() int64 {
@@ -1437,7 +1595,7 @@ type SkillItem struct {
 
 func (x *SkillItem) Reset() {
 	*x = SkillItem{}
-	mi := &file_profile_v1_profile_proto_msgTypes[22]
+	mi := &file_profile_v1_profile_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1449,7 +1607,7 @@ func (x *SkillItem) String() string {
 func (*SkillItem) ProtoMessage() {}
 
 func (x *SkillItem) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[22]
+	mi := &file_profile_v1_profile_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1462,7 +1620,7 @@ func (x *SkillItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SkillItem.ProtoReflect.Descriptor instead.
 func (*SkillItem) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{22}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SkillItem) GetId() int64 {
@@ -1501,7 +1659,7 @@ type LanguageItem struct {
 
 func (x *LanguageItem) Reset() {
 	*x = LanguageItem{}
-	mi := &file_profile_v1_profile_proto_msgTypes[23]
+	mi := &file_profile_v1_profile_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1513,7 +1671,7 @@ func (x *LanguageItem) String() string {
 func (*LanguageItem) ProtoMessage() {}
 
 func (x *LanguageItem) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[23]
+	mi := &file_profile_v1_profile_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1526,7 +1684,7 @@ func (x *LanguageItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LanguageItem.ProtoReflect.Descriptor instead.
 func (*LanguageItem) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{23}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LanguageItem) GetId() int64 {
@@ -1571,7 +1729,7 @@ type ProjectItem struct {
 
 func (x *ProjectItem) Reset() {
 	*x = ProjectItem{}
-	mi := &file_profile_v1_profile_proto_msgTypes[24]
+	mi := &file_profile_v1_profile_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1583,7 +1741,7 @@ func (x *ProjectItem) String() string {
 func (*ProjectItem) ProtoMessage() {}
 
 func (x *ProjectItem) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[24]
+	mi := &file_profile_v1_profile_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1596,7 +1754,7 @@ func (x *ProjectItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProjectItem.ProtoReflect.Descriptor instead.
 func (*ProjectItem) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{24}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ProjectItem) GetId() int64 {
@@ -1662,7 +1820,7 @@ type Curriculum struct {
 
 func (x *Curriculum) Reset() {
 	*x = Curriculum{}
-	mi := &file_profile_v1_profile_proto_msgTypes[25]
+	mi := &file_profile_v1_profile_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1674,7 +1832,7 @@ func (x *Curriculum) String() string {
 func (*Curriculum) ProtoMessage() {}
 
 func (x *Curriculum) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[25]
+	mi := &file_profile_v1_profile_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1687,7 +1845,7 @@ func (x *Curriculum) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Curriculum.ProtoReflect.Descriptor instead.
 func (*Curriculum) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{25}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Curriculum) GetEducation() []*EducationItem {
@@ -1767,7 +1925,7 @@ type ProfileData struct {
 
 func (x *ProfileData) Reset() {
 	*x = ProfileData{}
-	mi := &file_profile_v1_profile_proto_msgTypes[26]
+	mi := &file_profile_v1_profile_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1779,7 +1937,7 @@ func (x *ProfileData) String() string {
 func (*ProfileData) ProtoMessage() {}
 
 func (x *ProfileData) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[26]
+	mi := &file_profile_v1_profile_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1792,7 +1950,7 @@ func (x *ProfileData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfileData.ProtoReflect.Descriptor instead.
 func (*ProfileData) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{26}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ProfileData) GetId() int64 {
@@ -1899,7 +2057,7 @@ type GetProfileRequest struct {
 
 func (x *GetProfileRequest) Reset() {
 	*x = GetProfileRequest{}
-	mi := &file_profile_v1_profile_proto_msgTypes[27]
+	mi := &file_profile_v1_profile_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1911,7 +2069,7 @@ func (x *GetProfileRequest) String() string {
 func (*GetProfileRequest) ProtoMessage() {}
 
 func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[27]
+	mi := &file_profile_v1_profile_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1924,7 +2082,7 @@ func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileRequest.ProtoReflect.Descriptor instead.
 func (*GetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{27}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetProfileRequest) GetViewerId() int64 {
@@ -1952,7 +2110,7 @@ type GetProfileResponse struct {
 
 func (x *GetProfileResponse) Reset() {
 	*x = GetProfileResponse{}
-	mi := &file_profile_v1_profile_proto_msgTypes[28]
+	mi := &file_profile_v1_profile_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1964,7 +2122,7 @@ func (x *GetProfileResponse) String() string {
 func (*GetProfileResponse) ProtoMessage() {}
 
 func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[28]
+	mi := &file_profile_v1_profile_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1977,7 +2135,7 @@ func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProfileResponse.ProtoReflect.Descriptor instead.
 func (*GetProfileResponse) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{28}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetProfileResponse) GetProfile() *ProfileData {
@@ -1998,7 +2156,7 @@ type EducationSection struct {
 
 func (x *EducationSection) Reset() {
 	*x = EducationSection{}
-	mi := &file_profile_v1_profile_proto_msgTypes[29]
+	mi := &file_profile_v1_profile_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2010,7 +2168,7 @@ func (x *EducationSection) String() string {
 func (*EducationSection) ProtoMessage() {}
 
 func (x *EducationSection) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[29]
+	mi := &file_profile_v1_profile_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2023,7 +2181,7 @@ func (x *EducationSection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EducationSection.ProtoReflect.Descriptor instead.
 func (*EducationSection) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{29}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *EducationSection) GetItems() []*EducationItem {
@@ -2044,7 +2202,7 @@ type ExperienceSection struct {
 
 func (x *ExperienceSection) Reset() {
 	*x = ExperienceSection{}
-	mi := &file_profile_v1_profile_proto_msgTypes[30]
+	mi := &file_profile_v1_profile_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2056,7 +2214,7 @@ func (x *ExperienceSection) String() string {
 func (*ExperienceSection) ProtoMessage() {}
 
 func (x *ExperienceSection) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[30]
+	mi := &file_profile_v1_profile_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2069,7 +2227,7 @@ func (x *ExperienceSection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExperienceSection.ProtoReflect.Descriptor instead.
 func (*ExperienceSection) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{30}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ExperienceSection) GetItems() []*ExperienceItem {
@@ -2090,7 +2248,7 @@ type CertificationSection struct {
 
 func (x *CertificationSection) Reset() {
 	*x = CertificationSection{}
-	mi := &file_profile_v1_profile_proto_msgTypes[31]
+	mi := &file_profile_v1_profile_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2102,7 +2260,7 @@ func (x *CertificationSection) String() string {
 func (*CertificationSection) ProtoMessage() {}
 
 func (x *CertificationSection) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[31]
+	mi := &file_profile_v1_profile_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2115,7 +2273,7 @@ func (x *CertificationSection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificationSection.ProtoReflect.Descriptor instead.
 func (*CertificationSection) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{31}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CertificationSection) GetItems() []*CertificationItem {
@@ -2136,7 +2294,7 @@ type SkillSection struct {
 
 func (x *SkillSection) Reset() {
 	*x = SkillSection{}
-	mi := &file_profile_v1_profile_proto_msgTypes[32]
+	mi := &file_profile_v1_profile_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2148,7 +2306,7 @@ func (x *SkillSection) String() string {
 func (*SkillSection) ProtoMessage() {}
 
 func (x *SkillSection) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[32]
+	mi := &file_profile_v1_profile_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2161,7 +2319,7 @@ func (x *SkillSection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SkillSection.ProtoReflect.Descriptor instead.
 func (*SkillSection) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{32}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SkillSection) GetItems() []*SkillItem {
@@ -2182,7 +2340,7 @@ type LanguageSection struct {
 
 func (x *LanguageSection) Reset() {
 	*x = LanguageSection{}
-	mi := &file_profile_v1_profile_proto_msgTypes[33]
+	mi := &file_profile_v1_profile_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2194,7 +2352,7 @@ func (x *LanguageSection) String() string {
 func (*LanguageSection) ProtoMessage() {}
 
 func (x *LanguageSection) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[33]
+	mi := &file_profile_v1_profile_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2207,7 +2365,7 @@ func (x *LanguageSection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LanguageSection.ProtoReflect.Descriptor instead.
 func (*LanguageSection) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{33}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LanguageSection) GetItems() []*LanguageItem {
@@ -2228,7 +2386,7 @@ type ProjectSection struct {
 
 func (x *ProjectSection) Reset() {
 	*x = ProjectSection{}
-	mi := &file_profile_v1_profile_proto_msgTypes[34]
+	mi := &file_profile_v1_profile_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2240,7 +2398,7 @@ func (x *ProjectSection) String() string {
 func (*ProjectSection) ProtoMessage() {}
 
 func (x *ProjectSection) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[34]
+	mi := &file_profile_v1_profile_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2253,7 +2411,7 @@ func (x *ProjectSection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProjectSection.ProtoReflect.Descriptor instead.
 func (*ProjectSection) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{34}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ProjectSection) GetItems() []*ProjectItem {
@@ -2298,7 +2456,7 @@ type UpdateProfileRequest struct {
 
 func (x *UpdateProfileRequest) Reset() {
 	*x = UpdateProfileRequest{}
-	mi := &file_profile_v1_profile_proto_msgTypes[35]
+	mi := &file_profile_v1_profile_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2310,7 +2468,7 @@ func (x *UpdateProfileRequest) String() string {
 func (*UpdateProfileRequest) ProtoMessage() {}
 
 func (x *UpdateProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[35]
+	mi := &file_profile_v1_profile_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2323,7 +2481,7 @@ func (x *UpdateProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateProfileRequest.ProtoReflect.Descriptor instead.
 func (*UpdateProfileRequest) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{35}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *UpdateProfileRequest) GetUserId() int64 {
@@ -2428,7 +2586,7 @@ type UpdateProfileResponse struct {
 
 func (x *UpdateProfileResponse) Reset() {
 	*x = UpdateProfileResponse{}
-	mi := &file_profile_v1_profile_proto_msgTypes[36]
+	mi := &file_profile_v1_profile_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2440,7 +2598,7 @@ func (x *UpdateProfileResponse) String() string {
 func (*UpdateProfileResponse) ProtoMessage() {}
 
 func (x *UpdateProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[36]
+	mi := &file_profile_v1_profile_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2453,7 +2611,7 @@ func (x *UpdateProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateProfileResponse.ProtoReflect.Descriptor instead.
 func (*UpdateProfileResponse) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{36}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *UpdateProfileResponse) GetProfile() *ProfileData {
@@ -2474,7 +2632,7 @@ type StreamEventsRequest struct {
 
 func (x *StreamEventsRequest) Reset() {
 	*x = StreamEventsRequest{}
-	mi := &file_profile_v1_profile_proto_msgTypes[37]
+	mi := &file_profile_v1_profile_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2486,7 +2644,7 @@ func (x *StreamEventsRequest) String() string {
 func (*StreamEventsRequest) ProtoMessage() {}
 
 func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[37]
+	mi := &file_profile_v1_profile_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2499,7 +2657,7 @@ func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsRequest.ProtoReflect.Descriptor instead.
 func (*StreamEventsRequest) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{37}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *StreamEventsRequest) GetEdgeId() string {
@@ -2522,7 +2680,7 @@ type SessionEndedEvent struct {
 
 func (x *SessionEndedEvent) Reset() {
 	*x = SessionEndedEvent{}
-	mi := &file_profile_v1_profile_proto_msgTypes[38]
+	mi := &file_profile_v1_profile_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2534,7 +2692,7 @@ func (x *SessionEndedEvent) String() string {
 func (*SessionEndedEvent) ProtoMessage() {}
 
 func (x *SessionEndedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[38]
+	mi := &file_profile_v1_profile_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2547,7 +2705,7 @@ func (x *SessionEndedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionEndedEvent.ProtoReflect.Descriptor instead.
 func (*SessionEndedEvent) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{38}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SessionEndedEvent) GetSessionId() int64 {
@@ -2585,7 +2743,7 @@ type StreamEventsResponse struct {
 
 func (x *StreamEventsResponse) Reset() {
 	*x = StreamEventsResponse{}
-	mi := &file_profile_v1_profile_proto_msgTypes[39]
+	mi := &file_profile_v1_profile_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2597,7 +2755,7 @@ func (x *StreamEventsResponse) String() string {
 func (*StreamEventsResponse) ProtoMessage() {}
 
 func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_profile_v1_profile_proto_msgTypes[39]
+	mi := &file_profile_v1_profile_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2610,7 +2768,7 @@ func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsResponse.ProtoReflect.Descriptor instead.
 func (*StreamEventsResponse) Descriptor() ([]byte, []int) {
-	return file_profile_v1_profile_proto_rawDescGZIP(), []int{39}
+	return file_profile_v1_profile_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *StreamEventsResponse) GetUserIds() []int64 {
@@ -2703,7 +2861,16 @@ const file_profile_v1_profile_proto_rawDesc = "" +
 	"session_id\x18\x01 \x01(\x03R\tsessionId\x12\x1d\n" +
 	"\n" +
 	"expires_at\x18\x02 \x01(\x03R\texpiresAt\x12$\n" +
-	"\x04user\x18\x03 \x01(\v2\x10.profile.v1.UserR\x04user\"7\n" +
+	"\x04user\x18\x03 \x01(\v2\x10.profile.v1.UserR\x04user\"0\n" +
+	"\x16ResolveSessionsRequest\x12\x16\n" +
+	"\x06tokens\x18\x01 \x03(\tR\x06tokens\"V\n" +
+	"\x17ResolveSessionsResponse\x12;\n" +
+	"\aresults\x18\x01 \x03(\v2!.profile.v1.ResolveSessionsResultR\aresults\"\x99\x01\n" +
+	"\x15ResolveSessionsResult\x12<\n" +
+	"\asession\x18\x01 \x01(\v2\".profile.v1.ResolveSessionResponseR\asession\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x02 \x01(\tR\terrorCode\x12#\n" +
+	"\rerror_message\x18\x03 \x01(\tR\ferrorMessage\"7\n" +
 	"\x14CheckSessionsRequest\x12\x1f\n" +
 	"\vsession_ids\x18\x01 \x03(\x03R\n" +
 	"sessionIds\"^\n" +
@@ -2874,13 +3041,14 @@ const file_profile_v1_profile_proto_rawDesc = "" +
 	"\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14SESSION_STATE_ACTIVE\x10\x01\x12\x19\n" +
 	"\x15SESSION_STATE_EXPIRED\x10\x02\x12\x19\n" +
-	"\x15SESSION_STATE_REVOKED\x10\x032\xb5\a\n" +
+	"\x15SESSION_STATE_REVOKED\x10\x032\x96\b\n" +
 	"\x0eProfileService\x12K\n" +
 	"\n" +
 	"CreateUser\x12\x1d.profile.v1.CreateUserRequest\x1a\x1e.profile.v1.CreateUserResponse\x12T\n" +
 	"\rCreateSession\x12 .profile.v1.CreateSessionRequest\x1a!.profile.v1.CreateSessionResponse\x12T\n" +
 	"\rRevokeSession\x12 .profile.v1.RevokeSessionRequest\x1a!.profile.v1.RevokeSessionResponse\x12\\\n" +
-	"\x0eResolveSession\x12!.profile.v1.ResolveSessionRequest\x1a\".profile.v1.ResolveSessionResponse\"\x03\x90\x02\x01\x12Y\n" +
+	"\x0eResolveSession\x12!.profile.v1.ResolveSessionRequest\x1a\".profile.v1.ResolveSessionResponse\"\x03\x90\x02\x01\x12_\n" +
+	"\x0fResolveSessions\x12\".profile.v1.ResolveSessionsRequest\x1a#.profile.v1.ResolveSessionsResponse\"\x03\x90\x02\x01\x12Y\n" +
 	"\rCheckSessions\x12 .profile.v1.CheckSessionsRequest\x1a!.profile.v1.CheckSessionsResponse\"\x03\x90\x02\x01\x12Y\n" +
 	"\rListCountries\x12 .profile.v1.ListCountriesRequest\x1a!.profile.v1.ListCountriesResponse\"\x03\x90\x02\x01\x12J\n" +
 	"\bGetUsers\x12\x1b.profile.v1.GetUsersRequest\x1a\x1c.profile.v1.GetUsersResponse\"\x03\x90\x02\x01\x12M\n" +
@@ -2906,110 +3074,117 @@ func file_profile_v1_profile_proto_rawDescGZIP() []byte {
 }
 
 var file_profile_v1_profile_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_profile_v1_profile_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_profile_v1_profile_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_profile_v1_profile_proto_goTypes = []any{
-	(SessionState)(0),              // 0: profile.v1.SessionState
-	(*User)(nil),                   // 1: profile.v1.User
-	(*CreateUserRequest)(nil),      // 2: profile.v1.CreateUserRequest
-	(*CreateUserResponse)(nil),     // 3: profile.v1.CreateUserResponse
-	(*CreateSessionRequest)(nil),   // 4: profile.v1.CreateSessionRequest
-	(*CreateSessionResponse)(nil),  // 5: profile.v1.CreateSessionResponse
-	(*RevokeSessionRequest)(nil),   // 6: profile.v1.RevokeSessionRequest
-	(*RevokeSessionResponse)(nil),  // 7: profile.v1.RevokeSessionResponse
-	(*ResolveSessionRequest)(nil),  // 8: profile.v1.ResolveSessionRequest
-	(*ResolveSessionResponse)(nil), // 9: profile.v1.ResolveSessionResponse
-	(*CheckSessionsRequest)(nil),   // 10: profile.v1.CheckSessionsRequest
-	(*SessionStatus)(nil),          // 11: profile.v1.SessionStatus
-	(*CheckSessionsResponse)(nil),  // 12: profile.v1.CheckSessionsResponse
-	(*ListCountriesRequest)(nil),   // 13: profile.v1.ListCountriesRequest
-	(*Country)(nil),                // 14: profile.v1.Country
-	(*ListCountriesResponse)(nil),  // 15: profile.v1.ListCountriesResponse
-	(*GetUsersRequest)(nil),        // 16: profile.v1.GetUsersRequest
-	(*GetUsersResponse)(nil),       // 17: profile.v1.GetUsersResponse
-	(*ListUsersRequest)(nil),       // 18: profile.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),      // 19: profile.v1.ListUsersResponse
-	(*EducationItem)(nil),          // 20: profile.v1.EducationItem
-	(*ExperienceItem)(nil),         // 21: profile.v1.ExperienceItem
-	(*CertificationItem)(nil),      // 22: profile.v1.CertificationItem
-	(*SkillItem)(nil),              // 23: profile.v1.SkillItem
-	(*LanguageItem)(nil),           // 24: profile.v1.LanguageItem
-	(*ProjectItem)(nil),            // 25: profile.v1.ProjectItem
-	(*Curriculum)(nil),             // 26: profile.v1.Curriculum
-	(*ProfileData)(nil),            // 27: profile.v1.ProfileData
-	(*GetProfileRequest)(nil),      // 28: profile.v1.GetProfileRequest
-	(*GetProfileResponse)(nil),     // 29: profile.v1.GetProfileResponse
-	(*EducationSection)(nil),       // 30: profile.v1.EducationSection
-	(*ExperienceSection)(nil),      // 31: profile.v1.ExperienceSection
-	(*CertificationSection)(nil),   // 32: profile.v1.CertificationSection
-	(*SkillSection)(nil),           // 33: profile.v1.SkillSection
-	(*LanguageSection)(nil),        // 34: profile.v1.LanguageSection
-	(*ProjectSection)(nil),         // 35: profile.v1.ProjectSection
-	(*UpdateProfileRequest)(nil),   // 36: profile.v1.UpdateProfileRequest
-	(*UpdateProfileResponse)(nil),  // 37: profile.v1.UpdateProfileResponse
-	(*StreamEventsRequest)(nil),    // 38: profile.v1.StreamEventsRequest
-	(*SessionEndedEvent)(nil),      // 39: profile.v1.SessionEndedEvent
-	(*StreamEventsResponse)(nil),   // 40: profile.v1.StreamEventsResponse
-	nil,                            // 41: profile.v1.StreamEventsResponse.TraceContextEntry
+	(SessionState)(0),               // 0: profile.v1.SessionState
+	(*User)(nil),                    // 1: profile.v1.User
+	(*CreateUserRequest)(nil),       // 2: profile.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),      // 3: profile.v1.CreateUserResponse
+	(*CreateSessionRequest)(nil),    // 4: profile.v1.CreateSessionRequest
+	(*CreateSessionResponse)(nil),   // 5: profile.v1.CreateSessionResponse
+	(*RevokeSessionRequest)(nil),    // 6: profile.v1.RevokeSessionRequest
+	(*RevokeSessionResponse)(nil),   // 7: profile.v1.RevokeSessionResponse
+	(*ResolveSessionRequest)(nil),   // 8: profile.v1.ResolveSessionRequest
+	(*ResolveSessionResponse)(nil),  // 9: profile.v1.ResolveSessionResponse
+	(*ResolveSessionsRequest)(nil),  // 10: profile.v1.ResolveSessionsRequest
+	(*ResolveSessionsResponse)(nil), // 11: profile.v1.ResolveSessionsResponse
+	(*ResolveSessionsResult)(nil),   // 12: profile.v1.ResolveSessionsResult
+	(*CheckSessionsRequest)(nil),    // 13: profile.v1.CheckSessionsRequest
+	(*SessionStatus)(nil),           // 14: profile.v1.SessionStatus
+	(*CheckSessionsResponse)(nil),   // 15: profile.v1.CheckSessionsResponse
+	(*ListCountriesRequest)(nil),    // 16: profile.v1.ListCountriesRequest
+	(*Country)(nil),                 // 17: profile.v1.Country
+	(*ListCountriesResponse)(nil),   // 18: profile.v1.ListCountriesResponse
+	(*GetUsersRequest)(nil),         // 19: profile.v1.GetUsersRequest
+	(*GetUsersResponse)(nil),        // 20: profile.v1.GetUsersResponse
+	(*ListUsersRequest)(nil),        // 21: profile.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),       // 22: profile.v1.ListUsersResponse
+	(*EducationItem)(nil),           // 23: profile.v1.EducationItem
+	(*ExperienceItem)(nil),          // 24: profile.v1.ExperienceItem
+	(*CertificationItem)(nil),       // 25: profile.v1.CertificationItem
+	(*SkillItem)(nil),               // 26: profile.v1.SkillItem
+	(*LanguageItem)(nil),            // 27: profile.v1.LanguageItem
+	(*ProjectItem)(nil),             // 28: profile.v1.ProjectItem
+	(*Curriculum)(nil),              // 29: profile.v1.Curriculum
+	(*ProfileData)(nil),             // 30: profile.v1.ProfileData
+	(*GetProfileRequest)(nil),       // 31: profile.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),      // 32: profile.v1.GetProfileResponse
+	(*EducationSection)(nil),        // 33: profile.v1.EducationSection
+	(*ExperienceSection)(nil),       // 34: profile.v1.ExperienceSection
+	(*CertificationSection)(nil),    // 35: profile.v1.CertificationSection
+	(*SkillSection)(nil),            // 36: profile.v1.SkillSection
+	(*LanguageSection)(nil),         // 37: profile.v1.LanguageSection
+	(*ProjectSection)(nil),          // 38: profile.v1.ProjectSection
+	(*UpdateProfileRequest)(nil),    // 39: profile.v1.UpdateProfileRequest
+	(*UpdateProfileResponse)(nil),   // 40: profile.v1.UpdateProfileResponse
+	(*StreamEventsRequest)(nil),     // 41: profile.v1.StreamEventsRequest
+	(*SessionEndedEvent)(nil),       // 42: profile.v1.SessionEndedEvent
+	(*StreamEventsResponse)(nil),    // 43: profile.v1.StreamEventsResponse
+	nil,                             // 44: profile.v1.StreamEventsResponse.TraceContextEntry
 }
 var file_profile_v1_profile_proto_depIdxs = []int32{
 	1,  // 0: profile.v1.CreateUserResponse.user:type_name -> profile.v1.User
 	1,  // 1: profile.v1.ResolveSessionResponse.user:type_name -> profile.v1.User
-	0,  // 2: profile.v1.SessionStatus.state:type_name -> profile.v1.SessionState
-	11, // 3: profile.v1.CheckSessionsResponse.sessions:type_name -> profile.v1.SessionStatus
-	14, // 4: profile.v1.ListCountriesResponse.countries:type_name -> profile.v1.Country
-	1,  // 5: profile.v1.GetUsersResponse.users:type_name -> profile.v1.User
-	1,  // 6: profile.v1.ListUsersResponse.users:type_name -> profile.v1.User
-	20, // 7: profile.v1.Curriculum.education:type_name -> profile.v1.EducationItem
-	21, // 8: profile.v1.Curriculum.experience:type_name -> profile.v1.ExperienceItem
-	22, // 9: profile.v1.Curriculum.certifications:type_name -> profile.v1.CertificationItem
-	23, // 10: profile.v1.Curriculum.skills:type_name -> profile.v1.SkillItem
-	24, // 11: profile.v1.Curriculum.languages:type_name -> profile.v1.LanguageItem
-	25, // 12: profile.v1.Curriculum.projects:type_name -> profile.v1.ProjectItem
-	26, // 13: profile.v1.ProfileData.curriculum:type_name -> profile.v1.Curriculum
-	27, // 14: profile.v1.GetProfileResponse.profile:type_name -> profile.v1.ProfileData
-	20, // 15: profile.v1.EducationSection.items:type_name -> profile.v1.EducationItem
-	21, // 16: profile.v1.ExperienceSection.items:type_name -> profile.v1.ExperienceItem
-	22, // 17: profile.v1.CertificationSection.items:type_name -> profile.v1.CertificationItem
-	23, // 18: profile.v1.SkillSection.items:type_name -> profile.v1.SkillItem
-	24, // 19: profile.v1.LanguageSection.items:type_name -> profile.v1.LanguageItem
-	25, // 20: profile.v1.ProjectSection.items:type_name -> profile.v1.ProjectItem
-	30, // 21: profile.v1.UpdateProfileRequest.education:type_name -> profile.v1.EducationSection
-	31, // 22: profile.v1.UpdateProfileRequest.experience:type_name -> profile.v1.ExperienceSection
-	32, // 23: profile.v1.UpdateProfileRequest.certifications:type_name -> profile.v1.CertificationSection
-	33, // 24: profile.v1.UpdateProfileRequest.skills:type_name -> profile.v1.SkillSection
-	34, // 25: profile.v1.UpdateProfileRequest.languages:type_name -> profile.v1.LanguageSection
-	35, // 26: profile.v1.UpdateProfileRequest.projects:type_name -> profile.v1.ProjectSection
-	27, // 27: profile.v1.UpdateProfileResponse.profile:type_name -> profile.v1.ProfileData
-	0,  // 28: profile.v1.SessionEndedEvent.state:type_name -> profile.v1.SessionState
-	41, // 29: profile.v1.StreamEventsResponse.trace_context:type_name -> profile.v1.StreamEventsResponse.TraceContextEntry
-	39, // 30: profile.v1.StreamEventsResponse.session_ended:type_name -> profile.v1.SessionEndedEvent
-	2,  // 31: profile.v1.ProfileService.CreateUser:input_type -> profile.v1.CreateUserRequest
-	4,  // 32: profile.v1.ProfileService.CreateSession:input_type -> profile.v1.CreateSessionRequest
-	6,  // 33: profile.v1.ProfileService.RevokeSession:input_type -> profile.v1.RevokeSessionRequest
-	8,  // 34: profile.v1.ProfileService.ResolveSession:input_type -> profile.v1.ResolveSessionRequest
-	10, // 35: profile.v1.ProfileService.CheckSessions:input_type -> profile.v1.CheckSessionsRequest
-	13, // 36: profile.v1.ProfileService.ListCountries:input_type -> profile.v1.ListCountriesRequest
-	16, // 37: profile.v1.ProfileService.GetUsers:input_type -> profile.v1.GetUsersRequest
-	18, // 38: profile.v1.ProfileService.ListUsers:input_type -> profile.v1.ListUsersRequest
-	28, // 39: profile.v1.ProfileService.GetProfile:input_type -> profile.v1.GetProfileRequest
-	36, // 40: profile.v1.ProfileService.UpdateProfile:input_type -> profile.v1.UpdateProfileRequest
-	38, // 41: profile.v1.ProfileService.StreamEvents:input_type -> profile.v1.StreamEventsRequest
-	3,  // 42: profile.v1.ProfileService.CreateUser:output_type -> profile.v1.CreateUserResponse
-	5,  // 43: profile.v1.ProfileService.CreateSession:output_type -> profile.v1.CreateSessionResponse
-	7,  // 44: profile.v1.ProfileService.RevokeSession:output_type -> profile.v1.RevokeSessionResponse
-	9,  // 45: profile.v1.ProfileService.ResolveSession:output_type -> profile.v1.ResolveSessionResponse
-	12, // 46: profile.v1.ProfileService.CheckSessions:output_type -> profile.v1.CheckSessionsResponse
-	15, // 47: profile.v1.ProfileService.ListCountries:output_type -> profile.v1.ListCountriesResponse
-	17, // 48: profile.v1.ProfileService.GetUsers:output_type -> profile.v1.GetUsersResponse
-	19, // 49: profile.v1.ProfileService.ListUsers:output_type -> profile.v1.ListUsersResponse
-	29, // 50: profile.v1.ProfileService.GetProfile:output_type -> profile.v1.GetProfileResponse
-	37, // 51: profile.v1.ProfileService.UpdateProfile:output_type -> profile.v1.UpdateProfileResponse
-	40, // 52: profile.v1.ProfileService.StreamEvents:output_type -> profile.v1.StreamEventsResponse
-	42, // [42:53] is the sub-list for method output_type
-	31, // [31:42] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	12, // 2: profile.v1.ResolveSessionsResponse.results:type_name -> profile.v1.ResolveSessionsResult
+	9,  // 3: profile.v1.ResolveSessionsResult.session:type_name -> profile.v1.ResolveSessionResponse
+	0,  // 4: profile.v1.SessionStatus.state:type_name -> profile.v1.SessionState
+	14, // 5: profile.v1.CheckSessionsResponse.sessions:type_name -> profile.v1.SessionStatus
+	17, // 6: profile.v1.ListCountriesResponse.countries:type_name -> profile.v1.Country
+	1,  // 7: profile.v1.GetUsersResponse.users:type_name -> profile.v1.User
+	1,  // 8: profile.v1.ListUsersResponse.users:type_name -> profile.v1.User
+	23, // 9: profile.v1.Curriculum.education:type_name -> profile.v1.EducationItem
+	24, // 10: profile.v1.Curriculum.experience:type_name -> profile.v1.ExperienceItem
+	25, // 11: profile.v1.Curriculum.certifications:type_name -> profile.v1.CertificationItem
+	26, // 12: profile.v1.Curriculum.skills:type_name -> profile.v1.SkillItem
+	27, // 13: profile.v1.Curriculum.languages:type_name -> profile.v1.LanguageItem
+	28, // 14: profile.v1.Curriculum.projects:type_name -> profile.v1.ProjectItem
+	29, // 15: profile.v1.ProfileData.curriculum:type_name -> profile.v1.Curriculum
+	30, // 16: profile.v1.GetProfileResponse.profile:type_name -> profile.v1.ProfileData
+	23, // 17: profile.v1.EducationSection.items:type_name -> profile.v1.EducationItem
+	24, // 18: profile.v1.ExperienceSection.items:type_name -> profile.v1.ExperienceItem
+	25, // 19: profile.v1.CertificationSection.items:type_name -> profile.v1.CertificationItem
+	26, // 20: profile.v1.SkillSection.items:type_name -> profile.v1.SkillItem
+	27, // 21: profile.v1.LanguageSection.items:type_name -> profile.v1.LanguageItem
+	28, // 22: profile.v1.ProjectSection.items:type_name -> profile.v1.ProjectItem
+	33, // 23: profile.v1.UpdateProfileRequest.education:type_name -> profile.v1.EducationSection
+	34, // 24: profile.v1.UpdateProfileRequest.experience:type_name -> profile.v1.ExperienceSection
+	35, // 25: profile.v1.UpdateProfileRequest.certifications:type_name -> profile.v1.CertificationSection
+	36, // 26: profile.v1.UpdateProfileRequest.skills:type_name -> profile.v1.SkillSection
+	37, // 27: profile.v1.UpdateProfileRequest.languages:type_name -> profile.v1.LanguageSection
+	38, // 28: profile.v1.UpdateProfileRequest.projects:type_name -> profile.v1.ProjectSection
+	30, // 29: profile.v1.UpdateProfileResponse.profile:type_name -> profile.v1.ProfileData
+	0,  // 30: profile.v1.SessionEndedEvent.state:type_name -> profile.v1.SessionState
+	44, // 31: profile.v1.StreamEventsResponse.trace_context:type_name -> profile.v1.StreamEventsResponse.TraceContextEntry
+	42, // 32: profile.v1.StreamEventsResponse.session_ended:type_name -> profile.v1.SessionEndedEvent
+	2,  // 33: profile.v1.ProfileService.CreateUser:input_type -> profile.v1.CreateUserRequest
+	4,  // 34: profile.v1.ProfileService.CreateSession:input_type -> profile.v1.CreateSessionRequest
+	6,  // 35: profile.v1.ProfileService.RevokeSession:input_type -> profile.v1.RevokeSessionRequest
+	8,  // 36: profile.v1.ProfileService.ResolveSession:input_type -> profile.v1.ResolveSessionRequest
+	10, // 37: profile.v1.ProfileService.ResolveSessions:input_type -> profile.v1.ResolveSessionsRequest
+	13, // 38: profile.v1.ProfileService.CheckSessions:input_type -> profile.v1.CheckSessionsRequest
+	16, // 39: profile.v1.ProfileService.ListCountries:input_type -> profile.v1.ListCountriesRequest
+	19, // 40: profile.v1.ProfileService.GetUsers:input_type -> profile.v1.GetUsersRequest
+	21, // 41: profile.v1.ProfileService.ListUsers:input_type -> profile.v1.ListUsersRequest
+	31, // 42: profile.v1.ProfileService.GetProfile:input_type -> profile.v1.GetProfileRequest
+	39, // 43: profile.v1.ProfileService.UpdateProfile:input_type -> profile.v1.UpdateProfileRequest
+	41, // 44: profile.v1.ProfileService.StreamEvents:input_type -> profile.v1.StreamEventsRequest
+	3,  // 45: profile.v1.ProfileService.CreateUser:output_type -> profile.v1.CreateUserResponse
+	5,  // 46: profile.v1.ProfileService.CreateSession:output_type -> profile.v1.CreateSessionResponse
+	7,  // 47: profile.v1.ProfileService.RevokeSession:output_type -> profile.v1.RevokeSessionResponse
+	9,  // 48: profile.v1.ProfileService.ResolveSession:output_type -> profile.v1.ResolveSessionResponse
+	11, // 49: profile.v1.ProfileService.ResolveSessions:output_type -> profile.v1.ResolveSessionsResponse
+	15, // 50: profile.v1.ProfileService.CheckSessions:output_type -> profile.v1.CheckSessionsResponse
+	18, // 51: profile.v1.ProfileService.ListCountries:output_type -> profile.v1.ListCountriesResponse
+	20, // 52: profile.v1.ProfileService.GetUsers:output_type -> profile.v1.GetUsersResponse
+	22, // 53: profile.v1.ProfileService.ListUsers:output_type -> profile.v1.ListUsersResponse
+	32, // 54: profile.v1.ProfileService.GetProfile:output_type -> profile.v1.GetProfileResponse
+	40, // 55: profile.v1.ProfileService.UpdateProfile:output_type -> profile.v1.UpdateProfileResponse
+	43, // 56: profile.v1.ProfileService.StreamEvents:output_type -> profile.v1.StreamEventsResponse
+	45, // [45:57] is the sub-list for method output_type
+	33, // [33:45] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_profile_v1_profile_proto_init() }
@@ -3017,9 +3192,9 @@ func file_profile_v1_profile_proto_init() {
 	if File_profile_v1_profile_proto != nil {
 		return
 	}
-	file_profile_v1_profile_proto_msgTypes[22].OneofWrappers = []any{}
-	file_profile_v1_profile_proto_msgTypes[35].OneofWrappers = []any{}
-	file_profile_v1_profile_proto_msgTypes[39].OneofWrappers = []any{
+	file_profile_v1_profile_proto_msgTypes[25].OneofWrappers = []any{}
+	file_profile_v1_profile_proto_msgTypes[38].OneofWrappers = []any{}
+	file_profile_v1_profile_proto_msgTypes[42].OneofWrappers = []any{
 		(*StreamEventsResponse_SessionEnded)(nil),
 	}
 	type x struct{}
@@ -3028,7 +3203,7 @@ func file_profile_v1_profile_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_profile_v1_profile_proto_rawDesc), len(file_profile_v1_profile_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   41,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -52,6 +52,9 @@ const (
 	PresenceServiceHeartbeatProcedure = "/presence.v1.PresenceService/Heartbeat"
 	// PresenceServiceConnectProcedure is the fully-qualified name of the PresenceService's Connect RPC.
 	PresenceServiceConnectProcedure = "/presence.v1.PresenceService/Connect"
+	// PresenceServiceConnectManyProcedure is the fully-qualified name of the PresenceService's
+	// ConnectMany RPC.
+	PresenceServiceConnectManyProcedure = "/presence.v1.PresenceService/ConnectMany"
 	// PresenceServiceDisconnectProcedure is the fully-qualified name of the PresenceService's
 	// Disconnect RPC.
 	PresenceServiceDisconnectProcedure = "/presence.v1.PresenceService/Disconnect"
@@ -80,6 +83,10 @@ type PresenceServiceClient interface {
 	Heartbeat(context.Context, *connect.Request[v1.HeartbeatRequest]) (*connect.Response[v1.HeartbeatResponse], error)
 	// Connect records a connection opened on an edge.
 	Connect(context.Context, *connect.Request[v1.ConnectRequest]) (*connect.Response[v1.ConnectResponse], error)
+	// ConnectMany records many connections in one call, each as Connect would: an edge
+	// gathers the connections that open while one call is in flight into the next
+	// (edge/internal/coalesce), and the service commits them together.
+	ConnectMany(context.Context, *connect.Request[v1.ConnectManyRequest]) (*connect.Response[v1.ConnectManyResponse], error)
 	// Disconnect records a connection closed on an edge. Idempotent.
 	Disconnect(context.Context, *connect.Request[v1.DisconnectRequest]) (*connect.Response[v1.DisconnectResponse], error)
 	// StreamEvents pushes control events for one edge (a connection to close because its
@@ -136,6 +143,12 @@ func NewPresenceServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(presenceServiceMethods.ByName("Connect")),
 			connect.WithClientOptions(opts...),
 		),
+		connectMany: connect.NewClient[v1.ConnectManyRequest, v1.ConnectManyResponse](
+			httpClient,
+			baseURL+PresenceServiceConnectManyProcedure,
+			connect.WithSchema(presenceServiceMethods.ByName("ConnectMany")),
+			connect.WithClientOptions(opts...),
+		),
 		disconnect: connect.NewClient[v1.DisconnectRequest, v1.DisconnectResponse](
 			httpClient,
 			baseURL+PresenceServiceDisconnectProcedure,
@@ -171,6 +184,7 @@ type presenceServiceClient struct {
 	registerEdge     *connect.Client[v1.RegisterEdgeRequest, v1.RegisterEdgeResponse]
 	heartbeat        *connect.Client[v1.HeartbeatRequest, v1.HeartbeatResponse]
 	connect          *connect.Client[v1.ConnectRequest, v1.ConnectResponse]
+	connectMany      *connect.Client[v1.ConnectManyRequest, v1.ConnectManyResponse]
 	disconnect       *connect.Client[v1.DisconnectRequest, v1.DisconnectResponse]
 	streamEvents     *connect.Client[v1.StreamEventsRequest, v1.StreamEventsResponse]
 	streamUserEvents *connect.Client[v1.StreamUserEventsRequest, v1.StreamUserEventsResponse]
@@ -200,6 +214,11 @@ func (c *presenceServiceClient) Heartbeat(ctx context.Context, req *connect.Requ
 // Connect calls presence.v1.PresenceService.Connect.
 func (c *presenceServiceClient) Connect(ctx context.Context, req *connect.Request[v1.ConnectRequest]) (*connect.Response[v1.ConnectResponse], error) {
 	return c.connect.CallUnary(ctx, req)
+}
+
+// ConnectMany calls presence.v1.PresenceService.ConnectMany.
+func (c *presenceServiceClient) ConnectMany(ctx context.Context, req *connect.Request[v1.ConnectManyRequest]) (*connect.Response[v1.ConnectManyResponse], error) {
+	return c.connectMany.CallUnary(ctx, req)
 }
 
 // Disconnect calls presence.v1.PresenceService.Disconnect.
@@ -236,6 +255,10 @@ type PresenceServiceHandler interface {
 	Heartbeat(context.Context, *connect.Request[v1.HeartbeatRequest]) (*connect.Response[v1.HeartbeatResponse], error)
 	// Connect records a connection opened on an edge.
 	Connect(context.Context, *connect.Request[v1.ConnectRequest]) (*connect.Response[v1.ConnectResponse], error)
+	// ConnectMany records many connections in one call, each as Connect would: an edge
+	// gathers the connections that open while one call is in flight into the next
+	// (edge/internal/coalesce), and the service commits them together.
+	ConnectMany(context.Context, *connect.Request[v1.ConnectManyRequest]) (*connect.Response[v1.ConnectManyResponse], error)
 	// Disconnect records a connection closed on an edge. Idempotent.
 	Disconnect(context.Context, *connect.Request[v1.DisconnectRequest]) (*connect.Response[v1.DisconnectResponse], error)
 	// StreamEvents pushes control events for one edge (a connection to close because its
@@ -288,6 +311,12 @@ func NewPresenceServiceHandler(svc PresenceServiceHandler, opts ...connect.Handl
 		connect.WithSchema(presenceServiceMethods.ByName("Connect")),
 		connect.WithHandlerOptions(opts...),
 	)
+	presenceServiceConnectManyHandler := connect.NewUnaryHandler(
+		PresenceServiceConnectManyProcedure,
+		svc.ConnectMany,
+		connect.WithSchema(presenceServiceMethods.ByName("ConnectMany")),
+		connect.WithHandlerOptions(opts...),
+	)
 	presenceServiceDisconnectHandler := connect.NewUnaryHandler(
 		PresenceServiceDisconnectProcedure,
 		svc.Disconnect,
@@ -325,6 +354,8 @@ func NewPresenceServiceHandler(svc PresenceServiceHandler, opts ...connect.Handl
 			presenceServiceHeartbeatHandler.ServeHTTP(w, r)
 		case PresenceServiceConnectProcedure:
 			presenceServiceConnectHandler.ServeHTTP(w, r)
+		case PresenceServiceConnectManyProcedure:
+			presenceServiceConnectManyHandler.ServeHTTP(w, r)
 		case PresenceServiceDisconnectProcedure:
 			presenceServiceDisconnectHandler.ServeHTTP(w, r)
 		case PresenceServiceStreamEventsProcedure:
@@ -360,6 +391,10 @@ func (UnimplementedPresenceServiceHandler) Heartbeat(context.Context, *connect.R
 
 func (UnimplementedPresenceServiceHandler) Connect(context.Context, *connect.Request[v1.ConnectRequest]) (*connect.Response[v1.ConnectResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("presence.v1.PresenceService.Connect is not implemented"))
+}
+
+func (UnimplementedPresenceServiceHandler) ConnectMany(context.Context, *connect.Request[v1.ConnectManyRequest]) (*connect.Response[v1.ConnectManyResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("presence.v1.PresenceService.ConnectMany is not implemented"))
 }
 
 func (UnimplementedPresenceServiceHandler) Disconnect(context.Context, *connect.Request[v1.DisconnectRequest]) (*connect.Response[v1.DisconnectResponse], error) {

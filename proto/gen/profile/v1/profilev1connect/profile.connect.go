@@ -51,6 +51,9 @@ const (
 	// ProfileServiceResolveSessionProcedure is the fully-qualified name of the ProfileService's
 	// ResolveSession RPC.
 	ProfileServiceResolveSessionProcedure = "/profile.v1.ProfileService/ResolveSession"
+	// ProfileServiceResolveSessionsProcedure is the fully-qualified name of the ProfileService's
+	// ResolveSessions RPC.
+	ProfileServiceResolveSessionsProcedure = "/profile.v1.ProfileService/ResolveSessions"
 	// ProfileServiceCheckSessionsProcedure is the fully-qualified name of the ProfileService's
 	// CheckSessions RPC.
 	ProfileServiceCheckSessionsProcedure = "/profile.v1.ProfileService/CheckSessions"
@@ -83,6 +86,9 @@ type ProfileServiceClient interface {
 	RevokeSession(context.Context, *connect.Request[v1.RevokeSessionRequest]) (*connect.Response[v1.RevokeSessionResponse], error)
 	// ResolveSession turns a token into its session and user (the edge's handshake).
 	ResolveSession(context.Context, *connect.Request[v1.ResolveSessionRequest]) (*connect.Response[v1.ResolveSessionResponse], error)
+	// ResolveSessions resolves many tokens in one call: an edge gathers the handshakes that
+	// arrive while one call is in flight into the next (edge/internal/coalesce).
+	ResolveSessions(context.Context, *connect.Request[v1.ResolveSessionsRequest]) (*connect.Response[v1.ResolveSessionsResponse], error)
 	// CheckSessions reports the state of sessions an edge holds connections for.
 	CheckSessions(context.Context, *connect.Request[v1.CheckSessionsRequest]) (*connect.Response[v1.CheckSessionsResponse], error)
 	// ListCountries lists every ISO 3166-1 country.
@@ -132,6 +138,13 @@ func NewProfileServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			httpClient,
 			baseURL+ProfileServiceResolveSessionProcedure,
 			connect.WithSchema(profileServiceMethods.ByName("ResolveSession")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		resolveSessions: connect.NewClient[v1.ResolveSessionsRequest, v1.ResolveSessionsResponse](
+			httpClient,
+			baseURL+ProfileServiceResolveSessionsProcedure,
+			connect.WithSchema(profileServiceMethods.ByName("ResolveSessions")),
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
@@ -187,17 +200,18 @@ func NewProfileServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 
 // profileServiceClient implements ProfileServiceClient.
 type profileServiceClient struct {
-	createUser     *connect.Client[v1.CreateUserRequest, v1.CreateUserResponse]
-	createSession  *connect.Client[v1.CreateSessionRequest, v1.CreateSessionResponse]
-	revokeSession  *connect.Client[v1.RevokeSessionRequest, v1.RevokeSessionResponse]
-	resolveSession *connect.Client[v1.ResolveSessionRequest, v1.ResolveSessionResponse]
-	checkSessions  *connect.Client[v1.CheckSessionsRequest, v1.CheckSessionsResponse]
-	listCountries  *connect.Client[v1.ListCountriesRequest, v1.ListCountriesResponse]
-	getUsers       *connect.Client[v1.GetUsersRequest, v1.GetUsersResponse]
-	listUsers      *connect.Client[v1.ListUsersRequest, v1.ListUsersResponse]
-	getProfile     *connect.Client[v1.GetProfileRequest, v1.GetProfileResponse]
-	updateProfile  *connect.Client[v1.UpdateProfileRequest, v1.UpdateProfileResponse]
-	streamEvents   *connect.Client[v1.StreamEventsRequest, v1.StreamEventsResponse]
+	createUser      *connect.Client[v1.CreateUserRequest, v1.CreateUserResponse]
+	createSession   *connect.Client[v1.CreateSessionRequest, v1.CreateSessionResponse]
+	revokeSession   *connect.Client[v1.RevokeSessionRequest, v1.RevokeSessionResponse]
+	resolveSession  *connect.Client[v1.ResolveSessionRequest, v1.ResolveSessionResponse]
+	resolveSessions *connect.Client[v1.ResolveSessionsRequest, v1.ResolveSessionsResponse]
+	checkSessions   *connect.Client[v1.CheckSessionsRequest, v1.CheckSessionsResponse]
+	listCountries   *connect.Client[v1.ListCountriesRequest, v1.ListCountriesResponse]
+	getUsers        *connect.Client[v1.GetUsersRequest, v1.GetUsersResponse]
+	listUsers       *connect.Client[v1.ListUsersRequest, v1.ListUsersResponse]
+	getProfile      *connect.Client[v1.GetProfileRequest, v1.GetProfileResponse]
+	updateProfile   *connect.Client[v1.UpdateProfileRequest, v1.UpdateProfileResponse]
+	streamEvents    *connect.Client[v1.StreamEventsRequest, v1.StreamEventsResponse]
 }
 
 // CreateUser calls profile.v1.ProfileService.CreateUser.
@@ -218,6 +232,11 @@ func (c *profileServiceClient) RevokeSession(ctx context.Context, req *connect.R
 // ResolveSession calls profile.v1.ProfileService.ResolveSession.
 func (c *profileServiceClient) ResolveSession(ctx context.Context, req *connect.Request[v1.ResolveSessionRequest]) (*connect.Response[v1.ResolveSessionResponse], error) {
 	return c.resolveSession.CallUnary(ctx, req)
+}
+
+// ResolveSessions calls profile.v1.ProfileService.ResolveSessions.
+func (c *profileServiceClient) ResolveSessions(ctx context.Context, req *connect.Request[v1.ResolveSessionsRequest]) (*connect.Response[v1.ResolveSessionsResponse], error) {
+	return c.resolveSessions.CallUnary(ctx, req)
 }
 
 // CheckSessions calls profile.v1.ProfileService.CheckSessions.
@@ -265,6 +284,9 @@ type ProfileServiceHandler interface {
 	RevokeSession(context.Context, *connect.Request[v1.RevokeSessionRequest]) (*connect.Response[v1.RevokeSessionResponse], error)
 	// ResolveSession turns a token into its session and user (the edge's handshake).
 	ResolveSession(context.Context, *connect.Request[v1.ResolveSessionRequest]) (*connect.Response[v1.ResolveSessionResponse], error)
+	// ResolveSessions resolves many tokens in one call: an edge gathers the handshakes that
+	// arrive while one call is in flight into the next (edge/internal/coalesce).
+	ResolveSessions(context.Context, *connect.Request[v1.ResolveSessionsRequest]) (*connect.Response[v1.ResolveSessionsResponse], error)
 	// CheckSessions reports the state of sessions an edge holds connections for.
 	CheckSessions(context.Context, *connect.Request[v1.CheckSessionsRequest]) (*connect.Response[v1.CheckSessionsResponse], error)
 	// ListCountries lists every ISO 3166-1 country.
@@ -310,6 +332,13 @@ func NewProfileServiceHandler(svc ProfileServiceHandler, opts ...connect.Handler
 		ProfileServiceResolveSessionProcedure,
 		svc.ResolveSession,
 		connect.WithSchema(profileServiceMethods.ByName("ResolveSession")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	profileServiceResolveSessionsHandler := connect.NewUnaryHandler(
+		ProfileServiceResolveSessionsProcedure,
+		svc.ResolveSessions,
+		connect.WithSchema(profileServiceMethods.ByName("ResolveSessions")),
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
@@ -370,6 +399,8 @@ func NewProfileServiceHandler(svc ProfileServiceHandler, opts ...connect.Handler
 			profileServiceRevokeSessionHandler.ServeHTTP(w, r)
 		case ProfileServiceResolveSessionProcedure:
 			profileServiceResolveSessionHandler.ServeHTTP(w, r)
+		case ProfileServiceResolveSessionsProcedure:
+			profileServiceResolveSessionsHandler.ServeHTTP(w, r)
 		case ProfileServiceCheckSessionsProcedure:
 			profileServiceCheckSessionsHandler.ServeHTTP(w, r)
 		case ProfileServiceListCountriesProcedure:
@@ -407,6 +438,10 @@ func (UnimplementedProfileServiceHandler) RevokeSession(context.Context, *connec
 
 func (UnimplementedProfileServiceHandler) ResolveSession(context.Context, *connect.Request[v1.ResolveSessionRequest]) (*connect.Response[v1.ResolveSessionResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("profile.v1.ProfileService.ResolveSession is not implemented"))
+}
+
+func (UnimplementedProfileServiceHandler) ResolveSessions(context.Context, *connect.Request[v1.ResolveSessionsRequest]) (*connect.Response[v1.ResolveSessionsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("profile.v1.ProfileService.ResolveSessions is not implemented"))
 }
 
 func (UnimplementedProfileServiceHandler) CheckSessions(context.Context, *connect.Request[v1.CheckSessionsRequest]) (*connect.Response[v1.CheckSessionsResponse], error) {
