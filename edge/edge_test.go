@@ -340,7 +340,8 @@ func TestHealth(t *testing.T) {
 
 // BenchmarkHandshake measures authenticated handshakes per second through the edge with
 // in-memory fake services over loopback Connect: "cached" answers repeated tokens from the
-// token cache; "uncached" resolves every token with a ResolveSession call to the fake.
+// token cache; "uncached" resolves every token at the fake, concurrent handshakes sharing
+// ResolveSessions calls.
 // Each connection is also reported to the (fake) presence service.
 func BenchmarkHandshake(b *testing.B) {
 	for _, bc := range []struct {

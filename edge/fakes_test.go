@@ -165,6 +165,20 @@ func (p *fakeProfile) ResolveSession(_ context.Context, r *connect.Request[profi
 		User: &profilev1.User{Id: n, UserName: "u" + strconv.FormatInt(n, 10)}}), nil
 }
 
+// ResolveSessions answers each token as ResolveSession does, an error as a result of its own.
+func (p *fakeProfile) ResolveSessions(ctx context.Context, r *connect.Request[profilev1.ResolveSessionsRequest]) (*connect.Response[profilev1.ResolveSessionsResponse], error) {
+	out := &profilev1.ResolveSessionsResponse{}
+	for _, tok := range r.Msg.GetTokens() {
+		res, err := p.ResolveSession(ctx, connect.NewRequest(&profilev1.ResolveSessionRequest{Token: tok}))
+		if err != nil {
+			out.Results = append(out.Results, &profilev1.ResolveSessionsResult{ErrorCode: connect.CodeOf(err).String(), ErrorMessage: err.Error()})
+			continue
+		}
+		out.Results = append(out.Results, &profilev1.ResolveSessionsResult{Session: res.Msg})
+	}
+	return connect.NewResponse(out), nil
+}
+
 func (p *fakeProfile) CheckSessions(_ context.Context, r *connect.Request[profilev1.CheckSessionsRequest]) (*connect.Response[profilev1.CheckSessionsResponse], error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -228,6 +242,20 @@ func (p *fakePresence) Connect(_ context.Context, r *connect.Request[presencev1.
 		res.LastSeq = &last
 	}
 	return connect.NewResponse(res), nil
+}
+
+// ConnectMany answers each connection as Connect does, an error as a result of its own.
+func (p *fakePresence) ConnectMany(ctx context.Context, r *connect.Request[presencev1.ConnectManyRequest]) (*connect.Response[presencev1.ConnectManyResponse], error) {
+	out := &presencev1.ConnectManyResponse{}
+	for _, m := range r.Msg.GetConnections() {
+		res, err := p.Connect(ctx, connect.NewRequest(m))
+		if err != nil {
+			out.Results = append(out.Results, &presencev1.ConnectManyResult{ErrorCode: connect.CodeOf(err).String(), ErrorMessage: err.Error()})
+			continue
+		}
+		out.Results = append(out.Results, &presencev1.ConnectManyResult{Response: res.Msg})
+	}
+	return connect.NewResponse(out), nil
 }
 
 func (p *fakePresence) Disconnect(_ context.Context, r *connect.Request[presencev1.DisconnectRequest]) (*connect.Response[presencev1.DisconnectResponse], error) {

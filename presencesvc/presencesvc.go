@@ -226,6 +226,51 @@ func (s *Service) Connect(ctx context.Context, req *connect.Request[presencev1.C
 	return res, nil
 }
 
+// lastSeqWorkers bounds the last-seq reads of one ConnectMany running at once: on
+// JetStream each is a round trip, and a batch of a few hundred read one after the other
+// would hold every handshake in it.
+const lastSeqWorkers = 8
+
+// ConnectMany records many connections (server.Server.ConnectMany) and, for each recorded
+// one that asked (want_last_seq), answers the user's newest event seq as Connect does. A
+// last seq that cannot be read is left absent and logged, as in Connect.
+func (s *Service) ConnectMany(ctx context.Context, req *connect.Request[presencev1.ConnectManyRequest]) (*connect.Response[presencev1.ConnectManyResponse], error) {
+	res, err := s.Server.ConnectMany(ctx, req)
+	if err != nil {
+		return res, err
+	}
+	var want []int // the results to add a last seq to
+	for i, item := range req.Msg.GetConnections() {
+		if item.GetWantLastSeq() && res.Msg.Results[i].GetErrorCode() == "" {
+			want = append(want, i)
+		}
+	}
+	if len(want) == 0 {
+		return res, nil
+	}
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range min(lastSeqWorkers, len(want)) {
+		wg.Go(func() {
+			for i := range jobs {
+				user := req.Msg.GetConnections()[i].GetUserId()
+				last, err := s.deps.Events.LastSeq(ctx, user)
+				if err != nil {
+					s.deps.Log.WarnContext(ctx, "connect many: read the last seq", "user_id", user, "err", err)
+					continue
+				}
+				res.Msg.Results[i].Response.LastSeq = &last
+			}
+		})
+	}
+	for _, i := range want {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	return res, nil
+}
+
 // ReadUserEvents returns a user's held events after a seq (resume, catch-up).
 func (s *Service) ReadUserEvents(ctx context.Context, req *connect.Request[presencev1.ReadUserEventsRequest]) (*connect.Response[presencev1.ReadUserEventsResponse], error) {
 	res, err := fanout.ReadUserEvents(ctx, s.deps.Events, req.Msg)

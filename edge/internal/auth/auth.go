@@ -17,6 +17,14 @@
 // cache that nothing can stop (hashicorp/golang-lru#159); entries here expire when read,
 // and the size bound reclaims the rest.
 //
+// The lookups of different tokens share RPCs: while one ResolveSessions call is in
+// flight, the lookups that arrive wait and go out together in the next
+// (edge/internal/coalesce), so a burst of handshakes costs the profile service a few
+// queries rather than one each. A profile service that predates ResolveSessions answers
+// it unimplemented; the edge then resolves each token of that batch with ResolveSession,
+// and so every later batch for a while (singleRetry) before trying again, so that a
+// rolling upgrade of either side keeps handshakes working.
+//
 // Authenticator is safe for concurrent use. It logs nothing: the hub logs each refused
 // handshake once, with the Refusal's reason.
 package auth
@@ -30,12 +38,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/charla/charla/edge/internal/coalesce"
 	"github.com/charla/charla/edge/internal/door"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 )
@@ -55,9 +65,12 @@ type UserData struct {
 	Resume   uint64
 }
 
-// Resolver turns a token into its session: the profile service's ResolveSession.
+// Resolver turns tokens into their sessions: the profile service's ResolveSessions, and
+// ResolveSession for a profile service that predates it
+// (profilev1connect.ProfileServiceClient satisfies it).
 type Resolver interface {
 	ResolveSession(context.Context, *connect.Request[profilev1.ResolveSessionRequest]) (*connect.Response[profilev1.ResolveSessionResponse], error)
+	ResolveSessions(context.Context, *connect.Request[profilev1.ResolveSessionsRequest]) (*connect.Response[profilev1.ResolveSessionsResponse], error)
 }
 
 // Refusal is a handshake refusal with its HTTP status, a client-safe message and a
@@ -88,8 +101,21 @@ const (
 	DefaultCacheTTL     = 5 * time.Second
 	MaxCacheTTL         = 10 * time.Second
 	DefaultCacheEntries = 10000
-	// lookupTimeout bounds one ResolveSession call during a handshake.
+	// lookupTimeout bounds one batch call: ResolveSessions, or the ResolveSession calls
+	// that stand for it.
 	lookupTimeout = 5 * time.Second
+	// lookupWait bounds one lookup from its queueing to its answer: the batch in flight
+	// when it arrived, then its own. Past it the handshake is answered unavailable.
+	lookupWait = 2 * lookupTimeout
+	// maxBatch is the most tokens the profile service takes in one ResolveSessions call
+	// (profilesvc's MaxResolveSessions).
+	maxBatch = 256
+	// singleRetry is how long the edge resolves tokens one by one after ResolveSessions
+	// answered unimplemented (an older profile service) before trying it again: long
+	// enough that an older replica costs one wasted call a minute, short enough that a
+	// rolling upgrade of the profile service brings the batches back without restarting
+	// the edge.
+	singleRetry = time.Minute
 )
 
 // Options configure an Authenticator.
@@ -125,12 +151,19 @@ type Authenticator struct {
 	now      func() time.Time
 	door     *door.Door
 	flight   singleflight.Group
+	// batch gathers the lookups of different tokens into ResolveSessions calls. Its
+	// goroutine lives only while lookups are queued, so the Authenticator needs no Close.
+	batch *coalesce.Batcher[string, result]
+	// singleUntil is when, in Unix milliseconds on the Authenticator's clock, the edge
+	// tries ResolveSessions again after it answered unimplemented; until then every batch
+	// goes straight to ResolveSession calls. 0 as long as ResolveSessions has worked.
+	singleUntil atomic.Int64
 
 	mu       sync.Mutex
 	cache    *simplelru.LRU[key, entry] // nil when the cache is off
 	sessions map[int64]map[key]struct{} // the cached keys of each session, for Forget
 	gen      uint64                     // bumped by Forget: answers asked for before are not cached
-	lookups  int64                      // ResolveSession calls made, for tests
+	lookups  int64                      // tokens looked up (not cached, not shared), for tests
 }
 
 // New returns an Authenticator over r.
@@ -148,6 +181,7 @@ func New(r Resolver, o Options) *Authenticator {
 		o.Now = time.Now
 	}
 	a := &Authenticator{resolver: r, ttl: o.CacheTTL, now: o.Now, door: o.Door, sessions: make(map[int64]map[key]struct{})}
+	a.batch = coalesce.New(a.resolveBatch, coalesce.Options{Max: maxBatch, Name: "auth.ResolveSessions"})
 	if a.ttl > 0 {
 		// NewLRU fails only for a size ≤ 0, which CacheEntries is not.
 		a.cache, _ = simplelru.NewLRU(o.CacheEntries, a.evicted)
@@ -230,7 +264,7 @@ func (a *Authenticator) Resolve(ctx context.Context, tok string) (int64, UserDat
 		a.lookups++
 		a.mu.Unlock()
 		fetched := a.now()
-		id, data, err := a.lookup(tok)
+		id, data, err := a.lookup(ctx, tok)
 		if err != nil {
 			return nil, err
 		}
@@ -294,29 +328,106 @@ func (a *Authenticator) evicted(k key, e entry) {
 	}
 }
 
-// lookup calls the profile service. It does not use the handshake's context: the answer
-// is shared by every handshake waiting for the same token, and one client giving up must
-// not fail the others.
-func (a *Authenticator) lookup(tok string) (int64, UserData, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+// lookup asks the profile service for tok in the next batch. It keeps only the values
+// (the trace) of the handshake's context, not its end: the answer is shared by every
+// handshake waiting for the same token, and one client giving up must not fail the
+// others. Its errors are ErrInvalidToken or the service's failure, wrapped.
+func (a *Authenticator) lookup(ctx context.Context, tok string) (int64, UserData, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupWait)
 	defer cancel()
-	res, err := a.resolver.ResolveSession(ctx, connect.NewRequest(&profilev1.ResolveSessionRequest{Token: tok}))
+	r, err := a.batch.Do(ctx, tok)
 	if err != nil {
-		switch connect.CodeOf(err) {
-		case connect.CodeUnauthenticated, connect.CodeNotFound, connect.CodeInvalidArgument, connect.CodePermissionDenied:
-			return 0, UserData{}, ErrInvalidToken
+		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+			return 0, UserData{}, fmt.Errorf("resolve session: no answer within %v: %w", lookupWait, err)
 		}
-		return 0, UserData{}, fmt.Errorf("resolve session: %w", err)
+		return 0, UserData{}, err
 	}
-	m := res.Msg
+	return r.userID, r.data, nil
+}
+
+// resolveBatch is the batcher's call: one ResolveSessions for every queued token, bounded
+// by lookupTimeout, or one ResolveSession per token while the profile service does not
+// know ResolveSessions. A failure of the whole call fails every lookup of the batch as
+// unavailable, whatever its code: the tokens were not judged.
+func (a *Authenticator) resolveBatch(ctx context.Context, toks []string) ([]coalesce.Result[result], error) {
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	if a.now().UnixMilli() >= a.singleUntil.Load() {
+		res, err := a.resolver.ResolveSessions(ctx, connect.NewRequest(&profilev1.ResolveSessionsRequest{Tokens: toks}))
+		if err == nil {
+			return a.batchResults(toks, res.Msg.GetResults())
+		}
+		if connect.CodeOf(err) != connect.CodeUnimplemented {
+			return nil, fmt.Errorf("resolve sessions: %w", err)
+		}
+		a.singleUntil.Store(a.now().Add(singleRetry).UnixMilli())
+	}
+	return a.resolveEach(ctx, toks), nil
+}
+
+// batchResults turns the results of ResolveSessions into the lookups' answers.
+func (a *Authenticator) batchResults(toks []string, rs []*profilev1.ResolveSessionsResult) ([]coalesce.Result[result], error) {
+	if len(rs) != len(toks) {
+		return nil, fmt.Errorf("resolve sessions: %d tokens answered with %d results", len(toks), len(rs))
+	}
+	out := make([]coalesce.Result[result], len(rs))
+	for i, r := range rs {
+		name := r.GetErrorCode()
+		if name == "" {
+			out[i] = a.answer(r.GetSession())
+			continue
+		}
+		var code connect.Code
+		if err := code.UnmarshalText([]byte(name)); err != nil {
+			out[i] = coalesce.Result[result]{Err: fmt.Errorf("resolve session: unknown error code %q (%s)", name, r.GetErrorMessage())}
+			continue
+		}
+		out[i] = failed(connect.NewError(code, errors.New(r.GetErrorMessage())))
+	}
+	return out, nil
+}
+
+// resolveEach resolves each token with its own ResolveSession call, all at once (as the
+// handshakes did before ResolveSessions), and returns when every call has.
+func (a *Authenticator) resolveEach(ctx context.Context, toks []string) []coalesce.Result[result] {
+	out := make([]coalesce.Result[result], len(toks))
+	var wg sync.WaitGroup
+	for i, tok := range toks {
+		wg.Go(func() {
+			res, err := a.resolver.ResolveSession(ctx, connect.NewRequest(&profilev1.ResolveSessionRequest{Token: tok}))
+			if err != nil {
+				out[i] = failed(err)
+				return
+			}
+			out[i] = a.answer(res.Msg)
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// failed is the answer of a token the profile service failed to resolve with err: the
+// codes that judge the token refuse it; any other is the service's failure, kept as the
+// cause of the 503.
+func failed(err error) coalesce.Result[result] {
+	switch connect.CodeOf(err) {
+	case connect.CodeUnauthenticated, connect.CodeNotFound, connect.CodeInvalidArgument, connect.CodePermissionDenied:
+		return coalesce.Result[result]{Err: ErrInvalidToken}
+	}
+	return coalesce.Result[result]{Err: fmt.Errorf("resolve session: %w", err)}
+}
+
+// answer checks a resolved session: a session without a user or already expired (on the
+// edge's clock) is refused like an unknown token.
+func (a *Authenticator) answer(m *profilev1.ResolveSessionResponse) coalesce.Result[result] {
 	u := m.GetUser()
 	if u.GetId() <= 0 || m.GetExpiresAt() <= a.now().UnixMilli() {
-		return 0, UserData{}, ErrInvalidToken
+		return coalesce.Result[result]{Err: ErrInvalidToken}
 	}
-	return u.GetId(), UserData{
+	return coalesce.Result[result]{Value: result{u.GetId(), UserData{
 		SessionID: m.GetSessionId(), ExpiresAt: m.GetExpiresAt(),
 		Username: u.GetUserName(), FirstName: u.GetFirstName(), LastName: u.GetLastName(),
-	}, nil
+	}}}
 }
 
 // Forget drops every cached entry of a session, so that a revoked session cannot open new
@@ -334,7 +445,8 @@ func (a *Authenticator) Forget(sessionID int64) {
 	}
 }
 
-// Lookups returns how many ResolveSession calls were made.
+// Lookups returns how many tokens were looked up at the profile service (neither answered
+// by the cache nor sharing another handshake's lookup).
 func (a *Authenticator) Lookups() int64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()

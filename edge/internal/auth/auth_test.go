@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -21,17 +22,71 @@ import (
 
 // fakeResolver knows a few tokens; "down" makes it unavailable.
 type fakeResolver struct {
-	calls   atomic.Int64
+	calls   atomic.Int64 // RPCs answered: ResolveSessions and ResolveSession calls
 	expires int64
 	gate    chan struct{} // when set, calls wait on it
+	// hold, when set, is waited on by the calls carrying the token "slow".
+	hold chan struct{}
+	// old makes it a profile service older than ResolveSessions: unimplemented.
+	old atomic.Bool
+
+	mu      sync.Mutex
+	batches [][]string // the tokens of every ResolveSessions call, unimplemented ones too
+	singles int        // ResolveSession calls
 }
 
 func (f *fakeResolver) ResolveSession(_ context.Context, r *connect.Request[profilev1.ResolveSessionRequest]) (*connect.Response[profilev1.ResolveSessionResponse], error) {
 	f.calls.Add(1)
+	f.mu.Lock()
+	f.singles++
+	f.mu.Unlock()
+	f.wait([]string{r.Msg.GetToken()})
+	return f.resolve(r.Msg.GetToken())
+}
+
+// ResolveSessions answers each token as ResolveSession does.
+func (f *fakeResolver) ResolveSessions(_ context.Context, r *connect.Request[profilev1.ResolveSessionsRequest]) (*connect.Response[profilev1.ResolveSessionsResponse], error) {
+	toks := r.Msg.GetTokens()
+	f.mu.Lock()
+	f.batches = append(f.batches, slices.Clone(toks))
+	f.mu.Unlock()
+	if f.old.Load() {
+		return nil, connect.NewError(connect.CodeUnimplemented, errors.New("profile.v1.ProfileService.ResolveSessions is not implemented"))
+	}
+	f.calls.Add(1)
+	f.wait(toks)
+	res := &profilev1.ResolveSessionsResponse{}
+	for _, tok := range toks {
+		ses, err := f.resolve(tok)
+		if err != nil {
+			res.Results = append(res.Results, &profilev1.ResolveSessionsResult{ErrorCode: connect.CodeOf(err).String(), ErrorMessage: err.(*connect.Error).Message()})
+			continue
+		}
+		res.Results = append(res.Results, &profilev1.ResolveSessionsResult{Session: ses.Msg})
+	}
+	return connect.NewResponse(res), nil
+}
+
+// wait holds a call on the gate, and on hold when it carries "slow".
+func (f *fakeResolver) wait(toks []string) {
 	if f.gate != nil {
 		<-f.gate
 	}
-	switch tok := r.Msg.GetToken(); {
+	if f.hold != nil && slices.Contains(toks, "slow") {
+		<-f.hold
+	}
+}
+
+// batchesAndSingles returns the tokens of every ResolveSessions call and the number of
+// ResolveSession calls.
+func (f *fakeResolver) batchesAndSingles() ([][]string, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.batches), f.singles
+}
+
+func (f *fakeResolver) resolve(tok string) (*connect.Response[profilev1.ResolveSessionResponse], error) {
+	switch {
 	case tok == "down":
 		return nil, connect.NewError(connect.CodeUnavailable, errors.New("db down"))
 	case tok == "expired":
@@ -166,8 +221,9 @@ func TestCacheIsBounded(t *testing.T) {
 	}
 }
 
+// TestConcurrentHandshakesShareOneLookup is not parallel: it counts its goroutines
+// (waitSelecting).
 func TestConcurrentHandshakesShareOneLookup(t *testing.T) {
-	t.Parallel()
 	f := &fakeResolver{gate: make(chan struct{})}
 	a := New(f, Options{})
 	const n = 50
@@ -181,10 +237,13 @@ func TestConcurrentHandshakesShareOneLookup(t *testing.T) {
 			errs <- err
 		}()
 	}
-	// Let the first lookup through only once every handshake is waiting on it or queued.
+	// Let the first lookup through only once every handshake is waiting on it: a handshake
+	// that read the cache before the answer was stored but joined after the lookup ended
+	// would make a second one.
 	for f.calls.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
+	waitSelecting(t, n, "/edge/internal/auth.(*Authenticator).Resolve(")
 	close(f.gate)
 	wg.Wait()
 	close(errs)
@@ -248,7 +307,8 @@ func TestForgetDuringLookup(t *testing.T) {
 		_, _, err := a.Resolve(context.Background(), "good0")
 		second <- err
 	}()
-	for f.calls.Load() < 2 {
+	// The second lookup waits for the batch in flight, so it is queued, not yet called.
+	for a.Lookups() < 2 {
 		time.Sleep(time.Millisecond)
 	}
 	close(f.gate)
@@ -336,4 +396,189 @@ func TestFailedHandshakesLimited(t *testing.T) {
 	if _, _, err := a.Authenticate(from("192.0.2.2:1", "good1")); err != nil {
 		t.Errorf("another address: %v", err)
 	}
+}
+
+// waitSelecting waits until n goroutines wait in a select of the function whose frame
+// (in a stack trace) contains every one of parts. The tests that use it are not parallel,
+// so the goroutines counted are theirs.
+func waitSelecting(t *testing.T, n int, parts ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	buf := make([]byte, 1<<20)
+	for {
+		got := 0
+		for g := range strings.SplitSeq(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			header, frames, _ := strings.Cut(g, "\n")
+			top, _, _ := strings.Cut(frames, "\n")
+			if strings.Contains(header, "[select") && !slices.ContainsFunc(parts, func(p string) bool { return !strings.Contains(top, p) }) {
+				got++
+			}
+		}
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines waiting in %q: %d, want %d", parts, got, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitLookups waits until n lookups wait for their batch, in flight or queued: blocked in
+// coalesce's Do, which queues before it blocks.
+func waitLookups(t *testing.T, n int) {
+	t.Helper()
+	waitSelecting(t, n, "/edge/internal/coalesce.(*Batcher[", "]).Do(")
+}
+
+// checkAnswer checks what Resolve answered for tok: goodN is user N+1 of session 100+N,
+// "down" the service's failure with its cause, any other token refused.
+func checkAnswer(t *testing.T, tok string, id int64, data UserData, err error) {
+	t.Helper()
+	var n int64
+	switch _, scanErr := fmt.Sscanf(tok, "good%d", &n); {
+	case scanErr == nil:
+		if err != nil || id != n+1 || data.SessionID != 100+n {
+			t.Errorf("%s: got user %d session %d (%v), want user %d session %d", tok, id, data.SessionID, err, n+1, 100+n)
+		}
+	case tok == "down":
+		var ref *Refusal
+		if errors.As(err, &ref) || err == nil || !strings.Contains(err.Error(), "db down") {
+			t.Errorf("%s: got %v, want the service's failure with its cause", tok, err)
+		}
+	default:
+		if err != ErrInvalidToken {
+			t.Errorf("%s: got %v, want %v", tok, err, ErrInvalidToken)
+		}
+	}
+}
+
+// resolveAll resolves each token in its own goroutine and returns a function that waits
+// for them all and checks each answer.
+func resolveAll(t *testing.T, a *Authenticator, toks []string) (wait func()) {
+	var wg sync.WaitGroup
+	for _, tok := range toks {
+		wg.Go(func() {
+			id, data, err := a.Resolve(context.Background(), tok)
+			checkAnswer(t, tok, id, data, err)
+		})
+	}
+	return wg.Wait
+}
+
+// TestLookupsShareBatches: the lookups of distinct tokens that arrive while a batch is in
+// flight go out together in the next ResolveSessions call, and each handshake gets its
+// own token's answer.
+func TestLookupsShareBatches(t *testing.T) {
+	f := &fakeResolver{hold: make(chan struct{})}
+	a := New(f, Options{})
+	first := resolveAll(t, a, []string{"slow"})
+	for f.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	toks := []string{"good1", "good2", "nope", "good3", "expired", "good4", "down", "good5", "good6", "good7"}
+	rest := resolveAll(t, a, toks)
+	waitLookups(t, 1+len(toks)) // "slow" in flight, toks queued
+	close(f.hold)
+	first()
+	rest()
+
+	batches, singles := f.batchesAndSingles()
+	if len(batches) != 2 || singles != 0 {
+		t.Fatalf("got ResolveSessions calls %q and %d ResolveSession calls, want [[slow] %q] and none", batches, singles, toks)
+	}
+	got := slices.Sorted(slices.Values(batches[1]))
+	if want := slices.Sorted(slices.Values(toks)); !slices.Equal(got, want) {
+		t.Errorf("second batch: got %q, want %q", got, want)
+	}
+	if got := a.Lookups(); got != int64(len(toks)+1) {
+		t.Errorf("lookups: got %d, want %d", got, len(toks)+1)
+	}
+}
+
+// TestFallbackToResolveSession: when ResolveSessions answers unimplemented (an older
+// profile service), the batch is resolved with one ResolveSession per token, later batches
+// go straight to ResolveSession, and ResolveSessions is tried again after singleRetry.
+func TestFallbackToResolveSession(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	f := &fakeResolver{hold: make(chan struct{})}
+	a := New(f, Options{CacheTTL: -1, Now: clock})
+	first := resolveAll(t, a, []string{"slow"})
+	for f.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	toks := []string{"good1", "nope", "down", "good2", "expired"}
+	rest := resolveAll(t, a, toks)
+	waitLookups(t, 1+len(toks)) // "slow" in flight, toks queued
+	// The next batch is answered by an older replica.
+	f.old.Store(true)
+	close(f.hold)
+	first()
+	rest()
+	batches, singles := f.batchesAndSingles()
+	if len(batches) != 2 || len(batches[1]) != len(toks) || singles != len(toks) {
+		t.Fatalf("got ResolveSessions calls %q and %d ResolveSession calls, want 2 (the second of %d tokens) and %d", batches, singles, len(toks), len(toks))
+	}
+
+	// Remembered: the next lookups do not try ResolveSessions.
+	for _, tok := range []string{"good3", "nope"} {
+		id, data, err := a.Resolve(context.Background(), tok)
+		checkAnswer(t, tok, id, data, err)
+	}
+	if batches, singles := f.batchesAndSingles(); len(batches) != 2 || singles != len(toks)+2 {
+		t.Errorf("after the fallback: got %d ResolveSessions and %d ResolveSession calls, want 2 and %d", len(batches), singles, len(toks)+2)
+	}
+
+	// The profile service was upgraded meanwhile: after singleRetry, batches again.
+	f.old.Store(false)
+	advance(singleRetry - time.Millisecond)
+	id, data, err := a.Resolve(context.Background(), "good4")
+	checkAnswer(t, "good4", id, data, err)
+	advance(time.Millisecond)
+	id, data, err = a.Resolve(context.Background(), "good5")
+	checkAnswer(t, "good5", id, data, err)
+	batches, singles = f.batchesAndSingles()
+	if len(batches) != 3 || !slices.Equal(batches[2], []string{"good5"}) || singles != len(toks)+3 {
+		t.Errorf("after singleRetry: got ResolveSessions calls %q and %d ResolveSession calls, want a third [good5] and %d", batches, singles, len(toks)+3)
+	}
+}
+
+// TestBatchFailure: a ResolveSessions call that fails as a whole fails every lookup of its
+// batch as unavailable, even with a code that would refuse a single token (the tokens
+// were not judged); a batch answered with the wrong number of results too.
+func TestBatchFailure(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		r    Resolver
+	}{
+		{"unauthenticated call", failingResolver{err: connect.NewError(connect.CodeUnauthenticated, errors.New("bad internal token"))}},
+		{"unavailable call", failingResolver{err: connect.NewError(connect.CodeUnavailable, errors.New("db down"))}},
+		{"short answer", failingResolver{}},
+	} {
+		a := New(tt.r, Options{})
+		_, _, err := a.Authenticate(request("?token=good1", ""))
+		var ref *Refusal
+		if !errors.As(err, &ref) || ref != ErrUnavailable {
+			t.Errorf("%s: got %v, want %v", tt.name, err, ErrUnavailable)
+		}
+	}
+}
+
+// failingResolver fails every ResolveSessions call with err, or answers it with no
+// results when err is nil.
+type failingResolver struct{ err error }
+
+func (f failingResolver) ResolveSession(context.Context, *connect.Request[profilev1.ResolveSessionRequest]) (*connect.Response[profilev1.ResolveSessionResponse], error) {
+	return nil, errors.New("ResolveSession called")
+}
+
+func (f failingResolver) ResolveSessions(context.Context, *connect.Request[profilev1.ResolveSessionsRequest]) (*connect.Response[profilev1.ResolveSessionsResponse], error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	return connect.NewResponse(&profilev1.ResolveSessionsResponse{}), nil
 }

@@ -14,6 +14,15 @@
 // service keeps the connections a re-registering edge still holds, and the reporter
 // records them all again in case they were dropped meanwhile.
 //
+// # Batched Connects
+//
+// Connects go out through a coalesce.Batcher as ConnectMany calls: the connections that
+// open while one call is in flight go out together in the next, so a burst of handshakes
+// shares a few calls (and, on the presence service, a few commits). Each connection still
+// gets its own outcome, an error exactly as Connect would have answered it. A presence
+// service too old to know ConnectMany (unimplemented, during a rolling upgrade) is sent
+// one Connect per connection from then on.
+//
 // # Calls that fail
 //
 // The reporter keeps every connection it has seen until the presence service has its
@@ -29,6 +38,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -36,6 +47,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/charla/charla/edge/internal/coalesce"
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 )
 
@@ -44,6 +56,7 @@ type Client interface {
 	RegisterEdge(context.Context, *connect.Request[presencev1.RegisterEdgeRequest]) (*connect.Response[presencev1.RegisterEdgeResponse], error)
 	Heartbeat(context.Context, *connect.Request[presencev1.HeartbeatRequest]) (*connect.Response[presencev1.HeartbeatResponse], error)
 	Connect(context.Context, *connect.Request[presencev1.ConnectRequest]) (*connect.Response[presencev1.ConnectResponse], error)
+	ConnectMany(context.Context, *connect.Request[presencev1.ConnectManyRequest]) (*connect.Response[presencev1.ConnectManyResponse], error)
 	Disconnect(context.Context, *connect.Request[presencev1.DisconnectRequest]) (*connect.Response[presencev1.DisconnectResponse], error)
 }
 
@@ -59,6 +72,9 @@ func NewEdgeID() string {
 	_, _ = rand.Read(b)
 	return "edge-" + hex.EncodeToString(b)
 }
+
+// MaxConnectMany bounds the connections of one ConnectMany call, as presence.v1 does.
+const MaxConnectMany = 256
 
 // BeatsPerLease is how many heartbeats a lease length holds: the lease outlives
 // BeatsPerLease-2 missed beats with one interval to spare.
@@ -98,6 +114,21 @@ type Reporter struct {
 	kick  chan struct{}    // wakes the resync loop (capacity 1)
 
 	inflight sync.WaitGroup // delayed and running disconnects
+
+	// connects gathers the Connects of concurrent handshakes into ConnectMany calls.
+	connects *coalesce.Batcher[connectCall, *presencev1.ConnectResponse]
+	// oneByOne is set once presence answered ConnectMany with unimplemented (an older
+	// service): from then on every connection gets a Connect of its own.
+	oneByOne atomic.Bool
+}
+
+// connectCall is one connection's Connect waiting for a batch.
+type connectCall struct {
+	// ctx is the caller's, bounded by the call timeout: once it ends before the batch is
+	// sent, the connection is left out (and owed). It is not the batcher's context: the
+	// batcher must not give up on a connection already sent (see record).
+	ctx context.Context
+	req *presencev1.ConnectRequest
 }
 
 // conn is one connection's state as far as presence is concerned.
@@ -130,10 +161,13 @@ func New(c Client, o Options) *Reporter {
 	if o.after == nil {
 		o.after = time.After
 	}
-	return &Reporter{
+	r := &Reporter{
 		c: c, opt: o, registered: make(chan struct{}),
 		conns: make(map[string]*conn), kick: make(chan struct{}, 1),
 	}
+	// The batcher's goroutine lives only while Connects are queued: nothing to stop.
+	r.connects = coalesce.New(r.connectBatch, coalesce.Options{Max: MaxConnectMany, Name: "presence.ConnectMany"})
+	return r
 }
 
 // EdgeID returns the edge's id.
@@ -280,15 +314,25 @@ func (r *Reporter) resync(ctx context.Context) {
 		}
 	}
 	r.mu.Unlock()
+	// Records go out side by side (up to MaxConnectMany at once), so that the batcher
+	// gathers them into full ConnectMany calls: after a lost lease every connection of the
+	// edge is recorded again. Each connection's calls stay serialized by its mutex.
+	slots := make(chan struct{}, MaxConnectMany)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for _, c := range cs {
 		if ctx.Err() != nil {
 			return
 		}
 		if c.closed.Load() {
 			r.release(c)
-		} else {
-			r.record(ctx, c, false)
+			continue
 		}
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			r.record(ctx, c, false)
+		})
 	}
 }
 
@@ -310,9 +354,13 @@ func (r *Reporter) record(ctx context.Context, c *conn, wantLastSeq bool) (lastS
 	}
 	cctx, cancel := context.WithTimeout(ctx, r.opt.CallTimeout)
 	defer cancel()
-	res, err := r.c.Connect(cctx, connect.NewRequest(&presencev1.ConnectRequest{
+	// The batcher waits on a context that never ends: were it to give up while the batch
+	// holding this Connect is in flight, c.mu would be released and a Disconnect could
+	// overtake the Connect (a ghost online). cctx only keeps the Connect out of a batch
+	// not yet sent; a batch in flight is bounded by the call timeout itself.
+	res, err := r.connects.Do(context.WithoutCancel(ctx), connectCall{ctx: cctx, req: &presencev1.ConnectRequest{
 		EdgeId: r.opt.EdgeID, UserId: c.UserID, ConnectionId: c.ConnID, WantLastSeq: wantLastSeq,
-	}))
+	}})
 	if err != nil {
 		r.markOwed()
 		if !c.closed.Load() {
@@ -321,10 +369,89 @@ func (r *Reporter) record(ctx context.Context, c *conn, wantLastSeq bool) (lastS
 		return 0, false
 	}
 	c.recorded = true
-	if res.Msg.LastSeq == nil {
+	if res.LastSeq == nil {
 		return 0, false
 	}
-	return res.Msg.GetLastSeq(), true
+	return res.GetLastSeq(), true
+}
+
+// connectBatch makes one ConnectMany call for the calls whose caller still waits, bounded
+// by the call timeout, and answers each with its own outcome: its response, or the error
+// Connect would have returned for it alone. Against a presence service without
+// ConnectMany it makes one Connect per call, at once, and remembers to from then on.
+func (r *Reporter) connectBatch(ctx context.Context, calls []connectCall) ([]coalesce.Result[*presencev1.ConnectResponse], error) {
+	out := make([]coalesce.Result[*presencev1.ConnectResponse], len(calls))
+	send := make([]*presencev1.ConnectRequest, 0, len(calls))
+	at := make([]int, 0, len(calls)) // send[j] is calls[at[j]]
+	for i, c := range calls {
+		if err := c.ctx.Err(); err != nil {
+			out[i].Err = err
+			continue
+		}
+		send = append(send, c.req)
+		at = append(at, i)
+	}
+	if len(send) == 0 {
+		return out, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.opt.CallTimeout)
+	defer cancel()
+	if !r.oneByOne.Load() {
+		res, err := r.c.ConnectMany(ctx, connect.NewRequest(&presencev1.ConnectManyRequest{Connections: send}))
+		switch {
+		case connect.CodeOf(err) == connect.CodeUnimplemented:
+			if r.oneByOne.CompareAndSwap(false, true) {
+				r.opt.Log.Warn("presence service lacks ConnectMany; sending one Connect per connection", "err", err)
+			}
+		case err != nil:
+			for _, i := range at {
+				out[i].Err = err
+			}
+			return out, nil
+		default:
+			results := res.Msg.GetResults()
+			if len(results) != len(send) {
+				return nil, fmt.Errorf("ConnectMany of %d connections answered %d results", len(send), len(results))
+			}
+			for j, i := range at {
+				out[i] = connectResult(results[j])
+			}
+			return out, nil
+		}
+	}
+	// One Connect per connection, side by side as the handshakes made them before
+	// ConnectMany; every one ends before the batch returns.
+	var wg sync.WaitGroup
+	for j, i := range at {
+		wg.Go(func() {
+			res, err := r.c.Connect(ctx, connect.NewRequest(send[j]))
+			if err != nil {
+				out[i].Err = err
+				return
+			}
+			out[i].Value = res.Msg
+		})
+	}
+	wg.Wait()
+	return out, nil
+}
+
+// connectResult turns one ConnectMany result into what Connect would have returned: its
+// response, or a Connect error with its code and message, which connect.CodeOf reads as
+// it reads Connect's own.
+func connectResult(res *presencev1.ConnectManyResult) coalesce.Result[*presencev1.ConnectResponse] {
+	if res.GetErrorCode() == "" {
+		if res.GetResponse() == nil {
+			return coalesce.Result[*presencev1.ConnectResponse]{Value: &presencev1.ConnectResponse{}}
+		}
+		return coalesce.Result[*presencev1.ConnectResponse]{Value: res.GetResponse()}
+	}
+	var code connect.Code
+	if err := code.UnmarshalText([]byte(res.GetErrorCode())); err != nil {
+		// A code this edge does not know (a newer service): still a failure, and owed.
+		code = connect.CodeUnknown
+	}
+	return coalesce.Result[*presencev1.ConnectResponse]{Err: connect.NewError(code, errors.New(res.GetErrorMessage()))}
 }
 
 // release sends the connection's Disconnect; once presence has it, the reporter forgets

@@ -25,6 +25,15 @@ type fakeClient struct {
 	failCalls bool // Connect and Disconnect fail as unavailable
 	conns     map[string]bool
 	log       []string // "+c1", "-c1": the Connect and Disconnect calls that landed
+	// reject answers the Connect of these connection ids with an error of that code.
+	reject map[string]connect.Code
+	// noMany answers ConnectMany with unimplemented, as a presence service before it.
+	noMany bool
+	// batches are the sizes of the ConnectMany calls, in order; manyTries counts them all,
+	// unimplemented ones too; singles counts the Connect calls made directly.
+	batches   []int
+	manyTries int
+	singles   int
 
 	beats       chan error // every heartbeat's outcome
 	connects    chan string
@@ -68,18 +77,64 @@ func (f *fakeClient) Heartbeat(context.Context, *connect.Request[presencev1.Hear
 	return connect.NewResponse(&presencev1.HeartbeatResponse{}), nil
 }
 
-func (f *fakeClient) Connect(_ context.Context, r *connect.Request[presencev1.ConnectRequest]) (*connect.Response[presencev1.ConnectResponse], error) {
+func (f *fakeClient) Connect(ctx context.Context, r *connect.Request[presencev1.ConnectRequest]) (*connect.Response[presencev1.ConnectResponse], error) {
+	f.mu.Lock()
+	f.singles++
+	f.mu.Unlock()
+	return f.connect(ctx, r.Msg)
+}
+
+// connect records one connection, for Connect and ConnectMany alike. A connection that
+// asks for the last seq gets 7.
+func (f *fakeClient) connect(_ context.Context, m *presencev1.ConnectRequest) (*connect.Response[presencev1.ConnectResponse], error) {
 	f.mu.Lock()
 	if f.failCalls {
 		f.mu.Unlock()
-		f.connects <- "failed " + r.Msg.GetConnectionId()
+		f.connects <- "failed " + m.GetConnectionId()
 		return nil, errDown
 	}
-	f.conns[r.Msg.GetConnectionId()] = true
-	f.log = append(f.log, "+"+r.Msg.GetConnectionId())
+	if code, ok := f.reject[m.GetConnectionId()]; ok {
+		f.mu.Unlock()
+		f.connects <- "failed " + m.GetConnectionId()
+		return nil, connect.NewError(code, errors.New("rejected "+m.GetConnectionId()))
+	}
+	f.conns[m.GetConnectionId()] = true
+	f.log = append(f.log, "+"+m.GetConnectionId())
 	f.mu.Unlock()
-	f.connects <- r.Msg.GetConnectionId()
-	return connect.NewResponse(&presencev1.ConnectResponse{}), nil
+	f.connects <- m.GetConnectionId()
+	res := &presencev1.ConnectResponse{}
+	if m.GetWantLastSeq() {
+		last := uint64(7)
+		res.LastSeq = &last
+	}
+	return connect.NewResponse(res), nil
+}
+
+// ConnectMany records each connection as Connect does, answering its error as presence
+// does: the code and message Connect would have answered.
+func (f *fakeClient) ConnectMany(ctx context.Context, r *connect.Request[presencev1.ConnectManyRequest]) (*connect.Response[presencev1.ConnectManyResponse], error) {
+	f.mu.Lock()
+	f.manyTries++
+	if f.noMany {
+		f.mu.Unlock()
+		return nil, connect.NewError(connect.CodeUnimplemented, errors.New("presence.v1.PresenceService.ConnectMany is not implemented"))
+	}
+	f.batches = append(f.batches, len(r.Msg.GetConnections()))
+	f.mu.Unlock()
+	out := &presencev1.ConnectManyResponse{}
+	for _, m := range r.Msg.GetConnections() {
+		res, err := f.connect(ctx, m)
+		var ce *connect.Error
+		switch {
+		case errors.As(err, &ce):
+			out.Results = append(out.Results, &presencev1.ConnectManyResult{ErrorCode: ce.Code().String(), ErrorMessage: ce.Message()})
+		case err != nil:
+			return nil, err
+		default:
+			out.Results = append(out.Results, &presencev1.ConnectManyResult{Response: res.Msg})
+		}
+	}
+	return connect.NewResponse(out), nil
 }
 
 func (f *fakeClient) Disconnect(_ context.Context, r *connect.Request[presencev1.DisconnectRequest]) (*connect.Response[presencev1.DisconnectResponse], error) {
@@ -280,6 +335,13 @@ func (b *blockingConnect) Connect(ctx context.Context, r *connect.Request[presen
 	b.entered <- struct{}{}
 	<-b.release
 	return b.fakeClient.Connect(ctx, r)
+}
+
+// ConnectMany is held as Connect is: the reporter's Connects go out through it.
+func (b *blockingConnect) ConnectMany(ctx context.Context, r *connect.Request[presencev1.ConnectManyRequest]) (*connect.Response[presencev1.ConnectManyResponse], error) {
+	b.entered <- struct{}{}
+	<-b.release
+	return b.fakeClient.ConnectMany(ctx, r)
 }
 
 // TestDisconnectNeverPrecedesConnect: a connection that closes while its Connect is in

@@ -40,6 +40,20 @@ func (t Transition) BecameOnline() bool { return t.Changed && t.IsOnline }
 // BecameOffline reports a real online → offline transition.
 func (t Transition) BecameOffline() bool { return t.Changed && !t.IsOnline }
 
+// Connection is one connection to record (Store.ConnectMany).
+type Connection struct {
+	EdgeID       string
+	UserID       int64
+	ConnectionID string
+}
+
+// ConnectResult is one connection's outcome in Store.ConnectMany: the transition, or the
+// error Connect would have returned for it.
+type ConnectResult struct {
+	Transition Transition
+	Err        error
+}
+
 // Store keeps UserStatus, PresenceConnection and Edge. Every method that changes a user's
 // connections does so in one transaction that holds that user's UserStatus row, so the
 // transitions it reports are exact even when several processes share the database.
@@ -47,6 +61,12 @@ type Store interface {
 	// Connect records a connection on a live edge (ErrEdgeNotFound otherwise). Idempotent
 	// per connection id; ErrConnectionConflict if that id belongs to another user or edge.
 	Connect(ctx context.Context, edgeID string, userID int64, connectionID string, now int64) (Transition, error)
+	// ConnectMany records connections, one result per connection in their order, each
+	// exactly what Connect would have returned for it had the connections been recorded
+	// by Connect one after the other (a user's second connection does not become online).
+	// A connection that fails leaves no trace and does not stop the others. The caller
+	// holds the stripe locks of all their users.
+	ConnectMany(ctx context.Context, conns []Connection, now int64) []ConnectResult
 	// Disconnect removes a connection. Idempotent.
 	Disconnect(ctx context.Context, edgeID string, userID int64, connectionID string, now int64) (Transition, error)
 	// StartLease creates or renews an edge's lease, ending at leaseUntil, keeping the
@@ -107,6 +127,9 @@ func invalid(field, reason string) error { return Errorf(CodeInvalid, "%s: %s", 
 // MaxConnectionIDLen bounds connection ids, which edges generate.
 const MaxConnectionIDLen = 128
 
+// MaxConnectMany bounds the connections of one ConnectMany request (presence.v1).
+const MaxConnectMany = 256
+
 // MaxUserIDs bounds the ids of one GetPresence or GetRoutes request.
 const MaxUserIDs = 10000
 
@@ -143,6 +166,15 @@ func ValidateUserIDs(ids []int64) error {
 		if id <= 0 {
 			return invalid("user_ids", "want positive ids")
 		}
+	}
+	return nil
+}
+
+// ValidateConnectMany checks the size of a ConnectMany request; its connections are
+// checked one by one (ValidateConnection), each failing on its own.
+func ValidateConnectMany(n int) error {
+	if n > MaxConnectMany {
+		return invalid("connections", fmt.Sprintf("at most %d per request, got %d", MaxConnectMany, n))
 	}
 	return nil
 }

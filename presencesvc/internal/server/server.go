@@ -178,6 +178,83 @@ func (s *Server) Connect(ctx context.Context, req *connect.Request[presencev1.Co
 	return connect.NewResponse(&presencev1.ConnectResponse{BecameOnline: t.BecameOnline()}), nil
 }
 
+// ConnectMany records many connections, answering each exactly as Connect would have,
+// had the connections come as Connects one after the other in the request's order: an
+// invalid one gets its own invalid_argument and the others proceed, a user's second
+// connection does not become online, and user_online is announced once per user that
+// became online. All the users' stripes are held together and the store records the
+// whole batch at once (on SQLite, one commit). More than presence.MaxConnectMany
+// connections fail the call as a whole.
+func (s *Server) ConnectMany(ctx context.Context, req *connect.Request[presencev1.ConnectManyRequest]) (*connect.Response[presencev1.ConnectManyResponse], error) {
+	items := req.Msg.GetConnections()
+	if err := presence.ValidateConnectMany(len(items)); err != nil {
+		return nil, s.toConnect(ctx, "ConnectMany", err)
+	}
+	results := make([]*presencev1.ConnectManyResult, len(items))
+	conns := make([]presence.Connection, 0, len(items))
+	at := make([]int, 0, len(items)) // conns[j] is items[at[j]]
+	users := make([]int64, 0, len(items))
+	for i, m := range items {
+		if err := presence.ValidateConnection(m.GetEdgeId(), m.GetUserId(), m.GetConnectionId()); err != nil {
+			results[i] = s.connectManyError(ctx, err)
+			continue
+		}
+		conns = append(conns, presence.Connection{EdgeID: m.GetEdgeId(), UserID: m.GetUserId(), ConnectionID: m.GetConnectionId()})
+		at = append(at, i)
+		users = append(users, m.GetUserId())
+	}
+	if len(conns) > 0 {
+		s.connectMany(ctx, conns, at, users, results)
+	}
+	return connect.NewResponse(&presencev1.ConnectManyResponse{Results: results}), nil
+}
+
+// connectMany records the valid connections of a ConnectMany and sets their results.
+func (s *Server) connectMany(ctx context.Context, conns []presence.Connection, at []int, users []int64, results []*presencev1.ConnectManyResult) {
+	// lockAll takes each stripe once, in ascending order, whatever the duplicates.
+	unlock := s.locks.lockAll(users)
+	defer unlock()
+	outs := s.store.ConnectMany(ctx, conns, s.nowMs())
+	ts := make([]presence.Transition, 0, len(outs))
+	// capped lists, once each, the users that Connect would have capped: those with a
+	// recorded connection that did not make them online. The cap reads the user's
+	// connections as stored, so capping once after all are recorded closes the same
+	// connections as capping after each.
+	var capped []int64
+	seen := make(map[int64]bool)
+	for j, o := range outs {
+		if o.Err != nil {
+			results[at[j]] = s.connectManyError(ctx, o.Err)
+			continue
+		}
+		ts = append(ts, o.Transition)
+		results[at[j]] = &presencev1.ConnectManyResult{Response: &presencev1.ConnectResponse{BecameOnline: o.Transition.BecameOnline()}}
+		if u := conns[j].UserID; !o.Transition.BecameOnline() && !seen[u] {
+			seen[u] = true
+			capped = append(capped, u)
+		}
+	}
+	// Announced after the commit, off this call's path, in each user's order (queue.go).
+	s.queue.enqueue(ctx, ts...)
+	if s.capConnections != nil {
+		for _, u := range capped {
+			s.capConnections(ctx, u)
+		}
+	}
+}
+
+// connectManyError is one connection's error in a ConnectMany: the code and message
+// Connect would have answered for it alone.
+func (s *Server) connectManyError(ctx context.Context, err error) *presencev1.ConnectManyResult {
+	cerr := s.toConnect(ctx, "ConnectMany", err)
+	r := &presencev1.ConnectManyResult{ErrorCode: connect.CodeOf(cerr).String(), ErrorMessage: cerr.Error()}
+	var ce *connect.Error
+	if errors.As(cerr, &ce) {
+		r.ErrorMessage = ce.Message()
+	}
+	return r
+}
+
 // Disconnect removes a connection; the user's last one is announced as user_offline.
 func (s *Server) Disconnect(ctx context.Context, req *connect.Request[presencev1.DisconnectRequest]) (*connect.Response[presencev1.DisconnectResponse], error) {
 	m := req.Msg

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/charla/charla/presencesvc/internal/presence"
 	"github.com/charla/charla/shared/sqldb"
@@ -46,6 +47,9 @@ type Store struct {
 	stopWrite chan struct{}
 	writerWG  sync.WaitGroup
 	closeOnce sync.Once
+	// writerTxs counts the transactions the writer began (a group counts once, a rerun
+	// alone once each), so that tests can tell that a ConnectMany took one.
+	writerTxs atomic.Int64
 
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt
@@ -324,7 +328,122 @@ func (t *tx) settle(before presence.Presence, now int64) (presence.Transition, e
 // Connect implements presence.Store.
 func (s *Store) Connect(ctx context.Context, edgeID string, userID int64, connectionID string, now int64) (presence.Transition, error) {
 	var tr presence.Transition
-	err := s.inTx(ctx, func(t *tx) error {
+	err := s.inTx(ctx, s.connectFn(presence.Connection{EdgeID: edgeID, UserID: userID, ConnectionID: connectionID}, now, &tr))
+	return tr, err
+}
+
+// mysqlConnectWorkers bounds the transactions of one ConnectMany that run at once on
+// MySQL: enough to overlap their round trips and commits, few enough to leave the pool
+// to everyone else.
+const mysqlConnectWorkers = 4
+
+// ConnectMany implements presence.Store. On SQLite every connection is a savepoint of one
+// writer group, so a whole batch costs one BEGIN and one COMMIT. On MySQL each runs in a
+// transaction of its own, as Connect, a few at a time (mysqlConnectWorkers); a user's
+// connections run one after the other, in their order.
+func (s *Store) ConnectMany(ctx context.Context, conns []presence.Connection, now int64) []presence.ConnectResult {
+	out := make([]presence.ConnectResult, len(conns))
+	if len(conns) == 0 {
+		return out
+	}
+	fns := make([]func(t *tx) error, len(conns))
+	for i, c := range conns {
+		fns[i] = s.connectFn(c, now, &out[i].Transition)
+	}
+	var errs []error
+	if s.db.Dialect != sqldb.MySQL {
+		errs = s.writeMany(ctx, fns)
+	} else {
+		errs = s.runEachByUser(ctx, conns, fns)
+	}
+	for i, err := range errs {
+		if err != nil {
+			// A savepoint rolled back, or a group run again, may have left a transition
+			// behind: a failed connection has none.
+			out[i] = presence.ConnectResult{Err: err}
+		}
+	}
+	return out
+}
+
+// runEachByUser runs each fns[i] (the transaction of conns[i]) in a transaction of its
+// own, mysqlConnectWorkers at a time. Connections whose outcomes depend on each other's
+// order (the same user, or the same connection id) form one chain, run by one worker in
+// their order, so that the outcomes are those of Connects made one after the other. Each
+// transaction locks one user's row and then an edge's row in share mode, as Connect does;
+// none holds two users, so running chains side by side adds no lock cycle.
+func (s *Store) runEachByUser(ctx context.Context, conns []presence.Connection, fns []func(t *tx) error) []error {
+	errs := make([]error, len(fns))
+	jobs := make(chan []int)
+	chains := connectChains(conns)
+	var wg sync.WaitGroup
+	for range min(mysqlConnectWorkers, len(chains)) {
+		wg.Go(func() {
+			for chain := range jobs {
+				for _, i := range chain {
+					errs[i] = s.runTx(ctx, fns[i])
+				}
+			}
+		})
+	}
+	for _, chain := range chains {
+		jobs <- chain
+	}
+	close(jobs)
+	wg.Wait()
+	return errs
+}
+
+// connectChains splits the indexes of conns into chains, each in the given order: two
+// connections of one user, or with one connection id, are in the same chain (directly or
+// through others); connections in different chains cannot change each other's outcome.
+func connectChains(conns []presence.Connection) [][]int {
+	parent := make([]int, len(conns))
+	root := func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	byUser := make(map[int64]int, len(conns))
+	byConn := make(map[string]int, len(conns))
+	for i, c := range conns {
+		parent[i] = i
+		for _, first := range []int{firstOr(byUser, c.UserID, i), firstOr(byConn, c.ConnectionID, i)} {
+			if a, b := root(first), root(i); a != b {
+				parent[max(a, b)] = min(a, b) // the root is a chain's first connection
+			}
+		}
+	}
+	var chains [][]int
+	at := make(map[int]int) // root → its chain in chains
+	for i := range conns {
+		r := root(i)
+		k, ok := at[r]
+		if !ok {
+			k = len(chains)
+			at[r] = k
+			chains = append(chains, nil)
+		}
+		chains[k] = append(chains[k], i)
+	}
+	return chains
+}
+
+// firstOr returns the index m holds for key, after recording i there if it held none.
+func firstOr[K comparable](m map[K]int, key K, i int) int {
+	if first, ok := m[key]; ok {
+		return first
+	}
+	m[key] = i
+	return i
+}
+
+// connectFn returns the transaction that records c, setting *tr when it succeeds.
+func (s *Store) connectFn(c presence.Connection, now int64, tr *presence.Transition) func(t *tx) error {
+	edgeID, userID, connectionID := c.EdgeID, c.UserID, c.ConnectionID
+	return func(t *tx) error {
 		before, err := t.lockUser(userID)
 		if err != nil {
 			return err
@@ -353,10 +472,9 @@ func (s *Store) Connect(ctx context.Context, edgeID string, userID int64, connec
 				return presence.ErrConnectionConflict
 			}
 		}
-		tr, err = t.settle(before, now)
+		*tr, err = t.settle(before, now)
 		return err
-	})
-	return tr, err
+	}
 }
 
 // Disconnect implements presence.Store.

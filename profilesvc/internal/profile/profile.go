@@ -73,6 +73,10 @@ type Store interface {
 	// ResolveSession finds the active session with that hash and its user in one query;
 	// Unauthenticated otherwise.
 	ResolveSession(ctx context.Context, tokenHash string, now int64) (*Session, error)
+	// ResolveSessions finds the active sessions of many hashes (at most a few hundred;
+	// repeats allowed) and their users in one query, by hash; a hash without an active
+	// session is absent from the map.
+	ResolveSessions(ctx context.Context, tokenHashes []string, now int64) (map[string]*Session, error)
 	// CheckSessions returns the state of every given session; missing ones are REVOKED.
 	CheckSessions(ctx context.Context, ids []int64, now int64) (map[int64]profilev1.SessionState, error)
 	// ListCountries returns every country by ascending id.

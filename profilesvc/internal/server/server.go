@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -49,6 +50,9 @@ type Publisher interface {
 const (
 	MaxCheckSessions = 10000
 	MaxGetUsers      = 1000
+	// MaxResolveSessions bounds the tokens of one ResolveSessions call: an edge sends the
+	// handshakes that arrived during one call, and the IN list of its query stays short.
+	MaxResolveSessions = 256
 	// maxTokenLen bounds what is hashed; real tokens are 43 bytes.
 	maxTokenLen = 512
 )
@@ -186,14 +190,77 @@ func (s *Server) RevokeSession(ctx context.Context, req *connect.Request[profile
 // ResolveSession turns a token into its session and user with one query.
 func (s *Server) ResolveSession(ctx context.Context, req *connect.Request[profilev1.ResolveSessionRequest]) (*connect.Response[profilev1.ResolveSessionResponse], error) {
 	token := req.Msg.GetToken()
-	if token == "" || len(token) > maxTokenLen {
-		return nil, s.toConnect(ctx, "resolve session", profile.Errorf(profile.CodeUnauthenticated, "token: unknown, revoked or expired session"))
+	if !plausibleToken(token) {
+		return nil, s.toConnect(ctx, "resolve session", errNoSession())
 	}
 	ses, err := s.store.ResolveSession(ctx, HashToken(token), s.nowMs())
 	if err != nil {
 		return nil, s.toConnect(ctx, "resolve session", err)
 	}
-	return connect.NewResponse(&profilev1.ResolveSessionResponse{SessionId: ses.ID, ExpiresAt: ses.ExpiresAt, User: ses.User}), nil
+	return connect.NewResponse(sessionResponse(ses)), nil
+}
+
+// ResolveSessions resolves many tokens with one query. Each result is what ResolveSession
+// answers for its token alone (a session, or the Connect code and message of its error),
+// in the order asked; a repeated token gets its answer each time. Only a failure of the
+// whole call (too many tokens, the database) fails the call.
+func (s *Server) ResolveSessions(ctx context.Context, req *connect.Request[profilev1.ResolveSessionsRequest]) (*connect.Response[profilev1.ResolveSessionsResponse], error) {
+	tokens := req.Msg.GetTokens()
+	if len(tokens) > MaxResolveSessions {
+		return nil, s.toConnect(ctx, "resolve sessions", profile.Errorf(profile.CodeInvalid, "tokens: at most %d, got %d", MaxResolveSessions, len(tokens)))
+	}
+	// The hash of each plausible token ("" for the others, which are answered without
+	// asking the store, as ResolveSession does).
+	hashes := make([]string, len(tokens))
+	ask := make([]string, 0, len(tokens))
+	for i, tok := range tokens {
+		if plausibleToken(tok) {
+			hashes[i] = HashToken(tok)
+			ask = append(ask, hashes[i])
+		}
+	}
+	var found map[string]*profile.Session
+	if len(ask) > 0 {
+		var err error
+		if found, err = s.store.ResolveSessions(ctx, ask, s.nowMs()); err != nil {
+			return nil, s.toConnect(ctx, "resolve sessions", err)
+		}
+	}
+	results := make([]*profilev1.ResolveSessionsResult, len(tokens))
+	for i, h := range hashes {
+		if ses, ok := found[h]; ok {
+			results[i] = &profilev1.ResolveSessionsResult{Session: sessionResponse(ses)}
+			continue
+		}
+		results[i] = s.errorResult(ctx, errNoSession())
+	}
+	return connect.NewResponse(&profilev1.ResolveSessionsResponse{Results: results}), nil
+}
+
+// plausibleToken reports whether token may be a session's: empty and overlong ones are
+// not looked up (maxTokenLen bounds what is hashed).
+func plausibleToken(token string) bool { return token != "" && len(token) <= maxTokenLen }
+
+// errNoSession is the one answer for a token without an active session (unknown, revoked,
+// expired or malformed), the same as the store's: a client cannot tell them apart.
+func errNoSession() error {
+	return profile.Errorf(profile.CodeUnauthenticated, "token: unknown, revoked or expired session")
+}
+
+// sessionResponse is the answer of ResolveSession for ses.
+func sessionResponse(ses *profile.Session) *profilev1.ResolveSessionResponse {
+	return &profilev1.ResolveSessionResponse{SessionId: ses.ID, ExpiresAt: ses.ExpiresAt, User: ses.User}
+}
+
+// errorResult is the ResolveSessions result of one token that failed with err: the code
+// and message ResolveSession would answer, through the same mapping (toConnect).
+func (s *Server) errorResult(ctx context.Context, err error) *profilev1.ResolveSessionsResult {
+	ce := new(connect.Error)
+	if !errors.As(s.toConnect(ctx, "resolve sessions", err), &ce) {
+		// toConnect always answers a *connect.Error; this keeps a change there visible.
+		return &profilev1.ResolveSessionsResult{ErrorCode: connect.CodeInternal.String(), ErrorMessage: "internal error"}
+	}
+	return &profilev1.ResolveSessionsResult{ErrorCode: ce.Code().String(), ErrorMessage: ce.Message()}
 }
 
 // CheckSessions reports the state of each asked session, in the order asked.

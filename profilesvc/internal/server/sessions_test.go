@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/charla/charla/profilesvc/internal/server"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
@@ -125,6 +127,129 @@ func TestResolveSession(t *testing.T) {
 		if _, err := e.resolve(s.GetToken()); err != nil {
 			t.Fatalf("unexpired session after the clock moved: %v", err)
 		}
+	})
+}
+
+func (e *env) resolveMany(tokens ...string) (*profilev1.ResolveSessionsResponse, error) {
+	res, err := e.client.ResolveSessions(context.Background(), connect.NewRequest(&profilev1.ResolveSessionsRequest{Tokens: tokens}))
+	if err != nil {
+		return nil, err
+	}
+	return res.Msg, nil
+}
+
+// TestResolveSessions: valid, unknown, revoked, expired and malformed tokens, some repeated,
+// in one call and one query; each result, in the order asked, is what ResolveSession
+// answers for its token alone.
+func TestResolveSessions(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, e *env) {
+		u, other := e.createUser(t), e.createUser(t)
+		active := e.session(t, u.GetId(), 3600)
+		otherActive := e.session(t, other.GetId(), 3600)
+		revoked := e.session(t, u.GetId(), 3600)
+		e.revoke(t, revoked.GetToken())
+		expired := e.session(t, other.GetId(), 1)
+		e.advance(2 * time.Second)
+
+		unknown := strings.Repeat("A", 43)
+		tokens := []string{
+			active.GetToken(), unknown, revoked.GetToken(), otherActive.GetToken(), "", expired.GetToken(),
+			active.GetToken(), strings.Repeat("y", 10000), revoked.GetToken(), active.GetToken() + "x",
+			otherActive.GetToken(), active.GetToken(),
+		}
+		// The user each token resolves to, 0 for those refused.
+		wantUser := []int64{u.GetId(), 0, 0, other.GetId(), 0, 0, u.GetId(), 0, 0, 0, other.GetId(), u.GetId()}
+
+		e.queries.Reset()
+		got, err := e.resolveMany(tokens...)
+		if err != nil {
+			t.Fatalf("ResolveSessions: %v", err)
+		}
+		if n := e.queries.Load(); n != 1 {
+			t.Errorf("ResolveSessions of %d tokens ran %d queries, want 1", len(tokens), n)
+		}
+		results := got.GetResults()
+		if len(results) != len(tokens) {
+			t.Fatalf("got %d results for %d tokens", len(results), len(tokens))
+		}
+		for i, tok := range tokens {
+			r := results[i]
+			if wantUser[i] != 0 {
+				if r.GetErrorCode() != "" || r.GetSession().GetUser().GetId() != wantUser[i] || r.GetSession().GetSessionId() <= 0 {
+					t.Errorf("token %d: got %v, want a session of user %d", i, r, wantUser[i])
+				}
+			} else if r.GetErrorCode() != connect.CodeUnauthenticated.String() || r.GetSession() != nil {
+				t.Errorf("token %d: got %v, want unauthenticated and no session", i, r)
+			}
+			if tok != "" && strings.Contains(r.GetErrorMessage(), tok) {
+				t.Errorf("token %d: message %q contains the token", i, r.GetErrorMessage())
+			}
+			// Exactly what ResolveSession answers for the token alone.
+			single, err := e.resolve(tok)
+			if err != nil {
+				var ce *connect.Error
+				if !errors.As(err, &ce) || r.GetErrorCode() != ce.Code().String() || r.GetErrorMessage() != ce.Message() || r.GetSession() != nil {
+					t.Errorf("token %d: got %v, ResolveSession answers %v", i, r, err)
+				}
+				continue
+			}
+			if r.GetErrorCode() != "" || r.GetErrorMessage() != "" || !proto.Equal(r.GetSession(), single) {
+				t.Errorf("token %d: got %v, ResolveSession answers %v", i, r, single)
+			}
+		}
+
+		// None asked, none answered, nothing queried.
+		e.queries.Reset()
+		if got, err := e.resolveMany(); err != nil || len(got.GetResults()) != 0 {
+			t.Errorf("no tokens: got %v (%v), want no results", got, err)
+		}
+		// Only malformed tokens: answered without a query.
+		if got, err := e.resolveMany("", strings.Repeat("z", 513)); err != nil || len(got.GetResults()) != 2 ||
+			got.GetResults()[0].GetErrorCode() != connect.CodeUnauthenticated.String() || got.GetResults()[1].GetErrorCode() != connect.CodeUnauthenticated.String() {
+			t.Errorf("malformed tokens: got %v (%v), want two unauthenticated", got, err)
+		}
+		if n := e.queries.Load(); n != 0 {
+			t.Errorf("ResolveSessions without a plausible token ran %d queries, want 0", n)
+		}
+	})
+}
+
+// TestResolveSessionsLimit: MaxResolveSessions tokens are answered in one query; one more
+// fails the whole call, naming the limit.
+func TestResolveSessionsLimit(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, e *env) {
+		u := e.createUser(t)
+		s := e.session(t, u.GetId(), 3600)
+		tokens := make([]string, server.MaxResolveSessions)
+		for i := range tokens {
+			tokens[i] = fmt.Sprintf("unknown-%d", i)
+		}
+		tokens[len(tokens)-1] = s.GetToken()
+		e.queries.Reset()
+		got, err := e.resolveMany(tokens...)
+		if err != nil {
+			t.Fatalf("ResolveSessions of %d tokens: %v", len(tokens), err)
+		}
+		if n := e.queries.Load(); n != 1 {
+			t.Errorf("ResolveSessions of %d tokens ran %d queries, want 1", len(tokens), n)
+		}
+		results := got.GetResults()
+		if len(results) != len(tokens) {
+			t.Fatalf("got %d results for %d tokens", len(results), len(tokens))
+		}
+		for i, r := range results[:len(results)-1] {
+			if r.GetErrorCode() != connect.CodeUnauthenticated.String() {
+				t.Fatalf("unknown token %d: got %v, want unauthenticated", i, r)
+			}
+		}
+		if last := results[len(results)-1]; last.GetSession().GetUser().GetId() != u.GetId() {
+			t.Errorf("the last token: got %v, want the session of user %d", last, u.GetId())
+		}
+
+		_, err = e.resolveMany(append(tokens, s.GetToken())...)
+		wantCode(t, err, connect.CodeInvalidArgument, "tokens: at most 256, got 257")
 	})
 }
 

@@ -55,6 +55,11 @@ func TestDatabaseOutageIsUnavailable(t *testing.T) {
 	if got := connect.CodeOf(err); err == nil || got != connect.CodeUnavailable {
 		t.Fatalf("ResolveSession with the database away: got %v (%v), want unavailable", got, err)
 	}
+	// The batch form fails as a whole: no token gets "unauthenticated" for the outage.
+	_, err = client.ResolveSessions(ctx, connect.NewRequest(&profilev1.ResolveSessionsRequest{Tokens: []string{s.Msg.GetToken(), ""}}))
+	if got := connect.CodeOf(err); err == nil || got != connect.CodeUnavailable {
+		t.Fatalf("ResolveSessions with the database away: got %v (%v), want unavailable", got, err)
+	}
 	_, err = client.CreateUser(ctx, connect.NewRequest(&profilev1.CreateUserRequest{UserName: "bea", FirstName: "Bea", LastName: "C", Email: "bea@example.com"}))
 	if got := connect.CodeOf(err); err == nil || got != connect.CodeUnavailable {
 		t.Fatalf("CreateUser with the database away: got %v (%v), want unavailable", got, err)

@@ -1,0 +1,178 @@
+// Package coalesce gathers concurrent calls into batch calls: while one batch is in
+// flight, new calls wait in a queue, and when it returns, everything queued goes out
+// together in the next batch (up to Options.Max). Under light load each call is a batch of
+// one and goes out at once, with no timer and no added wait; the more calls arrive while
+// a batch is under way, the larger the next one, so the cost of a round trip (an RPC, a
+// commit) is shared by everyone who arrived during the last one.
+//
+// The edge uses it for the two calls of every handshake, ResolveSessions and ConnectMany:
+// during a burst of handshakes, one RPC carries dozens of them.
+//
+// A Batcher runs at most one batch at a time, in a goroutine that exists only while calls
+// are queued and ends when the queue is empty. A caller whose context ends stops waiting
+// at once; its request may still be part of a batch already sent.
+package coalesce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Call makes one batch call: it answers reqs in their order, one result each (a result
+// may carry its own error), or fails as a whole. ctx carries the values (the trace) of the
+// batch's first caller, not its deadline or cancellation: one caller giving up must not
+// fail the others. The Call bounds its own time.
+type Call[Req, Res any] func(ctx context.Context, reqs []Req) ([]Result[Res], error)
+
+// Result is one request's answer within a batch.
+type Result[Res any] struct {
+	Value Res
+	Err   error
+}
+
+// Options configure a Batcher.
+type Options struct {
+	// Max bounds the requests of one batch; 0 means DefaultMax.
+	Max int
+	// Tracer, when set, starts a span Name for each batch, linked to the span of every
+	// caller in it (the callers' traces show which batch answered them).
+	Tracer trace.Tracer
+	// Name names the batch span.
+	Name string
+}
+
+// DefaultMax is the default bound of a batch.
+const DefaultMax = 64
+
+// Batcher coalesces calls; see the package comment. Safe for concurrent use.
+type Batcher[Req, Res any] struct {
+	call Call[Req, Res]
+	opt  Options
+
+	mu      sync.Mutex
+	queue   []*waiter[Req, Res]
+	running bool // the runner goroutine is alive
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+type waiter[Req, Res any] struct {
+	ctx  context.Context
+	req  Req
+	done chan Result[Res] // capacity 1: the runner never blocks on it
+}
+
+// ErrClosed is returned by Do after Close.
+var ErrClosed = errors.New("coalesce: batcher closed")
+
+// New returns a Batcher that makes its batches with call.
+func New[Req, Res any](call Call[Req, Res], o Options) *Batcher[Req, Res] {
+	if o.Max <= 0 {
+		o.Max = DefaultMax
+	}
+	if o.Name == "" {
+		o.Name = "coalesce.batch"
+	}
+	return &Batcher[Req, Res]{call: call, opt: o}
+}
+
+// Do queues req for the next batch and waits for its answer, or for ctx to end.
+func (b *Batcher[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
+	w := &waiter[Req, Res]{ctx: ctx, req: req, done: make(chan Result[Res], 1)}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		var zero Res
+		return zero, ErrClosed
+	}
+	b.queue = append(b.queue, w)
+	if !b.running {
+		b.running = true
+		b.wg.Add(1)
+		go b.run()
+	}
+	b.mu.Unlock()
+	select {
+	case r := <-w.done:
+		return r.Value, r.Err
+	case <-ctx.Done():
+		var zero Res
+		return zero, ctx.Err()
+	}
+}
+
+// Close refuses new calls and waits for the batches under way; calls already queued are
+// still made.
+func (b *Batcher[Req, Res]) Close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.wg.Wait()
+}
+
+// run makes batches until the queue is empty.
+func (b *Batcher[Req, Res]) run() {
+	defer b.wg.Done()
+	for {
+		b.mu.Lock()
+		n := min(len(b.queue), b.opt.Max)
+		if n == 0 {
+			b.running = false
+			b.queue = nil // let a burst's large backing array go
+			b.mu.Unlock()
+			return
+		}
+		batch := make([]*waiter[Req, Res], n)
+		copy(batch, b.queue)
+		clear(b.queue[:n])
+		b.queue = b.queue[n:]
+		b.mu.Unlock()
+		b.send(batch)
+	}
+}
+
+// send makes one batch call for the waiters still waiting and answers each.
+func (b *Batcher[Req, Res]) send(batch []*waiter[Req, Res]) {
+	live := batch[:0]
+	for _, w := range batch {
+		if err := w.ctx.Err(); err != nil {
+			w.done <- Result[Res]{Err: err}
+			continue
+		}
+		live = append(live, w)
+	}
+	if len(live) == 0 {
+		return
+	}
+	reqs := make([]Req, len(live))
+	for i, w := range live {
+		reqs[i] = w.req
+	}
+	ctx := context.WithoutCancel(live[0].ctx)
+	if b.opt.Tracer != nil {
+		links := make([]trace.Link, 0, len(live))
+		for _, w := range live {
+			if sc := trace.SpanContextFromContext(w.ctx); sc.IsValid() {
+				links = append(links, trace.Link{SpanContext: sc})
+			}
+		}
+		var span trace.Span
+		ctx, span = b.opt.Tracer.Start(ctx, b.opt.Name, trace.WithLinks(links...))
+		defer span.End()
+	}
+	results, err := b.call(ctx, reqs)
+	if err == nil && len(results) != len(live) {
+		err = fmt.Errorf("batch of %d answered with %d results", len(live), len(results))
+	}
+	for i, w := range live {
+		if err != nil {
+			w.done <- Result[Res]{Err: err}
+			continue
+		}
+		w.done <- results[i]
+	}
+}
