@@ -66,62 +66,94 @@ func TestConnectManyAsConnects(t *testing.T) {
 			want = append(want, presence.ConnectResult{Transition: tr, Err: err})
 		}
 
-		prepareConnectManyCase(t, s, 0, "e1", now)
-		txs := s.writerTxs.Load()
-		got := s.ConnectMany(ctx, connectManyCase(0, "e1"), now)
-		if strings.HasPrefix(url, "sqlite") {
-			if n := s.writerTxs.Load() - txs; n != 1 {
-				t.Errorf("ConnectMany took %d writer transactions, want 1", n)
+		// The batch in one transaction, then again (other users, another edge) with a race
+		// that makes the one transaction fail: recorded one by one instead.
+		for _, raced := range []bool{false, true} {
+			base, edge, wantTxs := int64(0), "e1", int64(1)
+			if raced {
+				base, edge, wantTxs = 200, "e2", 2
+				var once sync.Once
+				s.afterSetReads = func(tx *tx) {
+					once.Do(func() {
+						// The lease ends between the batch's reads and its writes.
+						if _, err := tx.exec(`UPDATE Edge SET LeaseExpiresAt = 0 WHERE EdgeId = ?`, edge); err != nil {
+							t.Errorf("end lease: %v", err)
+						}
+					})
+				}
 			}
-		}
-		if len(got) != len(want) {
-			t.Fatalf("ConnectMany: %d results, want %d", len(got), len(want))
-		}
-		for i := range got {
-			if got[i].Transition != want[i].Transition || !errors.Is(got[i].Err, want[i].Err) || (got[i].Err == nil) != (want[i].Err == nil) {
-				t.Errorf("connection %d: got %+v, want %+v (as Connect)", i, got[i], want[i])
-			}
-		}
-		// Spelled out, so that the reference cannot be wrong in the same way.
-		wantOnline := []bool{true, false, true, false, false, false, false}
-		wantErr := []error{nil, nil, nil, nil, presence.ErrEdgeNotFound, presence.ErrConnectionConflict, nil}
-		for i, r := range got {
-			if r.Transition.BecameOnline() != wantOnline[i] || !errors.Is(r.Err, wantErr[i]) {
-				t.Errorf("connection %d: got %+v, want became online %v, error %v", i, r, wantOnline[i], wantErr[i])
-			}
-		}
-
-		// The failed ones left nothing: no status row, no route.
-		users := []int64{1, 2, 3, 4, 5}
-		ps, err := s.Presences(ctx, users)
-		if err != nil {
-			t.Fatalf("Presences: %v", err)
-		}
-		routes, err := s.Routes(ctx, users)
-		if err != nil {
-			t.Fatalf("Routes: %v", err)
-		}
-		for _, u := range users {
-			online := u <= 3
-			if ps[u].IsOnline != online || (len(routes[u]) > 0) != online {
-				t.Errorf("user %d: presence %+v, routes %v; want online %v", u, ps[u], routes[u], online)
-			}
-			if _, ok := ps[u]; !online && ok {
-				t.Errorf("user %d: a status row is left by a failed connection", u)
-			}
-		}
-		conns, err := s.ExcessConnections(ctx, 3, 0)
-		if err != nil {
-			t.Fatalf("ExcessConnections: %v", err)
-		}
-		if len(conns) != 2 {
-			t.Errorf("user 3 holds %v, want both connections", conns)
+			checkConnectMany(t, s, url, base, edge, wantTxs, want)
+			s.afterSetReads = nil
 		}
 
 		if got := s.ConnectMany(ctx, nil, now); len(got) != 0 {
 			t.Errorf("ConnectMany(nil) = %v, want no results", got)
 		}
 	})
+}
+
+// checkConnectMany runs connectManyCase(base, edge) through ConnectMany and compares its
+// results with want, Connect's, and what it left in the store.
+func checkConnectMany(t *testing.T, s *Store, url string, base int64, edge string, wantTxs int64, want []presence.ConnectResult) {
+	t.Helper()
+	ctx := context.Background()
+	const now = int64(1_000_000)
+	prepareConnectManyCase(t, s, base, edge, now)
+	txs := s.writerTxs.Load()
+	got := s.ConnectMany(ctx, connectManyCase(base, edge), now)
+	for i := range got {
+		if got[i].Err == nil {
+			got[i].Transition.UserID -= base
+		}
+	}
+	if strings.HasPrefix(url, "sqlite") {
+		if n := s.writerTxs.Load() - txs; n != wantTxs {
+			t.Errorf("ConnectMany took %d writer transactions, want %d", n, wantTxs)
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("ConnectMany: %d results, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i].Transition != want[i].Transition || !errors.Is(got[i].Err, want[i].Err) || (got[i].Err == nil) != (want[i].Err == nil) {
+			t.Errorf("connection %d: got %+v, want %+v (as Connect)", i, got[i], want[i])
+		}
+	}
+	// Spelled out, so that the reference cannot be wrong in the same way.
+	wantOnline := []bool{true, false, true, false, false, false, false}
+	wantErr := []error{nil, nil, nil, nil, presence.ErrEdgeNotFound, presence.ErrConnectionConflict, nil}
+	for i, r := range got {
+		if r.Transition.BecameOnline() != wantOnline[i] || !errors.Is(r.Err, wantErr[i]) {
+			t.Errorf("connection %d: got %+v, want became online %v, error %v", i, r, wantOnline[i], wantErr[i])
+		}
+	}
+
+	// The failed ones left nothing: no status row, no route.
+	users := []int64{base + 1, base + 2, base + 3, base + 4, base + 5}
+	ps, err := s.Presences(ctx, users)
+	if err != nil {
+		t.Fatalf("Presences: %v", err)
+	}
+	routes, err := s.Routes(ctx, users)
+	if err != nil {
+		t.Fatalf("Routes: %v", err)
+	}
+	for _, u := range users {
+		online := u <= base+3
+		if ps[u].IsOnline != online || (len(routes[u]) > 0) != online {
+			t.Errorf("user %d: presence %+v, routes %v; want online %v", u, ps[u], routes[u], online)
+		}
+		if _, ok := ps[u]; !online && ok {
+			t.Errorf("user %d: a status row is left by a failed connection", u)
+		}
+	}
+	conns, err := s.ExcessConnections(ctx, base+3, 0)
+	if err != nil {
+		t.Fatalf("ExcessConnections: %v", err)
+	}
+	if len(conns) != 2 {
+		t.Errorf("user 3 holds %v, want both connections", conns)
+	}
 }
 
 // TestConnectManyAmongOthers runs batches and single Connects at once: on SQLite they

@@ -50,6 +50,9 @@ type Store struct {
 	// writerTxs counts the transactions the writer began (a group counts once, a rerun
 	// alone once each), so that tests can tell that a ConnectMany took one.
 	writerTxs atomic.Int64
+	// afterSetReads, when set (by tests), runs in connectSet between its reads and its
+	// writes: a test makes the race that sends a batch down the one-by-one path there.
+	afterSetReads func(t *tx)
 
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt
@@ -344,6 +347,29 @@ const mysqlConnectWorkers = 4
 func (s *Store) ConnectMany(ctx context.Context, conns []presence.Connection, now int64) []presence.ConnectResult {
 	out := make([]presence.ConnectResult, len(conns))
 	if len(conns) == 0 {
+		return out
+	}
+	// First the whole batch with a few statements in one transaction (connectset.go);
+	// when that fails as a whole, connection by connection, each in a savepoint or a
+	// transaction of its own, which also settles any race as Connect would.
+	trs, setErrs := make([]presence.Transition, len(conns)), make([]error, len(conns))
+	set := func(t *tx) error { return s.connectSet(t, conns, now, trs, setErrs) }
+	var err error
+	if s.db.Dialect != sqldb.MySQL {
+		err = s.write(ctx, set)
+	} else {
+		err = s.runTx(ctx, set)
+	}
+	if err == nil {
+		for i := range out {
+			out[i] = presence.ConnectResult{Transition: trs[i], Err: setErrs[i]}
+		}
+		return out
+	}
+	if ctx.Err() != nil {
+		for i := range out {
+			out[i].Err = ctx.Err()
+		}
 		return out
 	}
 	fns := make([]func(t *tx) error, len(conns))
