@@ -171,7 +171,8 @@ func TestConnectErrorsAsConnect(t *testing.T) {
 }
 
 // TestConnectManyFallback: a presence service without ConnectMany (unimplemented, during
-// a rolling upgrade) gets one Connect per connection, and is not asked ConnectMany again.
+// a rolling upgrade) gets one Connect per connection, and is not asked ConnectMany again
+// until singleRetry has passed.
 func TestConnectManyFallback(t *testing.T) {
 	t.Parallel()
 	f := newFake()
@@ -188,11 +189,23 @@ func TestConnectManyFallback(t *testing.T) {
 		}
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if f.manyTries != 1 || f.singles != 3 {
 		t.Errorf("%d ConnectMany and %d Connect calls, want 1 (unimplemented) and 3", f.manyTries, f.singles)
 	}
 	if !f.conns["c1"] || !f.conns["c2"] || !f.conns["c3"] {
 		t.Errorf("presence holds %v, want c1, c2 and c3", f.conns)
+	}
+	// The service has been upgraded, and singleRetry has passed: ConnectMany again.
+	f.noMany = false
+	f.mu.Unlock()
+	r.singleUntil.Store(time.Now().Add(-time.Second).UnixMilli())
+	if last, ok := r.Connected(ctx, Conn{UserID: 1, ConnID: "c4"}, true); !ok || last != 7 {
+		t.Errorf("Connected(c4) = %d, %v; want 7, true", last, ok)
+	}
+	<-f.connects
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.manyTries != 2 || f.singles != 3 {
+		t.Errorf("%d ConnectMany and %d Connect calls after the retry, want 2 and 3", f.manyTries, f.singles)
 	}
 }

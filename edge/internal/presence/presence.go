@@ -21,7 +21,8 @@
 // shares a few calls (and, on the presence service, a few commits). Each connection still
 // gets its own outcome, an error exactly as Connect would have answered it. A presence
 // service too old to know ConnectMany (unimplemented, during a rolling upgrade) is sent
-// one Connect per connection from then on.
+// one Connect per connection for a minute (singleRetry), then ConnectMany is tried again:
+// the replicas answering may have been upgraded meanwhile.
 //
 // # Calls that fail
 //
@@ -76,6 +77,10 @@ func NewEdgeID() string {
 // MaxConnectMany bounds the connections of one ConnectMany call, as presence.v1 does.
 const MaxConnectMany = 256
 
+// singleRetry is how long the reporter sends one Connect per connection after ConnectMany
+// answered unimplemented, before it tries ConnectMany again.
+const singleRetry = time.Minute
+
 // BeatsPerLease is how many heartbeats a lease length holds: the lease outlives
 // BeatsPerLease-2 missed beats with one interval to spare.
 const BeatsPerLease = 5
@@ -117,9 +122,10 @@ type Reporter struct {
 
 	// connects gathers the Connects of concurrent handshakes into ConnectMany calls.
 	connects *coalesce.Batcher[connectCall, *presencev1.ConnectResponse]
-	// oneByOne is set once presence answered ConnectMany with unimplemented (an older
-	// service): from then on every connection gets a Connect of its own.
-	oneByOne atomic.Bool
+	// singleUntil is when (Unix milliseconds) ConnectMany is tried again after presence
+	// answered it with unimplemented (an older service); until then every connection gets
+	// a Connect of its own. 0 as long as ConnectMany has worked.
+	singleUntil atomic.Int64
 }
 
 // connectCall is one connection's Connect waiting for a batch.
@@ -396,12 +402,12 @@ func (r *Reporter) connectBatch(ctx context.Context, calls []connectCall) ([]coa
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.opt.CallTimeout)
 	defer cancel()
-	if !r.oneByOne.Load() {
+	if time.Now().UnixMilli() >= r.singleUntil.Load() {
 		res, err := r.c.ConnectMany(ctx, connect.NewRequest(&presencev1.ConnectManyRequest{Connections: send}))
 		switch {
 		case connect.CodeOf(err) == connect.CodeUnimplemented:
-			if r.oneByOne.CompareAndSwap(false, true) {
-				r.opt.Log.Warn("presence service lacks ConnectMany; sending one Connect per connection", "err", err)
+			if r.singleUntil.Swap(time.Now().Add(singleRetry).UnixMilli()) == 0 {
+				r.opt.Log.Warn("presence service lacks ConnectMany; sending one Connect per connection for a while", "err", err, "retry_in", singleRetry)
 			}
 		case err != nil:
 			for _, i := range at {
