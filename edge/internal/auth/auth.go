@@ -181,7 +181,7 @@ func New(r Resolver, o Options) *Authenticator {
 		o.Now = time.Now
 	}
 	a := &Authenticator{resolver: r, ttl: o.CacheTTL, now: o.Now, door: o.Door, sessions: make(map[int64]map[key]struct{})}
-	a.batch = coalesce.New(a.resolveBatch, coalesce.Options{Max: maxBatch, Name: "auth.ResolveSessions"})
+	a.batch = coalesce.New(a.resolveBatch, coalesce.Options{Max: maxBatch, Name: "resolve sessions"})
 	if a.ttl > 0 {
 		// NewLRU fails only for a size ≤ 0, which CacheEntries is not.
 		a.cache, _ = simplelru.NewLRU(o.CacheEntries, a.evicted)

@@ -10,7 +10,8 @@
 //
 // A Batcher runs at most one batch at a time, in a goroutine that exists only while calls
 // are queued and ends when the queue is empty. A caller whose context ends stops waiting
-// at once; its request may still be part of a batch already sent.
+// at once; its request may still be part of a batch already sent. Each batch has a span
+// (telemetry.StartBatchSpan): a child of its first traced caller's, linked to the others'.
 package coalesce
 
 import (
@@ -19,13 +20,13 @@ import (
 	"fmt"
 	"sync"
 
-	"go.opentelemetry.io/otel/trace"
+	"github.com/charla/charla/shared/telemetry"
 )
 
 // Call makes one batch call: it answers reqs in their order, one result each (a result
 // may carry its own error), or fails as a whole. ctx carries the values (the trace) of the
 // batch's first caller, not its deadline or cancellation: one caller giving up must not
-// fail the others. The Call bounds its own time.
+// fail the others; it carries the batch's span. The Call bounds its own time.
 type Call[Req, Res any] func(ctx context.Context, reqs []Req) ([]Result[Res], error)
 
 // Result is one request's answer within a batch.
@@ -38,10 +39,7 @@ type Result[Res any] struct {
 type Options struct {
 	// Max bounds the requests of one batch; 0 means DefaultMax.
 	Max int
-	// Tracer, when set, starts a span Name for each batch, linked to the span of every
-	// caller in it (the callers' traces show which batch answered them).
-	Tracer trace.Tracer
-	// Name names the batch span.
+	// Name names the batch's span.
 	Name string
 }
 
@@ -75,7 +73,7 @@ func New[Req, Res any](call Call[Req, Res], o Options) *Batcher[Req, Res] {
 		o.Max = DefaultMax
 	}
 	if o.Name == "" {
-		o.Name = "coalesce.batch"
+		o.Name = "batch"
 	}
 	return &Batcher[Req, Res]{call: call, opt: o}
 }
@@ -152,22 +150,16 @@ func (b *Batcher[Req, Res]) send(batch []*waiter[Req, Res]) {
 	for i, w := range live {
 		reqs[i] = w.req
 	}
-	ctx := context.WithoutCancel(live[0].ctx)
-	if b.opt.Tracer != nil {
-		links := make([]trace.Link, 0, len(live))
-		for _, w := range live {
-			if sc := trace.SpanContextFromContext(w.ctx); sc.IsValid() {
-				links = append(links, trace.Link{SpanContext: sc})
-			}
-		}
-		var span trace.Span
-		ctx, span = b.opt.Tracer.Start(ctx, b.opt.Name, trace.WithLinks(links...))
-		defer span.End()
+	members := make([]context.Context, len(live))
+	for i, w := range live {
+		members[i] = w.ctx
 	}
+	ctx, end := telemetry.StartBatchSpan(context.WithoutCancel(live[0].ctx), b.opt.Name, members...)
 	results, err := b.call(ctx, reqs)
 	if err == nil && len(results) != len(live) {
 		err = fmt.Errorf("batch of %d answered with %d results", len(live), len(results))
 	}
+	end(err)
 	for i, w := range live {
 		if err != nil {
 			w.done <- Result[Res]{Err: err}

@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.uber.org/goleak"
 )
@@ -215,16 +216,19 @@ func TestClosedBatcherRefuses(t *testing.T) {
 	}
 }
 
-// TestBatchSpanLinksItsCallers: with a tracer, each batch has a span linked to the span of
-// every caller in it.
+// TestBatchSpanLinksItsCallers: each batch has a span, a child of its first caller's span
+// and linked to the others' (telemetry.StartBatchSpan, on the global tracer provider).
 func TestBatchSpanLinksItsCallers(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
-	tp := trace.NewTracerProvider(trace.WithSpanProcessor(rec))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	defer func() { _ = tp.Shutdown(context.Background()) }()
+	prev := otel.GetTracerProvider()
+	otel.SetTracerProvider(tp)
+	defer otel.SetTracerProvider(prev)
 	tracer := tp.Tracer("test")
 
 	r := &recorder{hold: make(chan struct{}), entered: make(chan struct{}, 10)}
-	b := New(r.call, Options{Tracer: tracer, Name: "test.batch"})
+	b := New(r.call, Options{Name: "test.batch"})
 	defer b.Close()
 	go func() { _, _ = b.Do(context.Background(), 0) }()
 	<-r.entered
@@ -241,16 +245,23 @@ func TestBatchSpanLinksItsCallers(t *testing.T) {
 	wg.Wait()
 	b.Close()
 
-	var linked []string
+	var batches int
+	var joined []string // the parent and the links of the batch span
 	for _, s := range rec.Ended() {
-		if s.Name() == "test.batch" && len(s.Links()) > 0 {
-			for _, l := range s.Links() {
-				linked = append(linked, l.SpanContext.SpanID().String())
-			}
+		if s.Name() != "test.batch" {
+			continue
+		}
+		batches++
+		joined = append(joined, s.Parent().SpanID().String())
+		for _, l := range s.Links() {
+			joined = append(joined, l.SpanContext.SpanID().String())
 		}
 	}
-	if fmt.Sprint(slices.Sorted(slices.Values(linked))) != fmt.Sprint(slices.Sorted(slices.Values(callers))) {
-		t.Fatalf("batch span links %v; want the callers' spans %v", linked, callers)
+	if batches != 1 {
+		t.Fatalf("%d batch spans; want 1 (the untraced first batch has none)", batches)
+	}
+	if fmt.Sprint(slices.Sorted(slices.Values(joined))) != fmt.Sprint(slices.Sorted(slices.Values(callers))) {
+		t.Fatalf("batch span parent and links %v; want the callers' spans %v", joined, callers)
 	}
 }
 

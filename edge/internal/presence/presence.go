@@ -172,7 +172,7 @@ func New(c Client, o Options) *Reporter {
 		conns: make(map[string]*conn), kick: make(chan struct{}, 1),
 	}
 	// The batcher's goroutine lives only while Connects are queued: nothing to stop.
-	r.connects = coalesce.New(r.connectBatch, coalesce.Options{Max: MaxConnectMany, Name: "presence.ConnectMany"})
+	r.connects = coalesce.New(r.connectBatch, coalesce.Options{Max: MaxConnectMany, Name: "record connections"})
 	return r
 }
 
