@@ -391,6 +391,24 @@ func Placeholders(n int) string {
 	return strings.Repeat("?, ", n-1) + "?"
 }
 
+// PaddedIn returns the placeholders and the arguments of an IN list of vals padded to the
+// next power of two by repeating the last value, which matches nothing more: a statement
+// with an IN list then has a dozen shapes whatever the lengths, so that a few prepared
+// statements serve every call (parsing a statement anew was the largest cost of such
+// lookups on SQLite). The arguments have room for extra more, which the caller appends
+// (values after the list). vals must not be empty.
+func PaddedIn[T any](vals []T, extra int) (string, []any) {
+	n := 1
+	for n < len(vals) {
+		n *= 2
+	}
+	args := make([]any, n, n+extra)
+	for i := range args {
+		args[i] = vals[min(i, len(vals)-1)]
+	}
+	return Placeholders(n), args
+}
+
 // Int64Args turns ids into query arguments.
 func Int64Args(ids []int64) []any {
 	args := make([]any, len(ids))

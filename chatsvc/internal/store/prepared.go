@@ -3,9 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"math/bits"
-
-	"github.com/charla/charla/shared/sqldb"
 )
 
 // maxIn bounds the ids of one IN list; longer lists are split.
@@ -31,21 +28,6 @@ func (s *Store) txQuery(ctx context.Context, tx *sql.Tx, query string, args ...a
 		return nil, err
 	}
 	return tx.StmtContext(ctx, st).QueryContext(ctx, args...)
-}
-
-// paddedIn returns the placeholder list for ids padded to the next power of two (so a
-// statement has few shapes), and the arguments: ids, then the last id repeated, which
-// matches nothing more. len(ids) must be between 1 and maxIn.
-func paddedIn(ids []int64) (string, []any) {
-	n := 1
-	if len(ids) > 1 {
-		n = 1 << bits.Len(uint(len(ids)-1))
-	}
-	args := make([]any, n, n+2)
-	for i := range n {
-		args[i] = ids[min(i, len(ids)-1)]
-	}
-	return sqldb.Placeholders(n), args
 }
 
 // chunks calls fn with consecutive pieces of ids of at most size each, stopping at the

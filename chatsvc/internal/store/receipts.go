@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/charla/charla/chatsvc/internal/chat"
+	"github.com/charla/charla/shared/sqldb"
 )
 
 // Receipt reports messages written to a connection of their recipient (MarkDelivered).
@@ -70,7 +71,7 @@ func (s *Store) markDeliveredTx(ctx context.Context, tx *sql.Tx, receipts []Rece
 	type candidate struct{ chat, from, to int64 }
 	sent := make(map[int64]candidate, len(all))
 	err := chunks(all, maxIn, func(ids []int64) error {
-		in, args := paddedIn(ids)
+		in, args := sqldb.PaddedIn(ids, 2)
 		rows, err := s.txQuery(ctx, tx, "SELECT Id, ChatId, FromUserId, ToUserId FROM ChatMessage WHERE Id IN ("+
 			in+") AND StatusId = ?"+s.forUpdate(), append(args, int(chat.StatusSent))...)
 		if err != nil {

@@ -31,7 +31,7 @@ type Store struct {
 	// one statement. It saves a statement (a round trip on MySQL) per message.
 	multiRow bool
 	// stmts holds the statements of the writer's batches, prepared once per connection.
-	// Their texts are bounded: IN lists padded to a power of two (paddedIn), INSERTs of at
+	// Their texts are bounded: IN lists padded to a power of two (sqldb.PaddedIn), INSERTs of at
 	// most maxInsertRows rows.
 	stmts sqldb.StmtCache
 }
@@ -500,7 +500,7 @@ func (s *Store) acceptedChats(ctx context.Context, tx *sql.Tx, msgs []chat.Messa
 	ids = slices.Compact(ids)
 	found := ids[:0:0]
 	err := chunks(ids, maxIn, func(ids []int64) error {
-		in, args := paddedIn(ids)
+		in, args := sqldb.PaddedIn(ids, 2)
 		rows, err := s.txQuery(ctx, tx, "SELECT Id FROM Contact WHERE Id IN ("+in+") AND Status = ?",
 			append(args, chat.ContactAccepted)...)
 		if err != nil {
@@ -615,7 +615,7 @@ func (s *Store) MarkRead(ctx context.Context, reader, chatID, upTo int64) ([]int
 // per maxIn ids.
 func (s *Store) setStatus(ctx context.Context, tx *sql.Tx, ids []int64, status chat.Status) error {
 	return chunks(ids, maxIn, func(ids []int64) error {
-		in, args := paddedIn(ids)
+		in, args := sqldb.PaddedIn(ids, 2)
 		args = append([]any{int(status)}, args...)
 		if _, err := s.txExec(ctx, tx, "UPDATE ChatMessage SET StatusId = ? WHERE Id IN ("+in+") AND StatusId < ?",
 			append(args, int(status))...); err != nil {

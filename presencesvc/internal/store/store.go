@@ -634,7 +634,7 @@ func (s *Store) DeleteDeadEdges(ctx context.Context) (int64, error) {
 func (s *Store) Routes(ctx context.Context, userIDs []int64) (map[int64][]string, error) {
 	routes := make(map[int64][]string)
 	for chunk := range slices.Chunk(uniq(userIDs), maxInList) {
-		marks, args := inList(chunk)
+		marks, args := sqldb.PaddedIn(chunk, 0)
 		st, err := s.prepared(ctx, `SELECT DISTINCT c.UserId, c.EdgeId FROM PresenceConnection c
 			JOIN Edge e ON e.EdgeId = c.EdgeId
 			WHERE c.UserId IN (`+marks+`) AND e.LeaseExpiresAt > 0
@@ -669,7 +669,7 @@ func (s *Store) Routes(ctx context.Context, userIDs []int64) (map[int64][]string
 func (s *Store) Presences(ctx context.Context, userIDs []int64) (map[int64]presence.Presence, error) {
 	out := make(map[int64]presence.Presence)
 	for chunk := range slices.Chunk(uniq(userIDs), maxInList) {
-		marks, args := inList(chunk)
+		marks, args := sqldb.PaddedIn(chunk, 0)
 		st, err := s.prepared(ctx, `SELECT UserId, IsOnline, LastSeen FROM UserStatus WHERE UserId IN (`+marks+`)`)
 		if err != nil {
 			return nil, err
@@ -711,22 +711,6 @@ func (s *Store) userList(ctx context.Context, query string, args ...any) ([]int6
 		return nil, fmt.Errorf("list users: %w", err)
 	}
 	return users, nil
-}
-
-// inList returns the placeholders and arguments of an IN list of ids (at most maxInList).
-// The list is padded to a power of two by repeating its last id, so that a dozen prepared
-// statements serve every length: parsing the statement anew was the largest cost of a
-// route lookup on SQLite.
-func inList(ids []int64) (string, []any) {
-	n := 1
-	for n < len(ids) {
-		n *= 2
-	}
-	args := make([]any, n)
-	for i := range args {
-		args[i] = ids[min(i, len(ids)-1)]
-	}
-	return sqldb.Placeholders(n), args
 }
 
 // uniq returns the distinct ids, sorted.

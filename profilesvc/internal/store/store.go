@@ -170,14 +170,14 @@ func (s *Store) ResolveSession(ctx context.Context, tokenHash string, now int64)
 }
 
 // maxResolveSessions bounds the hashes of one ResolveSessions query, as the server bounds
-// the tokens of a call; with the padding of paddedIn, nine statements serve every size.
+// the tokens of a call; with the padding of sqldb.PaddedIn, nine statements serve every size.
 const maxResolveSessions = 256
 
-// resolveSessionsSQL is ResolveSessions' query for an IN list of n placeholders; n is a
-// power of two (paddedIn), so a few cached statements serve every batch.
-func resolveSessionsSQL(n int) string {
+// resolveSessionsSQL is ResolveSessions' query for the IN list in, whose length is a
+// power of two (sqldb.PaddedIn), so a few cached statements serve every batch.
+func resolveSessionsSQL(in string) string {
 	return "SELECT s.Tk, s.Id, s.ExpiresAt, " + userColumns + " FROM `Session` s JOIN `User` u ON u.Id = s.UserId" +
-		" WHERE s.Tk IN (" + sqldb.Placeholders(n) + ") AND s.RevokedAt IS NULL AND s.ExpiresAt > ?"
+		" WHERE s.Tk IN (" + in + ") AND s.RevokedAt IS NULL AND s.ExpiresAt > ?"
 }
 
 // ResolveSessions implements profile.Store: ResolveSession's query over an IN list of the
@@ -193,7 +193,7 @@ func (s *Store) ResolveSessions(ctx context.Context, tokenHashes []string, now i
 	if len(hashes) > maxResolveSessions {
 		return nil, fmt.Errorf("resolve sessions: %d token hashes, at most %d", len(hashes), maxResolveSessions)
 	}
-	in, args := paddedIn(hashes)
+	in, args := sqldb.PaddedIn(hashes, 1) // and now, appended below
 	st, err := s.stmts.Get(ctx, s.db, resolveSessionsSQL(in))
 	if err != nil {
 		return nil, fmt.Errorf("resolve sessions: %w", err)
@@ -219,21 +219,6 @@ func (s *Store) ResolveSessions(ctx context.Context, tokenHashes []string, now i
 		return nil, fmt.Errorf("resolve sessions: %w", err)
 	}
 	return found, nil
-}
-
-// paddedIn returns the size of an IN list for hashes, the next power of two, and its
-// arguments: hashes, then the last one repeated, which matches nothing more. hashes must
-// not be empty.
-func paddedIn(hashes []string) (int, []any) {
-	n := 1
-	for n < len(hashes) {
-		n *= 2
-	}
-	args := make([]any, n, n+1) // and now, appended by the caller
-	for i := range args {
-		args[i] = hashes[min(i, len(hashes)-1)]
-	}
-	return n, args
 }
 
 // CheckSessions implements profile.Store.
