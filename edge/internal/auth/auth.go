@@ -48,6 +48,7 @@ import (
 	"github.com/charla/charla/edge/internal/coalesce"
 	"github.com/charla/charla/edge/internal/door"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
+	"github.com/charla/charla/shared/rpc"
 )
 
 // UserData is what the edge keeps per connection about its session (the user, and the
@@ -372,17 +373,12 @@ func (a *Authenticator) batchResults(toks []string, rs []*profilev1.ResolveSessi
 	}
 	out := make([]coalesce.Result[result], len(rs))
 	for i, r := range rs {
-		name := r.GetErrorCode()
-		if name == "" {
+		if r.GetErrorCode() == "" {
 			out[i] = a.answer(r.GetSession())
 			continue
 		}
-		var code connect.Code
-		if err := code.UnmarshalText([]byte(name)); err != nil {
-			out[i] = coalesce.Result[result]{Err: fmt.Errorf("resolve session: unknown error code %q (%s)", name, r.GetErrorMessage())}
-			continue
-		}
-		out[i] = failed(connect.NewError(code, errors.New(r.GetErrorMessage())))
+		// A code this edge does not know (a newer service) is unknown: unavailable (503).
+		out[i] = failed(rpc.ItemErr(r.GetErrorCode(), r.GetErrorMessage()))
 	}
 	return out, nil
 }

@@ -16,7 +16,6 @@ package coalesce
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -53,9 +52,8 @@ type Batcher[Req, Res any] struct {
 
 	mu      sync.Mutex
 	queue   []*waiter[Req, Res]
-	running bool // the runner goroutine is alive
-	closed  bool
-	wg      sync.WaitGroup
+	running bool           // the runner goroutine is alive
+	wg      sync.WaitGroup // the runner (tests wait for it)
 }
 
 type waiter[Req, Res any] struct {
@@ -63,9 +61,6 @@ type waiter[Req, Res any] struct {
 	req  Req
 	done chan Result[Res] // capacity 1: the runner never blocks on it
 }
-
-// ErrClosed is returned by Do after Close.
-var ErrClosed = errors.New("coalesce: batcher closed")
 
 // New returns a Batcher that makes its batches with call.
 func New[Req, Res any](call Call[Req, Res], o Options) *Batcher[Req, Res] {
@@ -82,11 +77,6 @@ func New[Req, Res any](call Call[Req, Res], o Options) *Batcher[Req, Res] {
 func (b *Batcher[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
 	w := &waiter[Req, Res]{ctx: ctx, req: req, done: make(chan Result[Res], 1)}
 	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		var zero Res
-		return zero, ErrClosed
-	}
 	b.queue = append(b.queue, w)
 	if !b.running {
 		b.running = true
@@ -101,15 +91,6 @@ func (b *Batcher[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
 		var zero Res
 		return zero, ctx.Err()
 	}
-}
-
-// Close refuses new calls and waits for the batches under way; calls already queued are
-// still made.
-func (b *Batcher[Req, Res]) Close() {
-	b.mu.Lock()
-	b.closed = true
-	b.mu.Unlock()
-	b.wg.Wait()
 }
 
 // run makes batches until the queue is empty.

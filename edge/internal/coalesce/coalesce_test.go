@@ -64,7 +64,7 @@ func (r *recorder) sizes() []int {
 func TestSingleCallGoesAloneAndAtOnce(t *testing.T) {
 	r := &recorder{}
 	b := New(r.call, Options{})
-	defer b.Close()
+	defer b.wg.Wait()
 	v, err := b.Do(context.Background(), 4)
 	if err != nil || v != 8 {
 		t.Fatalf("Do(4) = %d, %v; want 8, nil", v, err)
@@ -82,7 +82,7 @@ func TestSingleCallGoesAloneAndAtOnce(t *testing.T) {
 func TestCallsQueuedDuringABatchGoTogether(t *testing.T) {
 	r := &recorder{hold: make(chan struct{}), entered: make(chan struct{}, 10)}
 	b := New(r.call, Options{})
-	defer b.Close()
+	defer b.wg.Wait()
 
 	results := make(chan string, 11)
 	do := func(n int) {
@@ -117,7 +117,7 @@ func TestCallsQueuedDuringABatchGoTogether(t *testing.T) {
 func TestMaxBoundsABatch(t *testing.T) {
 	r := &recorder{hold: make(chan struct{}), entered: make(chan struct{}, 10)}
 	b := New(r.call, Options{Max: 4})
-	defer b.Close()
+	defer b.wg.Wait()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); _, _ = b.Do(context.Background(), 0) }()
@@ -137,7 +137,7 @@ func TestMaxBoundsABatch(t *testing.T) {
 func TestFailedBatchFailsEachCaller(t *testing.T) {
 	boom := errors.New("boom")
 	b := New(func(context.Context, []int) ([]Result[int], error) { return nil, boom }, Options{})
-	defer b.Close()
+	defer b.wg.Wait()
 	if _, err := b.Do(context.Background(), 2); !errors.Is(err, boom) {
 		t.Fatalf("Do error = %v; want the batch's error", err)
 	}
@@ -145,7 +145,7 @@ func TestFailedBatchFailsEachCaller(t *testing.T) {
 
 func TestWrongNumberOfResultsIsAnError(t *testing.T) {
 	b := New(func(context.Context, []int) ([]Result[int], error) { return nil, nil }, Options{})
-	defer b.Close()
+	defer b.wg.Wait()
 	if _, err := b.Do(context.Background(), 2); err == nil {
 		t.Fatal("Do succeeded on a batch answered with no result")
 	}
@@ -156,7 +156,7 @@ func TestWrongNumberOfResultsIsAnError(t *testing.T) {
 func TestCallerWhoseContextEndsStopsWaiting(t *testing.T) {
 	r := &recorder{hold: make(chan struct{}), entered: make(chan struct{}, 10)}
 	b := New(r.call, Options{})
-	defer b.Close()
+	defer b.wg.Wait()
 	first := make(chan error, 1)
 	go func() { _, err := b.Do(context.Background(), 2); first <- err }()
 	<-r.entered
@@ -201,18 +201,9 @@ func TestBatchContextOutlivesItsFirstCaller(t *testing.T) {
 	cancel()
 	<-done
 	close(release)
-	b.Close()
+	b.wg.Wait()
 	if batchErr != nil {
 		t.Fatalf("the batch's context ended with its caller: %v", batchErr)
-	}
-}
-
-func TestClosedBatcherRefuses(t *testing.T) {
-	r := &recorder{}
-	b := New(r.call, Options{})
-	b.Close()
-	if _, err := b.Do(context.Background(), 2); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Do after Close = %v; want ErrClosed", err)
 	}
 }
 
@@ -229,7 +220,7 @@ func TestBatchSpanLinksItsCallers(t *testing.T) {
 
 	r := &recorder{hold: make(chan struct{}), entered: make(chan struct{}, 10)}
 	b := New(r.call, Options{Name: "test.batch"})
-	defer b.Close()
+	defer b.wg.Wait()
 	go func() { _, _ = b.Do(context.Background(), 0) }()
 	<-r.entered
 	var wg sync.WaitGroup
@@ -243,7 +234,7 @@ func TestBatchSpanLinksItsCallers(t *testing.T) {
 	waitQueued(t, b, 3)
 	close(r.hold)
 	wg.Wait()
-	b.Close()
+	b.wg.Wait()
 
 	var batches int
 	var joined []string // the parent and the links of the batch span

@@ -39,7 +39,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -50,6 +49,7 @@ import (
 
 	"github.com/charla/charla/edge/internal/coalesce"
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
+	"github.com/charla/charla/shared/rpc"
 )
 
 // Client is the part of the presence service the edge uses.
@@ -452,12 +452,8 @@ func connectResult(res *presencev1.ConnectManyResult) coalesce.Result[*presencev
 		}
 		return coalesce.Result[*presencev1.ConnectResponse]{Value: res.GetResponse()}
 	}
-	var code connect.Code
-	if err := code.UnmarshalText([]byte(res.GetErrorCode())); err != nil {
-		// A code this edge does not know (a newer service): still a failure, and owed.
-		code = connect.CodeUnknown
-	}
-	return coalesce.Result[*presencev1.ConnectResponse]{Err: connect.NewError(code, errors.New(res.GetErrorMessage()))}
+	// A code this edge does not know (a newer service) is unknown: still a failure, and owed.
+	return coalesce.Result[*presencev1.ConnectResponse]{Err: rpc.ItemErr(res.GetErrorCode(), res.GetErrorMessage())}
 }
 
 // release sends the connection's Disconnect; once presence has it, the reporter forgets

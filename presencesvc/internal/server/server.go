@@ -12,6 +12,7 @@ import (
 	"github.com/charla/charla/presencesvc/internal/presence"
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 	"github.com/charla/charla/proto/gen/presence/v1/presencev1connect"
+	"github.com/charla/charla/shared/rpc"
 )
 
 // batchSize bounds the users handled (locked, changed, announced) together when an edge
@@ -246,13 +247,8 @@ func (s *Server) connectMany(ctx context.Context, conns []presence.Connection, a
 // connectManyError is one connection's error in a ConnectMany: the code and message
 // Connect would have answered for it alone.
 func (s *Server) connectManyError(ctx context.Context, err error) *presencev1.ConnectManyResult {
-	cerr := s.toConnect(ctx, "ConnectMany", err)
-	r := &presencev1.ConnectManyResult{ErrorCode: connect.CodeOf(cerr).String(), ErrorMessage: cerr.Error()}
-	var ce *connect.Error
-	if errors.As(cerr, &ce) {
-		r.ErrorMessage = ce.Message()
-	}
-	return r
+	code, msg := rpc.ItemError(s.toConnect(ctx, "ConnectMany", err))
+	return &presencev1.ConnectManyResult{ErrorCode: code, ErrorMessage: msg}
 }
 
 // Disconnect removes a connection; the user's last one is announced as user_offline.

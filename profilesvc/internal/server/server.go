@@ -12,7 +12,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -26,6 +25,7 @@ import (
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 	profilev1 "github.com/charla/charla/proto/gen/profile/v1"
 	"github.com/charla/charla/proto/gen/profile/v1/profilev1connect"
+	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/svcerr"
 )
 
@@ -255,12 +255,8 @@ func sessionResponse(ses *profile.Session) *profilev1.ResolveSessionResponse {
 // errorResult is the ResolveSessions result of one token that failed with err: the code
 // and message ResolveSession would answer, through the same mapping (toConnect).
 func (s *Server) errorResult(ctx context.Context, err error) *profilev1.ResolveSessionsResult {
-	ce := new(connect.Error)
-	if !errors.As(s.toConnect(ctx, "resolve sessions", err), &ce) {
-		// toConnect always answers a *connect.Error; this keeps a change there visible.
-		return &profilev1.ResolveSessionsResult{ErrorCode: connect.CodeInternal.String(), ErrorMessage: "internal error"}
-	}
-	return &profilev1.ResolveSessionsResult{ErrorCode: ce.Code().String(), ErrorMessage: ce.Message()}
+	code, msg := rpc.ItemError(s.toConnect(ctx, "resolve sessions", err))
+	return &profilev1.ResolveSessionsResult{ErrorCode: code, ErrorMessage: msg}
 }
 
 // CheckSessions reports the state of each asked session, in the order asked.
