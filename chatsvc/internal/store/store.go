@@ -312,16 +312,19 @@ func (s *Store) ContactIDs(ctx context.Context, users []int64) (map[int64][]int6
 // user's unread count, newest message first (ties by chat id, descending), in one query:
 // the newest message and the count are index lookups per chat inside the database
 // (ChatMessage_Chat and ChatMessage_Unread), never a round trip per chat.
-func (s *Store) ChatSummaries(ctx context.Context, user int64) ([]chat.ChatSummary, error) {
-	rows, err := s.query(ctx, s.db, `
+// chatSummariesSQL is ChatSummaries' statement; its arguments are the user id five times
+// but for the contact status in 3rd and 5th place.
+const chatSummariesSQL = `
 SELECT c.Id, c.Other, COALESCE(m.Content, ''), COALESCE(m.CreatedAt, 0),
-       (SELECT COUNT(*) FROM ChatMessage u WHERE u.ChatId = c.Id AND u.ToUserId = ? AND u.StatusId < 3) AS Unread
+       (SELECT COUNT(*) FROM ChatMessage u WHERE u.ChatId = c.Id AND u.ToUserId = ? AND u.` + unreadSQL + `) AS Unread
 FROM (SELECT Id, UserId2 AS Other FROM Contact WHERE UserId1 = ? AND Status = ?
       UNION ALL
       SELECT Id, UserId1 AS Other FROM Contact WHERE UserId2 = ? AND Status = ?) c
 LEFT JOIN ChatMessage m ON m.Id = (SELECT x.Id FROM ChatMessage x WHERE x.ChatId = c.Id ORDER BY x.Id DESC LIMIT 1)
-ORDER BY 4 DESC, 1 DESC`,
-		user, user, chat.ContactAccepted, user, chat.ContactAccepted)
+ORDER BY 4 DESC, 1 DESC`
+
+func (s *Store) ChatSummaries(ctx context.Context, user int64) ([]chat.ChatSummary, error) {
+	rows, err := s.query(ctx, s.db, chatSummariesSQL, user, user, chat.ContactAccepted, user, chat.ContactAccepted)
 	if err != nil {
 		return nil, fmt.Errorf("select chats of %d: %w", user, err)
 	}
@@ -341,6 +344,11 @@ ORDER BY 4 DESC, 1 DESC`,
 }
 
 // ---- messages ----
+
+// unreadSQL selects the messages not read yet (3 is chat.StatusRead). It is written out,
+// never a parameter: on SQLite ChatMessage_Unread is a partial index with this very
+// predicate, and the planner uses a partial index only for a query that states it.
+const unreadSQL = "StatusId < 3"
 
 const messageColumns = "Id, ChatId, FromUserId, ToUserId, Content, CreatedAt, StatusId, COALESCE(ClientMessageId, '')"
 
@@ -580,15 +588,11 @@ func (s *Store) MarkRead(ctx context.Context, reader, chatID, upTo int64) ([]int
 	var ids []int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		ids = ids[:0]
-		cond := "ChatId = ? AND ToUserId = ? AND StatusId < ?"
-		args := []any{chatID, reader, int(chat.StatusRead)}
+		args := []any{chatID, reader}
 		if upTo > 0 {
-			cond += " AND Id <= ?"
 			args = append(args, upTo)
 		}
-		// No ORDER BY: the rows come from ChatMessage_Unread, so sorting them in SQL would be
-		// a filesort; Go sorts the (usually few) ids.
-		rows, err := s.query(ctx, tx, "SELECT Id FROM ChatMessage WHERE "+cond+s.forUpdate(), args...)
+		rows, err := s.query(ctx, tx, unreadIDsSQL(upTo > 0)+s.forUpdate(), args...)
 		if err != nil {
 			return fmt.Errorf("select unread messages: %w", err)
 		}
@@ -609,6 +613,18 @@ func (s *Store) MarkRead(ctx context.Context, reader, chatID, upTo int64) ([]int
 		return nil, err
 	}
 	return ids, nil
+}
+
+// unreadIDsSQL selects the ids of a chat's messages to one user not read yet (arguments:
+// chat id, user id and, with upTo, the highest id). No ORDER BY: the rows come from
+// ChatMessage_Unread, so sorting them in SQL would be a filesort; callers sort the
+// (usually few) ids.
+func unreadIDsSQL(upTo bool) string {
+	q := "SELECT Id FROM ChatMessage WHERE ChatId = ? AND ToUserId = ? AND " + unreadSQL
+	if upTo {
+		q += " AND Id <= ?"
+	}
+	return q
 }
 
 // setStatus moves the (locked) messages ids to status, forward only, with one statement
