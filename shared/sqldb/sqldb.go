@@ -223,7 +223,37 @@ func mysqlConnector(dsn string) (driver.Connector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open mysql database: %w", err)
 	}
-	return connector, nil
+	return readCommittedConnector{connector}, nil
+}
+
+// readCommittedSQL makes READ COMMITTED (InTx's level) the session's default. It is the
+// one spelling MariaDB and MySQL share: the variable itself is tx_isolation on MariaDB 10
+// and transaction_isolation on MySQL 8.
+const readCommittedSQL = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
+
+// readCommittedConnector opens MySQL connections whose transactions run at READ
+// COMMITTED unless told otherwise. Asking for the level per transaction
+// (sql.LevelReadCommitted) makes go-sql-driver send SET TRANSACTION ISOLATION LEVEL before
+// every START TRANSACTION: a round trip per transaction that this saves (one in five of a
+// small chat batch's). A connection keeps its session settings for its lifetime; the
+// driver never resets them.
+type readCommittedConnector struct{ driver.Connector }
+
+func (c readCommittedConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	execer, ok := conn.(driver.ExecerContext)
+	if !ok {
+		conn.Close()
+		return nil, errors.New("mysql connection cannot execute statements directly")
+	}
+	if _, err := execer.ExecContext(ctx, readCommittedSQL, nil); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("set the session to read committed: %w", err)
+	}
+	return conn, nil
 }
 
 // IsDuplicate reports whether err comes from a unique-key violation on either backend.
@@ -297,11 +327,9 @@ const (
 //   - The pauses end with ctx: InTx then returns an error that wraps both ctx's error and
 //     the last attempt's.
 func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	var opts *sql.TxOptions
-	if db.Dialect == MySQL {
-		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
-	}
-	return db.Retry(ctx, func() error { return db.inTx(ctx, opts, fn) })
+	// No sql.TxOptions: on MySQL every connection's session is READ COMMITTED already
+	// (readCommittedConnector), which saves a SET per transaction.
+	return db.Retry(ctx, func() error { return db.inTx(ctx, fn) })
 }
 
 // Retry runs attempt, the whole of one transaction, under InTx's retry policy: again
@@ -335,8 +363,8 @@ func txBackoff(n int) time.Duration {
 	return d - rand.N(d/2+1)
 }
 
-func (db *DB) inTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
-	tx, err := db.BeginTx(ctx, opts)
+func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
