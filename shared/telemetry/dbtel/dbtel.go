@@ -80,24 +80,19 @@ func Options(system System) []otelsql.Option {
 			OmitConnPrepare:      true,
 			OmitRows:             true,
 			OmitConnectorConnect: true,
-			SpanFilter:           spanFilter(system),
+			SpanFilter:           spanFilter,
 		}),
 	}
 }
 
-// spanFilter keeps spans to calls inside a recording span. On MySQL a statement with
-// arguments is first offered to the connection, which answers driver.ErrSkip (the driver
-// does not interpolate), and then run as a prepared statement: only the second is a query.
-func spanFilter(system System) otelsql.SpanFilter {
-	return func(ctx context.Context, method otelsql.Method, _ string, args []driver.NamedValue) bool {
-		if !trace.SpanFromContext(ctx).IsRecording() {
-			return false
-		}
-		if system == MySQL && len(args) > 0 && (method == otelsql.MethodConnQuery || method == otelsql.MethodConnExec) {
-			return false
-		}
-		return true
-	}
+// spanFilter keeps spans to calls inside a recording span. On MySQL the driver
+// interpolates the arguments (sqldb turns InterpolateParams on), so a statement with
+// arguments is one query on the connection, one span. A statement it cannot interpolate
+// (an argument type it does not know) is refused with driver.ErrSkip and run as a
+// prepared statement: two spans then, the refused attempt not marked as an error
+// (DisableErrSkip).
+func spanFilter(ctx context.Context, _ otelsql.Method, _ string, _ []driver.NamedValue) bool {
+	return trace.SpanFromContext(ctx).IsRecording()
 }
 
 // The same few statements run over and over: summarize each once. The cache is bounded
