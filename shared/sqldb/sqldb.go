@@ -231,7 +231,12 @@ func mysqlConnector(dsn string) (driver.Connector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open mysql database: %w", err)
 	}
-	return readCommittedConnector{connector}, nil
+	// Asking for the level per transaction (sql.LevelReadCommitted) makes go-sql-driver send
+	// SET TRANSACTION ISOLATION LEVEL before every START TRANSACTION: a round trip per
+	// transaction (one in five of a small chat batch's) that setting the session's default
+	// once saves. A connection keeps its session settings for its lifetime; the driver
+	// never resets them.
+	return SessionConnector(connector, readCommittedSQL), nil
 }
 
 // readCommittedSQL makes READ COMMITTED (InTx's level) the session's default. It is the
@@ -239,15 +244,19 @@ func mysqlConnector(dsn string) (driver.Connector, error) {
 // and transaction_isolation on MySQL 8.
 const readCommittedSQL = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
 
-// readCommittedConnector opens MySQL connections whose transactions run at READ
-// COMMITTED unless told otherwise. Asking for the level per transaction
-// (sql.LevelReadCommitted) makes go-sql-driver send SET TRANSACTION ISOLATION LEVEL before
-// every START TRANSACTION: a round trip per transaction that this saves (one in five of a
-// small chat batch's). A connection keeps its session settings for its lifetime; the
-// driver never resets them.
-type readCommittedConnector struct{ driver.Connector }
+// SessionConnector returns a connector that runs statement on every connection c opens,
+// before the pool hands it out: a session setting every connection needs. It fails the
+// connection (and closes it) when the statement fails.
+func SessionConnector(c driver.Connector, statement string) driver.Connector {
+	return sessionConnector{Connector: c, statement: statement}
+}
 
-func (c readCommittedConnector) Connect(ctx context.Context) (driver.Conn, error) {
+type sessionConnector struct {
+	driver.Connector
+	statement string
+}
+
+func (c sessionConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	conn, err := c.Connector.Connect(ctx)
 	if err != nil {
 		return nil, err
@@ -255,11 +264,11 @@ func (c readCommittedConnector) Connect(ctx context.Context) (driver.Conn, error
 	execer, ok := conn.(driver.ExecerContext)
 	if !ok {
 		conn.Close()
-		return nil, errors.New("mysql connection cannot execute statements directly")
+		return nil, fmt.Errorf("session setting %q: the connection cannot run statements directly", c.statement)
 	}
-	if _, err := execer.ExecContext(ctx, readCommittedSQL, nil); err != nil {
+	if _, err := execer.ExecContext(ctx, c.statement, nil); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("set the session to read committed: %w", err)
+		return nil, fmt.Errorf("session setting %q: %w", c.statement, err)
 	}
 	return conn, nil
 }
@@ -336,7 +345,7 @@ const (
 //     the last attempt's.
 func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	// No sql.TxOptions: on MySQL every connection's session is READ COMMITTED already
-	// (readCommittedConnector), which saves a SET per transaction.
+	// (SessionConnector with readCommittedSQL), which saves a SET per transaction.
 	return db.Retry(ctx, func() error { return db.inTx(ctx, fn) })
 }
 

@@ -14,27 +14,6 @@ import (
 	"github.com/charla/charla/shared/sqldb/dbtest"
 )
 
-// shortBusy gives every new SQLite connection a busy_timeout of 20 ms instead of the
-// 10 s Open sets, so that a lock held elsewhere fails a BEGIN with SQLITE_BUSY at once.
-type shortBusy struct{ driver.Connector }
-
-func (c shortBusy) Connect(ctx context.Context) (driver.Conn, error) {
-	conn, err := c.Connector.Connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	execer, ok := conn.(driver.ExecerContext)
-	if !ok {
-		conn.Close()
-		return nil, errors.New("the sqlite connection cannot run statements")
-	}
-	if _, err := execer.ExecContext(ctx, "PRAGMA busy_timeout = 20", nil); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return conn, nil
-}
-
 // openCounter opens url (with a short busy timeout on SQLite) holding a table Counter
 // with one row, Id 1, N 0.
 func openCounter(t *testing.T, url string) *sqldb.DB {
@@ -42,7 +21,11 @@ func openCounter(t *testing.T, url string) *sqldb.DB {
 	ctx := context.Background()
 	var wrap func(driver.Connector) driver.Connector
 	if strings.HasPrefix(url, "sqlite://") {
-		wrap = func(c driver.Connector) driver.Connector { return shortBusy{c} }
+		// A busy_timeout of 20 ms instead of the 10 s Open sets, so that a lock held
+		// elsewhere fails a BEGIN with SQLITE_BUSY at once.
+		wrap = func(c driver.Connector) driver.Connector {
+			return sqldb.SessionConnector(c, "PRAGMA busy_timeout = 20")
+		}
 	}
 	db, err := sqldb.OpenWith(ctx, url, wrap)
 	if err != nil {
