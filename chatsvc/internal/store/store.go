@@ -308,10 +308,6 @@ func (s *Store) ContactIDs(ctx context.Context, users []int64) (map[int64][]int6
 	return out, nil
 }
 
-// ChatSummaries returns every accepted contact of user with its newest message and the
-// user's unread count, newest message first (ties by chat id, descending), in one query:
-// the newest message and the count are index lookups per chat inside the database
-// (ChatMessage_Chat and ChatMessage_Unread), never a round trip per chat.
 // chatSummariesSQL is ChatSummaries' statement; its arguments are the user id five times
 // but for the contact status in 3rd and 5th place.
 const chatSummariesSQL = `
@@ -323,6 +319,10 @@ FROM (SELECT Id, UserId2 AS Other FROM Contact WHERE UserId1 = ? AND Status = ?
 LEFT JOIN ChatMessage m ON m.Id = (SELECT x.Id FROM ChatMessage x WHERE x.ChatId = c.Id ORDER BY x.Id DESC LIMIT 1)
 ORDER BY 4 DESC, 1 DESC`
 
+// ChatSummaries returns every accepted contact of user with its newest message and the
+// user's unread count, newest message first (ties by chat id, descending), in one query:
+// the newest message and the count are index lookups per chat inside the database
+// (ChatMessage_Chat and ChatMessage_Unread), never a round trip per chat.
 func (s *Store) ChatSummaries(ctx context.Context, user int64) ([]chat.ChatSummary, error) {
 	rows, err := s.query(ctx, s.db, chatSummariesSQL, user, user, chat.ContactAccepted, user, chat.ContactAccepted)
 	if err != nil {
