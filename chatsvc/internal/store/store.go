@@ -588,11 +588,11 @@ func (s *Store) MarkRead(ctx context.Context, reader, chatID, upTo int64) ([]int
 	var ids []int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		ids = ids[:0]
-		args := []any{chatID, reader}
+		q, args := unreadIDsSQL, []any{chatID, reader}
 		if upTo > 0 {
-			args = append(args, upTo)
+			q, args = unreadIDsUpToSQL, append(args, upTo)
 		}
-		rows, err := s.query(ctx, tx, unreadIDsSQL(upTo > 0)+s.forUpdate(), args...)
+		rows, err := s.query(ctx, tx, q+s.forUpdate(), args...)
 		if err != nil {
 			return fmt.Errorf("select unread messages: %w", err)
 		}
@@ -616,16 +616,13 @@ func (s *Store) MarkRead(ctx context.Context, reader, chatID, upTo int64) ([]int
 }
 
 // unreadIDsSQL selects the ids of a chat's messages to one user not read yet (arguments:
-// chat id, user id and, with upTo, the highest id). No ORDER BY: the rows come from
-// ChatMessage_Unread, so sorting them in SQL would be a filesort; callers sort the
-// (usually few) ids.
-func unreadIDsSQL(upTo bool) string {
-	q := "SELECT Id FROM ChatMessage WHERE ChatId = ? AND ToUserId = ? AND " + unreadSQL
-	if upTo {
-		q += " AND Id <= ?"
-	}
-	return q
-}
+// chat id, user id); unreadIDsUpToSQL those up to an id (a third argument). No ORDER BY:
+// the rows come from ChatMessage_Unread, so sorting them in SQL would be a filesort;
+// callers sort the (usually few) ids.
+const (
+	unreadIDsSQL     = "SELECT Id FROM ChatMessage WHERE ChatId = ? AND ToUserId = ? AND " + unreadSQL
+	unreadIDsUpToSQL = unreadIDsSQL + " AND Id <= ?"
+)
 
 // setStatus moves the (locked) messages ids to status, forward only, with one statement
 // per maxIn ids.

@@ -78,25 +78,12 @@ func TestUnreadQueriesUsePartialIndex(t *testing.T) {
 		t.Fatalf("ChatMessage_Unread is %q, want the partial index of unreadSQL", index)
 	}
 	statements := map[string][]any{
-		chatSummariesSQL:    {2, 2, chat.ContactAccepted, 2, chat.ContactAccepted},
-		unreadIDsSQL(false): {1, 2},
-		unreadIDsSQL(true):  {1, 2, 10},
+		chatSummariesSQL: {2, 2, chat.ContactAccepted, 2, chat.ContactAccepted},
+		unreadIDsSQL:     {1, 2},
+		unreadIDsUpToSQL: {1, 2, 10},
 	}
 	for q, args := range statements {
-		rows, err := s.db.Query("EXPLAIN QUERY PLAN "+q, args...)
-		if err != nil {
-			t.Fatalf("explain %s: %v", q, err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
+		plan := dbtest.SQLitePlan(t, s.db, q, args...)
 		if !slices.ContainsFunc(plan, func(l string) bool { return strings.Contains(l, "INDEX ChatMessage_Unread") }) {
 			t.Errorf("%s: plan %q, want a search of ChatMessage_Unread", q, plan)
 		}

@@ -40,7 +40,7 @@ func TestQueryPlans(t *testing.T) {
 		}
 		for q, args := range statements(db.Dialect) {
 			if db.Dialect == sqldb.SQLite {
-				for _, line := range explainSQLite(t, db, q, args) {
+				for _, line := range dbtest.SQLitePlan(t, db, q, args...) {
 					if strings.HasPrefix(line, "SCAN") || strings.Contains(line, "TEMP B-TREE") {
 						t.Errorf("%s: plan %q, want an index search", q, line)
 					}
@@ -56,25 +56,6 @@ func TestQueryPlans(t *testing.T) {
 			}
 		}
 	})
-}
-
-func explainSQLite(t *testing.T, db *sqldb.DB, q string, args []any) []string {
-	t.Helper()
-	rows, err := db.Query("EXPLAIN QUERY PLAN "+q, args...)
-	if err != nil {
-		t.Fatalf("explain %s: %v", q, err)
-	}
-	defer rows.Close()
-	var lines []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		lines = append(lines, detail)
-	}
-	return lines
 }
 
 func explainMySQL(t *testing.T, db *sqldb.DB, q string, args []any) (key, extra string) {
