@@ -236,15 +236,15 @@ func (s *Server) chatList(ctx context.Context, user int64) ([]*chatv1.ChatInfo, 
 // SendMessage stores a message and pushes it (docs/protocol.md §4.3).
 func (s *Server) SendMessage(ctx context.Context, req *connect.Request[chatv1.SendMessageRequest]) (*connect.Response[chatv1.SendMessageResponse], error) {
 	m := req.Msg
-	res, err := s.send(ctx, m)
-	if err != nil {
-		return nil, s.toConnect(ctx, "send message", m.GetUserId(), err)
+	out := s.sendAll(ctx, []*chatv1.SendMessageRequest{m})[0]
+	if out.err != nil {
+		return nil, s.toConnect(ctx, "send message", m.GetUserId(), out.err)
 	}
-	return connect.NewResponse(res), nil
+	return connect.NewResponse(out.res), nil
 }
 
-// SendMessages handles each message as SendMessage would, all at once (their inserts
-// share the writer's group commits), and answers each in its position.
+// SendMessages handles each message as SendMessage would and answers each in its
+// position; the messages are handled together (sendAll).
 func (s *Server) SendMessages(ctx context.Context, req *connect.Request[chatv1.SendMessagesRequest]) (*connect.Response[chatv1.SendMessagesResponse], error) {
 	msgs := req.Msg.GetMessages()
 	if len(msgs) == 0 || len(msgs) > chat.MaxSendBatch {
@@ -252,24 +252,19 @@ func (s *Server) SendMessages(ctx context.Context, req *connect.Request[chatv1.S
 		return nil, s.toConnect(ctx, "send messages", 0, err)
 	}
 	results := make([]*chatv1.SendMessageResult, len(msgs))
-	var wg sync.WaitGroup
-	for i, m := range msgs {
-		wg.Go(func() {
-			res, err := s.send(ctx, m)
-			if err != nil {
-				var ce *connect.Error
-				if !errors.As(s.toConnect(ctx, "send message", m.GetUserId(), err), &ce) {
-					ce = connect.NewError(connect.CodeInternal, errors.New("internal error"))
-				}
-				results[i] = &chatv1.SendMessageResult{Result: &chatv1.SendMessageResult_Error{
-					Error: &chatv1.SendMessageError{Code: uint32(ce.Code()), Message: ce.Message()},
-				}}
-				return
+	for i, out := range s.sendAll(ctx, msgs) {
+		if out.err != nil {
+			var ce *connect.Error
+			if !errors.As(s.toConnect(ctx, "send message", msgs[i].GetUserId(), out.err), &ce) {
+				ce = connect.NewError(connect.CodeInternal, errors.New("internal error"))
 			}
-			results[i] = &chatv1.SendMessageResult{Result: &chatv1.SendMessageResult_Sent{Sent: res}}
-		})
+			results[i] = &chatv1.SendMessageResult{Result: &chatv1.SendMessageResult_Error{
+				Error: &chatv1.SendMessageError{Code: uint32(ce.Code()), Message: ce.Message()},
+			}}
+			continue
+		}
+		results[i] = &chatv1.SendMessageResult{Result: &chatv1.SendMessageResult_Sent{Sent: out.res}}
 	}
-	wg.Wait()
 	return connect.NewResponse(&chatv1.SendMessagesResponse{Results: results}), nil
 }
 
@@ -283,111 +278,176 @@ func ack(m chat.Message) *chatv1.SendMessageResponse {
 	}
 }
 
-func (s *Server) send(ctx context.Context, m *chatv1.SendMessageRequest) (*chatv1.SendMessageResponse, error) {
-	from, to, chatID, cid := m.GetUserId(), m.GetToUserId(), m.GetChatId(), m.GetClientMessageId()
-	// Input first.
-	if err := chat.CheckUserID("userId", from); err != nil {
-		return nil, err
+// sendOutcome is one message's answer: the ack, or the error a lone SendMessage would give.
+type sendOutcome struct {
+	res *chatv1.SendMessageResponse
+	err error
+}
+
+// draft is a message whose input is valid and whose chat is resolved (found false: the
+// users never were contacts), before its users' names are known.
+type draft struct {
+	from, to int64
+	chat     chat.Contact
+	found    bool
+	text     string
+	cid      string
+	origin   string
+}
+
+// sendAll stores and announces messages, each with the outcome SendMessage would give it
+// alone, in their order. They are handled as one batch, by this goroutine: the users they
+// name that the cache lacks come in one call to the profile service, their inserts go to
+// the writer back to back (one group commit, or as few as its MaxBatch allows) and their
+// events are published in order. Only the new_message notifications of offline
+// recipients (a call to the notification service each) run concurrently; sendAll returns
+// after them, as a lone send did.
+func (s *Server) sendAll(ctx context.Context, reqs []*chatv1.SendMessageRequest) []sendOutcome {
+	out := make([]sendOutcome, len(reqs))
+	drafts := make([]draft, len(reqs))
+	ids := make([]int64, 0, 2*len(reqs))
+	for i, m := range reqs {
+		drafts[i], out[i].err = s.resolve(ctx, m)
+		if out[i].err == nil {
+			ids = append(ids, drafts[i].from, drafts[i].to)
+		}
 	}
-	if to < 0 {
-		return nil, chat.Errorf(chat.CodeInvalid, "toUserId: must be a positive id")
+	// Names the cache holds are kept even when fetching the others fails: only the
+	// messages that need a missing one fail, as each would alone.
+	names, namesErr := s.users(ctx, ids...)
+
+	var (
+		queued  []int // positions in reqs of the messages given to the writer
+		msgs    []chat.Message
+		senders []string
+	)
+	for i, d := range drafts {
+		if out[i].err != nil {
+			continue
+		}
+		fromName, fromOK := names[d.from]
+		_, toOK := names[d.to]
+		switch {
+		case namesErr != nil && (!fromOK || !toOK):
+			out[i].err = namesErr
+		case !toOK:
+			out[i].err = chat.Errorf(chat.CodeNotFound, "toUserId: user %d not found", d.to)
+		case !fromOK:
+			out[i].err = chat.Errorf(chat.CodeNotFound, "userId: user %d not found", d.from)
+		case !d.found:
+			out[i].res, out[i].err = s.notContact(ctx, d)
+		default:
+			queued = append(queued, i)
+			senders = append(senders, fromName)
+			msgs = append(msgs, chat.Message{
+				ChatID: d.chat.ID, FromUserID: d.from, ToUserID: d.to, Text: d.text, ClientMessageID: d.cid,
+			})
+		}
+	}
+	if len(msgs) == 0 {
+		return out
+	}
+
+	inserted, errs := s.writer.InsertMany(ctx, msgs)
+	// Stored messages are announced even if the caller has gone since.
+	announceCtx := context.WithoutCancel(ctx)
+	var notifying sync.WaitGroup
+	for j, i := range queued {
+		d, ins := drafts[i], inserted[j]
+		switch {
+		case errs[j] != nil:
+			out[i].err = errs[j]
+		case ins.Duplicate:
+			// A repeat (acknowledged even if the contact is gone since), or a concurrent
+			// retry that stored it first. It is announced again, under the message's key:
+			// the attempt that stored it may have died (or lost its database connection)
+			// before announcing it, and then this is the only announcement; when it did
+			// announce, the event log keeps that one and this adds nothing.
+			out[i].res, out[i].err = repeat(ins.Message, true, d.chat.ID, d.text)
+			if out[i].err == nil {
+				s.announce(announceCtx, ins.Message, senders[j], d.origin, &notifying)
+			}
+		case ins.Refused:
+			out[i].err = chat.ErrNotContact
+		default:
+			s.announce(announceCtx, ins.Message, senders[j], d.origin, &notifying)
+			out[i].res = ack(ins.Message)
+		}
+	}
+	notifying.Wait()
+	return out
+}
+
+// resolve checks a message's input and finds its chat: the chat named, or the one between
+// sender and recipient (found false when they never were contacts).
+func (s *Server) resolve(ctx context.Context, m *chatv1.SendMessageRequest) (draft, error) {
+	d := draft{from: m.GetUserId(), to: m.GetToUserId(), cid: m.GetClientMessageId(), origin: m.GetOriginConnectionId()}
+	chatID := m.GetChatId()
+	// Input first.
+	if err := chat.CheckUserID("userId", d.from); err != nil {
+		return d, err
+	}
+	if d.to < 0 {
+		return d, chat.Errorf(chat.CodeInvalid, "toUserId: must be a positive id")
 	}
 	if chatID < 0 {
-		return nil, chat.Errorf(chat.CodeInvalid, "chatId: must be a positive id")
+		return d, chat.Errorf(chat.CodeInvalid, "chatId: must be a positive id")
 	}
-	if to == 0 && chatID == 0 {
-		return nil, chat.Errorf(chat.CodeInvalid, "toUserId: required (or chatId)")
+	if d.to == 0 && chatID == 0 {
+		return d, chat.Errorf(chat.CodeInvalid, "toUserId: required (or chatId)")
 	}
-	if to == from {
-		return nil, chat.Errorf(chat.CodeInvalid, "toUserId: cannot send a message to oneself")
+	if d.to == d.from {
+		return d, chat.Errorf(chat.CodeInvalid, "toUserId: cannot send a message to oneself")
 	}
-	text, err := chat.NormalizeText(m.GetText())
-	if err != nil {
-		return nil, err
+	var err error
+	if d.text, err = chat.NormalizeText(m.GetText()); err != nil {
+		return d, err
 	}
-	if err := chat.CheckClientMessageID(cid); err != nil {
-		return nil, err
+	if err := chat.CheckClientMessageID(d.cid); err != nil {
+		return d, err
 	}
 
 	// Existence: the chat, or the recipient.
 	// The chat's users come from a cache (they never change); whether the contact is
 	// still accepted is checked by the writer, in the transaction that stores the message.
-	var (
-		c     chat.Contact
-		found bool
-	)
 	switch {
-	case chatID > 0 && to > 0:
+	case chatID > 0 && d.to > 0:
 		// Both given: naming one chat is an input rule (400), checked before whether
 		// chatId exists or is the caller's (PROTOCOL.md §3, §4). Users who never were
 		// contacts have no chat, so no chatId can be theirs.
-		if c, found, err = s.chatBetween(ctx, from, to); err != nil {
-			return nil, err
+		if d.chat, d.found, err = s.chatBetween(ctx, d.from, d.to); err != nil {
+			return d, err
 		}
-		if !found || c.ID != chatID {
-			return nil, chat.Errorf(chat.CodeInvalid, "chatId: not the chat with toUserId")
+		if !d.found || d.chat.ID != chatID {
+			return d, chat.Errorf(chat.CodeInvalid, "chatId: not the chat with toUserId")
 		}
 	case chatID > 0:
-		if c, err = s.memberChat(ctx, from, chatID); err != nil {
-			return nil, err
+		if d.chat, err = s.memberChat(ctx, d.from, chatID); err != nil {
+			return d, err
 		}
-		found = true
-		to = c.Other(from)
+		d.found = true
+		d.to = d.chat.Other(d.from)
 	default:
-		if c, found, err = s.chatBetween(ctx, from, to); err != nil {
+		if d.chat, d.found, err = s.chatBetween(ctx, d.from, d.to); err != nil {
+			return d, err
+		}
+	}
+	return d, nil
+}
+
+// notContact answers a message between users who never were contacts: 403, or 409 when
+// its clientMessageId is taken (a reused clientMessageId is a conflict rather than a 403).
+func (s *Server) notContact(ctx context.Context, d draft) (*chatv1.SendMessageResponse, error) {
+	if d.cid != "" {
+		orig, dup, err := s.store.MessageByClientID(ctx, d.from, d.cid)
+		if err != nil {
 			return nil, err
 		}
-	}
-	fromName, _, fromOK, toOK, err := s.pairNames(ctx, from, to)
-	if err != nil {
-		return nil, err
-	}
-	if !toOK {
-		return nil, chat.Errorf(chat.CodeNotFound, "toUserId: user %d not found", to)
-	}
-	if !fromOK {
-		return nil, chat.Errorf(chat.CodeNotFound, "userId: user %d not found", from)
-	}
-
-	if !found {
-		// Never contacts. A reused clientMessageId is still a conflict rather than a 403.
-		if cid != "" {
-			orig, dup, err := s.store.MessageByClientID(ctx, from, cid)
-			if err != nil {
-				return nil, err
-			}
-			if dup {
-				return repeat(orig, false, 0, text)
-			}
+		if dup {
+			return repeat(orig, false, 0, d.text)
 		}
-		return nil, chat.ErrNotContact
 	}
-
-	ins, err := s.writer.Insert(ctx, chat.Message{
-		ChatID: c.ID, FromUserID: from, ToUserID: to, Text: text, ClientMessageID: cid,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if ins.Duplicate {
-		// A repeat (acknowledged even if the contact is gone since), or a concurrent
-		// retry that stored it first. It is announced again, under the message's key:
-		// the attempt that stored it may have died (or lost its database connection)
-		// before announcing it, and then this is the only announcement; when it did
-		// announce, the event log keeps that one and this adds nothing.
-		res, err := repeat(ins.Message, true, c.ID, text)
-		if err == nil {
-			s.announce(context.WithoutCancel(ctx), ins.Message, fromName, m.GetOriginConnectionId())
-		}
-		return res, err
-	}
-	if ins.Refused {
-		return nil, chat.ErrNotContact
-	}
-	msg := ins.Message
-	// Stored: announce it even if the caller has gone since.
-	s.announce(context.WithoutCancel(ctx), msg, fromName, m.GetOriginConnectionId())
-	return ack(msg), nil
+	return nil, chat.ErrNotContact
 }
 
 // repeat answers a reused clientMessageId: the original when chat and text match.
@@ -399,8 +459,9 @@ func repeat(orig chat.Message, haveChat bool, chatID int64, text string) (*chatv
 }
 
 // announce publishes a stored message, raises new_message when the recipient has no
-// connection, and ends the sender's typing indicator in that chat.
-func (s *Server) announce(ctx context.Context, msg chat.Message, fromName, origin string) {
+// connection (on notifying: a call to the notification service, which the caller waits
+// for), and ends the sender's typing indicator in that chat.
+func (s *Server) announce(ctx context.Context, msg chat.Message, fromName, origin string, notifying *sync.WaitGroup) {
 	ev := &chatv1.StreamEventsResponse{
 		ExcludeConnectionId: origin,
 		Event: &chatv1.StreamEventsResponse_NewChatMessage{NewChatMessage: &chatv1.NewChatMessageEvent{
@@ -410,7 +471,7 @@ func (s *Server) announce(ctx context.Context, msg chat.Message, fromName, origi
 	}
 	unrouted := s.publishOnce(ctx, messageKey(msg.ID), ev, msg.ToUserID, msg.FromUserID)
 	if slices.Contains(unrouted, msg.ToUserID) {
-		s.notifyNewMessage(ctx, msg, fromName)
+		notifying.Go(func() { s.notifyNewMessage(ctx, msg, fromName) })
 	}
 	if relay, other := s.typing.Off(msg.ChatID, msg.FromUserID); relay {
 		s.publishTyping(ctx, msg.ChatID, msg.FromUserID, other, false)

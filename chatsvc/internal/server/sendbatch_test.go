@@ -125,3 +125,44 @@ func TestSendMessagesAnswersEachAsSendMessage(t *testing.T) {
 		wantCode(t, "SendMessages of too many", err, connect.CodeInvalidArgument)
 	})
 }
+
+// TestSendMessagesWithProfileDown: the profile service unreachable fails only the messages
+// of a call whose users' names are not cached; the others are stored as they would be alone.
+func TestSendMessagesWithProfileDown(t *testing.T) {
+	t.Parallel()
+	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
+		e := newEnv(t, url, 5)
+		ctx := context.Background()
+		e.contact(t, 1, 2) // caches the names of 1 and 2
+		// A contact stored directly: the service has never asked for the names of 4 and 5.
+		if _, _, err := e.store.AcceptContact(ctx, 4, 5, 0); err != nil {
+			t.Fatal(err)
+		}
+		e.profiles.down.Store(true)
+		batch := &chatv1.SendMessagesRequest{Messages: []*chatv1.SendMessageRequest{
+			{UserId: 4, ToUserId: 5, Text: "names unknown"},
+			{UserId: 1, ToUserId: 2, Text: "names cached"},
+		}}
+		res, err := e.client.SendMessages(ctx, connect.NewRequest(batch))
+		if err != nil {
+			t.Fatalf("SendMessages: %v", err)
+		}
+		results := res.Msg.GetResults()
+		if got := connect.Code(results[0].GetError().GetCode()); got != connect.CodeUnavailable {
+			t.Fatalf("message between uncached users with profile down: got %v, want unavailable", results[0])
+		}
+		if results[1].GetSent().GetMessageId() <= 0 {
+			t.Fatalf("message between cached users with profile down: got %v, want it stored", results[1])
+		}
+		e.profiles.down.Store(false)
+		res, err = e.client.SendMessages(ctx, connect.NewRequest(batch))
+		if err != nil {
+			t.Fatalf("SendMessages with profile back: %v", err)
+		}
+		for i, r := range res.Msg.GetResults() {
+			if r.GetSent().GetMessageId() <= 0 {
+				t.Fatalf("message %d with profile back: got %v, want it stored", i, r)
+			}
+		}
+	})
+}

@@ -193,27 +193,9 @@ func (n *userNames) put(id int64, name string) {
 	n.mu.Unlock()
 }
 
-// pairNames returns the userNames of a and b (ok false for one that does not exist), from
-// the cache when it knows both (every send but a user's first): no map, no call.
-func (s *Server) pairNames(ctx context.Context, a, b int64) (nameA, nameB string, okA, okB bool, err error) {
-	s.names.mu.RLock()
-	nameA, okA = s.names.m[a]
-	nameB, okB = s.names.m[b]
-	s.names.mu.RUnlock()
-	if okA && okB {
-		return nameA, nameB, true, true, nil
-	}
-	names, err := s.users(ctx, a, b)
-	if err != nil {
-		return "", "", false, false, err
-	}
-	nameA, okA = names[a]
-	nameB, okB = names[b]
-	return nameA, nameB, okA, okB, nil
-}
-
 // users returns the userNames of ids that exist, asking the profile service only for the
-// ones not cached, in one call.
+// ones not cached, in one call. When that call fails, the names from the cache come back
+// beside the error.
 func (s *Server) users(ctx context.Context, ids ...int64) (map[int64]string, error) {
 	out := make(map[int64]string, len(ids))
 	var missing []int64
@@ -231,7 +213,7 @@ func (s *Server) users(ctx context.Context, ids ...int64) (map[int64]string, err
 	}
 	found, err := s.getUsers(ctx, missing)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	for _, u := range found {
 		out[u.GetId()] = u.GetUserName()

@@ -130,6 +130,28 @@ func (w *Writer) Insert(ctx context.Context, m chat.Message) (Inserted, error) {
 	return r.ins, err
 }
 
+// InsertMany is Insert for several messages at once: they are queued back to back, so they
+// share a group commit (or as few as MaxBatch allows), and it returns after every commit.
+// out[i] is msgs[i]'s outcome; errs[i] its error, nil when it was stored (or found to be a
+// repeat). ctx counts as for Insert.
+func (w *Writer) InsertMany(ctx context.Context, msgs []chat.Message) (out []Inserted, errs []error) {
+	out = make([]Inserted, len(msgs))
+	errs = make([]error, len(msgs))
+	reqs := make([]writeReq, len(msgs))
+	for i := range msgs {
+		reqs[i] = writeReq{ctx: ctx, msg: msgs[i]}
+		errs[i] = w.enqueue(&reqs[i])
+	}
+	for i := range reqs {
+		if errs[i] != nil {
+			continue
+		}
+		r := <-reqs[i].res // bounded by batchTimeout
+		out[i], errs[i] = r.ins, r.err
+	}
+	return out, errs
+}
+
 // Deliver moves the messages among ids that were sent to recipient and are still
 // sent_to_server to delivered, in the next batch, and returns after its commit. ctx
 // counts as for Insert.
