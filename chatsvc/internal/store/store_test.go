@@ -101,6 +101,64 @@ func TestWriter(t *testing.T) {
 	})
 }
 
+// TestWriterInsertMany: messages queued together are stored in their order (ids
+// increasing), each answered in its position, a repeated clientMessageId with the
+// original, a refused one (no accepted contact) as refused; after Close every position
+// gets ErrWriterClosed.
+func TestWriterInsertMany(t *testing.T) {
+	t.Parallel()
+	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
+		s := newStore(t, url)
+		ctx := context.Background()
+		chatID, _, err := s.AcceptContact(ctx, 1, 2, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := s.NewWriter(0, nil)
+		first, err := w.Insert(ctx, chat.Message{ChatID: chatID, FromUserID: 1, ToUserID: 2, Text: "first", ClientMessageID: "k"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs := []chat.Message{
+			{ChatID: chatID, FromUserID: 1, ToUserID: 2, Text: "a"},
+			{ChatID: chatID, FromUserID: 1, ToUserID: 2, Text: "first", ClientMessageID: "k"},
+			{ChatID: chatID + 1000, FromUserID: 1, ToUserID: 3, Text: "no such contact"},
+			{ChatID: chatID, FromUserID: 2, ToUserID: 1, Text: "b"},
+		}
+		out, errs := w.InsertMany(ctx, msgs)
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("message %d: %v", i, err)
+			}
+		}
+		if out[0].Duplicate || out[0].Refused || out[0].Message.Text != "a" || out[0].Message.ID <= first.Message.ID {
+			t.Fatalf("message 0: got %+v, want stored after the first", out[0])
+		}
+		if !out[1].Duplicate || out[1].Message.ID != first.Message.ID {
+			t.Fatalf("message 1: got %+v, want the original %d", out[1], first.Message.ID)
+		}
+		if !out[2].Refused {
+			t.Fatalf("message 2: got %+v, want refused", out[2])
+		}
+		if out[3].Message.Text != "b" || out[3].Message.ID <= out[0].Message.ID {
+			t.Fatalf("message 3: got %+v, want stored after message 0 (%d)", out[3], out[0].Message.ID)
+		}
+		stored, _, err := s.Messages(ctx, chatID, 0, 0, 10)
+		if err != nil || len(stored) != 3 {
+			t.Fatalf("stored: got %d (%v), want 3", len(stored), err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		_, errs = w.InsertMany(ctx, msgs[:2])
+		for i, err := range errs {
+			if err != ErrWriterClosed {
+				t.Fatalf("InsertMany after Close, message %d: got %v, want ErrWriterClosed", i, err)
+			}
+		}
+	})
+}
+
 // TestInsertMessagesBatch: one batch without duplicates (one multi-row INSERT on MySQL)
 // and one with a duplicate (row by row) both return the ids of the stored rows.
 func TestInsertMessagesBatch(t *testing.T) {
