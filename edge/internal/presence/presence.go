@@ -204,11 +204,12 @@ func (r *Reporter) Run(ctx context.Context) {
 			continue
 		}
 		backoff = 100 * time.Millisecond
-		r.regOnce.Do(func() { close(r.registered) })
 		// Every live connection is recorded again: after a lost lease the presence service
 		// may have dropped them; on the first lease, connections that arrived before it
-		// could not be recorded.
+		// could not be recorded. Asked for before Registered says the edge is registered,
+		// so that whoever waits for it finds that resync already owed.
 		r.forgetRecorded()
+		r.regOnce.Do(func() { close(r.registered) })
 		r.heartbeat(ctx, lease)
 	}
 }

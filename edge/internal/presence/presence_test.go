@@ -193,6 +193,21 @@ func run(t *testing.T, r *Reporter) {
 	go func() { r.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	<-r.Registered()
+	// The registration owes a resync (Run asks for it before Registered); wait until the
+	// resync loop has taken it, so that it cannot later resend what a test made owed.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r.mu.Lock()
+		owed := r.owed
+		r.mu.Unlock()
+		if !owed && len(r.kick) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the registration's resync did not start within 30 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // TestLeaseOutlivesMissedBeats: after a beat that landed, three beats in a row may fail
