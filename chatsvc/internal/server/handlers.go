@@ -317,15 +317,14 @@ func (s *Server) sendAll(ctx context.Context, reqs []*chatv1.SendMessageRequest)
 	names, namesErr := s.users(ctx, ids...)
 
 	var (
-		queued  []int // positions in reqs of the messages given to the writer
-		msgs    []chat.Message
-		senders []string
+		queued []int // positions in reqs of the messages given to the writer
+		msgs   []chat.Message
 	)
 	for i, d := range drafts {
 		if out[i].err != nil {
 			continue
 		}
-		fromName, fromOK := names[d.from]
+		_, fromOK := names[d.from]
 		_, toOK := names[d.to]
 		switch {
 		case namesErr != nil && (!fromOK || !toOK):
@@ -338,7 +337,6 @@ func (s *Server) sendAll(ctx context.Context, reqs []*chatv1.SendMessageRequest)
 			out[i].res, out[i].err = s.notContact(ctx, d)
 		default:
 			queued = append(queued, i)
-			senders = append(senders, fromName)
 			msgs = append(msgs, chat.Message{
 				ChatID: d.chat.ID, FromUserID: d.from, ToUserID: d.to, Text: d.text, ClientMessageID: d.cid,
 			})
@@ -365,12 +363,12 @@ func (s *Server) sendAll(ctx context.Context, reqs []*chatv1.SendMessageRequest)
 			// announce, the event log keeps that one and this adds nothing.
 			out[i].res, out[i].err = repeat(ins.Message, true, d.chat.ID, d.text)
 			if out[i].err == nil {
-				s.announce(announceCtx, ins.Message, senders[j], d.origin, &notifying)
+				s.announce(announceCtx, ins.Message, names[d.from], d.origin, &notifying)
 			}
 		case ins.Refused:
 			out[i].err = chat.ErrNotContact
 		default:
-			s.announce(announceCtx, ins.Message, senders[j], d.origin, &notifying)
+			s.announce(announceCtx, ins.Message, names[d.from], d.origin, &notifying)
 			out[i].res = ack(ins.Message)
 		}
 	}

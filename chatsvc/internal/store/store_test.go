@@ -13,6 +13,16 @@ import (
 	"github.com/charla/charla/shared/sqldb/dbtest"
 )
 
+// acceptedChat makes users 1 and 2 accepted contacts in s and returns their chat's id.
+func acceptedChat(tb testing.TB, s *Store) int64 {
+	tb.Helper()
+	chatID, _, err := s.AcceptContact(context.Background(), 1, 2, 0)
+	if err != nil {
+		tb.Fatalf("accept contact 1-2: %v", err)
+	}
+	return chatID
+}
+
 func newStore(tb testing.TB, url string) *Store {
 	tb.Helper()
 	ctx := context.Background()
@@ -43,10 +53,7 @@ func TestWriter(t *testing.T) {
 	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
 		s := newStore(t, url)
 		ctx := context.Background()
-		chatID, _, err := s.AcceptContact(ctx, 1, 2, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		chatID := acceptedChat(t, s)
 		w := s.NewWriter(8, nil)
 		var wg sync.WaitGroup
 		results := make([]Inserted, 40)
@@ -110,10 +117,7 @@ func TestWriterInsertMany(t *testing.T) {
 	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
 		s := newStore(t, url)
 		ctx := context.Background()
-		chatID, _, err := s.AcceptContact(ctx, 1, 2, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		chatID := acceptedChat(t, s)
 		w := s.NewWriter(0, nil)
 		first, err := w.Insert(ctx, chat.Message{ChatID: chatID, FromUserID: 1, ToUserID: 2, Text: "first", ClientMessageID: "k"})
 		if err != nil {
@@ -166,10 +170,7 @@ func TestInsertMessagesBatch(t *testing.T) {
 	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
 		s := newStore(t, url)
 		ctx := context.Background()
-		chatID, _, err := s.AcceptContact(ctx, 1, 2, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		chatID := acceptedChat(t, s)
 		batch := func(texts ...string) []Inserted {
 			t.Helper()
 			msgs := make([]chat.Message, len(texts))
@@ -234,10 +235,7 @@ func TestMarkReadConcurrent(t *testing.T) {
 	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
 		s := newStore(t, url)
 		ctx := context.Background()
-		chatID, _, err := s.AcceptContact(ctx, 1, 2, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		chatID := acceptedChat(t, s)
 		w := s.NewWriter(0, nil)
 		defer w.Close()
 		var total atomic.Int64
@@ -283,10 +281,7 @@ func BenchmarkWriter(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/batch=%d", backend, batch), func(b *testing.B) {
 				s := newStore(b, dbtest.NewURL(b, backend))
 				ctx := context.Background()
-				chatID, _, err := s.AcceptContact(ctx, 1, 2, 0)
-				if err != nil {
-					b.Fatal(err)
-				}
+				chatID := acceptedChat(b, s)
 				w := s.NewWriter(batch, nil)
 				defer w.Close()
 				b.SetParallelism(32)

@@ -135,18 +135,13 @@ func (w *Writer) Insert(ctx context.Context, m chat.Message) (Inserted, error) {
 // out[i] is msgs[i]'s outcome; errs[i] its error, nil when it was stored (or found to be a
 // repeat). ctx counts as for Insert.
 func (w *Writer) InsertMany(ctx context.Context, msgs []chat.Message) (out []Inserted, errs []error) {
+	reqs := make([]*writeReq, len(msgs))
+	for i := range msgs {
+		reqs[i] = &writeReq{ctx: ctx, msg: msgs[i]}
+	}
 	out = make([]Inserted, len(msgs))
 	errs = make([]error, len(msgs))
-	reqs := make([]writeReq, len(msgs))
-	for i := range msgs {
-		reqs[i] = writeReq{ctx: ctx, msg: msgs[i]}
-		errs[i] = w.enqueue(&reqs[i])
-	}
-	for i := range reqs {
-		if errs[i] != nil {
-			continue
-		}
-		r := <-reqs[i].res // bounded by batchTimeout
+	for i, r := range w.submitAll(reqs) {
 		out[i], errs[i] = r.ins, r.err
 	}
 	return out, errs
@@ -164,27 +159,40 @@ func (w *Writer) Deliver(ctx context.Context, recipient int64, ids []int64) (Del
 // they share a batch (or as few as MaxBatch allows), and it returns after every commit.
 // out[i] is receipts[i]'s outcome; errs[i] its error, nil when it was stored.
 func (w *Writer) DeliverMany(ctx context.Context, receipts []Receipt) (out []Delivery, errs []error) {
-	out = make([]Delivery, len(receipts))
-	errs = make([]error, len(receipts))
 	reqs := make([]*writeReq, len(receipts))
 	for i, rc := range receipts {
-		if len(rc.IDs) == 0 {
-			continue
-		}
-		reqs[i] = &writeReq{ctx: ctx, receipt: &rc}
-		if err := w.enqueue(reqs[i]); err != nil {
-			errs[i] = err
-			reqs[i] = nil
+		if len(rc.IDs) > 0 { // nothing to deliver: no request, a zero outcome
+			reqs[i] = &writeReq{ctx: ctx, receipt: &rc}
 		}
 	}
+	out = make([]Delivery, len(receipts))
+	errs = make([]error, len(receipts))
+	for i, r := range w.submitAll(reqs) {
+		out[i], errs[i] = r.dlv, r.err
+	}
+	return out, errs
+}
+
+// submitAll queues reqs back to back (nil ones are skipped and answered with a zero
+// result), so that they share a batch, and returns each one's answer once every commit is
+// done. A request that could not be queued is answered with that error.
+func (w *Writer) submitAll(reqs []*writeReq) []writeRes {
+	res := make([]writeRes, len(reqs))
+	queued := make([]bool, len(reqs))
 	for i, req := range reqs {
 		if req == nil {
 			continue
 		}
-		r := <-req.res // bounded by batchTimeout
-		out[i], errs[i] = r.dlv, r.err
+		if res[i].err = w.enqueue(req); res[i].err == nil {
+			queued[i] = true
+		}
 	}
-	return out, errs
+	for i, req := range reqs {
+		if queued[i] {
+			res[i] = <-req.res // bounded by batchTimeout
+		}
+	}
+	return res
 }
 
 func (w *Writer) submit(req *writeReq) (writeRes, error) {
