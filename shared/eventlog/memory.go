@@ -10,17 +10,19 @@ import (
 // when it exits (a client that resumes after a restart is told "failed" and refetches).
 //
 // The history holds no Go pointers per record: each user's records are fixed-size structs
-// in one slice and their bytes (exclude and data) are appended to a few byte chunks per user,
-// the ring of recent positions names records by user and seq, and keys are remembered by
-// a 128-bit hash. At 2,000 msg/s the history reaches a million records in minutes; held
-// as a *Record each (with pointers to its strings and data) the garbage collector had to
-// trace all of them in every cycle, and a cycle's mark phase took 0.4–0.6 s of the two
-// cores, stalling deliveries. Pointer-free slices are marked without being scanned.
+// in one slice, an event's bytes (exclude and data) are stored once however many users it
+// went to, in the log's byte chunks (memstore.go), the ring of recent positions names
+// records by user and seq, and keys are remembered by a 128-bit hash per event. At 2,000
+// msg/s the history reaches a million records in minutes; held as a *Record each (with
+// pointers to its strings and data) the garbage collector had to trace all of them in
+// every cycle, and a cycle's mark phase took 0.4–0.6 s of the two cores, stalling
+// deliveries. Pointer-free slices are marked without being scanned.
 type Memory struct {
 	opt Options
 
 	mu      sync.Mutex
 	users   map[int64]*memUser
+	bytes   byteStore
 	ring    []ringEntry // the newest records of the whole log, for tails that resume
 	ringAt  int         // index of the oldest entry in ring
 	ringLen int
@@ -28,27 +30,22 @@ type Memory struct {
 	subs    map[*memSub]struct{}
 	closed  bool
 
-	services     []string          // interned Service names, indexed by memRec.service
+	services     []string          // interned Service names, indexed by storedEvent.service
 	serviceIndex map[string]uint16 // the same, by name
 
 	keySeeds [2]maphash.Seed
-	keys     map[keyID]keyedRec // keyed records younger than DedupeWindow
-	keyOrder []keyAt            // the same, oldest first, for expiry
+	// keys holds every Key appended within DedupeWindow, with the time of its newest
+	// append: a filter that spares a keyed Append the search of its users' records when
+	// the key is new (nearly always). Which users have the key is in their records
+	// (storedEvent.key), so the filter costs one entry per event, not one per user.
+	keys     map[keyID]int64
+	keyOrder []keyAt // the appends of keys, oldest first, for expiry
 }
 
-// keyID names a keyed event of one user: the key's 128-bit hash (two seeded 64-bit
-// hashes), so the map holds no strings. Two keys of one user within DedupeWindow collide
-// with a probability near 2⁻¹²⁸ per pair.
+// keyID is a Key's 128-bit hash (two seeded 64-bit hashes), so the map holds no strings.
+// Two keys within DedupeWindow collide with a probability near 2⁻¹²⁸ per pair.
 type keyID struct {
-	user   int64
 	h1, h2 uint64
-}
-
-// keyedRec is what a remembered key answers: the record its first append stored.
-type keyedRec struct {
-	pos    uint64
-	seq    uint64
-	timeMs int64
 }
 
 type keyAt struct {
@@ -61,32 +58,14 @@ type memUser struct {
 	last uint64
 	// recs are the held records, oldest first, with consecutive seqs ending at last.
 	recs []memRec
-	// chunks hold each held record's exclude then data bytes, oldest first, a record's
-	// bytes always within one chunk; firstChunk is the number (counted over all the user's
-	// chunks ever) of chunks[0]. Appending fills the last chunk or starts a new one, and
-	// dropping releases whole chunks from the front: no byte is ever moved or overwritten,
-	// so the Data slices handed out stay valid and unchanged, and no append copies the
-	// user's history (a single growing slice did, under the log's lock).
-	chunks     [][]byte
-	firstChunk uint64
 }
 
-// Chunk sizes: a user's first chunk is small (most users have few events) and each next
-// one twice the last, up to maxChunk; a record larger than that gets a chunk of its own.
-const (
-	minChunk = 256
-	maxChunk = 16 << 10
-)
-
-// memRec is one held record, without pointers.
+// memRec is one held record, without pointers: its event (key, service, exclude, data)
+// is in the byte store, shared with the other users the event went to.
 type memRec struct {
-	pos        uint64
-	timeMs     int64
-	chunk      uint64 // the chunk holding its bytes, numbered like memUser.firstChunk
-	off        uint32 // of its bytes in that chunk
-	dataLen    uint32
-	excludeLen uint32
-	service    uint16
+	pos    uint64
+	timeMs int64
+	event  byteLoc
 }
 
 // ringEntry names a record of the ring by user and seq.
@@ -122,8 +101,14 @@ func NewMemory(opt Options) *Memory {
 		subs:         make(map[*memSub]struct{}),
 		serviceIndex: make(map[string]uint16),
 		keySeeds:     [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
-		keys:         make(map[keyID]keyedRec),
+		keys:         make(map[keyID]int64),
 	}
+}
+
+// ages are the cut-offs of one append: records older than oldest may be dropped (beyond
+// a user's newest MaxEvents), keys older than keyOldest are forgotten.
+type ages struct {
+	nowMs, oldestMs, keyOldestMs int64
 }
 
 // Append implements Log.
@@ -131,24 +116,30 @@ func (m *Memory) Append(_ context.Context, ev Event, users []int64) ([]Record, e
 	users = uniqueUsers(users)
 	out := make([]Record, 0, len(users))
 	now := m.opt.Now()
-	nowMs := now.UnixMilli()
-	oldest := now.Add(-m.opt.MaxAge).UnixMilli()
+	at := ages{nowMs: now.UnixMilli(), oldestMs: now.Add(-m.opt.MaxAge).UnixMilli(), keyOldestMs: now.Add(-DedupeWindow).UnixMilli()}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return nil, ErrClosed
 	}
-	var h1, h2 uint64
+	m.expireKeys(at.keyOldestMs)
+	var key keyID
+	keySeen := false // some user got a record of this key within DedupeWindow
 	if ev.Key != "" {
-		m.expireKeys(now.Add(-DedupeWindow).UnixMilli())
-		h1, h2 = maphash.String(m.keySeeds[0], ev.Key), maphash.String(m.keySeeds[1], ev.Key)
+		key = keyID{maphash.String(m.keySeeds[0], ev.Key), maphash.String(m.keySeeds[1], ev.Key)}
+		if key.h1 == 0 {
+			key.h1 = 1 // 0 in storedEvent.key means "no key"
+		}
+		_, keySeen = m.keys[key]
 	}
 	service := m.intern(ev.Service)
+	var loc byteLoc
+	stored := false // ev's bytes are in the store
 	for _, u := range users {
 		h := m.users[u]
-		if ev.Key != "" {
-			if k, ok := m.keys[keyID{u, h1, h2}]; ok {
-				out = append(out, m.keyedRecord(u, h, k, ev))
+		if keySeen && h != nil {
+			if i, ok := h.keyed(&m.bytes, key.h1, at.keyOldestMs); ok {
+				out = append(out, h.at(m, u, i))
 				continue
 			}
 		}
@@ -156,16 +147,16 @@ func (m *Memory) Append(_ context.Context, ev Event, users []int64) ([]Record, e
 			h = &memUser{}
 			m.users[u] = h
 		}
-		h.last++
-		r := &Record{Position: m.nextPos, UserID: u, Seq: h.last, Service: ev.Service, Exclude: ev.Exclude, TimeMs: nowMs, Data: ev.Data}
-		m.nextPos++
-		h.store(r, service)
-		if ev.Key != "" {
-			k := keyID{u, h1, h2}
-			m.keys[k] = keyedRec{pos: r.Position, seq: r.Seq, timeMs: nowMs}
-			m.keyOrder = append(m.keyOrder, keyAt{k, nowMs})
+		if !stored {
+			loc = m.bytes.add(key.h1, service, ev.Exclude, ev.Data, at.nowMs)
+			stored = true
 		}
-		h.dropOld(m.opt.MaxEvents, oldest)
+		h.last++
+		r := &Record{Position: m.nextPos, UserID: u, Seq: h.last, Service: ev.Service, Exclude: ev.Exclude, TimeMs: at.nowMs, Data: ev.Data}
+		m.nextPos++
+		m.bytes.ref(loc.chunk, u, r.Position)
+		h.recs = append(h.recs, memRec{pos: r.Position, timeMs: at.nowMs, event: loc})
+		m.dropOld(h, at)
 		m.pushRing(ringEntry{pos: r.Position, user: u, seq: r.Seq})
 		for s := range m.subs {
 			if s.isCut {
@@ -180,6 +171,11 @@ func (m *Memory) Append(_ context.Context, ev Event, users []int64) ([]Record, e
 		}
 		out = append(out, *r)
 	}
+	if stored && ev.Key != "" {
+		m.keys[key] = at.nowMs
+		m.keyOrder = append(m.keyOrder, keyAt{key, at.nowMs})
+	}
+	m.retire(at)
 	return out, nil
 }
 
@@ -195,63 +191,75 @@ func (m *Memory) intern(service string) uint16 {
 	return i
 }
 
-// keyedRecord is the record a remembered key stands for: the held one, or (when the user's
-// retention already dropped it) one rebuilt from the key and this event, which has the
-// same key and so announces the same thing. Called with mu held.
-func (m *Memory) keyedRecord(user int64, h *memUser, k keyedRec, ev Event) Record {
-	if h != nil {
-		if r, ok := h.record(m, user, k.seq); ok {
-			return r
+// keyed returns the index of the user's record of the key whose hash starts with h1,
+// searching the records appended since keyOldestMs, newest first.
+func (h *memUser) keyed(s *byteStore, h1 uint64, keyOldestMs int64) (int, bool) {
+	for i := len(h.recs) - 1; i >= 0 && h.recs[i].timeMs >= keyOldestMs; i-- {
+		if s.get(h.recs[i].event).key == h1 {
+			return i, true
 		}
 	}
-	return Record{Position: k.pos, UserID: user, Seq: k.seq, Service: ev.Service, Exclude: ev.Exclude, TimeMs: k.timeMs, Data: ev.Data}
+	return 0, false
 }
 
-// store appends r to the user's held records.
-func (h *memUser) store(r *Record, service uint16) {
-	n := len(r.Exclude) + len(r.Data)
-	if len(h.chunks) == 0 || cap(h.chunks[len(h.chunks)-1])-len(h.chunks[len(h.chunks)-1]) < n {
-		size := minChunk
-		if len(h.chunks) > 0 {
-			size = min(2*cap(h.chunks[len(h.chunks)-1]), maxChunk)
-		}
-		h.chunks = append(h.chunks, make([]byte, 0, max(size, n)))
-	}
-	last := len(h.chunks) - 1
-	c := h.chunks[last]
-	off := len(c)
-	c = append(c, r.Exclude...)
-	h.chunks[last] = append(c, r.Data...)
-	h.recs = append(h.recs, memRec{
-		pos:        r.Position,
-		timeMs:     r.TimeMs,
-		chunk:      h.firstChunk + uint64(last),
-		off:        uint32(off),
-		dataLen:    uint32(len(r.Data)),
-		excludeLen: uint32(len(r.Exclude)),
-		service:    service,
-	})
-}
-
-// dropOld drops what is both beyond the newest maxEvents and older than oldestMs, and
-// the chunks only they used.
-func (h *memUser) dropOld(maxEvents int, oldestMs int64) {
+// dropOld drops the user's records that are beyond the newest MaxEvents and older than
+// MaxAge, oldest first, releasing their bytes. A keyed record is also held for
+// DedupeWindow (when MaxAge is shorter), so a repeat of its key still finds it. Called
+// with mu held.
+func (m *Memory) dropOld(h *memUser, at ages) {
 	drop := 0
-	for len(h.recs)-drop > maxEvents && h.recs[drop].timeMs < oldestMs {
+	for len(h.recs)-drop > m.opt.MaxEvents {
+		r := h.recs[drop]
+		if r.timeMs >= at.oldestMs || (r.timeMs >= at.keyOldestMs && m.bytes.get(r.event).key != 0) {
+			break
+		}
+		m.bytes.release(r.event.chunk)
 		drop++
 	}
-	if drop == 0 {
-		return
-	}
 	h.recs = h.recs[drop:]
-	dead := len(h.chunks)
-	if len(h.recs) > 0 {
-		dead = int(h.recs[0].chunk - h.firstChunk)
-	}
-	if dead > 0 {
-		clear(h.chunks[:dead])
-		h.chunks = h.chunks[dead:]
-		h.firstChunk += uint64(dead)
+}
+
+// retire empties the byte chunks last written before MaxAge, oldest first: it drops what
+// retention allows of their users' records and copies the bytes of the records still held
+// (an event's once, however many users hold it) into the newest chunk. Without it a
+// user who gets few events would keep a whole chunk alive for each of their records.
+// Called with mu held, after every append: a chunk is retired once, and most of its
+// records are dropped by then.
+func (m *Memory) retire(at ages) {
+	for len(m.bytes.chunks) > 1 && m.bytes.chunks[0].writtenMs < at.oldestMs {
+		num, c := m.bytes.first, m.bytes.chunks[0]
+		moved := make(map[uint32]byteLoc)
+		done := make(map[int64]bool)
+		for _, u := range c.users {
+			if done[u] {
+				continue
+			}
+			done[u] = true
+			h := m.users[u]
+			m.dropOld(h, at)
+			for i := range h.recs {
+				r := &h.recs[i]
+				if r.pos > c.maxPos {
+					break // records are in position order: none further is in c
+				}
+				if r.event.chunk != num {
+					continue
+				}
+				loc, ok := moved[r.event.off]
+				if !ok {
+					loc = m.bytes.copyIn(r.event, at.nowMs)
+					moved[r.event.off] = loc
+				}
+				m.bytes.ref(loc.chunk, u, r.pos)
+				r.event = loc
+				m.bytes.release(num)
+			}
+		}
+		if m.bytes.first == num {
+			// Every record counted in c was moved or dropped, so c was released and
+			// popped; if not, the counts are wrong: stop rather than loop.
+			return
+		}
 	}
 }
 
@@ -267,30 +275,31 @@ func (h *memUser) record(m *Memory, user int64, seq uint64) (Record, bool) {
 	return h.at(m, user, int(seq-first)), true
 }
 
-// at returns the i-th held record. Its Data aliases the user's bytes (never modified);
+// at returns the i-th held record. Its Data aliases the log's bytes (never modified);
 // its Exclude is a copy. Called with m.mu held.
 func (h *memUser) at(m *Memory, user int64, i int) Record {
 	mr := h.recs[i]
-	c := h.chunks[mr.chunk-h.firstChunk]
-	start := int(mr.off)
-	mid := start + int(mr.excludeLen)
-	end := mid + int(mr.dataLen)
+	ev := m.bytes.get(mr.event)
 	return Record{
 		Position: mr.pos,
 		UserID:   user,
 		Seq:      h.firstSeq() + uint64(i),
-		Service:  m.services[mr.service],
-		Exclude:  string(c[start:mid]),
+		Service:  m.services[ev.service],
+		Exclude:  string(ev.exclude),
 		TimeMs:   mr.timeMs,
-		Data:     c[mid:end:end],
+		Data:     ev.data,
 	}
 }
 
-// expireKeys forgets the keys remembered before oldestMs. Called with mu held.
+// expireKeys forgets the keys whose newest append was before oldestMs. Called with mu
+// held.
 func (m *Memory) expireKeys(oldestMs int64) {
 	n := 0
 	for n < len(m.keyOrder) && m.keyOrder[n].timeMs < oldestMs {
-		delete(m.keys, m.keyOrder[n].k)
+		k := m.keyOrder[n].k
+		if t, ok := m.keys[k]; ok && t < oldestMs {
+			delete(m.keys, k) // else a later append of the key refreshed it
+		}
 		n++
 	}
 	if n > 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
@@ -136,4 +137,21 @@ func BenchmarkMemoryHistoryGC(b *testing.B) {
 	runtime.ReadMemStats(&ms)
 	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "heap-MiB")
 	runtime.KeepAlive(l)
+}
+
+// BenchmarkMemoryAppend measures appending a chat message's event (150 bytes, keyed) to
+// its two users, with 2,000 users' histories growing meanwhile.
+func BenchmarkMemoryAppend(b *testing.B) {
+	l := eventlog.NewMemory(eventlog.Options{})
+	ctx := context.Background()
+	data := make([]byte, 150)
+	i := 0
+	for b.Loop() {
+		u := int64(i % 1000)
+		ev := eventlog.Event{Service: "chat", Exclude: "c-0123456789abcdef", Data: data, Key: "chat.msg." + strconv.Itoa(i)}
+		if _, err := l.Append(ctx, ev, []int64{u + 1000, u}); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
 }

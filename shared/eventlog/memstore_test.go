@@ -1,0 +1,146 @@
+package eventlog
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// memoryAt is a memory log on a clock the test moves by setting *now.
+func memoryAt(maxEvents int, maxAge time.Duration) (*Memory, *time.Time) {
+	now := time.Unix(1_700_000_000, 0)
+	return NewMemory(Options{MaxEvents: maxEvents, MaxAge: maxAge, Now: func() time.Time { return now }}), &now
+}
+
+func mustAppend(t *testing.T, m *Memory, ev Event, users ...int64) []Record {
+	t.Helper()
+	recs, err := m.Append(context.Background(), ev, users)
+	if err != nil {
+		t.Fatalf("Append: %v", err)
+	}
+	return recs
+}
+
+// heldBytes is how many event bytes the store holds.
+func heldBytes(m *Memory) int {
+	n := 0
+	for _, c := range m.bytes.chunks {
+		n += len(c.buf)
+	}
+	return n
+}
+
+// wantHistory checks that user's held records read back as the events named, in order.
+func wantHistory(t *testing.T, m *Memory, user int64, want ...string) {
+	t.Helper()
+	h, err := m.Read(context.Background(), user, m.users[user].firstSeq()-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range h.Records {
+		if r.Exclude != "x-"+string(r.Data) {
+			t.Errorf("user %d: record %q has exclude %q, want %q", user, r.Data, r.Exclude, "x-"+string(r.Data))
+		}
+		got = append(got, string(r.Data))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("user %d holds %v, want %v", user, got, want)
+	}
+}
+
+func named(s string) Event { return Event{Service: "chat", Exclude: "x-" + s, Data: []byte(s)} }
+
+// TestMemoryStoresAnEventOnce: an event to several users is held once, and stays readable
+// for one of them after the other's retention dropped it.
+func TestMemoryStoresAnEventOnce(t *testing.T) {
+	one, _ := memoryAt(1, time.Second)
+	mustAppend(t, one, named("hello"), 1)
+	m, now := memoryAt(1, time.Second)
+	mustAppend(t, m, named("hello"), 1, 2, 3)
+	if got, want := heldBytes(m), heldBytes(one); got != want || want < len("x-hello")+len("hello") {
+		t.Fatalf("an event to three users holds %d bytes, to one user %d: want the same", got, want)
+	}
+	*now = now.Add(time.Minute)
+	mustAppend(t, m, named("later"), 1) // user 1's retention drops "hello"
+	wantHistory(t, m, 1, "later")
+	wantHistory(t, m, 2, "hello")
+	wantHistory(t, m, 3, "hello")
+}
+
+// TestMemoryRetiresOldChunks: a chunk last written longer than MaxAge ago is released
+// once its held records (here of users who get few events, kept as their newest
+// MaxEvents) are copied to the newest chunk, an event shared by two users copied once;
+// every record reads back unchanged, and so does Data read before the copy.
+func TestMemoryRetiresOldChunks(t *testing.T) {
+	m, now := memoryAt(100, time.Second)
+	mustAppend(t, m, named("a1"), 1, 2)
+	mustAppend(t, m, named("a2"), 1)
+	before, _ := m.Read(context.Background(), 1, 0)
+	busy := bytes.Repeat([]byte("b"), 1000)
+	// User 3 fills many chunks; retention drops its older records as they age.
+	appends := 5 * byteChunkSize / len(busy)
+	for i := range appends {
+		*now = now.Add(10 * time.Millisecond)
+		mustAppend(t, m, Event{Service: "chat", Data: busy}, 3)
+		if i == 0 && m.bytes.first != 0 {
+			t.Fatal("a chunk was retired before MaxAge")
+		}
+	}
+	if m.bytes.first == 0 {
+		t.Fatalf("the first chunk is still held %v after its last write", time.Duration(appends)*10*time.Millisecond)
+	}
+	if len(m.bytes.chunks) > 3 {
+		t.Errorf("%d chunks held for %d bytes of young records", len(m.bytes.chunks), len(busy)*100)
+	}
+	wantHistory(t, m, 1, "a1", "a2")
+	wantHistory(t, m, 2, "a1")
+	h1, h2 := m.users[1].recs[0], m.users[2].recs[0]
+	if h1.event != h2.event {
+		t.Errorf("the event of users 1 and 2 was copied twice: %+v, %+v", h1, h2)
+	}
+	if string(before.Records[0].Data) != "a1" || string(before.Records[1].Data) != "a2" {
+		t.Errorf("Data read before the copy changed: %q, %q", before.Records[0].Data, before.Records[1].Data)
+	}
+}
+
+// TestMemoryHoldsKeyedRecordsForTheDedupeWindow: with MaxAge shorter than DedupeWindow a
+// keyed record is held until the window passes, so a repeat of its key within it adds
+// nothing, even beyond MaxEvents.
+func TestMemoryHoldsKeyedRecordsForTheDedupeWindow(t *testing.T) {
+	m, now := memoryAt(1, time.Second)
+	keyed := named("m")
+	keyed.Key = "chat.msg.1"
+	first := mustAppend(t, m, keyed, 1)
+	*now = now.Add(30 * time.Second)
+	mustAppend(t, m, named("n"), 1)
+	again := mustAppend(t, m, keyed, 1)
+	if again[0].Seq != first[0].Seq {
+		t.Fatalf("the key repeated 30 s later got seq %d, want the first record's %d", again[0].Seq, first[0].Seq)
+	}
+	wantHistory(t, m, 1, "m", "n")
+	*now = now.Add(DedupeWindow)
+	mustAppend(t, m, named("o"), 1)
+	wantHistory(t, m, 1, "o")
+	if len(m.keys) != 0 {
+		t.Errorf("%d keys remembered after the window", len(m.keys))
+	}
+}
+
+// TestMemoryKeyFilterFollowsTheNewestAppend: a key appended again for another user keeps
+// it remembered for that user's window, while the first user's record of it ages out on
+// its own.
+func TestMemoryKeyFilterFollowsTheNewestAppend(t *testing.T) {
+	m, now := memoryAt(100, time.Hour)
+	keyed := named("m")
+	keyed.Key = "chat.msg.7"
+	mustAppend(t, m, keyed, 1)
+	*now = now.Add(50 * time.Second)
+	mustAppend(t, m, keyed, 2)
+	*now = now.Add(20 * time.Second)
+	if r := mustAppend(t, m, keyed, 2, 1); r[0].Seq != 1 || r[1].Seq != 2 {
+		t.Fatalf("70 s after user 1's record and 20 s after user 2's: seqs %d, %d; want 1 (held) and 2 (new)", r[0].Seq, r[1].Seq)
+	}
+}
