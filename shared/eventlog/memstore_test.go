@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 )
@@ -142,5 +145,94 @@ func TestMemoryKeyFilterFollowsTheNewestAppend(t *testing.T) {
 	*now = now.Add(20 * time.Second)
 	if r := mustAppend(t, m, keyed, 2, 1); r[0].Seq != 1 || r[1].Seq != 2 {
 		t.Fatalf("70 s after user 1's record and 20 s after user 2's: seqs %d, %d; want 1 (held) and 2 (new)", r[0].Seq, r[1].Seq)
+	}
+}
+
+// TestMemoryHistoryMatchesAModel appends random events (one to four of 30 users, some
+// keyed and repeated, sizes up to 3 KiB; in the first minute also some to ten quiet users
+// who get one event each) over ten simulated minutes and checks every user's held records
+// against a plain model of what was appended: the same bytes in the same order, at least
+// the newest MaxEvents and everything younger than MaxAge held, the store's counts
+// matching the records held, and its chunks not much larger than the events they hold.
+func TestMemoryHistoryMatchesAModel(t *testing.T) {
+	const maxEvents, users = 20, 30
+	m, now := memoryAt(maxEvents, 30*time.Second)
+	rng := rand.New(rand.NewPCG(1, 2))
+	type modelRec struct {
+		data   string
+		timeMs int64
+	}
+	model := map[int64][]modelRec{}
+	keyedTo := map[string]map[int64]int64{} // key → user → when they got it
+	for step := range 20_000 {
+		*now = now.Add(time.Duration(rng.IntN(60)) * time.Millisecond)
+		ev := named(fmt.Sprint("e", step, "-", strings.Repeat("z", rng.IntN(3000))))
+		if rng.IntN(4) == 0 {
+			ev.Key = fmt.Sprint("k", rng.IntN(50))
+		}
+		var to []int64
+		for range 1 + rng.IntN(4) {
+			to = append(to, int64(rng.IntN(users)))
+		}
+		if step < 1000 && step%10 == 0 {
+			to = append(to, int64(users+step/10)) // a quiet user's only event
+		}
+		recs := mustAppend(t, m, ev, to...)
+		for _, r := range recs {
+			if got := keyedTo[ev.Key][r.UserID]; ev.Key != "" && got >= now.Add(-DedupeWindow).UnixMilli() {
+				continue // a repeat within the window: nothing appended for this user
+			}
+			model[r.UserID] = append(model[r.UserID], modelRec{string(ev.Data), now.UnixMilli()})
+			if ev.Key != "" {
+				if keyedTo[ev.Key] == nil {
+					keyedTo[ev.Key] = map[int64]int64{}
+				}
+				keyedTo[ev.Key][r.UserID] = now.UnixMilli()
+			}
+		}
+		if step%500 != 0 {
+			continue
+		}
+		held := 0
+		for u, all := range model {
+			h := m.users[u]
+			if h.last != uint64(len(all)) {
+				t.Fatalf("step %d: user %d last seq %d, model %d", step, u, h.last, len(all))
+			}
+			first := int(h.firstSeq()) - 1
+			young := sort.Search(len(all), func(i int) bool { return all[i].timeMs >= now.Add(-30*time.Second).UnixMilli() })
+			if first > min(young, max(len(all)-maxEvents, 0)) {
+				t.Fatalf("step %d: user %d holds from seq %d, must hold from %d", step, u, first+1, min(young, len(all)-maxEvents)+1)
+			}
+			for i := range h.recs {
+				r := h.at(m, u, i)
+				if want := all[first+i]; string(r.Data) != want.data || r.Exclude != "x-"+want.data || r.TimeMs != want.timeMs {
+					t.Fatalf("step %d: user %d seq %d reads %.20q, want %.20q", step, u, r.Seq, r.Data, want.data)
+				}
+			}
+			held += len(h.recs)
+		}
+		refs := 0
+		for _, c := range m.bytes.chunks {
+			refs += c.refs
+		}
+		if refs != held {
+			t.Fatalf("step %d: chunks count %d records, %d held", step, refs, held)
+		}
+		events := map[byteLoc]int{}
+		for _, h := range m.users {
+			for _, r := range h.recs {
+				events[r.event] = m.bytes.get(r.event).size
+			}
+		}
+		live := 0
+		for _, n := range events {
+			live += n
+		}
+		// After the first minute the chunks written then are retired; the quiet users'
+		// events in them, a few MB if left in place, are copied out.
+		if total := heldBytes(m); step > 2000 && total > live+live/8+2*byteChunkSize {
+			t.Fatalf("step %d: chunks hold %d bytes for %d bytes of held events", step, total, live)
+		}
 	}
 }
