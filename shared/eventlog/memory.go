@@ -38,19 +38,14 @@ type Memory struct {
 	// append: a filter that spares a keyed Append the search of its users' records when
 	// the key is new (nearly always). Which users have the key is in their records
 	// (storedEvent.key), so the filter costs one entry per event, not one per user.
-	keys     map[keyID]int64
-	keyOrder []keyAt // the appends of keys, oldest first, for expiry
+	keys        map[keyID]int64
+	nextSweepMs int64 // when expireKeys next sweeps keys
 }
 
 // keyID is a Key's 128-bit hash (two seeded 64-bit hashes), so the map holds no strings.
 // Two keys within DedupeWindow collide with a probability near 2⁻¹²⁸ per pair.
 type keyID struct {
 	h1, h2 uint64
-}
-
-type keyAt struct {
-	k      keyID
-	timeMs int64
 }
 
 // memUser is one user's history.
@@ -122,7 +117,7 @@ func (m *Memory) Append(_ context.Context, ev Event, users []int64) ([]Record, e
 	if m.closed {
 		return nil, ErrClosed
 	}
-	m.expireKeys(at.keyOldestMs)
+	m.expireKeys(at)
 	var key keyID
 	keySeen := false // some user got a record of this key within DedupeWindow
 	if ev.Key != "" {
@@ -173,7 +168,6 @@ func (m *Memory) Append(_ context.Context, ev Event, users []int64) ([]Record, e
 	}
 	if stored && ev.Key != "" {
 		m.keys[key] = at.nowMs
-		m.keyOrder = append(m.keyOrder, keyAt{key, at.nowMs})
 	}
 	m.retire(at)
 	return out, nil
@@ -291,19 +285,23 @@ func (h *memUser) at(m *Memory, user int64, i int) Record {
 	}
 }
 
-// expireKeys forgets the keys whose newest append was before oldestMs. Called with mu
-// held.
-func (m *Memory) expireKeys(oldestMs int64) {
-	n := 0
-	for n < len(m.keyOrder) && m.keyOrder[n].timeMs < oldestMs {
-		k := m.keyOrder[n].k
-		if t, ok := m.keys[k]; ok && t < oldestMs {
-			delete(m.keys, k) // else a later append of the key refreshed it
-		}
-		n++
+// keySweepEvery is how often expireKeys sweeps: a key stays in the filter for up to
+// DedupeWindow plus this after its newest append, which costs only memory (whether a user
+// has the key is decided by their records' times).
+const keySweepEvery = DedupeWindow / 4
+
+// expireKeys forgets the keys whose newest append was before DedupeWindow, sweeping the
+// filter every keySweepEvery: a few milliseconds for a million keys, cheaper than keeping
+// the keys in order as well. Called with mu held.
+func (m *Memory) expireKeys(at ages) {
+	if at.nowMs < m.nextSweepMs {
+		return
 	}
-	if n > 0 {
-		m.keyOrder = m.keyOrder[n:]
+	m.nextSweepMs = at.nowMs + keySweepEvery.Milliseconds()
+	for k, t := range m.keys {
+		if t < at.keyOldestMs {
+			delete(m.keys, k)
+		}
 	}
 }
 
