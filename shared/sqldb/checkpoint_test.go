@@ -16,19 +16,49 @@ import (
 // Close stops the checkpointer (the package's leak check fails otherwise).
 func TestCheckpointerCopiesTheLog(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "c.db")
-	db, err := sqldb.Open(ctx, "sqlite://"+path)
+	db := openSQLite(t, path)
+	defer db.Close()
+	writeAndWaitForCheckpoint(t, db, path)
+	if err := db.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
+
+// TestCheckpointerMovesToAnotherDBOfTheFile: two DBs on one file share one checkpointer;
+// when the one it runs on closes, the other's commits still reach the file.
+func TestCheckpointerMovesToAnotherDBOfTheFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "c.db")
+	first := openSQLite(t, path)
+	second := openSQLite(t, path)
+	defer second.Close()
+	if err := first.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	writeAndWaitForCheckpoint(t, second, path)
+}
+
+func openSQLite(t *testing.T, path string) *sqldb.DB {
+	t.Helper()
+	db, err := sqldb.Open(context.Background(), "sqlite://"+path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	return db
+}
+
+// writeAndWaitForCheckpoint commits about 200 pages, each in its own commit, and waits
+// until the database file holds them.
+func writeAndWaitForCheckpoint(t *testing.T, db *sqldb.DB, path string) {
+	t.Helper()
+	ctx := context.Background()
 	if _, err := db.ExecContext(ctx, "CREATE TABLE Blob (Id INTEGER PRIMARY KEY, Data BLOB NOT NULL)"); err != nil {
 		t.Fatal(err)
 	}
 	before := fileSize(t, path)
 	blob := strings.Repeat("x", 4000)
-	for i := range 200 { // about 200 pages, each in its own commit
+	for i := range 200 {
 		if _, err := db.ExecContext(ctx, "INSERT INTO Blob (Id, Data) VALUES (?, ?)", i, blob); err != nil {
 			t.Fatal(err)
 		}
@@ -44,9 +74,6 @@ func TestCheckpointerCopiesTheLog(t *testing.T) {
 	var n int
 	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM Blob").Scan(&n); err != nil || n != 200 {
 		t.Fatalf("rows after checkpoints: %d, %v; want 200", n, err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
 	}
 }
 

@@ -25,7 +25,7 @@ func TestPoolShrinksAfterBurst(t *testing.T) {
 			db.Dialect == sqldb.MySQL && pool.MaxIdle >= pool.MaxOpen {
 			t.Fatalf("PoolFor(%s) = %+v, want 0 < MaxIdle ≤ MaxOpen (< on MySQL) and both timeouts set", db.Dialect, pool)
 		}
-		// The SQLite checkpointer takes a pooled connection every 500 ms, more often than
+		// The SQLite checkpointer takes a pooled connection every 100 ms, more often than
 		// database/sql closes idle ones (once a second): stop it, this is about the pool.
 		sqldb.StopCheckpointer(db)
 		db.SetMaxIdleConns(0) // start from nothing

@@ -47,14 +47,15 @@ type DB struct {
 
 	// onRetry, when set (by tests), is told of every attempt InTx or Retry runs again.
 	onRetry func(attempt int, err error)
-	// checkpoints runs SQLite's checkpoints off the writers' commits (checkpoint.go); nil
-	// with MySQL.
-	checkpoints *checkpointer
+	// checkpointFile names the SQLite file whose checkpointer (checkpoint.go) this DB
+	// joined; empty with MySQL.
+	checkpointFile string
 }
 
-// Close stops the checkpointer, if any, then closes the database.
+// Close leaves the file's checkpointer, if any (the checkpoints stop running on this DB),
+// then closes the database.
 func (d *DB) Close() error {
-	d.checkpoints.stop()
+	leaveCheckpointer(d)
 	return d.DB.Close()
 }
 
@@ -135,7 +136,7 @@ func OpenWith(ctx context.Context, url string, wrap func(driver.Connector) drive
 		return nil, fmt.Errorf("open %s database: %w", dialect, err)
 	}
 	if dialect == SQLite {
-		d.checkpoints = startCheckpointer(d)
+		joinCheckpointer(d, dsn)
 	}
 	return d, nil
 }
