@@ -61,8 +61,8 @@ type checkpointer struct {
 	done   chan struct{}
 }
 
-// checkpointFile returns the key of a SQLite path in checkpointers.
-func checkpointFile(path string) string {
+// fileKey returns the key of a SQLite path in checkpointers: the absolute path.
+func fileKey(path string) string {
 	if abs, err := filepath.Abs(path); err == nil {
 		return abs
 	}
@@ -72,7 +72,7 @@ func checkpointFile(path string) string {
 // joinCheckpointer registers db, open on the SQLite file at path, with the file's
 // checkpointer, starting it if db is the file's first open DB.
 func joinCheckpointer(db *DB, path string) {
-	file := checkpointFile(path)
+	file := fileKey(path)
 	checkpointers.Lock()
 	defer checkpointers.Unlock()
 	c := checkpointers.byFile[file]
