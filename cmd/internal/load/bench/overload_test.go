@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/charla/charla/cmd/internal/load/hist"
 	"github.com/charla/charla/cmd/internal/load/provision"
 	"github.com/charla/charla/cmd/internal/load/relay"
 )
@@ -54,6 +55,21 @@ func TestOverloadCountsOnTheRelay(t *testing.T) {
 			checkWindows(t, res)
 			if tc.drop == 0 && (!res.Recovered || res.RecoveredIn != 0) {
 				t.Errorf("recovered %v in %v, want at once; windows %+v", res.Recovered, res.RecoveredIn, res.Windows)
+			}
+			// One span: the recovery is as long as the baseline, four windows. By write
+			// time: it may also hold overload messages written late.
+			if res.Span != time.Second || len(res.Spans) != 1 || res.Spans[0].Sent < res.Phases[2].Sent {
+				t.Errorf("span %v, spans %+v; want 1s, one span of the recovery's %d messages at least", res.Span, res.Spans, res.Phases[2].Sent)
+			}
+			if res.SpanRecovered != (tc.drop == 0) {
+				t.Errorf("span recovered %v, want %v (lost messages fail it); spans %+v", res.SpanRecovered, tc.drop == 0, res.Spans)
+			}
+			var baseline int64
+			for _, w := range res.BaselineWindows {
+				baseline += w.Sent
+			}
+			if len(res.BaselineWindows) != 4 || baseline != res.Phases[0].Sent {
+				t.Errorf("%d baseline windows of %d messages, want 4 of %d", len(res.BaselineWindows), baseline, res.Phases[0].Sent)
 			}
 			if res.RSSBefore <= 0 || res.RSSPeak < res.RSSBefore || res.RSSAfter <= 0 || len(res.RSS) == 0 {
 				t.Errorf("RSS before %d peak %d after %d, %d samples; want > 0, peak ≥ before, samples", res.RSSBefore, res.RSSPeak, res.RSSAfter, len(res.RSS))
@@ -142,7 +158,7 @@ func TestOverloadWindowsBySendTime(t *testing.T) {
 			o.deliveredAt[seq].Store(int64(m.delivered * float64(s)))
 		}
 	}
-	ws := o.windows(segs, 12*s, 500*time.Millisecond)
+	ws, _ := o.windows(segs, 12*s, 500*time.Millisecond)
 	type want struct {
 		start           time.Duration
 		sent, delivered int64
@@ -193,6 +209,81 @@ func TestRecoveryTime(t *testing.T) {
 		}
 		if first, ok := firstOK(tc.windows); ok != tc.firstFound || first != tc.first {
 			t.Errorf("%s: firstOK = %v, %v; want %v, %v", tc.name, first, ok, tc.first, tc.firstFound)
+		}
+	}
+}
+
+// TestSpansJudgeAsManyMessagesAsTheThreshold: one slow second among 2,000 messages a second
+// fails its own window but not a span of ten windows (ten slow messages are under 1 % of
+// 20,000); a span that holds a lost message, or as many slow seconds as make up 1 %, fails.
+func TestSpansJudgeAsManyMessagesAsTheThreshold(t *testing.T) {
+	t.Parallel()
+	const perWindow = 2000
+	threshold := 10 * time.Millisecond
+	// window i (Start i-2 s: two overload windows first) → how many of its messages are
+	// slow (50 ms; the others take 5 ms), and how many never arrived.
+	slow := map[int]int{0: perWindow, 1: perWindow, 2: 300, 5: 40, 14: 200, 15: 200, 16: 200}
+	lost := map[int]int64{20: 1}
+	const n = 22
+	ws := make([]OverloadWindow, n)
+	hs := make([]hist.Histogram, n)
+	for i := range ws {
+		ws[i] = OverloadWindow{Start: time.Duration(i-2) * time.Second, Sent: perWindow, Delivered: perWindow - lost[i]}
+		for k := range int(ws[i].Delivered) {
+			d := 5 * time.Millisecond
+			if k < slow[i] {
+				d = 50 * time.Millisecond
+			}
+			hs[i].Record(d)
+		}
+	}
+	sp := spans(ws, hs, 10, threshold)
+	// Spans start at windows 2..12 (Start 0..10 s): the last one ends with window 21.
+	if len(sp) != 11 || sp[0].Start != 0 || sp[10].Start != 10*time.Second {
+		t.Fatalf("%d spans from %v to %v, want 11 from 0s to 10s", len(sp), sp[0].Start, sp[len(sp)-1].Start)
+	}
+	for i, want := range []bool{false, true, true, false, false, false, false, false, false, false, false} {
+		// A span from s holds windows s+2 to s+11. Start 0: windows 2 and 5 hold 340 slow
+		// messages, 1.7 % of the span. Start 1-2: window 5's 40 are 0.2 %. Start 3-8:
+		// some of windows 14-16 too (over 1 %). Start 9-10: the lost message.
+		if sp[i].OK != want {
+			t.Errorf("span from %v: OK %v (sent %d delivered %d p99 %v), want %v", sp[i].Start, sp[i].OK, sp[i].Sent, sp[i].Delivered, sp[i].P99, want)
+		}
+	}
+	if sp[1].Sent != 10*perWindow || sp[1].P99 > threshold {
+		t.Errorf("span from 1s: sent %d p99 %v, want %d and ≤ %v", sp[1].Sent, sp[1].P99, 10*perWindow, threshold)
+	}
+	if at, ok := RecoveryTime(sp); ok {
+		t.Errorf("RecoveryTime(spans) = %v, true; want not recovered (the last span lost a message)", at)
+	}
+	delete(lost, 20)
+	ws[20].Delivered = perWindow
+	slow[14], slow[15], slow[16] = 0, 0, 0
+	for _, i := range []int{14, 15, 16, 20} {
+		hs[i] = hist.Histogram{}
+		for range perWindow {
+			hs[i].Record(5 * time.Millisecond)
+		}
+	}
+	if at, ok := RecoveryTime(spans(ws, hs, 10, threshold)); !ok || at != time.Second {
+		t.Errorf("RecoveryTime(spans) after mending = %v, %v; want 1s, true", at, ok)
+	}
+	// Window 5's 40 slow messages fail its own window under the per-window rule.
+	if w := spans(ws, hs, 1, threshold); w[3].OK || !w[4].OK {
+		t.Errorf("one-window spans from 3s and 4s: OK %v, %v; want false, true", w[3].OK, w[4].OK)
+	}
+}
+
+// TestSpanIsTheBaselinesLength: the recovery is judged in spans as long as the baseline
+// whose p99 is the threshold, or as the whole recovery when that is shorter.
+func TestSpanIsTheBaselinesLength(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ baseline, recovery, want time.Duration }{
+		{10 * time.Second, 20 * time.Second, 10 * time.Second},
+		{10 * time.Second, 5 * time.Second, 5 * time.Second},
+	} {
+		if got := (OverloadConfig{Baseline: tc.baseline, Recovery: tc.recovery}).span(); got != tc.want {
+			t.Errorf("baseline %v, recovery %v: span %v, want %v", tc.baseline, tc.recovery, got, tc.want)
 		}
 	}
 }

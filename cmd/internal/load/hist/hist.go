@@ -93,3 +93,20 @@ func (h *Histogram) Percentile(q float64) time.Duration {
 	}
 	return h.Max()
 }
+
+// Add adds every duration o recorded to h, as if h had recorded them too. Call it once
+// o's recording has stopped.
+func (h *Histogram) Add(o *Histogram) {
+	for i := range o.counts {
+		if c := o.counts[i].Load(); c > 0 {
+			h.counts[i].Add(c)
+		}
+	}
+	h.n.Add(o.n.Load())
+	for om := o.max.Load(); ; {
+		m := h.max.Load()
+		if om <= m || h.max.CompareAndSwap(m, om) {
+			break
+		}
+	}
+}

@@ -94,3 +94,32 @@ func TestConcurrentRecord(t *testing.T) {
 		t.Errorf("Max = %v, want %v", got, want)
 	}
 }
+
+// TestAddMergesAsOneRecording: two histograms added into a third give the percentiles,
+// count and max of one histogram that recorded everything.
+func TestAddMergesAsOneRecording(t *testing.T) {
+	t.Parallel()
+	var a, b, all, sum Histogram
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range 5000 {
+		d := time.Duration(r.IntN(50_000)) * time.Microsecond
+		if i%2 == 0 {
+			a.Record(d)
+		} else {
+			b.Record(d)
+		}
+		all.Record(d)
+	}
+	b.Record(2 * time.Second) // b holds the max
+	all.Record(2 * time.Second)
+	sum.Add(&a)
+	sum.Add(&b)
+	if sum.Count() != all.Count() || sum.Max() != all.Max() {
+		t.Fatalf("count %d max %v, want %d %v", sum.Count(), sum.Max(), all.Count(), all.Max())
+	}
+	for _, q := range []float64{0.01, 0.5, 0.9, 0.99, 0.999, 1} {
+		if got, want := sum.Percentile(q), all.Percentile(q); got != want {
+			t.Errorf("p%g = %v, want %v", q*100, got, want)
+		}
+	}
+}
