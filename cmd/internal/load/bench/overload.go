@@ -472,12 +472,14 @@ func firstOK(windows []OverloadWindow) (time.Duration, bool) {
 }
 
 func (o *overloadRun) summary(r *OverloadResult) string {
-	rec := "not recovered"
+	rec := fmt.Sprintf("not recovered (%v spans)", r.Span)
 	if r.SpanRecovered {
-		rec = fmt.Sprintf("recovered in %v (every %v span from then on)", r.SpanRecoveredIn, r.Span)
+		rec = fmt.Sprintf("recovered in %v (%v spans)", r.SpanRecoveredIn, r.Span)
 	}
 	if r.Recovered {
-		rec += fmt.Sprintf(", every %v window from %v on", o.cfg.window(), r.RecoveredIn)
+		rec += fmt.Sprintf(", per %v window in %v", o.cfg.window(), r.RecoveredIn)
+	} else {
+		rec += fmt.Sprintf(", per %v window not", o.cfg.window())
 	}
 	ov := r.Phases[1]
 	return fmt.Sprintf("overload achieved %.0f of %d msg/s (%d unsent, write lag p99 %v), p99 %v, %d acks, errors %v, lost %d acked / %d unacked; %s (threshold p99 %v); RSS before %.0f MiB, peak %.0f MiB at %v, after %.0f MiB",

@@ -17,11 +17,11 @@ import (
 // baseline's length has all its messages delivered and its p99 at most the baseline's.
 // A per-window rule (every 1 s window's p99 under the baseline's) is also reported; it
 // compares a p99 of 2,000 messages with one of 20,000 and fails windows of a server at
-// rest (the baseline's own windows, judged the same way, are reported beside it). Bounded means the server's RSS peak (from
-// the overload's start to the end of the drain) is at most its RSS just before the
-// overload plus OverloadRSSGrowth: a backlog queued without bound at twice the
-// sustainable rate (thousands of messages a second beyond what is served) outgrows it
-// within the 30 s, a bounded queue does not.
+// rest (the baseline's own windows, judged the same way, are reported beside it).
+// Bounded means the server's RSS peak (from the overload's start to the end of the
+// drain) is at most its RSS just before the overload plus OverloadRSSGrowth: a backlog
+// queued without bound at twice the sustainable rate (thousands of messages a second
+// beyond what is served) outgrows it within the 30 s, a bounded queue does not.
 const (
 	OverloadRSSGrowth     = 256 << 20
 	OverloadRecoverWithin = 5 * time.Second
