@@ -142,6 +142,43 @@ func TestJetStreamStreamLimits(t *testing.T) {
 	}
 }
 
+// TestJetStreamOpenUpdatesOnlyAChangedStream: a process opening the log on a stream that
+// already has its limits sends no update (the server's stream-updated advisory stays
+// silent); one with other limits updates it.
+func TestJetStreamOpenUpdatesOnlyAChangedStream(t *testing.T) {
+	url := natsURL(t)
+	jsopt := testStream(t, url)
+	openJS(t, url, eventlog.Options{MaxEvents: 7}, jsopt).Close()
+	updates := make(chan *nats.Msg, 10)
+	nc := connect(t, url)
+	sub, err := nc.ChanSubscribe("$JS.EVENT.ADVISORY.STREAM.UPDATED."+jsopt.Stream, updates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		openJS(t, url, eventlog.Options{MaxEvents: 7}, jsopt).Close()
+	}
+	openJS(t, url, eventlog.Options{MaxEvents: 9}, jsopt).Close()
+	select {
+	case <-updates:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no stream update advisory after opening with MaxEvents 9")
+	}
+	// Advisories arrive in order: any from the three unchanged opens came before.
+	select {
+	case m := <-updates:
+		t.Errorf("a second stream update advisory: %s", m.Data)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if got := streamConfig(t, url, jsopt.Stream).MaxMsgsPerSubject; got != 9 {
+		t.Errorf("max msgs per subject = %d, want 9", got)
+	}
+}
+
 func streamConfig(t *testing.T, url, stream string) jetstream.StreamConfig {
 	t.Helper()
 	js, _ := jetstream.New(connect(t, url))
