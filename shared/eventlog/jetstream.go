@@ -156,8 +156,9 @@ type userState struct {
 	seq       uint64 // its seq
 }
 
-// OpenJetStream creates or updates the stream named by jsopt on nc's server, with the
-// limits documented above, and returns the log over it. Close does not close nc.
+// OpenJetStream creates the stream named by jsopt on nc's server, or updates it when its
+// limits differ from those documented above (openStream), and returns the log over it.
+// Close does not close nc.
 func OpenJetStream(ctx context.Context, nc *nats.Conn, opt Options, jsopt JetStreamOptions) (*JetStream, error) {
 	opt = opt.withDefaults()
 	jsopt, err := jsopt.withDefaults()
