@@ -220,7 +220,9 @@ func openStream(ctx context.Context, js jetstream.JetStream, want jetstream.Stre
 }
 
 // sameLimits reports whether a stream configured as got already has every setting
-// streamConfig sets as in want (the server fills in the others).
+// streamConfig sets as in want (the server fills in the others). A setting added to
+// streamConfig must be compared here too: TestSameLimitsSeesEverySettingStreamConfigSets
+// changes each in turn.
 func sameLimits(got, want jetstream.StreamConfig) bool {
 	return got.Description == want.Description && slices.Equal(got.Subjects, want.Subjects) &&
 		got.Retention == want.Retention && got.Storage == want.Storage && got.Replicas == want.Replicas &&

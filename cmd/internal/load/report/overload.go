@@ -217,10 +217,10 @@ func writeOverloadWindows(w io.Writer, r *bench.OverloadResult) {
 		}
 		span, spanGood := "—", "—"
 		if sp, ok := spans[x.Start]; ok {
-			span, spanGood = windowP99(sp), map[bool]string{true: "yes", false: "no"}[sp.OK]
+			span, spanGood = windowP99(sp), good(sp.OK)
 		}
 		fmt.Fprintf(w, "| %g | %d | %d | %s | %s | %s | %s | %s | %s |\n", x.Start.Seconds(), x.Sent, x.Delivered, lat[0], lat[1], lat[2],
-			map[bool]string{true: "yes", false: "no"}[x.OK], span, spanGood)
+			good(x.OK), span, spanGood)
 	}
 	fmt.Fprintln(w)
 	if len(r.BaselineWindows) > 0 {
@@ -230,6 +230,14 @@ func writeOverloadWindows(w io.Writer, r *bench.OverloadResult) {
 		}
 		fmt.Fprintf(w, "p99 ms per %v of write time during the baseline (its p99 %s ms): %s.\n\n", r.Config.Window, ms(r.Phases[0].P99), strings.Join(base, ", "))
 	}
+}
+
+// good is the "good" column of a window or a span.
+func good(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "no"
 }
 
 // windowP99 is a window's p99, or what stands in for it: "none sent", or the p99 with
