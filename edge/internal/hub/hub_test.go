@@ -610,6 +610,38 @@ func TestSendWithCallbackAndClose(t *testing.T) {
 	}
 }
 
+// TestCloseFlushesPastTheParkingDeadline: a reader waiting to park sets a short
+// read deadline of its own; when the connection starts closing while a long flush
+// is still being written, that deadline must not end the connection before the
+// queued message and the close frame are out. The client reads nothing for a
+// while, so the flush outlasts ParkAfter.
+func TestCloseFlushesPastTheParkingDeadline(t *testing.T) {
+	t.Parallel()
+	rec := newRecorder()
+	cb := echoCallbacks(rec)
+	big := strings.Repeat("x", 8<<20) // far more than the socket buffers hold
+	cb.ProcessClientMessage = func(c *Connection[testUser], _ []byte) {
+		// Close just after the frame, while the reader waits to park under its
+		// short deadline.
+		go func() {
+			time.Sleep(5 * time.Millisecond)
+			_ = c.Send([]byte(big))
+			c.Close(4001, "session revoked")
+		}()
+	}
+	cfg := DefaultConfig()
+	cfg.ParkAfter = 50 * time.Millisecond
+	ts := newTestServer(t, cfg, cb)
+	c := ts.dial(t, 1)
+	_ = c.WriteMessage(websocket.TextMessage, []byte("close me"))
+	time.Sleep(200 * time.Millisecond) // the reader's short deadline passes meanwhile
+	if got := readText(t, c); len(got) != len(big) {
+		t.Fatalf("before close: got %d bytes, want %d", len(got), len(big))
+	}
+	expectClose(t, c, 4001)
+	<-rec.discCh
+}
+
 // TestOnConnectErrorCloses1011: an OnConnect that fails or panics closes its own
 // connection with 1011; the others go on.
 func TestOnConnectErrorCloses1011(t *testing.T) {

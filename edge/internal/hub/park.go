@@ -52,10 +52,13 @@ func (c *Connection[U]) awaitMessage() bool {
 		_, err := c.br.Peek(1)
 
 		if short {
+			// Put back the deadline the connection keeps, also when it started closing
+			// meanwhile: until writeClose sets its grace (through setReadDeadlineLocked,
+			// so c.readDeadline holds it once set), the short one may have passed, and
+			// the next read would fail at once and tear the connection down in the
+			// middle of flushing its queue.
 			c.mu.Lock()
-			if !c.closing { // closing: writeClose's grace stands
-				_ = c.ws.SetReadDeadline(c.readDeadline)
-			}
+			_ = c.ws.SetReadDeadline(c.readDeadline)
 			c.mu.Unlock()
 		}
 		switch {
