@@ -201,7 +201,7 @@ func openStream(ctx context.Context, js jetstream.JetStream, want jetstream.Stre
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		// Processes starting together all get here: creating a stream that another one
 		// created meanwhile with the same limits succeeds and updates nothing.
-		stream, err = js.CreateStream(ctx, want)
+		stream, err = createStream(ctx, js, want)
 		if err == nil {
 			return stream, nil
 		}
@@ -217,6 +217,31 @@ func openStream(ctx context.Context, js jetstream.JetStream, want jetstream.Stre
 		return nil, fmt.Errorf("eventlog: create or update stream %s: %w", want.Name, err)
 	}
 	return stream, nil
+}
+
+// createAttempts bounds createStream's tries.
+const createAttempts = 5
+
+// createStream creates the stream want names, trying again after a short pause while the
+// server fails it on its side (500). nats-server (seen with v2.12.1 embedded, a few times in
+// a hundred starts under the race detector) can fail a create with "error creating store
+// for stream": its directory's parents, which it creates, were removed meanwhile by its own
+// account setup. A configuration the server refuses (400) is not tried again.
+func createStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) (jetstream.Stream, error) {
+	for attempt := 1; ; attempt++ {
+		stream, err := js.CreateStream(ctx, want)
+		var apiErr *jetstream.APIError
+		if err == nil || attempt == createAttempts || !errors.As(err, &apiErr) || apiErr.Code < 500 {
+			return stream, err
+		}
+		t := time.NewTimer(time.Duration(attempt) * 20 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w (while waiting to try again after: %w)", ctx.Err(), err)
+		case <-t.C:
+		}
+	}
 }
 
 // sameLimits reports whether a stream configured as got already has every setting

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"unicode/utf8"
 
@@ -97,11 +98,19 @@ func TestSpanNameTruncated(t *testing.T) {
 	}
 }
 
+// openBeforeSetupRan is set by TestOpenBeforeSetup's first run.
+var openBeforeSetupRan atomic.Bool
+
 // TestOpenBeforeSetup opens the database before telemetry is set up, as the one-process
 // binary may: its statements still reach the tracer provider installed later, because
 // otelsql holds the globals' delegates. It must be the first test in this binary to
 // install providers, which is why it lives here and not beside the other telemetry tests.
 func TestOpenBeforeSetup(t *testing.T) {
+	if openBeforeSetupRan.Swap(true) {
+		// -count above 1: the globals delegate to the first run's (shut down) providers for
+		// good, so a second run cannot be the first install.
+		t.Skip("runs once per test binary: it must be the first to install providers")
+	}
 	db := dbtest.Open(t, sqldb.SQLite)
 	exp := tracetest.NewInMemoryExporter()
 	tel := telemetrytest.Setup(t, exp)
