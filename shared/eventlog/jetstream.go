@@ -225,8 +225,10 @@ const createAttempts = 5
 // createStream creates the stream want names, trying again after a short pause while the
 // server fails it on its side (500). nats-server (seen with v2.12.1 embedded, a few times in
 // a hundred starts under the race detector) can fail a create with "error creating store
-// for stream": its directory's parents, which it creates, were removed meanwhile by its own
-// account setup. A configuration the server refuses (400) is not tried again.
+// for stream": the parents of the stream's directory were gone when it made it (its log:
+// "mkdir …/jetstream/$G/streams: no such file or directory"); most likely its account
+// setup, which makes that directory and removes it again to test that it can, ran
+// meanwhile. A configuration the server refuses (400) is not tried again.
 func createStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) (jetstream.Stream, error) {
 	for attempt := 1; ; attempt++ {
 		stream, err := js.CreateStream(ctx, want)
