@@ -236,12 +236,8 @@ func createStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 		if err == nil || attempt == createAttempts || !errors.As(err, &apiErr) || apiErr.Code < 500 {
 			return stream, err
 		}
-		t := time.NewTimer(time.Duration(attempt) * 20 * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("%w (while waiting to try again after: %w)", ctx.Err(), err)
-		case <-t.C:
+		if cerr := sleep(ctx, time.Duration(attempt)*20*time.Millisecond); cerr != nil {
+			return nil, fmt.Errorf("%w (while waiting to try again after: %w)", cerr, err)
 		}
 	}
 }
@@ -486,7 +482,13 @@ func (j *JetStream) pause(ctx context.Context, conflicts, failures int) error {
 	if conflicts > 2 {
 		d += rand.N(time.Duration(conflicts) * time.Millisecond)
 	}
-	if d == 0 {
+	return sleep(ctx, d)
+}
+
+// sleep waits d, or until ctx ends, and returns ctx's error then (at once for d ≤ 0 when ctx
+// has ended).
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
 		return ctx.Err()
 	}
 	t := time.NewTimer(d)

@@ -410,11 +410,17 @@ func (o *overloadRun) windows(segs []*segment, overloadEnd int64, threshold time
 		}
 	}
 	for i := range out {
-		w := &out[i]
-		w.P50, w.P99, w.Max = hs[i].Percentile(0.50), hs[i].Percentile(0.99), hs[i].Max()
-		w.OK = w.Sent > 0 && w.Delivered == w.Sent && w.P99 <= threshold
+		out[i].judge(&hs[i], threshold)
 	}
 	return out, hs
+}
+
+// judge fills in w's latencies from h, the histogram of its delivered messages, and
+// whether it is good: every message sent was delivered and its p99 is at most threshold.
+// Windows and spans are judged by this one rule.
+func (w *OverloadWindow) judge(h *hist.Histogram, threshold time.Duration) {
+	w.P50, w.P99, w.Max = h.Percentile(0.50), h.Percentile(0.99), h.Max()
+	w.OK = w.Sent > 0 && w.Delivered == w.Sent && w.P99 <= threshold
 }
 
 // spans judges the windows from the overload's end on (Start ≥ 0) in spans of n windows
@@ -434,8 +440,7 @@ func spans(windows []OverloadWindow, hs []hist.Histogram, n int, threshold time.
 			sp.Delivered += windows[j].Delivered
 			h.Add(&hs[j])
 		}
-		sp.P50, sp.P99, sp.Max = h.Percentile(0.50), h.Percentile(0.99), h.Max()
-		sp.OK = sp.Sent > 0 && sp.Delivered == sp.Sent && sp.P99 <= threshold
+		sp.judge(&h, threshold)
 		out = append(out, sp)
 	}
 	return out
