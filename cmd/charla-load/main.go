@@ -191,7 +191,7 @@ const (
 	defaultSoakRate = 1000
 	soakGrace       = 10 * time.Minute
 	soakMargin      = 20 * time.Minute // per target: building, provisioning, warm-up, drain
-	maxSoakMessages = 20_000_000       // the tracker holds 12 bytes per message
+	maxSoakMessages = 20_000_000       // the tracker holds 13 bytes per message
 )
 
 func parseFlags(args []string) (*config, error) {

@@ -82,6 +82,10 @@ func TestChatCountsLoss(t *testing.T) {
 				if ph.Lost != wantLost || ph.Delivered != ph.Sent-wantLost {
 					t.Errorf("rate %d: lost %d delivered %d of %d, want lost %d", ph.Rate, ph.Lost, ph.Delivered, ph.Sent, wantLost)
 				}
+				// The relay acknowledges the messages it drops: each is lost acknowledged.
+				if want := (Outcome{Delivered: ph.Sent - wantLost, AckedLost: wantLost}); ph.Outcome != want {
+					t.Errorf("rate %d: outcome %+v, want %+v", ph.Rate, ph.Outcome, want)
+				}
 				if ph.Late != 0 || ph.Dups != 0 || ph.Dropped != 0 {
 					t.Errorf("rate %d: %d late, %d duplicates, %d connections closed, want none", ph.Rate, ph.Late, ph.Dups, ph.Dropped)
 				}

@@ -75,6 +75,7 @@ type ChatPhase struct {
 	Lost               int64         // Sent − Delivered
 	AckedLost          int64         // acknowledged (SERVER_ACK) but not delivered within the grace
 	Late               int64         // delivered after the grace (counted lost)
+	Outcome            Outcome       // every message written by what became of it, by the end of the run
 	Dups               int64         // delivered more than once
 	Acks               int64         // SERVER_ACK read by senders
 	AckErrors          map[int]int64 // ERROR_NOTIFICATION replies by code
@@ -402,10 +403,20 @@ func RunChat(ctx context.Context, opts *Options, t *Target, cfg ChatConfig) (Cha
 			rate, spec.dur, ph.Achieved, ph.P50, ph.P99, ph.Max, ph.Lost, ph.Sent, ph.Acks, ph.AckErrors, ph.Dropped, Per1000(ph.CPU, ph.Sent), Per1000(ph.DBCPU, ph.Sent), Per1000(ph.ClientCPU, ph.Sent))
 	}
 	for i := range res.Phases {
+		ph := &res.Phases[i]
 		p := &tr.phases[warmups+i]
 		p.mu.Lock()
-		res.Phases[i].Late = p.late
+		ph.Late = p.late
 		p.mu.Unlock()
+		ph.Outcome = tr.outcome(warmups+i, ph.Offered, ph.Sent, nil)
+		// The chat mode does not note which message an error answered; each answers one
+		// message, which was not stored, so the errors are the refused ones.
+		var refused int64
+		for _, n := range ph.AckErrors {
+			refused += n
+		}
+		ph.Outcome.Refused = min(refused, ph.Outcome.Unanswered)
+		ph.Outcome.Unanswered -= ph.Outcome.Refused
 	}
 	if len(measured) > len(cfg.Rates) {
 		soak := res.Phases[len(cfg.Rates)]

@@ -364,14 +364,10 @@ func (o *overloadRun) phase(sg *segment) OverloadPhase {
 		if r := o.repliedAt[seq].Load(); sent > 0 && r > 0 {
 			replies.Record(time.Duration(r - sent))
 		}
-		switch got := tr.got[seq].Load(); {
-		case got:
-			ph.Delivered++
-		case tr.acked[seq].Load():
-			ph.LostAcked++
-		}
 	}
-	ph.LostUnacked = max(ph.Sent-ph.Delivered-ph.LostAcked, 0)
+	// Delivered by the end of the drain, late or not; refused and unanswered together.
+	out := tr.outcome(sg.k, sg.offered, ph.Sent, nil)
+	ph.Delivered, ph.LostAcked, ph.LostUnacked = out.Delivered+out.Late, out.AckedLost, out.Unacked()
 	ph.P50, ph.P99, ph.Max = p.hist.Percentile(0.50), p.hist.Percentile(0.99), p.hist.Max()
 	ph.ReplyP50, ph.ReplyP99 = replies.Percentile(0.50), replies.Percentile(0.99)
 	return ph

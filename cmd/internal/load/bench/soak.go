@@ -82,7 +82,11 @@ type SoakResult struct {
 	Warmup, WarmupLost int64
 	// Phase is the whole soak as one chat phase; its latencies are those of the live
 	// deliveries, the replayed ones are apart.
-	Phase                           ChatPhase
+	Phase ChatPhase
+	// Outcome is what became of every message written, counted once the load is over
+	// (after the rest, if any): delivered within the grace, late, acknowledged and lost
+	// (what the verdict judges), refused, unanswered.
+	Outcome                         Outcome
 	Replayed                        int64
 	ReplayP50, ReplayP99, ReplayMax time.Duration
 	// Reconnects are the recipients' reconnections begun by the churn; ResumeOK and
@@ -152,6 +156,41 @@ type soakRun struct {
 
 	mu     sync.Mutex
 	closes map[string]int64
+
+	// replied[seq-first]: the soak's message seq got an answer (SERVER_ACK or
+	// ERROR_NOTIFICATION); one not acknowledged was refused.
+	first   int64
+	replied []atomic.Bool
+}
+
+// watchReplies has the tracker note which of the soak's messages were answered, from
+// now on (the warm-up's are not the soak's).
+func (r *soakRun) watchReplies() {
+	tr := r.s.tr
+	r.first = tr.start[warmups]
+	r.replied = make([]atomic.Bool, int64(len(tr.got))-r.first)
+	hook := func(seq, _ int64) {
+		if i := seq - r.first; i >= 0 && i < int64(len(r.replied)) {
+			r.replied[i].Store(true)
+		}
+	}
+	tr.replied.Store(&hook)
+}
+
+// refused reports whether message seq was answered with an ERROR_NOTIFICATION: answered,
+// not acknowledged.
+func (r *soakRun) refused(seq int64) bool {
+	i := seq - r.first
+	return i >= 0 && i < int64(len(r.replied)) && r.replied[i].Load() && !r.s.tr.acked[seq].Load()
+}
+
+// settle sets res's Phase to ph, the soak's phase, and sorts its messages once the load
+// is over: the deliveries since the grace ended count as late, and every message written
+// as delivered, late, lost acked, refused or unanswered (Outcome, as the overload does).
+func (r *soakRun) settle(res *SoakResult, ph ChatPhase) {
+	res.Outcome = r.s.tr.outcome(warmups, ph.Offered, ph.Sent, r.refused)
+	ph.Late = res.Outcome.Late
+	res.Phase = ph
 }
 
 // sender returns pair i's sender connection, for runPhase (a closed one while away, so
@@ -225,6 +264,7 @@ func RunSoak(ctx context.Context, opts *Options, t *Target, cfg SoakConfig) (Soa
 	}
 	r.s = s
 	defer s.close()
+	r.watchReplies()
 	res.Provision, res.Warmup, res.WarmupLost = s.provision, s.warmup, s.warmupLost
 	if !s.con.waitFirst {
 		return res, fmt.Errorf("%s: the server sent no CONNECTED within %v: the soak needs protocol v2 (resume)", t.Name, firstFrameWait)
@@ -273,13 +313,9 @@ func RunSoak(ctx context.Context, opts *Options, t *Target, cfg SoakConfig) (Soa
 		res.Rest = &SoakRow{At: time.Since(begin), Traffic: r.traffic(), Samples: soak.ReadAll(ctx, hc, cfg.Procs)}
 		hc.CloseIdleConnections()
 	}
-	p := &s.tr.phases[warmups]
-	p.mu.Lock()
-	ph.Late = p.late
-	p.mu.Unlock()
 	ph.Dropped = dropped(s.senders) + dropped(s.recipients)
 	res.Closed = ph.Dropped
-	res.Phase = ph
+	r.settle(&res, ph)
 	res.Replayed = s.tr.replayed.Load()
 	h := &s.tr.replayHist
 	res.ReplayP50, res.ReplayP99, res.ReplayMax = h.Percentile(0.50), h.Percentile(0.99), h.Max()
@@ -288,9 +324,16 @@ func RunSoak(ctx context.Context, opts *Options, t *Target, cfg SoakConfig) (Soa
 	res.Mends, res.ServerCloses = r.mends.Load(), r.closes
 	res.SeqGaps, res.SeqRepeats, res.SkippedByFailed = r.gaps.Load(), r.repeats.Load(), r.skipped.Load()
 	res.Checks = Judge(res.Rows, cfg)
-	opts.logf(t, "soak done: sent %d, delivered %d (%d replayed), lost %d, duplicates %d, late %d, %d reconnections (%d resumed, %d failed), %d mended after %v, seq gaps %d, repeats %d, p50 %v p99 %v",
-		ph.Sent, ph.Delivered, res.Replayed, ph.Lost, ph.Dups, ph.Late, res.Reconnects, res.ResumeOK, res.ResumeFailed, res.Mends, res.ServerCloses, res.SeqGaps, res.SeqRepeats, ph.P50, ph.P99)
+	opts.logf(t, "soak done: %s", soakSummary(&res))
 	return res, nil
+}
+
+// soakSummary is the log line of a soak's end: the messages by what became of them, the
+// reconnections and the seqs.
+func soakSummary(r *SoakResult) string {
+	ph, o := r.Phase, r.Outcome
+	return fmt.Sprintf("sent %d, delivered %d (%d replayed), late %d, lost acked %d, refused %d, unanswered %d, duplicates %d, %d reconnections (%d resumed, %d failed), %d mended after %v, seq gaps %d, repeats %d, p50 %v p99 %v",
+		ph.Sent, o.Delivered, r.Replayed, o.Late, o.AckedLost, o.Refused, o.Unanswered, ph.Dups, r.Reconnects, r.ResumeOK, r.ResumeFailed, r.Mends, r.ServerCloses, r.SeqGaps, r.SeqRepeats, ph.P50, ph.P99)
 }
 
 // Judge returns the verdict of every process of cfg on rows.

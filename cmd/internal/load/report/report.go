@@ -143,14 +143,19 @@ func Goals(key string) []Goal {
 			{"Charla + MariaDB CPU s per 1,000 msgs at 1,000 msg/s", "(reported)", cpuAt(1000), "%.3f", nil, ""},
 		}, overloadGoals(true)...)
 	case "apart":
-		soakLost := func(f Figures) (float64, bool) {
-			if f.Chat == nil || f.Chat.Soak == nil {
-				return 0, false
+		soak := func(count func(bench.Outcome) int64) func(Figures) (float64, bool) {
+			return func(f Figures) (float64, bool) {
+				if f.Chat == nil || f.Chat.Soak == nil {
+					return 0, false
+				}
+				return float64(count(f.Chat.Soak.Outcome)), true
 			}
-			return float64(f.Chat.Soak.Lost), true
 		}
 		return append([]Goal{
-			{"lost in the soak (2,000 msg/s for 60 s)", "0", soakLost, "%.0f", atMost(0), ""},
+			{"acknowledged messages lost in the soak (2,000 msg/s for 60 s)", "0", soak(func(o bench.Outcome) int64 { return o.AckedLost }), "%.0f", atMost(0), ""},
+			{"soak: sends refused with an error (pushback; the client sends them again)", "(reported)", soak(func(o bench.Outcome) int64 { return o.Refused }), "%.0f", nil, ""},
+			{"soak: delivered after the grace", "(reported)", soak(func(o bench.Outcome) int64 { return o.Late }), "%.0f", nil, ""},
+			{"soak: sends never answered nor delivered", "(reported)", soak(func(o bench.Outcome) int64 { return o.Unanswered }), "%.0f", nil, ""},
 			{"max sustainable rate (msg/s)", "(reported)", sust, "%.0f", nil, ""},
 			{"p99 at 2,000 msg/s (ms)", "(reported)", p99At(2000), "%.2f", nil, ""},
 			{"handshakes/s at 10,000 conns", "(reported)", hsAt(10000), "%.0f", nil, ""},
@@ -334,9 +339,12 @@ func writeChat(w io.Writer, s Scenario) {
 	}
 	fmt.Fprintln(w)
 	if p := c.Soak; p != nil {
-		fmt.Fprintf(w, "Soak: %d msg/s for %v: achieved %.0f, p50 %s ms, p99 %s ms, max %s ms, lost %s, ack errors %s, CPU %.3f s/1k msgs (DB %.3f).\n\n",
+		o := p.Outcome
+		fmt.Fprintf(w, "Soak: %d msg/s for %v: achieved %.0f, p50 %s ms, p99 %s ms, max %s ms, not delivered within the grace %s, ack errors %s, CPU %.3f s/1k msgs (DB %.3f). "+
+			"Of the %d written: %d delivered in time, %d late, **%d acknowledged and lost**, %d refused, %d unanswered.\n\n",
 			p.Rate, p.Duration, p.Achieved, ms(p.P50), ms(p.P99), ms(p.Max), lost(*p), errs(p.AckErrors),
-			bench.Per1000(p.CPU, p.Sent), bench.Per1000(p.DBCPU, p.Sent))
+			bench.Per1000(p.CPU, p.Sent), bench.Per1000(p.DBCPU, p.Sent),
+			p.Sent, o.Delivered, o.Late, o.AckedLost, o.Refused, o.Unanswered)
 	}
 }
 

@@ -82,3 +82,41 @@ func TestLostMessagesNeverMeetALatencyOrCPUTarget(t *testing.T) {
 		}
 	}
 }
+
+// TestApartSoakJudgedOnAcknowledgedLosses: the apart soak's goal counts acknowledged
+// messages never delivered; sends refused with an error (pushback), late deliveries and
+// unanswered sends are reported beside it, and the soak's line splits every message written.
+func TestApartSoakJudgedOnAcknowledgedLosses(t *testing.T) {
+	t.Parallel()
+	soak := func(ackedLost int64) Figures {
+		o := bench.Outcome{Delivered: 119000, Late: 400, AckedLost: ackedLost, Refused: 500, Unanswered: 100 - ackedLost}
+		p := bench.ChatPhase{Rate: 2000, Duration: time.Minute, Sent: 120000, Delivered: 119000, Lost: 1000, Late: 400,
+			AckErrors: map[int]int64{503: 500}, Achieved: 2000, Outcome: o}
+		return Figures{Chat: &bench.ChatResult{Phases: []bench.ChatPhase{phase(2000, 2000, 8*time.Millisecond, 0)}, Soak: &p}}
+	}
+	for _, tc := range []struct {
+		ackedLost int64
+		want      []string
+	}{
+		{0, []string{
+			"| acknowledged messages lost in the soak (2,000 msg/s for 60 s) | 0 | 0 |  |  | yes |",
+			"| soak: sends refused with an error (pushback; the client sends them again) | (reported) | 500 |",
+			"| soak: delivered after the grace | (reported) | 400 |",
+			"| soak: sends never answered nor delivered | (reported) | 100 |",
+			"Of the 120000 written: 119000 delivered in time, 400 late, **0 acknowledged and lost**, 500 refused, 100 unanswered.",
+		}},
+		{3, []string{
+			"| acknowledged messages lost in the soak (2,000 msg/s for 60 s) | 0 | 3 |  |  | **no** |",
+			"**3 acknowledged and lost**, 500 refused, 97 unanswered.",
+		}},
+	} {
+		var b bytes.Buffer
+		Write(&b, Scenario{Key: "apart", Title: "Apart", Charla: soak(tc.ackedLost)})
+		out := b.String()
+		for _, want := range tc.want {
+			if !strings.Contains(out, want) {
+				t.Errorf("acked lost %d: report lacks %q:\n%s", tc.ackedLost, want, out)
+			}
+		}
+	}
+}

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +13,8 @@ import (
 )
 
 // soakResult is a 30-minute soak sampled every 30 s: an edge whose goroutines leak 30 a
-// minute, a flat chatsvc and MariaDB (not judged, no /metrics).
+// minute, a flat chatsvc and MariaDB (not judged, no /metrics); lost messages were
+// acknowledged and never delivered.
 func soakResult(lost int64) *bench.SoakResult {
 	cfg := bench.SoakConfig{
 		Pairs: 1000, Rate: 1000, Duration: 30 * time.Minute, Churn: 2, Offline: 2 * time.Second,
@@ -20,7 +22,8 @@ func soakResult(lost int64) *bench.SoakResult {
 		Procs: []soak.Proc{{Name: "edge1", PID: 11, Role: soak.Server}, {Name: "chatsvc", PID: 12, Role: soak.Server}, {Name: "mariadbd", PID: 13, Role: soak.Database}},
 	}
 	r := &bench.SoakResult{Config: cfg, Warmup: 1000, Phase: bench.ChatPhase{Offered: 1800000, Sent: 1800000, Delivered: 1800000 - lost, Lost: lost, Acks: 1800000, P50: 3 * time.Millisecond, P99: 40 * time.Millisecond}, Replayed: 7000, ResumeOK: 3580, Reconnects: 3580,
-		Mends: 4, ServerCloses: map[string]int64{"sender 1008 slow consumer": 1, "recipient 1011 events unavailable: reconnect and resume": 3}}
+		Mends: 4, ServerCloses: map[string]int64{"sender 1008 slow consumer": 1, "recipient 1011 events unavailable: reconnect and resume": 3},
+		Outcome: bench.Outcome{Delivered: 1800000 - lost, AckedLost: lost}}
 	for at := time.Duration(0); at <= cfg.Duration; at += cfg.Interval {
 		m := int(at.Minutes())
 		r.Rows = append(r.Rows, bench.SoakRow{
@@ -54,8 +57,8 @@ func TestWriteSoak(t *testing.T) {
 		"Verdict: **failed**.",
 		"the lowest of a figure's last 5 samples is at most the lowest of its first 5 samples after the 3m0s warm-up plus 20 % (RSS, plus 4 MiB) or plus 10 % + 10 (goroutines, open files)",
 		"every 0.5 s a recipient",
-		"| **not delivered within the grace** (lost, or still queued if unacknowledged) | 0 |",
-		"| **acknowledged, then not delivered** (lost) | 0 |",
+		"| written | delivered in time | late | **acked lost** | refused | unanswered |",
+		"| 1800000 | 1800000 | 0 | 0 | 0 | 0 |",
 		"| resumed (`ok`) / `failed` | 3580 / 0 |",
 		"| of which, by side and close code | 3× recipient 1011 events unavailable: reconnect and resume; 1× sender 1008 slow consumer |",
 		// The edge: goroutines from 2190 (the lowest of minutes 3 to 5) to 2940 (28 to 30).
@@ -96,7 +99,14 @@ func TestSoakPassed(t *testing.T) {
 		t.Error("a flat soak without loss did not pass")
 	}
 	if SoakPassed(flat(1)) {
-		t.Error("a soak that lost a message passed")
+		t.Error("a soak that lost an acknowledged message passed")
+	}
+	// Late, refused and unanswered messages are reported, not judged.
+	unacked := flat(0)
+	unacked.Phase.Lost, unacked.Phase.Late = 9, 2
+	unacked.Outcome = bench.Outcome{Delivered: 1800000 - 9, Late: 2, Refused: 4, Unanswered: 3}
+	if !SoakPassed(unacked) {
+		t.Errorf("a flat soak with late, refused and unanswered messages but no acked one lost did not pass: %+v", unacked.Outcome)
 	}
 	dup := flat(0)
 	dup.Phase.Dups = 1
@@ -106,6 +116,50 @@ func TestSoakPassed(t *testing.T) {
 		if SoakPassed(r) {
 			t.Errorf("soak %+v passed", r)
 		}
+	}
+}
+
+// TestWriteSoakOutcome: the messages of a mixed fate are each in their column, the
+// verdict judges the acknowledged ones lost only.
+func TestWriteSoakOutcome(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		ackedLost int64
+		verdict   string
+	}{{"no acked lost", 0, "Verdict: **passed**."}, {"acked lost", 2, "Verdict: **failed**."}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := soakResult(0)
+			for i := range r.Rows {
+				r.Rows[i].Samples[0].Goroutines = 2100 // flat
+			}
+			r.Checks = bench.Judge(r.Rows, r.Config)
+			// 1,800,000 written: 1,799,980 − acked lost delivered in time, 5 late, 7
+			// refused, 8 unanswered.
+			r.Config.Grace = 10 * time.Minute
+			r.Outcome = bench.Outcome{Delivered: 1799980 - tc.ackedLost, Late: 5, AckedLost: tc.ackedLost, Refused: 7, Unanswered: 8}
+			r.Phase.AckErrors = map[int]int64{503: 7}
+			var b bytes.Buffer
+			WriteSoak(&b, SoakScenario{Title: "Apart", Result: r})
+			out := b.String()
+			for _, want := range []string{
+				tc.verdict,
+				"Late: read after the 10m0s grace.",
+				"| written | delivered in time | late | **acked lost** | refused | unanswered |",
+				fmt.Sprintf("| 1800000 | %d | 5 | %d | 7 | 8 |", 1799980-tc.ackedLost, tc.ackedLost),
+				"| ack errors | 7×503 |",
+			} {
+				if !strings.Contains(out, want) {
+					t.Errorf("soak report lacks %q:\n%s", want, out)
+				}
+			}
+			for _, gone := range []string{"not delivered within the grace", "counted lost"} {
+				if strings.Contains(out, gone) {
+					t.Errorf("soak report still has %q:\n%s", gone, out)
+				}
+			}
+		})
 	}
 }
 
