@@ -312,7 +312,7 @@ func (s *Store) ContactIDs(ctx context.Context, users []int64) (map[int64][]int6
 // but for the contact status in 3rd and 5th place.
 const chatSummariesSQL = `
 SELECT c.Id, c.Other, COALESCE(m.Content, ''), COALESCE(m.CreatedAt, 0),
-       (SELECT COUNT(*) FROM ChatMessage u WHERE u.ChatId = c.Id AND u.ToUserId = ? AND u.` + unreadSQL + `) AS Unread
+       COALESCE((SELECT u.Unread FROM ChatUnread u WHERE u.ChatId = c.Id AND u.UserId = ?), 0) AS Unread
 FROM (SELECT Id, UserId2 AS Other FROM Contact WHERE UserId1 = ? AND Status = ?
       UNION ALL
       SELECT Id, UserId1 AS Other FROM Contact WHERE UserId2 = ? AND Status = ?) c
@@ -322,7 +322,7 @@ ORDER BY 4 DESC, 1 DESC`
 // ChatSummaries returns every accepted contact of user with its newest message and the
 // user's unread count, newest message first (ties by chat id, descending), in one query:
 // the newest message and the count are index lookups per chat inside the database
-// (ChatMessage_Chat and ChatMessage_Unread), never a round trip per chat.
+// (ChatMessage_Chat and ChatUnread's key), never a round trip per chat.
 func (s *Store) ChatSummaries(ctx context.Context, user int64) ([]chat.ChatSummary, error) {
 	rows, err := s.query(ctx, s.db, chatSummariesSQL, user, user, chat.ContactAccepted, user, chat.ContactAccepted)
 	if err != nil {
@@ -344,11 +344,6 @@ func (s *Store) ChatSummaries(ctx context.Context, user int64) ([]chat.ChatSumma
 }
 
 // ---- messages ----
-
-// unreadSQL selects the messages not read yet (3 is chat.StatusRead). It is written out,
-// never a parameter: on SQLite ChatMessage_Unread is a partial index with this very
-// predicate, and the planner uses a partial index only for a query that states it.
-const unreadSQL = "StatusId < 3"
 
 const messageColumns = "Id, ChatId, FromUserId, ToUserId, Content, CreatedAt, StatusId, COALESCE(ClientMessageId, '')"
 
@@ -397,9 +392,10 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []chat.Message) ([]Inse
 	return ins, err
 }
 
-// WriteBatch is one group commit: it stores msgs as InsertMessages does and applies
-// receipts as MarkDeliveredBatch does, all in one transaction. Either every result is
-// valid or err is set and nothing was written.
+// WriteBatch is one group commit: it stores msgs as InsertMessages does, counts them
+// unread (ChatUnread) and applies receipts as MarkDeliveredBatch does, all in one
+// transaction, in that order (see countUnreadTx for why the counts come before the
+// receipts). Either every result is valid or err is set and nothing was written.
 func (s *Store) WriteBatch(ctx context.Context, msgs []chat.Message, receipts []Receipt) ([]Inserted, [][]Delivered, error) {
 	var (
 		ins []Inserted
@@ -408,6 +404,9 @@ func (s *Store) WriteBatch(ctx context.Context, msgs []chat.Message, receipts []
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		if ins, err = s.insertMessagesTx(ctx, tx, msgs); err != nil {
+			return err
+		}
+		if err = s.countUnreadTx(ctx, tx, ins); err != nil {
 			return err
 		}
 		dlv, err = s.markDeliveredTx(ctx, tx, receipts)
@@ -579,50 +578,6 @@ func (s *Store) forUpdate() string {
 	}
 	return ""
 }
-
-// MarkRead marks the messages to reader in chatID with id <= upTo (0: all) as read and
-// returns the ids it changed, ascending. The rows are selected (and locked) and updated
-// with the same predicate in one transaction, so the ids are exactly the rows changed and
-// a repeat returns none. It also clears the chat's new_message notification mark for reader.
-func (s *Store) MarkRead(ctx context.Context, reader, chatID, upTo int64) ([]int64, error) {
-	var ids []int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		ids = ids[:0]
-		q, args := unreadIDsSQL, []any{chatID, reader}
-		if upTo > 0 {
-			q, args = unreadIDsUpToSQL, append(args, upTo)
-		}
-		rows, err := s.query(ctx, tx, q+s.forUpdate(), args...)
-		if err != nil {
-			return fmt.Errorf("select unread messages: %w", err)
-		}
-		ids, err = scanIDs(rows, ids)
-		if err != nil {
-			return err
-		}
-		slices.Sort(ids)
-		if err := s.setStatus(ctx, tx, ids, chat.StatusRead); err != nil {
-			return err
-		}
-		if _, err := s.exec(ctx, tx, "DELETE FROM ChatNotified WHERE ChatId = ? AND UserId = ?", chatID, reader); err != nil {
-			return fmt.Errorf("clear notified mark: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return ids, nil
-}
-
-// unreadIDsSQL selects the ids of a chat's messages to one user not read yet (arguments:
-// chat id, user id); unreadIDsUpToSQL those up to an id (a third argument). No ORDER BY:
-// the rows come from ChatMessage_Unread, so sorting them in SQL would be a filesort;
-// callers sort the (usually few) ids.
-const (
-	unreadIDsSQL     = "SELECT Id FROM ChatMessage WHERE ChatId = ? AND ToUserId = ? AND " + unreadSQL
-	unreadIDsUpToSQL = unreadIDsSQL + " AND Id <= ?"
-)
 
 // setStatus moves the (locked) messages ids to status, forward only, with one statement
 // per maxIn ids.
