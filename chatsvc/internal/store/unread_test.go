@@ -3,13 +3,11 @@ package store
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"testing/fstest"
 
 	"github.com/charla/charla/chatsvc/internal/chat"
 	"github.com/charla/charla/shared/sqldb"
@@ -293,18 +291,7 @@ func TestUnreadCountsMigrated(t *testing.T) {
 	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
 		ctx := context.Background()
 		db := dbtest.OpenURL(t, url)
-		before := fstest.MapFS{}
-		err := fs.WalkDir(migrations, "migrations", func(path string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() || strings.Contains(path, "_unread_counts.sql") {
-				return err
-			}
-			data, err := migrations.ReadFile(path)
-			before[strings.TrimPrefix(path, "migrations/")] = &fstest.MapFile{Data: data}
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		before := dbtest.MigrationsBefore(t, migrations, "_unread_counts.sql")
 		if err := sqldb.Migrate(ctx, db, "chat", before); err != nil {
 			t.Fatalf("migrate to the version before ChatUnread: %v", err)
 		}

@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"io/fs"
 	"testing"
-	"testing/fstest"
 
 	"github.com/charla/charla/shared/sqldb"
 	"github.com/charla/charla/shared/sqldb/dbtest"
@@ -17,15 +15,7 @@ func TestUnreadCounterMigration(t *testing.T) {
 	dbtest.ForEachBackend(t, func(t *testing.T, url string) {
 		ctx := context.Background()
 		db := dbtest.OpenURL(t, url)
-		first := fstest.MapFS{}
-		for _, dialect := range []sqldb.Dialect{sqldb.SQLite, sqldb.MySQL} {
-			name := string(dialect) + "/00001_notification.sql"
-			data, err := fs.ReadFile(migrations, "migrations/"+name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			first[name] = &fstest.MapFile{Data: data}
-		}
+		first := dbtest.MigrationsBefore(t, migrations, "_unread_count.sql")
 		if err := sqldb.Migrate(ctx, db, "notify", first); err != nil {
 			t.Fatalf("first migration: %v", err)
 		}
