@@ -194,6 +194,10 @@ const (
 	maxSoakMessages = 20_000_000       // the tracker holds 13 bytes per message
 )
 
+// soakSettle bounds the wait after the apart chat mode's soak phase (-apart-soak) for late
+// answers and deliveries, before its messages are sorted (late, acked lost, unanswered).
+const soakSettle = time.Minute
+
 func parseFlags(args []string) (*config, error) {
 	c := &config{}
 	fs := flag.NewFlagSet("charla-load", flag.ContinueOnError)
@@ -547,7 +551,7 @@ func runScenario(ctx context.Context, c *config, key string, b *target.Builder, 
 	if c.has("chat") {
 		ccfg := bench.ChatConfig{Pairs: c.pairs, Rates: c.ratesFor(key), Phase: c.phase, Grace: c.grace, Workers: c.workers}
 		if key == "apart" {
-			ccfg.SoakRate, ccfg.Soak = c.soakRate, c.soak
+			ccfg.SoakRate, ccfg.Soak, ccfg.SoakSettle = c.soakRate, c.soak, soakSettle
 		}
 		if sc.Relay.Chat, err = rb.chat(ctx, ccfg); err != nil {
 			errs = append(errs, err)

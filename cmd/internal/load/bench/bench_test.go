@@ -157,3 +157,40 @@ func TestMessageFrameRoundTrip(t *testing.T) {
 		t.Errorf("toUserId = %s, want 77", got)
 	}
 }
+
+// TestSoakSettleTellsLateFromLost: after the soak the tool waits (SoakSettle) for late
+// deliveries before it sorts the soak's messages, so one the relay forwards late counts
+// as late and one it drops as acknowledged and lost.
+func TestSoakSettleTellsLateFromLost(t *testing.T) {
+	t.Parallel()
+	const dropEvery, lateEvery = 7, 5
+	target := relayTarget(t, relay.Options{DropEvery: dropEvery, LateEvery: lateEvery, Late: 800 * time.Millisecond})
+	cfg := ChatConfig{Pairs: 4, Rates: []int{40}, Phase: 300 * time.Millisecond, Grace: 200 * time.Millisecond, Workers: 2,
+		SoakRate: 40, Soak: 600 * time.Millisecond, SoakSettle: 3 * time.Second}
+	res, err := RunChat(context.Background(), testOptions(), target, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Soak == nil {
+		t.Fatal("no soak phase")
+	}
+	// The relay numbers every message it relays, the warm-up's and the first phase's too.
+	first := res.Warmup + res.Phases[0].Sent + 1
+	var want Outcome
+	for n := first; n < first+res.Soak.Sent; n++ {
+		switch {
+		case n%dropEvery == 0:
+			want.AckedLost++
+		case n%lateEvery == 0:
+			want.Late++
+		default:
+			want.Delivered++
+		}
+	}
+	if want.AckedLost == 0 || want.Late == 0 {
+		t.Fatalf("the soak's %d messages hold no dropped or no late one: make it longer", res.Soak.Sent)
+	}
+	if res.Soak.Outcome != want {
+		t.Fatalf("soak outcome %+v, want %+v", res.Soak.Outcome, want)
+	}
+}

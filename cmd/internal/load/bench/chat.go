@@ -34,6 +34,10 @@ type ChatConfig struct {
 	// SoakRate and Soak, when both set, add a last, longer phase (the result's Soak).
 	SoakRate int
 	Soak     time.Duration
+	// SoakSettle bounds a wait after the soak, before its messages are sorted (Outcome):
+	// until each is answered and delivered, so that one delivered late is told from one
+	// never answered. Zero: no wait, the soak's grace only.
+	SoakSettle time.Duration
 }
 
 type phaseSpec struct {
@@ -402,6 +406,11 @@ func RunChat(ctx context.Context, opts *Options, t *Target, cfg ChatConfig) (Cha
 		opts.logf(t, "chat %d msg/s for %v: achieved %.0f, p50 %v p99 %v max %v, lost %d of %d, %d acks, errors %v, %d connections closed, cpu %.3f s/1k (db %.3f, load tool %.3f)",
 			rate, spec.dur, ph.Achieved, ph.P50, ph.P99, ph.Max, ph.Lost, ph.Sent, ph.Acks, ph.AckErrors, ph.Dropped, Per1000(ph.CPU, ph.Sent), Per1000(ph.DBCPU, ph.Sent), Per1000(ph.ClientCPU, ph.Sent))
 	}
+	if last := len(res.Phases) - 1; len(measured) > len(cfg.Rates) && cfg.SoakSettle > 0 {
+		if err := settle(ctx, tr, warmups+last, res.Phases[last].Sent, cfg.SoakSettle); err != nil {
+			return res, err
+		}
+	}
 	for i := range res.Phases {
 		ph := &res.Phases[i]
 		p := &tr.phases[warmups+i]
@@ -410,12 +419,9 @@ func RunChat(ctx context.Context, opts *Options, t *Target, cfg ChatConfig) (Cha
 		p.mu.Unlock()
 		ph.Outcome = tr.outcome(warmups+i, ph.Offered, ph.Sent, nil)
 		// The chat mode does not note which message an error answered; each answers one
-		// message, which was not stored, so the errors are the refused ones.
-		var refused int64
-		for _, n := range ph.AckErrors {
-			refused += n
-		}
-		ph.Outcome.Refused = min(refused, ph.Outcome.Unanswered)
+		// message, which was not stored, so the errors (counted now, later ones included)
+		// are the refused ones.
+		ph.Outcome.Refused = min(p.errCount(), ph.Outcome.Unanswered)
 		ph.Outcome.Unanswered -= ph.Outcome.Refused
 	}
 	if len(measured) > len(cfg.Rates) {
@@ -424,6 +430,32 @@ func RunChat(ctx context.Context, opts *Options, t *Target, cfg ChatConfig) (Cha
 		res.Phases = res.Phases[:len(cfg.Rates)]
 	}
 	return res, nil
+}
+
+// settle waits, at most bound, until each of the sent messages of phase k has been
+// answered (SERVER_ACK or error) and each acknowledged one delivered.
+func settle(ctx context.Context, tr *tracker, k int, sent int64, bound time.Duration) error {
+	end := time.Now().Add(bound)
+	p := &tr.phases[k]
+	for time.Now().Before(end) {
+		if p.replies.Load() >= sent && tr.delivered(k)+p.errCount() >= sent {
+			return nil
+		}
+		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// errCount is how many of the phase's messages were answered with an error so far.
+func (p *phaseState) errCount() int64 {
+	var n int64
+	p.errs.Range(func(_, v any) bool {
+		n += v.(*atomic.Int64).Load()
+		return true
+	})
+	return n
 }
 
 // dropped counts the connections whose reader has ended (closed by the server or the network).

@@ -34,6 +34,11 @@ type Options struct {
 	// DropEvery, when > 0, forwards no NEW_CHAT_MESSAGE for every DropEvery-th message
 	// (the sender is still acknowledged): tests use it to check the tool's loss accounting.
 	DropEvery int64
+	// LateEvery, when > 0, forwards every LateEvery-th NEW_CHAT_MESSAGE only after Late
+	// (the sender is acknowledged at once): tests use it to check how the tool tells a
+	// late delivery from a lost one.
+	LateEvery int64
+	Late      time.Duration
 	// Resume numbers every NEW_CHAT_MESSAGE of a user (seq in the envelope, from 1), keeps
 	// the user's newest HistoryMax of them and serves resume=<seq>: CONNECTED says "ok"
 	// and the missed events follow, or "failed" when some are no longer held.
@@ -58,11 +63,12 @@ type Relay struct {
 	nextID   atomic.Int64 // message and connection ids
 	count    atomic.Int64 // messages relayed, for DropEvery
 
-	mu    sync.Mutex
-	users map[int64][]*conn
-	logs  map[int64]*userLog // with Resume
-	done  bool
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	users   map[int64][]*conn
+	logs    map[int64]*userLog // with Resume
+	done    bool
+	closing chan struct{} // closed by Close: held (LateEvery) messages are dropped
+	wg      sync.WaitGroup
 }
 
 // userLog is one user's numbered events. Its mutex is held while an event is numbered and
@@ -88,6 +94,7 @@ func New(opts Options) *Relay {
 		upgrader: websocket.Upgrader{ReadBufferSize: 2048, WriteBufferSize: 2048, WriteBufferPool: &sync.Pool{}},
 		users:    make(map[int64][]*conn),
 		logs:     make(map[int64]*userLog),
+		closing:  make(chan struct{}),
 	}
 }
 
@@ -201,6 +208,9 @@ func (r *Relay) join(c *conn, userID int64, ul *userLog, resume int64) {
 // Close disconnects every connection and waits for their goroutines.
 func (r *Relay) Close() {
 	r.mu.Lock()
+	if !r.done {
+		close(r.closing)
+	}
 	r.done = true
 	for _, list := range r.users {
 		for _, c := range list {
@@ -270,17 +280,46 @@ func (r *Relay) readPump(c *conn, userID int64) {
 			continue
 		}
 		c.write(ack)
-		if n := r.count.Add(1); r.opts.DropEvery > 0 && n%r.opts.DropEvery == 0 {
-			continue
-		}
-		r.mu.Lock()
-		targets := append([]*conn(nil), r.users[in.Payload.ToUserID]...)
-		r.mu.Unlock()
-		for _, t := range targets {
-			ev, _ := json.Marshal(frame{Type: "NEW_CHAT_MESSAGE", PID: r.pid(), Payload: msg})
-			t.write(ev)
+		n := r.count.Add(1)
+		switch {
+		case r.opts.DropEvery > 0 && n%r.opts.DropEvery == 0:
+		case r.opts.LateEvery > 0 && n%r.opts.LateEvery == 0:
+			r.forwardLater(msg)
+		default:
+			r.forward(msg)
 		}
 	}
+}
+
+// forward writes msg to its recipient's connections.
+func (r *Relay) forward(msg chatMessage) {
+	r.mu.Lock()
+	targets := append([]*conn(nil), r.users[msg.ToUserID]...)
+	r.mu.Unlock()
+	for _, t := range targets {
+		ev, _ := json.Marshal(frame{Type: "NEW_CHAT_MESSAGE", PID: r.pid(), Payload: msg})
+		t.write(ev)
+	}
+}
+
+// forwardLater forwards msg after opts.Late, unless the relay closes first.
+func (r *Relay) forwardLater(msg chatMessage) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done {
+		return
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		t := time.NewTimer(r.opts.Late)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			r.forward(msg)
+		case <-r.closing:
+		}
+	}()
 }
 
 // seqFrame is a numbered event.

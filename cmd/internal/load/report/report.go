@@ -154,8 +154,8 @@ func Goals(key string) []Goal {
 		return append([]Goal{
 			{"acknowledged messages lost in the soak (2,000 msg/s for 60 s)", "0", soak(func(o bench.Outcome) int64 { return o.AckedLost }), "%.0f", atMost(0), ""},
 			{"soak: sends refused with an error (pushback; the client sends them again)", "(reported)", soak(func(o bench.Outcome) int64 { return o.Refused }), "%.0f", nil, ""},
-			{"soak: delivered after the grace", "(reported)", soak(func(o bench.Outcome) int64 { return o.Late }), "%.0f", nil, ""},
-			{"soak: sends never answered nor delivered", "(reported)", soak(func(o bench.Outcome) int64 { return o.Unanswered }), "%.0f", nil, ""},
+			{"soak: delivered after the grace (by a minute after the soak)", "(reported)", soak(func(o bench.Outcome) int64 { return o.Late }), "%.0f", nil, ""},
+			{"soak: sends neither answered nor delivered by a minute after the soak", "(reported)", soak(func(o bench.Outcome) int64 { return o.Unanswered }), "%.0f", nil, ""},
 			{"max sustainable rate (msg/s)", "(reported)", sust, "%.0f", nil, ""},
 			{"p99 at 2,000 msg/s (ms)", "(reported)", p99At(2000), "%.2f", nil, ""},
 			{"handshakes/s at 10,000 conns", "(reported)", hsAt(10000), "%.0f", nil, ""},
@@ -341,7 +341,7 @@ func writeChat(w io.Writer, s Scenario) {
 	if p := c.Soak; p != nil {
 		o := p.Outcome
 		fmt.Fprintf(w, "Soak: %d msg/s for %v: achieved %.0f, p50 %s ms, p99 %s ms, max %s ms, not delivered within the grace %s, ack errors %s, CPU %.3f s/1k msgs (DB %.3f). "+
-			"Of the %d written: %d delivered in time, %d late, **%d acknowledged and lost**, %d refused, %d unanswered.\n\n",
+			"Of the %d written: %d delivered in time, %d late, **%d acknowledged and lost**, %d refused, %d unanswered (by the end of the wait after the soak).\n\n",
 			p.Rate, p.Duration, p.Achieved, ms(p.P50), ms(p.P99), ms(p.Max), lost(*p), errs(p.AckErrors),
 			bench.Per1000(p.CPU, p.Sent), bench.Per1000(p.DBCPU, p.Sent),
 			p.Sent, o.Delivered, o.Late, o.AckedLost, o.Refused, o.Unanswered)

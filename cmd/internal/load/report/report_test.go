@@ -101,13 +101,13 @@ func TestApartSoakJudgedOnAcknowledgedLosses(t *testing.T) {
 		{0, []string{
 			"| acknowledged messages lost in the soak (2,000 msg/s for 60 s) | 0 | 0 |  |  | yes |",
 			"| soak: sends refused with an error (pushback; the client sends them again) | (reported) | 500 |",
-			"| soak: delivered after the grace | (reported) | 400 |",
-			"| soak: sends never answered nor delivered | (reported) | 100 |",
-			"Of the 120000 written: 119000 delivered in time, 400 late, **0 acknowledged and lost**, 500 refused, 100 unanswered.",
+			"| soak: delivered after the grace (by a minute after the soak) | (reported) | 400 |",
+			"| soak: sends neither answered nor delivered by a minute after the soak | (reported) | 100 |",
+			"Of the 120000 written: 119000 delivered in time, 400 late, **0 acknowledged and lost**, 500 refused, 100 unanswered (by the end of the wait after the soak).",
 		}},
 		{3, []string{
 			"| acknowledged messages lost in the soak (2,000 msg/s for 60 s) | 0 | 3 |  |  | **no** |",
-			"**3 acknowledged and lost**, 500 refused, 97 unanswered.",
+			"**3 acknowledged and lost**, 500 refused, 97 unanswered (by the end of the wait after the soak).",
 		}},
 	} {
 		var b bytes.Buffer
