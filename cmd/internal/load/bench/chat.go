@@ -77,7 +77,6 @@ type ChatPhase struct {
 	Achieved           float64       // Sent / SendTook, messages per second
 	Delivered          int64         // NEW_CHAT_MESSAGE read by the recipient within the grace
 	Lost               int64         // Sent − Delivered
-	AckedLost          int64         // acknowledged (SERVER_ACK) but not delivered within the grace
 	Late               int64         // delivered after the grace (counted lost)
 	Outcome            Outcome       // every message written by what became of it, by the end of the run
 	Dups               int64         // delivered more than once
@@ -116,6 +115,7 @@ type tracker struct {
 	sentAt  []atomic.Int64 // monotonic ns since base, stored before the write
 	got     []atomic.Bool
 	acked   []atomic.Bool
+	refused []atomic.Bool // answered with an ERROR_NOTIFICATION
 	start   []int64
 	phases  []phaseState
 	unknown atomic.Int64
@@ -155,6 +155,7 @@ func newTracker(specs []phaseSpec) *tracker {
 	t.sentAt = make([]atomic.Int64, n)
 	t.got = make([]atomic.Bool, n)
 	t.acked = make([]atomic.Bool, n)
+	t.refused = make([]atomic.Bool, n)
 	return t
 }
 
@@ -233,6 +234,7 @@ func (t *tracker) reply(f wire.Frame) {
 		p.acks.Add(1)
 		p.replies.Add(1)
 	case wire.TypeError:
+		t.refused[seq].Store(true)
 		code, _ := strconv.Atoi(string(wire.Field(f.Payload, "code")))
 		v, _ := p.errs.LoadOrStore(code, new(atomic.Int64))
 		v.(*atomic.Int64).Add(1)
@@ -417,12 +419,7 @@ func RunChat(ctx context.Context, opts *Options, t *Target, cfg ChatConfig) (Cha
 		p.mu.Lock()
 		ph.Late = p.late
 		p.mu.Unlock()
-		ph.Outcome = tr.outcome(warmups+i, ph.Offered, ph.Sent, nil)
-		// The chat mode does not note which message an error answered; each answers one
-		// message, which was not stored, so the errors (counted now, later ones included)
-		// are the refused ones.
-		ph.Outcome.Refused = min(p.errCount(), ph.Outcome.Unanswered)
-		ph.Outcome.Unanswered -= ph.Outcome.Refused
+		ph.Outcome = tr.outcome(warmups+i, ph.Offered, ph.Sent)
 	}
 	if len(measured) > len(cfg.Rates) {
 		soak := res.Phases[len(cfg.Rates)]
@@ -602,11 +599,6 @@ func runPhase(ctx context.Context, t *Target, tr *tracker, k int, spec phaseSpec
 	p := &tr.phases[k]
 	ph.Delivered = tr.delivered(k)
 	ph.Lost = ph.Sent - ph.Delivered
-	for seq := tr.start[k]; seq < tr.start[k]+pacer.Total(); seq++ {
-		if tr.acked[seq].Load() && !tr.got[seq].Load() {
-			ph.AckedLost++
-		}
-	}
 	ph.Dups = p.dups.Load()
 	ph.Acks = p.acks.Load()
 	ph.AckErrors = map[int]int64{}

@@ -20,10 +20,9 @@ func (o Outcome) Unacked() int64 { return o.Refused + o.Unanswered }
 // outcome sorts the messages of the tracker's phase k, the seqs [start[k],
 // start[k]+offered), sent of them written. A message read counts as delivered or late
 // (the phase's count of late deliveries splits them); one never read is lost acked if
-// acknowledged, else refused if refused(seq) says it was answered with an error; the
-// rest of those written are unanswered. With refused nil, every unacknowledged message
-// never read counts as unanswered.
-func (t *tracker) outcome(k int, offered, sent int64, refused func(seq int64) bool) Outcome {
+// acknowledged, else refused if answered with an error; the rest of those written are
+// unanswered.
+func (t *tracker) outcome(k int, offered, sent int64) Outcome {
 	var o Outcome
 	var read int64
 	for seq := t.start[k]; seq < t.start[k]+offered; seq++ {
@@ -32,7 +31,7 @@ func (t *tracker) outcome(k int, offered, sent int64, refused func(seq int64) bo
 			read++
 		case t.acked[seq].Load():
 			o.AckedLost++
-		case refused != nil && refused(seq):
+		case t.refused[seq].Load():
 			o.Refused++
 		}
 	}

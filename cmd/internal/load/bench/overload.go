@@ -366,7 +366,7 @@ func (o *overloadRun) phase(sg *segment) OverloadPhase {
 		}
 	}
 	// Delivered by the end of the drain, late or not; refused and unanswered together.
-	out := tr.outcome(sg.k, sg.offered, ph.Sent, nil)
+	out := tr.outcome(sg.k, sg.offered, ph.Sent)
 	ph.Delivered, ph.LostAcked, ph.LostUnacked = out.Delivered+out.Late, out.AckedLost, out.Unacked()
 	ph.P50, ph.P99, ph.Max = p.hist.Percentile(0.50), p.hist.Percentile(0.99), p.hist.Max()
 	ph.ReplyP50, ph.ReplyP99 = replies.Percentile(0.50), replies.Percentile(0.99)

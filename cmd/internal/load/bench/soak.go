@@ -156,39 +156,13 @@ type soakRun struct {
 
 	mu     sync.Mutex
 	closes map[string]int64
-
-	// replied[seq-first]: the soak's message seq got an answer (SERVER_ACK or
-	// ERROR_NOTIFICATION); one not acknowledged was refused.
-	first   int64
-	replied []atomic.Bool
-}
-
-// watchReplies has the tracker note which of the soak's messages were answered, from
-// now on (the warm-up's are not the soak's).
-func (r *soakRun) watchReplies() {
-	tr := r.s.tr
-	r.first = tr.start[warmups]
-	r.replied = make([]atomic.Bool, int64(len(tr.got))-r.first)
-	hook := func(seq, _ int64) {
-		if i := seq - r.first; i >= 0 && i < int64(len(r.replied)) {
-			r.replied[i].Store(true)
-		}
-	}
-	tr.replied.Store(&hook)
-}
-
-// refused reports whether message seq was answered with an ERROR_NOTIFICATION: answered,
-// not acknowledged.
-func (r *soakRun) refused(seq int64) bool {
-	i := seq - r.first
-	return i >= 0 && i < int64(len(r.replied)) && r.replied[i].Load() && !r.s.tr.acked[seq].Load()
 }
 
 // settle sets res's Phase to ph, the soak's phase, and sorts its messages once the load
 // is over: the deliveries since the grace ended count as late, and every message written
 // as delivered, late, lost acked, refused or unanswered (Outcome, as the overload does).
 func (r *soakRun) settle(res *SoakResult, ph ChatPhase) {
-	res.Outcome = r.s.tr.outcome(warmups, ph.Offered, ph.Sent, r.refused)
+	res.Outcome = r.s.tr.outcome(warmups, ph.Offered, ph.Sent)
 	ph.Late = res.Outcome.Late
 	res.Phase = ph
 }
@@ -264,7 +238,6 @@ func RunSoak(ctx context.Context, opts *Options, t *Target, cfg SoakConfig) (Soa
 	}
 	r.s = s
 	defer s.close()
-	r.watchReplies()
 	res.Provision, res.Warmup, res.WarmupLost = s.provision, s.warmup, s.warmupLost
 	if !s.con.waitFirst {
 		return res, fmt.Errorf("%s: the server sent no CONNECTED within %v: the soak needs protocol v2 (resume)", t.Name, firstFrameWait)

@@ -65,7 +65,7 @@ func TestSoakCountsAcrossResumes(t *testing.T) {
 			}
 			switch fault {
 			case "", "kick":
-				if ph.Lost != 0 || ph.AckedLost != 0 || ph.Dups != 0 || ph.Late != 0 || res.SeqGaps != 0 || res.SeqRepeats != 0 {
+				if ph.Lost != 0 || ph.Dups != 0 || ph.Late != 0 || res.SeqGaps != 0 || res.SeqRepeats != 0 {
 					t.Errorf("lost %d dups %d late %d gaps %d repeats %d, want none", ph.Lost, ph.Dups, ph.Late, res.SeqGaps, res.SeqRepeats)
 				}
 				if want := (Outcome{Delivered: ph.Sent}); res.Outcome != want {
@@ -83,7 +83,7 @@ func TestSoakCountsAcrossResumes(t *testing.T) {
 					t.Errorf("%d mends, closes %v; want none", res.Mends, res.ServerCloses)
 				}
 			case "skip":
-				if ph.Lost == 0 || ph.AckedLost != ph.Lost || res.SeqGaps < ph.Lost || res.Replayed != 0 || ph.Dups != 0 {
+				if ph.Lost == 0 || res.SeqGaps < ph.Lost || res.Replayed != 0 || ph.Dups != 0 {
 					t.Errorf("nothing replayed: lost %d, gaps %d, replayed %d, dups %d; want losses, as many gaps at least, no replay, no duplicate", ph.Lost, res.SeqGaps, res.Replayed, ph.Dups)
 				}
 				if want := (Outcome{Delivered: ph.Delivered, Late: ph.Late, AckedLost: ph.Lost - ph.Late}); res.Outcome != want {
@@ -111,7 +111,6 @@ func TestSoakOutcome(t *testing.T) {
 	tr := newTracker(specs)
 	r := &soakRun{s: &chatSession{tr: tr}, closes: map[string]int64{}}
 	r.slots = [2][]soakSlot{make([]soakSlot, 1), make([]soakSlot, 1)}
-	r.watchReplies()
 	recipient := r.recipient(tr, 0)
 	first := tr.start[warmups]
 	frame := func(format string, args ...any) wire.Frame {
