@@ -146,6 +146,10 @@ type conn struct {
 	closed atomic.Bool
 	// recorded tells (under mu) that presence has the connection, as far as known.
 	recorded bool
+	// connecting tells (under mu) that Connected will record the connection itself, asking
+	// for the user's last seq: a resync that finds it meanwhile leaves it alone rather than
+	// record it without the seq (which would cost the edge a ReadUserEvents).
+	connecting bool
 	// timer is the pending grace period (under Reporter.mu); nil once it fired or when
 	// there is none.
 	timer *time.Timer
@@ -338,7 +342,7 @@ func (r *Reporter) resync(ctx context.Context) {
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			r.record(ctx, c, false)
+			r.record(ctx, c, false, false)
 		})
 	}
 }
@@ -353,9 +357,18 @@ func (r *Reporter) markOwed() {
 // record sends the connection's Connect unless it is closed or already recorded. With
 // wantLastSeq it asks presence for the user's newest event seq too, and returns it when
 // the call landed and presence could read it.
-func (r *Reporter) record(ctx context.Context, c *conn, wantLastSeq bool) (lastSeq uint64, ok bool) {
+//
+// self is set when Connected records its own connection; a resync's call (self unset)
+// skips a connection Connected has yet to record.
+func (r *Reporter) record(ctx context.Context, c *conn, self, wantLastSeq bool) (lastSeq uint64, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !self && c.connecting {
+		return 0, false // Connected is about to record it
+	}
+	if self {
+		c.connecting = false
+	}
 	if c.closed.Load() || c.recorded {
 		return 0, false
 	}
@@ -488,7 +501,7 @@ func (r *Reporter) release(c *conn) {
 // otherwise (not asked, no lease yet, the call failed, the log was unreadable) ok is false
 // and the caller asks ReadUserEvents itself if it needs the seq.
 func (r *Reporter) Connected(ctx context.Context, cn Conn, wantLastSeq bool) (lastSeq uint64, ok bool) {
-	c := &conn{Conn: cn}
+	c := &conn{Conn: cn, connecting: true}
 	r.mu.Lock()
 	r.conns[cn.ConnID] = c
 	r.mu.Unlock()
@@ -501,13 +514,23 @@ func (r *Reporter) Connected(ctx context.Context, cn Conn, wantLastSeq bool) (la
 			t.Stop()
 		case <-ctx.Done():
 			t.Stop()
+			r.handOver(c)
 			return 0, false
 		case <-t.C:
 			r.opt.Log.Warn("connection accepted before the edge holds a lease", "user_id", cn.UserID)
+			r.handOver(c)
 			return 0, false // recorded once the lease is held
 		}
 	}
-	return r.record(ctx, c, wantLastSeq)
+	return r.record(ctx, c, true, wantLastSeq)
+}
+
+// handOver leaves a connection Connected gave up waiting on to the resync that follows the
+// edge's first lease.
+func (r *Reporter) handOver(c *conn) {
+	c.mu.Lock()
+	c.connecting = false
+	c.mu.Unlock()
 }
 
 // Disconnected records a closed connection after the grace period.

@@ -35,6 +35,9 @@ type fakeClient struct {
 	manyTries int
 	singles   int
 
+	// registerGate, when set, holds RegisterEdge until it is closed.
+	registerGate chan struct{}
+
 	beats       chan error // every heartbeat's outcome
 	connects    chan string
 	disconnects chan string
@@ -49,7 +52,17 @@ func newFake() *fakeClient {
 
 var errDown = connect.NewError(connect.CodeUnavailable, errors.New("presence away"))
 
-func (f *fakeClient) RegisterEdge(context.Context, *connect.Request[presencev1.RegisterEdgeRequest]) (*connect.Response[presencev1.RegisterEdgeResponse], error) {
+func (f *fakeClient) RegisterEdge(ctx context.Context, _ *connect.Request[presencev1.RegisterEdgeRequest]) (*connect.Response[presencev1.RegisterEdgeResponse], error) {
+	f.mu.Lock()
+	gate := f.registerGate
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.registers++
@@ -267,6 +280,51 @@ func TestLostLeaseRecordsEveryConnectionAgain(t *testing.T) {
 	if f.registers != 2 {
 		t.Errorf("registrations: got %d, want 2", f.registers)
 	}
+}
+
+// TestResyncLeavesAConnectionToConnected: a resync that finds a connection Connected has
+// not recorded yet leaves it alone, so that Connected's own Connect asks for the user's
+// last seq (recorded without it first, the edge would have to read it apart).
+func TestResyncLeavesAConnectionToConnected(t *testing.T) {
+	t.Parallel()
+	f := newFake()
+	r := New(f, Options{EdgeID: "e1", Grace: time.Hour})
+	run(t, r)
+	ctx := context.Background()
+	c := &conn{Conn: Conn{UserID: 1, ConnID: "c1"}, connecting: true}
+	r.mu.Lock()
+	r.conns["c1"] = c
+	r.mu.Unlock()
+	r.resync(ctx) // as the first lease's resync may run while Connected is on its way
+	f.mu.Lock()
+	landed := len(f.log)
+	f.mu.Unlock()
+	if landed != 0 {
+		t.Fatalf("the resync recorded a connection Connected was about to record: %v", f.log)
+	}
+	if last, ok := r.record(ctx, c, true, true); !ok || last != 7 {
+		t.Fatalf("Connected's own record: last seq %d, ok %v; want 7, true", last, ok)
+	}
+}
+
+// TestConnectionBeforeLeaseRecordedAfterIt: a connection accepted while the edge has no
+// lease yet is recorded once the lease is held, after Connected gave up waiting for it.
+func TestConnectionBeforeLeaseRecordedAfterIt(t *testing.T) {
+	t.Parallel()
+	f := newFake()
+	gate := make(chan struct{})
+	f.registerGate = gate
+	r := New(f, Options{EdgeID: "e1", Grace: time.Hour, CallTimeout: 50 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	if _, ok := r.Connected(ctx, Conn{UserID: 1, ConnID: "c1"}, true); ok {
+		t.Fatal("Connected reported a last seq without a lease")
+	}
+	f.set(func(f *fakeClient) { f.registerGate = nil })
+	close(gate)
+	waitFor(t, f.connects, "c1")
 }
 
 // TestFailedCallsAreMadeAgain: a Connect or Disconnect that fails while the presence
