@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,10 +73,10 @@ func BenchmarkWriterGrownHistory(b *testing.B) {
 	benchWriterUnderLoad(b, 16, 300_000)
 }
 
-// benchWriterUnderLoad runs senders goroutines inserting messages into 1,000 chats through
-// the writer, each also reporting its previous message of the chat delivered, after
-// history messages were stored in large transactions.
-func benchWriterUnderLoad(b *testing.B, senders, history int) {
+// grownStore returns a SQLite store with 1,000 chats holding history messages, written in
+// large transactions, and the function that makes the i-th message (i from history on for
+// new ones): chat i % 1,000, from its first user to its second.
+func grownStore(b *testing.B, history int) (*Store, func(i int) chat.Message) {
 	ctx := context.Background()
 	s := newStore(b, "sqlite://"+filepath.Join(b.TempDir(), "bench.db"))
 	const chats = 1000
@@ -102,6 +103,15 @@ func benchWriterUnderLoad(b *testing.B, senders, history int) {
 			b.Fatal(err)
 		}
 	}
+	return s, message
+}
+
+// benchWriterUnderLoad runs senders goroutines inserting messages into 1,000 chats through
+// the writer, each also reporting its previous message of the chat delivered, after
+// history messages were stored in large transactions.
+func benchWriterUnderLoad(b *testing.B, senders, history int) {
+	ctx := context.Background()
+	s, message := grownStore(b, history)
 	w := s.NewWriter(DefaultMaxBatch, nil)
 	defer w.Close()
 	var next sync.Mutex
@@ -113,7 +123,7 @@ func benchWriterUnderLoad(b *testing.B, senders, history int) {
 	var wg sync.WaitGroup
 	for range senders {
 		wg.Go(func() {
-			prev := map[int]int64{}
+			prev := map[int64]int64{} // chat → its last message
 			for {
 				next.Lock()
 				i := n
@@ -122,20 +132,19 @@ func benchWriterUnderLoad(b *testing.B, senders, history int) {
 				if i >= history+b.N {
 					return
 				}
-				c := i % chats
-				to := int64(2*c + 2)
-				ins, err := w.Insert(ctx, message(i))
+				m := message(i)
+				ins, err := w.Insert(ctx, m)
 				if err != nil {
 					b.Error(err)
 					return
 				}
-				if id, ok := prev[c]; ok {
-					if _, err := w.Deliver(ctx, to, []int64{id}); err != nil {
+				if id, ok := prev[m.ChatID]; ok {
+					if _, err := w.Deliver(ctx, m.ToUserID, []int64{id}); err != nil {
 						b.Error(err)
 						return
 					}
 				}
-				prev[c] = ins.Message.ID
+				prev[m.ChatID] = ins.Message.ID
 			}
 		})
 	}
@@ -152,4 +161,65 @@ func benchWriterUnderLoad(b *testing.B, senders, history int) {
 	if batches > 0 {
 		b.ReportMetric(float64(ops)/float64(batches), "ops/commit")
 	}
+}
+
+// BenchmarkWriterAtFixedRate offers b.N messages to the writer at 2,000 a second, open
+// loop (each on its own goroutine at its scheduled time, the recipient's receipt for the
+// chat's previous message after it), on a history of 300,000 messages, and reports the
+// latency from each message's scheduled time to its insert's return: p99, p999, the
+// largest, and the worst p99 of any second. What it shows is the writer's stalls, the
+// checkpoints above all (shared/sqldb/checkpoint.go); run it for 20 s or more
+// (-benchtime 40000x) to see the log rewound several times.
+func BenchmarkWriterAtFixedRate(b *testing.B) {
+	const rate, history = 2000, 300_000
+	ctx := context.Background()
+	s, message := grownStore(b, history)
+	w := s.NewWriter(DefaultMaxBatch, nil)
+	defer w.Close()
+	latency := make([]time.Duration, b.N)
+	var prevMu sync.Mutex
+	prev := map[int64]int64{} // chat → its last message
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for k := range b.N {
+		at := start.Add(time.Duration(k) * time.Second / rate)
+		time.Sleep(time.Until(at))
+		wg.Go(func() {
+			m := message(history + k)
+			ins, err := w.Insert(ctx, m)
+			latency[k] = time.Since(at)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			prevMu.Lock()
+			id, ok := prev[m.ChatID]
+			prev[m.ChatID] = ins.Message.ID
+			prevMu.Unlock()
+			if ok {
+				if _, err := w.Deliver(ctx, m.ToUserID, []int64{id}); err != nil {
+					b.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	worst := time.Duration(0)
+	for from := 0; from < b.N; from += rate {
+		worst = max(worst, percentile(latency[from:min(from+rate, b.N)], 0.99))
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.ReportMetric(ms(percentile(latency, 0.99)), "p99-ms")
+	b.ReportMetric(ms(percentile(latency, 0.999)), "p999-ms")
+	b.ReportMetric(ms(percentile(latency, 1)), "max-ms")
+	b.ReportMetric(ms(worst), "worst-second-p99-ms")
+}
+
+// percentile returns the q-th quantile (0 < q ≤ 1) of ds, which it leaves unsorted.
+func percentile(ds []time.Duration, q float64) time.Duration {
+	sorted := slices.Clone(ds)
+	slices.Sort(sorted)
+	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))]
 }
