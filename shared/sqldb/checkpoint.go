@@ -139,45 +139,53 @@ func (c *checkpointer) start() {
 		defer close(done)
 		wait := time.NewTimer(checkpointEvery)
 		defer wait.Stop()
-		prevLog := 0
+		var last walState
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-wait.C:
 			}
-			logPages, copied := checkpointOnce(ctx, db)
-			wait.Reset(nextCheckpoint(prevLog, logPages, copied))
-			prevLog = logPages
+			now := checkpointOnce(ctx, db)
+			wait.Reset(nextCheckpoint(last, now))
+			last = now
 		}
 	}(c.done)
 }
 
-// checkpointOnce runs one passive checkpoint and returns the log's size in pages and how
-// many of them are copied (zeros when it failed: the database busy or closing, retried at
-// the next tick; the connections' own threshold is the backstop if it keeps failing).
-func checkpointOnce(ctx context.Context, db *DB) (logPages, copiedPages int) {
+// walState is what a passive checkpoint reports: the log's size in pages and how many of
+// them are copied into the database file.
+type walState struct{ logPages, copiedPages int }
+
+// checkpointOnce runs one passive checkpoint and returns what it reports (zeros when it
+// failed: the database busy or closing, retried at the next tick; the connections' own
+// threshold is the backstop if it keeps failing).
+func checkpointOnce(ctx context.Context, db *DB) walState {
 	cctx, cancel := context.WithTimeout(ctx, checkpointTimeout)
 	defer cancel()
 	var busy int
-	if err := db.QueryRowContext(cctx, CheckpointSQL).Scan(&busy, &logPages, &copiedPages); err != nil {
-		return 0, 0
+	var st walState
+	if err := db.QueryRowContext(cctx, CheckpointSQL).Scan(&busy, &st.logPages, &st.copiedPages); err != nil {
+		return walState{}
 	}
-	return logPages, copiedPages
+	return st
 }
 
-// nextCheckpoint returns the wait before the next checkpoint, given the log's size at the
-// one before (prevLogPages) and what the last one found: the usual period, back to back
-// near the backstop while frames come, and a pause past it for the writer's own
-// checkpoint (see the top of this file). A log that did not grow and is copied to its end
-// is waited on at the usual period whatever its size: no writer is appending to it.
-func nextCheckpoint(prevLogPages, logPages, copiedPages int) time.Duration {
+// nextCheckpoint returns the wait before the next checkpoint, given what the one before
+// (last) and the last one (now) reported: back to back near the backstop while frames come
+// and get copied, a pause past it for the writer's own checkpoint (see the top of this
+// file), else the usual period. The usual period too for a log nobody appends to (the same
+// size, copied to its end), however large, and for one a reader holds back (nothing more
+// copied while frames wait): checkpoints back to back would only spin.
+func nextCheckpoint(last, now walState) time.Duration {
 	switch {
-	case logPages == prevLogPages && copiedPages >= logPages:
-		return checkpointEvery
-	case logPages >= autoCheckpointPages:
+	case now.logPages == last.logPages && now.copiedPages >= now.logPages:
+		return checkpointEvery // idle
+	case now.logPages >= last.logPages && now.copiedPages == last.copiedPages && now.copiedPages < now.logPages:
+		return checkpointEvery // held back
+	case now.logPages >= autoCheckpointPages:
 		return yieldToWriter
-	case logPages >= sprintFromPages:
+	case now.logPages >= sprintFromPages:
 		return sprintEvery
 	}
 	return checkpointEvery
