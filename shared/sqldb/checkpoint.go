@@ -23,16 +23,15 @@ import (
 // when the next write begins, so the log mostly grows to the backstop and the writer's
 // commit that reaches it checkpoints what is left and rewinds it. That commit waits for
 // the frames the checkpointer has not copied yet and two fsyncs: with a checkpoint every
-// 100 ms, 25–40 ms every 3.5–4.5 s at 2,000 msg/s on a history of 300,000 messages: the
-// worst second's p99 30 ms against 5 ms for the rest (BenchmarkWriterAtFixedRate in chat's
-// store). So, as the log nears the backstop, the checkpointer runs its checkpoints back to
-// back (sprint), each copying and syncing the little that came since the one before; once
-// the log is past
-// the backstop it pauses (yieldToWriter) so that the writer's next commit, which runs its
-// own checkpoint, finds the checkpoint lock free and the log all but copied: it rewinds
-// the log at the cost of a few milliseconds (that benchmark: the worst second's p99 6–10
-// ms, the largest latency 13–18 ms against 37). A checkpoint that finds the lock taken
-// copies nothing, hence the pause.
+// 100 ms, 25–40 ms every 3.5–4.5 s at 2,000 msg/s on a history of 300,000 messages, which
+// made the worst second's p99 30 ms against 5 ms for the rest (BenchmarkWriterAtFixedRate
+// in chat's store). So, as the log nears the backstop, the checkpointer runs its
+// checkpoints back to back (sprint), each copying and syncing the little that came since
+// the one before; once the log is past the backstop it pauses (yieldToWriter), so that the
+// writer's next commit, whose own checkpoint copies nothing when it finds the checkpoint
+// lock taken, finds it free and the log all but copied: it rewinds the log for a few
+// milliseconds (that benchmark: the worst second's p99 6 ms, the largest latency 13 ms
+// against 37). nextCheckpoint keeps the sprint to a log that is being filled and copied.
 const (
 	// checkpointEvery is the checkpointer's period: at 2,000 msg/s the log grows by up to
 	// 10,000 pages a second, so each checkpoint copies at most a few MiB.
