@@ -71,7 +71,7 @@ func (cn *countingConn) QueryContext(ctx context.Context, query string, args []d
 		return nil, driver.ErrSkip
 	}
 	rows, err := q.QueryContext(ctx, query, args)
-	if err != driver.ErrSkip {
+	if err != driver.ErrSkip && query != sqldb.CheckpointSQL {
 		cn.c.n.Add(1)
 	}
 	return rows, err
@@ -101,6 +101,9 @@ func (cn *countingConn) PrepareContext(ctx context.Context, query string) (drive
 	}
 	if err != nil {
 		return nil, err
+	}
+	if query == sqldb.CheckpointSQL {
+		return st, nil
 	}
 	return &countingStmt{Stmt: st, c: cn.c}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"testing"
 
+	"github.com/charla/charla/shared/sqldb"
 	"github.com/charla/charla/shared/sqldb/dbtest"
 )
 
@@ -53,6 +54,21 @@ func TestCounter(t *testing.T) {
 		}
 		if got := c.Load(); got != 0 {
 			t.Errorf("a ping: got %d statements, want 0", got)
+		}
+		if db.Dialect != sqldb.SQLite {
+			return
+		}
+		// The checkpointer's statement, as it runs it (a query: it reads what the
+		// checkpoint reports) and as an exec or a prepared statement.
+		var busy, logPages, copied int
+		if err := db.QueryRowContext(ctx, sqldb.CheckpointSQL).Scan(&busy, &logPages, &copied); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, sqldb.CheckpointSQL); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Load(); got != 0 {
+			t.Errorf("checkpoints: got %d statements, want 0", got)
 		}
 	})
 }
