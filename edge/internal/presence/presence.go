@@ -342,7 +342,11 @@ func (r *Reporter) resync(ctx context.Context) {
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			r.record(ctx, c, false, false)
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if !c.connecting { // else its handshake records it, asking for the last seq
+				r.record(ctx, c, false)
+			}
 		})
 	}
 }
@@ -356,19 +360,8 @@ func (r *Reporter) markOwed() {
 
 // record sends the connection's Connect unless it is closed or already recorded. With
 // wantLastSeq it asks presence for the user's newest event seq too, and returns it when
-// the call landed and presence could read it.
-//
-// self is set when Connected records its own connection; a resync's call (self unset)
-// skips a connection Connected has yet to record.
-func (r *Reporter) record(ctx context.Context, c *conn, self, wantLastSeq bool) (lastSeq uint64, ok bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !self && c.connecting {
-		return 0, false // Connected is about to record it
-	}
-	if self {
-		c.connecting = false
-	}
+// the call landed and presence could read it. Called with c.mu held.
+func (r *Reporter) record(ctx context.Context, c *conn, wantLastSeq bool) (lastSeq uint64, ok bool) {
 	if c.closed.Load() || c.recorded {
 		return 0, false
 	}
@@ -522,7 +515,16 @@ func (r *Reporter) Connected(ctx context.Context, cn Conn, wantLastSeq bool) (la
 			return 0, false // recorded once the lease is held
 		}
 	}
-	return r.record(ctx, c, true, wantLastSeq)
+	return r.recordOwn(ctx, c, wantLastSeq)
+}
+
+// recordOwn is Connected's record of its own connection: from now on a resync may record
+// it too (if this one fails).
+func (r *Reporter) recordOwn(ctx context.Context, c *conn, wantLastSeq bool) (lastSeq uint64, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.connecting = false
+	return r.record(ctx, c, wantLastSeq)
 }
 
 // handOver leaves a connection Connected gave up waiting on to the resync that follows the

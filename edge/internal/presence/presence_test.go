@@ -302,7 +302,7 @@ func TestResyncLeavesAConnectionToConnected(t *testing.T) {
 	if landed != 0 {
 		t.Fatalf("the resync recorded a connection Connected was about to record: %v", f.log)
 	}
-	if last, ok := r.record(ctx, c, true, true); !ok || last != 7 {
+	if last, ok := r.recordOwn(ctx, c, true); !ok || last != 7 {
 		t.Fatalf("Connected's own record: last seq %d, ok %v; want 7, true", last, ok)
 	}
 }
