@@ -159,3 +159,43 @@ func TestRetryPolicy(t *testing.T) {
 		t.Errorf("canceled during the pause: %d calls, err %v; want 1 call, an error wrapping context.Canceled and the deadlock", calls, err)
 	}
 }
+
+// TestWriteStatementContext: on SQLite the statements of a write transaction run with a
+// context that cannot be cancelled (so the driver watches none) and keeps the caller's
+// values, while the transaction itself still ends with the caller's context; on MySQL the
+// context is the caller's.
+func TestWriteStatementContext(t *testing.T) {
+	type key struct{}
+	t.Run("sqlite", func(t *testing.T) {
+		db := openCounter(t, dbtest.NewURL(t, sqldb.SQLite))
+		ctx, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "trace"))
+		defer cancel()
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback() //nolint:errcheck // the commit below fails
+		sctx := db.WriteStatementContext(ctx)
+		if sctx.Done() != nil || sctx.Value(key{}) != "trace" {
+			t.Fatalf("statement context: Done %v, value %v; want no Done channel and the caller's value", sctx.Done(), sctx.Value(key{}))
+		}
+		if _, err := tx.ExecContext(sctx, "UPDATE Counter SET N = N + 1 WHERE Id = 1"); err != nil {
+			t.Fatalf("statement in the transaction: %v", err)
+		}
+		cancel()
+		if err := tx.Commit(); err == nil {
+			t.Fatal("commit after the caller's cancellation succeeded; want the transaction ended")
+		}
+		if n := counter(t, db); n != 0 {
+			t.Fatalf("counter: %d; want 0 (the cancelled transaction rolled back)", n)
+		}
+	})
+	t.Run("mysql", func(t *testing.T) {
+		db := &sqldb.DB{Dialect: sqldb.MySQL}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		if got := db.WriteStatementContext(ctx); got != ctx {
+			t.Fatalf("statement context on MySQL: %v; want the caller's", got)
+		}
+	})
+}

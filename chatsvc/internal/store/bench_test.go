@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +23,18 @@ func processCPU(tb testing.TB) time.Duration {
 		tb.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// goroutinesCreated returns how many goroutines the process has started so far. A
+// goroutine the database driver starts per statement costs its creation, a wake-up and
+// an exit, steadier to count than to time on a shared machine.
+func goroutinesCreated() uint64 {
+	sample := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(sample)
+	if sample[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return sample[0].Value.Uint64()
 }
 
 // processIO returns what the process has handed to write and read syscalls so far, in
@@ -120,6 +133,7 @@ func benchWriterUnderLoad(b *testing.B, senders, history int) {
 	b.ResetTimer()
 	cpu0 := processCPU(b)
 	written0, writes0, read0, reads0 := processIO()
+	goroutines0 := goroutinesCreated()
 	var wg sync.WaitGroup
 	for range senders {
 		wg.Go(func() {
@@ -151,6 +165,7 @@ func benchWriterUnderLoad(b *testing.B, senders, history int) {
 	wg.Wait()
 	b.StopTimer()
 	b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(goroutinesCreated()-goroutines0-uint64(senders))/float64(b.N), "goroutines/op")
 	if written, writes, read, reads := processIO(); written > 0 {
 		b.ReportMetric((written-written0)/float64(b.N), "written-B/op")
 		b.ReportMetric((writes-writes0)/float64(b.N), "writes/op")

@@ -402,6 +402,7 @@ func (s *Store) WriteBatch(ctx context.Context, msgs []chat.Message, receipts []
 		dlv [][]Delivered
 	)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		ctx := s.db.WriteStatementContext(ctx)
 		var err error
 		if ins, err = s.insertMessagesTx(ctx, tx, msgs); err != nil {
 			return err
