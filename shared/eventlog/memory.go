@@ -219,22 +219,7 @@ func (m *Memory) dropOld(h *memUser, at ages) {
 // user who gets few events would keep a whole chunk alive for each of their records.
 // Called with mu held, after every append: a chunk is retired once, and most of its
 // records are dropped by then.
-//
-// The check stays apart from the work (retireChunks) on purpose: the work's frame holds
-// two maps on the stack, and a frame that large, entered after every append on the deep
-// stack of an RPC handler, made the goroutine's stack grow (and be copied) even though
-// there was almost never a chunk to retire: 1.4 % of the one-process server's CPU at
-// 1,000 msg/s on MySQL (chatsvc/NOTES.md).
 func (m *Memory) retire(at ages) {
-	if len(m.bytes.chunks) > 1 && m.bytes.chunks[0].writtenMs < at.oldestMs {
-		m.retireChunks(at)
-	}
-}
-
-// retireChunks is retire's work, for when the oldest chunk is due.
-//
-//go:noinline
-func (m *Memory) retireChunks(at ages) {
 	for len(m.bytes.chunks) > 1 && m.bytes.chunks[0].writtenMs < at.oldestMs {
 		num, c := m.bytes.first, m.bytes.chunks[0]
 		moved := make(map[uint32]byteLoc)
