@@ -1,10 +1,13 @@
 package frames
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
 )
 
 // MaxPIDBytes is the longest pid a client may send (docs/protocol.md §3.2).
@@ -40,32 +43,68 @@ var nullLiteral = []byte("null")
 
 // ParseFrame parses a client frame. On error, pid is the client's pid when it could be read
 // and is valid, else "" (the caller then replies with a generated pid).
+//
+// It validates the frame once (json.Valid) and then walks its top-level members with
+// gjson, which reads them in place: decoding the frame into a map of raw values (and pid
+// and type again) was 4.7 % of the one-process server's CPU at 5,000 msg/s. Member names
+// are compared unescaped and a repeated name counts its last value, as decoding into a map
+// did (FuzzParseFrame holds the two equal).
 func ParseFrame(data []byte) (f Frame, err *Error) {
-	var top map[string]json.RawMessage
 	if !isObject(data) {
 		return f, Invalid("frame must be a JSON object")
 	}
-	if e := json.Unmarshal(data, &top); e != nil {
+	if !json.Valid(data) {
 		return f, Invalid("frame is not valid JSON")
 	}
-	if raw, ok := top["pid"]; ok && !bytes.Equal(raw, nullLiteral) {
-		var pid string
-		if raw[0] != '"' || json.Unmarshal(raw, &pid) != nil || len(pid) > MaxPIDBytes {
+	var pidRaw, typeRaw, payloadRaw string
+	var hasPID, hasType, hasPayload bool
+	gjson.ParseBytes(data).ForEach(func(key, value gjson.Result) bool {
+		switch key.String() {
+		case "pid":
+			pidRaw, hasPID = value.Raw, true
+		case "type":
+			typeRaw, hasType = value.Raw, true
+		case "payload":
+			payloadRaw, hasPayload = value.Raw, true
+		}
+		return true
+	})
+	if hasPID && pidRaw != "null" {
+		pid, ok := jsonString(pidRaw)
+		if !ok || len(pid) > MaxPIDBytes {
 			return f, Invalid("pid must be a string of 1-%d bytes", MaxPIDBytes)
 		}
 		f.PID = pid
 	}
-	raw, ok := top["type"]
-	if !ok || bytes.Equal(raw, nullLiteral) {
+	if !hasType || typeRaw == "null" {
 		return f, Invalid("type is required")
 	}
-	if raw[0] != '"' || json.Unmarshal(raw, &f.Type) != nil {
+	typ, ok := jsonString(typeRaw)
+	if !ok {
 		return f, Invalid("type must be a string")
 	}
-	if p, ok := top["payload"]; ok && !bytes.Equal(p, nullLiteral) {
-		f.Payload = p
+	f.Type = typ
+	if hasPayload && payloadRaw != "null" {
+		f.Payload = json.RawMessage(payloadRaw)
 	}
 	return f, nil
+}
+
+// jsonString decodes raw, a valid JSON value, as a string: false when it is not one. A
+// string without escapes is its own text (encoding/json would return the same); one with
+// escapes is decoded by encoding/json.
+func jsonString(raw string) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	if inner := raw[1 : len(raw)-1]; !strings.Contains(inner, `\`) && utf8.ValidString(inner) {
+		return inner, true
+	}
+	var s string
+	if json.Unmarshal([]byte(raw), &s) != nil {
+		return "", false
+	}
+	return s, true
 }
 
 // isObject reports whether data, after leading white space, starts an object.

@@ -13,17 +13,26 @@ import (
 // input, not only that nothing panics.
 
 // FuzzParseFrame: any bytes either parse into a frame whose pid fits and whose payload is
-// what was sent, or fail with a 400; a parsed frame survives a round trip.
+// what was sent, or fail with a 400; a parsed frame survives a round trip; and the result
+// is exactly what decoding the frame into a map gave (parseFrameByMap, the implementation
+// ParseFrame replaced), error messages included.
 func FuzzParseFrame(f *testing.F) {
 	for _, s := range []string{
 		`{"type":"GET_CHAT_LIST"}`, `{"pid":"c-1","type":"SEND_CHAT_MESSAGE","payload":{"toUserId":2,"text":"hola"}}`,
 		`{"pid":null,"type":"X","payload":null}`, `{"pid":5,"type":"X"}`, `  {"type":"A","type":"B"}`,
 		`[]`, `null`, ``, `{`, `{"pid":"` + string(make([]byte, 65)) + `","type":"X"}`,
+		`{"typ\u0065":"A","p\u0069d":"x\ny","payload":[1, {"a":"}"}] }`, `{"pid":"a","pid":"b","type":"T","payload":{},"payload":null}`,
+		`{"pid":"\ud800","type":"\u00e9"}`, "{\"pid\":\"\xff\",\"type\":\"X\"}", `{"type":"X"} x`, `{"type":"X","payload": "s" }`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fr, err := ParseFrame(data)
+		want, wantErr := parseFrameByMap(data)
+		if fr.PID != want.PID || fr.Type != want.Type || string(fr.Payload) != string(want.Payload) || (fr.Payload == nil) != (want.Payload == nil) ||
+			(err == nil) != (wantErr == nil) || (err != nil && *err != *wantErr) {
+			t.Fatalf("ParseFrame(%q) = %+v, %v; decoding into a map gave %+v, %v", data, fr, err, want, wantErr)
+		}
 		if err != nil {
 			if err.Code != 400 || err.Message == "" {
 				t.Fatalf("ParseFrame(%q) error %+v, want a 400 with a message", data, err)
@@ -44,6 +53,36 @@ func FuzzParseFrame(f *testing.F) {
 			t.Fatalf("round trip of %q: got %+v, want %+v", data, again, fr)
 		}
 	})
+}
+
+// parseFrameByMap is ParseFrame as it was before it read frames with gjson: the frame
+// decoded into a map of raw values, then pid and type decoded again.
+func parseFrameByMap(data []byte) (f Frame, err *Error) {
+	var top map[string]json.RawMessage
+	if !isObject(data) {
+		return f, Invalid("frame must be a JSON object")
+	}
+	if e := json.Unmarshal(data, &top); e != nil {
+		return f, Invalid("frame is not valid JSON")
+	}
+	if raw, ok := top["pid"]; ok && string(raw) != "null" {
+		var pid string
+		if raw[0] != '"' || json.Unmarshal(raw, &pid) != nil || len(pid) > MaxPIDBytes {
+			return f, Invalid("pid must be a string of 1-%d bytes", MaxPIDBytes)
+		}
+		f.PID = pid
+	}
+	raw, ok := top["type"]
+	if !ok || string(raw) == "null" {
+		return f, Invalid("type is required")
+	}
+	if raw[0] != '"' || json.Unmarshal(raw, &f.Type) != nil {
+		return f, Invalid("type must be a string")
+	}
+	if p, ok := top["payload"]; ok && string(p) != "null" {
+		f.Payload = p
+	}
+	return f, nil
 }
 
 // jsonEqual compares two JSON values by meaning (nil is absent).
@@ -170,4 +209,23 @@ func FuzzParseUpdateProfile(f *testing.F) {
 			t.Fatalf("ParseUpdateProfile(%q) for user %d, want 7 (the caller)", data, req.GetUserId())
 		}
 	})
+}
+
+// BenchmarkParseFrame reads a typical SEND_CHAT_MESSAGE frame with ParseFrame and with the
+// map decoding it replaced.
+func BenchmarkParseFrame(b *testing.B) {
+	frame := []byte(`{"pid":"c-1842","type":"SEND_CHAT_MESSAGE","payload":{"toUserId":1843,"text":"load test message 1842-17","clientMessageId":"m-1842-17"}}`)
+	for _, impl := range []struct {
+		name  string
+		parse func([]byte) (Frame, *Error)
+	}{{"gjson", ParseFrame}, {"map", parseFrameByMap}} {
+		b.Run(impl.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := impl.parse(frame); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
