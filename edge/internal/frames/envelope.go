@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
@@ -90,14 +89,14 @@ func ParseFrame(data []byte) (f Frame, err *Error) {
 	return f, nil
 }
 
-// jsonString decodes raw, a valid JSON value, as a string: false when it is not one. A
-// string without escapes is its own text (encoding/json would return the same); one with
-// escapes is decoded by encoding/json.
+// jsonString decodes raw, a JSON value, as a string: false when it is not one. A string
+// without escapes is its own text (encoding/json returns the same); any other is decoded by
+// encoding/json, which also rejects what is not valid JSON.
 func jsonString(raw string) (string, bool) {
 	if len(raw) < 2 || raw[0] != '"' {
 		return "", false
 	}
-	if inner := raw[1 : len(raw)-1]; !strings.Contains(inner, `\`) && utf8.ValidString(inner) {
+	if inner := raw[1 : len(raw)-1]; raw[len(raw)-1] == '"' && plainJSONText(inner) {
 		return inner, true
 	}
 	var s string
@@ -105,6 +104,17 @@ func jsonString(raw string) (string, bool) {
 		return "", false
 	}
 	return s, true
+}
+
+// plainJSONText reports whether s may stand between quotes in JSON as it is: valid UTF-8
+// with no quote, backslash or control character.
+func plainJSONText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '"' || c == '\\' || c < 0x20 {
+			return false
+		}
+	}
+	return utf8.ValidString(s)
 }
 
 // isObject reports whether data, after leading white space, starts an object.

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/tidwall/gjson"
 )
 
 // Object is a parsed payload object: its keys, exact case, with their raw values. A key
@@ -19,13 +21,18 @@ func ParseObject(raw json.RawMessage, name string) (Object, *Error) {
 	if len(raw) == 0 || bytes.Equal(raw, nullLiteral) {
 		return Object{}, nil
 	}
-	if !isObject(raw) {
+	if !isObject(raw) || !json.Valid(raw) {
 		return nil, Invalid("%s must be an object", name)
 	}
-	var o Object
-	if err := json.Unmarshal(raw, &o); err != nil {
-		return nil, Invalid("%s must be an object", name)
-	}
+	// Walked with gjson, as ParseFrame does, rather than decoded into the map by
+	// reflection; names are decoded as encoding/json decodes them and a repeated name keeps
+	// its last value (FuzzPayloadFields holds the two equal).
+	o := Object{}
+	gjson.ParseBytes(raw).ForEach(func(key, value gjson.Result) bool {
+		name, _ := jsonString(key.Raw)
+		o[name] = json.RawMessage(value.Raw)
+		return true
+	})
 	return o, nil
 }
 
@@ -163,8 +170,8 @@ func (o Object) String(key string) (*string, *Error) {
 	if raw == nil {
 		return nil, nil
 	}
-	var s string
-	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+	s, ok := jsonString(string(raw))
+	if !ok {
 		return nil, Invalid("%s must be a string", key)
 	}
 	return &s, nil

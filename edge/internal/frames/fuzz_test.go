@@ -2,6 +2,8 @@ package frames
 
 import (
 	"encoding/json"
+	"errors"
+	"maps"
 	"regexp"
 	"strconv"
 	"testing"
@@ -131,8 +133,31 @@ func FuzzPayloadFields(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	f.Add([]byte(`{"a":1,"a":"x","\u0062":"\u00e9\n","c":"\ud800"," d ":{"e":[]}}`))
+	f.Add([]byte("{\"\xff\":\"\xfe\",\"k\":\"a\tb\"}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		o, err := ParseObject(data, "payload")
+		var want Object
+		var wantErr error // what ParseObject decoded before gjson: absent and null are empty
+		switch {
+		case len(data) == 0 || string(data) == "null":
+		case !isObject(data):
+			wantErr = errors.New("not an object")
+		default:
+			wantErr = json.Unmarshal(data, &want)
+		}
+		if (err != nil) != (wantErr != nil) || err == nil && !maps.EqualFunc(o, want, func(a, b json.RawMessage) bool { return string(a) == string(b) }) {
+			t.Fatalf("ParseObject(%q) = %q, %v; decoding into a map gave %q, %v", data, o, err, want, wantErr)
+		}
+		for key := range o {
+			got, gerr := o.String(key)
+			var s string
+			raw := o.get(key)
+			serr := raw == nil || raw[0] != '"' || json.Unmarshal(raw, &s) != nil
+			if (gerr != nil) != (serr && raw != nil) || (gerr == nil && raw != nil && (got == nil || *got != s)) {
+				t.Fatalf("String(%q) of %q = %v, %v; encoding/json gives %q (failed %v)", key, data, got, gerr, s, serr)
+			}
+		}
 		if err != nil {
 			if err.Code != 400 {
 				t.Fatalf("ParseObject(%q) code %d, want 400", data, err.Code)
