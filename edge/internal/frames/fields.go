@@ -29,7 +29,7 @@ func ParseObject(raw json.RawMessage, name string) (Object, *Error) {
 	// its last value (FuzzPayloadFields holds the two equal).
 	o := Object{}
 	gjson.ParseBytes(raw).ForEach(func(key, value gjson.Result) bool {
-		name, _ := jsonString(key.Raw)
+		name, _ := jsonString(key.Raw) // a member name of a valid object is a string
 		o[name] = json.RawMessage(value.Raw)
 		return true
 	})
