@@ -191,11 +191,25 @@ func TestWriteStatementContext(t *testing.T) {
 		}
 	})
 	t.Run("mysql", func(t *testing.T) {
-		db := &sqldb.DB{Dialect: sqldb.MySQL}
+		db := openCounter(t, dbtest.NewURL(t, sqldb.MySQL))
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		if got := db.WriteStatementContext(ctx); got != ctx {
-			t.Fatalf("statement context on MySQL: %v; want the caller's", got)
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback() //nolint:errcheck // cancelled below
+		sctx := db.WriteStatementContext(ctx)
+		if _, err := tx.ExecContext(sctx, "UPDATE Counter SET N = N + 1 WHERE Id = 1"); err != nil {
+			t.Fatalf("statement in the transaction: %v", err)
+		}
+		cancel()
+		// Outside the (now rolled back) transaction, so that only the context can refuse it.
+		if _, err := db.ExecContext(sctx, "UPDATE Counter SET N = N + 1 WHERE Id = 1"); !errors.Is(err, context.Canceled) {
+			t.Fatalf("statement after the caller's cancellation: %v; want context.Canceled (MySQL keeps the caller's cancellation)", err)
+		}
+		if n := counter(t, db); n != 0 {
+			t.Fatalf("counter: %d; want 0 (the cancelled transaction rolled back)", n)
 		}
 	})
 }
