@@ -40,7 +40,8 @@ func (t Transition) BecameOnline() bool { return t.Changed && t.IsOnline }
 // BecameOffline reports a real online → offline transition.
 func (t Transition) BecameOffline() bool { return t.Changed && !t.IsOnline }
 
-// Connection is one connection to record (Store.ConnectMany).
+// Connection is one connection to record or remove (Store.ConnectMany,
+// Store.DisconnectMany).
 type Connection struct {
 	EdgeID       string
 	UserID       int64
@@ -50,6 +51,13 @@ type Connection struct {
 // ConnectResult is one connection's outcome in Store.ConnectMany: the transition, or the
 // error Connect would have returned for it.
 type ConnectResult struct {
+	Transition Transition
+	Err        error
+}
+
+// DisconnectResult is one connection's outcome in Store.DisconnectMany: the transition, or
+// the error Disconnect would have returned for it.
+type DisconnectResult struct {
 	Transition Transition
 	Err        error
 }
@@ -69,6 +77,13 @@ type Store interface {
 	ConnectMany(ctx context.Context, conns []Connection, now int64) []ConnectResult
 	// Disconnect removes a connection. Idempotent.
 	Disconnect(ctx context.Context, edgeID string, userID int64, connectionID string, now int64) (Transition, error)
+	// DisconnectMany removes connections, one result per connection in their order, each
+	// exactly what Disconnect would have returned for it had the connections been removed
+	// by Disconnect one after the other (only a user's last connection makes them
+	// offline; a connection already removed changes nothing). A connection that fails
+	// leaves no trace and does not stop the others. The caller holds the stripe locks of
+	// all their users.
+	DisconnectMany(ctx context.Context, conns []Connection, now int64) []DisconnectResult
 	// StartLease creates or renews an edge's lease, ending at leaseUntil, keeping the
 	// connections the edge holds.
 	StartLease(ctx context.Context, edgeID string, leaseUntil int64) error
@@ -130,6 +145,9 @@ const MaxConnectionIDLen = 128
 // MaxConnectMany bounds the connections of one ConnectMany request (presence.v1).
 const MaxConnectMany = 256
 
+// MaxDisconnectMany bounds the connections of one DisconnectMany request (presence.v1).
+const MaxDisconnectMany = MaxConnectMany
+
 // MaxUserIDs bounds the ids of one GetPresence or GetRoutes request.
 const MaxUserIDs = 10000
 
@@ -172,9 +190,16 @@ func ValidateUserIDs(ids []int64) error {
 
 // ValidateConnectMany checks the size of a ConnectMany request; its connections are
 // checked one by one (ValidateConnection), each failing on its own.
-func ValidateConnectMany(n int) error {
-	if n > MaxConnectMany {
-		return invalid("connections", fmt.Sprintf("at most %d per request, got %d", MaxConnectMany, n))
+func ValidateConnectMany(n int) error { return validateBatch(n, MaxConnectMany) }
+
+// ValidateDisconnectMany checks the size of a DisconnectMany request; its connections are
+// checked one by one (ValidateConnection), each failing on its own.
+func ValidateDisconnectMany(n int) error { return validateBatch(n, MaxDisconnectMany) }
+
+// validateBatch checks that a batch request carries at most limit connections.
+func validateBatch(n, limit int) error {
+	if n > limit {
+		return invalid("connections", fmt.Sprintf("at most %d per request, got %d", limit, n))
 	}
 	return nil
 }

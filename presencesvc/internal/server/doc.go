@@ -7,10 +7,11 @@
 // the user's row). The server adds the order of announcements: a change to a user and the
 // queueing of its announcement run under that user's stripe lock (userLocks), and a user's
 // announcements go through one FIFO worker (queue.go), so within one process the events
-// about one user leave in the order their transactions committed (ConnectMany holds the
-// stripes of all its users at once, ascending). Connect, ConnectMany and Disconnect
-// return once the change is committed; the workers announce it right after, batching
-// whatever has piled up (one contact lookup and one route query per batch), on contexts
-// detached from the callers', so a client that goes away does not cancel what its contacts
-// are told. Their failures are logged, never returned. Close drains the queue.
+// about one user leave in the order their transactions committed (ConnectMany and
+// DisconnectMany hold the stripes of all their users at once, ascending). Connect,
+// ConnectMany, Disconnect and DisconnectMany return once the change is committed; the
+// workers announce it right after, batching whatever has piled up (one contact lookup and
+// one route query per batch), on contexts detached from the callers', so a client that
+// goes away does not cancel what its contacts are told. Their failures are logged, never
+// returned. Close drains the queue.
 package server

@@ -192,22 +192,38 @@ func (s *Server) ConnectMany(ctx context.Context, req *connect.Request[presencev
 		return nil, s.toConnect(ctx, "ConnectMany", err)
 	}
 	results := make([]*presencev1.ConnectManyResult, len(items))
-	conns := make([]presence.Connection, 0, len(items))
-	at := make([]int, 0, len(items)) // conns[j] is items[at[j]]
-	users := make([]int64, 0, len(items))
+	conns, at, users := validConnections(items, func(i int, err error) { results[i] = s.connectManyError(ctx, err) })
+	if len(conns) > 0 {
+		s.connectMany(ctx, conns, at, users, results)
+	}
+	return connect.NewResponse(&presencev1.ConnectManyResponse{Results: results}), nil
+}
+
+// connectionItem is a connection as a batch request carries it (a ConnectRequest, a
+// DisconnectRequest).
+type connectionItem interface {
+	GetEdgeId() string
+	GetUserId() int64
+	GetConnectionId() string
+}
+
+// validConnections checks each of items as Connect and Disconnect check theirs and passes
+// the invalid ones to invalid. It returns the valid ones, where each came from (conns[j]
+// is items[at[j]]) and their users, for the stripe locks.
+func validConnections[T connectionItem](items []T, invalid func(i int, err error)) (conns []presence.Connection, at []int, users []int64) {
+	conns = make([]presence.Connection, 0, len(items))
+	at = make([]int, 0, len(items))
+	users = make([]int64, 0, len(items))
 	for i, m := range items {
 		if err := presence.ValidateConnection(m.GetEdgeId(), m.GetUserId(), m.GetConnectionId()); err != nil {
-			results[i] = s.connectManyError(ctx, err)
+			invalid(i, err)
 			continue
 		}
 		conns = append(conns, presence.Connection{EdgeID: m.GetEdgeId(), UserID: m.GetUserId(), ConnectionID: m.GetConnectionId()})
 		at = append(at, i)
 		users = append(users, m.GetUserId())
 	}
-	if len(conns) > 0 {
-		s.connectMany(ctx, conns, at, users, results)
-	}
-	return connect.NewResponse(&presencev1.ConnectManyResponse{Results: results}), nil
+	return conns, at, users
 }
 
 // connectMany records the valid connections of a ConnectMany and sets their results.
@@ -265,6 +281,53 @@ func (s *Server) Disconnect(ctx context.Context, req *connect.Request[presencev1
 	}
 	s.queue.enqueue(ctx, t)
 	return connect.NewResponse(&presencev1.DisconnectResponse{BecameOffline: t.BecameOffline()}), nil
+}
+
+// DisconnectMany removes many connections, answering each exactly as Disconnect would
+// have, had the connections come as Disconnects one after the other in the request's
+// order: an invalid one gets its own invalid_argument and the others proceed, only a
+// user's last connection makes them offline, a connection already removed (or never
+// recorded) succeeds without a change, and user_offline is announced once per user that
+// became offline. All the users' stripes are held together and the store removes the
+// whole batch at once (on SQLite, one commit). More than presence.MaxDisconnectMany
+// connections fail the call as a whole.
+func (s *Server) DisconnectMany(ctx context.Context, req *connect.Request[presencev1.DisconnectManyRequest]) (*connect.Response[presencev1.DisconnectManyResponse], error) {
+	items := req.Msg.GetConnections()
+	if err := presence.ValidateDisconnectMany(len(items)); err != nil {
+		return nil, s.toConnect(ctx, "DisconnectMany", err)
+	}
+	results := make([]*presencev1.DisconnectManyResult, len(items))
+	conns, at, users := validConnections(items, func(i int, err error) { results[i] = s.disconnectManyError(ctx, err) })
+	if len(conns) > 0 {
+		s.disconnectMany(ctx, conns, at, users, results)
+	}
+	return connect.NewResponse(&presencev1.DisconnectManyResponse{Results: results}), nil
+}
+
+// disconnectMany removes the valid connections of a DisconnectMany and sets their results.
+func (s *Server) disconnectMany(ctx context.Context, conns []presence.Connection, at []int, users []int64, results []*presencev1.DisconnectManyResult) {
+	// lockAll takes each stripe once, in ascending order, whatever the duplicates.
+	unlock := s.locks.lockAll(users)
+	defer unlock()
+	outs := s.store.DisconnectMany(ctx, conns, s.nowMs())
+	ts := make([]presence.Transition, 0, len(outs))
+	for j, o := range outs {
+		if o.Err != nil {
+			results[at[j]] = s.disconnectManyError(ctx, o.Err)
+			continue
+		}
+		ts = append(ts, o.Transition)
+		results[at[j]] = &presencev1.DisconnectManyResult{Response: &presencev1.DisconnectResponse{BecameOffline: o.Transition.BecameOffline()}}
+	}
+	// Announced after the commit, off this call's path, in each user's order (queue.go).
+	s.queue.enqueue(ctx, ts...)
+}
+
+// disconnectManyError is one connection's error in a DisconnectMany: the code and message
+// Disconnect would have answered for it alone.
+func (s *Server) disconnectManyError(ctx context.Context, err error) *presencev1.DisconnectManyResult {
+	code, msg := rpc.ItemError(s.toConnect(ctx, "DisconnectMany", err))
+	return &presencev1.DisconnectManyResult{ErrorCode: code, ErrorMessage: msg}
 }
 
 // settleBatch applies change to each user under the users' stripe locks and announces the

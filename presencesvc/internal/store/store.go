@@ -48,7 +48,8 @@ type Store struct {
 	writerWG  sync.WaitGroup
 	closeOnce sync.Once
 	// writerTxs counts the transactions the writer began (a group counts once, a rerun
-	// alone once each), so that tests can tell that a ConnectMany took one.
+	// alone once each), so that tests can tell that a ConnectMany or a DisconnectMany
+	// took one.
 	writerTxs atomic.Int64
 	// afterSetReads, when set (by tests), runs in connectSet between its reads and its
 	// writes: a test makes the race that sends a batch down the one-by-one path there.
@@ -335,9 +336,9 @@ func (s *Store) Connect(ctx context.Context, edgeID string, userID int64, connec
 	return tr, err
 }
 
-// mysqlConnectWorkers bounds the transactions of one ConnectMany that run at once on
-// MySQL: enough to overlap their round trips and commits, few enough to leave the pool
-// to everyone else.
+// mysqlConnectWorkers bounds the transactions of one ConnectMany or DisconnectMany that
+// run at once on MySQL: enough to overlap their round trips and commits, few enough to
+// leave the pool to everyone else.
 const mysqlConnectWorkers = 4
 
 // ConnectMany implements presence.Store. On SQLite every connection is a savepoint of one
@@ -376,13 +377,7 @@ func (s *Store) ConnectMany(ctx context.Context, conns []presence.Connection, no
 	for i, c := range conns {
 		fns[i] = s.connectFn(c, now, &out[i].Transition)
 	}
-	var errs []error
-	if s.db.Dialect != sqldb.MySQL {
-		errs = s.writeMany(ctx, fns)
-	} else {
-		errs = s.runEachByUser(ctx, conns, fns)
-	}
-	for i, err := range errs {
+	for i, err := range s.runEach(ctx, conns, fns) {
 		if err != nil {
 			// A savepoint rolled back, or a group run again, may have left a transition
 			// behind: a failed connection has none.
@@ -392,12 +387,47 @@ func (s *Store) ConnectMany(ctx context.Context, conns []presence.Connection, no
 	return out
 }
 
+// DisconnectMany implements presence.Store. On SQLite every connection is a savepoint of
+// one writer group, so a whole batch costs one BEGIN and one COMMIT. On MySQL each runs in
+// a transaction of its own, as Disconnect, a few at a time (mysqlConnectWorkers); a user's
+// connections run one after the other, in their order, so that only the last makes the
+// user offline. Unlike ConnectMany there is no few-statement first pass (connectSet): each
+// connection costs Disconnect's statements, only the commits are shared.
+func (s *Store) DisconnectMany(ctx context.Context, conns []presence.Connection, now int64) []presence.DisconnectResult {
+	out := make([]presence.DisconnectResult, len(conns))
+	if len(conns) == 0 {
+		return out
+	}
+	fns := make([]func(t *tx) error, len(conns))
+	for i, c := range conns {
+		fns[i] = s.disconnectFn(c, now, &out[i].Transition)
+	}
+	for i, err := range s.runEach(ctx, conns, fns) {
+		if err != nil {
+			// As in ConnectMany: a failed connection has no transition.
+			out[i] = presence.DisconnectResult{Err: err}
+		}
+	}
+	return out
+}
+
+// runEach runs each fns[i] (the transaction of conns[i]) as a transaction of its own as
+// far as its outcome goes, and returns their errors in order: on SQLite as savepoints of
+// one writer group (writeMany), on MySQL side by side by chains (runEachByUser).
+func (s *Store) runEach(ctx context.Context, conns []presence.Connection, fns []func(t *tx) error) []error {
+	if s.db.Dialect != sqldb.MySQL {
+		return s.writeMany(ctx, fns)
+	}
+	return s.runEachByUser(ctx, conns, fns)
+}
+
 // runEachByUser runs each fns[i] (the transaction of conns[i]) in a transaction of its
 // own, mysqlConnectWorkers at a time. Connections whose outcomes depend on each other's
 // order (the same user, or the same connection id) form one chain, run by one worker in
-// their order, so that the outcomes are those of Connects made one after the other. Each
-// transaction locks one user's row and then an edge's row in share mode, as Connect does;
-// none holds two users, so running chains side by side adds no lock cycle.
+// their order, so that the outcomes are those of Connects (or Disconnects) made one after
+// the other. Each transaction locks one user's row (a Connect's then an edge's row in
+// share mode), as Connect and Disconnect do; none holds two users, so running chains side
+// by side adds no lock cycle.
 func (s *Store) runEachByUser(ctx context.Context, conns []presence.Connection, fns []func(t *tx) error) []error {
 	errs := make([]error, len(fns))
 	jobs := make(chan []int)
@@ -506,18 +536,25 @@ func (s *Store) connectFn(c presence.Connection, now int64, tr *presence.Transit
 // Disconnect implements presence.Store.
 func (s *Store) Disconnect(ctx context.Context, edgeID string, userID int64, connectionID string, now int64) (presence.Transition, error) {
 	var tr presence.Transition
-	err := s.inTx(ctx, func(t *tx) error {
-		before, err := t.lockUser(userID)
+	err := s.inTx(ctx, s.disconnectFn(presence.Connection{EdgeID: edgeID, UserID: userID, ConnectionID: connectionID}, now, &tr))
+	return tr, err
+}
+
+// disconnectFn returns the transaction that removes c, setting *tr when it succeeds. A
+// connection not recorded (never, or already removed) deletes nothing and settles the
+// user's state unchanged: Disconnect is idempotent.
+func (s *Store) disconnectFn(c presence.Connection, now int64, tr *presence.Transition) func(t *tx) error {
+	return func(t *tx) error {
+		before, err := t.lockUser(c.UserID)
 		if err != nil {
 			return err
 		}
-		if _, err := t.exec(qDelConnection, connectionID, userID, edgeID); err != nil {
+		if _, err := t.exec(qDelConnection, c.ConnectionID, c.UserID, c.EdgeID); err != nil {
 			return fmt.Errorf("remove connection: %w", err)
 		}
-		tr, err = t.settle(before, now)
+		*tr, err = t.settle(before, now)
 		return err
-	})
-	return tr, err
+	}
 }
 
 // StartLease implements presence.Store.

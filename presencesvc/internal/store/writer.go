@@ -11,8 +11,8 @@ import (
 var ErrClosed = errors.New("presence store closed")
 
 // maxGroup bounds the write transactions the writer gathers into one group. A request
-// that carries more functions (a ConnectMany) is never split: it is committed whole, in
-// a group of its own or with the requests gathered before it.
+// that carries more functions (a ConnectMany, a DisconnectMany) is never split: it is
+// committed whole, in a group of its own or with the requests gathered before it.
 const maxGroup = 64
 
 // The savepoint statements of a group, prepared once (New) like the others: parsing them

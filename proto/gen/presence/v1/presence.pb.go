@@ -906,6 +906,163 @@ func (x *DisconnectResponse) GetBecameOffline() bool {
 	return false
 }
 
+// DisconnectManyRequest records many closed connections.
+type DisconnectManyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The connections, at most 256, each as Disconnect takes it.
+	Connections   []*DisconnectRequest `protobuf:"bytes,1,rep,name=connections,proto3" json:"connections,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisconnectManyRequest) Reset() {
+	*x = DisconnectManyRequest{}
+	mi := &file_presence_v1_presence_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisconnectManyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisconnectManyRequest) ProtoMessage() {}
+
+func (x *DisconnectManyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_v1_presence_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisconnectManyRequest.ProtoReflect.Descriptor instead.
+func (*DisconnectManyRequest) Descriptor() ([]byte, []int) {
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DisconnectManyRequest) GetConnections() []*DisconnectRequest {
+	if x != nil {
+		return x.Connections
+	}
+	return nil
+}
+
+// DisconnectManyResponse answers each connection of the request, in its order.
+type DisconnectManyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per connection, in the request's order.
+	Results       []*DisconnectManyResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisconnectManyResponse) Reset() {
+	*x = DisconnectManyResponse{}
+	mi := &file_presence_v1_presence_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisconnectManyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisconnectManyResponse) ProtoMessage() {}
+
+func (x *DisconnectManyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_v1_presence_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisconnectManyResponse.ProtoReflect.Descriptor instead.
+func (*DisconnectManyResponse) Descriptor() ([]byte, []int) {
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *DisconnectManyResponse) GetResults() []*DisconnectManyResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// DisconnectManyResult is one connection's answer: Disconnect's response, or its error.
+type DisconnectManyResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Disconnect's response; absent when error_code is set.
+	Response *DisconnectResponse `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
+	// The Connect error code Disconnect would have answered for this connection alone
+	// (for example "invalid_argument", "unavailable"); empty on success.
+	ErrorCode string `protobuf:"bytes,2,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	// A message for the error, naming what was wrong.
+	ErrorMessage  string `protobuf:"bytes,3,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisconnectManyResult) Reset() {
+	*x = DisconnectManyResult{}
+	mi := &file_presence_v1_presence_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisconnectManyResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisconnectManyResult) ProtoMessage() {}
+
+func (x *DisconnectManyResult) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_v1_presence_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisconnectManyResult.ProtoReflect.Descriptor instead.
+func (*DisconnectManyResult) Descriptor() ([]byte, []int) {
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *DisconnectManyResult) GetResponse() *DisconnectResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *DisconnectManyResult) GetErrorCode() string {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ""
+}
+
+func (x *DisconnectManyResult) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
 // StreamEventsRequest opens an edge's event stream.
 type StreamEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -917,7 +1074,7 @@ type StreamEventsRequest struct {
 
 func (x *StreamEventsRequest) Reset() {
 	*x = StreamEventsRequest{}
-	mi := &file_presence_v1_presence_proto_msgTypes[17]
+	mi := &file_presence_v1_presence_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -929,7 +1086,7 @@ func (x *StreamEventsRequest) String() string {
 func (*StreamEventsRequest) ProtoMessage() {}
 
 func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_v1_presence_proto_msgTypes[17]
+	mi := &file_presence_v1_presence_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -942,7 +1099,7 @@ func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsRequest.ProtoReflect.Descriptor instead.
 func (*StreamEventsRequest) Descriptor() ([]byte, []int) {
-	return file_presence_v1_presence_proto_rawDescGZIP(), []int{17}
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StreamEventsRequest) GetEdgeId() string {
@@ -967,7 +1124,7 @@ type PresenceEvent struct {
 
 func (x *PresenceEvent) Reset() {
 	*x = PresenceEvent{}
-	mi := &file_presence_v1_presence_proto_msgTypes[18]
+	mi := &file_presence_v1_presence_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -979,7 +1136,7 @@ func (x *PresenceEvent) String() string {
 func (*PresenceEvent) ProtoMessage() {}
 
 func (x *PresenceEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_v1_presence_proto_msgTypes[18]
+	mi := &file_presence_v1_presence_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -992,7 +1149,7 @@ func (x *PresenceEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceEvent.ProtoReflect.Descriptor instead.
 func (*PresenceEvent) Descriptor() ([]byte, []int) {
-	return file_presence_v1_presence_proto_rawDescGZIP(), []int{18}
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PresenceEvent) GetUserId() int64 {
@@ -1038,7 +1195,7 @@ type StreamEventsResponse struct {
 
 func (x *StreamEventsResponse) Reset() {
 	*x = StreamEventsResponse{}
-	mi := &file_presence_v1_presence_proto_msgTypes[19]
+	mi := &file_presence_v1_presence_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1050,7 +1207,7 @@ func (x *StreamEventsResponse) String() string {
 func (*StreamEventsResponse) ProtoMessage() {}
 
 func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_v1_presence_proto_msgTypes[19]
+	mi := &file_presence_v1_presence_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1063,7 +1220,7 @@ func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsResponse.ProtoReflect.Descriptor instead.
 func (*StreamEventsResponse) Descriptor() ([]byte, []int) {
-	return file_presence_v1_presence_proto_rawDescGZIP(), []int{19}
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StreamEventsResponse) GetUserIds() []int64 {
@@ -1147,7 +1304,7 @@ type CloseConnectionEvent struct {
 
 func (x *CloseConnectionEvent) Reset() {
 	*x = CloseConnectionEvent{}
-	mi := &file_presence_v1_presence_proto_msgTypes[20]
+	mi := &file_presence_v1_presence_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1159,7 +1316,7 @@ func (x *CloseConnectionEvent) String() string {
 func (*CloseConnectionEvent) ProtoMessage() {}
 
 func (x *CloseConnectionEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_v1_presence_proto_msgTypes[20]
+	mi := &file_presence_v1_presence_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1172,7 +1329,7 @@ func (x *CloseConnectionEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseConnectionEvent.ProtoReflect.Descriptor instead.
 func (*CloseConnectionEvent) Descriptor() ([]byte, []int) {
-	return file_presence_v1_presence_proto_rawDescGZIP(), []int{20}
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CloseConnectionEvent) GetConnectionId() string {
@@ -1226,7 +1383,7 @@ type UserEvent struct {
 
 func (x *UserEvent) Reset() {
 	*x = UserEvent{}
-	mi := &file_presence_v1_presence_proto_msgTypes[21]
+	mi := &file_presence_v1_presence_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1238,7 +1395,7 @@ func (x *UserEvent) String() string {
 func (*UserEvent) ProtoMessage() {}
 
 func (x *UserEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_v1_presence_proto_msgTypes[21]
+	mi := &file_presence_v1_presence_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1251,7 +1408,7 @@ func (x *UserEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserEvent.ProtoReflect.Descriptor instead.
 func (*UserEvent) Descriptor() ([]byte, []int) {
-	return file_presence_v1_presence_proto_rawDescGZIP(), []int{21}
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *UserEvent) GetPosition() uint64 {
@@ -1316,7 +1473,7 @@ type StreamUserEventsRequest struct {
 
 func (x *StreamUserEventsRequest) Reset() {
 	*x = StreamUserEventsRequest{}
-	mi := &file_presence_v1_presence_proto_msgTypes[22]
+	mi := &file_presence_v1_presence_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1328,7 +1485,7 @@ func (x *StreamUserEventsRequest) String() string {
 func (*StreamUserEventsRequest) ProtoMessage() {}
 
 func (x *StreamUserEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_v1_presence_proto_msgTypes[22]
+	mi := &file_presence_v1_presence_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1341,7 +1498,7 @@ func (x *StreamUserEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamUserEventsRequest.ProtoReflect.Descriptor instead.
 func (*StreamUserEventsRequest) Descriptor() ([]byte, []int) {
-	return file_presence_v1_presence_proto_rawDescGZIP(), []int{22}
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StreamUserEventsRequest) GetEdgeId() string {
@@ -1371,7 +1528,7 @@ type StreamUserEventsResponse struct {
 
 func (x *StreamUserEventsResponse) Reset() {
 	*x = StreamUserEventsResponse{}
-	mi := &file_presence_v1_presence_proto_msgTypes[23]
+	mi := &file_presence_v1_presence_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1383,7 +1540,7 @@ func (x *StreamUserEventsResponse) String() string {
 func (*StreamUserEventsResponse) ProtoMessage() {}
 
 func (x *StreamUserEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_v1_presence_proto_msgTypes[23]
+	mi := &file_presence_v1_presence_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1396,7 +1553,7 @@ func (x *StreamUserEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamUserEventsResponse.ProtoReflect.Descriptor instead.
 func (*StreamUserEventsResponse) Descriptor() ([]byte, []int) {
-	return file_presence_v1_presence_proto_rawDescGZIP(), []int{23}
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StreamUserEventsResponse) GetStartedAfter() uint64 {
@@ -1429,7 +1586,7 @@ type ReadUserEventsRequest struct {
 
 func (x *ReadUserEventsRequest) Reset() {
 	*x = ReadUserEventsRequest{}
-	mi := &file_presence_v1_presence_proto_msgTypes[24]
+	mi := &file_presence_v1_presence_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1441,7 +1598,7 @@ func (x *ReadUserEventsRequest) String() string {
 func (*ReadUserEventsRequest) ProtoMessage() {}
 
 func (x *ReadUserEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_v1_presence_proto_msgTypes[24]
+	mi := &file_presence_v1_presence_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1454,7 +1611,7 @@ func (x *ReadUserEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadUserEventsRequest.ProtoReflect.Descriptor instead.
 func (*ReadUserEventsRequest) Descriptor() ([]byte, []int) {
-	return file_presence_v1_presence_proto_rawDescGZIP(), []int{24}
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReadUserEventsRequest) GetUserId() int64 {
@@ -1493,7 +1650,7 @@ type ReadUserEventsResponse struct {
 
 func (x *ReadUserEventsResponse) Reset() {
 	*x = ReadUserEventsResponse{}
-	mi := &file_presence_v1_presence_proto_msgTypes[25]
+	mi := &file_presence_v1_presence_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1505,7 +1662,7 @@ func (x *ReadUserEventsResponse) String() string {
 func (*ReadUserEventsResponse) ProtoMessage() {}
 
 func (x *ReadUserEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_v1_presence_proto_msgTypes[25]
+	mi := &file_presence_v1_presence_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1518,7 +1675,7 @@ func (x *ReadUserEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadUserEventsResponse.ProtoReflect.Descriptor instead.
 func (*ReadUserEventsResponse) Descriptor() ([]byte, []int) {
-	return file_presence_v1_presence_proto_rawDescGZIP(), []int{25}
+	return file_presence_v1_presence_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReadUserEventsResponse) GetLastSeq() uint64 {
@@ -1592,7 +1749,16 @@ const file_presence_v1_presence_proto_rawDesc = "" +
 	"\auser_id\x18\x02 \x01(\x03R\x06userId\x12#\n" +
 	"\rconnection_id\x18\x03 \x01(\tR\fconnectionId\";\n" +
 	"\x12DisconnectResponse\x12%\n" +
-	"\x0ebecame_offline\x18\x01 \x01(\bR\rbecameOffline\".\n" +
+	"\x0ebecame_offline\x18\x01 \x01(\bR\rbecameOffline\"Y\n" +
+	"\x15DisconnectManyRequest\x12@\n" +
+	"\vconnections\x18\x01 \x03(\v2\x1e.presence.v1.DisconnectRequestR\vconnections\"U\n" +
+	"\x16DisconnectManyResponse\x12;\n" +
+	"\aresults\x18\x01 \x03(\v2!.presence.v1.DisconnectManyResultR\aresults\"\x97\x01\n" +
+	"\x14DisconnectManyResult\x12;\n" +
+	"\bresponse\x18\x01 \x01(\v2\x1f.presence.v1.DisconnectResponseR\bresponse\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x02 \x01(\tR\terrorCode\x12#\n" +
+	"\rerror_message\x18\x03 \x01(\tR\ferrorMessage\".\n" +
 	"\x13StreamEventsRequest\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\"b\n" +
 	"\rPresenceEvent\x12\x17\n" +
@@ -1637,7 +1803,7 @@ const file_presence_v1_presence_proto_rawDesc = "" +
 	"\x16ReadUserEventsResponse\x12\x19\n" +
 	"\blast_seq\x18\x01 \x01(\x04R\alastSeq\x12\x1a\n" +
 	"\bcomplete\x18\x02 \x01(\bR\bcomplete\x12.\n" +
-	"\x06events\x18\x03 \x03(\v2\x16.presence.v1.UserEventR\x06events2\xdb\x06\n" +
+	"\x06events\x18\x03 \x03(\v2\x16.presence.v1.UserEventR\x06events2\xb6\a\n" +
 	"\x0fPresenceService\x12U\n" +
 	"\vGetPresence\x12\x1f.presence.v1.GetPresenceRequest\x1a .presence.v1.GetPresenceResponse\"\x03\x90\x02\x01\x12O\n" +
 	"\tGetRoutes\x12\x1d.presence.v1.GetRoutesRequest\x1a\x1e.presence.v1.GetRoutesResponse\"\x03\x90\x02\x01\x12S\n" +
@@ -1646,7 +1812,8 @@ const file_presence_v1_presence_proto_rawDesc = "" +
 	"\aConnect\x12\x1b.presence.v1.ConnectRequest\x1a\x1c.presence.v1.ConnectResponse\x12P\n" +
 	"\vConnectMany\x12\x1f.presence.v1.ConnectManyRequest\x1a .presence.v1.ConnectManyResponse\x12M\n" +
 	"\n" +
-	"Disconnect\x12\x1e.presence.v1.DisconnectRequest\x1a\x1f.presence.v1.DisconnectResponse\x12U\n" +
+	"Disconnect\x12\x1e.presence.v1.DisconnectRequest\x1a\x1f.presence.v1.DisconnectResponse\x12Y\n" +
+	"\x0eDisconnectMany\x12\".presence.v1.DisconnectManyRequest\x1a#.presence.v1.DisconnectManyResponse\x12U\n" +
 	"\fStreamEvents\x12 .presence.v1.StreamEventsRequest\x1a!.presence.v1.StreamEventsResponse0\x01\x12a\n" +
 	"\x10StreamUserEvents\x12$.presence.v1.StreamUserEventsRequest\x1a%.presence.v1.StreamUserEventsResponse0\x01\x12^\n" +
 	"\x0eReadUserEvents\x12\".presence.v1.ReadUserEventsRequest\x1a#.presence.v1.ReadUserEventsResponse\"\x03\x90\x02\x01B\xa8\x01\n" +
@@ -1664,7 +1831,7 @@ func file_presence_v1_presence_proto_rawDescGZIP() []byte {
 	return file_presence_v1_presence_proto_rawDescData
 }
 
-var file_presence_v1_presence_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_presence_v1_presence_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_presence_v1_presence_proto_goTypes = []any{
 	(*GetPresenceRequest)(nil),       // 0: presence.v1.GetPresenceRequest
 	(*Presence)(nil),                 // 1: presence.v1.Presence
@@ -1683,16 +1850,19 @@ var file_presence_v1_presence_proto_goTypes = []any{
 	(*ConnectResponse)(nil),          // 14: presence.v1.ConnectResponse
 	(*DisconnectRequest)(nil),        // 15: presence.v1.DisconnectRequest
 	(*DisconnectResponse)(nil),       // 16: presence.v1.DisconnectResponse
-	(*StreamEventsRequest)(nil),      // 17: presence.v1.StreamEventsRequest
-	(*PresenceEvent)(nil),            // 18: presence.v1.PresenceEvent
-	(*StreamEventsResponse)(nil),     // 19: presence.v1.StreamEventsResponse
-	(*CloseConnectionEvent)(nil),     // 20: presence.v1.CloseConnectionEvent
-	(*UserEvent)(nil),                // 21: presence.v1.UserEvent
-	(*StreamUserEventsRequest)(nil),  // 22: presence.v1.StreamUserEventsRequest
-	(*StreamUserEventsResponse)(nil), // 23: presence.v1.StreamUserEventsResponse
-	(*ReadUserEventsRequest)(nil),    // 24: presence.v1.ReadUserEventsRequest
-	(*ReadUserEventsResponse)(nil),   // 25: presence.v1.ReadUserEventsResponse
-	nil,                              // 26: presence.v1.StreamEventsResponse.TraceContextEntry
+	(*DisconnectManyRequest)(nil),    // 17: presence.v1.DisconnectManyRequest
+	(*DisconnectManyResponse)(nil),   // 18: presence.v1.DisconnectManyResponse
+	(*DisconnectManyResult)(nil),     // 19: presence.v1.DisconnectManyResult
+	(*StreamEventsRequest)(nil),      // 20: presence.v1.StreamEventsRequest
+	(*PresenceEvent)(nil),            // 21: presence.v1.PresenceEvent
+	(*StreamEventsResponse)(nil),     // 22: presence.v1.StreamEventsResponse
+	(*CloseConnectionEvent)(nil),     // 23: presence.v1.CloseConnectionEvent
+	(*UserEvent)(nil),                // 24: presence.v1.UserEvent
+	(*StreamUserEventsRequest)(nil),  // 25: presence.v1.StreamUserEventsRequest
+	(*StreamUserEventsResponse)(nil), // 26: presence.v1.StreamUserEventsResponse
+	(*ReadUserEventsRequest)(nil),    // 27: presence.v1.ReadUserEventsRequest
+	(*ReadUserEventsResponse)(nil),   // 28: presence.v1.ReadUserEventsResponse
+	nil,                              // 29: presence.v1.StreamEventsResponse.TraceContextEntry
 }
 var file_presence_v1_presence_proto_depIdxs = []int32{
 	1,  // 0: presence.v1.GetPresenceResponse.presences:type_name -> presence.v1.Presence
@@ -1700,36 +1870,41 @@ var file_presence_v1_presence_proto_depIdxs = []int32{
 	10, // 2: presence.v1.ConnectManyRequest.connections:type_name -> presence.v1.ConnectRequest
 	13, // 3: presence.v1.ConnectManyResponse.results:type_name -> presence.v1.ConnectManyResult
 	14, // 4: presence.v1.ConnectManyResult.response:type_name -> presence.v1.ConnectResponse
-	26, // 5: presence.v1.StreamEventsResponse.trace_context:type_name -> presence.v1.StreamEventsResponse.TraceContextEntry
-	18, // 6: presence.v1.StreamEventsResponse.presence:type_name -> presence.v1.PresenceEvent
-	20, // 7: presence.v1.StreamEventsResponse.close_connection:type_name -> presence.v1.CloseConnectionEvent
-	21, // 8: presence.v1.StreamUserEventsResponse.events:type_name -> presence.v1.UserEvent
-	21, // 9: presence.v1.ReadUserEventsResponse.events:type_name -> presence.v1.UserEvent
-	0,  // 10: presence.v1.PresenceService.GetPresence:input_type -> presence.v1.GetPresenceRequest
-	3,  // 11: presence.v1.PresenceService.GetRoutes:input_type -> presence.v1.GetRoutesRequest
-	6,  // 12: presence.v1.PresenceService.RegisterEdge:input_type -> presence.v1.RegisterEdgeRequest
-	8,  // 13: presence.v1.PresenceService.Heartbeat:input_type -> presence.v1.HeartbeatRequest
-	10, // 14: presence.v1.PresenceService.Connect:input_type -> presence.v1.ConnectRequest
-	11, // 15: presence.v1.PresenceService.ConnectMany:input_type -> presence.v1.ConnectManyRequest
-	15, // 16: presence.v1.PresenceService.Disconnect:input_type -> presence.v1.DisconnectRequest
-	17, // 17: presence.v1.PresenceService.StreamEvents:input_type -> presence.v1.StreamEventsRequest
-	22, // 18: presence.v1.PresenceService.StreamUserEvents:input_type -> presence.v1.StreamUserEventsRequest
-	24, // 19: presence.v1.PresenceService.ReadUserEvents:input_type -> presence.v1.ReadUserEventsRequest
-	2,  // 20: presence.v1.PresenceService.GetPresence:output_type -> presence.v1.GetPresenceResponse
-	5,  // 21: presence.v1.PresenceService.GetRoutes:output_type -> presence.v1.GetRoutesResponse
-	7,  // 22: presence.v1.PresenceService.RegisterEdge:output_type -> presence.v1.RegisterEdgeResponse
-	9,  // 23: presence.v1.PresenceService.Heartbeat:output_type -> presence.v1.HeartbeatResponse
-	14, // 24: presence.v1.PresenceService.Connect:output_type -> presence.v1.ConnectResponse
-	12, // 25: presence.v1.PresenceService.ConnectMany:output_type -> presence.v1.ConnectManyResponse
-	16, // 26: presence.v1.PresenceService.Disconnect:output_type -> presence.v1.DisconnectResponse
-	19, // 27: presence.v1.PresenceService.StreamEvents:output_type -> presence.v1.StreamEventsResponse
-	23, // 28: presence.v1.PresenceService.StreamUserEvents:output_type -> presence.v1.StreamUserEventsResponse
-	25, // 29: presence.v1.PresenceService.ReadUserEvents:output_type -> presence.v1.ReadUserEventsResponse
-	20, // [20:30] is the sub-list for method output_type
-	10, // [10:20] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	15, // 5: presence.v1.DisconnectManyRequest.connections:type_name -> presence.v1.DisconnectRequest
+	19, // 6: presence.v1.DisconnectManyResponse.results:type_name -> presence.v1.DisconnectManyResult
+	16, // 7: presence.v1.DisconnectManyResult.response:type_name -> presence.v1.DisconnectResponse
+	29, // 8: presence.v1.StreamEventsResponse.trace_context:type_name -> presence.v1.StreamEventsResponse.TraceContextEntry
+	21, // 9: presence.v1.StreamEventsResponse.presence:type_name -> presence.v1.PresenceEvent
+	23, // 10: presence.v1.StreamEventsResponse.close_connection:type_name -> presence.v1.CloseConnectionEvent
+	24, // 11: presence.v1.StreamUserEventsResponse.events:type_name -> presence.v1.UserEvent
+	24, // 12: presence.v1.ReadUserEventsResponse.events:type_name -> presence.v1.UserEvent
+	0,  // 13: presence.v1.PresenceService.GetPresence:input_type -> presence.v1.GetPresenceRequest
+	3,  // 14: presence.v1.PresenceService.GetRoutes:input_type -> presence.v1.GetRoutesRequest
+	6,  // 15: presence.v1.PresenceService.RegisterEdge:input_type -> presence.v1.RegisterEdgeRequest
+	8,  // 16: presence.v1.PresenceService.Heartbeat:input_type -> presence.v1.HeartbeatRequest
+	10, // 17: presence.v1.PresenceService.Connect:input_type -> presence.v1.ConnectRequest
+	11, // 18: presence.v1.PresenceService.ConnectMany:input_type -> presence.v1.ConnectManyRequest
+	15, // 19: presence.v1.PresenceService.Disconnect:input_type -> presence.v1.DisconnectRequest
+	17, // 20: presence.v1.PresenceService.DisconnectMany:input_type -> presence.v1.DisconnectManyRequest
+	20, // 21: presence.v1.PresenceService.StreamEvents:input_type -> presence.v1.StreamEventsRequest
+	25, // 22: presence.v1.PresenceService.StreamUserEvents:input_type -> presence.v1.StreamUserEventsRequest
+	27, // 23: presence.v1.PresenceService.ReadUserEvents:input_type -> presence.v1.ReadUserEventsRequest
+	2,  // 24: presence.v1.PresenceService.GetPresence:output_type -> presence.v1.GetPresenceResponse
+	5,  // 25: presence.v1.PresenceService.GetRoutes:output_type -> presence.v1.GetRoutesResponse
+	7,  // 26: presence.v1.PresenceService.RegisterEdge:output_type -> presence.v1.RegisterEdgeResponse
+	9,  // 27: presence.v1.PresenceService.Heartbeat:output_type -> presence.v1.HeartbeatResponse
+	14, // 28: presence.v1.PresenceService.Connect:output_type -> presence.v1.ConnectResponse
+	12, // 29: presence.v1.PresenceService.ConnectMany:output_type -> presence.v1.ConnectManyResponse
+	16, // 30: presence.v1.PresenceService.Disconnect:output_type -> presence.v1.DisconnectResponse
+	18, // 31: presence.v1.PresenceService.DisconnectMany:output_type -> presence.v1.DisconnectManyResponse
+	22, // 32: presence.v1.PresenceService.StreamEvents:output_type -> presence.v1.StreamEventsResponse
+	26, // 33: presence.v1.PresenceService.StreamUserEvents:output_type -> presence.v1.StreamUserEventsResponse
+	28, // 34: presence.v1.PresenceService.ReadUserEvents:output_type -> presence.v1.ReadUserEventsResponse
+	24, // [24:35] is the sub-list for method output_type
+	13, // [13:24] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_presence_v1_presence_proto_init() }
@@ -1738,18 +1913,18 @@ func file_presence_v1_presence_proto_init() {
 		return
 	}
 	file_presence_v1_presence_proto_msgTypes[14].OneofWrappers = []any{}
-	file_presence_v1_presence_proto_msgTypes[19].OneofWrappers = []any{
+	file_presence_v1_presence_proto_msgTypes[22].OneofWrappers = []any{
 		(*StreamEventsResponse_Presence)(nil),
 		(*StreamEventsResponse_CloseConnection)(nil),
 	}
-	file_presence_v1_presence_proto_msgTypes[22].OneofWrappers = []any{}
+	file_presence_v1_presence_proto_msgTypes[25].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_presence_v1_presence_proto_rawDesc), len(file_presence_v1_presence_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

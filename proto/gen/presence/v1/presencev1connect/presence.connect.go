@@ -58,6 +58,9 @@ const (
 	// PresenceServiceDisconnectProcedure is the fully-qualified name of the PresenceService's
 	// Disconnect RPC.
 	PresenceServiceDisconnectProcedure = "/presence.v1.PresenceService/Disconnect"
+	// PresenceServiceDisconnectManyProcedure is the fully-qualified name of the PresenceService's
+	// DisconnectMany RPC.
+	PresenceServiceDisconnectManyProcedure = "/presence.v1.PresenceService/DisconnectMany"
 	// PresenceServiceStreamEventsProcedure is the fully-qualified name of the PresenceService's
 	// StreamEvents RPC.
 	PresenceServiceStreamEventsProcedure = "/presence.v1.PresenceService/StreamEvents"
@@ -89,6 +92,11 @@ type PresenceServiceClient interface {
 	ConnectMany(context.Context, *connect.Request[v1.ConnectManyRequest]) (*connect.Response[v1.ConnectManyResponse], error)
 	// Disconnect records a connection closed on an edge. Idempotent.
 	Disconnect(context.Context, *connect.Request[v1.DisconnectRequest]) (*connect.Response[v1.DisconnectResponse], error)
+	// DisconnectMany records many closed connections in one call, each as Disconnect would:
+	// an edge sends the connections whose grace period ended while one call was in flight
+	// in the next, so that a mass disconnection (a restart, a network cut) costs presence a
+	// few calls and commits rather than one of each per connection.
+	DisconnectMany(context.Context, *connect.Request[v1.DisconnectManyRequest]) (*connect.Response[v1.DisconnectManyResponse], error)
 	// StreamEvents pushes control events for one edge (a connection to close because its
 	// user holds too many). Presence events to users go through the user event log.
 	StreamEvents(context.Context, *connect.Request[v1.StreamEventsRequest]) (*connect.ServerStreamForClient[v1.StreamEventsResponse], error)
@@ -155,6 +163,12 @@ func NewPresenceServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(presenceServiceMethods.ByName("Disconnect")),
 			connect.WithClientOptions(opts...),
 		),
+		disconnectMany: connect.NewClient[v1.DisconnectManyRequest, v1.DisconnectManyResponse](
+			httpClient,
+			baseURL+PresenceServiceDisconnectManyProcedure,
+			connect.WithSchema(presenceServiceMethods.ByName("DisconnectMany")),
+			connect.WithClientOptions(opts...),
+		),
 		streamEvents: connect.NewClient[v1.StreamEventsRequest, v1.StreamEventsResponse](
 			httpClient,
 			baseURL+PresenceServiceStreamEventsProcedure,
@@ -186,6 +200,7 @@ type presenceServiceClient struct {
 	connect          *connect.Client[v1.ConnectRequest, v1.ConnectResponse]
 	connectMany      *connect.Client[v1.ConnectManyRequest, v1.ConnectManyResponse]
 	disconnect       *connect.Client[v1.DisconnectRequest, v1.DisconnectResponse]
+	disconnectMany   *connect.Client[v1.DisconnectManyRequest, v1.DisconnectManyResponse]
 	streamEvents     *connect.Client[v1.StreamEventsRequest, v1.StreamEventsResponse]
 	streamUserEvents *connect.Client[v1.StreamUserEventsRequest, v1.StreamUserEventsResponse]
 	readUserEvents   *connect.Client[v1.ReadUserEventsRequest, v1.ReadUserEventsResponse]
@@ -226,6 +241,11 @@ func (c *presenceServiceClient) Disconnect(ctx context.Context, req *connect.Req
 	return c.disconnect.CallUnary(ctx, req)
 }
 
+// DisconnectMany calls presence.v1.PresenceService.DisconnectMany.
+func (c *presenceServiceClient) DisconnectMany(ctx context.Context, req *connect.Request[v1.DisconnectManyRequest]) (*connect.Response[v1.DisconnectManyResponse], error) {
+	return c.disconnectMany.CallUnary(ctx, req)
+}
+
 // StreamEvents calls presence.v1.PresenceService.StreamEvents.
 func (c *presenceServiceClient) StreamEvents(ctx context.Context, req *connect.Request[v1.StreamEventsRequest]) (*connect.ServerStreamForClient[v1.StreamEventsResponse], error) {
 	return c.streamEvents.CallServerStream(ctx, req)
@@ -261,6 +281,11 @@ type PresenceServiceHandler interface {
 	ConnectMany(context.Context, *connect.Request[v1.ConnectManyRequest]) (*connect.Response[v1.ConnectManyResponse], error)
 	// Disconnect records a connection closed on an edge. Idempotent.
 	Disconnect(context.Context, *connect.Request[v1.DisconnectRequest]) (*connect.Response[v1.DisconnectResponse], error)
+	// DisconnectMany records many closed connections in one call, each as Disconnect would:
+	// an edge sends the connections whose grace period ended while one call was in flight
+	// in the next, so that a mass disconnection (a restart, a network cut) costs presence a
+	// few calls and commits rather than one of each per connection.
+	DisconnectMany(context.Context, *connect.Request[v1.DisconnectManyRequest]) (*connect.Response[v1.DisconnectManyResponse], error)
 	// StreamEvents pushes control events for one edge (a connection to close because its
 	// user holds too many). Presence events to users go through the user event log.
 	StreamEvents(context.Context, *connect.Request[v1.StreamEventsRequest], *connect.ServerStream[v1.StreamEventsResponse]) error
@@ -323,6 +348,12 @@ func NewPresenceServiceHandler(svc PresenceServiceHandler, opts ...connect.Handl
 		connect.WithSchema(presenceServiceMethods.ByName("Disconnect")),
 		connect.WithHandlerOptions(opts...),
 	)
+	presenceServiceDisconnectManyHandler := connect.NewUnaryHandler(
+		PresenceServiceDisconnectManyProcedure,
+		svc.DisconnectMany,
+		connect.WithSchema(presenceServiceMethods.ByName("DisconnectMany")),
+		connect.WithHandlerOptions(opts...),
+	)
 	presenceServiceStreamEventsHandler := connect.NewServerStreamHandler(
 		PresenceServiceStreamEventsProcedure,
 		svc.StreamEvents,
@@ -358,6 +389,8 @@ func NewPresenceServiceHandler(svc PresenceServiceHandler, opts ...connect.Handl
 			presenceServiceConnectManyHandler.ServeHTTP(w, r)
 		case PresenceServiceDisconnectProcedure:
 			presenceServiceDisconnectHandler.ServeHTTP(w, r)
+		case PresenceServiceDisconnectManyProcedure:
+			presenceServiceDisconnectManyHandler.ServeHTTP(w, r)
 		case PresenceServiceStreamEventsProcedure:
 			presenceServiceStreamEventsHandler.ServeHTTP(w, r)
 		case PresenceServiceStreamUserEventsProcedure:
@@ -399,6 +432,10 @@ func (UnimplementedPresenceServiceHandler) ConnectMany(context.Context, *connect
 
 func (UnimplementedPresenceServiceHandler) Disconnect(context.Context, *connect.Request[v1.DisconnectRequest]) (*connect.Response[v1.DisconnectResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("presence.v1.PresenceService.Disconnect is not implemented"))
+}
+
+func (UnimplementedPresenceServiceHandler) DisconnectMany(context.Context, *connect.Request[v1.DisconnectManyRequest]) (*connect.Response[v1.DisconnectManyResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("presence.v1.PresenceService.DisconnectMany is not implemented"))
 }
 
 func (UnimplementedPresenceServiceHandler) StreamEvents(context.Context, *connect.Request[v1.StreamEventsRequest], *connect.ServerStream[v1.StreamEventsResponse]) error {
