@@ -265,6 +265,19 @@ func (p *fakePresence) Disconnect(_ context.Context, r *connect.Request[presence
 	return connect.NewResponse(&presencev1.DisconnectResponse{}), nil
 }
 
+// DisconnectMany records each connection as Disconnect does.
+func (p *fakePresence) DisconnectMany(ctx context.Context, r *connect.Request[presencev1.DisconnectManyRequest]) (*connect.Response[presencev1.DisconnectManyResponse], error) {
+	out := &presencev1.DisconnectManyResponse{}
+	for _, m := range r.Msg.GetConnections() {
+		res, err := p.Disconnect(ctx, connect.NewRequest(m))
+		if err != nil {
+			return nil, err
+		}
+		out.Results = append(out.Results, &presencev1.DisconnectManyResult{Response: res.Msg})
+	}
+	return connect.NewResponse(out), nil
+}
+
 func (p *fakePresence) GetPresence(context.Context, *connect.Request[presencev1.GetPresenceRequest]) (*connect.Response[presencev1.GetPresenceResponse], error) {
 	return connect.NewResponse(&presencev1.GetPresenceResponse{}), nil
 }

@@ -10,7 +10,10 @@
 //
 // A Batcher runs at most one batch at a time, in a goroutine that exists only while calls
 // are queued and ends when the queue is empty. A caller whose context ends stops waiting
-// at once; its request may still be part of a batch already sent. Each batch has a span
+// at once; its request may still be part of a batch already sent. Submit queues a request
+// without waiting at all: its answer goes to a callback, so a burst of requests (an edge's
+// connections all closing at once) holds one goroutine, the batcher's, rather than one per
+// request. Each batch has a span
 // (telemetry.StartBatchSpan): a child of its first traced caller's, linked to the others'.
 package coalesce
 
@@ -59,7 +62,18 @@ type Batcher[Req, Res any] struct {
 type waiter[Req, Res any] struct {
 	ctx  context.Context
 	req  Req
-	done chan Result[Res] // capacity 1: the runner never blocks on it
+	done chan Result[Res] // capacity 1: the runner never blocks on it; nil for Submit
+	// onDone receives the answer of a Submit, on the runner's goroutine.
+	onDone func(Result[Res])
+}
+
+// answer hands the waiter its result.
+func (w *waiter[Req, Res]) answer(r Result[Res]) {
+	if w.onDone != nil {
+		w.onDone(r)
+		return
+	}
+	w.done <- r
 }
 
 // New returns a Batcher that makes its batches with call.
@@ -76,6 +90,33 @@ func New[Req, Res any](call Call[Req, Res], o Options) *Batcher[Req, Res] {
 // Do queues req for the next batch and waits for its answer, or for ctx to end.
 func (b *Batcher[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
 	w := &waiter[Req, Res]{ctx: ctx, req: req, done: make(chan Result[Res], 1)}
+	b.enqueue(w)
+	select {
+	case r := <-w.done:
+		return r.Value, r.Err
+	case <-ctx.Done():
+		var zero Res
+		return zero, ctx.Err()
+	}
+}
+
+// Submit queues req for the next batch and returns at once; onDone receives its answer
+// (ctx's error when ctx ends before the batch is sent) on the batcher's goroutine, one
+// answer at a time, so it must not block. Nothing waits for the batch: the caller needs
+// no goroutine of its own.
+func (b *Batcher[Req, Res]) Submit(ctx context.Context, req Req, onDone func(Result[Res])) {
+	b.enqueue(&waiter[Req, Res]{ctx: ctx, req: req, onDone: onDone})
+}
+
+// Queued returns how many requests wait for a batch (for tests and metrics).
+func (b *Batcher[Req, Res]) Queued() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queue)
+}
+
+// enqueue adds w to the queue and starts the runner if it is not running.
+func (b *Batcher[Req, Res]) enqueue(w *waiter[Req, Res]) {
 	b.mu.Lock()
 	b.queue = append(b.queue, w)
 	if !b.running {
@@ -84,13 +125,6 @@ func (b *Batcher[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
 		go b.run()
 	}
 	b.mu.Unlock()
-	select {
-	case r := <-w.done:
-		return r.Value, r.Err
-	case <-ctx.Done():
-		var zero Res
-		return zero, ctx.Err()
-	}
 }
 
 // run makes batches until the queue is empty.
@@ -119,7 +153,7 @@ func (b *Batcher[Req, Res]) send(batch []*waiter[Req, Res]) {
 	live := batch[:0]
 	for _, w := range batch {
 		if err := w.ctx.Err(); err != nil {
-			w.done <- Result[Res]{Err: err}
+			w.answer(Result[Res]{Err: err})
 			continue
 		}
 		live = append(live, w)
@@ -143,9 +177,9 @@ func (b *Batcher[Req, Res]) send(batch []*waiter[Req, Res]) {
 	end(err)
 	for i, w := range live {
 		if err != nil {
-			w.done <- Result[Res]{Err: err}
+			w.answer(Result[Res]{Err: err})
 			continue
 		}
-		w.done <- results[i]
+		w.answer(results[i])
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -271,5 +272,56 @@ func waitQueued[Req, Res any](t *testing.T, b *Batcher[Req, Res], n int) {
 			t.Fatalf("%d calls queued after 5s; want %d", q, n)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestSubmitAnswersWithoutWaiting: Submit returns before its batch is sent, requests
+// submitted while a batch is in flight go out together in the next, each callback gets its
+// own answer (the batch's error for a failed batch, ctx's for a request whose ctx ended
+// before its batch), and no goroutine but the batcher's waits meanwhile.
+func TestSubmitAnswersWithoutWaiting(t *testing.T) {
+	r := &recorder{hold: make(chan struct{}), entered: make(chan struct{}, 10)}
+	b := New(r.call, Options{})
+	defer b.wg.Wait()
+
+	answers := make(chan string, 12)
+	submit := func(ctx context.Context, n int) {
+		b.Submit(ctx, n, func(res Result[int]) {
+			answers <- fmt.Sprintf("%d:%d:%v", n, res.Value, res.Err)
+		})
+	}
+	submit(context.Background(), 100)
+	<-r.entered // the first batch is in flight; Submit did not wait for it
+	before := runtime.NumGoroutine()
+	for n := 1; n <= 10; n++ {
+		submit(context.Background(), n)
+	}
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	submit(ended, 12)
+	if after := runtime.NumGoroutine(); after != before {
+		t.Errorf("goroutines %d after 11 Submits, %d before: Submit must not hold one per request", after, before)
+	}
+	waitQueued(t, b, 11)
+	close(r.hold)
+	got := map[string]bool{}
+	for range 12 {
+		got[<-answers] = true
+	}
+	want := []string{"100:200:<nil>", "12:0:context canceled"}
+	for n := 1; n <= 10; n++ {
+		if n%2 != 0 {
+			want = append(want, fmt.Sprintf("%d:0:odd %d", n, n))
+		} else {
+			want = append(want, fmt.Sprintf("%d:%d:<nil>", n, 2*n))
+		}
+	}
+	for _, w := range want {
+		if !got[w] {
+			t.Errorf("no answer %q among %v", w, got)
+		}
+	}
+	if sizes := r.sizes(); len(sizes) != 2 || sizes[0] != 1 || sizes[1] != 10 {
+		t.Fatalf("batch sizes %v; want [1 10] (the ended request left out)", sizes)
 	}
 }

@@ -34,6 +34,13 @@ type fakeClient struct {
 	batches   []int
 	manyTries int
 	singles   int
+	// noDisconnectMany answers DisconnectMany with unimplemented; disconnectBatches are
+	// the sizes of the DisconnectMany calls that landed, in order.
+	noDisconnectMany  bool
+	disconnectBatches []int
+	// rejectDisconnect answers these connection ids' items of a DisconnectMany with an
+	// error of that code.
+	rejectDisconnect map[string]connect.Code
 
 	// registerGate, when set, holds RegisterEdge until it is closed.
 	registerGate chan struct{}
@@ -162,6 +169,42 @@ func (f *fakeClient) Disconnect(_ context.Context, r *connect.Request[presencev1
 	f.mu.Unlock()
 	f.disconnects <- r.Msg.GetConnectionId()
 	return connect.NewResponse(&presencev1.DisconnectResponse{}), nil
+}
+
+// DisconnectMany records each connection as Disconnect does; with failCalls the whole call
+// fails, as a presence service away would.
+func (f *fakeClient) DisconnectMany(ctx context.Context, r *connect.Request[presencev1.DisconnectManyRequest]) (*connect.Response[presencev1.DisconnectManyResponse], error) {
+	f.mu.Lock()
+	noMany, failing := f.noDisconnectMany, f.failCalls
+	if !noMany && !failing {
+		f.disconnectBatches = append(f.disconnectBatches, len(r.Msg.GetConnections()))
+	}
+	f.mu.Unlock()
+	if noMany {
+		return nil, connect.NewError(connect.CodeUnimplemented, errors.New("presence.v1.PresenceService.DisconnectMany is not implemented"))
+	}
+	if failing {
+		for _, m := range r.Msg.GetConnections() {
+			f.disconnects <- "failed " + m.GetConnectionId()
+		}
+		return nil, errDown
+	}
+	out := &presencev1.DisconnectManyResponse{}
+	for _, m := range r.Msg.GetConnections() {
+		f.mu.Lock()
+		code, rejected := f.rejectDisconnect[m.GetConnectionId()]
+		f.mu.Unlock()
+		if rejected {
+			out.Results = append(out.Results, &presencev1.DisconnectManyResult{ErrorCode: code.String(), ErrorMessage: "rejected " + m.GetConnectionId()})
+			continue
+		}
+		res, err := f.Disconnect(ctx, connect.NewRequest(m))
+		if err != nil {
+			return nil, err
+		}
+		out.Results = append(out.Results, &presencev1.DisconnectManyResult{Response: res.Msg})
+	}
+	return connect.NewResponse(out), nil
 }
 
 func (f *fakeClient) set(fn func(f *fakeClient)) {
