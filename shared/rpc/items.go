@@ -6,10 +6,11 @@ import (
 	"connectrpc.com/connect"
 )
 
-// The batch calls (profile.ResolveSessions, presence.ConnectMany) answer each item with
-// the error its single call would have returned, as an error_code (the Connect code's
-// name) and an error_message. ItemError writes one on the service's side; ItemErr reads it
-// back on the caller's, so both sides agree on the encoding in one place.
+// The batch calls (profile.ResolveSessions, presence.ConnectMany and DisconnectMany)
+// answer each item with the error its single call would have returned, as an error_code
+// (the Connect code's name) and an error_message. ItemError writes one on the service's
+// side; ItemErr reads it back on the caller's, so both sides agree on the encoding in one
+// place.
 
 // ItemError is the code name and message of err, an error already mapped to Connect (a
 // handler's toConnect): what the single call would have answered. An error that is not a
