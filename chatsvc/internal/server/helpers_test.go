@@ -163,6 +163,7 @@ func (c *clock) add(d time.Duration) {
 // collected.
 type env struct {
 	client   chatv1connect.ChatServiceClient
+	url      string // the chat handler's base URL, for clients of a test's own
 	srv      *Server
 	store    *store.Store
 	db       *sqldb.DB
@@ -257,6 +258,7 @@ func newEnv(tb testing.TB, url string, users int64, opts ...envOption) *env {
 	hs.Config.Protocols = rpc.Protocols() // cleartext HTTP/2, as internal calls are made
 	hs.Start()
 	tb.Cleanup(hs.Close)
+	e.url = hs.URL
 	e.client = chatv1connect.NewChatServiceClient(rpc.NewHTTPClient(), hs.URL)
 	return e
 }

@@ -3,13 +3,19 @@ package server
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/charla/charla/chatsvc/internal/chat"
 	chatv1 "github.com/charla/charla/proto/gen/chat/v1"
+	"github.com/charla/charla/proto/gen/chat/v1/chatv1connect"
+	"github.com/charla/charla/shared/rpc"
+	"github.com/charla/charla/shared/sqldb"
 	"github.com/charla/charla/shared/sqldb/dbtest"
 )
 
@@ -165,4 +171,63 @@ func TestSendMessagesWithProfileDown(t *testing.T) {
 			}
 		}
 	})
+}
+
+// encodings records the Content-Encoding of every response its client receives.
+type encodings struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (e *encodings) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := rpc.NewHTTPClient().Transport.RoundTrip(req)
+	if err == nil {
+		e.mu.Lock()
+		e.got = append(e.got, res.Header.Get("Content-Encoding"))
+		e.mu.Unlock()
+	}
+	return res, err
+}
+
+func (e *encodings) last() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.got[len(e.got)-1]
+}
+
+// TestRepliesCompressedOnlyWhenLarge: a full SendMessages batch's reply (several KiB) goes
+// out plain to a client that accepts gzip, a history page of long messages compressed.
+func TestRepliesCompressedOnlyWhenLarge(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dbtest.NewURL(t, sqldb.SQLite), 2)
+	ctx := context.Background()
+	chat := e.contact(t, 1, 2)
+	rec := &encodings{}
+	client := chatv1connect.NewChatServiceClient(&http.Client{Transport: rec}, e.url)
+
+	req := &chatv1.SendMessagesRequest{}
+	for i := range 200 {
+		req.Messages = append(req.Messages, &chatv1.SendMessageRequest{UserId: 1, ToUserId: 2, Text: strings.Repeat("x", 2000), ClientMessageId: fmt.Sprintf("k%d", i)})
+	}
+	res, err := client.SendMessages(ctx, connect.NewRequest(req))
+	if err != nil {
+		t.Fatalf("SendMessages: %v", err)
+	}
+	if size := proto.Size(res.Msg); size < 4<<10 {
+		t.Fatalf("the reply holds %d bytes; the test wants one of several KiB", size)
+	}
+	if enc := rec.last(); enc != "" {
+		t.Errorf("a SendMessages reply went out with Content-Encoding %q, want none", enc)
+	}
+
+	page, err := client.GetMessages(ctx, connect.NewRequest(&chatv1.GetMessagesRequest{UserId: 1, ChatId: chat, Limit: 200}))
+	if err != nil {
+		t.Fatalf("GetMessages: %v", err)
+	}
+	if size := proto.Size(page.Msg); size < compressMinBytes {
+		t.Fatalf("the page holds %d bytes, below the threshold", size)
+	}
+	if enc := rec.last(); enc != "gzip" {
+		t.Errorf("a history page of %d bytes went out with Content-Encoding %q, want gzip", proto.Size(page.Msg), enc)
+	}
 }
