@@ -413,8 +413,7 @@ func (r *Reporter) record(ctx context.Context, c *conn, wantLastSeq bool) (lastS
 
 // connectBatch makes one ConnectMany call for the calls whose caller still waits, bounded
 // by the call timeout, and answers each with its own outcome: its response, or the error
-// Connect would have returned for it alone. Against a presence service without
-// ConnectMany it makes one Connect per call, at once, and remembers to from then on.
+// Connect would have returned for it alone (batchOrSingles).
 func (r *Reporter) connectBatch(ctx context.Context, calls []connectCall) ([]coalesce.Result[*presencev1.ConnectResponse], error) {
 	out := make([]coalesce.Result[*presencev1.ConnectResponse], len(calls))
 	send := make([]*presencev1.ConnectRequest, 0, len(calls))
@@ -432,40 +431,81 @@ func (r *Reporter) connectBatch(ctx context.Context, calls []connectCall) ([]coa
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.opt.CallTimeout)
 	defer cancel()
-	if time.Now().UnixMilli() >= r.singleUntil.Load() {
-		res, err := r.c.ConnectMany(ctx, connect.NewRequest(&presencev1.ConnectManyRequest{Connections: send}))
+	results, err := batchOrSingles(ctx, r, batchKind[*presencev1.ConnectRequest, *presencev1.ConnectManyResult, *presencev1.ConnectResponse]{
+		many: "ConnectMany", one: "Connect", until: &r.singleUntil,
+		callMany: func(ctx context.Context, reqs []*presencev1.ConnectRequest) ([]*presencev1.ConnectManyResult, error) {
+			res, err := r.c.ConnectMany(ctx, connect.NewRequest(&presencev1.ConnectManyRequest{Connections: reqs}))
+			if err != nil {
+				return nil, err
+			}
+			return res.Msg.GetResults(), nil
+		},
+		item: connectResult,
+		callOne: func(ctx context.Context, req *presencev1.ConnectRequest) (*presencev1.ConnectResponse, error) {
+			res, err := r.c.Connect(ctx, connect.NewRequest(req))
+			if err != nil {
+				return nil, err
+			}
+			return res.Msg, nil
+		},
+	}, send)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range at {
+		out[i] = results[j]
+	}
+	return out, nil
+}
+
+// batchKind is one kind of batch call to presence (ConnectMany, DisconnectMany) and the
+// single call it stands for.
+type batchKind[Req, Item, Res any] struct {
+	many, one string        // the calls' names, for the log
+	until     *atomic.Int64 // when (Unix ms) to try the batch call again; 0 while it works
+	callMany  func(context.Context, []Req) ([]Item, error)
+	item      func(Item) coalesce.Result[Res] // one item's answer as the single call's
+	callOne   func(context.Context, Req) (Res, error)
+}
+
+// batchOrSingles makes one batch call of reqs, answering each with its own outcome (the
+// whole call's error for each when it failed). Against a presence service too old to
+// know the batch call (unimplemented, during a rolling upgrade) it makes one single call
+// per request, side by side, every one ended before it returns, and keeps to single calls
+// for singleRetry: the replicas answering may have been upgraded by then.
+func batchOrSingles[Req, Item, Res any](ctx context.Context, r *Reporter, k batchKind[Req, Item, Res], reqs []Req) ([]coalesce.Result[Res], error) {
+	out := make([]coalesce.Result[Res], len(reqs))
+	if time.Now().UnixMilli() >= k.until.Load() {
+		items, err := k.callMany(ctx, reqs)
 		switch {
 		case connect.CodeOf(err) == connect.CodeUnimplemented:
-			if r.singleUntil.Swap(time.Now().Add(singleRetry).UnixMilli()) == 0 {
-				r.opt.Log.Warn("presence service lacks ConnectMany; sending one Connect per connection for a while", "err", err, "retry_in", singleRetry)
+			if k.until.Swap(time.Now().Add(singleRetry).UnixMilli()) == 0 {
+				r.opt.Log.Warn("presence service lacks "+k.many+"; sending one "+k.one+" per connection for a while", "err", err, "retry_in", singleRetry)
 			}
 		case err != nil:
-			for _, i := range at {
+			for i := range out {
 				out[i].Err = err
 			}
 			return out, nil
 		default:
-			results := res.Msg.GetResults()
-			if len(results) != len(send) {
-				return nil, fmt.Errorf("ConnectMany of %d connections answered %d results", len(send), len(results))
+			if len(items) != len(reqs) {
+				return nil, fmt.Errorf("%s of %d connections answered %d results", k.many, len(reqs), len(items))
 			}
-			for j, i := range at {
-				out[i] = connectResult(results[j])
+			for i, it := range items {
+				out[i] = k.item(it)
 			}
 			return out, nil
 		}
 	}
-	// One Connect per connection, side by side as the handshakes made them before
-	// ConnectMany; every one ends before the batch returns.
 	var wg sync.WaitGroup
-	for j, i := range at {
+	for i, req := range reqs {
 		wg.Go(func() {
-			res, err := r.c.Connect(ctx, connect.NewRequest(send[j]))
+			res, err := k.callOne(ctx, req)
 			if err != nil {
 				out[i].Err = err
 				return
 			}
-			out[i].Value = res.Msg
+			out[i].Value = res
 		})
 	}
 	wg.Wait()
@@ -487,52 +527,37 @@ func connectResult(res *presencev1.ConnectManyResult) coalesce.Result[*presencev
 }
 
 // disconnectBatch makes one DisconnectMany call, bounded by the call timeout, and answers
-// each Disconnect with its own outcome. Against a presence service without
-// DisconnectMany it makes one Disconnect per connection, side by side, and remembers to
-// from then on (singleRetry).
+// each Disconnect with its own outcome (batchOrSingles).
 func (r *Reporter) disconnectBatch(ctx context.Context, reqs []*presencev1.DisconnectRequest) ([]coalesce.Result[*presencev1.DisconnectResponse], error) {
 	ctx, cancel := context.WithTimeout(ctx, r.opt.CallTimeout)
 	defer cancel()
-	out := make([]coalesce.Result[*presencev1.DisconnectResponse], len(reqs))
-	if time.Now().UnixMilli() >= r.singleDisconnectUntil.Load() {
-		res, err := r.c.DisconnectMany(ctx, connect.NewRequest(&presencev1.DisconnectManyRequest{Connections: reqs}))
-		switch {
-		case connect.CodeOf(err) == connect.CodeUnimplemented:
-			if r.singleDisconnectUntil.Swap(time.Now().Add(singleRetry).UnixMilli()) == 0 {
-				r.opt.Log.Warn("presence service lacks DisconnectMany; sending one Disconnect per connection for a while", "err", err, "retry_in", singleRetry)
+	return batchOrSingles(ctx, r, batchKind[*presencev1.DisconnectRequest, *presencev1.DisconnectManyResult, *presencev1.DisconnectResponse]{
+		many: "DisconnectMany", one: "Disconnect", until: &r.singleDisconnectUntil,
+		callMany: func(ctx context.Context, reqs []*presencev1.DisconnectRequest) ([]*presencev1.DisconnectManyResult, error) {
+			res, err := r.c.DisconnectMany(ctx, connect.NewRequest(&presencev1.DisconnectManyRequest{Connections: reqs}))
+			if err != nil {
+				return nil, err
 			}
-		case err != nil:
-			for i := range out {
-				out[i].Err = err
-			}
-			return out, nil
-		default:
-			results := res.Msg.GetResults()
-			if len(results) != len(reqs) {
-				return nil, fmt.Errorf("DisconnectMany of %d connections answered %d results", len(reqs), len(results))
-			}
-			for i, res := range results {
-				if res.GetErrorCode() != "" {
-					out[i].Err = rpc.ItemErr(res.GetErrorCode(), res.GetErrorMessage())
-				}
-				out[i].Value = res.GetResponse()
-			}
-			return out, nil
-		}
-	}
-	var wg sync.WaitGroup
-	for i, req := range reqs {
-		wg.Go(func() {
+			return res.Msg.GetResults(), nil
+		},
+		item: disconnectResult,
+		callOne: func(ctx context.Context, req *presencev1.DisconnectRequest) (*presencev1.DisconnectResponse, error) {
 			res, err := r.c.Disconnect(ctx, connect.NewRequest(req))
 			if err != nil {
-				out[i].Err = err
-				return
+				return nil, err
 			}
-			out[i].Value = res.Msg
-		})
+			return res.Msg, nil
+		},
+	}, reqs)
+}
+
+// disconnectResult turns one DisconnectMany result into what Disconnect would have
+// returned: its response, or a Connect error with its code and message.
+func disconnectResult(res *presencev1.DisconnectManyResult) coalesce.Result[*presencev1.DisconnectResponse] {
+	if res.GetErrorCode() != "" {
+		return coalesce.Result[*presencev1.DisconnectResponse]{Err: rpc.ItemErr(res.GetErrorCode(), res.GetErrorMessage())}
 	}
-	wg.Wait()
-	return out, nil
+	return coalesce.Result[*presencev1.DisconnectResponse]{Value: res.GetResponse()}
 }
 
 // release queues the closed connection's Disconnect for the next DisconnectMany and
