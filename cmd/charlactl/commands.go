@@ -200,8 +200,9 @@ func (a *app) sessionsCmd() *cobra.Command {
 	create.Flags().DurationVar(&ttl, "ttl", 0, "lifetime, 1s to 8760h (default: the service's 30 days)")
 
 	revoke := &cobra.Command{
-		Use:   "revoke TOKEN",
+		Use:   "revoke [--] TOKEN",
 		Short: "Revoke a session token (its connections close with 4001)",
+		Long:  "Revoke a session token; its connections close with 4001. A token may begin with '-' (one in 64 does): put -- before it, charlactl sessions revoke -- \"$TOKEN\".",
 		Args:  args(1, 1, "one TOKEN"),
 		RunE: func(c *cobra.Command, argv []string) error {
 			ctx, cancel := a.call(c)
@@ -213,6 +214,10 @@ func (a *app) sessionsCmd() *cobra.Command {
 			return a.emit(res.Msg, func(w io.Writer) { printf(w, "revoked\n") })
 		},
 	}
+	// A token that begins with '-' reads as flags: say how to pass it.
+	revoke.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return usagef("%w (a TOKEN that begins with '-' goes after --: charlactl sessions revoke -- TOKEN)", err)
+	})
 	sessions.AddCommand(create, revoke)
 	return sessions
 }

@@ -114,11 +114,13 @@ func TestAgainstRunningSystem(t *testing.T) {
 	if err != nil || res.Msg.GetUser().GetUserName() != "alice" {
 		t.Fatalf("the printed token %q does not resolve to alice: %v %v", token, res, err)
 	}
-	c.ok("sessions", "revoke", token)
+	// One token in 64 begins with '-': after --, any token is an argument.
+	c.ok("sessions", "revoke", "--", token)
 	if _, err := s.Clients.Profile.ResolveSession(ctx, connect.NewRequest(&profilev1.ResolveSessionRequest{Token: token})); connect.CodeOf(err) != connect.CodeUnauthenticated {
 		t.Errorf("revoked token resolves: %v", err)
 	}
 	c.fails(exitUsage, "--ttl", "sessions", "create", "alice", "--ttl", "1.5s")
+	c.fails(exitUsage, "goes after --", "sessions", "revoke", "-Q32WaeOJV4Xdm3czAZjwAgrdt49aGgxjx4g_JdELew")
 
 	// Contacts, notifications, presence, countries.
 	added := decode[struct {
