@@ -75,7 +75,7 @@ func Configure(*config.Loader) svc.Constructor {
 
 // RPC returns the Connect handler to mount.
 func (s *Service) RPC() rpc.Service {
-	path, h := chatv1connect.NewChatServiceHandler(s, s.deps.HandlerOptionsWith(server.HandlerOptions()...)...)
+	path, h := chatv1connect.NewChatServiceHandler(s, s.deps.HandlerOptions...)
 	return rpc.Service{Name: chatv1connect.ChatServiceName, Path: path, Handler: h}
 }
 

@@ -41,9 +41,6 @@ const (
 // 4 KiB of payload plus 8 KiB of message and title, so this leaves ample room.
 const maxRequestBytes = 256 << 10
 
-// compressMinBytes is the smallest response that is compressed for a client that accepts it.
-const compressMinBytes = 16 << 10
-
 // Options tune the service. Zero values take the defaults.
 type Options struct {
 	// RetentionMaxAge is how long a notification is kept (default 90 days).
@@ -142,9 +139,6 @@ func NewWithOptions(ctx context.Context, deps svc.Deps, opts Options) (*Service,
 func (s *Service) RPC() rpc.Service {
 	path, h := notifyv1connect.NewNotificationServiceHandler(s, s.deps.HandlerOptionsWith(
 		connect.WithReadMaxBytes(maxRequestBytes),
-		// A typical page (50 notifications, ~5 KiB) costs more to gzip than to send over
-		// the internal network; only large pages are compressed.
-		connect.WithCompressMinBytes(compressMinBytes),
 	)...)
 	return rpc.Service{Name: notifyv1connect.NotificationServiceName, Path: path, Handler: h}
 }

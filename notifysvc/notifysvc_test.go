@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +25,7 @@ import (
 	"github.com/charla/charla/shared/eventlog"
 	"github.com/charla/charla/shared/peers"
 	"github.com/charla/charla/shared/rpc"
+	"github.com/charla/charla/shared/rpc/rpctest"
 	"github.com/charla/charla/shared/sqldb"
 	"github.com/charla/charla/shared/sqldb/dbtest"
 	"github.com/charla/charla/shared/svc"
@@ -135,29 +134,6 @@ func TestConfigure(t *testing.T) {
 	}
 }
 
-// encodings records the Content-Encoding of every response.
-type encodings struct {
-	rt   http.RoundTripper
-	mu   sync.Mutex
-	seen []string
-}
-
-func (e *encodings) RoundTrip(req *http.Request) (*http.Response, error) {
-	res, err := e.rt.RoundTrip(req)
-	if err == nil {
-		e.mu.Lock()
-		e.seen = append(e.seen, res.Header.Get("Content-Encoding"))
-		e.mu.Unlock()
-	}
-	return res, err
-}
-
-func (e *encodings) last() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.seen[len(e.seen)-1]
-}
-
 // TestCompressionThreshold: with the shared handler options of every service in front of
 // its own (as the processes mount it), a page of a few KiB is sent as it is and only a
 // page over 16 KiB is compressed. The shared 1 KiB threshold used to win.
@@ -177,8 +153,7 @@ func TestCompressionThreshold(t *testing.T) {
 	srv.Config.Protocols = rpc.Protocols()
 	srv.Start()
 	httpClient := rpc.NewHTTPClient()
-	rec := &encodings{rt: httpClient.Transport}
-	httpClient.Transport = rec
+	rec := rpctest.RecordEncodings(httpClient)
 	t.Cleanup(func() {
 		httpClient.CloseIdleConnections()
 		srv.Close()
@@ -207,8 +182,8 @@ func TestCompressionThreshold(t *testing.T) {
 			t.Fatal(err)
 		}
 		size := proto.Size(res.Msg)
-		if got := rec.last() == "gzip"; got != tt.wantGzip {
-			t.Errorf("page of %d bytes: compressed %v (Content-Encoding %q), want %v (threshold %d)", size, got, rec.last(), tt.wantGzip, compressMinBytes)
+		if got := rec.Last() == "gzip"; got != tt.wantGzip {
+			t.Errorf("page of %d bytes: compressed %v (Content-Encoding %q), want %v (threshold %d)", size, got, rec.Last(), tt.wantGzip, svc.CompressMinBytes)
 		}
 	}
 }

@@ -143,8 +143,9 @@ func TestDisconnectManyAsDisconnects(t *testing.T) {
 				t.Errorf("presence: got %v, want online %v", p, wantOnline)
 			}
 		}
+		refRoutes := ref.routes(t, users...)
 		for i, r := range h.routes(t, users...) {
-			if w := ref.routes(t, users...)[i]; !proto.Equal(r, w) {
+			if w := refRoutes[i]; !proto.Equal(r, w) {
 				t.Errorf("routes: got %v, want %v", r, w)
 			}
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/charla/charla/shared/rpc"
 	"github.com/charla/charla/shared/sqldb"
 	"github.com/charla/charla/shared/sqldb/dbtest"
+	"github.com/charla/charla/shared/svc"
 )
 
 // fakeProfiles knows users 1..n, named "user<id>".
@@ -253,7 +254,7 @@ func newEnv(tb testing.TB, url string, users int64, opts ...envOption) *env {
 	}
 	e.srv = New(cfg)
 	tb.Cleanup(func() { e.srv.Close() })
-	path, h := chatv1connect.NewChatServiceHandler(e.srv, HandlerOptions()...)
+	path, h := chatv1connect.NewChatServiceHandler(e.srv, svc.HandlerOptions(nil, "")...) // as chatsvc mounts it
 	hs := httptest.NewUnstartedServer(rpc.NewMux(rpc.Service{Name: chatv1connect.ChatServiceName, Path: path, Handler: h}))
 	hs.Config.Protocols = rpc.Protocols() // cleartext HTTP/2, as internal calls are made
 	hs.Start()

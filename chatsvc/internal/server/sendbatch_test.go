@@ -3,9 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -15,8 +13,10 @@ import (
 	chatv1 "github.com/charla/charla/proto/gen/chat/v1"
 	"github.com/charla/charla/proto/gen/chat/v1/chatv1connect"
 	"github.com/charla/charla/shared/rpc"
+	"github.com/charla/charla/shared/rpc/rpctest"
 	"github.com/charla/charla/shared/sqldb"
 	"github.com/charla/charla/shared/sqldb/dbtest"
+	"github.com/charla/charla/shared/svc"
 )
 
 // TestSendMessagesAnswersEachAsSendMessage sends valid and invalid messages in one call:
@@ -173,37 +173,17 @@ func TestSendMessagesWithProfileDown(t *testing.T) {
 	})
 }
 
-// encodings records the Content-Encoding of every response its client receives.
-type encodings struct {
-	mu  sync.Mutex
-	got []string
-}
-
-func (e *encodings) RoundTrip(req *http.Request) (*http.Response, error) {
-	res, err := rpc.NewHTTPClient().Transport.RoundTrip(req)
-	if err == nil {
-		e.mu.Lock()
-		e.got = append(e.got, res.Header.Get("Content-Encoding"))
-		e.mu.Unlock()
-	}
-	return res, err
-}
-
-func (e *encodings) last() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.got[len(e.got)-1]
-}
-
-// TestRepliesCompressedOnlyWhenLarge: a full SendMessages batch's reply (several KiB) goes
-// out plain to a client that accepts gzip, a history page of long messages compressed.
+// TestRepliesCompressedOnlyWhenLarge: with the options chatsvc mounts, a full SendMessages
+// batch's reply (several KiB) goes out plain to a client that accepts gzip, a history page
+// of long messages compressed.
 func TestRepliesCompressedOnlyWhenLarge(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, dbtest.NewURL(t, sqldb.SQLite), 2)
 	ctx := context.Background()
 	chat := e.contact(t, 1, 2)
-	rec := &encodings{}
-	client := chatv1connect.NewChatServiceClient(&http.Client{Transport: rec}, e.url)
+	httpClient := rpc.NewHTTPClient()
+	rec := rpctest.RecordEncodings(httpClient)
+	client := chatv1connect.NewChatServiceClient(httpClient, e.url)
 
 	req := &chatv1.SendMessagesRequest{}
 	for i := range 200 {
@@ -216,7 +196,7 @@ func TestRepliesCompressedOnlyWhenLarge(t *testing.T) {
 	if size := proto.Size(res.Msg); size < 4<<10 {
 		t.Fatalf("the reply holds %d bytes; the test wants one of several KiB", size)
 	}
-	if enc := rec.last(); enc != "" {
+	if enc := rec.Last(); enc != "" {
 		t.Errorf("a SendMessages reply went out with Content-Encoding %q, want none", enc)
 	}
 
@@ -224,10 +204,10 @@ func TestRepliesCompressedOnlyWhenLarge(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GetMessages: %v", err)
 	}
-	if size := proto.Size(page.Msg); size < compressMinBytes {
+	if size := proto.Size(page.Msg); size < svc.CompressMinBytes {
 		t.Fatalf("the page holds %d bytes, below the threshold", size)
 	}
-	if enc := rec.last(); enc != "gzip" {
+	if enc := rec.Last(); enc != "gzip" {
 		t.Errorf("a history page of %d bytes went out with Content-Encoding %q, want gzip", proto.Size(page.Msg), enc)
 	}
 }

@@ -117,19 +117,6 @@ func New(cfg Config) *Server {
 // WriterStats returns the group-commit writer's batches and messages so far.
 func (s *Server) WriterStats() (batches, messages int64) { return s.writer.Stats() }
 
-// compressMinBytes is the smallest reply compressed for a client that accepts it. Most
-// replies are a few dozen bytes, and a SendMessages reply holds ~50 bytes per message (up
-// to 10 KiB for a full batch of 200): gzipping those costs both ends CPU (a flate writer
-// reset per reply was 2.6 % of the one-process server's CPU at 10,000 msg/s, when the
-// threshold was 1 KiB) for a network hop inside the deployment. Large history pages and
-// chat lists are still compressed.
-const compressMinBytes = 16 << 10
-
-// HandlerOptions are the Connect options the chat handler wants besides the shared ones.
-func HandlerOptions() []connect.HandlerOption {
-	return []connect.HandlerOption{connect.WithCompressMinBytes(compressMinBytes)}
-}
-
 // Close stops the writer (after storing what is queued) and the typing janitor.
 func (s *Server) Close() error {
 	s.stopOnce.Do(func() { close(s.stop) })
