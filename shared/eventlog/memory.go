@@ -1,6 +1,7 @@
 package eventlog
 
 import (
+	"bytes"
 	"context"
 	"hash/maphash"
 	"sync"
@@ -16,7 +17,9 @@ import (
 // msg/s the history reaches a million records in minutes; held as a *Record each (with
 // pointers to its strings and data) the garbage collector had to trace all of them in
 // every cycle, and a cycle's mark phase took 0.4–0.6 s of the two cores, stalling
-// deliveries. Pointer-free slices are marked without being scanned.
+// deliveries. Pointer-free slices are marked without being scanned, and the byte chunks
+// are outside the heap altogether (chunkmem_unix.go): with GOGC=100 the heap grows to
+// about twice what it holds live, which for the history was most of the process's RSS.
 type Memory struct {
 	opt Options
 
@@ -33,19 +36,22 @@ type Memory struct {
 	services     []string          // interned Service names, indexed by storedEvent.service
 	serviceIndex map[string]uint16 // the same, by name
 
-	keySeeds [2]maphash.Seed
-	// keys holds every Key appended within DedupeWindow, with the time of its newest
-	// append: a filter that spares a keyed Append the search of its users' records when
-	// the key is new (nearly always). Which users have the key is in their records
-	// (storedEvent.key), so the filter costs one entry per event, not one per user.
-	keys        map[keyID]int64
+	keySeed maphash.Seed
+	// keys holds the hash (keyHash) of every Key appended within DedupeWindow, with the
+	// time of its newest append: a filter that spares a keyed Append the search of its
+	// users' records when the key is new (nearly always). Which users have the key is in
+	// their records (storedEvent.key), so the filter costs one entry per event, not one
+	// per user.
+	keys        map[uint64]int64
 	nextSweepMs int64 // when expireKeys next sweeps keys
 }
 
-// keyID is a Key's 128-bit hash (two seeded 64-bit hashes), so the map holds no strings.
-// Two keys within DedupeWindow collide with a probability near 2⁻¹²⁸ per pair.
-type keyID struct {
-	h1, h2 uint64
+// keyHash is a Key's seeded 64-bit hash, never 0 (0 in storedEvent.key means "no key").
+// Records and the filter hold it instead of the string: two keys appended within
+// DedupeWindow collide with a probability near 2⁻⁶⁴ per pair, and the later would be
+// taken for a repeat of the earlier.
+func (m *Memory) keyHash(key string) uint64 {
+	return max(maphash.String(m.keySeed, key), 1)
 }
 
 // memUser is one user's history.
@@ -95,8 +101,8 @@ func NewMemory(opt Options) *Memory {
 		nextPos:      1,
 		subs:         make(map[*memSub]struct{}),
 		serviceIndex: make(map[string]uint16),
-		keySeeds:     [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
-		keys:         make(map[keyID]int64),
+		keySeed:      maphash.MakeSeed(),
+		keys:         make(map[uint64]int64),
 	}
 }
 
@@ -118,13 +124,10 @@ func (m *Memory) Append(_ context.Context, ev Event, users []int64) ([]Record, e
 		return nil, ErrClosed
 	}
 	m.expireKeys(at)
-	var key keyID
+	var key uint64   // 0: no key
 	keySeen := false // some user got a record of this key within DedupeWindow
 	if ev.Key != "" {
-		key = keyID{maphash.String(m.keySeeds[0], ev.Key), maphash.String(m.keySeeds[1], ev.Key)}
-		if key.h1 == 0 {
-			key.h1 = 1 // 0 in storedEvent.key means "no key"
-		}
+		key = m.keyHash(ev.Key)
 		_, keySeen = m.keys[key]
 	}
 	service := m.intern(ev.Service)
@@ -133,7 +136,7 @@ func (m *Memory) Append(_ context.Context, ev Event, users []int64) ([]Record, e
 	for _, u := range users {
 		h := m.users[u]
 		if keySeen && h != nil {
-			if i, ok := h.keyed(&m.bytes, key.h1, at.keyOldestMs); ok {
+			if i, ok := h.keyed(&m.bytes, key, at.keyOldestMs); ok {
 				out = append(out, h.at(m, u, i))
 				continue
 			}
@@ -143,7 +146,7 @@ func (m *Memory) Append(_ context.Context, ev Event, users []int64) ([]Record, e
 			m.users[u] = h
 		}
 		if !stored {
-			loc = m.bytes.add(key.h1, service, ev.Exclude, ev.Data, at.nowMs)
+			loc = m.bytes.add(key, service, ev.Exclude, ev.Data, at.nowMs)
 			stored = true
 		}
 		h.last++
@@ -185,11 +188,11 @@ func (m *Memory) intern(service string) uint16 {
 	return i
 }
 
-// keyed returns the index of the user's record of the key whose hash starts with h1,
+// keyed returns the index of the user's record of the key with hash key (keyHash),
 // searching the records appended since keyOldestMs, newest first.
-func (h *memUser) keyed(s *byteStore, h1 uint64, keyOldestMs int64) (int, bool) {
+func (h *memUser) keyed(s *byteStore, key uint64, keyOldestMs int64) (int, bool) {
 	for i := len(h.recs) - 1; i >= 0 && h.recs[i].timeMs >= keyOldestMs; i-- {
-		if s.get(h.recs[i].event).key == h1 {
+		if s.get(h.recs[i].event).key == key {
 			return i, true
 		}
 	}
@@ -269,8 +272,8 @@ func (h *memUser) record(m *Memory, user int64, seq uint64) (Record, bool) {
 	return h.at(m, user, int(seq-first)), true
 }
 
-// at returns the i-th held record. Its Data aliases the log's bytes (never modified);
-// its Exclude is a copy. Called with m.mu held.
+// at returns the i-th held record. Its Data and Exclude are copies: the chunk holding
+// them may be unmapped once the record is dropped (byteStore). Called with m.mu held.
 func (h *memUser) at(m *Memory, user int64, i int) Record {
 	mr := h.recs[i]
 	ev := m.bytes.get(mr.event)
@@ -281,7 +284,7 @@ func (h *memUser) at(m *Memory, user int64, i int) Record {
 		Service:  m.services[ev.service],
 		Exclude:  string(ev.exclude),
 		TimeMs:   mr.timeMs,
-		Data:     ev.data,
+		Data:     bytes.Clone(ev.data),
 	}
 }
 

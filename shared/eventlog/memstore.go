@@ -6,17 +6,27 @@ import "encoding/binary"
 // short header (storedEvent's key, service and lengths) then the exclude and data bytes,
 // appended to chunks in the order they come. A chunk counts the held records that use it
 // and is released when the last of them is dropped; Memory.retire empties chunks that
-// have grown old. No byte is ever moved or overwritten in place, so the Data slices handed
-// out stay valid and unchanged after their record is dropped or its event copied elsewhere.
+// have grown old. Chunks are mapped outside the Go heap where the system allows
+// (chunkmem_unix.go) and unmapped on release, so nothing outside the store may keep a
+// slice of one: Memory hands out copies (memUser.at).
 type byteStore struct {
 	chunks []*byteChunk // oldest first; chunks[i] is chunk number first+i
 	first  uint32       // wraps after 2³² chunks (256 TiB of events); the arithmetic wraps with it
+	mapped int          // chunks held that are mapped (at most maxMappedChunks)
 }
 
-// byteChunk is one chunk of the store. Its fields other than buf hold no pointers per
-// record, so the collector marks a chunk without scanning its records.
+// maxMappedChunks bounds the mappings the store holds at once (1 GiB of 64 KiB chunks);
+// further chunks come from the heap. Each mapping may be an area of its own in the
+// kernel, which allows a process 65,530 by default (vm.max_map_count), and the Go
+// runtime needs some of them for its heap. A variable so that a test can lower it.
+var maxMappedChunks = 16 << 10
+
+// byteChunk is one chunk of the store. Its fields other than mem and buf hold no pointers
+// per record, so the collector marks a chunk without scanning its records.
 type byteChunk struct {
-	buf       []byte
+	mem       []byte  // the chunk's memory as allocChunk returned it; nil once released
+	mapped    bool    // mem is outside the Go heap and goes back with freeChunk
+	buf       []byte  // mem[:bytes used]
 	refs      int     // held records whose event is in buf
 	users     []int64 // the user of every record that used buf, repeats included (for retire)
 	maxPos    uint64  // the highest position of those records
@@ -31,8 +41,7 @@ type byteLoc struct {
 
 // storedEvent is an event as the store keeps it.
 type storedEvent struct {
-	// key is the first 64 bits of the hash of the event's Key (keyID.h1, never 0 for a
-	// keyed event), 0 when it had none.
+	// key is the hash of the event's Key (Memory.keyHash, never 0), 0 when it had none.
 	key     uint64
 	service uint16 // index into Memory.services
 	exclude []byte
@@ -79,7 +88,17 @@ func (s *byteStore) room(n int, nowMs int64) (*byteChunk, byteLoc) {
 		c = s.chunks[len(s.chunks)-1]
 	}
 	if c == nil || c.buf == nil || cap(c.buf)-len(c.buf) < n {
-		c = &byteChunk{buf: make([]byte, 0, max(byteChunkSize, n))}
+		var mem []byte
+		mapped := false
+		if s.mapped < maxMappedChunks {
+			mem, mapped = allocChunk(max(byteChunkSize, n))
+		} else {
+			mem = make([]byte, max(byteChunkSize, n))
+		}
+		if mapped {
+			s.mapped++
+		}
+		c = &byteChunk{mem: mem, mapped: mapped, buf: mem[:0]}
 		s.chunks = append(s.chunks, c)
 	}
 	c.writtenMs = nowMs
@@ -103,7 +122,11 @@ func (s *byteStore) release(chunk uint32) {
 	if c.refs--; c.refs > 0 {
 		return
 	}
-	c.buf, c.users = nil, nil
+	if c.mapped {
+		freeChunk(c.mem)
+		s.mapped--
+	}
+	c.mem, c.buf, c.users = nil, nil, nil
 	for len(s.chunks) > 0 && s.chunks[0].buf == nil {
 		s.chunks[0] = nil
 		s.chunks = s.chunks[1:]
@@ -111,7 +134,8 @@ func (s *byteStore) release(chunk uint32) {
 	}
 }
 
-// get returns the event at loc. Its exclude and data alias the store.
+// get returns the event at loc. Its exclude and data alias the store: they are valid only
+// while mu is held and the chunk is not released.
 func (s *byteStore) get(loc byteLoc) storedEvent {
 	b := s.chunk(loc.chunk).buf[loc.off:]
 	var ev storedEvent

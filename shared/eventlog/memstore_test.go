@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -323,5 +326,144 @@ func TestMemoryTailPastRetention(t *testing.T) {
 	err = l.Tail(ctx, &before, func(uint64) {}, func([]Record) error { return nil })
 	if !errors.Is(err, ErrTooOld) {
 		t.Fatalf("Tail from before dropped records: %v, want ErrTooOld", err)
+	}
+}
+
+// BenchmarkMemoryHistoryFootprint measures what the history of 450,000 chat messages
+// holds (about what a 30 s overload at 20,000 msg/s leaves in the load tool's chat
+// pairs): per message a NEW_CHAT_MESSAGE to its two users (keyed, ~100 bytes) and a
+// MESSAGE_STATUS_UPDATE to its sender (~30 bytes). heap-MiB is the live Go heap the history
+// adds (the collector lets the heap grow to about twice it, GOGC=100), mapped-MiB the
+// byte chunks held outside the heap (chunkmem_unix.go).
+func BenchmarkMemoryHistoryFootprint(b *testing.B) {
+	const messages = 450_000
+	message, status := make([]byte, 100), make([]byte, 30)
+	for b.Loop() {
+		b.StopTimer()
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		b.StartTimer()
+		l := NewMemory(Options{})
+		ctx := context.Background()
+		for i := range messages {
+			sender, recipient := int64(i%1000), int64(1000+i%1000)
+			ev := Event{Service: "chat", Exclude: "e1a2b3-" + strconv.Itoa(i%1000), Data: message, Key: "chat.msg." + strconv.Itoa(i)}
+			if _, err := l.Append(ctx, ev, []int64{sender, recipient}); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := l.Append(ctx, Event{Service: "chat", Data: status}, []int64{sender}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		mapped := 0
+		for _, c := range l.bytes.chunks {
+			if c.mapped {
+				mapped += len(c.mem)
+			}
+		}
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/(1<<20), "heap-MiB")
+		b.ReportMetric(float64(mapped)/(1<<20), "mapped-MiB")
+		runtime.KeepAlive(l)
+		b.StartTimer()
+	}
+}
+
+// TestMemoryReleasedChunksGoBack: events larger than a chunk get chunks of their own,
+// mapped outside the heap on Linux; once retention drops their records the chunks are
+// released and unmapped, and the records read before still hold their bytes (Memory
+// hands out copies: a slice of an unmapped chunk would crash the reader).
+func TestMemoryReleasedChunksGoBack(t *testing.T) {
+	l, now := memoryAt(1, time.Second)
+	big := func(i int) []byte { return bytes.Repeat([]byte{byte('a' + i)}, byteChunkSize+1000) }
+	for i := range 3 {
+		mustAppend(t, l, Event{Service: "chat", Exclude: fmt.Sprint("c", i), Data: big(i)}, 7)
+	}
+	if len(l.bytes.chunks) != 3 {
+		t.Fatalf("3 events larger than a chunk use %d chunks, want 3", len(l.bytes.chunks))
+	}
+	chunks := slices.Clone(l.bytes.chunks)
+	if runtime.GOOS == "linux" && l.bytes.mapped != 3 {
+		t.Fatalf("%d of the 3 chunks are mapped on Linux, want all", l.bytes.mapped)
+	}
+	read, err := l.Read(context.Background(), 7, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(read.Records) != 3 {
+		t.Fatalf("Read holds %d records, want 3 (all newer than MaxAge)", len(read.Records))
+	}
+	*now = now.Add(time.Minute)
+	mustAppend(t, l, named("small"), 7) // drops the three: beyond MaxEvents and older than MaxAge
+	wantHistory(t, l, 7, "small")
+	for i, c := range chunks {
+		if c.mem != nil || c.buf != nil {
+			t.Errorf("chunk %d still holds its memory after its only record was dropped", i)
+		}
+	}
+	if runtime.GOOS == "linux" && l.bytes.mapped != 1 {
+		t.Errorf("%d chunks counted as mapped after three were released, want 1 (the newest)", l.bytes.mapped)
+	}
+	for i, r := range read.Records {
+		if !bytes.Equal(r.Data, big(i)) || r.Exclude != fmt.Sprint("c", i) {
+			t.Errorf("record %d read before its chunk was released changed: %d bytes, exclude %q", i, len(r.Data), r.Exclude)
+		}
+	}
+}
+
+// TestMemoryChunksPastTheMappingBoundComeFromTheHeap: past maxMappedChunks new chunks are
+// heap memory, read back the same, and a released mapped chunk makes room for a mapped one.
+func TestMemoryChunksPastTheMappingBoundComeFromTheHeap(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("chunks are mapped on Unix; the bound is checked on Linux")
+	}
+	defer func(n int) { maxMappedChunks = n }(maxMappedChunks)
+	maxMappedChunks = 2
+	l, now := memoryAt(1, time.Second)
+	big := func(i int) []byte { return bytes.Repeat([]byte{byte('a' + i)}, byteChunkSize+1) }
+	for i := range 4 {
+		mustAppend(t, l, Event{Service: "chat", Data: big(i)}, int64(10+i))
+	}
+	var kinds []bool
+	for _, c := range l.bytes.chunks {
+		kinds = append(kinds, c.mapped)
+	}
+	if fmt.Sprint(kinds) != "[true true false false]" || l.bytes.mapped != 2 {
+		t.Fatalf("chunks mapped %v (count %d), want [true true false false] (count 2)", kinds, l.bytes.mapped)
+	}
+	for i := range 4 {
+		h, err := l.Read(context.Background(), int64(10+i), 0)
+		if err != nil || len(h.Records) != 1 || !bytes.Equal(h.Records[0].Data, big(i)) {
+			t.Fatalf("user %d: %d records, %v; want its event back", 10+i, len(h.Records), err)
+		}
+	}
+	// A minute on, user 10's record is dropped (its chunk goes) and the chunks of users
+	// 11–13, last written longer than MaxAge ago, are retired: their records are copied to
+	// new chunks, mapped again as the mapped ones are released.
+	orig := slices.Clone(l.bytes.chunks)
+	*now = now.Add(time.Minute)
+	mustAppend(t, l, named("small"), 10)
+	for i, c := range orig {
+		if c.mem != nil {
+			t.Errorf("original chunk %d not released after the retire", i)
+		}
+	}
+	mapped := 0
+	for _, c := range l.bytes.chunks {
+		if c.mapped {
+			mapped++
+		}
+	}
+	if mapped != l.bytes.mapped || mapped == 0 || mapped > 2 {
+		t.Fatalf("after the retire %d chunks are mapped, counted %d; want the count right, 1 or 2", mapped, l.bytes.mapped)
+	}
+	for i := 1; i < 4; i++ {
+		h, err := l.Read(context.Background(), int64(10+i), 0)
+		if err != nil || len(h.Records) != 1 || !bytes.Equal(h.Records[0].Data, big(i)) {
+			t.Fatalf("user %d after the retire: %d records, %v; want its event back", 10+i, len(h.Records), err)
+		}
 	}
 }
