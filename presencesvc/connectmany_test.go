@@ -81,14 +81,23 @@ func connectManyState(t *testing.T, h *harness) func() []*presencev1.CloseConnec
 	}
 }
 
+// itemError is a single call's error as its batch call gives it (error_code and
+// error_message), "" for none.
+func itemError(err error) (code, msg string) {
+	var ce *connect.Error
+	switch {
+	case errors.As(err, &ce):
+		return ce.Code().String(), ce.Message()
+	case err != nil:
+		return "not a connect error: " + err.Error(), ""
+	}
+	return "", ""
+}
+
 // asResult is Connect's answer as ConnectMany gives it.
 func asResult(res *connect.Response[presencev1.ConnectResponse], err error) *presencev1.ConnectManyResult {
-	var ce *connect.Error
-	if errors.As(err, &ce) {
-		return &presencev1.ConnectManyResult{ErrorCode: ce.Code().String(), ErrorMessage: ce.Message()}
-	}
-	if err != nil {
-		return &presencev1.ConnectManyResult{ErrorCode: "not a connect error: " + err.Error()}
+	if code, msg := itemError(err); code != "" {
+		return &presencev1.ConnectManyResult{ErrorCode: code, ErrorMessage: msg}
 	}
 	return &presencev1.ConnectManyResult{Response: res.Msg}
 }

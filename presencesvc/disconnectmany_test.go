@@ -3,7 +3,6 @@ package presencesvc
 import (
 	"cmp"
 	"context"
-	"errors"
 	"reflect"
 	"slices"
 	"strings"
@@ -53,12 +52,8 @@ func disconnectManyState(t *testing.T, h *harness) {
 
 // asDisconnectResult is Disconnect's answer as DisconnectMany gives it.
 func asDisconnectResult(res *connect.Response[presencev1.DisconnectResponse], err error) *presencev1.DisconnectManyResult {
-	var ce *connect.Error
-	if errors.As(err, &ce) {
-		return &presencev1.DisconnectManyResult{ErrorCode: ce.Code().String(), ErrorMessage: ce.Message()}
-	}
-	if err != nil {
-		return &presencev1.DisconnectManyResult{ErrorCode: "not a connect error: " + err.Error()}
+	if code, msg := itemError(err); code != "" {
+		return &presencev1.DisconnectManyResult{ErrorCode: code, ErrorMessage: msg}
 	}
 	return &presencev1.DisconnectManyResult{Response: res.Msg}
 }

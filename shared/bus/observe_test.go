@@ -12,6 +12,7 @@ import (
 
 	"github.com/charla/charla/shared/bus"
 	"github.com/charla/charla/shared/logging/logtest"
+	"github.com/charla/charla/shared/waittest"
 )
 
 // startNATS starts an embedded NATS server on port (-1: any free port).
@@ -55,18 +56,6 @@ func sum(t *testing.T, r *sdkmetric.ManualReader, name string) (int64, bool) {
 	return 0, false
 }
 
-// waitFor polls cond until it holds; the NATS callbacks run on the client's own goroutine.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestNATSConnectionStateIsObserved loses the NATS server and brings it back: the bus logs
 // the disconnect and the reconnect, counts both, reports the connection state, and its
 // Ping fails while the server is away.
@@ -103,7 +92,7 @@ func TestNATSConnectionStateIsObserved(t *testing.T) {
 
 	srv.Shutdown()
 	srv.WaitForShutdown()
-	waitFor(t, "the disconnect", func() bool { return value("charla.bus.nats.disconnects") == 1 })
+	waittest.Until(t, "the disconnect", func() bool { return value("charla.bus.nats.disconnects") == 1 })
 	if got := value("charla.bus.nats.connected"); got != 0 {
 		t.Errorf("connected = %d with the server down, want 0", got)
 	}
@@ -112,7 +101,7 @@ func TestNATSConnectionStateIsObserved(t *testing.T) {
 	}
 
 	startNATS(t, port)
-	waitFor(t, "the reconnect", func() bool { return value("charla.bus.nats.reconnects") == 1 })
+	waittest.Until(t, "the reconnect", func() bool { return value("charla.bus.nats.reconnects") == 1 })
 	if got := value("charla.bus.nats.connected"); got != 1 {
 		t.Errorf("connected = %d after the reconnect, want 1", got)
 	}
@@ -126,7 +115,7 @@ func TestNATSConnectionStateIsObserved(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "connected to drop to 0 on Close", func() bool { return value("charla.bus.nats.connected") == 0 })
+	waittest.Until(t, "connected to drop to 0 on Close", func() bool { return value("charla.bus.nats.connected") == 0 })
 	if got := value("charla.bus.nats.disconnects"); got != 1 {
 		t.Errorf("disconnects = %d after Close, want still 1 (a close is not a loss)", got)
 	}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/charla/charla/shared/waittest"
 )
 
 // BenchmarkMessageRoundTrip measures the hub's per-message path over loopback:
@@ -163,10 +165,10 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 			_ = cmd.Wait()
 			b.Fatalf("memclient: %q, %v", line, err)
 		}
-		waitFor(b, "all connections registered", func() bool { return m.GetActiveConnectionsCount() == n })
+		waittest.Until(b, "all connections registered", func() bool { return m.GetActiveConnectionsCount() == n })
 		if m.poller != nil {
 			// Idle means parked: no goroutine reads them (ParkAfter after the handshake).
-			waitFor(b, "all connections parked", func() bool { return m.ParkedCount() == n })
+			waittest.Until(b, "all connections parked", func() bool { return m.ParkedCount() == n })
 		}
 
 		runtime.GC()
@@ -186,7 +188,7 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 		if err := cmd.Wait(); err != nil {
 			b.Fatalf("memclient: %v", err)
 		}
-		waitFor(b, "all connections gone", func() bool { return m.GetActiveConnectionsCount() == 0 })
+		waittest.Until(b, "all connections gone", func() bool { return m.GetActiveConnectionsCount() == 0 })
 	}
 	b.ReportMetric(float64(n), "conns")
 	b.ReportMetric(heap, "heap-B/conn")

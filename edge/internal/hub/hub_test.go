@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/charla/charla/shared/waittest"
 )
 
 // testUser is the UserData of the tests.
@@ -118,18 +120,6 @@ func (ts *testServer) dial(tb testing.TB, user int64) *websocket.Conn {
 	return c
 }
 
-// waitFor polls cond until it holds or a generous deadline passes.
-func waitFor(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func readText(tb testing.TB, c *websocket.Conn) string {
 	tb.Helper()
 	_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
@@ -192,7 +182,7 @@ func TestEchoRegistryAndFanOut(t *testing.T) {
 	a1 := ts.dial(t, 1)
 	a2 := ts.dial(t, 1)
 	b := ts.dial(t, 2)
-	waitFor(t, "3 connections", func() bool { return ts.m.GetActiveConnectionsCount() == 3 })
+	waittest.Until(t, "3 connections", func() bool { return ts.m.GetActiveConnectionsCount() == 3 })
 
 	if got := len(ts.m.Connections(1)); got != 2 {
 		t.Fatalf("Connections(1): got %d, want 2", got)
@@ -256,7 +246,7 @@ func TestEchoRegistryAndFanOut(t *testing.T) {
 	if err := <-rec.discCh; err != nil {
 		t.Fatalf("OnDisconnect after a normal close: got %v, want nil", err)
 	}
-	waitFor(t, "user 2 offline", func() bool { return !ts.m.isUserOnline(2) })
+	waittest.Until(t, "user 2 offline", func() bool { return !ts.m.isUserOnline(2) })
 	if got := ts.m.GetActiveConnectionsCount(); got != 2 {
 		t.Fatalf("count after one close: got %d, want 2", got)
 	}
@@ -507,7 +497,7 @@ func TestSlowConsumerDoesNotDelayOthers(t *testing.T) {
 	ts := newTestServer(t, cfg, echoCallbacks(rec))
 	slow := ts.dial(t, 1) // never reads
 	fast := ts.dial(t, 2)
-	waitFor(t, "2 connections", func() bool { return ts.m.GetActiveConnectionsCount() == 2 })
+	waittest.Until(t, "2 connections", func() bool { return ts.m.GetActiveConnectionsCount() == 2 })
 
 	chunk := []byte(strings.Repeat("x", 64<<10))
 	sent := 0
@@ -574,7 +564,7 @@ func TestSendWithCallbackAndClose(t *testing.T) {
 	rec := newRecorder()
 	ts := newTestServer(t, DefaultConfig(), echoCallbacks(rec))
 	c := ts.dial(t, 1)
-	waitFor(t, "registration", func() bool { return ts.m.isUserOnline(1) })
+	waittest.Until(t, "registration", func() bool { return ts.m.isUserOnline(1) })
 	conn, _ := ts.m.oneConnection(1)
 
 	written := make(chan struct{})
@@ -703,7 +693,7 @@ func TestPingPong(t *testing.T) {
 				break
 			}
 		}
-		waitFor(t, "user 2 dropped", func() bool { return !ts.m.isUserOnline(2) })
+		waittest.Until(t, "user 2 dropped", func() bool { return !ts.m.isUserOnline(2) })
 	})
 }
 
@@ -723,7 +713,7 @@ func TestShutdown(t *testing.T) {
 		defer c.Close()
 		clients = append(clients, c)
 	}
-	waitFor(t, "5 connections", func() bool { return m.GetActiveConnectionsCount() == 5 })
+	waittest.Until(t, "5 connections", func() bool { return m.GetActiveConnectionsCount() == 5 })
 
 	var wg sync.WaitGroup
 	for _, c := range clients {
@@ -760,7 +750,7 @@ func TestShutdownContextExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	waitFor(t, "registration", func() bool { return m.isUserOnline(1) })
+	waittest.Until(t, "registration", func() bool { return m.isUserOnline(1) })
 	// The client never reads, so it never answers the close frame: the drain
 	// waits for closeGrace, longer than ctx allows.
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -783,7 +773,7 @@ func TestConnIDs(t *testing.T) {
 	for range 5 {
 		ts.dial(t, 1)
 	}
-	waitFor(t, "5 connections", func() bool { return ts.m.GetActiveConnectionsCount() == 5 })
+	waittest.Until(t, "5 connections", func() bool { return ts.m.GetActiveConnectionsCount() == 5 })
 	seen := map[string]bool{}
 	valid := regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 	for _, c := range ts.m.Connections(1) {
@@ -858,8 +848,8 @@ func TestNoLeaks(t *testing.T) {
 	close(stop)
 	sender.Wait()
 
-	waitFor(t, "all connections unregistered", func() bool { return ts.m.GetActiveConnectionsCount() == 0 })
-	waitFor(t, fmt.Sprintf("goroutines back to %d", baseline), func() bool { return runtime.NumGoroutine() <= baseline })
+	waittest.Until(t, "all connections unregistered", func() bool { return ts.m.GetActiveConnectionsCount() == 0 })
+	waittest.Until(t, fmt.Sprintf("goroutines back to %d", baseline), func() bool { return runtime.NumGoroutine() <= baseline })
 	if got, want := rec.disconnects(), workers*cycles; got != want {
 		t.Fatalf("OnDisconnect calls: got %d, want %d", got, want)
 	}

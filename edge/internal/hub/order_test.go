@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/charla/charla/shared/waittest"
 )
 
 // TestEventsDuringAFrameFollowItsReply: an event sent (from another goroutine, as the
@@ -43,7 +45,7 @@ func TestEventsDuringAFrameFollowItsReply(t *testing.T) {
 		}
 	}
 	// Idle: an event is not held.
-	waitFor(t, "registration", func() bool { return ts.m.isUserOnline(1) })
+	waittest.Until(t, "registration", func() bool { return ts.m.isUserOnline(1) })
 	conn, _ := ts.m.oneConnection(1)
 	if err := conn.SendEvent([]byte("idle"), nil); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/charla/charla/shared/waittest"
 )
 
 // parkingConfig parks connections after 5 ms without a message.
@@ -36,7 +38,7 @@ func TestIdleConnectionParksAndWakes(t *testing.T) {
 	ts := newTestServer(t, parkingConfig(), echoCallbacks(rec))
 	c := ts.dial(t, 1)
 	for i := range 3 {
-		waitFor(t, "the connection to park", func() bool { return ts.m.ParkedCount() == 1 })
+		waittest.Until(t, "the connection to park", func() bool { return ts.m.ParkedCount() == 1 })
 		msg := "m" + string(rune('0'+i))
 		if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
 			t.Fatal(err)
@@ -46,7 +48,7 @@ func TestIdleConnectionParksAndWakes(t *testing.T) {
 		}
 	}
 	// Server-initiated events reach a parked connection too: writing needs no reader.
-	waitFor(t, "the connection to park again", func() bool { return ts.m.ParkedCount() == 1 })
+	waittest.Until(t, "the connection to park again", func() bool { return ts.m.ParkedCount() == 1 })
 	if n := ts.m.sendToUser(1, []byte("event"), ""); n != 1 {
 		t.Fatalf("sendToUser reached %d connections, want 1", n)
 	}
@@ -96,7 +98,7 @@ func TestPongsKeepAConnectionParked(t *testing.T) {
 	if rec.disconnects() != 0 || !ts.m.isUserOnline(1) {
 		t.Fatal("a parked client that answers pings was dropped")
 	}
-	waitFor(t, "the connection to park between pongs", func() bool { return ts.m.ParkedCount() == 1 })
+	waittest.Until(t, "the connection to park between pongs", func() bool { return ts.m.ParkedCount() == 1 })
 }
 
 // The read deadline holds while no goroutine reads: a parked client that stops
@@ -106,7 +108,7 @@ func TestSilentParkedConnectionIsDropped(t *testing.T) {
 	ts, rec := pingingServer(t, 50*time.Millisecond, 200*time.Millisecond)
 	c := ts.dial(t, 1)
 	c.SetPingHandler(func(string) error { return nil }) // no pong
-	waitFor(t, "the connection to park", func() bool { return ts.m.ParkedCount() == 1 })
+	waittest.Until(t, "the connection to park", func() bool { return ts.m.ParkedCount() == 1 })
 	select {
 	case err := <-rec.discCh:
 		if err == nil {
@@ -125,7 +127,7 @@ func TestParkedConnectionsCloseAndShutDown(t *testing.T) {
 	rec := newRecorder()
 	ts := newTestServer(t, parkingConfig(), echoCallbacks(rec))
 	a, b, c := ts.dial(t, 1), ts.dial(t, 2), ts.dial(t, 3)
-	waitFor(t, "three parked connections", func() bool { return ts.m.ParkedCount() == 3 })
+	waittest.Until(t, "three parked connections", func() bool { return ts.m.ParkedCount() == 3 })
 
 	// Closed by the server: the close frame goes out and the peer's answer is read.
 	conn, ok := ts.m.oneConnection(1)
@@ -139,7 +141,7 @@ func TestParkedConnectionsCloseAndShutDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectClose(t, b, websocket.CloseNormalClosure)
-	waitFor(t, "two disconnects", func() bool { return rec.disconnects() == 2 })
+	waittest.Until(t, "two disconnects", func() bool { return rec.disconnects() == 2 })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

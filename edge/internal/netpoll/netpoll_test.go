@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/charla/charla/shared/waittest"
 )
 
 // TestMain fails the package's tests if the poller's goroutine outlives its waits.
@@ -81,22 +83,11 @@ func waiting(p *Poller) int {
 // waitLoopExit waits until the poller's goroutine has ended.
 func waitLoopExit(t *testing.T, p *Poller) {
 	t.Helper()
-	waitFor(t, "the loop to exit", func() bool {
+	waittest.Until(t, "the loop to exit", func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		return !p.running
 	})
-}
-
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 func TestReadyOnceWhenReadable(t *testing.T) {

@@ -15,19 +15,31 @@ import (
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
 )
 
-// holdFirstMany holds the first ConnectMany until released; the later ones pass.
-type holdFirstMany struct {
-	*fakeClient
+// gate holds the first call that passes it: entered is closed when it arrives, and it
+// goes on once release is closed; the later calls pass.
+type gate struct {
 	once    sync.Once
 	entered chan struct{}
 	release chan struct{}
 }
 
-func (h *holdFirstMany) ConnectMany(ctx context.Context, r *connect.Request[presencev1.ConnectManyRequest]) (*connect.Response[presencev1.ConnectManyResponse], error) {
-	h.once.Do(func() {
-		close(h.entered)
-		<-h.release
+func newGate() *gate { return &gate{entered: make(chan struct{}), release: make(chan struct{})} }
+
+func (g *gate) pass() {
+	g.once.Do(func() {
+		close(g.entered)
+		<-g.release
 	})
+}
+
+// holdFirstMany holds the first ConnectMany until released; the later ones pass.
+type holdFirstMany struct {
+	*fakeClient
+	*gate
+}
+
+func (h *holdFirstMany) ConnectMany(ctx context.Context, r *connect.Request[presencev1.ConnectManyRequest]) (*connect.Response[presencev1.ConnectManyResponse], error) {
+	h.pass()
 	return h.fakeClient.ConnectMany(ctx, r)
 }
 
@@ -70,7 +82,7 @@ func waitInBatcher(t *testing.T, marker string, n int) {
 func TestConnectsShareBatches(t *testing.T) {
 	f := newFake()
 	f.reject = map[string]connect.Code{"bad": connect.CodeInvalidArgument}
-	h := &holdFirstMany{fakeClient: f, entered: make(chan struct{}), release: make(chan struct{})}
+	h := &holdFirstMany{fakeClient: f, gate: newGate()}
 	r := New(h, Options{EdgeID: "e1", after: newBeatClock().after})
 	run(t, r)
 
@@ -123,13 +135,7 @@ func TestConnectsShareBatches(t *testing.T) {
 		t.Error("the rejected connection is not owed")
 	}
 	for _, id := range ids {
-		r.mu.Lock()
-		c := r.conns[id]
-		r.mu.Unlock()
-		c.mu.Lock()
-		recorded := c.recorded
-		c.mu.Unlock()
-		if recorded != (id != "bad") {
+		if recorded := isRecorded(r, id); recorded != (id != "bad") {
 			t.Errorf("connection %s: recorded %v", id, recorded)
 		}
 	}
@@ -140,15 +146,15 @@ func TestConnectsShareBatches(t *testing.T) {
 // fails each connection with it.
 func TestConnectErrorsAsConnect(t *testing.T) {
 	t.Parallel()
-	res := connectResult(&presencev1.ConnectManyResult{ErrorCode: "not_found", ErrorMessage: "edge holds no lease; register again"})
+	res := itemResult[*presencev1.ConnectManyResult, presencev1.ConnectResponse](&presencev1.ConnectManyResult{ErrorCode: "not_found", ErrorMessage: "edge holds no lease; register again"})
 	if connect.CodeOf(res.Err) != connect.CodeNotFound || res.Err.(*connect.Error).Message() != "edge holds no lease; register again" {
 		t.Errorf("not_found result: got %v", res.Err)
 	}
-	res = connectResult(&presencev1.ConnectManyResult{ErrorCode: "no_such_code", ErrorMessage: "m"})
+	res = itemResult[*presencev1.ConnectManyResult, presencev1.ConnectResponse](&presencev1.ConnectManyResult{ErrorCode: "no_such_code", ErrorMessage: "m"})
 	if connect.CodeOf(res.Err) != connect.CodeUnknown {
 		t.Errorf("unknown code: got %v, want unknown", res.Err)
 	}
-	res = connectResult(&presencev1.ConnectManyResult{})
+	res = itemResult[*presencev1.ConnectManyResult, presencev1.ConnectResponse](&presencev1.ConnectManyResult{})
 	if res.Err != nil || res.Value == nil {
 		t.Errorf("empty success: got %+v, want an empty response", res)
 	}

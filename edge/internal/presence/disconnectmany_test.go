@@ -5,28 +5,22 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
-	"sync"
 	"testing"
-	"time"
 
 	"connectrpc.com/connect"
 
 	presencev1 "github.com/charla/charla/proto/gen/presence/v1"
+	"github.com/charla/charla/shared/waittest"
 )
 
-// holdFirstDisconnectMany holds the first DisconnectMany until release is closed.
+// holdFirstDisconnectMany holds the first DisconnectMany until released (gate).
 type holdFirstDisconnectMany struct {
 	*fakeClient
-	once    sync.Once
-	entered chan struct{}
-	release chan struct{}
+	*gate
 }
 
 func (h *holdFirstDisconnectMany) DisconnectMany(ctx context.Context, r *connect.Request[presencev1.DisconnectManyRequest]) (*connect.Response[presencev1.DisconnectManyResponse], error) {
-	h.once.Do(func() {
-		close(h.entered)
-		<-h.release
-	})
+	h.pass()
 	return h.fakeClient.DisconnectMany(ctx, r)
 }
 
@@ -36,27 +30,29 @@ func connectAll(t *testing.T, r *Reporter, ids []string) {
 	t.Helper()
 	for i, id := range ids {
 		r.Connected(context.Background(), Conn{UserID: int64(i + 1), ConnID: id}, false)
-		r.mu.Lock()
-		c := r.conns[id]
-		r.mu.Unlock()
-		c.mu.Lock()
-		recorded := c.recorded
-		c.mu.Unlock()
-		if !recorded {
+		if !isRecorded(r, id) {
 			t.Fatalf("connection %s not recorded", id)
 		}
 	}
 }
 
-// waitUntil waits (bounded) until cond holds.
-func waitUntil(t *testing.T, what string, cond func() bool) {
+// isRecorded reports whether presence has the reporter's connection id.
+func isRecorded(r *Reporter, id string) bool {
+	r.mu.Lock()
+	c := r.conns[id]
+	r.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.recorded
+}
+
+// drain waits (bounded) until every Disconnect the reporter owes has been answered.
+func drain(t *testing.T, r *Reporter) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), waittest.Bound)
+	defer cancel()
+	if err := r.Drain(ctx); err != nil {
+		t.Fatalf("Drain: %v", err)
 	}
 }
 
@@ -65,7 +61,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // Not parallel: it counts goroutines.
 func TestDisconnectsShareBatches(t *testing.T) {
 	f := newFake()
-	h := &holdFirstDisconnectMany{fakeClient: f, entered: make(chan struct{}), release: make(chan struct{})}
+	h := &holdFirstDisconnectMany{fakeClient: f, gate: newGate()}
 	r := New(h, Options{EdgeID: "e1", after: newBeatClock().after})
 	run(t, r)
 	const n = 50
@@ -81,15 +77,11 @@ func TestDisconnectsShareBatches(t *testing.T) {
 	for i, id := range ids[1:] {
 		r.Disconnected(Conn{UserID: int64(i + 2), ConnID: id})
 	}
-	waitUntil(t, "the Disconnects to queue", func() bool { return r.disconnects.Queued() == n })
+	waittest.Until(t, "the Disconnects to queue", func() bool { return r.disconnects.Queued() == n })
 	// Each Disconnected's short-lived goroutine has ended once its Disconnect is queued.
-	waitUntil(t, "the goroutines that queued them to end", func() bool { return runtime.NumGoroutine() <= before+2 })
+	waittest.Until(t, "the goroutines that queued them to end", func() bool { return runtime.NumGoroutine() <= before+2 })
 	close(h.release)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := r.Drain(ctx); err != nil {
-		t.Fatalf("Drain: %v", err)
-	}
+	drain(t, r)
 
 	f.mu.Lock()
 	batches, left := slices.Clone(f.disconnectBatches), len(f.conns)
@@ -121,11 +113,7 @@ func TestDisconnectManyItemErrorIsOwed(t *testing.T) {
 	for i, id := range []string{"ok1", "bad", "ok2"} {
 		r.Disconnected(Conn{UserID: int64(i + 1), ConnID: id})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := r.Drain(ctx); err != nil {
-		t.Fatalf("Drain: %v", err)
-	}
+	drain(t, r)
 	r.mu.Lock()
 	c, kept := r.conns["bad"]
 	owed, failed, n := r.owed, kept && c.releaseFailed, len(r.conns)
@@ -138,7 +126,7 @@ func TestDisconnectManyItemErrorIsOwed(t *testing.T) {
 	if err := clock.beat(t, f); err != nil { // a beat that lands makes the owed calls again
 		t.Fatalf("beat: %v", err)
 	}
-	waitUntil(t, "the owed Disconnect", func() bool {
+	waittest.Until(t, "the owed Disconnect", func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		return len(r.conns) == 0
@@ -164,11 +152,7 @@ func TestDisconnectManyUnimplementedFallsBack(t *testing.T) {
 	for i, id := range ids {
 		r.Disconnected(Conn{UserID: int64(i + 1), ConnID: id})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := r.Drain(ctx); err != nil {
-		t.Fatalf("Drain: %v", err)
-	}
+	drain(t, r)
 	f.mu.Lock()
 	left, batches := len(f.conns), len(f.disconnectBatches)
 	var removed []string

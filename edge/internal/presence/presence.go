@@ -434,20 +434,11 @@ func (r *Reporter) connectBatch(ctx context.Context, calls []connectCall) ([]coa
 	results, err := batchOrSingles(ctx, r, batchKind[*presencev1.ConnectRequest, *presencev1.ConnectManyResult, *presencev1.ConnectResponse]{
 		many: "ConnectMany", one: "Connect", until: &r.singleUntil,
 		callMany: func(ctx context.Context, reqs []*presencev1.ConnectRequest) ([]*presencev1.ConnectManyResult, error) {
-			res, err := r.c.ConnectMany(ctx, connect.NewRequest(&presencev1.ConnectManyRequest{Connections: reqs}))
-			if err != nil {
-				return nil, err
-			}
-			return res.Msg.GetResults(), nil
+			res, err := unary(r.c.ConnectMany)(ctx, &presencev1.ConnectManyRequest{Connections: reqs})
+			return res.GetResults(), err
 		},
-		item: connectResult,
-		callOne: func(ctx context.Context, req *presencev1.ConnectRequest) (*presencev1.ConnectResponse, error) {
-			res, err := r.c.Connect(ctx, connect.NewRequest(req))
-			if err != nil {
-				return nil, err
-			}
-			return res.Msg, nil
-		},
+		item:    itemResult[*presencev1.ConnectManyResult, presencev1.ConnectResponse],
+		callOne: unary(r.c.Connect),
 	}, send)
 	if err != nil {
 		return nil, err
@@ -512,18 +503,38 @@ func batchOrSingles[Req, Item, Res any](ctx context.Context, r *Reporter, k batc
 	return out, nil
 }
 
-// connectResult turns one ConnectMany result into what Connect would have returned: its
-// response, or a Connect error with its code and message, which connect.CodeOf reads as
-// it reads Connect's own.
-func connectResult(res *presencev1.ConnectManyResult) coalesce.Result[*presencev1.ConnectResponse] {
-	if res.GetErrorCode() == "" {
-		if res.GetResponse() == nil {
-			return coalesce.Result[*presencev1.ConnectResponse]{Value: &presencev1.ConnectResponse{}}
-		}
-		return coalesce.Result[*presencev1.ConnectResponse]{Value: res.GetResponse()}
+// manyResult is one item of a batch call's answer (ConnectManyResult,
+// DisconnectManyResult): the single call's response, or its error's code and message.
+type manyResult[Res any] interface {
+	GetErrorCode() string
+	GetErrorMessage() string
+	GetResponse() Res
+}
+
+// itemResult turns one item of a batch call's answer into what the single call would
+// have returned: its response (an empty one when the service sent none), or an error with
+// the item's code and message, which connect.CodeOf reads as it reads the single call's
+// own. A code this edge does not know (a newer service) is unknown: still a failure, and
+// owed.
+func itemResult[Item manyResult[Res], Msg any, Res interface{ *Msg }](it Item) coalesce.Result[Res] {
+	if it.GetErrorCode() != "" {
+		return coalesce.Result[Res]{Err: rpc.ItemErr(it.GetErrorCode(), it.GetErrorMessage())}
 	}
-	// A code this edge does not know (a newer service) is unknown: still a failure, and owed.
-	return coalesce.Result[*presencev1.ConnectResponse]{Err: rpc.ItemErr(res.GetErrorCode(), res.GetErrorMessage())}
+	if res := it.GetResponse(); res != nil {
+		return coalesce.Result[Res]{Value: res}
+	}
+	return coalesce.Result[Res]{Value: Res(new(Msg))}
+}
+
+// unary adapts a Connect client method to one that takes and returns bare messages.
+func unary[Req, Res any](call func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error)) func(context.Context, *Req) (*Res, error) {
+	return func(ctx context.Context, req *Req) (*Res, error) {
+		res, err := call(ctx, connect.NewRequest(req))
+		if err != nil {
+			return nil, err
+		}
+		return res.Msg, nil
+	}
 }
 
 // disconnectBatch makes one DisconnectMany call, bounded by the call timeout, and answers
@@ -534,30 +545,12 @@ func (r *Reporter) disconnectBatch(ctx context.Context, reqs []*presencev1.Disco
 	return batchOrSingles(ctx, r, batchKind[*presencev1.DisconnectRequest, *presencev1.DisconnectManyResult, *presencev1.DisconnectResponse]{
 		many: "DisconnectMany", one: "Disconnect", until: &r.singleDisconnectUntil,
 		callMany: func(ctx context.Context, reqs []*presencev1.DisconnectRequest) ([]*presencev1.DisconnectManyResult, error) {
-			res, err := r.c.DisconnectMany(ctx, connect.NewRequest(&presencev1.DisconnectManyRequest{Connections: reqs}))
-			if err != nil {
-				return nil, err
-			}
-			return res.Msg.GetResults(), nil
+			res, err := unary(r.c.DisconnectMany)(ctx, &presencev1.DisconnectManyRequest{Connections: reqs})
+			return res.GetResults(), err
 		},
-		item: disconnectResult,
-		callOne: func(ctx context.Context, req *presencev1.DisconnectRequest) (*presencev1.DisconnectResponse, error) {
-			res, err := r.c.Disconnect(ctx, connect.NewRequest(req))
-			if err != nil {
-				return nil, err
-			}
-			return res.Msg, nil
-		},
+		item:    itemResult[*presencev1.DisconnectManyResult, presencev1.DisconnectResponse],
+		callOne: unary(r.c.Disconnect),
 	}, reqs)
-}
-
-// disconnectResult turns one DisconnectMany result into what Disconnect would have
-// returned: its response, or a Connect error with its code and message.
-func disconnectResult(res *presencev1.DisconnectManyResult) coalesce.Result[*presencev1.DisconnectResponse] {
-	if res.GetErrorCode() != "" {
-		return coalesce.Result[*presencev1.DisconnectResponse]{Err: rpc.ItemErr(res.GetErrorCode(), res.GetErrorMessage())}
-	}
-	return coalesce.Result[*presencev1.DisconnectResponse]{Value: res.GetResponse()}
 }
 
 // release queues the closed connection's Disconnect for the next DisconnectMany and

@@ -48,16 +48,10 @@ type Connection struct {
 	ConnectionID string
 }
 
-// ConnectResult is one connection's outcome in Store.ConnectMany: the transition, or the
-// error Connect would have returned for it.
-type ConnectResult struct {
-	Transition Transition
-	Err        error
-}
-
-// DisconnectResult is one connection's outcome in Store.DisconnectMany: the transition, or
-// the error Disconnect would have returned for it.
-type DisconnectResult struct {
+// ConnectionResult is one connection's outcome in Store.ConnectMany or
+// Store.DisconnectMany: the transition, or the error Connect (Disconnect) would have
+// returned for it.
+type ConnectionResult struct {
 	Transition Transition
 	Err        error
 }
@@ -74,7 +68,7 @@ type Store interface {
 	// by Connect one after the other (a user's second connection does not become online).
 	// A connection that fails leaves no trace and does not stop the others. The caller
 	// holds the stripe locks of all their users.
-	ConnectMany(ctx context.Context, conns []Connection, now int64) []ConnectResult
+	ConnectMany(ctx context.Context, conns []Connection, now int64) []ConnectionResult
 	// Disconnect removes a connection. Idempotent.
 	Disconnect(ctx context.Context, edgeID string, userID int64, connectionID string, now int64) (Transition, error)
 	// DisconnectMany removes connections, one result per connection in their order, each
@@ -83,7 +77,7 @@ type Store interface {
 	// offline; a connection already removed changes nothing). A connection that fails
 	// leaves no trace and does not stop the others. The caller holds the stripe locks of
 	// all their users.
-	DisconnectMany(ctx context.Context, conns []Connection, now int64) []DisconnectResult
+	DisconnectMany(ctx context.Context, conns []Connection, now int64) []ConnectionResult
 	// StartLease creates or renews an edge's lease, ending at leaseUntil, keeping the
 	// connections the edge holds.
 	StartLease(ctx context.Context, edgeID string, leaseUntil int64) error

@@ -57,13 +57,13 @@ func TestConnectManyAsConnects(t *testing.T) {
 
 		// The reference: the same batch, on other users and another edge, as Connects.
 		prepareConnectManyCase(t, s, 100, "ref", now)
-		var want []presence.ConnectResult
+		var want []presence.ConnectionResult
 		for _, c := range connectManyCase(100, "ref") {
 			tr, err := s.Connect(ctx, c.EdgeID, c.UserID, c.ConnectionID, now)
 			if err == nil {
 				tr.UserID -= 100
 			}
-			want = append(want, presence.ConnectResult{Transition: tr, Err: err})
+			want = append(want, presence.ConnectionResult{Transition: tr, Err: err})
 		}
 
 		// The batch in one transaction, then again (other users, another edge) with a race
@@ -94,7 +94,7 @@ func TestConnectManyAsConnects(t *testing.T) {
 
 // checkConnectMany runs connectManyCase(base, edge) through ConnectMany and compares its
 // results with want, Connect's, and what it left in the store.
-func checkConnectMany(t *testing.T, s *Store, url string, base int64, edge string, wantTxs int64, want []presence.ConnectResult) {
+func checkConnectMany(t *testing.T, s *Store, url string, base int64, edge string, wantTxs int64, want []presence.ConnectionResult) {
 	t.Helper()
 	ctx := context.Background()
 	const now = int64(1_000_000)
@@ -169,7 +169,7 @@ func TestConnectManyAmongOthers(t *testing.T) {
 			t.Fatalf("StartLease: %v", err)
 		}
 		const workers, per = 16, 5
-		batches := make([][]presence.ConnectResult, workers)
+		batches := make([][]presence.ConnectionResult, workers)
 		singles := make([]error, workers)
 		var wg sync.WaitGroup
 		for w := range workers {

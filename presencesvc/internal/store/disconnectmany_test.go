@@ -85,13 +85,13 @@ func TestDisconnectManyAsDisconnects(t *testing.T) {
 
 		// The reference: the same batch, on other users and another edge, as Disconnects.
 		prepareDisconnectManyCase(t, s, 100, "ref")
-		var want []presence.DisconnectResult
+		var want []presence.ConnectionResult
 		for _, c := range disconnectManyCase(100, "ref") {
 			tr, err := s.Disconnect(ctx, c.EdgeID, c.UserID, c.ConnectionID, disconnectedAt)
 			if err == nil {
 				tr.UserID -= 100
 			}
-			want = append(want, presence.DisconnectResult{Transition: tr, Err: err})
+			want = append(want, presence.ConnectionResult{Transition: tr, Err: err})
 		}
 
 		prepareDisconnectManyCase(t, s, 0, "e1")
@@ -193,7 +193,7 @@ func TestDisconnectManyAmongOthers(t *testing.T) {
 				}
 			}
 		}
-		batches := make([][]presence.DisconnectResult, workers)
+		batches := make([][]presence.ConnectionResult, workers)
 		singles := make([][]presence.Transition, workers)
 		var wg sync.WaitGroup
 		for w := range workers {

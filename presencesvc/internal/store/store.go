@@ -345,8 +345,8 @@ const mysqlConnectWorkers = 4
 // writer group, so a whole batch costs one BEGIN and one COMMIT. On MySQL each runs in a
 // transaction of its own, as Connect, a few at a time (mysqlConnectWorkers); a user's
 // connections run one after the other, in their order.
-func (s *Store) ConnectMany(ctx context.Context, conns []presence.Connection, now int64) []presence.ConnectResult {
-	out := make([]presence.ConnectResult, len(conns))
+func (s *Store) ConnectMany(ctx context.Context, conns []presence.Connection, now int64) []presence.ConnectionResult {
+	out := make([]presence.ConnectionResult, len(conns))
 	if len(conns) == 0 {
 		return out
 	}
@@ -363,7 +363,7 @@ func (s *Store) ConnectMany(ctx context.Context, conns []presence.Connection, no
 	}
 	if err == nil {
 		for i := range out {
-			out[i] = presence.ConnectResult{Transition: trs[i], Err: setErrs[i]}
+			out[i] = presence.ConnectionResult{Transition: trs[i], Err: setErrs[i]}
 		}
 		return out
 	}
@@ -373,18 +373,7 @@ func (s *Store) ConnectMany(ctx context.Context, conns []presence.Connection, no
 		}
 		return out
 	}
-	fns := make([]func(t *tx) error, len(conns))
-	for i, c := range conns {
-		fns[i] = s.connectFn(c, now, &out[i].Transition)
-	}
-	for i, err := range s.runEach(ctx, conns, fns) {
-		if err != nil {
-			// A savepoint rolled back, or a group run again, may have left a transition
-			// behind: a failed connection has none.
-			out[i] = presence.ConnectResult{Err: err}
-		}
-	}
-	return out
+	return s.oneByOne(ctx, conns, now, s.connectFn)
 }
 
 // DisconnectMany implements presence.Store. On SQLite every connection is a savepoint of
@@ -393,32 +382,36 @@ func (s *Store) ConnectMany(ctx context.Context, conns []presence.Connection, no
 // connections run one after the other, in their order, so that only the last makes the
 // user offline. Unlike ConnectMany there is no few-statement first pass (connectSet): each
 // connection costs Disconnect's statements, only the commits are shared.
-func (s *Store) DisconnectMany(ctx context.Context, conns []presence.Connection, now int64) []presence.DisconnectResult {
-	out := make([]presence.DisconnectResult, len(conns))
+func (s *Store) DisconnectMany(ctx context.Context, conns []presence.Connection, now int64) []presence.ConnectionResult {
+	return s.oneByOne(ctx, conns, now, s.disconnectFn)
+}
+
+// oneByOne runs the transaction fn makes for each connection as one of its own as far as
+// its outcome goes: on SQLite as savepoints of one writer group (writeMany), on MySQL
+// side by side by chains (runEachByUser). It returns their outcomes in order.
+func (s *Store) oneByOne(ctx context.Context, conns []presence.Connection, now int64, fn func(presence.Connection, int64, *presence.Transition) func(*tx) error) []presence.ConnectionResult {
+	out := make([]presence.ConnectionResult, len(conns))
 	if len(conns) == 0 {
 		return out
 	}
 	fns := make([]func(t *tx) error, len(conns))
 	for i, c := range conns {
-		fns[i] = s.disconnectFn(c, now, &out[i].Transition)
+		fns[i] = fn(c, now, &out[i].Transition)
 	}
-	for i, err := range s.runEach(ctx, conns, fns) {
+	var errs []error
+	if s.db.Dialect != sqldb.MySQL {
+		errs = s.writeMany(ctx, fns)
+	} else {
+		errs = s.runEachByUser(ctx, conns, fns)
+	}
+	for i, err := range errs {
 		if err != nil {
-			// As in ConnectMany: a failed connection has no transition.
-			out[i] = presence.DisconnectResult{Err: err}
+			// A savepoint rolled back, or a group run again, may have left a transition
+			// behind: a failed connection has none.
+			out[i] = presence.ConnectionResult{Err: err}
 		}
 	}
 	return out
-}
-
-// runEach runs each fns[i] (the transaction of conns[i]) as a transaction of its own as
-// far as its outcome goes, and returns their errors in order: on SQLite as savepoints of
-// one writer group (writeMany), on MySQL side by side by chains (runEachByUser).
-func (s *Store) runEach(ctx context.Context, conns []presence.Connection, fns []func(t *tx) error) []error {
-	if s.db.Dialect != sqldb.MySQL {
-		return s.writeMany(ctx, fns)
-	}
-	return s.runEachByUser(ctx, conns, fns)
 }
 
 // runEachByUser runs each fns[i] (the transaction of conns[i]) in a transaction of its
